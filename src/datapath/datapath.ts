@@ -1,0 +1,82 @@
+// The portable data path: a FrameDevice and a DatagramBind joined by the tx
+// and rx paths, all on the event loop. It owns both sides once started and
+// closes them on stop().
+
+import type { Logger } from 'pino';
+import type { Fdb } from '../fdb/fdb';
+import { RateLimitedLog } from '../util/rate-limit';
+import type { DatagramBind, FrameDevice } from './ports';
+import { RxPath } from './rx';
+import type { Stats } from './stats';
+import { TxPath } from './tx';
+
+export interface DatapathOptions {
+  vni: number;
+  dstPort: number;
+  fdb: Fdb;
+  device: FrameDevice;
+  bind: DatagramBind;
+  stats: Stats;
+  log: Logger;
+  now?: () => number;
+  /** Datagrams that may be in flight at once (default SEND_POOL_SLOTS). */
+  sendPoolSlots?: number;
+}
+
+type DatapathState = 'idle' | 'running' | 'stopped';
+
+export class Datapath {
+  private state: DatapathState = 'idle';
+  private readonly tx: TxPath;
+  private readonly rx: RxPath;
+
+  constructor(private readonly o: DatapathOptions) {
+    const now = o.now ?? Date.now;
+    const limited = new RateLimitedLog(o.log);
+    this.tx = new TxPath({
+      vni: o.vni,
+      dstPort: o.dstPort,
+      mtu: o.device.mtu,
+      fdb: o.fdb,
+      bind: o.bind,
+      stats: o.stats,
+      now,
+      sendPoolSlots: o.sendPoolSlots,
+      onSendError: (err) => {
+        const { code, address } = err as NodeJS.ErrnoException & { address?: string };
+        limited.warn(`send:${code}:${address}`, { err: code, vtep: address }, 'send to VTEP failed');
+      },
+    });
+    this.rx = new RxPath({
+      vni: o.vni,
+      fdb: o.fdb,
+      device: o.device,
+      stats: o.stats,
+      now,
+      onWrongVni: (vni, from) =>
+        limited.warn(`vni:${from}:${vni}`, { vni, expectedVni: o.vni, from }, 'dropped datagram with a foreign VNI'),
+    });
+  }
+
+  /** Starts both directions. onFatal runs at most once, if either side fails for good. */
+  start(onFatal: (err: Error) => void): void {
+    if (this.state !== 'idle') throw new Error(`data path cannot start when ${this.state}`);
+    this.state = 'running';
+    let failed = false;
+    const fatal = (err: Error): void => {
+      if (failed || this.state !== 'running') return;
+      failed = true;
+      onFatal(err);
+    };
+    this.o.device.start((batch) => this.tx.onFrames(batch), fatal);
+    this.o.bind.start((msg, from) => this.rx.onDatagram(msg, from), fatal);
+  }
+
+  /** Closes the device and the socket. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.o.device.close();
+    await this.o.bind.close();
+  }
+}

@@ -1,0 +1,67 @@
+// rx: UDP → TAP. Validates the VXLAN header and the inner frame, learns the
+// inner source MAC against the outer source address, and writes the frame to
+// the TAP. Every refusal is a counted DropReason.
+
+import { constants as osConstants } from 'node:os';
+import { LearnOutcome, type Fdb } from '../fdb/fdb';
+import { ETH_HEADER_BYTES, ETH_SRC_OFFSET, isVlanTaggedAt, maxFrameBytes } from '../wire/ethernet';
+import { macKeyAt } from '../wire/mac';
+import { decodeVxlan, VXLAN_DECODE_NO_I_FLAG, VXLAN_HEADER_BYTES } from '../wire/vxlan';
+import { DropReason } from './drops';
+import type { FrameDevice } from './ports';
+import type { Stats } from './stats';
+
+const EAGAIN = osConstants.errno.EAGAIN;
+
+export interface RxOptions {
+  vni: number;
+  fdb: Fdb;
+  device: FrameDevice;
+  stats: Stats;
+  now: () => number;
+  /** Called for a datagram whose VNI is not ours (rate-limit any logging). */
+  onWrongVni?: (vni: number, fromAddress: string) => void;
+}
+
+export class RxPath {
+  private readonly ownMacKey: number;
+
+  constructor(private readonly o: RxOptions) {
+    this.ownMacKey = macKeyAt(o.device.mac, 0);
+  }
+
+  onDatagram(msg: Buffer, fromAddress: string): void {
+    const { o } = this;
+    const length = msg.length;
+    if (length < VXLAN_HEADER_BYTES + ETH_HEADER_BYTES) return o.stats.drop(DropReason.RxTruncated);
+    const vni = decodeVxlan(msg, 0, length);
+    if (vni === VXLAN_DECODE_NO_I_FLAG) return o.stats.drop(DropReason.RxNoIFlag);
+    if (vni !== o.vni) {
+      o.onWrongVni?.(vni, fromAddress);
+      return o.stats.drop(DropReason.RxWrongVni);
+    }
+    const frameBytes = length - VXLAN_HEADER_BYTES;
+    if (frameBytes > maxFrameBytes(o.device.mtu, isVlanTaggedAt(msg, VXLAN_HEADER_BYTES))) {
+      return o.stats.drop(DropReason.RxOversize);
+    }
+    const sourceKey = macKeyAt(msg, VXLAN_HEADER_BYTES + ETH_SRC_OFFSET);
+    if (sourceKey === this.ownMacKey) return o.stats.drop(DropReason.RxOwnSourceMac);
+
+    switch (o.fdb.learn(vni, sourceKey, fromAddress, o.now())) {
+      case LearnOutcome.NotLearnable:
+        return o.stats.drop(DropReason.RxBadSourceMac);
+      case LearnOutcome.StaticConflict:
+        return o.stats.drop(DropReason.RxStaticMacConflict);
+      case LearnOutcome.RefusedFull:
+        o.stats.learnRefusedFull++;
+        break;
+      default:
+        break;
+    }
+
+    const errno = o.device.write(msg, VXLAN_HEADER_BYTES, frameBytes);
+    if (errno !== 0) return o.stats.drop(errno === EAGAIN ? DropReason.RxTapBusy : DropReason.RxTapError);
+    o.stats.rxPackets++;
+    o.stats.rxBytes += frameBytes;
+  }
+}

@@ -1,0 +1,46 @@
+// The one catalog of control-plane errors. Each has a stable code (for
+// scripts and --json output) and one human line. The data path never throws
+// these per packet: it counts drops by reason instead (src/datapath/drops.ts).
+
+export const ERROR_CODES = {
+  VXLAND_CONFIG_INVALID: 'invalid configuration',
+  VXLAND_CONFIG_FILE: 'cannot read config file',
+  VXLAND_BAD_ARGUMENT: 'invalid argument',
+  VXLAND_NOT_FOUND: 'no such entry',
+  VXLAND_NO_DAEMON: 'no daemon is listening',
+  VXLAND_ALREADY_RUNNING: 'another daemon is already listening',
+  VXLAND_CONTROL_TIMEOUT: 'daemon did not answer in time',
+  VXLAND_CONTROL_PROTOCOL: 'bad control message',
+  VXLAND_PERMISSION: 'permission denied',
+  VXLAND_STATE_CORRUPT: 'state file is corrupt',
+  VXLAND_STATE_IO: 'cannot write state',
+  VXLAND_DATAPATH_UNAVAILABLE: 'data path unavailable',
+  VXLAND_DEVICE: 'TAP device error',
+  VXLAND_SOCKET: 'UDP socket error',
+  VXLAND_INTERNAL: 'internal error',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class VxlandError extends Error {
+  readonly code: ErrorCode;
+  /** Set when the error comes from a system call (native or node). */
+  readonly errno?: number;
+  readonly syscall?: string;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; errno?: number; syscall?: string }) {
+    super(message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = 'VxlandError';
+    this.code = code;
+    if (options?.errno !== undefined) this.errno = options.errno;
+    if (options?.syscall !== undefined) this.syscall = options.syscall;
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isVxlandError(err: unknown): err is VxlandError {
+  return err instanceof VxlandError;
+}

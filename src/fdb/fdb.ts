@@ -1,0 +1,266 @@
+// The one forwarding table. Semantics follow the Linux vxlan driver's FDB
+// (drivers/net/vxlan/vxlan_core.c):
+// - entries are keyed by (VNI, MAC) and remember when they were last updated
+//   (learned or refreshed) and last used (a frame was sent to them);
+// - learning maps an inner source MAC to the outer source IP of its datagram;
+// - static entries are never moved or aged by learning; a frame that claims a
+//   static MAC from another VTEP is refused, as the kernel does;
+// - ageing removes learned entries not refreshed for ageingMs; static ones stay;
+// - the all-zeros MAC holds the flood list ("peers"): broadcast, multicast and
+//   unknown unicast go to every peer (head-end replication);
+// - at most maxLearned learned entries; past that new MACs are not learned.
+// Both data paths (dgram and the native engine) apply these rules through this
+// class; neither has a copy of them.
+
+import { FLOOD_MAC, formatMacKey, isLearnableMacKey, macKeyOf } from '../wire/mac';
+
+export { FLOOD_MAC, parseMac } from '../wire/mac';
+
+export const FDB_AGEING_DEFAULT_MS = 300_000;
+export const FDB_MAX_LEARNED_DEFAULT = 16_384;
+
+export type FdbEntryKind = 'static' | 'learned' | 'peer';
+
+export interface FdbEntry {
+  vni: number;
+  mac: string;
+  vtep: string;
+  kind: FdbEntryKind;
+  updatedAgoMs: number;
+  usedAgoMs: number;
+}
+
+export type FdbEventType = 'learned' | 'moved' | 'aged' | 'added' | 'deleted';
+
+export interface FdbEvent {
+  type: FdbEventType;
+  vni: number;
+  mac: string;
+  vtep: string;
+  kind: FdbEntryKind;
+  /** Set on 'moved': the VTEP the MAC was at before. */
+  previousVtep?: string;
+}
+
+export interface FdbOptions {
+  /** Learned entries not refreshed for this long are removed by sweep(); 0 = never. */
+  ageingMs: number;
+  maxLearned: number;
+  now?: () => number;
+  onEvent?: (event: FdbEvent) => void;
+}
+
+/** What learn() did. The data path counts these; only STATIC_CONFLICT drops the frame. */
+export const enum LearnOutcome {
+  Refreshed = 0,
+  Learned = 1,
+  Moved = 2,
+  /** The source MAC is a static entry at another VTEP: the frame must be dropped. */
+  StaticConflict = 3,
+  /** The table is full: not learned, the frame still goes through. */
+  RefusedFull = 4,
+  /** Multicast, broadcast or all-zeros source: never learned. */
+  NotLearnable = 5,
+  /** Static entry at this very VTEP: nothing to do. */
+  Static = 6,
+}
+
+interface Entry {
+  readonly key: number;
+  vtep: string;
+  kind: 'static' | 'learned';
+  updatedMs: number;
+  usedMs: number;
+}
+
+interface VniTable {
+  readonly entries: Map<number, Entry>;
+  peers: readonly string[];
+  peersUsedMs: number;
+}
+
+export class Fdb {
+  private readonly tables = new Map<number, VniTable>();
+  private readonly ageingMs: number;
+  private readonly maxLearned: number;
+  private readonly now: () => number;
+  private readonly emit: (event: FdbEvent) => void;
+  private learned = 0;
+  private statics = 0;
+
+  constructor(options: FdbOptions) {
+    this.ageingMs = options.ageingMs;
+    this.maxLearned = options.maxLearned;
+    this.now = options.now ?? Date.now;
+    this.emit = options.onEvent ?? (() => undefined);
+  }
+
+  get learnedCount(): number {
+    return this.learned;
+  }
+
+  /** Entries of all kinds, peers included (as the kernel lists its all-zeros entries). */
+  get size(): number {
+    let peers = 0;
+    for (const table of this.tables.values()) peers += table.peers.length;
+    return this.learned + this.statics + peers;
+  }
+
+  // ---- data path: called per frame with a clock read once per batch ----
+
+  /** The VTEP for unicast MAC `key` in `vni`, or undefined (flood). Marks the entry used. */
+  lookup(vni: number, key: number, nowMs: number): string | undefined {
+    const entry = this.tables.get(vni)?.entries.get(key);
+    if (entry === undefined) return undefined;
+    entry.usedMs = nowMs;
+    return entry.vtep;
+  }
+
+  /** The flood list of `vni` (never mutated in place: safe to iterate while sending). */
+  floodList(vni: number, nowMs: number): readonly string[] {
+    const table = this.tables.get(vni);
+    if (table === undefined) return EMPTY;
+    table.peersUsedMs = nowMs;
+    return table.peers;
+  }
+
+  /** Learns that source MAC `key` in `vni` sits behind `vtep`. */
+  learn(vni: number, key: number, vtep: string, nowMs: number): LearnOutcome {
+    if (!isLearnableMacKey(key)) return LearnOutcome.NotLearnable;
+    const table = this.table(vni);
+    const entry = table.entries.get(key);
+    if (entry !== undefined) {
+      if (entry.kind === 'static') return entry.vtep === vtep ? LearnOutcome.Static : LearnOutcome.StaticConflict;
+      entry.updatedMs = nowMs;
+      if (entry.vtep === vtep) return LearnOutcome.Refreshed;
+      const previousVtep = entry.vtep;
+      entry.vtep = vtep;
+      this.emit({ type: 'moved', vni, mac: formatMacKey(key), vtep, kind: 'learned', previousVtep });
+      return LearnOutcome.Moved;
+    }
+    if (this.learned >= this.maxLearned) return LearnOutcome.RefusedFull;
+    table.entries.set(key, { key, vtep, kind: 'learned', updatedMs: nowMs, usedMs: nowMs });
+    this.learned++;
+    this.emit({ type: 'learned', vni, mac: formatMacKey(key), vtep, kind: 'learned' });
+    return LearnOutcome.Learned;
+  }
+
+  // ---- control plane ----
+
+  /** Appends `vtep` to the flood list; false if it is there already. */
+  addPeer(vni: number, vtep: string): boolean {
+    const table = this.table(vni);
+    if (table.peers.includes(vtep)) return false;
+    table.peers = [...table.peers, vtep];
+    this.emit({ type: 'added', vni, mac: FLOOD_MAC, vtep, kind: 'peer' });
+    return true;
+  }
+
+  removePeer(vni: number, vtep: string): boolean {
+    const table = this.tables.get(vni);
+    if (table === undefined || !table.peers.includes(vtep)) return false;
+    table.peers = table.peers.filter((p) => p !== vtep);
+    this.emit({ type: 'deleted', vni, mac: FLOOD_MAC, vtep, kind: 'peer' });
+    return true;
+  }
+
+  peers(vni: number): readonly string[] {
+    return this.tables.get(vni)?.peers ?? EMPTY;
+  }
+
+  /** Pins `mac` (normalised, see parseMac) to `vtep`, replacing any learned or static entry. */
+  addStatic(vni: number, mac: string, vtep: string): void {
+    const key = macKeyOf(mac);
+    const table = this.table(vni);
+    const old = table.entries.get(key);
+    if (old?.kind === 'learned') this.learned--;
+    if (old?.kind !== 'static') this.statics++;
+    const nowMs = this.now();
+    table.entries.set(key, { key, vtep, kind: 'static', updatedMs: nowMs, usedMs: old?.usedMs ?? nowMs });
+    this.emit({ type: 'added', vni, mac, vtep, kind: 'static' });
+  }
+
+  /** Removes the static or learned entry for `mac`; false if there is none. */
+  remove(vni: number, mac: string): boolean {
+    const table = this.tables.get(vni);
+    const entry = table?.entries.get(macKeyOf(mac));
+    if (table === undefined || entry === undefined) return false;
+    this.drop(vni, table, entry, 'deleted');
+    return true;
+  }
+
+  /** Removes learned entries, and static ones too unless learnedOnly. Peers stay. */
+  flush(options: { learnedOnly: boolean }): number {
+    let removed = 0;
+    for (const [vni, table] of this.tables) {
+      for (const entry of table.entries.values()) {
+        if (entry.kind === 'static' && options.learnedOnly) continue;
+        this.drop(vni, table, entry, 'deleted');
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Ages out learned entries not updated within ageingMs. Returns how many went. */
+  sweep(): number {
+    if (this.ageingMs === 0) return 0;
+    const deadline = this.now() - this.ageingMs;
+    let removed = 0;
+    for (const [vni, table] of this.tables) {
+      for (const entry of table.entries.values()) {
+        if (entry.kind === 'learned' && entry.updatedMs <= deadline) {
+          this.drop(vni, table, entry, 'aged');
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  entries(): FdbEntry[] {
+    const nowMs = this.now();
+    const out: FdbEntry[] = [];
+    for (const [vni, table] of this.tables) {
+      for (const vtep of table.peers) {
+        const usedAgoMs = Math.max(0, nowMs - table.peersUsedMs);
+        out.push({ vni, mac: FLOOD_MAC, vtep, kind: 'peer', updatedAgoMs: 0, usedAgoMs });
+      }
+      for (const e of table.entries.values()) {
+        out.push({
+          vni,
+          mac: formatMacKey(e.key),
+          vtep: e.vtep,
+          kind: e.kind,
+          updatedAgoMs: Math.max(0, nowMs - e.updatedMs),
+          usedAgoMs: Math.max(0, nowMs - e.usedMs),
+        });
+      }
+    }
+    return out;
+  }
+
+  staticEntries(): { vni: number; mac: string; vtep: string }[] {
+    return this.entries()
+      .filter((e) => e.kind === 'static')
+      .map(({ vni, mac, vtep }) => ({ vni, mac, vtep }));
+  }
+
+  private table(vni: number): VniTable {
+    let table = this.tables.get(vni);
+    if (table === undefined) {
+      table = { entries: new Map(), peers: EMPTY, peersUsedMs: this.now() };
+      this.tables.set(vni, table);
+    }
+    return table;
+  }
+
+  private drop(vni: number, table: VniTable, entry: Entry, type: 'aged' | 'deleted'): void {
+    table.entries.delete(entry.key);
+    if (entry.kind === 'learned') this.learned--;
+    else this.statics--;
+    this.emit({ type, vni, mac: formatMacKey(entry.key), vtep: entry.vtep, kind: entry.kind });
+  }
+}
+
+const EMPTY: readonly string[] = Object.freeze([]);

@@ -1,0 +1,174 @@
+import t from 'tap';
+import pino from 'pino';
+import { constants as osConstants } from 'node:os';
+import { Datapath } from '../src/datapath/datapath';
+import { Stats } from '../src/datapath/stats';
+import { Fdb } from '../src/fdb/fdb';
+import { encodeVxlan } from '../src/wire/vxlan';
+import { FakeDevice, FakeNetwork, frame, mac } from './fakes';
+
+const VNI = 42;
+const MAC_A = '02:00:00:00:00:0a';
+const MAC_B = '02:00:00:00:00:0b';
+const BROADCAST = 'ff:ff:ff:ff:ff:ff';
+
+function host(net: FakeNetwork, address: string, ownMac: string, opts: { peers?: string[]; mtu?: number; sendPoolSlots?: number } = {}) {
+  const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 100 });
+  for (const p of opts.peers ?? []) fdb.addPeer(VNI, p);
+  const device = new FakeDevice('vxl0', mac(ownMac), opts.mtu ?? 1450);
+  const bind = net.bind(address);
+  const stats = new Stats();
+  const dp = new Datapath({
+    vni: VNI, dstPort: 4789, fdb, device, bind, stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots,
+  });
+  const fatal: Error[] = [];
+  dp.start((e) => fatal.push(e));
+  return { fdb, device, bind, stats, dp, fatal };
+}
+
+t.test('two data paths exchange frames and learn each other', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] });
+
+  const request = frame(BROADCAST, MAC_A, Buffer.from('who has 10.0.0.2'), 0x0806);
+  a.device.inject(request);
+  await net.settle();
+  t.same(b.device.written, [request], 'broadcast reaches B intact');
+  t.equal(b.fdb.lookup(VNI, 0x02000000000a, Date.now()), '198.18.0.1', 'B learned A');
+
+  const reply = frame(MAC_A, MAC_B, 1400);
+  b.device.inject(reply);
+  await net.settle();
+  t.same(a.device.written, [reply], 'unicast reply reaches A intact');
+  t.equal(net.log.at(-1)?.toAddress, '198.18.0.1');
+  const header = net.log.at(-1)!.msg.subarray(0, 8);
+  t.same([...header], [0x08, 0, 0, 0, 0, 0, 42, 0], 'RFC 7348 header with our VNI');
+
+  t.match(a.stats.snapshot(), { txPackets: 1, txBytes: request.length, rxPackets: 1, rxBytes: reply.length, dropsTotal: 0 });
+  t.match(b.stats.snapshot(), { txPackets: 1, rxPackets: 1, dropsTotal: 0 });
+});
+
+t.test('unknown unicast floods to every peer, known unicast goes to one', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2', '198.18.0.3'] });
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] });
+  const c = host(net, '198.18.0.3', '02:00:00:00:00:0c', { peers: ['198.18.0.1'] });
+
+  a.device.inject(frame(MAC_B, MAC_A));
+  await net.settle();
+  t.equal(b.device.written.length, 1);
+  t.equal(c.device.written.length, 1, 'flooded to both peers');
+  t.equal(a.stats.txPackets, 2);
+
+  b.device.inject(frame(MAC_A, MAC_B));
+  await net.settle();
+  a.device.inject(frame(MAC_B, MAC_A));
+  await net.settle();
+  t.equal(b.device.written.length, 2, 'once learned, B gets it');
+  t.equal(c.device.written.length, 1, 'and C does not');
+});
+
+t.test('no peer and unknown destination: counted, nothing sent', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A);
+  a.device.inject(frame(BROADCAST, MAC_A), frame(MAC_B, MAC_A));
+  await net.settle();
+  t.equal(net.log.length, 0);
+  t.same(a.stats.snapshot().drops, { tx_no_destination: 2 });
+});
+
+t.test('frames larger than the MTU are dropped, never fragmented', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'], mtu: 1450 });
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'], mtu: 1400 });
+  a.device.inject(frame(MAC_B, MAC_A, 1451), frame(MAC_B, MAC_A, 1450), Buffer.alloc(10));
+  await net.settle();
+  t.same(a.stats.snapshot().drops, { tx_oversize: 1, tx_runt: 1 });
+  t.equal(net.log.length, 1, 'a full-MTU frame goes out');
+  t.same(b.stats.snapshot().drops, { rx_oversize: 1 }, 'but exceeds the receiver MTU of 1400');
+  const tagged = frame(MAC_B, MAC_A, 1454, 0x8100);
+  a.device.inject(tagged);
+  await net.settle();
+  t.equal(net.log.length, 2, 'an 802.1Q tag may add 4 bytes');
+});
+
+t.test('garbage datagrams are dropped by reason while forwarding goes on', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const evil = net.bind('198.18.0.66');
+  const send = (msg: Buffer) => evil.send(msg, msg.length, '198.18.0.1', 4789, () => undefined);
+
+  const good = (vni: number, f: Buffer, flags = 0x08) => {
+    const msg = Buffer.concat([Buffer.alloc(8), f]);
+    encodeVxlan(msg, 0, vni);
+    msg[0] = flags;
+    return msg;
+  };
+  send(Buffer.alloc(5));
+  send(good(VNI, frame(MAC_A, MAC_B)).subarray(0, 20));
+  send(good(VNI, frame(MAC_A, MAC_B), 0x00));
+  send(good(7, frame(MAC_A, MAC_B)));
+  send(good(VNI, frame(MAC_A, BROADCAST)));
+  send(good(VNI, frame(MAC_B, MAC_A)));
+  send(good(VNI, frame(MAC_A, MAC_B)));
+  await net.settle();
+  t.same(a.stats.snapshot().drops, {
+    rx_truncated: 2,
+    rx_no_i_flag: 1,
+    rx_wrong_vni: 1,
+    rx_bad_source_mac: 1,
+    rx_own_source_mac: 1,
+  });
+  t.equal(a.device.written.length, 1, 'the valid frame is delivered');
+  t.equal(a.stats.rxPackets, 1);
+});
+
+t.test('a frame claiming a static MAC from another VTEP is dropped', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  a.fdb.addStatic(VNI, MAC_B, '198.18.0.2');
+  const spoofer = host(net, '198.18.0.66', MAC_B, { peers: ['198.18.0.1'] });
+  spoofer.device.inject(frame(MAC_A, MAC_B));
+  await net.settle();
+  t.same(a.stats.snapshot().drops, { rx_static_mac_conflict: 1 });
+  t.equal(a.fdb.lookup(VNI, 0x02000000000b, Date.now()), '198.18.0.2');
+});
+
+t.test('TAP write errors are counted by errno', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] });
+  a.device.writeErrno = osConstants.errno.EAGAIN;
+  b.device.inject(frame(MAC_A, MAC_B));
+  await net.settle();
+  a.device.writeErrno = osConstants.errno.EIO;
+  b.device.inject(frame(MAC_A, MAC_B));
+  await net.settle();
+  t.same(a.stats.snapshot().drops, { rx_tap_busy: 1, rx_tap_error: 1 });
+});
+
+t.test('a backed-up socket drops frames instead of queueing without bound', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'], sendPoolSlots: 4 });
+  host(net, '198.18.0.2', MAC_B);
+  a.device.inject(...Array.from({ length: 10 }, () => frame(MAC_B, MAC_A)));
+  await net.settle();
+  t.same(a.stats.snapshot().drops, { tx_queue_full: 6 });
+  t.equal(a.stats.txPackets, 4);
+  a.device.inject(frame(MAC_B, MAC_A));
+  await net.settle();
+  t.equal(a.stats.txPackets, 5, 'slots come back once sent');
+});
+
+t.test('a device failure reaches onFatal once and stop closes both sides', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A);
+  a.device.fail(new Error('gone'));
+  a.device.fail(new Error('again'));
+  t.equal(a.fatal.length, 1);
+  await a.dp.stop();
+  await a.dp.stop();
+  t.ok(a.device.closed);
+  t.ok(a.bind.closed);
+});

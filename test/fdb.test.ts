@@ -1,0 +1,148 @@
+import t from 'tap';
+import { Fdb, FLOOD_MAC, LearnOutcome, type FdbEvent } from '../src/fdb/fdb';
+import { macKeyOf } from '../src/wire/mac';
+
+const VNI = 42;
+const A = '02:00:00:00:00:0a';
+const B = '02:00:00:00:00:0b';
+
+function setup(opts: { ageingMs?: number; maxLearned?: number } = {}) {
+  let nowMs = 1_000_000;
+  const events: FdbEvent[] = [];
+  const fdb = new Fdb({
+    ageingMs: opts.ageingMs ?? 300_000,
+    maxLearned: opts.maxLearned ?? 16384,
+    now: () => nowMs,
+    onEvent: (e) => events.push(e),
+  });
+  return {
+    fdb,
+    events,
+    advance: (ms: number) => (nowMs += ms),
+    now: () => nowMs,
+  };
+}
+
+t.test('learning maps a source MAC to the outer source address and refreshes it', async (t) => {
+  const { fdb, events, now } = setup();
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now()), LearnOutcome.Learned);
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now()), LearnOutcome.Refreshed);
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.2');
+  t.equal(fdb.lookup(VNI + 1, macKeyOf(A), now()), undefined, 'keyed by VNI too');
+  t.equal(fdb.learnedCount, 1);
+  t.same(events.map((e) => [e.type, e.mac, e.vtep]), [['learned', A, '198.18.0.2']]);
+});
+
+t.test('a learned MAC that moves is updated and the move reported', async (t) => {
+  const { fdb, events, now } = setup();
+  fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now());
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.3', now()), LearnOutcome.Moved);
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.3');
+  t.match(events[1], { type: 'moved', mac: A, vtep: '198.18.0.3', previousVtep: '198.18.0.2' });
+});
+
+t.test('static entries are never moved or aged by learning', async (t) => {
+  const { fdb, now, advance } = setup({ ageingMs: 1000 });
+  fdb.addStatic(VNI, A, '198.18.0.9');
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now()), LearnOutcome.StaticConflict);
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.9', now()), LearnOutcome.Static);
+  advance(10_000);
+  t.equal(fdb.sweep(), 0);
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.9');
+  t.same(fdb.staticEntries(), [{ vni: VNI, mac: A, vtep: '198.18.0.9' }]);
+});
+
+t.test('a static entry replaces a learned one', async (t) => {
+  const { fdb, now } = setup();
+  fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now());
+  fdb.addStatic(VNI, A, '198.18.0.9');
+  t.equal(fdb.learnedCount, 0);
+  t.equal(fdb.size, 1);
+  t.equal(fdb.entries()[0].kind, 'static');
+});
+
+t.test('ageing removes learned entries by their updated time, 0 means never', async (t) => {
+  const { fdb, events, now, advance } = setup({ ageingMs: 300_000 });
+  fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now());
+  advance(200_000);
+  fdb.learn(VNI, macKeyOf(B), '198.18.0.2', now());
+  fdb.lookup(VNI, macKeyOf(A), now()); // use does not refresh, as in the kernel
+  advance(100_000);
+  t.equal(fdb.sweep(), 1, 'A aged after 300 s');
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), undefined);
+  t.equal(fdb.lookup(VNI, macKeyOf(B), now()), '198.18.0.2');
+  t.match(events.at(-1), { type: 'aged', mac: A });
+
+  const never = setup({ ageingMs: 0 });
+  never.fdb.learn(VNI, macKeyOf(A), '198.18.0.2', never.now());
+  never.advance(10 ** 9);
+  t.equal(never.fdb.sweep(), 0);
+  t.equal(never.fdb.learnedCount, 1);
+});
+
+t.test('updated and used ages are reported', async (t) => {
+  const { fdb, now, advance } = setup();
+  fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now());
+  advance(5000);
+  fdb.lookup(VNI, macKeyOf(A), now());
+  advance(2000);
+  t.match(fdb.entries()[0], { mac: A, kind: 'learned', updatedAgoMs: 7000, usedAgoMs: 2000 });
+});
+
+t.test('at the limit new MACs are not learned but known ones refresh', async (t) => {
+  const { fdb, now } = setup({ maxLearned: 2 });
+  fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now());
+  fdb.learn(VNI, macKeyOf(B), '198.18.0.2', now());
+  t.equal(fdb.learn(VNI, macKeyOf('02:00:00:00:00:0c'), '198.18.0.2', now()), LearnOutcome.RefusedFull);
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.3', now()), LearnOutcome.Moved);
+  t.equal(fdb.learnedCount, 2);
+  fdb.addStatic(VNI, '02:00:00:00:00:0d', '198.18.0.4');
+  t.equal(fdb.learnedCount, 2, 'static entries do not count against the learned limit');
+});
+
+t.test('multicast, broadcast and zero source MACs are never learned', async (t) => {
+  const { fdb, now } = setup();
+  for (const m of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:fb', '00:00:00:00:00:00']) {
+    t.equal(fdb.learn(VNI, macKeyOf(m), '198.18.0.2', now()), LearnOutcome.NotLearnable, m);
+  }
+  t.equal(fdb.size, 0);
+});
+
+t.test('peers are the all-zeros flood list', async (t) => {
+  const { fdb, events, now } = setup();
+  t.ok(fdb.addPeer(VNI, '198.18.0.2'));
+  t.ok(fdb.addPeer(VNI, '198.18.0.3'));
+  t.notOk(fdb.addPeer(VNI, '198.18.0.2'), 'no duplicates');
+  const list = fdb.floodList(VNI, now());
+  t.same(list, ['198.18.0.2', '198.18.0.3']);
+  t.ok(fdb.removePeer(VNI, '198.18.0.2'));
+  t.same(list, ['198.18.0.2', '198.18.0.3'], 'a list handed out is never mutated');
+  t.same(fdb.peers(VNI), ['198.18.0.3']);
+  t.notOk(fdb.removePeer(VNI, '198.18.0.2'));
+  t.same(fdb.floodList(7, now()), [], 'unknown VNI floods nowhere');
+  t.match(fdb.entries(), [{ mac: FLOOD_MAC, vtep: '198.18.0.3', kind: 'peer' }]);
+  t.same(events.map((e) => e.type), ['added', 'added', 'deleted']);
+});
+
+t.test('flush removes learned, and static unless learnedOnly; peers stay', async (t) => {
+  const { fdb, now } = setup();
+  fdb.addPeer(VNI, '198.18.0.2');
+  fdb.addStatic(VNI, A, '198.18.0.9');
+  fdb.learn(VNI, macKeyOf(B), '198.18.0.2', now());
+  t.equal(fdb.flush({ learnedOnly: true }), 1);
+  t.same(fdb.entries().map((e) => e.kind).sort(), ['peer', 'static']);
+  fdb.learn(VNI, macKeyOf(B), '198.18.0.2', now());
+  t.equal(fdb.flush({ learnedOnly: false }), 2);
+  t.same(fdb.entries().map((e) => e.kind), ['peer']);
+  t.equal(fdb.learnedCount, 0);
+});
+
+t.test('remove deletes one entry of either kind', async (t) => {
+  const { fdb, now } = setup();
+  fdb.addStatic(VNI, A, '198.18.0.9');
+  fdb.learn(VNI, macKeyOf(B), '198.18.0.2', now());
+  t.ok(fdb.remove(VNI, A));
+  t.ok(fdb.remove(VNI, B));
+  t.notOk(fdb.remove(VNI, B));
+  t.equal(fdb.size, 0);
+});
