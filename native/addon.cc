@@ -1,0 +1,15 @@
+// Module entry point: wiring only. Behaviour lives in the per-concern files.
+#include "addon.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  vxland::InitTap(env, exports);
+  vxland::InitPoller(env, exports);
+  vxland::InitNotify(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(vxland, Init)

@@ -1,0 +1,166 @@
+// The UDP side: one node:dgram socket bound to the VXLAN port. Addresses are
+// IP literals only; nothing here ever does a DNS lookup.
+
+import * as dgram from 'node:dgram';
+import { isIP } from 'node:net';
+
+import { DatagramBind, SendDone } from '../datapath/ports';
+import { ERROR_CODES, VxlandError } from '../errors';
+
+/** Requested SO_RCVBUF / SO_SNDBUF; the kernel may clamp it (rmem_max /
+ *  wmem_max) and failures are ignored. */
+export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export type UdpFamily = 'udp4' | 'udp6';
+
+export interface UdpOpenOptions {
+  /** Local port, 0..65535 (0 = kernel picks; see UdpBind.port). */
+  port: number;
+  /** Local IP literal to bind; undefined = all addresses of the family. */
+  address?: string;
+  family: UdpFamily;
+  /** udp6 only: refuse IPv4-mapped traffic so a udp4 bind can share the
+   *  port. Default true. */
+  ipv6Only?: boolean;
+}
+
+function familyNumber(family: UdpFamily): 4 | 6 {
+  return family === 'udp4' ? 4 : 6;
+}
+
+/** Node's system errors carry a negative errno; VxlandError carries it positive. */
+function socketError(prefix: string, err: unknown): VxlandError {
+  const e = err as NodeJS.ErrnoException;
+  const detail = err instanceof Error ? err.message : String(err);
+  return new VxlandError('VXLAND_SOCKET', `${ERROR_CODES.VXLAND_SOCKET}: ${prefix}: ${detail}`, {
+    cause: err,
+    ...(typeof e?.errno === 'number' ? { errno: Math.abs(e.errno) } : {}),
+    ...(typeof e?.syscall === 'string' ? { syscall: e.syscall } : {}),
+  });
+}
+
+/** dgram `lookup` that accepts only IP literals of the socket's family. */
+function literalLookup(family: 4 | 6) {
+  return (
+    hostname: string,
+    _options: unknown,
+    callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+  ): void => {
+    if (isIP(hostname) === family) {
+      callback(null, hostname, family);
+      return;
+    }
+    const err: NodeJS.ErrnoException = new Error(`not an IPv${family} address literal: ${JSON.stringify(hostname)}`);
+    err.code = 'EINVAL';
+    callback(err, '', family);
+  };
+}
+
+export class UdpBind implements DatagramBind {
+  readonly port: number;
+  /** The local address actually bound ('0.0.0.0' / '::' for all). */
+  readonly address: string;
+  readonly family: UdpFamily;
+  private readonly socket: dgram.Socket;
+  private started = false;
+  private fatal = false;
+  private closing: Promise<void> | null = null;
+
+  private constructor(socket: dgram.Socket, family: UdpFamily) {
+    this.socket = socket;
+    this.family = family;
+    const local = socket.address();
+    this.port = local.port;
+    this.address = local.address;
+  }
+
+  /** Binds the socket. Rejects with VxlandError('VXLAND_BAD_ARGUMENT') for a
+   *  bad port/address and VxlandError('VXLAND_SOCKET') with errno/syscall
+   *  when bind fails (EADDRINUSE, EADDRNOTAVAIL, EACCES, ...). */
+  static open(options: UdpOpenOptions): Promise<UdpBind> {
+    const { port, address, family } = options;
+    if (family !== 'udp4' && family !== 'udp6') {
+      return Promise.reject(new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: family must be udp4 or udp6`));
+    }
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      return Promise.reject(new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: port must be 0..65535`));
+    }
+    const fam = familyNumber(family);
+    if (address !== undefined && isIP(address) !== fam) {
+      return Promise.reject(
+        new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: ${JSON.stringify(address)} is not an IPv${fam} literal`),
+      );
+    }
+    const socket = dgram.createSocket({
+      type: family,
+      ipv6Only: family === 'udp6' ? (options.ipv6Only ?? true) : false,
+      lookup: literalLookup(fam) as unknown as dgram.SocketOptions['lookup'],
+    });
+    return new Promise<UdpBind>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        socket.close();
+        reject(socketError(`bind ${address ?? (fam === 4 ? '0.0.0.0' : '::')}:${port}`, err));
+      };
+      socket.once('error', onError);
+      socket.bind({ port, address, exclusive: true }, () => {
+        socket.removeListener('error', onError);
+        for (const set of [socket.setRecvBufferSize, socket.setSendBufferSize]) {
+          try {
+            set.call(socket, UDP_SOCKET_BUFFER_BYTES);
+          } catch {
+            // Kernel limits apply; a smaller buffer still works.
+          }
+        }
+        resolve(new UdpBind(socket, family));
+      });
+    });
+  }
+
+  /** See DatagramBind.start. onFatal gets VxlandError('VXLAND_SOCKET').
+   *  Throws VxlandError('VXLAND_INTERNAL') if called twice. */
+  start(
+    onDatagram: (msg: Buffer, fromAddress: string, fromPort: number) => void,
+    onFatal: (err: Error) => void,
+  ): void {
+    if (this.started) throw new VxlandError('VXLAND_INTERNAL', 'internal error: UDP bind already started');
+    this.started = true;
+    this.socket.on('message', (msg, rinfo) => onDatagram(msg, rinfo.address, rinfo.port));
+    this.socket.on('error', (err) => {
+      if (this.fatal) return;
+      this.fatal = true;
+      onFatal(socketError(`socket on port ${this.port}`, err));
+    });
+  }
+
+  /** See DatagramBind.send. address must be an IP literal of this bind's
+   *  family, otherwise done gets an EINVAL error. done also receives send
+   *  errors (EAGAIN, ECONNREFUSED, ...) and ERR_SOCKET_DGRAM_NOT_RUNNING
+   *  after close(). */
+  send(buffer: Buffer, length: number, address: string, port: number, done: SendDone): void {
+    try {
+      this.socket.send(buffer, 0, length, port, address, done);
+    } catch (err) {
+      process.nextTick(done, err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** The kernel's SO_RCVBUF / SO_SNDBUF in bytes (Linux reports double the
+   *  requested size, clamped by rmem_max / wmem_max). */
+  socketBufferBytes(): { recv: number; send: number } {
+    return { recv: this.socket.getRecvBufferSize(), send: this.socket.getSendBufferSize() };
+  }
+
+  /** See DatagramBind.close. */
+  close(): Promise<void> {
+    if (this.closing === null) {
+      this.closing = new Promise<void>((resolve) => {
+        try {
+          this.socket.close(() => resolve());
+        } catch {
+          resolve();
+        }
+      });
+    }
+    return this.closing;
+  }
+}

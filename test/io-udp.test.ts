@@ -1,0 +1,152 @@
+// UdpBind on loopback: delivery both ways, send completion, bind errors,
+// literal-only addressing, close semantics.
+import * as dgram from 'node:dgram';
+import * as os from 'node:os';
+import t from 'tap';
+
+import { VxlandError } from '../src/errors';
+import { UdpBind } from '../src/io/udp';
+
+const RECEIVE_TIMEOUT_MS = 3000;
+
+interface Received { msg: Buffer; address: string; port: number }
+
+/** Starts bind and collects datagrams (copied: msg is valid only in the callback). */
+function collect(bind: UdpBind): { got: Received[]; fatal: Error[]; next: (n: number) => Promise<Received[]> } {
+  const got: Received[] = [];
+  const fatal: Error[] = [];
+  let wake: (() => void) | null = null;
+  bind.start(
+    (msg, address, port) => {
+      got.push({ msg: Buffer.from(msg), address, port });
+      wake?.();
+    },
+    (err) => fatal.push(err),
+  );
+  const next = (n: number): Promise<Received[]> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${got.length}/${n} datagrams in ${RECEIVE_TIMEOUT_MS} ms`)), RECEIVE_TIMEOUT_MS);
+      const check = (): void => {
+        if (got.length >= n) { clearTimeout(timer); wake = null; resolve(got.slice(0, n)); }
+      };
+      wake = check;
+      check();
+    });
+  return { got, fatal, next };
+}
+
+function sendP(bind: UdpBind, buf: Buffer, length: number, address: string, port: number): Promise<Error | null> {
+  return new Promise((resolve) => bind.send(buf, length, address, port, (err) => resolve(err)));
+}
+
+function hasIpv6Loopback(): boolean {
+  return Object.values(os.networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6' && a.address === '::1'));
+}
+
+t.test('two binds on 127.0.0.1 exchange datagrams', async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  const b = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  t.ok(a.port > 0 && b.port > 0 && a.port !== b.port, `bound ports ${a.port}, ${b.port}`);
+  t.equal(a.address, '127.0.0.1');
+  const rb = collect(b);
+  const ra = collect(a);
+
+  const payload = Buffer.alloc(1000);
+  for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
+  const err = await sendP(a, payload, 600, '127.0.0.1', b.port);
+  t.equal(err, null, 'done(null) on success');
+  const [m] = await rb.next(1);
+  t.equal(m.msg.length, 600, 'only buffer[0, length) is sent');
+  t.ok(m.msg.equals(payload.subarray(0, 600)), 'bytes intact');
+  t.equal(m.address, '127.0.0.1');
+  t.equal(m.port, a.port, 'source port is the bound port');
+
+  const burst = 50;
+  const dones = await Promise.all(Array.from({ length: burst }, (_, i) => sendP(b, Buffer.from(`dgram-${i}`), `dgram-${i}`.length, '127.0.0.1', a.port)));
+  t.ok(dones.every((e) => e === null), `${burst} sends completed without error`);
+  const all = await ra.next(burst);
+  t.same(new Set(all.map((r) => r.msg.toString())), new Set(Array.from({ length: burst }, (_, i) => `dgram-${i}`)));
+  t.same(rb.fatal, []);
+  t.same(ra.fatal, []);
+});
+
+t.test('socket buffers are enlarged', async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(() => a.close());
+  const plain = dgram.createSocket('udp4');
+  await new Promise<void>((r) => plain.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => plain.close());
+  const sizes = a.socketBufferBytes();
+  t.ok(sizes.recv > plain.getRecvBufferSize(), `rcvbuf ${sizes.recv} > default ${plain.getRecvBufferSize()}`);
+  t.ok(sizes.send > plain.getSendBufferSize(), `sndbuf ${sizes.send} > default ${plain.getSendBufferSize()}`);
+});
+
+t.test('bind errors become VXLAND_SOCKET with errno and syscall', async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(() => a.close());
+  const err = await UdpBind.open({ port: a.port, address: '127.0.0.1', family: 'udp4' }).then(
+    () => null,
+    (e: unknown) => e,
+  );
+  t.ok(err instanceof VxlandError, 'VxlandError');
+  const ve = err as VxlandError;
+  t.equal(ve.code, 'VXLAND_SOCKET');
+  t.equal(ve.errno, 98, 'EADDRINUSE errno (positive)');
+  t.equal(ve.syscall, 'bind');
+  t.match(ve.message, /EADDRINUSE/);
+  t.match(ve.message, new RegExp(`127\\.0\\.0\\.1:${a.port}`));
+
+  const notLocal = await UdpBind.open({ port: 0, address: '192.0.2.1', family: 'udp4' }).then(() => null, (e: unknown) => e);
+  t.match(notLocal, { code: 'VXLAND_SOCKET', errno: 99, syscall: 'bind' }, 'EADDRNOTAVAIL for a non-local address');
+});
+
+t.test('argument validation: literals only, no DNS', async (t) => {
+  await t.rejects(UdpBind.open({ port: 0, address: 'localhost', family: 'udp4' }), { code: 'VXLAND_BAD_ARGUMENT' });
+  await t.rejects(UdpBind.open({ port: 0, address: '::1', family: 'udp4' }), { code: 'VXLAND_BAD_ARGUMENT' });
+  await t.rejects(UdpBind.open({ port: 70000, family: 'udp4' }), { code: 'VXLAND_BAD_ARGUMENT' });
+  await t.rejects(UdpBind.open({ port: 0, family: 'tcp' as 'udp4' }), { code: 'VXLAND_BAD_ARGUMENT' });
+
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(() => a.close());
+  const e1 = await sendP(a, Buffer.from('x'), 1, 'localhost', 9);
+  t.match(e1, { code: 'EINVAL' }, 'hostname refused in send without a lookup');
+  const e2 = await sendP(a, Buffer.from('x'), 1, '::1', 9);
+  t.ok(e2 instanceof Error, 'wrong-family literal refused in send');
+});
+
+t.test('close is idempotent; send after close reports through done', async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  const port = a.port;
+  const p1 = a.close();
+  const p2 = a.close();
+  t.equal(p1, p2, 'same promise');
+  await p1;
+  const err = await sendP(a, Buffer.from('x'), 1, '127.0.0.1', 9);
+  t.ok(err instanceof Error, `send after close: ${(err as Error | null)?.message}`);
+  const again = await UdpBind.open({ port, address: '127.0.0.1', family: 'udp4' });
+  t.equal(again.port, port, 'port is free again after close');
+  await again.close();
+});
+
+t.test('start twice throws', async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(() => a.close());
+  a.start(() => {}, () => {});
+  t.throws(() => a.start(() => {}, () => {}), { code: 'VXLAND_INTERNAL' });
+});
+
+t.test('udp6 on ::1, v6-only so udp4 can share the port', { skip: hasIpv6Loopback() ? false : 'no ::1 on this host' }, async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '::1', family: 'udp6' });
+  const b = await UdpBind.open({ port: 0, family: 'udp6' });
+  const v4 = await UdpBind.open({ port: b.port, family: 'udp4' });
+  t.teardown(() => Promise.all([a.close(), b.close(), v4.close()]));
+  t.equal(v4.port, b.port, 'udp4 shares the udp6 port (ipv6Only)');
+  const rb = collect(b);
+  const err = await sendP(a, Buffer.from('hello6'), 6, '::1', b.port);
+  t.equal(err, null);
+  const [m] = await rb.next(1);
+  t.equal(m.msg.toString(), 'hello6');
+  t.equal(m.address, '::1');
+  t.equal(m.port, a.port);
+});
