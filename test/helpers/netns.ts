@@ -408,6 +408,13 @@ export async function addKernelVxlan(host: string | Host, o: KernelVxlanOptions)
   if (o.learning === false) args.push('nolearning');
   if (o.extra) args.push(...o.extra);
   await ip(ns, ...args);
+  // Over a veth underlay the kernel vxlan device hands out inner TCP/UDP
+  // checksums still partial (local checksum offload expects the NIC to finish
+  // them, and veth never does). A kernel receiver accepts that; a user-space
+  // VTEP sees the unfinished checksum and the inner stack drops the segment.
+  // A physical NIC without tunnel offload makes the stack finish them, which
+  // is what turning tx checksumming off on the veth does here.
+  if (dev) await exec(ns, ['ethtool', '-K', dev, 'tx', 'off'], { allowFail: true });
   for (const r of o.remotes) {
     await exec(null, ['bridge', '-n', ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', name, 'dst', r]);
   }

@@ -1,0 +1,248 @@
+// The `vxland` command: `run` starts the daemon; every other command is a
+// client of a running daemon's control socket. Errors are one line on stderr,
+// "vxland: <message>", with exit code 2 for bad usage or input (nothing was
+// sent) and 1 for runtime failures. --json prints the daemon's answer as JSON
+// on stdout; errors stay on stderr even then.
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { DATAPATH_CHOICES, DEFAULT_DEV, LOG_LEVELS, VXLAN_IANA_PORT, defaultSocketPath, loadConfig, type ConfigFlags } from './config/config.js';
+import { ifnameProblem, normalizeIp } from './config/validate.js';
+import { request } from './control/client.js';
+import type { FdbShowResult, PeerChangeResult, PeerListResult, StatusResult } from './control/protocol.js';
+import { VxlandError, isVxlandError, type ErrorCode } from './errors.js';
+import { FLOOD_MAC, parseMac } from './fdb/fdb.js';
+
+export const EXIT_RUNTIME_ERROR = 1;
+export const EXIT_USAGE_ERROR = 2;
+
+const USAGE_ERROR_CODES: readonly ErrorCode[] = ['VXLAND_BAD_ARGUMENT', 'VXLAND_CONFIG_INVALID'];
+
+export function exitCodeFor(err: unknown): number {
+  return isVxlandError(err) && USAGE_ERROR_CODES.includes(err.code) ? EXIT_USAGE_ERROR : EXIT_RUNTIME_ERROR;
+}
+
+interface ClientOptions {
+  socket?: string;
+  dev?: string;
+  json?: boolean;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('vxland')
+    .description('user-space VXLAN tunnel endpoint')
+    .version(packageVersion(), '-V, --version')
+    .showSuggestionAfterError(false)
+    .exitOverride()
+    .configureOutput({
+      // Commander's own usage errors ("error: unknown option ...") become our one-line format.
+      outputError: (text, write) => write(`vxland: ${text.replace(/^error: /, '')}`),
+    });
+
+  program
+    .command('run')
+    .description('run the VXLAN daemon in the foreground (needs CAP_NET_ADMIN)')
+    .option('--config <file>', 'JSON config file; flags override its settings')
+    .option('--dev <name>', `TAP device name (default ${DEFAULT_DEV})`)
+    .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required)')
+    .option('--local <ip>', 'local IPv4/IPv6 address to bind and send from; its family picks IPv4 or IPv6 (default: IPv4, any address)')
+    .option('--port <n>', `VXLAN UDP port (default ${VXLAN_IANA_PORT}; use 8472 to talk to old Linux kernels)`)
+    .option('--mtu <n>', 'TAP device MTU 68..65000 (default 1450)')
+    .option('--address <cidr>', 'address to put on the TAP device, e.g. 10.0.0.1/24 (repeatable; replaces the file\'s list)', collect)
+    .option('--peer <ip>', 'remote VTEP to flood to (repeatable; replaces the file\'s list)', collect)
+    .option('--ageing <seconds>', 'forget learned MACs unused this long; 0 = never (default 300)')
+    .option('--max-fdb <n>', 'most learned MACs kept (default 16384)')
+    .option('--datapath <kind>', `data path: ${DATAPATH_CHOICES.join(', ')} (default auto)`)
+    .option('--state-dir <dir>', 'where runtime peer/fdb changes are saved (default /var/lib/vxland)')
+    .option('--socket <path>', 'control socket (default /run/vxland/<dev>.sock)')
+    .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default info)`)
+    .action(async (flags: ConfigFlags) => {
+      const config = loadConfig(flags, process.env);
+      // Loaded here so that client commands do not pay for the data path.
+      const { runDaemon } = await import('./daemon.js');
+      await runDaemon(config);
+    });
+
+  const peer = program.command('peer').description('manage the flood list (remote VTEPs)');
+  clientCommand(peer, 'add <ip>', 'add a remote VTEP', async (opts, ip) => {
+    const result = (await request(socketOf(opts), 'peer.add', { ip: requireIp(ip) })) as PeerChangeResult;
+    print(opts, result, () => (result.changed ? `added peer ${result.ip}` : `${result.ip} is already a peer`));
+  });
+  clientCommand(peer, 'del <ip>', 'remove a remote VTEP', async (opts, ip) => {
+    const result = (await request(socketOf(opts), 'peer.del', { ip: requireIp(ip) })) as PeerChangeResult;
+    print(opts, result, () => `removed peer ${result.ip}`);
+  });
+  clientCommand(peer, 'list', 'list remote VTEPs', async (opts) => {
+    const result = (await request(socketOf(opts), 'peer.list')) as PeerListResult;
+    print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER'], result.map((ip) => [ip]))));
+  });
+
+  const fdb = program.command('fdb').description('show and edit the forwarding database');
+  clientCommand(fdb, 'show', 'list FDB entries (peers appear as 00:00:00:00:00:00)', async (opts) => {
+    const result = (await request(socketOf(opts), 'fdb.show')) as FdbShowResult;
+    print(opts, result, () =>
+      formatTable(
+        ['MAC', 'DST', 'VNI', 'TYPE', 'UPDATED', 'USED'],
+        result.map((e) => [e.mac, e.vtep, String(e.vni), e.kind, seconds(e.updatedAgoMs), seconds(e.usedAgoMs)]),
+      ),
+    );
+  });
+  clientCommand(fdb, 'add <mac> <ip>', 'pin a MAC address to a remote VTEP (static entry)', async (opts, mac, ip) => {
+    const params = { mac: requireUnicastMac(mac), ip: requireIp(ip) };
+    const result = await request(socketOf(opts), 'fdb.add', params);
+    print(opts, result, () => `added ${params.mac} dst ${params.ip}`);
+  });
+  clientCommand(fdb, 'del <mac>', 'remove a static or learned entry', async (opts, mac) => {
+    const params = { mac: requireMac(mac) };
+    const result = await request(socketOf(opts), 'fdb.del', params);
+    print(opts, result, () => `removed ${params.mac}`);
+  });
+  clientCommand(
+    fdb,
+    'flush',
+    'remove learned and static entries (peers stay)',
+    async (opts) => {
+      const learned = (opts as ClientOptions & { learned?: boolean }).learned === true;
+      const result = (await request(socketOf(opts), 'fdb.flush', { learned })) as { removed: number };
+      print(opts, result, () => `removed ${plural(result.removed, learned ? 'learned entry' : 'entry', learned ? 'learned entries' : 'entries')}`);
+    },
+    (cmd) => cmd.option('--learned', 'remove learned entries only'),
+  );
+
+  clientCommand(program, 'status', 'show the daemon\'s settings, counters and FDB size', async (opts) => {
+    const result = (await request(socketOf(opts), 'status')) as StatusResult;
+    print(opts, result, () => formatStatus(result));
+  });
+
+  return program;
+}
+
+function clientCommand(
+  parent: Command,
+  nameAndArgs: string,
+  description: string,
+  run: (opts: ClientOptions, ...args: string[]) => Promise<void>,
+  extra: (cmd: Command) => Command = (cmd) => cmd,
+): void {
+  const cmd = parent
+    .command(nameAndArgs)
+    .description(description)
+    .option('--socket <path>', 'control socket (default /run/vxland/<dev>.sock)')
+    .option('--dev <name>', `device whose daemon to talk to (default ${DEFAULT_DEV})`)
+    .option('--json', 'print the result as JSON');
+  extra(cmd).action(async (...actionArgs: unknown[]) => {
+    // commander passes the positional arguments, then the options, then the command.
+    const positional = actionArgs.slice(0, -2) as string[];
+    const opts = actionArgs[actionArgs.length - 2] as ClientOptions;
+    await run(opts, ...positional);
+  });
+}
+
+function socketOf(opts: ClientOptions): string {
+  if (opts.socket !== undefined) return path.resolve(opts.socket);
+  const dev = opts.dev ?? DEFAULT_DEV;
+  const problem = ifnameProblem(dev);
+  if (problem !== null) throw usage(`--dev must be a Linux interface name: "${dev}" ${problem}`);
+  return defaultSocketPath(dev);
+}
+
+function usage(message: string): VxlandError {
+  return new VxlandError('VXLAND_BAD_ARGUMENT', message);
+}
+
+function requireIp(text: string): string {
+  const ip = normalizeIp(text);
+  if (ip === null) throw usage(`invalid IP address "${text}"`);
+  return ip;
+}
+
+function requireMac(text: string): string {
+  const mac = parseMac(text);
+  if (mac === null) throw usage(`invalid MAC address "${text}" (expected six hex pairs like 02:00:00:00:00:01)`);
+  return mac;
+}
+
+function requireUnicastMac(text: string): string {
+  const mac = requireMac(text);
+  if (mac === FLOOD_MAC) throw usage(`${FLOOD_MAC} is the flood address; use "vxland peer add IP" instead`);
+  return mac;
+}
+
+function print(opts: ClientOptions, result: unknown, human: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${human()}\n`);
+}
+
+function seconds(ms: number): string {
+  return `${Math.floor(ms / 1000)}s`;
+}
+
+/** Left-aligned columns separated by two spaces, header first. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)));
+  return [header, ...rows]
+    .map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd())
+    .join('\n');
+}
+
+function formatStatus(s: StatusResult): string {
+  const drops = Object.entries(s.stats.drops);
+  const lines: [string, string][] = [
+    ['device', `${s.dev} (${s.mac})`],
+    ['vni', String(s.vni)],
+    ['local', s.local === null ? 'any' : s.local],
+    ['port', String(s.port)],
+    ['mtu', String(s.mtu)],
+    ['datapath', s.datapath],
+    ['pid', String(s.pid)],
+    ['uptime', formatDuration(s.uptimeS)],
+    ['fdb', `${plural(s.fdb.size, 'entry', 'entries')} (${s.fdb.learned} learned), ${plural(s.fdb.peers, 'peer', 'peers')}`],
+    ['rx', `${s.stats.rxPackets} packets, ${s.stats.rxBytes} bytes`],
+    ['tx', `${s.stats.txPackets} packets, ${s.stats.txBytes} bytes`],
+    ['drops', drops.length === 0 ? 'none' : drops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
+    ['learn refused (fdb full)', String(s.stats.learnRefusedFull)],
+  ];
+  const width = Math.max(...lines.map(([label]) => label.length));
+  return lines.map(([label, value]) => `${`${label}:`.padEnd(width + 2)}${value}`).join('\n');
+}
+
+function plural(count: number, one: string, many: string): string {
+  return `${count} ${count === 1 ? one : many}`;
+}
+
+function formatDuration(totalS: number): string {
+  const d = Math.floor(totalS / 86_400);
+  const h = Math.floor((totalS % 86_400) / 3_600);
+  const m = Math.floor((totalS % 3_600) / 60);
+  const s = totalS % 60;
+  return [d ? `${d}d` : '', d || h ? `${h}h` : '', d || h || m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return previous === undefined ? [value] : [...previous, value];
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function main(argv: readonly string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync([...argv], { from: 'node' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version exit 0; commander already printed its message.
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE_ERROR;
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`vxland: ${message.split('\n')[0]}\n`);
+    process.exitCode = exitCodeFor(err);
+  }
+}
+
+void main(process.argv);

@@ -1,0 +1,71 @@
+// The CLI's end of the control socket: one request, one answer.
+
+import net from 'node:net';
+import { VxlandError } from '../errors.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, encodeMessage, fromControlError, parseResponse } from './protocol.js';
+
+/** Sends one request and resolves with its result. Throws VxlandError:
+ *  VXLAND_NO_DAEMON when nothing listens on socketPath, VXLAND_PERMISSION
+ *  when the socket is not ours to open, VXLAND_CONTROL_TIMEOUT when no answer
+ *  arrives within timeoutMs, or the daemon's own code and message when it
+ *  refuses the request. */
+export function request(
+  socketPath: string,
+  method: string,
+  params: Record<string, unknown> = {},
+  timeoutMs: number = DEFAULT_REQUEST_TIMEOUT_MS,
+): Promise<unknown> {
+  const id = 1;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const chunks: Buffer[] = [];
+    let settled = false;
+    const finish = (err: VxlandError | null, result?: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      if (err !== null) reject(err);
+      else resolve(result);
+    };
+    const timer = setTimeout(
+      () => finish(new VxlandError('VXLAND_CONTROL_TIMEOUT', `vxland daemon on ${socketPath} did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+
+    socket.on('connect', () => socket.write(encodeMessage({ id, method, params })));
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(connectError(socketPath, err)));
+    socket.on('data', (chunk: Buffer) => {
+      const newline = chunk.indexOf(10);
+      if (newline < 0) {
+        chunks.push(chunk);
+        return;
+      }
+      chunks.push(chunk.subarray(0, newline));
+      try {
+        const response = parseResponse(Buffer.concat(chunks).toString('utf8'));
+        if (response.ok) finish(null, response.result);
+        else finish(fromControlError(response.error));
+      } catch (err) {
+        finish(err as VxlandError);
+      }
+    });
+    socket.on('close', () =>
+      finish(new VxlandError('VXLAND_CONTROL_PROTOCOL', `vxland daemon on ${socketPath} closed the connection without answering`)),
+    );
+  });
+}
+
+function connectError(socketPath: string, err: NodeJS.ErrnoException): VxlandError {
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ECONNREFUSED':
+    case 'ENOTSOCK':
+      return new VxlandError('VXLAND_NO_DAEMON', `no vxland daemon is listening on ${socketPath}`, { cause: err });
+    case 'EACCES':
+    case 'EPERM':
+      return new VxlandError('VXLAND_PERMISSION', `permission denied opening ${socketPath} (run as root?)`, { cause: err });
+    default:
+      return new VxlandError('VXLAND_SOCKET', `cannot reach vxland daemon on ${socketPath}: ${err.code ?? err.message}`, { cause: err });
+  }
+}

@@ -1,0 +1,284 @@
+// `vxland run`: wires a validated Config to the TAP device, the UDP socket,
+// the FDB, the data path and the control socket, and owns the process's life:
+// SIGTERM/SIGINT shut down cleanly (exit 0), a fatal data-path error exits 1.
+//
+// Peers and static FDB entries come from the config file and from the state
+// file (what `vxland peer add` / `fdb add` changed at runtime; the union of
+// both is used). Every control-plane change is applied at once and saved
+// atomically before it is acknowledged; if saving fails the change is undone.
+
+import pino, { type Logger } from 'pino';
+import { resolveDatapath, type Config, type DatapathKind } from './config/config.js';
+import { ipFamily } from './config/validate.js';
+import { ControlServer } from './control/server.js';
+import type {
+  ControlHandler,
+  FdbChangeResult,
+  FdbFlushResult,
+  FdbShowResult,
+  PeerChangeResult,
+  PeerListResult,
+  StatusResult,
+} from './control/protocol.js';
+import { Datapath } from './datapath/datapath.js';
+import { Stats } from './datapath/stats.js';
+import { VxlandError } from './errors.js';
+import { Fdb } from './fdb/fdb.js';
+import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
+import { TapDevice } from './io/tap.js';
+import { UdpBind } from './io/udp.js';
+import { StateStore } from './state/store.js';
+
+/** How often learned entries are checked for ageing. */
+export const FDB_SWEEP_INTERVAL_MS = 1_000;
+
+export interface RunningDaemon {
+  /** Shuts down as on SIGTERM, but resolves instead of exiting. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts the daemon. Resolves once the TAP device, the UDP socket and the
+ *  control socket are up and systemd has been told READY=1. Rejects with a
+ *  VxlandError (leaving nothing open) when startup fails. After that the
+ *  process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path error. */
+export async function runDaemon(config: Config): Promise<RunningDaemon> {
+  const datapathKind = resolveDatapath(config.datapath);
+  const log = pino({ level: config.logLevel, base: { pid: process.pid, dev: config.dev } });
+  const startedMs = Date.now();
+
+  const store = new StateStore({ stateDir: config.stateDir, dev: config.dev, log });
+  const fdb = new Fdb({
+    ageingMs: config.ageingS * 1000,
+    maxLearned: config.maxFdb,
+    onEvent: (e) => log.debug({ fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind }, 'fdb change'),
+  });
+  seedFdb(fdb, config, store.load(), log);
+
+  const stats = new Stats();
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const runCleanups = async (): Promise<void> => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (err) {
+        log.warn({ err }, 'error during shutdown');
+      }
+    }
+  };
+
+  let datapath: Datapath;
+  let device: TapDevice;
+  try {
+    device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses] });
+    cleanups.push(() => device.close());
+    const bind = await UdpBind.open({ port: config.port, address: config.local ?? undefined, family: config.family });
+    cleanups.push(() => bind.close());
+    datapath = new Datapath({ vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log });
+    // Datapath.stop() closes the device and the bind it was given.
+    cleanups.push(() => datapath.stop());
+  } catch (err) {
+    await runCleanups();
+    throw err;
+  }
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      tellSystemd('STOPPING=1', log);
+      await runCleanups();
+    })();
+    return stopping;
+  };
+
+  datapath.start((err) => {
+    log.fatal({ err }, 'data path failed; exiting');
+    void stop().finally(() => process.exit(1));
+  });
+
+  const deviceMac = [...device.mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+  const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs);
+  let control: ControlServer;
+  try {
+    control = await ControlServer.listen(config.socket, handler, log);
+  } catch (err) {
+    await runCleanups();
+    throw err;
+  }
+  cleanups.push(() => control.close());
+
+  if (config.ageingS > 0) {
+    const sweep = setInterval(() => fdb.sweep(), FDB_SWEEP_INTERVAL_MS);
+    sweep.unref();
+    cleanups.push(() => clearInterval(sweep));
+  }
+  const watchdogMs = watchdogIntervalMs();
+  if (watchdogMs !== null) {
+    const watchdog = setInterval(() => tellSystemd('WATCHDOG=1', log), watchdogMs);
+    watchdog.unref();
+    cleanups.push(() => clearInterval(watchdog));
+  }
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    log.info({ signal }, 'shutting down');
+    void stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  cleanups.unshift(() => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  });
+
+  log.info(
+    {
+      vni: config.vni, port: config.port, local: config.local, datapath: datapathKind, mtu: config.mtu, mac: deviceMac,
+      peers: fdb.peers(config.vni).length, socket: control.path, state: store.path,
+    },
+    'vxland started',
+  );
+  tellSystemd('READY=1', log);
+  return { stop };
+}
+
+function seedFdb(fdb: Fdb, config: Config, saved: ReturnType<StateStore['load']>, log: Logger): void {
+  for (const peer of config.peers) fdb.addPeer(config.vni, peer);
+  for (const entry of config.fdb) fdb.addStatic(config.vni, entry.mac, entry.vtep);
+  if (saved === null) return;
+  if (saved.vni !== config.vni) {
+    log.warn({ savedVni: saved.vni, vni: config.vni }, 'state file belongs to another VNI; its entries are not used and will be replaced');
+    return;
+  }
+  const family = config.family === 'udp6' ? 6 : 4;
+  const reachable = (vtep: string): boolean => {
+    if (ipFamily(vtep) === family) return true;
+    log.warn({ vtep, family: config.family }, 'saved VTEP does not match the socket family; ignored');
+    return false;
+  };
+  for (const peer of saved.peers) if (reachable(peer)) fdb.addPeer(config.vni, peer);
+  for (const entry of saved.fdb) if (reachable(entry.vtep)) fdb.addStatic(config.vni, entry.mac, entry.vtep);
+}
+
+function tellSystemd(state: string, log: Logger): void {
+  try {
+    notifySystemd(state);
+  } catch (err) {
+    log.error({ err, state }, 'cannot notify systemd');
+  }
+}
+
+/** The control-plane operations, applied to the live FDB and persisted. */
+class DaemonControl implements ControlHandler {
+  constructor(
+    private readonly config: Config,
+    private readonly deviceMac: string,
+    private readonly datapathKind: DatapathKind,
+    private readonly fdb: Fdb,
+    private readonly stats: Stats,
+    private readonly store: StateStore,
+    private readonly log: Logger,
+    private readonly startedMs: number,
+  ) {}
+
+  status(): StatusResult {
+    const { dev, vni, port, local, mtu } = this.config;
+    return {
+      dev, mac: this.deviceMac, vni, port, local, mtu,
+      datapath: this.datapathKind,
+      uptimeS: Math.floor((Date.now() - this.startedMs) / 1000),
+      pid: process.pid,
+      stats: this.stats.snapshot(),
+      fdb: { size: this.fdb.size, learned: this.fdb.learnedCount, peers: this.fdb.peers(vni).length },
+    };
+  }
+
+  peerAdd(ip: string): PeerChangeResult {
+    this.requireReachable(ip);
+    const changed = this.fdb.addPeer(this.config.vni, ip);
+    if (changed) this.persistOrUndo(() => this.fdb.removePeer(this.config.vni, ip));
+    this.log.info({ peer: ip, changed }, 'peer add');
+    return { ip, changed };
+  }
+
+  peerDel(ip: string): PeerChangeResult {
+    if (!this.fdb.removePeer(this.config.vni, ip)) {
+      throw new VxlandError('VXLAND_NOT_FOUND', `${ip} is not a peer of ${this.config.dev} (vni ${this.config.vni})`);
+    }
+    this.persistOrUndo(() => this.fdb.addPeer(this.config.vni, ip));
+    this.log.info({ peer: ip }, 'peer deleted');
+    return { ip, changed: true };
+  }
+
+  peerList(): PeerListResult {
+    return [...this.fdb.peers(this.config.vni)];
+  }
+
+  fdbShow(): FdbShowResult {
+    return this.fdb.entries();
+  }
+
+  fdbAdd(mac: string, ip: string): FdbChangeResult {
+    this.requireReachable(ip);
+    const previous = this.staticEntry(mac);
+    this.fdb.addStatic(this.config.vni, mac, ip);
+    this.persistOrUndo(() => {
+      if (previous) this.fdb.addStatic(this.config.vni, mac, previous.vtep);
+      else this.fdb.remove(this.config.vni, mac);
+    });
+    this.log.info({ mac, vtep: ip }, 'static fdb entry added');
+    return { mac, ip };
+  }
+
+  fdbDel(mac: string): FdbChangeResult {
+    const previous = this.staticEntry(mac);
+    if (!this.fdb.remove(this.config.vni, mac)) {
+      throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on ${this.config.dev} (vni ${this.config.vni})`);
+    }
+    if (previous) this.persistOrUndo(() => this.fdb.addStatic(this.config.vni, mac, previous.vtep));
+    this.log.info({ mac }, 'fdb entry deleted');
+    return { mac };
+  }
+
+  fdbFlush(learnedOnly: boolean): FdbFlushResult {
+    const statics = this.fdb.staticEntries();
+    const removed = this.fdb.flush({ learnedOnly });
+    if (!learnedOnly && statics.length > 0) {
+      this.persistOrUndo(() => {
+        for (const entry of statics) this.fdb.addStatic(entry.vni, entry.mac, entry.vtep);
+      });
+    }
+    this.log.info({ removed, learnedOnly }, 'fdb flushed');
+    return { removed };
+  }
+
+  private staticEntry(mac: string): { vtep: string } | undefined {
+    return this.fdb.staticEntries().find((e) => e.vni === this.config.vni && e.mac === mac);
+  }
+
+  /** All peers share the UDP socket, so they must be of its family. */
+  private requireReachable(ip: string): void {
+    const family = this.config.family === 'udp6' ? 6 : 4;
+    if (ipFamily(ip) !== family) {
+      throw new VxlandError(
+        'VXLAND_BAD_ARGUMENT',
+        `${ip} is IPv${ipFamily(ip)} but ${this.config.dev} sends VXLAN over IPv${family}`,
+      );
+    }
+  }
+
+  private persistOrUndo(undo: () => void): void {
+    try {
+      this.store.save({
+        vni: this.config.vni,
+        peers: this.fdb.peers(this.config.vni),
+        fdb: this.fdb.staticEntries().filter((e) => e.vni === this.config.vni).map(({ mac, vtep }) => ({ mac, vtep })),
+      });
+    } catch (err) {
+      undo();
+      this.log.error({ err }, 'cannot save state; change undone');
+      throw err;
+    }
+  }
+}

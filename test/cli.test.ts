@@ -1,0 +1,216 @@
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ControlHandler, StatusResult } from '../src/control/protocol.js';
+import { ControlServer } from '../src/control/server.js';
+import { VxlandError } from '../src/errors.js';
+import type { FdbEntry } from '../src/fdb/fdb.js';
+
+const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
+
+const STATUS: StatusResult = {
+  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: '192.0.2.1', mtu: 1450, datapath: 'dgram', uptimeS: 3723, pid: 4321,
+  stats: {
+    rxPackets: 10, rxBytes: 1000, txPackets: 20, txBytes: 2000,
+    drops: { 'wrong-vni': 3, 'static-conflict': 1 }, dropsTotal: 4, learnRefusedFull: 2,
+  },
+  fdb: { size: 3, learned: 1, peers: 1 },
+};
+
+const ENTRIES: FdbEntry[] = [
+  { vni: 42, mac: '00:00:00:00:00:00', vtep: '192.0.2.2', kind: 'peer', updatedAgoMs: 0, usedAgoMs: 1500 },
+  { vni: 42, mac: '02:00:00:00:00:01', vtep: '192.0.2.2', kind: 'static', updatedAgoMs: 61_000, usedAgoMs: 2_999 },
+  { vni: 42, mac: '02:00:00:00:00:02', vtep: '198.51.100.10', kind: 'learned', updatedAgoMs: 12_000, usedAgoMs: 0 },
+];
+
+/** A daemon stand-in that records every call it receives. */
+function fakeHandler(): ControlHandler & { calls: string[] } {
+  const peers = ['192.0.2.2'];
+  const calls: string[] = [];
+  return {
+    calls,
+    status: () => STATUS,
+    peerAdd: (ip) => {
+      calls.push(`peer.add ${ip}`);
+      const changed = !peers.includes(ip);
+      if (changed) peers.push(ip);
+      return { ip, changed };
+    },
+    peerDel: (ip) => {
+      calls.push(`peer.del ${ip}`);
+      if (!peers.includes(ip)) throw new VxlandError('VXLAND_NOT_FOUND', `${ip} is not a peer of vxl0 (vni 42)`);
+      peers.splice(peers.indexOf(ip), 1);
+      return { ip, changed: true };
+    },
+    peerList: () => [...peers],
+    fdbShow: () => ENTRIES,
+    fdbAdd: (mac, ip) => {
+      calls.push(`fdb.add ${mac} ${ip}`);
+      return { mac, ip };
+    },
+    fdbDel: (mac) => {
+      calls.push(`fdb.del ${mac}`);
+      throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on vxl0 (vni 42)`);
+    },
+    fdbFlush: (learnedOnly) => {
+      calls.push(`fdb.flush ${learnedOnly}`);
+      return { removed: learnedOnly ? 1 : 2 };
+    },
+  };
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI asynchronously, so the in-process server can answer it. */
+function vxland(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+async function daemon(t: tap.Test): Promise<{ socket: string; handler: ReturnType<typeof fakeHandler> }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-cli-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'vxl0.sock');
+  const handler = fakeHandler();
+  const server = await ControlServer.listen(socket, handler);
+  t.teardown(() => server.close());
+  return { socket, handler };
+}
+
+/** Exactly one line on stderr, nothing on stdout, the given exit code. */
+function failsWith(t: tap.Test, run: Run, code: number, line: string): void {
+  t.equal(run.code, code, `exit ${code}`);
+  t.equal(run.stdout, '', 'nothing on stdout');
+  t.equal(run.stderr, `vxland: ${line}\n`, 'one line on stderr');
+}
+
+t.test('peer commands, human output', async (t) => {
+  const { socket, handler } = await daemon(t);
+  t.same(await vxland('peer', 'list', '--socket', socket), { code: 0, stdout: 'PEER\n192.0.2.2\n', stderr: '' });
+  t.same(await vxland('peer', 'add', '198.51.100.7', '--socket', socket), { code: 0, stdout: 'added peer 198.51.100.7\n', stderr: '' });
+  t.same(await vxland('peer', 'add', '198.51.100.7', '--socket', socket), {
+    code: 0, stdout: '198.51.100.7 is already a peer\n', stderr: '',
+  });
+  t.same(await vxland('peer', 'del', '192.0.2.2', '--socket', socket), { code: 0, stdout: 'removed peer 192.0.2.2\n', stderr: '' });
+  t.same(handler.calls, ['peer.add 198.51.100.7', 'peer.add 198.51.100.7', 'peer.del 192.0.2.2']);
+});
+
+t.test('fdb commands, human output', async (t) => {
+  const { socket, handler } = await daemon(t);
+  const show = await vxland('fdb', 'show', '--socket', socket);
+  t.equal(show.code, 0);
+  t.equal(
+    show.stdout,
+    [
+      'MAC                DST            VNI  TYPE     UPDATED  USED',
+      '00:00:00:00:00:00  192.0.2.2      42   peer     0s       1s',
+      '02:00:00:00:00:01  192.0.2.2      42   static   61s      2s',
+      '02:00:00:00:00:02  198.51.100.10  42   learned  12s      0s',
+      '',
+    ].join('\n'),
+  );
+  t.same(await vxland('fdb', 'add', '02:00:00:00:00:AB', '192.0.2.2', '--socket', socket), {
+    code: 0, stdout: 'added 02:00:00:00:00:ab dst 192.0.2.2\n', stderr: '',
+  });
+  t.same(await vxland('fdb', 'flush', '--learned', '--socket', socket), { code: 0, stdout: 'removed 1 learned entry\n', stderr: '' });
+  t.same(await vxland('fdb', 'flush', '--socket', socket), { code: 0, stdout: 'removed 2 entries\n', stderr: '' });
+  t.same(handler.calls, ['fdb.add 02:00:00:00:00:ab 192.0.2.2', 'fdb.flush true', 'fdb.flush false']);
+});
+
+t.test('status, human output', async (t) => {
+  const { socket } = await daemon(t);
+  const run = await vxland('status', '--socket', socket);
+  t.equal(run.code, 0);
+  t.equal(
+    run.stdout,
+    [
+      'device:                   vxl0 (02:aa:bb:cc:dd:ee)',
+      'vni:                      42',
+      'local:                    192.0.2.1',
+      'port:                     4789',
+      'mtu:                      1450',
+      'datapath:                 dgram',
+      'pid:                      4321',
+      'uptime:                   1h 2m 3s',
+      'fdb:                      3 entries (1 learned), 1 peer',
+      'rx:                       10 packets, 1000 bytes',
+      'tx:                       20 packets, 2000 bytes',
+      'drops:                    wrong-vni 3, static-conflict 1',
+      'learn refused (fdb full): 2',
+      '',
+    ].join('\n'),
+  );
+});
+
+t.test('--json prints the daemon\'s answer', async (t) => {
+  const { socket } = await daemon(t);
+  const status = await vxland('status', '--json', '--socket', socket);
+  t.equal(status.code, 0);
+  t.same(JSON.parse(status.stdout), STATUS);
+  t.same(JSON.parse((await vxland('fdb', 'show', '--json', '--socket', socket)).stdout), ENTRIES);
+  t.same(JSON.parse((await vxland('peer', 'list', '--json', '--socket', socket)).stdout), ['192.0.2.2']);
+  t.same(JSON.parse((await vxland('peer', 'add', 'FD00::0001', '--json', '--socket', socket)).stdout), { ip: 'fd00::1', changed: true });
+});
+
+t.test('malformed input: one line, exit 2, nothing sent', async (t) => {
+  const { socket, handler } = await daemon(t);
+  failsWith(t, await vxland('fdb', 'add', 'zz:00:00:00:00:01', '192.0.2.2', '--socket', socket), 2,
+    'invalid MAC address "zz:00:00:00:00:01" (expected six hex pairs like 02:00:00:00:00:01)');
+  failsWith(t, await vxland('fdb', 'add', '02:00:00:00:00:01', '192.0.2.256', '--socket', socket), 2, 'invalid IP address "192.0.2.256"');
+  failsWith(t, await vxland('fdb', 'add', '00:00:00:00:00:00', '192.0.2.2', '--socket', socket), 2,
+    '00:00:00:00:00:00 is the flood address; use "vxland peer add IP" instead');
+  failsWith(t, await vxland('fdb', 'del', '02:00:00:00:01', '--socket', socket), 2,
+    'invalid MAC address "02:00:00:00:01" (expected six hex pairs like 02:00:00:00:00:01)');
+  failsWith(t, await vxland('peer', 'add', 'peer-b', '--socket', socket), 2, 'invalid IP address "peer-b"');
+  failsWith(t, await vxland('peer', 'del', '10.1', '--json', '--socket', socket), 2, 'invalid IP address "10.1"');
+  failsWith(t, await vxland('peer', 'list', '--dev', 'much-too-long-name'), 2,
+    '--dev must be a Linux interface name: "much-too-long-name" is longer than 15 bytes');
+  failsWith(t, await vxland('peer', 'add', '--socket', socket), 2, 'missing required argument \'ip\'');
+  failsWith(t, await vxland('peer', 'list', '--frobnicate'), 2, 'unknown option \'--frobnicate\'');
+  failsWith(t, await vxland('frobnicate'), 2, 'unknown command \'frobnicate\'');
+  t.same(handler.calls, [], 'the daemon received nothing');
+});
+
+t.test('refusals from the daemon: one line, exit 1', async (t) => {
+  const { socket } = await daemon(t);
+  failsWith(t, await vxland('peer', 'del', '203.0.113.9', '--socket', socket), 1, '203.0.113.9 is not a peer of vxl0 (vni 42)');
+  failsWith(t, await vxland('fdb', 'del', '02:00:00:00:00:99', '--json', '--socket', socket), 1,
+    'no fdb entry for 02:00:00:00:00:99 on vxl0 (vni 42)');
+});
+
+t.test('no daemon: one line, exit 1', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-cli-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const socket = path.join(dir, 'vxl0.sock');
+  failsWith(t, await vxland('status', '--socket', socket), 1, `no vxland daemon is listening on ${socket}`);
+  failsWith(t, await vxland('peer', 'list', '--json', '--socket', socket), 1, `no vxland daemon is listening on ${socket}`);
+  const byDev = await vxland('status', '--dev', 'vxl-none');
+  t.equal(byDev.code, 1);
+  t.match(byDev.stderr, /^vxland: (no vxland daemon is listening on|permission denied opening) \/run\/vxland\/vxl-none\.sock/);
+});
+
+t.test('run: help, bad settings and an unavailable data path', async (t) => {
+  const help = await vxland('run', '--help');
+  t.equal(help.code, 0);
+  t.match(help.stdout, 'Usage: vxland run [options]');
+  t.match(help.stdout, '8472');
+  t.match(help.stdout, '--datapath <kind>');
+
+  failsWith(t, await vxland('run', '--vni', '16777216'), 2, 'vni must be an integer 0..16777215 (got "16777216")');
+  failsWith(t, await vxland('run'), 2, 'vni is required (--vni N or "vni" in the config file)');
+  failsWith(t, await vxland('run', '--vni', '1', '--peer', '192.0.2.300'), 2, 'peer must be an IPv4 or IPv6 address (got "192.0.2.300")');
+  failsWith(t, await vxland('run', '--vni', '1', '--datapath', 'native'), 1,
+    'native data path is not built yet; use --datapath dgram or auto');
+  failsWith(t, await vxland('run', '--config', '/nonexistent/vxland.json'), 1,
+    'cannot read config file /nonexistent/vxland.json: ENOENT');
+});

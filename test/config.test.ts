@@ -1,0 +1,160 @@
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig, resolveDatapath, type ConfigFlags } from '../src/config/config.js';
+import { VxlandError } from '../src/errors.js';
+
+function tempDir(t: tap.Test): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-config-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function writeConfig(t: tap.Test, content: unknown): string {
+  const file = path.join(tempDir(t), 'vxl0.json');
+  fs.writeFileSync(file, typeof content === 'string' ? content : JSON.stringify(content));
+  return file;
+}
+
+/** Asserts loadConfig refuses flags with exactly this code and a message containing `message`. */
+function refuses(t: tap.Test, flags: ConfigFlags, message: string, code = 'VXLAND_CONFIG_INVALID'): void {
+  let caught: unknown = null;
+  try {
+    loadConfig(flags);
+  } catch (err) {
+    caught = err;
+  }
+  t.type(caught, VxlandError, `refused: ${message}`);
+  t.match(caught, { code, message }, message);
+}
+
+t.test('defaults with only a vni', async (t) => {
+  const config = loadConfig({ vni: '42' });
+  t.same(config, {
+    dev: 'vxl0', vni: 42, local: null, family: 'udp4', port: 4789, mtu: 1450, addresses: [], peers: [], fdb: [],
+    ageingS: 300, maxFdb: 16384, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxl0.sock',
+    logLevel: 'info',
+  });
+});
+
+t.test('socket path follows the device name', async (t) => {
+  t.equal(loadConfig({ vni: '1', dev: 'blue' }).socket, '/run/vxland/blue.sock');
+});
+
+t.test('an IPv6 local address selects udp6 and canonical form', async (t) => {
+  const config = loadConfig({ vni: '1', local: 'FD00:0::0001', peer: ['fd00::0002'] });
+  t.equal(config.local, 'fd00::1');
+  t.equal(config.family, 'udp6');
+  t.same(config.peers, ['fd00::2']);
+});
+
+t.test('file settings are used and flags override them', async (t) => {
+  const file = writeConfig(t, {
+    dev: 'red', vni: 7, port: 8472, mtu: 1400, addresses: ['10.7.0.1/24', 'fd07::1/64'],
+    peers: ['192.0.2.2', '192.0.2.3'], fdb: [{ mac: '02:00:00:00:00:0A', vtep: '192.0.2.2' }],
+    ageingS: 0, maxFdb: 10, datapath: 'dgram', stateDir: 'state', socket: 'ctl.sock', logLevel: 'debug',
+  });
+  const fromFile = loadConfig({ config: file });
+  const dir = path.dirname(file);
+  t.equal(fromFile.dev, 'red');
+  t.equal(fromFile.vni, 7);
+  t.equal(fromFile.port, 8472);
+  t.equal(fromFile.mtu, 1400);
+  t.same(fromFile.addresses, ['10.7.0.1/24', 'fd07::1/64']);
+  t.same(fromFile.peers, ['192.0.2.2', '192.0.2.3']);
+  t.same(fromFile.fdb, [{ mac: '02:00:00:00:00:0a', vtep: '192.0.2.2' }]);
+  t.equal(fromFile.ageingS, 0);
+  t.equal(fromFile.maxFdb, 10);
+  t.equal(fromFile.datapath, 'dgram');
+  t.equal(fromFile.stateDir, path.join(dir, 'state'), 'relative paths are relative to the file');
+  t.equal(fromFile.socket, path.join(dir, 'ctl.sock'));
+  t.equal(fromFile.logLevel, 'debug');
+
+  const merged = loadConfig({ config: file, vni: '8', port: '4789', peer: ['198.51.100.1'], address: ['10.8.0.1/16'], logLevel: 'warn' });
+  t.equal(merged.vni, 8, 'flag wins');
+  t.equal(merged.port, 4789);
+  t.same(merged.peers, ['198.51.100.1'], 'repeated --peer replaces the list');
+  t.same(merged.addresses, ['10.8.0.1/16'], 'repeated --address replaces the list');
+  t.equal(merged.mtu, 1400, 'unset flags keep the file value');
+  t.equal(merged.logLevel, 'warn');
+});
+
+t.test('VXLAND_CONFIG names the file when --config is absent', async (t) => {
+  const file = writeConfig(t, { vni: 99 });
+  t.equal(loadConfig({}, { VXLAND_CONFIG: file }).vni, 99);
+});
+
+t.test('the result is deeply frozen', async (t) => {
+  const file = writeConfig(t, { vni: 1, peers: ['192.0.2.2'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }] });
+  const config = loadConfig({ config: file });
+  t.ok(Object.isFrozen(config));
+  t.ok(Object.isFrozen(config.peers));
+  t.ok(Object.isFrozen(config.fdb));
+  t.ok(Object.isFrozen(config.fdb[0]));
+  t.throws(() => (config.peers as string[]).push('192.0.2.9'));
+  t.throws(() => {
+    (config as { vni: number }).vni = 2;
+  });
+});
+
+t.test('every validation message', async (t) => {
+  refuses(t, {}, 'vni is required');
+  refuses(t, { vni: '16777216' }, 'vni must be an integer 0..16777215');
+  refuses(t, { vni: '-1' }, 'vni must be an integer 0..16777215');
+  refuses(t, { vni: '4e1' }, 'vni must be an integer 0..16777215');
+  refuses(t, { vni: '1', dev: 'this-name-is-too-long' }, 'dev must be a Linux interface name: "this-name-is-too-long" is longer than 15 bytes');
+  refuses(t, { vni: '1', dev: 'a/b' }, 'dev must be a Linux interface name');
+  refuses(t, { vni: '1', dev: '' }, 'dev must be a Linux interface name: "" is empty');
+  refuses(t, { vni: '1', local: '10.0.0.300' }, 'local must be an IPv4 or IPv6 address (got "10.0.0.300")');
+  refuses(t, { vni: '1', port: '0' }, 'port must be an integer 1..65535');
+  refuses(t, { vni: '1', port: '65536' }, 'port must be an integer 1..65535');
+  refuses(t, { vni: '1', mtu: '67' }, 'mtu must be an integer 68..65000');
+  refuses(t, { vni: '1', mtu: '65001' }, 'mtu must be an integer 68..65000');
+  refuses(t, { vni: '1', address: ['10.0.0.1'] }, 'address must be a CIDR like 10.0.0.1/24 or fd00::1/64 (got "10.0.0.1")');
+  refuses(t, { vni: '1', address: ['10.0.0.1/33'] }, 'address must be a CIDR');
+  refuses(t, { vni: '1', peer: ['nope'] }, 'peer must be an IPv4 or IPv6 address (got "nope")');
+  refuses(t, { vni: '1', peer: ['192.0.2.2', '192.0.2.2'] }, 'peer 192.0.2.2 is listed twice');
+  refuses(t, { vni: '1', peer: ['fd00::2'] }, 'peer fd00::2 is IPv6 but the VXLAN socket is IPv4');
+  refuses(t, { vni: '1', local: 'fd00::1', peer: ['192.0.2.2'] }, 'peer 192.0.2.2 is IPv4 but the VXLAN socket is IPv6');
+  refuses(t, { vni: '1', ageing: '-5' }, 'ageing must be an integer >= 0 seconds (0 = never)');
+  refuses(t, { vni: '1', maxFdb: '0' }, 'max-fdb must be an integer >= 1');
+  refuses(t, { vni: '1', datapath: 'fast' }, 'datapath must be one of auto, native, dgram (got "fast")');
+  refuses(t, { vni: '1', logLevel: 'loud' }, 'log-level must be one of fatal, error, warn, info, debug, trace, silent');
+});
+
+t.test('file-only validation messages', async (t) => {
+  const cases: [unknown, string][] = [
+    [{ vni: 1, colour: 'red' }, 'unknown key "colour"'],
+    [{ vni: 1.5 }, 'vni must be an integer 0..16777215 (got 1.5)'],
+    [{ vni: '7' }, 'vni must be an integer 0..16777215 (got "7")'],
+    [{ vni: 1, dev: 5 }, 'dev must be a string'],
+    [{ vni: 1, peers: '192.0.2.2' }, 'peers must be a list of strings'],
+    [{ vni: 1, fdb: {} }, 'fdb must be a list'],
+    [{ vni: 1, fdb: [{ mac: 'zz', vtep: '192.0.2.2' }] }, 'fdb[0].mac must be a MAC address like 02:00:00:00:00:01 (got "zz")'],
+    [{ vni: 1, fdb: [{ mac: '02:00:00:00:00:01', vtep: 'x' }] }, 'fdb[0].vtep must be an IPv4 or IPv6 address'],
+    [{ vni: 1, fdb: [{ mac: '00:00:00:00:00:00', vtep: '192.0.2.2' }] }, 'is the flood address'],
+    [{ vni: 1, fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2', port: 1 }] }, 'fdb[0]: unknown key "port"'],
+    [
+      { vni: 1, fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }, { mac: '02:00:00:00:00:01', vtep: '192.0.2.3' }] },
+      'fdb[1]: MAC 02:00:00:00:00:01 is listed twice',
+    ],
+    [{ vni: 1, stateDir: '' }, 'state-dir must be a non-empty path'],
+    [[1, 2], 'must contain a JSON object'],
+    ['{"vni": 1,', 'is not valid JSON'],
+  ];
+  for (const [content, message] of cases) refuses(t, { config: writeConfig(t, content) }, message);
+});
+
+t.test('an unreadable config file', async (t) => {
+  refuses(t, { config: path.join(tempDir(t), 'missing.json') }, 'cannot read config file', 'VXLAND_CONFIG_FILE');
+});
+
+t.test('resolveDatapath', async (t) => {
+  t.equal(resolveDatapath('auto'), 'dgram');
+  t.equal(resolveDatapath('dgram'), 'dgram');
+  t.throws(() => resolveDatapath('native'), {
+    code: 'VXLAND_DATAPATH_UNAVAILABLE',
+    message: 'native data path is not built yet; use --datapath dgram or auto',
+  });
+});

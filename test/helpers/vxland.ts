@@ -1,0 +1,87 @@
+// Starting vxland daemons inside test namespaces and talking to them with the
+// real CLI. Builds on helpers/netns.ts.
+
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { exec, spawnDaemon, vxlandArgv, vxlandJson, type Host, type LineProcess, type TapLike } from './netns';
+
+export const TEST_VNI = 42;
+
+/** The data paths the integration tests run on: every path this build offers. */
+export function datapathsUnderTest(): string[] {
+  const fromEnv = process.env.VXLAND_TEST_DATAPATHS;
+  if (fromEnv) return fromEnv.split(',');
+  return ['dgram'];
+}
+
+export interface VxlandOptions {
+  vni?: number;
+  peers?: string[];
+  /** Overlay address with prefix, e.g. 10.42.0.1/24. */
+  address?: string;
+  datapath?: string;
+  dev?: string;
+  /** Reuse a state directory (to test restarts); default a fresh temp dir. */
+  stateDir?: string;
+  extraArgs?: string[];
+}
+
+export interface VxlandHandle {
+  proc: LineProcess;
+  host: Host;
+  socket: string;
+  stateDir: string;
+  dev: string;
+  /** Runs `vxland <args> --socket S --json` in the host namespace and parses the output. */
+  json<T = any>(...args: string[]): Promise<T>;
+  /** Runs `vxland <args> --socket S` and returns exit code, stdout and stderr. */
+  cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+export function tempDir(t: TapLike, label: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), `vxland-${label}-`));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Starts `vxland run` in host's namespace and resolves once its control socket answers. */
+export async function startVxland(t: TapLike, host: Host, o: VxlandOptions = {}): Promise<VxlandHandle> {
+  const dev = o.dev ?? 'vxl0';
+  const stateDir = o.stateDir ?? tempDir(t, 'state');
+  const socket = path.join(stateDir, `${dev}.sock`);
+  const args = ['run', '--dev', dev, '--vni', String(o.vni ?? TEST_VNI), '--local', host.ip,
+    '--state-dir', stateDir, '--socket', socket, '--datapath', o.datapath ?? 'dgram', '--log-level', 'debug'];
+  for (const p of o.peers ?? []) args.push('--peer', p);
+  if (o.address) args.push('--address', o.address);
+  args.push(...(o.extraArgs ?? []));
+  const proc = spawnDaemon(t, host.ns, vxlandArgv(...args));
+  const handle: VxlandHandle = {
+    proc,
+    host,
+    socket,
+    stateDir,
+    dev,
+    json: (...a) => vxlandJson(host.ns, [...a, '--socket', socket, '--json'], { timeoutMs: 10_000 }),
+    cli: async (...a) => {
+      const r = await exec(host.ns, vxlandArgv(...a, '--socket', socket), { allowFail: true, timeoutMs: 10_000 });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    },
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (!proc.running) {
+      throw new Error(`vxland exited (${proc.exitCode ?? proc.exitSignal}): ${[...proc.lines, ...proc.stderrLines].slice(-8).join(' | ')}`);
+    }
+    if (existsSync(socket)) {
+      try {
+        await handle.json('status');
+        return handle;
+      } catch {
+        /* not answering yet */
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`vxland did not answer on ${socket} within 15 s: ${proc.lines.slice(-5).join(' | ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
