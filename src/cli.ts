@@ -51,7 +51,7 @@ export function buildProgram(): Command {
     .option('--mtu <n>', 'TAP device MTU 68..65000 (default 1450)')
     .option('--address <cidr>', 'address to put on the TAP device, e.g. 10.0.0.1/24 (repeatable; replaces the file\'s list)', collect)
     .option('--peer <ip>', 'remote VTEP to flood to (repeatable; replaces the file\'s list)', collect)
-    .option('--ageing <seconds>', 'forget learned MACs unused this long; 0 = never (default 300)')
+    .option('--ageing <seconds>', 'forget a learned MAC after this long without a frame from it; 0 = never (default 300)')
     .option('--max-fdb <n>', 'most learned MACs kept (default 16384)')
     .option('--datapath <kind>', `data path: ${DATAPATH_CHOICES.join(', ')} (default auto)`)
     .option('--state-dir <dir>', 'where runtime peer/fdb changes are saved (default /var/lib/vxland)')

@@ -28,6 +28,7 @@ import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
 import { TapDevice } from './io/tap.js';
 import { UdpBind } from './io/udp.js';
 import { StateStore } from './state/store.js';
+import { RateLimitedLog } from './util/rate-limit.js';
 
 /** How often learned entries are checked for ageing. */
 export const FDB_SWEEP_INTERVAL_MS = 1_000;
@@ -46,11 +47,16 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid, dev: config.dev } });
   const startedMs = Date.now();
 
+  const fdbLog = new RateLimitedLog(log);
   const store = new StateStore({ stateDir: config.stateDir, dev: config.dev, log });
   const fdb = new Fdb({
     ageingMs: config.ageingS * 1000,
     maxLearned: config.maxFdb,
-    onEvent: (e) => log.debug({ fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind }, 'fdb change'),
+    onEvent: (e) => {
+      const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
+      if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
+      else log.debug(fields, 'fdb change');
+    },
   });
   seedFdb(fdb, config, store.load(), log);
 

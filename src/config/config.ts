@@ -62,7 +62,7 @@ export interface Config {
   /** Flood-list VTEPs (canonical IP literals, no duplicates). */
   readonly peers: readonly string[];
   readonly fdb: readonly StaticFdbConfig[];
-  /** Seconds before an unused learned MAC is forgotten; 0 = never. */
+  /** Seconds without a frame from a learned MAC before it is forgotten; 0 = never. */
   readonly ageingS: number;
   /** Most learned MACs kept; further ones are refused and counted. */
   readonly maxFdb: number;

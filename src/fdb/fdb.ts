@@ -84,7 +84,8 @@ export class Fdb {
   private readonly ageingMs: number;
   private readonly maxLearned: number;
   private readonly now: () => number;
-  private readonly emit: (event: FdbEvent) => void;
+  private readonly onEvent: (event: FdbEvent) => void;
+  private readonly listeners = new Set<(event: FdbEvent) => void>();
   private learned = 0;
   private statics = 0;
 
@@ -92,7 +93,21 @@ export class Fdb {
     this.ageingMs = options.ageingMs;
     this.maxLearned = options.maxLearned;
     this.now = options.now ?? Date.now;
-    this.emit = options.onEvent ?? (() => undefined);
+    this.onEvent = options.onEvent ?? (() => undefined);
+  }
+
+  /** Adds a listener that receives every event after options.onEvent (e.g.
+   *  the native engine's mirror). Returns the function that removes it. */
+  subscribe(listener: (event: FdbEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  private emit(event: FdbEvent): void {
+    this.onEvent(event);
+    for (const listener of this.listeners) listener(event);
   }
 
   get learnedCount(): number {

@@ -43,9 +43,81 @@ export interface NativeTapPollerConstructor {
   ): NativeTapPoller;
 }
 
+/** native/engine_core.h: options of `new NativeEngine(...)`. */
+export interface NativeEngineOptions {
+  /** From tapOpen(name, { vnetHdr: true }); owned by the engine once constructed. */
+  tapFd: number;
+  mtu: number;
+  vni: number;
+  /** Local IP literal the UDP socket binds to. */
+  local: string;
+  /** Local UDP port (0 = kernel picks). */
+  port: number;
+  /** Destination UDP port of every VTEP. */
+  dstPort: number;
+  /** The TAP's own MAC (frames claiming it as source are loops). */
+  ownMac: Buffer;
+  /** TAP TSO/checksum offload (TUNSETOFFLOAD); default true. */
+  offload?: boolean;
+  /** UDP GSO (UDP_SEGMENT) sends; default true. */
+  gso?: boolean;
+  /** UDP_GRO receives; default true. */
+  gro?: boolean;
+  /** Coalescing of received TCP segments into TSO writes; default true. */
+  coalesce?: boolean;
+  /** SO_RCVBUF/SO_SNDBUF request (forced when privileged); default 8 MiB. */
+  socketBufferBytes?: number;
+}
+
+export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
+export interface NativeEngineForeign { vni: number; from: string }
+
+export type NativeEngineEvent =
+  | { type: 'observations'; learn: NativeEngineLearn[]; foreign: NativeEngineForeign[] }
+  | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
+  | { type: 'fatal'; error: NativeSysError };
+
+export interface NativeEngineInfo {
+  port: number;
+  offload: boolean;
+  gso: boolean;
+  gro: boolean;
+  coalesce: boolean;
+  rcvbufBytes: number;
+  sndbufBytes: number;
+  mirrorSize: number;
+  state: 'idle' | 'running' | 'stopped';
+}
+
+export interface NativeEngineHandle {
+  start(): void;
+  stop(): void;
+  fdbSet(vni: number, macKey: number, vtepIp: string, pinned: boolean): void;
+  fdbDelete(vni: number, macKey: number): boolean;
+  fdbClear(): void;
+  setFloodList(vni: number, vtepIps: readonly string[]): void;
+  counters(out: Float64Array): void;
+  info(): NativeEngineInfo;
+}
+
+export interface NativeEngineConstructor {
+  new (options: NativeEngineOptions, onEvent: (event: NativeEngineEvent) => void): NativeEngineHandle;
+  /** Counter names in index order; drop0..drop13 are DropReason numbers. */
+  readonly counterNames: readonly string[];
+}
+
+/** One write planned by the coalescer (test-only binding). */
+export interface NativeCoalescedWrite {
+  hdr: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number };
+  frame: Buffer;
+  count: number;
+  first: number;
+}
+
 /** The addon's exports. Functions throw NativeSysError unless noted. */
 export interface NativeAddon {
-  tapOpen(name: string): { fd: number; name: string };
+  /** vnetHdr: IFF_VNET_HDR (for the native engine only). */
+  tapOpen(name: string, options?: { vnetHdr?: boolean }): { fd: number; name: string };
   tapSetMtu(ifname: string, mtuBytes: number): void;
   tapSetUp(ifname: string): void;
   tapGetMac(ifname: string): Buffer;
@@ -58,6 +130,13 @@ export interface NativeAddon {
   tapClose(fd: number): void;
   TapPoller: NativeTapPollerConstructor;
   sdNotify(socketPath: string, message: string): void;
+  NativeEngine: NativeEngineConstructor;
+  /** Must equal DROP_REASON_COUNT. */
+  engineDropReasonCount: number;
+  /** Test only: splits (vnet hdr + frame) for this MTU; a number is a split error (< 0). */
+  engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu: number): Buffer[] | number;
+  /** Test only: the TAP writes the rx coalescer plans for these inner frames. */
+  engineCoalesceForTest(frames: Buffer[]): NativeCoalescedWrite[];
 }
 
 let cached: NativeAddon | undefined;

@@ -4,6 +4,9 @@
 import type { Logger } from 'pino';
 
 export const LOG_RATE_INTERVAL_MS = 5_000;
+/** Keys remembered at once. Keys may come from the network (a sender's
+ *  address), so the table is bounded: past this it starts afresh. */
+export const LOG_RATE_MAX_KEYS = 1024;
 
 export class RateLimitedLog {
   private readonly last = new Map<string, { atMs: number; suppressed: number }>();
@@ -30,6 +33,7 @@ export class RateLimitedLog {
       return;
     }
     const suppressed = seen?.suppressed ?? 0;
+    if (seen === undefined && this.last.size >= LOG_RATE_MAX_KEYS) this.last.clear();
     this.last.set(key, { atMs: nowMs, suppressed: 0 });
     this.log[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }

@@ -25,6 +25,7 @@ export interface VxlandOptions {
   /** Reuse a state directory (to test restarts); default a fresh temp dir. */
   stateDir?: string;
   extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface VxlandHandle {
@@ -55,7 +56,7 @@ export async function startVxland(t: TapLike, host: Host, o: VxlandOptions = {})
   for (const p of o.peers ?? []) args.push('--peer', p);
   if (o.address) args.push('--address', o.address);
   args.push(...(o.extraArgs ?? []));
-  const proc = spawnDaemon(t, host.ns, vxlandArgv(...args));
+  const proc = spawnDaemon(t, host.ns, vxlandArgv(...args), { env: o.env });
   const handle: VxlandHandle = {
     proc,
     host,

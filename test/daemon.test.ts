@@ -1,0 +1,59 @@
+// The daemon's life as systemd and an operator see it: READY=1 once TAP and
+// UDP are up, WATCHDOG=1 pings, STOPPING=1 and exit 0 on SIGTERM with the TAP
+// and the control socket gone; a TAP deleted underneath is a fatal error.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { createTopology, exec, ip, REPO_ROOT, skipUnlessRoot, spawnDaemon } from './helpers/netns';
+import { startVxland, tempDir } from './helpers/vxland';
+
+async function linkExists(ns: string, dev: string): Promise<boolean> {
+  return (await exec(ns, ['ip', 'link', 'show', 'dev', dev], { allowFail: true })).code === 0;
+}
+
+t.test('systemd notification and clean shutdown', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 2 });
+  const [a, b] = topo.hosts;
+  const notifyPath = path.join(tempDir(t, 'notify'), 'notify.sock');
+  const listener = spawnDaemon(t, a.ns, ['python3', path.join(REPO_ROOT, 'test', 'fixtures', 'notify-listener.py'), notifyPath, '30']);
+  await listener.waitForLine('listening', 5000);
+
+  const env = { ...process.env, NOTIFY_SOCKET: notifyPath, WATCHDOG_USEC: '400000' };
+  const v = await startVxland(t, a, { peers: [b.ip], address: '10.42.0.1/24', env });
+  await listener.waitForLine('READY=1', 5000);
+  t.pass('READY=1 sent');
+  t.ok(await linkExists(a.ns, v.dev), 'TAP device exists while running');
+  await listener.waitForLine('WATCHDOG=1', 3000);
+  t.pass('WATCHDOG=1 sent at half WATCHDOG_USEC');
+
+  v.proc.proc.kill('SIGTERM');
+  await v.proc.exited;
+  t.equal(v.proc.exitCode, 0, 'SIGTERM exits 0');
+  await listener.waitForLine('STOPPING=1', 3000);
+  t.pass('STOPPING=1 sent');
+  t.notOk(await linkExists(a.ns, v.dev), 'TAP device is gone');
+  t.notOk(existsSync(v.socket), 'control socket file is removed');
+});
+
+t.test('SIGINT shuts down cleanly too', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 2 });
+  const v = await startVxland(t, topo.hosts[0], { peers: [topo.hosts[1].ip] });
+  v.proc.proc.kill('SIGINT');
+  await v.proc.exited;
+  t.equal(v.proc.exitCode, 0);
+});
+
+t.test('a TAP deleted underneath is a clear, non-zero exit', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 2 });
+  const v = await startVxland(t, topo.hosts[0], { peers: [topo.hosts[1].ip] });
+  await ip(topo.hosts[0].ns, 'link', 'del', v.dev);
+  await Promise.race([v.proc.exited, new Promise((r) => setTimeout(r, 10_000))]);
+  t.not(v.proc.exitCode, 0, 'exits non-zero so systemd restarts it');
+  t.not(v.proc.exitCode, null, 'and exits at all');
+  const fatal = v.proc.logs.find((l) => l.level === 60);
+  t.ok(fatal, 'logs one fatal line');
+  t.match(JSON.stringify(fatal), /EBADFD|ENODEV|EIO|read/, 'naming the failing call');
+});
