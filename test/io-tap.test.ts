@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import t from 'tap';
 
 import { FRAME_HEADROOM_BYTES } from '../src/datapath/ports';
-import { TapDevice, parseCidr, tapSlotBytes, validateInterfaceName } from '../src/io/tap';
+import { TapDevice, tapSlotBytes } from '../src/io/tap';
 import { createNamespace, exec, execJson, linkStats, rootSkipReason } from './helpers/netns';
 
 const CHILD_PATH = path.join(__dirname, 'fixtures', 'tap-child.js');
@@ -129,19 +129,16 @@ function arpFramesReceived(child: TapChild): ArpInfo[] {
 }
 
 t.test('argument validation (no root needed)', async (t) => {
-  t.same(parseCidr('10.0.1.1/24'), { family: 4, address: '10.0.1.1', prefixLength: 24 });
-  t.same(parseCidr('fd00::1/64'), { family: 6, address: 'fd00::1', prefixLength: 64 });
   for (const bad of ['10.0.1.1', '10.0.1.1/33', 'fd00::1/129', 'host.example/24', '10.0.1.1/2x', '/24']) {
-    t.throws(() => parseCidr(bad), { code: 'VXLAND_BAD_ARGUMENT' }, `rejects ${bad}`);
+    t.throws(() => TapDevice.open({ name: 'vxl0', mtu: 1450, addresses: [bad] }), { code: 'VXLAND_BAD_ARGUMENT' }, `rejects ${bad}`);
   }
   for (const bad of ['', 'a'.repeat(16), 'a/b', 'vx:1', 'a b', '..']) {
-    t.throws(() => validateInterfaceName(bad), { code: 'VXLAND_BAD_ARGUMENT' }, `rejects name ${JSON.stringify(bad)}`);
+    t.throws(() => TapDevice.open({ name: bad, mtu: 1450 }), { code: 'VXLAND_BAD_ARGUMENT' }, `rejects name ${JSON.stringify(bad)}`);
   }
-  t.doesNotThrow(() => validateInterfaceName('vxl0'));
   t.throws(() => TapDevice.open({ name: 'vxl0', mtu: 1000, addresses: ['fd00::1/64'] }), { code: 'VXLAND_BAD_ARGUMENT' },
     'IPv6 needs mtu >= 1280');
   t.throws(() => TapDevice.open({ name: 'vxl0', mtu: 67 }), { code: 'VXLAND_BAD_ARGUMENT' });
-  t.throws(() => TapDevice.open({ name: 'averylongname12', addresses: ['10.0.0.1/24', '10.0.1.1/24'] }),
+  t.throws(() => TapDevice.open({ name: 'averylongname12', mtu: 1450, addresses: ['10.0.0.1/24', '10.0.1.1/24'] }),
     { code: 'VXLAND_BAD_ARGUMENT' }, 'alias label must fit IFNAMSIZ');
   const slot = tapSlotBytes(1500);
   t.ok(slot >= FRAME_HEADROOM_BYTES + 1500 + 18 && slot % 64 === 0, `slot ${slot} fits headroom + VLAN frame`);

@@ -2,76 +2,44 @@
 // driven through the native addon. Policy (validation, defaults, buffer
 // sizing) lives here; the addon only performs system calls.
 
-import { isIPv4, isIPv6 } from 'node:net';
-
 import { FRAME_HEADROOM_BYTES, FrameBatch, FrameDevice, WriteErrno } from '../datapath/ports';
+import { ifnameProblem, IFNAME_MAX_BYTES, parseCidr, type Cidr } from '../config/validate';
 import { VxlandError } from '../errors';
+import { maxFrameBytes } from '../wire/ethernet';
 import { NativeAddon, NativeTapPoller, callNative, loadAddon, toVxlandError } from './addon';
 
-/** Inner MTU when none is given: 1500-byte underlay minus 50 bytes of
- *  IPv4 + UDP + VXLAN + inner Ethernet overhead. */
-export const DEFAULT_TAP_MTU_BYTES = 1450;
 export const MIN_TAP_MTU_BYTES = 68;
 export const MAX_TAP_MTU_BYTES = 65521;
 /** IPv6 needs a link MTU of at least this. */
 export const MIN_IPV6_MTU_BYTES = 1280;
 /** Frames read per event-loop wake-up at most. */
 export const TAP_BATCH_MAX_FRAMES = 64;
-/** Ethernet header plus one VLAN tag: the largest frame is mtu + this. */
-export const ETHERNET_OVERHEAD_BYTES = 18;
 const SLOT_ALIGN_BYTES = 64;
-/** IFNAMSIZ - 1. */
-export const MAX_IFNAME_BYTES = 15;
 
 export interface TapOpenOptions {
   /** Interface name, 1..15 bytes, no '/', ':' or whitespace. */
   name: string;
-  /** Inner MTU in bytes; DEFAULT_TAP_MTU_BYTES when omitted. */
-  mtu?: number;
+  /** Inner MTU in bytes. */
+  mtu: number;
   /** CIDRs such as '10.0.1.1/24' or 'fd00::1/64'. The first IPv4 address is
    *  the primary; further IPv4 addresses get alias labels '<name>:1', ... */
   addresses?: readonly string[];
-}
-
-export interface ParsedCidr {
-  family: 4 | 6;
-  address: string;
-  prefixLength: number;
 }
 
 function badArgument(message: string): VxlandError {
   return new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: ${message}`);
 }
 
-/** Parses 'addr/prefix' with a literal IPv4 or IPv6 address. Throws
- *  VxlandError('VXLAND_BAD_ARGUMENT') for anything else. */
-export function parseCidr(cidr: string): ParsedCidr {
-  const slash = cidr.indexOf('/');
-  if (slash < 0) throw badArgument(`address ${JSON.stringify(cidr)} needs a /prefix`);
-  const address = cidr.slice(0, slash);
-  const prefixText = cidr.slice(slash + 1);
-  const family = isIPv4(address) ? 4 : isIPv6(address) ? 6 : 0;
-  if (family === 0) throw badArgument(`${JSON.stringify(address)} is not an IP address literal`);
-  const maxPrefix = family === 4 ? 32 : 128;
-  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > maxPrefix) {
-    throw badArgument(`prefix length in ${JSON.stringify(cidr)} must be 0..${maxPrefix}`);
-  }
-  return { family, address, prefixLength: Number(prefixText) };
-}
-
-/** Throws VxlandError('VXLAND_BAD_ARGUMENT') unless name is a valid Linux
- *  interface name. */
-export function validateInterfaceName(name: string): void {
-  const bytes = Buffer.byteLength(name);
-  if (bytes < 1 || bytes > MAX_IFNAME_BYTES) throw badArgument(`interface name must be 1..${MAX_IFNAME_BYTES} bytes`);
-  if (name === '.' || name === '..' || /[/:\s]/.test(name)) {
-    throw badArgument(`interface name ${JSON.stringify(name)} must not contain '/', ':' or whitespace`);
-  }
+/** Parses an address option with the shared validator; throws VXLAND_BAD_ARGUMENT. */
+function requireCidr(text: string): Cidr {
+  const cidr = parseCidr(text);
+  if (cidr === null) throw badArgument(`address must be a CIDR like 10.0.1.1/24 or fd00::1/64 (got ${JSON.stringify(text)})`);
+  return cidr;
 }
 
 /** Bytes per read slot: headroom + largest frame, rounded up to 64. */
 export function tapSlotBytes(mtu: number): number {
-  const raw = FRAME_HEADROOM_BYTES + mtu + ETHERNET_OVERHEAD_BYTES;
+  const raw = FRAME_HEADROOM_BYTES + maxFrameBytes(mtu, true);
   return Math.ceil(raw / SLOT_ALIGN_BYTES) * SLOT_ALIGN_BYTES;
 }
 
@@ -100,17 +68,18 @@ export class TapDevice implements FrameDevice {
    *  VXLAND_DATAPATH_UNAVAILABLE when the addon is not built. Nothing is left
    *  behind on failure. */
   static open(options: TapOpenOptions): TapDevice {
-    const mtu = options.mtu ?? DEFAULT_TAP_MTU_BYTES;
-    validateInterfaceName(options.name);
+    const mtu = options.mtu;
+    const nameProblem = ifnameProblem(options.name);
+    if (nameProblem !== null) throw badArgument(`interface name ${JSON.stringify(options.name)} ${nameProblem}`);
     if (!Number.isInteger(mtu) || mtu < MIN_TAP_MTU_BYTES || mtu > MAX_TAP_MTU_BYTES) {
       throw badArgument(`mtu must be an integer ${MIN_TAP_MTU_BYTES}..${MAX_TAP_MTU_BYTES}`);
     }
-    const parsed = (options.addresses ?? []).map(parseCidr);
+    const parsed = (options.addresses ?? []).map(requireCidr);
     if (mtu < MIN_IPV6_MTU_BYTES && parsed.some((p) => p.family === 6)) {
       throw badArgument(`IPv6 addresses need mtu >= ${MIN_IPV6_MTU_BYTES}`);
     }
     const ipv4Count = parsed.filter((p) => p.family === 4).length;
-    if (ipv4Count > 1 && Buffer.byteLength(`${options.name}:${ipv4Count - 1}`) > MAX_IFNAME_BYTES) {
+    if (ipv4Count > 1 && Buffer.byteLength(`${options.name}:${ipv4Count - 1}`) > IFNAME_MAX_BYTES) {
       throw badArgument(`name ${JSON.stringify(options.name)} too long for ${ipv4Count} IPv4 address labels`);
     }
 
