@@ -9,8 +9,18 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { DATAPATH_CHOICES, DEFAULT_DEV, LOG_LEVELS, VXLAN_IANA_PORT, defaultSocketPath, loadConfig, type ConfigFlags } from './config/config.js';
 import { ifnameProblem, normalizeIp } from './config/validate.js';
-import { request } from './control/client.js';
-import type { FdbShowResult, PeerChangeResult, PeerListResult, StatusResult } from './control/protocol.js';
+import { request, stream } from './control/client.js';
+import {
+  RUNTIME_LOG_LEVELS,
+  type FdbShowResult,
+  type LogLevelResult,
+  type MonitorEvent,
+  type PeerChangeResult,
+  type PeerListResult,
+  type StatsResult,
+  type StatusResult,
+} from './control/protocol.js';
+import type { DoctorReport } from './doctor.js';
 import { VxlandError, isVxlandError, type ErrorCode } from './errors.js';
 import { FLOOD_MAC, parseMac } from './fdb/fdb.js';
 
@@ -57,6 +67,7 @@ export function buildProgram(): Command {
     .option('--state-dir <dir>', 'where runtime peer/fdb changes are saved (default /var/lib/vxland)')
     .option('--socket <path>', 'control socket (default /run/vxland/<dev>.sock)')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default info)`)
+    .option('--metrics <host:port>', 'serve Prometheus metrics on this address, e.g. 127.0.0.1:9798 (default off)')
     .action(async (flags: ConfigFlags) => {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
@@ -115,7 +126,63 @@ export function buildProgram(): Command {
     print(opts, result, () => formatStatus(result));
   });
 
+  clientCommand(program, 'stats', 'counters per VTEP and drops by reason', async (opts) => {
+    const result = (await request(socketOf(opts), 'stats')) as StatsResult;
+    print(opts, result, () => formatStats(result));
+  });
+
+  clientCommand(program, 'monitor', 'print FDB and peer changes as they happen (like bridge monitor fdb)', async (opts) => {
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    process.once('SIGTERM', () => stop.abort());
+    await stream(socketOf(opts), 'monitor', (event) => {
+      const e = event as MonitorEvent;
+      process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatMonitorEvent(e)}\n`);
+    }, stop.signal);
+  });
+
+  clientCommand(program, 'log-level [level]', `show or set the daemon's log level (${RUNTIME_LOG_LEVELS.join(', ')})`, async (opts, level) => {
+    if (level !== undefined && !(RUNTIME_LOG_LEVELS as readonly string[]).includes(level)) {
+      throw usage(`log level must be one of ${RUNTIME_LOG_LEVELS.join(', ')} (got "${level}")`);
+    }
+    const result = (await request(socketOf(opts), 'log.level', level === undefined ? {} : { level })) as LogLevelResult;
+    print(opts, result, () => (result.level === result.previous ? `log level: ${result.level}` : `log level: ${result.level} (was ${result.previous})`));
+  });
+
+  clientCommand(program, 'doctor', 'check for MTU, VNI, peer, drop and checksum problems and say how to fix them (exit 1 if any)', async (opts) => {
+    const result = (await request(socketOf(opts), 'doctor', {}, DOCTOR_TIMEOUT_MS)) as DoctorReport;
+    print(opts, result, () => formatDoctor(result));
+    if (!result.ok) process.exitCode = EXIT_RUNTIME_ERROR;
+  });
+
   return program;
+}
+
+/** doctor looks up routes and reads /sys, which may take longer than a plain request. */
+const DOCTOR_TIMEOUT_MS = 15_000;
+
+function formatStats(r: StatsResult): string {
+  const vteps = formatTable(
+    ['VTEP', 'RX PACKETS', 'RX BYTES', 'TX PACKETS', 'TX BYTES', 'DROPS', 'LAST RX'],
+    r.vteps.map((v) => [
+      v.vtep, String(v.rxPackets), String(v.rxBytes), String(v.txPackets), String(v.txBytes), String(v.drops),
+      v.lastRxMs === 0 ? 'never' : `${seconds(Date.now() - v.lastRxMs)} ago`,
+    ]),
+  );
+  const drops = Object.entries(r.stats.drops);
+  const dropTable = drops.length === 0 ? 'no drops' : formatTable(['DROP REASON', 'COUNT'], drops.map(([reason, n]) => [reason, String(n)]));
+  return `${vteps}\n\n${dropTable}`;
+}
+
+function formatMonitorEvent(e: MonitorEvent): string {
+  const moved = e.previousVtep === undefined ? '' : ` (was ${e.previousVtep})`;
+  return `${e.time} ${e.type} ${e.mac} dst ${e.vtep}${moved} vni ${e.vni} ${e.kind}`;
+}
+
+function formatDoctor(r: DoctorReport): string {
+  if (r.ok) return `no problems found (checked: ${r.checks.join(', ')})`;
+  const lines = r.findings.map((f) => `✖ ${f.check}: ${f.problem}\n  fix: ${f.fix}`);
+  return `${lines.join('\n')}\n${plural(r.findings.length, 'problem', 'problems')} found`;
 }
 
 function clientCommand(

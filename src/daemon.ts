@@ -13,6 +13,9 @@ import { ipFamily } from './config/validate.js';
 import { ControlServer } from './control/server.js';
 import type {
   ControlHandler,
+  LogLevelResult,
+  MonitorEvent,
+  StatsResult,
   FdbChangeResult,
   FdbFlushResult,
   FdbShowResult,
@@ -20,7 +23,10 @@ import type {
   PeerListResult,
   StatusResult,
 } from './control/protocol.js';
+import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { Datapath } from './datapath/datapath.js';
+import { diagnose, type DoctorReport } from './doctor.js';
+import { interfaceMtu, interfaceTowards, interfaceWithAddress, tcpInCsumErrors } from './io/host.js';
 import { Stats } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
@@ -49,18 +55,24 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
 
   const fdbLog = new RateLimitedLog(log);
   const store = new StateStore({ stateDir: config.stateDir, dev: config.dev, log });
+  const stats = new Stats();
+  const monitors = new Set<(event: MonitorEvent) => void>();
   const fdb = new Fdb({
     ageingMs: config.ageingS * 1000,
     maxLearned: config.maxFdb,
     onEvent: (e) => {
+      if (e.type !== 'aged' && e.type !== 'deleted') stats.track(e.vtep);
       const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
       if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
       else log.debug(fields, 'fdb change');
+      if (monitors.size > 0) {
+        const event: MonitorEvent = { time: new Date().toISOString(), ...e };
+        for (const emit of monitors) emit(event);
+      }
     },
   });
   seedFdb(fdb, config, store.load(), log);
 
-  const stats = new Stats();
   const cleanups: (() => Promise<void> | void)[] = [];
   const runCleanups = async (): Promise<void> => {
     for (const cleanup of cleanups.splice(0).reverse()) {
@@ -102,7 +114,7 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
   });
 
   const deviceMac = [...device.mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
-  const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs);
+  const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs, monitors);
   let control: ControlServer;
   try {
     control = await ControlServer.listen(config.socket, handler, log);
@@ -111,6 +123,19 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
     throw err;
   }
   cleanups.push(() => control.close());
+
+  if (config.metrics !== null) {
+    const { host, port } = config.metrics;
+    let metrics: MetricsServer;
+    try {
+      metrics = await MetricsServer.listen(host, port, buildRegistry({ dev: config.dev, vni: config.vni, datapath: datapathKind, stats, fdb }));
+    } catch (err) {
+      await runCleanups();
+      throw err;
+    }
+    cleanups.push(() => metrics.close());
+    log.info({ metrics: metrics.address }, 'serving Prometheus metrics on /metrics');
+  }
 
   if (config.ageingS > 0) {
     const sweep = setInterval(() => fdb.sweep(), FDB_SWEEP_INTERVAL_MS);
@@ -182,11 +207,50 @@ class DaemonControl implements ControlHandler {
     private readonly deviceMac: string,
     private readonly datapathKind: DatapathKind,
     private readonly fdb: Fdb,
-    private readonly stats: Stats,
+    private readonly counters: Stats,
     private readonly store: StateStore,
     private readonly log: Logger,
     private readonly startedMs: number,
+    private readonly monitors: Set<(event: MonitorEvent) => void>,
   ) {}
+
+  stats(): StatsResult {
+    return { stats: this.counters.snapshot(), vteps: this.counters.vtepSnapshot() };
+  }
+
+  logLevel(level: string | undefined): LogLevelResult {
+    const previous = this.log.level;
+    if (level !== undefined && level !== previous) {
+      this.log.level = level;
+      this.log.warn({ level, previous }, 'log level changed');
+    }
+    return { level: this.log.level, previous };
+  }
+
+  monitor(emit: (event: MonitorEvent) => void): () => void {
+    this.monitors.add(emit);
+    return () => this.monitors.delete(emit);
+  }
+
+  doctor(): DoctorReport {
+    const { dev, vni, port, local, family, mtu } = this.config;
+    const peers = this.fdb.peers(vni);
+    const underlay: { interface: string; mtu: number; towards: string }[] = [];
+    const towards = local !== null ? [local] : peers;
+    for (const address of towards) {
+      const name = local !== null ? interfaceWithAddress(address) : interfaceTowards(address);
+      const underlayMtu = name === null ? null : interfaceMtu(name);
+      if (name !== null && underlayMtu !== null) underlay.push({ interface: name, mtu: underlayMtu, towards: address });
+    }
+    return diagnose({
+      dev, vni, port, local, family, mtu, peers, underlay,
+      uptimeMs: Date.now() - this.startedMs,
+      vteps: this.counters.vtepSnapshot(),
+      foreignVnis: this.counters.foreignVniSenders(),
+      stats: this.counters.snapshot(),
+      tcpInCsumErrors: tcpInCsumErrors(),
+    });
+  }
 
   status(): StatusResult {
     const { dev, vni, port, local, mtu } = this.config;
@@ -195,7 +259,7 @@ class DaemonControl implements ControlHandler {
       datapath: this.datapathKind,
       uptimeS: Math.floor((Date.now() - this.startedMs) / 1000),
       pid: process.pid,
-      stats: this.stats.snapshot(),
+      stats: this.counters.snapshot(),
       fdb: { size: this.fdb.size, learned: this.fdb.learnedCount, peers: this.fdb.peers(vni).length },
     };
   }

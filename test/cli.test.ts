@@ -58,6 +58,23 @@ function fakeHandler(): ControlHandler & { calls: string[] } {
       calls.push(`fdb.flush ${learnedOnly}`);
       return { removed: learnedOnly ? 1 : 2 };
     },
+    stats: () => ({
+      stats: STATUS.stats,
+      vteps: [{ vtep: '192.0.2.2', rxPackets: 7, rxBytes: 700, txPackets: 5, txBytes: 500, drops: 1, lastRxMs: Date.now() - 3000 }],
+    }),
+    logLevel: (level) => {
+      calls.push(`log.level ${level}`);
+      return { level: level ?? 'info', previous: 'info' };
+    },
+    doctor: () => ({
+      ok: false,
+      checks: ['mtu', 'vni'],
+      findings: [{ check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 43, but vxl0 uses VNI 42', fix: 'make both ends use one VNI' }],
+    }),
+    monitor: (emit) => {
+      const timer = setTimeout(() => emit({ time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned' }), 50);
+      return () => clearTimeout(timer);
+    },
   };
 }
 
@@ -213,4 +230,30 @@ t.test('run: help, bad settings and an unavailable data path', async (t) => {
     'native data path is not built yet; use --datapath dgram or auto');
   failsWith(t, await vxland('run', '--config', '/nonexistent/vxland.json'), 1,
     'cannot read config file /nonexistent/vxland.json: ENOENT');
+});
+
+t.test('stats, doctor, log-level and monitor', async (t) => {
+  const { socket, handler } = await daemon(t);
+  const stats = await vxland('stats', '--socket', socket);
+  t.equal(stats.code, 0);
+  t.match(stats.stdout, /^VTEP\s+RX PACKETS\s+RX BYTES\s+TX PACKETS\s+TX BYTES\s+DROPS\s+LAST RX\n192\.0\.2\.2\s+7\s+700\s+5\s+500\s+1\s+3s ago\n/);
+
+  const doctor = await vxland('doctor', '--socket', socket);
+  t.equal(doctor.code, 1, 'doctor exits 1 when it finds a problem');
+  t.match(doctor.stdout, /✖ vni: 192\.0\.2\.7 sends VXLAN with VNI 43.*\n {2}fix: make both ends use one VNI\n1 problem found\n/);
+
+  t.same(await vxland('log-level', 'debug', '--socket', socket), { code: 0, stdout: 'log level: debug (was info)\n', stderr: '' });
+  failsWith(t, await vxland('log-level', 'loud', '--socket', socket), 2,
+    'log level must be one of fatal, error, warn, info, debug, trace, silent (got "loud")');
+  t.same(handler.calls, ['log.level debug'], 'the bad level was never sent');
+
+  const monitor = await new Promise<Run>((resolve) => {
+    const child = execFile(process.execPath, [CLI, 'monitor', '--json', '--socket', socket], { timeout: 10_000 }, (err, stdout, stderr) =>
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr }));
+    child.stdout?.once('data', () => child.kill('SIGINT'));
+  });
+  t.equal(monitor.code, 0, 'monitor ends cleanly on SIGINT');
+  t.same(JSON.parse(monitor.stdout.split('\n')[0]), {
+    time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned',
+  });
 });

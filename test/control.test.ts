@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { request } from '../src/control/client.js';
+import { request, stream } from '../src/control/client.js';
 import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type StatusResult } from '../src/control/protocol.js';
 import { ControlServer } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
@@ -46,6 +46,17 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[] } {
     fdbFlush: (learnedOnly) => {
       calls.push(`fdbFlush ${learnedOnly}`);
       return { removed: 3 };
+    },
+    stats: () => ({ stats: STATUS.stats, vteps: [] }),
+    logLevel: (level) => ({ level: level ?? 'info', previous: 'info' }),
+    doctor: () => ({ ok: true, checks: ['mtu'], findings: [] }),
+    monitor: (emit) => {
+      calls.push('monitor');
+      const timer = setInterval(() => emit({ time: 't', type: 'learned', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', kind: 'learned' }), 20);
+      return () => {
+        calls.push('monitor stopped');
+        clearInterval(timer);
+      };
     },
   };
 }
@@ -224,4 +235,22 @@ t.test('a regular file at the socket path is never removed', async (t) => {
   fs.writeFileSync(file, 'precious');
   t.match(await requestError(ControlServer.listen(file, fakeHandler())), { code: 'VXLAND_SOCKET', message: 'is not a socket' });
   t.equal(fs.readFileSync(file, 'utf8'), 'precious');
+});
+
+t.test('monitor streams events until the client goes', async (t) => {
+  const handler = fakeHandler();
+  const { socketPath } = await startServer(t, handler);
+  const stop = new AbortController();
+  const events: unknown[] = [];
+  const done = stream(socketPath, 'monitor', (e) => {
+    events.push(e);
+    if (events.length === 3) stop.abort();
+  }, stop.signal);
+  await done;
+  t.equal(events.length, 3, 'three events arrived');
+  t.match(events[0], { type: 'learned', mac: '02:00:00:00:00:09', vtep: '192.0.2.9' });
+  for (let i = 0; i < 50 && !handler.calls.includes('monitor stopped'); i++) await new Promise((r) => setTimeout(r, 10));
+  t.ok(handler.calls.includes('monitor stopped'), 'the daemon unsubscribes when the client disconnects');
+  t.same(await request(socketPath, 'log.level', { level: 'debug' }), { level: 'debug', previous: 'info' });
+  await t.rejects(request(socketPath, 'log.level', { level: 'loud' }), { code: 'VXLAND_BAD_ARGUMENT' });
 });

@@ -71,6 +71,8 @@ export interface Config {
   readonly stateDir: string;
   readonly socket: string;
   readonly logLevel: LogLevel;
+  /** Where to serve Prometheus metrics; null = not at all (the default). */
+  readonly metrics: { readonly host: string; readonly port: number } | null;
 }
 
 /** CLI flags as commander hands them over: values are unparsed strings. */
@@ -91,6 +93,7 @@ export interface ConfigFlags {
   stateDir?: string;
   socket?: string;
   logLevel?: string;
+  metrics?: string;
 }
 
 /** VXLAND_CONFIG names a config file used when --config is not given. */
@@ -98,7 +101,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
 const FILE_KEYS = [
   'dev', 'vni', 'local', 'port', 'mtu', 'addresses', 'peers', 'fdb',
-  'ageingS', 'maxFdb', 'datapath', 'stateDir', 'socket', 'logLevel',
+  'ageingS', 'maxFdb', 'datapath', 'stateDir', 'socket', 'logLevel', 'metrics',
 ] as const;
 type FileKey = (typeof FILE_KEYS)[number];
 
@@ -178,8 +181,10 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const stateDir = optionalPath(source('stateDir', '--state-dir', flags.stateDir), 'state-dir', fromFile.dir) ?? DEFAULT_STATE_DIR;
   const socket = optionalPath(source('socket', '--socket', flags.socket), 'socket', fromFile.dir) ?? defaultSocketPath(dev);
 
+  const metrics = metricsEndpoint(source('metrics', '--metrics', flags.metrics));
+
   return deepFreeze({
-    dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel,
+    dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
   } satisfies Config);
 }
 
@@ -299,6 +304,20 @@ function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[]
     entries.push({ mac, vtep });
   });
   return entries;
+}
+
+/** "127.0.0.1:9798" or "[::1]:9798"; a host is required so that exposing
+ *  metrics beyond loopback is a visible choice. */
+function metricsEndpoint(source: Source): Config['metrics'] {
+  if (source.value === undefined || source.value === null) return null;
+  const text = requireString(source);
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):([0-9]+)$/.exec(text);
+  const host = m === null ? null : normalizeIp(m[1] ?? m[2]);
+  const port = m === null ? null : parseDecimal(m[3]);
+  if (host === null || port === null || port < 1 || port > 65_535) {
+    invalid(`metrics must be HOST:PORT with an IP address, e.g. 127.0.0.1:9798 (got ${show(text)})`);
+  }
+  return { host, port };
 }
 
 function deepFreeze<T>(value: T): T {

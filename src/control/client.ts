@@ -69,3 +69,52 @@ function connectError(socketPath: string, err: NodeJS.ErrnoException): VxlandErr
       return new VxlandError('VXLAND_SOCKET', `cannot reach vxland daemon on ${socketPath}: ${err.code ?? err.message}`, { cause: err });
   }
 }
+
+/** Opens a streaming method (e.g. "monitor") and calls onEvent for each event
+ *  until the daemon closes the connection (resolves) or `signal` aborts it
+ *  (resolves). Throws like request() when the stream cannot be opened. */
+export function stream(
+  socketPath: string,
+  method: string,
+  onEvent: (event: unknown) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    let buffered = '';
+    let answered = false;
+    let settled = false;
+    const finish = (err: VxlandError | null): void => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      if (err !== null) reject(err);
+      else resolve();
+    };
+    signal?.addEventListener('abort', () => finish(null), { once: true });
+    socket.on('connect', () => socket.write(encodeMessage({ id: 1, method, params: {} })));
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(answered ? null : connectError(socketPath, err)));
+    socket.on('close', () =>
+      finish(answered ? null : new VxlandError('VXLAND_CONTROL_PROTOCOL', `vxland daemon on ${socketPath} closed the connection without answering`)),
+    );
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      for (let newline = buffered.indexOf('\n'); newline >= 0; newline = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        try {
+          if (!answered) {
+            const response = parseResponse(line);
+            if (!response.ok) return finish(fromControlError(response.error));
+            answered = true;
+          } else {
+            onEvent((JSON.parse(line) as { event: unknown }).event);
+          }
+        } catch (err) {
+          return finish(err instanceof VxlandError ? err : new VxlandError('VXLAND_CONTROL_PROTOCOL', `bad stream line from ${socketPath}`));
+        }
+      }
+    });
+  });
+}

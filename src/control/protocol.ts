@@ -10,7 +10,9 @@
 
 import { ERROR_CODES, VxlandError, type ErrorCode } from '../errors.js';
 import { FLOOD_MAC, parseMac, type FdbEntry } from '../fdb/fdb.js';
-import type { StatsSnapshot } from '../datapath/stats.js';
+import type { StatsSnapshot, VtepCounters } from '../datapath/stats.js';
+import type { DoctorReport } from '../doctor.js';
+import type { FdbEvent } from '../fdb/fdb.js';
 import { normalizeIp } from '../config/validate.js';
 
 /** Longest request line accepted, newline excluded; longer → error, then close. */
@@ -68,6 +70,23 @@ export interface FdbFlushResult {
   removed: number;
 }
 
+export interface StatsResult {
+  stats: StatsSnapshot;
+  /** Per-VTEP counters; tx counts datagrams handed to the socket. */
+  vteps: Array<VtepCounters & { vtep: string }>;
+}
+
+export interface LogLevelResult {
+  level: string;
+  previous: string;
+}
+
+/** One line of `vxland monitor`: an FDB change (peers are kind 'peer'). */
+export type MonitorEvent = FdbEvent & { time: string };
+
+/** Log levels the daemon accepts at run time. */
+export const RUNTIME_LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 /** What the daemon supplies to the server. Throw VxlandError for a refusal
  *  (e.g. VXLAND_NOT_FOUND); any other throw is reported as VXLAND_INTERNAL. */
 export interface ControlHandler {
@@ -81,6 +100,12 @@ export interface ControlHandler {
   /** Throws VXLAND_NOT_FOUND when no static or learned entry has that MAC. */
   fdbDel(mac: string): FdbChangeResult | Promise<FdbChangeResult>;
   fdbFlush(learnedOnly: boolean): FdbFlushResult | Promise<FdbFlushResult>;
+  stats(): StatsResult;
+  /** Sets the level when given; answers the level in force. */
+  logLevel(level: string | undefined): LogLevelResult;
+  doctor(): DoctorReport | Promise<DoctorReport>;
+  /** Calls emit for every event until the returned function is called. */
+  monitor(emit: (event: MonitorEvent) => void): () => void;
 }
 
 /** Every method, with its params check and the handler call it maps to. */
@@ -93,9 +118,23 @@ export const METHODS: Readonly<Record<string, (handler: ControlHandler, params: 
   'fdb.add': (h, p) => h.fdbAdd(unicastMacParam(p, 'mac'), ipParam(p, 'ip')),
   'fdb.del': (h, p) => h.fdbDel(macParam(p, 'mac')),
   'fdb.flush': (h, p) => h.fdbFlush(booleanParam(p, 'learned')),
+  'stats': (h) => h.stats(),
+  'log.level': (h, p) => h.logLevel(optionalChoiceParam(p, 'level', RUNTIME_LOG_LEVELS)),
+  'doctor': (h) => h.doctor(),
 };
 
-export function encodeMessage(message: ControlRequest | ControlResponse): string {
+/** Methods that answer once, then stream {"event": ...} lines until the
+ *  client disconnects. The answer's result is {"streaming": true}. */
+export const STREAMS: Readonly<Record<string, (handler: ControlHandler, emit: (event: unknown) => void) => () => void>> = {
+  'monitor': (h, emit) => h.monitor(emit),
+};
+
+/** A line of a stream after its answer. */
+export interface StreamMessage {
+  event: unknown;
+}
+
+export function encodeMessage(message: ControlRequest | ControlResponse | StreamMessage): string {
   return `${JSON.stringify(message)}\n`;
 }
 
@@ -183,6 +222,15 @@ function unicastMacParam(params: Record<string, unknown>, name: string): string 
   const mac = macParam(params, name);
   if (mac === FLOOD_MAC) throw badParam(`${FLOOD_MAC} is the flood address; use "vxland peer add" for flood VTEPs`);
   return mac;
+}
+
+function optionalChoiceParam<T extends string>(params: Record<string, unknown>, name: string, choices: readonly T[]): T | undefined {
+  const value = params[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !(choices as readonly string[]).includes(value)) {
+    throw badParam(`${name} must be one of ${choices.join(', ')} (got ${JSON.stringify(value)})`);
+  }
+  return value as T;
 }
 
 function booleanParam(params: Record<string, unknown>, name: string): boolean {

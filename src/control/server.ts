@@ -12,6 +12,7 @@ import {
   METHODS,
   parseRequest,
   ProtocolError,
+  STREAMS,
   toControlError,
   type ControlHandler,
   type ControlResponse,
@@ -22,6 +23,9 @@ export interface ControlLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
+
+/** Unsent stream output after which a slow monitor client is disconnected. */
+const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
 
 /** How long to wait for an existing socket to answer before calling it stale. */
 const STALE_PROBE_TIMEOUT_MS = 1_000;
@@ -103,6 +107,11 @@ export class ControlServer {
         pending = [];
         pendingBytes = 0;
         if (line.trim() === '') continue;
+        const stream = this.streamOf(line);
+        if (stream !== null) {
+          queue = queue.then(() => this.startStream(socket, stream, send));
+          continue;
+        }
         queue = queue.then(() => this.answer(line)).then(send);
       }
       const rest = chunk.subarray(start);
@@ -112,6 +121,29 @@ export class ControlServer {
         pendingBytes += rest.length;
       }
     });
+  }
+
+  /** The stream a request line asks for, or null for an ordinary request. */
+  private streamOf(line: string): { id: number; open: (typeof STREAMS)[string] } | null {
+    try {
+      const request = parseRequest(line);
+      return Object.hasOwn(STREAMS, request.method) ? { id: request.id, open: STREAMS[request.method] } : null;
+    } catch {
+      return null; // answer() reports the parse error
+    }
+  }
+
+  /** Answers, then forwards events until the client goes; a streaming
+   *  client is never timed out for idleness. A client that stops reading is
+   *  dropped once its unsent output passes MAX_STREAM_BACKLOG_BYTES. */
+  private startStream(socket: net.Socket, stream: { id: number; open: (typeof STREAMS)[string] }, send: (r: ControlResponse) => void): void {
+    socket.setTimeout(0);
+    send({ id: stream.id, ok: true, result: { streaming: true } });
+    const stop = stream.open(this.handler, (event) => {
+      if (socket.writableLength > MAX_STREAM_BACKLOG_BYTES) return void socket.destroy();
+      if (!socket.destroyed) socket.write(encodeMessage({ event }));
+    });
+    socket.once('close', stop);
   }
 
   private refuseOversize(socket: net.Socket, send: (response: ControlResponse) => void): void {

@@ -23,6 +23,9 @@ export interface RxOptions {
   onWrongVni?: (vni: number, fromAddress: string) => void;
 }
 
+/** deliver()'s result when the frame went to the TAP. */
+const DELIVERED = -1;
+
 export class RxPath {
   private readonly ownMacKey: number;
 
@@ -31,27 +34,45 @@ export class RxPath {
   }
 
   onDatagram(msg: Buffer, fromAddress: string): void {
+    const { stats } = this.o;
+    const nowMs = this.o.now();
+    const vtep = stats.vtep(fromAddress);
+    vtep.lastRxMs = nowMs;
+    const outcome = this.deliver(msg, fromAddress, nowMs);
+    if (outcome === DELIVERED) {
+      const frameBytes = msg.length - VXLAN_HEADER_BYTES;
+      stats.rxPackets++;
+      stats.rxBytes += frameBytes;
+      vtep.rxPackets++;
+      vtep.rxBytes += frameBytes;
+    } else {
+      stats.drop(outcome);
+      vtep.drops++;
+    }
+  }
+
+  /** Writes the inner frame to the TAP, or says why not. */
+  private deliver(msg: Buffer, fromAddress: string, nowMs: number): DropReason | typeof DELIVERED {
     const { o } = this;
     const length = msg.length;
-    if (length < VXLAN_HEADER_BYTES + ETH_HEADER_BYTES) return o.stats.drop(DropReason.RxTruncated);
+    if (length < VXLAN_HEADER_BYTES + ETH_HEADER_BYTES) return DropReason.RxTruncated;
     const vni = decodeVxlan(msg, 0, length);
-    if (vni === VXLAN_DECODE_NO_I_FLAG) return o.stats.drop(DropReason.RxNoIFlag);
+    if (vni === VXLAN_DECODE_NO_I_FLAG) return DropReason.RxNoIFlag;
     if (vni !== o.vni) {
+      o.stats.foreignVni(fromAddress, vni, nowMs);
       o.onWrongVni?.(vni, fromAddress);
-      return o.stats.drop(DropReason.RxWrongVni);
+      return DropReason.RxWrongVni;
     }
     const frameBytes = length - VXLAN_HEADER_BYTES;
-    if (frameBytes > maxFrameBytes(o.device.mtu, isVlanTaggedAt(msg, VXLAN_HEADER_BYTES))) {
-      return o.stats.drop(DropReason.RxOversize);
-    }
+    if (frameBytes > maxFrameBytes(o.device.mtu, isVlanTaggedAt(msg, VXLAN_HEADER_BYTES))) return DropReason.RxOversize;
     const sourceKey = macKeyAt(msg, VXLAN_HEADER_BYTES + ETH_SRC_OFFSET);
-    if (sourceKey === this.ownMacKey) return o.stats.drop(DropReason.RxOwnSourceMac);
+    if (sourceKey === this.ownMacKey) return DropReason.RxOwnSourceMac;
 
-    switch (o.fdb.learn(vni, sourceKey, fromAddress, o.now())) {
+    switch (o.fdb.learn(vni, sourceKey, fromAddress, nowMs)) {
       case LearnOutcome.NotLearnable:
-        return o.stats.drop(DropReason.RxBadSourceMac);
+        return DropReason.RxBadSourceMac;
       case LearnOutcome.StaticConflict:
-        return o.stats.drop(DropReason.RxStaticMacConflict);
+        return DropReason.RxStaticMacConflict;
       case LearnOutcome.RefusedFull:
         o.stats.learnRefusedFull++;
         break;
@@ -60,8 +81,7 @@ export class RxPath {
     }
 
     const errno = o.device.write(msg, VXLAN_HEADER_BYTES, frameBytes);
-    if (errno !== 0) return o.stats.drop(errno === EAGAIN ? DropReason.RxTapBusy : DropReason.RxTapError);
-    o.stats.rxPackets++;
-    o.stats.rxBytes += frameBytes;
+    if (errno === 0) return DELIVERED;
+    return errno === EAGAIN ? DropReason.RxTapBusy : DropReason.RxTapError;
   }
 }

@@ -1,7 +1,36 @@
 // Data-path counters. Plain numbers bumped in place (no allocation per
 // packet); snapshot() builds the object the control plane shows.
+//
+// Per-VTEP counters exist for VTEPs the control plane tracks (peers, static
+// and learned destinations): senders are taken from the network, so counting
+// every source address would let anyone grow the table. Datagrams from
+// untracked addresses are counted under OTHER_VTEP.
 
 import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from './drops';
+
+/** Most VTEPs with counters of their own. */
+export const MAX_TRACKED_VTEPS = 4096;
+/** Most distinct (sender, VNI) pairs remembered for foreign-VNI diagnosis. */
+export const MAX_FOREIGN_VNI_SENDERS = 64;
+export const OTHER_VTEP = 'other';
+
+export interface VtepCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Datagrams from this VTEP that were dropped, and sends to it that failed. */
+  drops: number;
+  /** Date.now() of the last datagram from it, valid or not; 0 = never. */
+  lastRxMs: number;
+}
+
+export interface ForeignVniSender {
+  address: string;
+  vni: number;
+  count: number;
+  lastMs: number;
+}
 
 export interface StatsSnapshot {
   rxPackets: number;
@@ -22,6 +51,9 @@ export class Stats {
   txBytes = 0;
   learnRefusedFull = 0;
   private readonly drops = new Float64Array(DROP_REASON_COUNT);
+  private readonly vteps = new Map<string, VtepCounters>();
+  private readonly other: VtepCounters = newCounters();
+  private readonly foreign = new Map<string, ForeignVniSender>();
 
   drop(reason: DropReason): void {
     this.drops[reason]++;
@@ -29,6 +61,41 @@ export class Stats {
 
   dropCount(reason: DropReason): number {
     return this.drops[reason];
+  }
+
+  /** Gives `address` counters of its own (idempotent; bounded by MAX_TRACKED_VTEPS). */
+  track(address: string): void {
+    if (!this.vteps.has(address) && this.vteps.size < MAX_TRACKED_VTEPS) this.vteps.set(address, newCounters());
+  }
+
+  /** The counters of a tracked VTEP, or the shared OTHER_VTEP ones. */
+  vtep(address: string): VtepCounters {
+    return this.vteps.get(address) ?? this.other;
+  }
+
+  /** Remembers a datagram with a VNI that is not ours, for `vxland doctor`. */
+  foreignVni(address: string, vni: number, nowMs: number): void {
+    const key = `${address}|${vni}`;
+    let seen = this.foreign.get(key);
+    if (seen === undefined) {
+      if (this.foreign.size >= MAX_FOREIGN_VNI_SENDERS) return;
+      seen = { address, vni, count: 0, lastMs: nowMs };
+      this.foreign.set(key, seen);
+    }
+    seen.count++;
+    seen.lastMs = nowMs;
+  }
+
+  foreignVniSenders(): ForeignVniSender[] {
+    return [...this.foreign.values()].map((s) => ({ ...s }));
+  }
+
+  /** Per-VTEP counters, tracked ones first, OTHER_VTEP last when it saw anything. */
+  vtepSnapshot(): Array<VtepCounters & { vtep: string }> {
+    const out = [...this.vteps].map(([vtep, c]) => ({ vtep, ...c }));
+    const o = this.other;
+    if (o.rxPackets + o.txPackets + o.drops + o.lastRxMs > 0) out.push({ vtep: OTHER_VTEP, ...o });
+    return out;
   }
 
   snapshot(): StatsSnapshot {
@@ -48,4 +115,8 @@ export class Stats {
       learnRefusedFull: this.learnRefusedFull,
     };
   }
+}
+
+function newCounters(): VtepCounters {
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: 0, lastRxMs: 0 };
 }

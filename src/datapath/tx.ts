@@ -36,6 +36,8 @@ export class TxPath {
         o.stats.txBytes += this.pool.frameBytes[slot];
       } else {
         o.stats.drop(DropReason.TxSendError);
+        const { address } = err as Error & { address?: string };
+        if (address !== undefined) o.stats.vtep(address).drops++;
         o.onSendError(err);
       }
     });
@@ -64,12 +66,14 @@ export class TxPath {
     buf.copy(datagram, VXLAN_HEADER_BYTES, offset, offset + length);
     this.pool.frameBytes[slot] = length;
     const datagramBytes = VXLAN_HEADER_BYTES + length;
-    if (flood === undefined) {
-      o.bind.send(datagram, datagramBytes, unicast as string, o.dstPort, this.pool.done[slot]);
-      return;
-    }
-    for (let i = 0; i < flood.length; i++) {
-      o.bind.send(datagram, datagramBytes, flood[i], o.dstPort, this.pool.done[slot]);
-    }
+    if (flood === undefined) return this.send(slot, datagramBytes, unicast as string);
+    for (let i = 0; i < flood.length; i++) this.send(slot, datagramBytes, flood[i]);
+  }
+
+  private send(slot: number, datagramBytes: number, vtep: string): void {
+    const counters = this.o.stats.vtep(vtep);
+    counters.txPackets++;
+    counters.txBytes += this.pool.frameBytes[slot];
+    this.o.bind.send(this.pool.buffers[slot], datagramBytes, vtep, this.o.dstPort, this.pool.done[slot]);
   }
 }

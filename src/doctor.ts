@@ -1,0 +1,141 @@
+// `vxland doctor`: turns what the daemon can observe into findings, each a
+// problem with its fix. Pure: the daemon gathers the observations (counters,
+// FDB, the underlay's MTU) and this file judges them, so every rule is tested
+// without a network.
+
+import type { ForeignVniSender, StatsSnapshot } from './datapath/stats';
+import { VXLAN_OVERHEAD_IPV4_BYTES, VXLAN_OVERHEAD_IPV6_BYTES } from './wire/vxlan';
+
+/** A peer silent for this long after start is reported. */
+export const DOCTOR_PEER_GRACE_MS = 10_000;
+
+export interface DoctorObservations {
+  dev: string;
+  vni: number;
+  port: number;
+  local: string | null;
+  family: 'udp4' | 'udp6';
+  mtu: number;
+  uptimeMs: number;
+  peers: readonly string[];
+  /** Per-VTEP counters as Stats.vtepSnapshot() gives them. */
+  vteps: ReadonlyArray<{ vtep: string; rxPackets: number; drops: number; lastRxMs: number }>;
+  /** Underlay interfaces towards the peers (or of the local address) and their MTU. */
+  underlay: ReadonlyArray<{ interface: string; mtu: number; towards: string }>;
+  foreignVnis: readonly ForeignVniSender[];
+  stats: StatsSnapshot;
+  /** Tcp InCsumErrors of the daemon's namespace, when readable. */
+  tcpInCsumErrors: number | null;
+}
+
+export interface Finding {
+  check: 'mtu' | 'vni' | 'peer' | 'drops' | 'checksum';
+  problem: string;
+  fix: string;
+}
+
+export interface DoctorReport {
+  ok: boolean;
+  checks: string[];
+  findings: Finding[];
+}
+
+export function diagnose(o: DoctorObservations): DoctorReport {
+  const findings = [...checkMtu(o), ...checkVni(o), ...checkPeers(o), ...checkDrops(o), ...checkChecksums(o)];
+  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'drops', 'checksum'], findings };
+}
+
+function checkMtu(o: DoctorObservations): Finding[] {
+  const overhead = o.family === 'udp6' ? VXLAN_OVERHEAD_IPV6_BYTES : VXLAN_OVERHEAD_IPV4_BYTES;
+  const seen = new Set<string>();
+  const out: Finding[] = [];
+  for (const u of o.underlay) {
+    if (seen.has(u.interface)) continue;
+    seen.add(u.interface);
+    const fitting = u.mtu - overhead;
+    if (o.mtu > fitting) {
+      out.push({
+        check: 'mtu',
+        problem: `${o.dev} MTU ${o.mtu} does not fit the underlay: ${u.interface} (towards ${u.towards}) has MTU ${u.mtu}, which carries inner frames of at most MTU ${fitting} (${u.mtu} - ${overhead})`,
+        fix: `run vxland with --mtu ${fitting}, or raise the MTU of ${u.interface} to ${o.mtu + overhead}`,
+      });
+    }
+  }
+  return out;
+}
+
+function checkVni(o: DoctorObservations): Finding[] {
+  return o.foreignVnis.map((s) => ({
+    check: 'vni' as const,
+    problem: `${s.address} sends VXLAN with VNI ${s.vni}, but ${o.dev} uses VNI ${o.vni} (${s.count} datagram${s.count === 1 ? '' : 's'} dropped)`,
+    fix: `make both ends use one VNI: set "id ${o.vni}" on ${s.address}'s vxlan device, or run vxland with --vni ${s.vni}`,
+  }));
+}
+
+function checkPeers(o: DoctorObservations): Finding[] {
+  if (o.uptimeMs < DOCTOR_PEER_GRACE_MS) return [];
+  const byVtep = new Map(o.vteps.map((v) => [v.vtep, v]));
+  return o.peers
+    .filter((peer) => (byVtep.get(peer)?.lastRxMs ?? 0) === 0)
+    .map((peer) => ({
+      check: 'peer' as const,
+      problem: `nothing was ever received from peer ${peer} (${Math.round(o.uptimeMs / 1000)} s since start)`,
+      fix: `on ${peer}, add this host${o.local ? ` (${o.local})` : ''} to its flood list (e.g. "bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst ${o.local ?? 'THIS_HOST'}"), check that it sends to UDP port ${o.port} ("dstport ${o.port}") and that no firewall drops UDP ${o.port} between the hosts`,
+    }));
+}
+
+const DROP_ADVICE: Readonly<Record<string, { problem: string; fix: string }>> = {
+  rx_oversize: {
+    problem: 'peers send inner frames larger than this MTU allows',
+    fix: 'give every VTEP of the overlay the same MTU (1450 over a 1500-byte IPv4 underlay)',
+  },
+  tx_oversize: {
+    problem: 'the TAP device hands out frames larger than its MTU',
+    fix: 'check that nothing raised the MTU of the TAP device or of devices bridged to it',
+  },
+  rx_static_mac_conflict: {
+    problem: 'frames arrive with a source MAC that a static entry pins to another VTEP',
+    fix: 'correct the static entry ("vxland fdb add MAC IP") or find the host that spoofs that MAC',
+  },
+  tx_send_error: {
+    problem: 'the underlay refuses datagrams to some VTEP (e.g. ICMP port unreachable: nothing listens there)',
+    fix: 'check that vxland or a vxlan device listens on that VTEP and port; see "vxland stats" for which VTEP',
+  },
+  tx_queue_full: {
+    problem: 'the UDP socket is backed up and frames are dropped',
+    fix: 'raise net.core.wmem_max, or use --datapath native',
+  },
+  rx_no_i_flag: {
+    problem: 'datagrams without the VXLAN I flag arrive on the VXLAN port',
+    fix: 'something that is not a VTEP sends to this port; use --port to move, or filter it',
+  },
+  rx_own_source_mac: {
+    problem: 'our own frames come back to us: a forwarding loop in the overlay',
+    fix: 'check that no peer floods our frames back (bridged vxlan devices, duplicated peers)',
+  },
+};
+
+function checkDrops(o: DoctorObservations): Finding[] {
+  const out: Finding[] = [];
+  for (const [reason, count] of Object.entries(o.stats.drops)) {
+    const advice = DROP_ADVICE[reason];
+    if (advice !== undefined) out.push({ check: 'drops', problem: `${count} × ${reason}: ${advice.problem}`, fix: advice.fix });
+  }
+  if ((o.stats.drops.tx_no_destination ?? 0) > 0 && o.peers.length === 0) {
+    out.push({
+      check: 'drops',
+      problem: `${o.stats.drops.tx_no_destination} × tx_no_destination: there are no peers, so broadcast and unknown unicast go nowhere`,
+      fix: 'add the other VTEPs with "vxland peer add IP"',
+    });
+  }
+  return out;
+}
+
+function checkChecksums(o: DoctorObservations): Finding[] {
+  if (o.tcpInCsumErrors === null || o.tcpInCsumErrors === 0) return [];
+  return [{
+    check: 'checksum',
+    problem: `the TCP stack of ${o.dev}'s namespace counted ${o.tcpInCsumErrors} segments with bad checksums (TcpInCsumErrors); a kernel vxlan peer behind a veth sends inner checksums unfinished`,
+    fix: 'on that peer, turn tx checksum offload off on its underlay veth ("ethtool -K VETH tx off")',
+  }];
+}

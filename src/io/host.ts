@@ -1,0 +1,55 @@
+// What the host's network stack can tell about the underlay, for `vxland
+// doctor`: the MTU of the interface a VTEP is reached through, and the inner
+// stack's checksum error counter. Every function answers null when the host
+// cannot tell, instead of throwing.
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+
+const ROUTE_LOOKUP_TIMEOUT_MS = 2_000;
+
+/** The interface that holds `address`, or null. */
+export function interfaceWithAddress(address: string): string | null {
+  for (const [name, addrs] of Object.entries(networkInterfaces())) {
+    if (addrs?.some((a) => a.address === address)) return name;
+  }
+  return null;
+}
+
+/** The interface the kernel routes `destination` through (ip route get), or null. */
+export function interfaceTowards(destination: string): string | null {
+  try {
+    const out = execFileSync('ip', ['-j', 'route', 'get', destination], {
+      timeout: ROUTE_LOOKUP_TIMEOUT_MS,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const routes = JSON.parse(out.toString()) as Array<{ dev?: string }>;
+    return routes[0]?.dev ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export function interfaceMtu(name: string): number | null {
+  try {
+    const mtu = Number(readFileSync(`/sys/class/net/${name}/mtu`, 'utf8').trim());
+    return Number.isInteger(mtu) ? mtu : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Tcp InCsumErrors of this network namespace (/proc/net/snmp), or null. */
+export function tcpInCsumErrors(): number | null {
+  try {
+    const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Tcp:'));
+    if (lines.length < 2) return null;
+    const names = lines[0].split(/\s+/);
+    const values = lines[1].split(/\s+/);
+    const i = names.indexOf('InCsumErrors');
+    return i < 0 ? null : Number(values[i]);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,55 @@
+import t from 'tap';
+import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorObservations } from '../src/doctor';
+
+function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservations {
+  return {
+    dev: 'vxl0', vni: 42, port: 4789, local: '192.0.2.1', family: 'udp4', mtu: 1450,
+    uptimeMs: 60_000, peers: ['192.0.2.2'],
+    vteps: [{ vtep: '192.0.2.2', rxPackets: 10, drops: 0, lastRxMs: 1 }],
+    underlay: [{ interface: 'eth0', mtu: 1500, towards: '192.0.2.1' }],
+    foreignVnis: [],
+    stats: { rxPackets: 10, rxBytes: 1000, txPackets: 10, txBytes: 1000, drops: {}, dropsTotal: 0, learnRefusedFull: 0 },
+    tcpInCsumErrors: 0,
+    ...overrides,
+  };
+}
+
+t.test('a healthy daemon has no findings', async (t) => {
+  t.same(diagnose(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'drops', 'checksum'], findings: [] });
+});
+
+t.test('MTU: underlay minus 50 (IPv4) or 70 (IPv6)', async (t) => {
+  const v4 = diagnose(healthy({ underlay: [{ interface: 'eth0', mtu: 1400, towards: '192.0.2.1' }] }));
+  t.equal(v4.findings.length, 1);
+  t.match(v4.findings[0], { check: 'mtu', problem: /vxl0 MTU 1450 .* eth0 .* MTU 1400, .* at most MTU 1350/, fix: /--mtu 1350, or raise the MTU of eth0 to 1500/ });
+  const v6 = diagnose(healthy({ family: 'udp6', local: 'fd00::1', underlay: [{ interface: 'eth0', mtu: 1500, towards: 'fd00::1' }] }));
+  t.match(v6.findings, [{ check: 'mtu', fix: /--mtu 1430/ }], 'IPv6 needs 20 bytes more');
+  t.equal(diagnose(healthy({ mtu: 1430, family: 'udp6' })).findings.length, 0);
+});
+
+t.test('VNI mismatch names the sender and both VNIs', async (t) => {
+  const r = diagnose(healthy({ foreignVnis: [{ address: '192.0.2.7', vni: 43, count: 5, lastMs: 1 }] }));
+  t.match(r.findings, [{ check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 43, but vxl0 uses VNI 42 (5 datagrams dropped)', fix: /id 42.*--vni 43/ }]);
+});
+
+t.test('a peer never heard from is reported after the grace period', async (t) => {
+  const silent = { vteps: [{ vtep: '192.0.2.2', rxPackets: 0, drops: 0, lastRxMs: 0 }] };
+  t.match(diagnose(healthy(silent)).findings, [{ check: 'peer', problem: /nothing was ever received from peer 192\.0\.2\.2/, fix: /dst 192\.0\.2\.1.*dstport 4789/ }]);
+  t.same(diagnose(healthy({ ...silent, uptimeMs: DOCTOR_PEER_GRACE_MS - 1 })).findings, [], 'not right after start');
+  t.match(diagnose(healthy({ vteps: [] })).findings, [{ check: 'peer' }], 'untracked counts as silent');
+});
+
+t.test('drops that point to a misconfiguration', async (t) => {
+  const stats = { ...healthy().stats, drops: { rx_oversize: 3, tx_no_destination: 2, rx_truncated: 9 } };
+  const r = diagnose(healthy({ stats, peers: [], vteps: [] }));
+  t.match(r.findings, [
+    { check: 'drops', problem: /3 × rx_oversize/, fix: /same MTU/ },
+    { check: 'drops', problem: /2 × tx_no_destination: there are no peers/, fix: /vxland peer add/ },
+  ]);
+  t.equal(r.findings.length, 2, 'truncated garbage alone is not a misconfiguration');
+});
+
+t.test('inner checksum errors point at the veth offload', async (t) => {
+  t.match(diagnose(healthy({ tcpInCsumErrors: 4 })).findings, [{ check: 'checksum', fix: /ethtool -K VETH tx off/ }]);
+  t.same(diagnose(healthy({ tcpInCsumErrors: null })).findings, [], 'unreadable counter: no finding');
+});
