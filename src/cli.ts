@@ -68,6 +68,11 @@ export function buildProgram(): Command {
     .option('--socket <path>', 'control socket (default /run/vxland/<dev>.sock)')
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default info)`)
     .option('--metrics <host:port>', 'serve Prometheus metrics on this address, e.g. 127.0.0.1:9798 (default off)')
+    .option('--accept <who>', 'who may send us VXLAN: peers (peers and static entries\' VTEPs), any, or CIDR[,CIDR...] (default peers)')
+    .option('--allow-vlan', 'carry VLAN-tagged inner frames (dropped by default, RFC 7348 6.1)')
+    .option('--max-fdb-per-vtep <n>', 'most learned MACs behind one VTEP (default 4096)')
+    .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
+    .option('--control-group <group>', 'group that may use the control socket besides root (default: root only)')
     .action(async (flags: ConfigFlags) => {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
@@ -267,7 +272,8 @@ function formatStatus(s: StatusResult): string {
     ['rx', `${s.stats.rxPackets} packets, ${s.stats.rxBytes} bytes`],
     ['tx', `${s.stats.txPackets} packets, ${s.stats.txBytes} bytes`],
     ['drops', drops.length === 0 ? 'none' : drops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
-    ['learn refused (fdb full)', String(s.stats.learnRefusedFull)],
+    ['accept', s.accept],
+    ['learn refused', `${s.stats.learnRefused.fdbFull} fdb full, ${s.stats.learnRefused.vtepFull} vtep full, ${s.stats.learnRefused.rate} rate`],
   ];
   const width = Math.max(...lines.map(([label]) => label.length));
   return lines.map(([label, value]) => `${`${label}:`.padEnd(width + 2)}${value}`).join('\n');

@@ -24,6 +24,7 @@ import type {
   StatusResult,
 } from './control/protocol.js';
 import { MetricsServer, buildRegistry } from './control/metrics.js';
+import { SourceFilter } from './datapath/accept.js';
 import { Datapath } from './datapath/datapath.js';
 import { diagnose, type DoctorReport } from './doctor.js';
 import { interfaceMtu, interfaceTowards, interfaceWithAddress, tcpInCsumErrors } from './io/host.js';
@@ -56,12 +57,19 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
   const fdbLog = new RateLimitedLog(log);
   const store = new StateStore({ stateDir: config.stateDir, dev: config.dev, log });
   const stats = new Stats();
+  const sources = new SourceFilter(config.accept);
   const monitors = new Set<(event: MonitorEvent) => void>();
   const fdb = new Fdb({
     ageingMs: config.ageingS * 1000,
     maxLearned: config.maxFdb,
+    maxLearnedPerVtep: config.maxFdbPerVtep,
+    learnRatePerS: config.learnRatePerS,
     onEvent: (e) => {
       if (e.type !== 'aged' && e.type !== 'deleted') stats.track(e.vtep);
+      if (e.kind !== 'learned') {
+        if (e.type === 'added') sources.name(e.vtep);
+        else if (e.type === 'deleted') sources.unname(e.vtep);
+      }
       const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
       if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
       else log.debug(fields, 'fdb change');
@@ -91,7 +99,9 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
     cleanups.push(() => device.close());
     const bind = await UdpBind.open({ port: config.port, address: config.local ?? undefined, family: config.family });
     cleanups.push(() => bind.close());
-    datapath = new Datapath({ vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log });
+    datapath = new Datapath({
+      vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log, sources, allowVlan: config.allowVlan,
+    });
     // Datapath.stop() closes the device and the bind it was given.
     cleanups.push(() => datapath.stop());
   } catch (err) {
@@ -114,7 +124,7 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
   });
 
   const deviceMac = [...device.mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
-  const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs, monitors);
+  const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs, monitors, sources);
   let control: ControlServer;
   try {
     control = await ControlServer.listen(config.socket, handler, log);
@@ -212,6 +222,7 @@ class DaemonControl implements ControlHandler {
     private readonly log: Logger,
     private readonly startedMs: number,
     private readonly monitors: Set<(event: MonitorEvent) => void>,
+    private readonly sources: SourceFilter,
   ) {}
 
   stats(): StatsResult {
@@ -247,6 +258,8 @@ class DaemonControl implements ControlHandler {
       uptimeMs: Date.now() - this.startedMs,
       vteps: this.counters.vtepSnapshot(),
       foreignVnis: this.counters.foreignVniSenders(),
+      refusedSenders: this.counters.refusedSenders(),
+      accept: this.sources.describe(),
       stats: this.counters.snapshot(),
       tcpInCsumErrors: tcpInCsumErrors(),
     });
@@ -261,6 +274,7 @@ class DaemonControl implements ControlHandler {
       pid: process.pid,
       stats: this.counters.snapshot(),
       fdb: { size: this.fdb.size, learned: this.fdb.learnedCount, peers: this.fdb.peers(vni).length },
+      accept: this.sources.describe(),
     };
   }
 

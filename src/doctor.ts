@@ -23,13 +23,17 @@ export interface DoctorObservations {
   /** Underlay interfaces towards the peers (or of the local address) and their MTU. */
   underlay: ReadonlyArray<{ interface: string; mtu: number; towards: string }>;
   foreignVnis: readonly ForeignVniSender[];
+  /** Senders the source policy refused, with counts. */
+  refusedSenders: ReadonlyArray<{ address: string; count: number }>;
+  /** The source policy as status shows it. */
+  accept: string;
   stats: StatsSnapshot;
   /** Tcp InCsumErrors of the daemon's namespace, when readable. */
   tcpInCsumErrors: number | null;
 }
 
 export interface Finding {
-  check: 'mtu' | 'vni' | 'peer' | 'drops' | 'checksum';
+  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum';
   problem: string;
   fix: string;
 }
@@ -41,8 +45,8 @@ export interface DoctorReport {
 }
 
 export function diagnose(o: DoctorObservations): DoctorReport {
-  const findings = [...checkMtu(o), ...checkVni(o), ...checkPeers(o), ...checkDrops(o), ...checkChecksums(o)];
-  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'drops', 'checksum'], findings };
+  const findings = [...checkMtu(o), ...checkVni(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkChecksums(o)];
+  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum'], findings };
 }
 
 function checkMtu(o: DoctorObservations): Finding[] {
@@ -82,6 +86,14 @@ function checkPeers(o: DoctorObservations): Finding[] {
       problem: `nothing was ever received from peer ${peer} (${Math.round(o.uptimeMs / 1000)} s since start)`,
       fix: `on ${peer}, add this host${o.local ? ` (${o.local})` : ''} to its flood list (e.g. "bridge fdb append 00:00:00:00:00:00 dev vxlan0 dst ${o.local ?? 'THIS_HOST'}"), check that it sends to UDP port ${o.port} ("dstport ${o.port}") and that no firewall drops UDP ${o.port} between the hosts`,
     }));
+}
+
+function checkSources(o: DoctorObservations): Finding[] {
+  return o.refusedSenders.map((s) => ({
+    check: 'source' as const,
+    problem: `${s.address} sent ${s.count} VXLAN datagram${s.count === 1 ? '' : 's'}, dropped because it is not an accepted VTEP (--accept ${o.accept})`,
+    fix: `if ${s.address} belongs to the overlay, add it with "vxland peer add ${s.address}" (or widen --accept); otherwise find out why it sends to UDP port ${o.port}`,
+  }));
 }
 
 const DROP_ADVICE: Readonly<Record<string, { problem: string; fix: string }>> = {

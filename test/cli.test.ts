@@ -11,10 +11,11 @@ import type { FdbEntry } from '../src/fdb/fdb.js';
 const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
 const STATUS: StatusResult = {
+  accept: 'peers',
   dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: '192.0.2.1', mtu: 1450, datapath: 'dgram', uptimeS: 3723, pid: 4321,
   stats: {
     rxPackets: 10, rxBytes: 1000, txPackets: 20, txBytes: 2000,
-    drops: { 'wrong-vni': 3, 'static-conflict': 1 }, dropsTotal: 4, learnRefusedFull: 2,
+    drops: { 'wrong-vni': 3, 'static-conflict': 1 }, dropsTotal: 4, learnRefused: { fdbFull: 2, vtepFull: 0, rate: 1 },
   },
   fdb: { size: 3, learned: 1, peers: 1 },
 };
@@ -151,19 +152,20 @@ t.test('status, human output', async (t) => {
   t.equal(
     run.stdout,
     [
-      'device:                   vxl0 (02:aa:bb:cc:dd:ee)',
-      'vni:                      42',
-      'local:                    192.0.2.1',
-      'port:                     4789',
-      'mtu:                      1450',
-      'datapath:                 dgram',
-      'pid:                      4321',
-      'uptime:                   1h 2m 3s',
-      'fdb:                      3 entries (1 learned), 1 peer',
-      'rx:                       10 packets, 1000 bytes',
-      'tx:                       20 packets, 2000 bytes',
-      'drops:                    wrong-vni 3, static-conflict 1',
-      'learn refused (fdb full): 2',
+      'device:        vxl0 (02:aa:bb:cc:dd:ee)',
+      'vni:           42',
+      'local:         192.0.2.1',
+      'port:          4789',
+      'mtu:           1450',
+      'datapath:      dgram',
+      'pid:           4321',
+      'uptime:        1h 2m 3s',
+      'fdb:           3 entries (1 learned), 1 peer',
+      'rx:            10 packets, 1000 bytes',
+      'tx:            20 packets, 2000 bytes',
+      'drops:         wrong-vni 3, static-conflict 1',
+      'accept:        peers',
+      'learn refused: 2 fdb full, 0 vtep full, 1 rate',
       '',
     ].join('\n'),
   );

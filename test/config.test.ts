@@ -34,8 +34,27 @@ t.test('defaults with only a vni', async (t) => {
   t.same(config, {
     dev: 'vxl0', vni: 42, local: null, family: 'udp4', port: 4789, mtu: 1450, addresses: [], peers: [], fdb: [],
     ageingS: 300, maxFdb: 16384, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxl0.sock',
-    logLevel: 'info',
+    logLevel: 'info', metrics: null, maxFdbPerVtep: 4096, learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false,
+    controlGroup: null,
   });
+});
+
+t.test('hardening and metrics settings', async (t) => {
+  const c = loadConfig({ vni: '1', accept: '192.0.2.0/24,198.51.100.7/32', allowVlan: true, maxFdbPerVtep: '10', learnRate: '0', metrics: '127.0.0.1:9798', controlGroup: 'vxland' });
+  t.same(c.accept, { kind: 'cidrs', cidrs: [{ address: '192.0.2.0', prefixLength: 24, family: 4 }, { address: '198.51.100.7', prefixLength: 32, family: 4 }] });
+  t.same([c.allowVlan, c.maxFdbPerVtep, c.learnRatePerS, c.metrics, c.controlGroup], [true, 10, 0, { host: '127.0.0.1', port: 9798 }, 'vxland']);
+  t.same(loadConfig({ vni: '1', accept: 'any' }).accept, { kind: 'any' });
+  t.same(loadConfig({ vni: '1', metrics: '[::1]:9798' }).metrics, { host: '::1', port: 9798 });
+  const bad: Array<[Record<string, unknown>, string]> = [
+    [{ accept: 'everyone' }, 'accept must be "peers", "any" or CIDRs like 192.0.2.0/24,198.51.100.7/32 (got "everyone")'],
+    [{ accept: 'fd00::/64' }, 'accept fd00::/64 is IPv6 but the VXLAN socket is IPv4'],
+    [{ metrics: '9798' }, 'metrics must be HOST:PORT with an IP address, e.g. 127.0.0.1:9798 (got "9798")'],
+    [{ metrics: 'localhost:9798' }, 'metrics must be HOST:PORT with an IP address, e.g. 127.0.0.1:9798 (got "localhost:9798")'],
+    [{ learnRate: '-1' }, 'learn-rate must be an integer >= 0 MACs per second per VTEP (0 = no limit) (got "-1")'],
+    [{ maxFdbPerVtep: '0' }, 'max-fdb-per-vtep must be an integer >= 1 (got "0")'],
+    [{ controlGroup: 'a b' }, 'control-group must be a group name (got "a b")'],
+  ];
+  for (const [flags, message] of bad) t.throws(() => loadConfig({ vni: '1', ...flags }), { code: 'VXLAND_CONFIG_INVALID', message }, message);
 });
 
 t.test('socket path follows the device name', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap';
 import pino from 'pino';
 import { constants as osConstants } from 'node:os';
+import { SourceFilter, type AcceptPolicy } from '../src/datapath/accept';
 import { Datapath } from '../src/datapath/datapath';
 import { Stats } from '../src/datapath/stats';
 import { Fdb } from '../src/fdb/fdb';
@@ -12,14 +13,25 @@ const MAC_A = '02:00:00:00:00:0a';
 const MAC_B = '02:00:00:00:00:0b';
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 
-function host(net: FakeNetwork, address: string, ownMac: string, opts: { peers?: string[]; mtu?: number; sendPoolSlots?: number } = {}) {
-  const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 100 });
+interface HostOptions { peers?: string[]; mtu?: number; sendPoolSlots?: number; accept?: AcceptPolicy; allowVlan?: boolean }
+
+function host(net: FakeNetwork, address: string, ownMac: string, opts: HostOptions = {}) {
+  const sources = new SourceFilter(opts.accept ?? { kind: 'peers' });
+  const fdb = new Fdb({
+    ageingMs: 300_000,
+    maxLearned: 100,
+    onEvent: (e) => {
+      if (e.kind !== 'learned' && e.type === 'added') sources.name(e.vtep);
+      if (e.kind !== 'learned' && e.type === 'deleted') sources.unname(e.vtep);
+    },
+  });
   for (const p of opts.peers ?? []) fdb.addPeer(VNI, p);
   const device = new FakeDevice('vxl0', mac(ownMac), opts.mtu ?? 1450);
   const bind = net.bind(address);
   const stats = new Stats();
   const dp = new Datapath({
     vni: VNI, dstPort: 4789, fdb, device, bind, stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots,
+    sources, allowVlan: opts.allowVlan ?? false,
   });
   const fatal: Error[] = [];
   dp.start((e) => fatal.push(e));
@@ -80,7 +92,7 @@ t.test('no peer and unknown destination: counted, nothing sent', async (t) => {
 
 t.test('frames larger than the MTU are dropped, never fragmented', async (t) => {
   const net = new FakeNetwork();
-  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'], mtu: 1450 });
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'], mtu: 1450, allowVlan: true });
   const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'], mtu: 1400 });
   a.device.inject(frame(MAC_B, MAC_A, 1451), frame(MAC_B, MAC_A, 1450), Buffer.alloc(10));
   await net.settle();
@@ -95,7 +107,7 @@ t.test('frames larger than the MTU are dropped, never fragmented', async (t) => 
 
 t.test('garbage datagrams are dropped by reason while forwarding goes on', async (t) => {
   const net = new FakeNetwork();
-  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'], accept: { kind: 'any' } });
   const evil = net.bind('198.18.0.66');
   const send = (msg: Buffer) => evil.send(msg, msg.length, '198.18.0.1', 4789, () => undefined);
 
@@ -126,7 +138,7 @@ t.test('garbage datagrams are dropped by reason while forwarding goes on', async
 
 t.test('a frame claiming a static MAC from another VTEP is dropped', async (t) => {
   const net = new FakeNetwork();
-  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2', '198.18.0.66'] });
   a.fdb.addStatic(VNI, MAC_B, '198.18.0.2');
   const spoofer = host(net, '198.18.0.66', MAC_B, { peers: ['198.18.0.1'] });
   spoofer.device.inject(frame(MAC_A, MAC_B));
@@ -171,4 +183,62 @@ t.test('a device failure reaches onFatal once and stop closes both sides', async
   await a.dp.stop();
   t.ok(a.device.closed);
   t.ok(a.bind.closed);
+});
+
+t.test('by default only peers and static VTEPs are heard, and learning never leaves that set', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] }).device.inject(frame(MAC_A, MAC_B));
+  const stranger = host(net, '198.18.0.66', '02:00:00:00:00:66', { peers: ['198.18.0.1'] });
+  stranger.device.inject(frame(MAC_A, '02:00:00:00:00:66'), frame(MAC_A, '02:00:00:00:00:67'));
+  await net.settle();
+  t.equal(a.device.written.length, 1, 'only the peer\'s frame is delivered');
+  t.same(a.stats.snapshot().drops, { rx_source_not_allowed: 2 });
+  t.same(a.fdb.entries().filter((e) => e.kind === 'learned').map((e) => e.vtep), ['198.18.0.2'], 'nothing learned from the stranger');
+  t.same(a.stats.refusedSenders(), [{ address: '198.18.0.66', count: 2 }]);
+
+  a.fdb.addStatic(VNI, '02:00:00:00:00:66', '198.18.0.66');
+  stranger.device.inject(frame(MAC_A, '02:00:00:00:00:66'));
+  await net.settle();
+  t.equal(a.device.written.length, 2, 'a static entry\'s VTEP is heard');
+  a.fdb.remove(VNI, '02:00:00:00:00:66');
+  stranger.device.inject(frame(MAC_A, '02:00:00:00:00:66'));
+  await net.settle();
+  t.equal(a.device.written.length, 2, 'and not once the entry is gone');
+});
+
+t.test('--accept CIDRs admits senders in range', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { accept: { kind: 'cidrs', cidrs: [{ address: '198.18.0.64', prefixLength: 26, family: 4 }] } });
+  host(net, '198.18.0.66', '02:00:00:00:00:66', { peers: ['198.18.0.1'] }).device.inject(frame(MAC_A, '02:00:00:00:00:66'));
+  host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] }).device.inject(frame(MAC_A, MAC_B));
+  await net.settle();
+  t.equal(a.device.written.length, 1);
+  t.same(a.stats.snapshot().drops, { rx_source_not_allowed: 1 });
+});
+
+t.test('VLAN-tagged inner frames are dropped both ways unless allowed (RFC 7348 §6.1)', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'], allowVlan: true });
+  const tagged = (src: string, dst: string) => frame(dst, src, Buffer.from('0064080045000000', 'hex'), 0x8100);
+  a.device.inject(tagged(MAC_A, MAC_B));
+  b.device.inject(tagged(MAC_B, MAC_A));
+  await net.settle();
+  t.same(a.stats.snapshot().drops, { tx_vlan_tagged: 1, rx_vlan_tagged: 1 });
+  t.equal(b.stats.txPackets, 1, 'B allows VLAN and sends');
+  b.device.inject(frame(MAC_A, MAC_B));
+  await net.settle();
+  t.equal(a.device.written.length, 1, 'untagged frames pass');
+});
+
+t.test('per-VTEP counters: tracked VTEPs count their own traffic', async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] });
+  a.stats.track('198.18.0.2');
+  b.device.inject(frame(MAC_A, MAC_B, 100));
+  a.device.inject(frame(MAC_B, MAC_A, 200), frame(BROADCAST, MAC_A, 50));
+  await net.settle();
+  t.match(a.stats.vtepSnapshot(), [{ vtep: '198.18.0.2', rxPackets: 1, rxBytes: 114, txPackets: 2, txBytes: 278, drops: 0 }]);
 });

@@ -8,14 +8,16 @@ function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservation
     vteps: [{ vtep: '192.0.2.2', rxPackets: 10, drops: 0, lastRxMs: 1 }],
     underlay: [{ interface: 'eth0', mtu: 1500, towards: '192.0.2.1' }],
     foreignVnis: [],
-    stats: { rxPackets: 10, rxBytes: 1000, txPackets: 10, txBytes: 1000, drops: {}, dropsTotal: 0, learnRefusedFull: 0 },
+    refusedSenders: [],
+    accept: 'peers',
+    stats: { rxPackets: 10, rxBytes: 1000, txPackets: 10, txBytes: 1000, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } },
     tcpInCsumErrors: 0,
     ...overrides,
   };
 }
 
 t.test('a healthy daemon has no findings', async (t) => {
-  t.same(diagnose(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'drops', 'checksum'], findings: [] });
+  t.same(diagnose(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum'], findings: [] });
 });
 
 t.test('MTU: underlay minus 50 (IPv4) or 70 (IPv6)', async (t) => {
@@ -52,4 +54,9 @@ t.test('drops that point to a misconfiguration', async (t) => {
 t.test('inner checksum errors point at the veth offload', async (t) => {
   t.match(diagnose(healthy({ tcpInCsumErrors: 4 })).findings, [{ check: 'checksum', fix: /ethtool -K VETH tx off/ }]);
   t.same(diagnose(healthy({ tcpInCsumErrors: null })).findings, [], 'unreadable counter: no finding');
+});
+
+t.test('senders refused by the source policy are named', async (t) => {
+  const r = diagnose(healthy({ refusedSenders: [{ address: '192.0.2.66', count: 12 }] }));
+  t.match(r.findings, [{ check: 'source', problem: /192\.0\.2\.66 sent 12 VXLAN datagrams, dropped .*--accept peers/, fix: /vxland peer add 192\.0\.2\.66/ }]);
 });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Fdb, FLOOD_MAC, LearnOutcome, type FdbEvent } from '../src/fdb/fdb';
-import { macKeyOf } from '../src/wire/mac';
+import { formatMacKey as formatMac, macKeyOf } from '../src/wire/mac';
 
 const VNI = 42;
 const A = '02:00:00:00:00:0a';
@@ -145,4 +145,30 @@ t.test('remove deletes one entry of either kind', async (t) => {
   t.ok(fdb.remove(VNI, B));
   t.notOk(fdb.remove(VNI, B));
   t.equal(fdb.size, 0);
+});
+
+t.test('one VTEP cannot hold more than maxLearnedPerVtep MACs', async (t) => {
+  const nowMs = 0;
+  const fdb = new Fdb({ ageingMs: 0, maxLearned: 100, maxLearnedPerVtep: 3, learnRatePerS: 0, now: () => nowMs });
+  for (let i = 1; i <= 3; i++) t.equal(fdb.learn(VNI, i * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.Learned);
+  t.equal(fdb.learn(VNI, 4 * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.RefusedVtepFull);
+  t.equal(fdb.learn(VNI, 4 * 2 ** 41, '198.18.0.2', nowMs), LearnOutcome.Learned, 'other VTEPs still learn');
+  t.equal(fdb.learn(VNI, 1 * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.Refreshed, 'existing entries keep working');
+  t.equal(fdb.learn(VNI, 1 * 2 ** 41, '198.18.0.2', nowMs), LearnOutcome.Moved, 'a MAC may move away');
+  t.equal(fdb.learn(VNI, 5 * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.Learned, 'which frees a place');
+  fdb.remove(VNI, formatMac(2 * 2 ** 41));
+  t.equal(fdb.learn(VNI, 6 * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.Learned, 'so does removal');
+});
+
+t.test('learning is rate-limited per VTEP, refilling over time', async (t) => {
+  let nowMs = 1_000;
+  const fdb = new Fdb({ ageingMs: 0, maxLearned: 10_000, learnRatePerS: 10, now: () => nowMs });
+  const outcomes = Array.from({ length: 15 }, (_, i) => fdb.learn(VNI, (i + 1) * 2 ** 41, '198.18.0.66', nowMs));
+  t.equal(outcomes.filter((o) => o === LearnOutcome.Learned).length, 10, 'a burst of 10');
+  t.equal(outcomes.filter((o) => o === LearnOutcome.RefusedRate).length, 5, 'the rest refused');
+  t.equal(fdb.learn(VNI, 99 * 2 ** 41, '198.18.0.2', nowMs), LearnOutcome.Learned, 'another VTEP is not affected');
+  nowMs += 500;
+  const later = Array.from({ length: 10 }, (_, i) => fdb.learn(VNI, (i + 100) * 2 ** 41, '198.18.0.66', nowMs));
+  t.equal(later.filter((o) => o === LearnOutcome.Learned).length, 5, 'half a second later: 5 more');
+  t.equal(fdb.learn(VNI, 1 * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.Refreshed, 'refreshing costs nothing');
 });

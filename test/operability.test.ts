@@ -14,7 +14,7 @@ t.test('doctor, monitor, stats, metrics and log-level against a live daemon', as
   const kb = await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
   await addKernelVxlan(c, { vni: TEST_VNI + 1, remotes: [a.ip], address: '10.42.0.3/24' });
   const v = await startVxland(t, a, {
-    peers: [b.ip, d.ip], address: '10.42.0.1/24',
+    peers: [b.ip, c.ip, d.ip], address: '10.42.0.1/24',
     extraArgs: ['--log-level', 'info', '--metrics', METRICS],
   });
 

@@ -17,6 +17,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { VxlandError } from '../errors.js';
 import { FLOOD_MAC, parseMac } from '../fdb/fdb.js';
+import type { AcceptPolicy } from '../datapath/accept.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type IpFamily } from './validate.js';
 
 /** IANA VXLAN port. Linux kernels before 3.7 and some old switches default
@@ -30,6 +31,8 @@ export const MTU_MIN = 68;
 export const MTU_MAX = 65_000;
 export const DEFAULT_AGEING_S = 300;
 export const DEFAULT_MAX_FDB = 16_384;
+export const DEFAULT_MAX_FDB_PER_VTEP = 4_096;
+export const DEFAULT_LEARN_RATE_PER_S = 500;
 export const DEFAULT_STATE_DIR = '/var/lib/vxland';
 export const DEFAULT_SOCKET_DIR = '/run/vxland';
 
@@ -66,6 +69,16 @@ export interface Config {
   readonly ageingS: number;
   /** Most learned MACs kept; further ones are refused and counted. */
   readonly maxFdb: number;
+  /** Most learned MACs behind one VTEP. */
+  readonly maxFdbPerVtep: number;
+  /** New or moved MACs learned per second per VTEP; 0 = no limit. */
+  readonly learnRatePerS: number;
+  /** Who may send us VXLAN; see src/datapath/accept.ts. */
+  readonly accept: AcceptPolicy;
+  /** Carry VLAN-tagged inner frames (off by default, RFC 7348 §6.1). */
+  readonly allowVlan: boolean;
+  /** Group allowed to use the control socket besides root; null = root only. */
+  readonly controlGroup: string | null;
   /** As requested; resolveDatapath() decides what runs. */
   readonly datapath: DatapathChoice;
   readonly stateDir: string;
@@ -94,6 +107,11 @@ export interface ConfigFlags {
   socket?: string;
   logLevel?: string;
   metrics?: string;
+  maxFdbPerVtep?: string | number;
+  learnRate?: string | number;
+  accept?: string;
+  allowVlan?: boolean;
+  controlGroup?: string;
 }
 
 /** VXLAND_CONFIG names a config file used when --config is not given. */
@@ -102,6 +120,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 const FILE_KEYS = [
   'dev', 'vni', 'local', 'port', 'mtu', 'addresses', 'peers', 'fdb',
   'ageingS', 'maxFdb', 'datapath', 'stateDir', 'socket', 'logLevel', 'metrics',
+  'maxFdbPerVtep', 'learnRatePerS', 'accept', 'allowVlan', 'controlGroup',
 ] as const;
 type FileKey = (typeof FILE_KEYS)[number];
 
@@ -182,9 +201,19 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const socket = optionalPath(source('socket', '--socket', flags.socket), 'socket', fromFile.dir) ?? defaultSocketPath(dev);
 
   const metrics = metricsEndpoint(source('metrics', '--metrics', flags.metrics));
+  const maxFdbPerVtep = optionalIntegerIn(source('maxFdbPerVtep', '--max-fdb-per-vtep', flags.maxFdbPerVtep), 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_FDB_PER_VTEP);
+  const learnRatePerS = optionalIntegerIn(source('learnRatePerS', '--learn-rate', flags.learnRate), 'learn-rate', 0, Number.MAX_SAFE_INTEGER, DEFAULT_LEARN_RATE_PER_S, 'MACs per second per VTEP (0 = no limit)');
+  const accept = acceptPolicy(source('accept', '--accept', flags.accept), localFamily);
+  const allowVlanSource = source('allowVlan', '--allow-vlan', flags.allowVlan);
+  if (allowVlanSource.value !== undefined && typeof allowVlanSource.value !== 'boolean') invalid(`allowVlan must be true or false (got ${show(allowVlanSource.value)})`);
+  const allowVlan = allowVlanSource.value === true;
+  const groupSource = source('controlGroup', '--control-group', flags.controlGroup);
+  const controlGroup = groupSource.value === undefined ? null : requireString(groupSource);
+  if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
   return deepFreeze({
     dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
+    maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup,
   } satisfies Config);
 }
 
@@ -304,6 +333,21 @@ function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[]
     entries.push({ mac, vtep });
   });
   return entries;
+}
+
+/** "peers" (default), "any", or a comma-separated list of CIDRs of the
+ *  underlay's family. */
+function acceptPolicy(source: Source, localFamily: IpFamily): AcceptPolicy {
+  if (source.value === undefined) return { kind: 'peers' };
+  const text = requireString(source);
+  if (text === 'peers' || text === 'any') return { kind: text };
+  const cidrs = text.split(',').map((part) => {
+    const cidr = parseCidr(part.trim());
+    if (cidr === null) invalid(`accept must be "peers", "any" or CIDRs like 192.0.2.0/24,198.51.100.7/32 (got ${show(part)})`);
+    if (cidr.family !== localFamily) invalid(`accept ${part} is IPv${cidr.family} but the VXLAN socket is IPv${localFamily}`);
+    return cidr;
+  });
+  return { kind: 'cidrs', cidrs };
 }
 
 /** "127.0.0.1:9798" or "[::1]:9798"; a host is required so that exposing

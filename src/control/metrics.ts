@@ -50,7 +50,17 @@ export function buildRegistry(s: MetricsSources): client.Registry {
   total('vxland_rx_bytes_total', 'Bytes of inner frames written to the TAP device', () => s.stats.rxBytes);
   total('vxland_tx_packets_total', 'VXLAN datagrams sent', () => s.stats.txPackets);
   total('vxland_tx_bytes_total', 'Bytes of inner frames sent', () => s.stats.txBytes);
-  total('vxland_learn_refused_total', 'New MACs not learned because the FDB was full', () => s.stats.learnRefusedFull);
+  new client.Counter({
+    name: 'vxland_learn_refused_total', help: 'New or moved MACs not learned, by reason (fdb_full, vtep_full, rate)',
+    labelNames: ['reason'], registers,
+    collect() {
+      this.reset();
+      const { fdbFull, vtepFull, rate } = s.stats.snapshot().learnRefused;
+      this.inc({ reason: 'fdb_full' }, fdbFull);
+      this.inc({ reason: 'vtep_full' }, vtepFull);
+      this.inc({ reason: 'rate' }, rate);
+    },
+  });
 
   new client.Counter({
     name: 'vxland_drops_total', help: 'Frames and datagrams dropped, by reason', labelNames: ['reason'], registers,

@@ -51,6 +51,8 @@ export interface StatusResult {
   pid: number;
   stats: StatsSnapshot;
   fdb: { size: number; learned: number; peers: number };
+  /** The source policy (--accept): "peers", "any" or the CIDR list. */
+  accept: string;
 }
 
 export interface PeerChangeResult {

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
+import type { SourceFilter } from './accept';
 import type { DatagramBind, FrameDevice } from './ports';
 import { RxPath } from './rx';
 import type { Stats } from './stats';
@@ -18,6 +19,8 @@ export interface DatapathOptions {
   bind: DatagramBind;
   stats: Stats;
   log: Logger;
+  sources: SourceFilter;
+  allowVlan: boolean;
   now?: () => number;
   /** Datagrams that may be in flight at once (default SEND_POOL_SLOTS). */
   sendPoolSlots?: number;
@@ -41,6 +44,7 @@ export class Datapath {
       bind: o.bind,
       stats: o.stats,
       now,
+      allowVlan: o.allowVlan,
       sendPoolSlots: o.sendPoolSlots,
       onSendError: (err) => {
         const { code, address } = err as NodeJS.ErrnoException & { address?: string };
@@ -53,6 +57,8 @@ export class Datapath {
       device: o.device,
       stats: o.stats,
       now,
+      sources: o.sources,
+      allowVlan: o.allowVlan,
       onWrongVni: (vni, from) =>
         limited.warn(`vni:${from}:${vni}`, { vni, expectedVni: o.vni, from }, 'dropped datagram with a foreign VNI'),
     });

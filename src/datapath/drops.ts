@@ -30,9 +30,15 @@ export enum DropReason {
   TxQueueFull = 12,
   /** tx: the socket reported an error for the datagram (e.g. ICMP unreachable). */
   TxSendError = 13,
+  /** rx: the sender is outside the accepted set (--accept). */
+  RxSourceNotAllowed = 14,
+  /** rx: VLAN-tagged inner frame without --allow-vlan (RFC 7348 §6.1). */
+  RxVlanTagged = 15,
+  /** tx: VLAN-tagged frame from the TAP without --allow-vlan (RFC 7348 §6.1). */
+  TxVlanTagged = 16,
 }
 
-export const DROP_REASON_COUNT = 14;
+export const DROP_REASON_COUNT = 17;
 
 /** Stable snake_case names used in status output, logs and metrics. */
 export const DROP_REASON_NAMES: readonly string[] = Object.freeze([
@@ -50,4 +56,7 @@ export const DROP_REASON_NAMES: readonly string[] = Object.freeze([
   'tx_no_destination',
   'tx_queue_full',
   'tx_send_error',
+  'rx_source_not_allowed',
+  'rx_vlan_tagged',
+  'tx_vlan_tagged',
 ]);

@@ -3,11 +3,13 @@
 // the TAP. Every refusal is a counted DropReason.
 
 import { constants as osConstants } from 'node:os';
-import { LearnOutcome, type Fdb } from '../fdb/fdb';
+import type { Fdb } from '../fdb/fdb';
 import { ETH_HEADER_BYTES, ETH_SRC_OFFSET, isVlanTaggedAt, maxFrameBytes } from '../wire/ethernet';
 import { macKeyAt } from '../wire/mac';
 import { decodeVxlan, VXLAN_DECODE_NO_I_FLAG, VXLAN_HEADER_BYTES } from '../wire/vxlan';
+import type { SourceFilter } from './accept';
 import { DropReason } from './drops';
+import { learnSource } from './learning';
 import type { FrameDevice } from './ports';
 import type { Stats } from './stats';
 
@@ -19,6 +21,9 @@ export interface RxOptions {
   device: FrameDevice;
   stats: Stats;
   now: () => number;
+  sources: SourceFilter;
+  /** Deliver VLAN-tagged inner frames (RFC 7348 §6.1 says to drop them by default). */
+  allowVlan: boolean;
   /** Called for a datagram whose VNI is not ours (rate-limit any logging). */
   onWrongVni?: (vni: number, fromAddress: string) => void;
 }
@@ -54,6 +59,10 @@ export class RxPath {
   /** Writes the inner frame to the TAP, or says why not. */
   private deliver(msg: Buffer, fromAddress: string, nowMs: number): DropReason | typeof DELIVERED {
     const { o } = this;
+    if (!o.sources.accepts(fromAddress)) {
+      o.stats.refusedSender(fromAddress);
+      return DropReason.RxSourceNotAllowed;
+    }
     const length = msg.length;
     if (length < VXLAN_HEADER_BYTES + ETH_HEADER_BYTES) return DropReason.RxTruncated;
     const vni = decodeVxlan(msg, 0, length);
@@ -64,21 +73,13 @@ export class RxPath {
       return DropReason.RxWrongVni;
     }
     const frameBytes = length - VXLAN_HEADER_BYTES;
-    if (frameBytes > maxFrameBytes(o.device.mtu, isVlanTaggedAt(msg, VXLAN_HEADER_BYTES))) return DropReason.RxOversize;
+    const tagged = isVlanTaggedAt(msg, VXLAN_HEADER_BYTES);
+    if (tagged && !o.allowVlan) return DropReason.RxVlanTagged;
+    if (frameBytes > maxFrameBytes(o.device.mtu, tagged)) return DropReason.RxOversize;
     const sourceKey = macKeyAt(msg, VXLAN_HEADER_BYTES + ETH_SRC_OFFSET);
     if (sourceKey === this.ownMacKey) return DropReason.RxOwnSourceMac;
-
-    switch (o.fdb.learn(vni, sourceKey, fromAddress, nowMs)) {
-      case LearnOutcome.NotLearnable:
-        return DropReason.RxBadSourceMac;
-      case LearnOutcome.StaticConflict:
-        return DropReason.RxStaticMacConflict;
-      case LearnOutcome.RefusedFull:
-        o.stats.learnRefusedFull++;
-        break;
-      default:
-        break;
-    }
+    const refused = learnSource(o.fdb, o.stats, vni, sourceKey, fromAddress, nowMs);
+    if (refused !== null) return refused;
 
     const errno = o.device.write(msg, VXLAN_HEADER_BYTES, frameBytes);
     if (errno === 0) return DELIVERED;

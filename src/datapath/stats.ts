@@ -10,8 +10,10 @@ import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from './drops';
 
 /** Most VTEPs with counters of their own. */
 export const MAX_TRACKED_VTEPS = 4096;
-/** Most distinct (sender, VNI) pairs remembered for foreign-VNI diagnosis. */
+/** Most distinct (sender, VNI) pairs remembered for foreign-VNI diagnosis,
+ *  and most refused senders remembered for the source policy. */
 export const MAX_FOREIGN_VNI_SENDERS = 64;
+export const MAX_REFUSED_SENDERS = 64;
 export const OTHER_VTEP = 'other';
 
 export interface VtepCounters {
@@ -40,8 +42,9 @@ export interface StatsSnapshot {
   /** Drops by reason name; only reasons that occurred. */
   drops: Record<string, number>;
   dropsTotal: number;
-  /** New MACs not learned because the FDB was full. */
-  learnRefusedFull: number;
+  /** New or moved MACs not learned: the FDB was full, the VTEP had its
+   *  share (maxLearnedPerVtep), or it learned too fast (learnRatePerS). */
+  learnRefused: { fdbFull: number; vtepFull: number; rate: number };
 }
 
 export class Stats {
@@ -50,10 +53,13 @@ export class Stats {
   txPackets = 0;
   txBytes = 0;
   learnRefusedFull = 0;
+  learnRefusedVtepFull = 0;
+  learnRefusedRate = 0;
   private readonly drops = new Float64Array(DROP_REASON_COUNT);
   private readonly vteps = new Map<string, VtepCounters>();
   private readonly other: VtepCounters = newCounters();
   private readonly foreign = new Map<string, ForeignVniSender>();
+  private readonly refused = new Map<string, number>();
 
   drop(reason: DropReason): void {
     this.drops[reason]++;
@@ -86,6 +92,17 @@ export class Stats {
     seen.lastMs = nowMs;
   }
 
+  /** Remembers a sender refused by the source policy, for `vxland doctor`. */
+  refusedSender(address: string): void {
+    const n = this.refused.get(address);
+    if (n !== undefined) this.refused.set(address, n + 1);
+    else if (this.refused.size < MAX_REFUSED_SENDERS) this.refused.set(address, 1);
+  }
+
+  refusedSenders(): Array<{ address: string; count: number }> {
+    return [...this.refused].map(([address, count]) => ({ address, count }));
+  }
+
   foreignVniSenders(): ForeignVniSender[] {
     return [...this.foreign.values()].map((s) => ({ ...s }));
   }
@@ -112,7 +129,7 @@ export class Stats {
       txBytes: this.txBytes,
       drops,
       dropsTotal,
-      learnRefusedFull: this.learnRefusedFull,
+      learnRefused: { fdbFull: this.learnRefusedFull, vtepFull: this.learnRefusedVtepFull, rate: this.learnRefusedRate },
     };
   }
 }

@@ -19,6 +19,8 @@ export interface TxOptions {
   bind: DatagramBind;
   stats: Stats;
   now: () => number;
+  /** Send VLAN-tagged frames (RFC 7348 §6.1: a VTEP should not, by default). */
+  allowVlan: boolean;
   /** Called for every datagram the socket refused; node's error names the
    *  destination in err.address. Rate-limit any logging. */
   onSendError: (err: Error) => void;
@@ -52,7 +54,9 @@ export class TxPath {
   forward(buf: Buffer, offset: number, length: number, nowMs: number): void {
     const { o } = this;
     if (length < ETH_HEADER_BYTES) return o.stats.drop(DropReason.TxRunt);
-    if (length > maxFrameBytes(o.mtu, isVlanTaggedAt(buf, offset))) return o.stats.drop(DropReason.TxOversize);
+    const tagged = isVlanTaggedAt(buf, offset);
+    if (tagged && !o.allowVlan) return o.stats.drop(DropReason.TxVlanTagged);
+    if (length > maxFrameBytes(o.mtu, tagged)) return o.stats.drop(DropReason.TxOversize);
 
     const unicast = isMulticastMacAt(buf, offset) ? undefined : o.fdb.lookup(o.vni, macKeyAt(buf, offset), nowMs);
     const flood = unicast === undefined ? o.fdb.floodList(o.vni, nowMs) : undefined;

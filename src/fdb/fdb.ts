@@ -8,7 +8,11 @@
 // - ageing removes learned entries not refreshed for ageingMs; static ones stay;
 // - the all-zeros MAC holds the flood list ("peers"): broadcast, multicast and
 //   unknown unicast go to every peer (head-end replication);
-// - at most maxLearned learned entries; past that new MACs are not learned.
+// - at most maxLearned learned entries, at most maxLearnedPerVtep behind one
+//   VTEP, and at most learnRatePerS new or moved MACs per second per VTEP;
+//   past a limit nothing new is learned and existing entries keep working.
+//   (The kernel has only the global limit; the others keep one noisy or
+//   hostile VTEP from crowding out the rest, see RFC 7348 §7.)
 // Both data paths (dgram and the native engine) apply these rules through this
 // class; neither has a copy of them.
 
@@ -18,6 +22,8 @@ export { FLOOD_MAC, parseMac } from '../wire/mac';
 
 export const FDB_AGEING_DEFAULT_MS = 300_000;
 export const FDB_MAX_LEARNED_DEFAULT = 16_384;
+export const FDB_MAX_LEARNED_PER_VTEP_DEFAULT = 4_096;
+export const FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S = 500;
 
 export type FdbEntryKind = 'static' | 'learned' | 'peer';
 
@@ -46,6 +52,11 @@ export interface FdbOptions {
   /** Learned entries not refreshed for this long are removed by sweep(); 0 = never. */
   ageingMs: number;
   maxLearned: number;
+  /** Learned entries behind one VTEP; default FDB_MAX_LEARNED_PER_VTEP_DEFAULT. */
+  maxLearnedPerVtep?: number;
+  /** New or moved MACs learned per second per VTEP (bursts of as many);
+   *  0 = no limit; default FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S. */
+  learnRatePerS?: number;
   now?: () => number;
   onEvent?: (event: FdbEvent) => void;
 }
@@ -63,6 +74,16 @@ export const enum LearnOutcome {
   NotLearnable = 5,
   /** Static entry at this very VTEP: nothing to do. */
   Static = 6,
+  /** The VTEP has maxLearnedPerVtep entries: not learned, the frame goes through. */
+  RefusedVtepFull = 7,
+  /** The VTEP exceeded learnRatePerS: not learned, the frame goes through. */
+  RefusedRate = 8,
+}
+
+interface VtepLearning {
+  entries: number;
+  tokens: number;
+  refilledMs: number;
 }
 
 interface Entry {
@@ -86,12 +107,21 @@ export class Fdb {
   private readonly now: () => number;
   private readonly onEvent: (event: FdbEvent) => void;
   private readonly listeners = new Set<(event: FdbEvent) => void>();
+  private readonly maxLearnedPerVtep: number;
+  private readonly learnRatePerMs: number;
+  private readonly learnBurst: number;
+  /** Only VTEPs with learned entries or recent learning; bounded by the table. */
+  private readonly perVtep = new Map<string, VtepLearning>();
   private learned = 0;
   private statics = 0;
 
   constructor(options: FdbOptions) {
     this.ageingMs = options.ageingMs;
     this.maxLearned = options.maxLearned;
+    this.maxLearnedPerVtep = options.maxLearnedPerVtep ?? FDB_MAX_LEARNED_PER_VTEP_DEFAULT;
+    const ratePerS = options.learnRatePerS ?? FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S;
+    this.learnRatePerMs = ratePerS / 1000;
+    this.learnBurst = ratePerS;
     this.now = options.now ?? Date.now;
     this.onEvent = options.onEvent ?? (() => undefined);
   }
@@ -146,18 +176,61 @@ export class Fdb {
     const entry = table.entries.get(key);
     if (entry !== undefined) {
       if (entry.kind === 'static') return entry.vtep === vtep ? LearnOutcome.Static : LearnOutcome.StaticConflict;
-      entry.updatedMs = nowMs;
-      if (entry.vtep === vtep) return LearnOutcome.Refreshed;
+      if (entry.vtep === vtep) {
+        entry.updatedMs = nowMs;
+        return LearnOutcome.Refreshed;
+      }
+      const refused = this.admit(vtep, nowMs);
+      if (refused !== null) return refused;
       const previousVtep = entry.vtep;
+      this.release(previousVtep);
+      this.vtepLearning(vtep, nowMs).entries++;
       entry.vtep = vtep;
+      entry.updatedMs = nowMs;
       this.emit({ type: 'moved', vni, mac: formatMacKey(key), vtep, kind: 'learned', previousVtep });
       return LearnOutcome.Moved;
     }
     if (this.learned >= this.maxLearned) return LearnOutcome.RefusedFull;
+    const refused = this.admit(vtep, nowMs);
+    if (refused !== null) return refused;
     table.entries.set(key, { key, vtep, kind: 'learned', updatedMs: nowMs, usedMs: nowMs });
     this.learned++;
+    this.vtepLearning(vtep, nowMs).entries++;
     this.emit({ type: 'learned', vni, mac: formatMacKey(key), vtep, kind: 'learned' });
     return LearnOutcome.Learned;
+  }
+
+  /** Checks the per-VTEP limits for one more learned MAC and takes a token. */
+  private admit(vtep: string, nowMs: number): LearnOutcome | null {
+    const v = this.vtepLearning(vtep, nowMs);
+    if (v.entries >= this.maxLearnedPerVtep) return LearnOutcome.RefusedVtepFull;
+    if (this.learnRatePerMs > 0) {
+      v.tokens = Math.min(this.learnBurst, v.tokens + (nowMs - v.refilledMs) * this.learnRatePerMs);
+      v.refilledMs = nowMs;
+      if (v.tokens < 1) return LearnOutcome.RefusedRate;
+      v.tokens--;
+    }
+    return null;
+  }
+
+  private vtepLearning(vtep: string, nowMs: number): VtepLearning {
+    let v = this.perVtep.get(vtep);
+    if (v === undefined) {
+      v = { entries: 0, tokens: this.learnBurst, refilledMs: nowMs };
+      this.perVtep.set(vtep, v);
+    }
+    return v;
+  }
+
+  /** One learned entry less behind vtep; forgets the VTEP once it has none
+   *  and a full bucket, so the map never outgrows the table. */
+  private release(vtep: string): void {
+    const v = this.perVtep.get(vtep);
+    if (v === undefined) return;
+    v.entries--;
+    if (v.entries <= 0 && (this.learnRatePerMs === 0 || v.tokens + (this.now() - v.refilledMs) * this.learnRatePerMs >= this.learnBurst)) {
+      this.perVtep.delete(vtep);
+    }
   }
 
   // ---- control plane ----
@@ -188,10 +261,14 @@ export class Fdb {
     const key = macKeyOf(mac);
     const table = this.table(vni);
     const old = table.entries.get(key);
-    if (old?.kind === 'learned') this.learned--;
+    if (old?.kind === 'learned') {
+      this.learned--;
+      this.release(old.vtep);
+    }
     if (old?.kind !== 'static') this.statics++;
     const nowMs = this.now();
     table.entries.set(key, { key, vtep, kind: 'static', updatedMs: nowMs, usedMs: old?.usedMs ?? nowMs });
+    if (old !== undefined) this.emit({ type: 'deleted', vni, mac, vtep: old.vtep, kind: old.kind });
     this.emit({ type: 'added', vni, mac, vtep, kind: 'static' });
   }
 
@@ -219,6 +296,7 @@ export class Fdb {
 
   /** Ages out learned entries not updated within ageingMs. Returns how many went. */
   sweep(): number {
+    for (const [vtep, v] of this.perVtep) if (v.entries <= 0) this.perVtep.delete(vtep);
     if (this.ageingMs === 0) return 0;
     const deadline = this.now() - this.ageingMs;
     let removed = 0;
@@ -272,8 +350,12 @@ export class Fdb {
 
   private drop(vni: number, table: VniTable, entry: Entry, type: 'aged' | 'deleted'): void {
     table.entries.delete(entry.key);
-    if (entry.kind === 'learned') this.learned--;
-    else this.statics--;
+    if (entry.kind === 'learned') {
+      this.learned--;
+      this.release(entry.vtep);
+    } else {
+      this.statics--;
+    }
     this.emit({ type, vni, mac: formatMacKey(entry.key), vtep: entry.vtep, kind: entry.kind });
   }
 }
