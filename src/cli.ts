@@ -77,7 +77,7 @@ export function buildProgram(): Command {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon(config);
+      await runDaemon(config, () => loadConfig(flags, process.env));
     });
 
   const peer = program.command('peer').description('manage the flood list (remote VTEPs)');

@@ -9,6 +9,7 @@
 
 import pino, { type Logger } from 'pino';
 import { resolveDatapath, type Config, type DatapathKind } from './config/config.js';
+import { planReload } from './config/reload.js';
 import { ipFamily } from './config/validate.js';
 import { ControlServer } from './control/server.js';
 import type {
@@ -49,7 +50,7 @@ export interface RunningDaemon {
  *  control socket are up and systemd has been told READY=1. Rejects with a
  *  VxlandError (leaving nothing open) when startup fails. After that the
  *  process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path error. */
-export async function runDaemon(config: Config): Promise<RunningDaemon> {
+export async function runDaemon(config: Config, reloadConfig?: () => Config): Promise<RunningDaemon> {
   const datapathKind = resolveDatapath(config.datapath);
   const log = pino({ level: config.logLevel, base: { pid: process.pid, dev: config.dev } });
   const startedMs = Date.now();
@@ -158,6 +159,37 @@ export async function runDaemon(config: Config): Promise<RunningDaemon> {
     watchdog.unref();
     cleanups.push(() => clearInterval(watchdog));
   }
+
+  let current = config;
+  const onReload = (): void => {
+    if (reloadConfig === undefined) return void log.warn('SIGHUP ignored: no config to reload');
+    try {
+      const next = reloadConfig();
+      const plan = planReload(current, next);
+      for (const ip of plan.removePeers) fdb.removePeer(config.vni, ip);
+      for (const ip of plan.addPeers) fdb.addPeer(config.vni, ip);
+      for (const mac of plan.removeStatic) {
+        if (fdb.staticEntries().some((e) => e.mac === mac)) fdb.remove(config.vni, mac);
+      }
+      for (const entry of plan.addStatic) fdb.addStatic(config.vni, entry.mac, entry.vtep);
+      if (plan.logLevel !== null) log.level = plan.logLevel;
+      if (plan.accept !== null) sources.setPolicy(plan.accept);
+      handler.saveState();
+      current = { ...next, ...Object.fromEntries(plan.needRestart.map((key) => [key, current[key as keyof Config]])) } as Config;
+      log.info(
+        { addPeers: plan.addPeers, removePeers: plan.removePeers, addStatic: plan.addStatic.map((e) => e.mac), removeStatic: plan.removeStatic,
+          logLevel: plan.logLevel, accept: plan.accept === null ? null : sources.describe() },
+        'config reloaded',
+      );
+      if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'these settings changed but apply only after a restart');
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed; keeping the running configuration');
+    }
+  };
+  process.on('SIGHUP', onReload);
+  cleanups.unshift(() => {
+    process.off('SIGHUP', onReload);
+  });
 
   const onSignal = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'shutting down');
@@ -352,13 +384,18 @@ class DaemonControl implements ControlHandler {
     }
   }
 
+  /** Saves the peers and static entries now in the FDB; throws VXLAND_STATE_IO. */
+  saveState(): void {
+    this.store.save({
+      vni: this.config.vni,
+      peers: this.fdb.peers(this.config.vni),
+      fdb: this.fdb.staticEntries().filter((e) => e.vni === this.config.vni).map(({ mac, vtep }) => ({ mac, vtep })),
+    });
+  }
+
   private persistOrUndo(undo: () => void): void {
     try {
-      this.store.save({
-        vni: this.config.vni,
-        peers: this.fdb.peers(this.config.vni),
-        fdb: this.fdb.staticEntries().filter((e) => e.vni === this.config.vni).map(({ mac, vtep }) => ({ mac, vtep })),
-      });
+      this.saveState();
     } catch (err) {
       undo();
       this.log.error({ err }, 'cannot save state; change undone');

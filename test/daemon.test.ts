@@ -1,11 +1,11 @@
 // The daemon's life as systemd and an operator see it: READY=1 once TAP and
 // UDP are up, WATCHDOG=1 pings, STOPPING=1 and exit 0 on SIGTERM with the TAP
 // and the control socket gone; a TAP deleted underneath is a fatal error.
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { createTopology, exec, ip, REPO_ROOT, skipUnlessRoot, spawnDaemon } from './helpers/netns';
-import { startVxland, tempDir } from './helpers/vxland';
+import { addKernelVxlan, createTopology, exec, ip, ping, REPO_ROOT, skipUnlessRoot, spawnDaemon } from './helpers/netns';
+import { startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
 async function linkExists(ns: string, dev: string): Promise<boolean> {
   return (await exec(ns, ['ip', 'link', 'show', 'dev', dev], { allowFail: true })).code === 0;
@@ -56,4 +56,36 @@ t.test('a TAP deleted underneath is a clear, non-zero exit', async (t) => {
   const fatal = v.proc.logs.find((l) => l.level === 60);
   t.ok(fatal, 'logs one fatal line');
   t.match(JSON.stringify(fatal), /EBADFD|ENODEV|EIO|read/, 'naming the failing call');
+});
+
+t.test('SIGHUP reloads the config file and applies the difference without dropping traffic', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 3 });
+  const [a, b, c] = topo.hosts;
+  await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
+  await addKernelVxlan(c, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.3/24' });
+  const configFile = path.join(tempDir(t, 'config'), 'vxl0.json');
+  writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip] }));
+  const v = await startVxland(t, a, { address: '10.42.0.1/24', extraArgs: ['--config', configFile] });
+  t.equal((await ping(a.ns, '10.42.0.3', { count: 2, intervalS: 0.2, timeoutS: 1 })).received, 0, 'C is not a peer yet');
+
+  writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, c.ip], logLevel: 'debug', mtu: 1400 }));
+  const during = ping(a.ns, '10.42.0.2', { count: 40, intervalS: 0.05, timeoutS: 6 });
+  await new Promise((r) => setTimeout(r, 500));
+  v.proc.proc.kill('SIGHUP');
+  const result = await during;
+  t.equal(result.received, result.transmitted, `no ping to B lost across the reload (${result.received}/${result.transmitted})`);
+  const reloaded = await v.proc.waitForJson((l) => l.msg === 'config reloaded', 5000);
+  t.same(reloaded.addPeers, [c.ip]);
+  const warning = await v.proc.waitForJson((l) => l.msg === 'these settings changed but apply only after a restart', 5000);
+  t.same(warning.keys, ['mtu'], 'the MTU change is named as needing a restart');
+  t.same(await v.json('peer', 'list'), [b.ip, c.ip]);
+  t.equal((await ping(a.ns, '10.42.0.3', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'C is reachable after the reload');
+  t.equal((await v.json<any>('log-level')).level, 'debug', 'the log level applied');
+
+  writeFileSync(configFile, '{ not json');
+  v.proc.proc.kill('SIGHUP');
+  const failed = await v.proc.waitForJson((l) => l.msg === 'config reload failed; keeping the running configuration', 5000);
+  t.match(failed.err, /not valid JSON/, 'a broken file is reported');
+  t.equal((await ping(a.ns, '10.42.0.2', { count: 2, intervalS: 0.2, timeoutS: 2 })).received, 2, 'and the daemon keeps running');
 });

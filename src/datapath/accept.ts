@@ -14,13 +14,21 @@ export type AcceptPolicy =
 
 export class SourceFilter {
   private readonly named = new Map<string, number>();
-  private readonly ranges: BlockList | null;
+  private policy!: AcceptPolicy;
+  private ranges: BlockList | null = null;
 
-  constructor(readonly policy: AcceptPolicy) {
-    this.ranges = policy.kind === 'cidrs' ? new BlockList() : null;
+  constructor(policy: AcceptPolicy) {
+    this.setPolicy(policy);
+  }
+
+  /** Replaces the policy (SIGHUP); the named VTEPs stay. */
+  setPolicy(policy: AcceptPolicy): void {
+    const ranges = policy.kind === 'cidrs' ? new BlockList() : null;
     if (policy.kind === 'cidrs') {
-      for (const c of policy.cidrs) this.ranges!.addSubnet(c.address, c.prefixLength, c.family === 6 ? 'ipv6' : 'ipv4');
+      for (const c of policy.cidrs) ranges!.addSubnet(c.address, c.prefixLength, c.family === 6 ? 'ipv6' : 'ipv4');
     }
+    this.policy = policy;
+    this.ranges = ranges;
   }
 
   /** Counts one more reason (a peer, a static entry) to accept `address`. */

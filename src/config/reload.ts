@@ -1,0 +1,43 @@
+// What a SIGHUP reload changes. The daemon re-reads its config file (flags
+// given at start still win) and applies the difference without a restart:
+// peers and static entries listed in the file, the log level and the source
+// policy. Everything else is fixed for the life of the process; a change to it
+// is reported as needing a restart and otherwise ignored. Runtime changes made
+// with the CLI are left alone: only what the old file listed and the new file
+// does not is removed.
+
+import { isDeepStrictEqual } from 'node:util';
+import type { AcceptPolicy } from '../datapath/accept.js';
+import type { Config, LogLevel, StaticFdbConfig } from './config.js';
+
+export interface ReloadPlan {
+  addPeers: string[];
+  removePeers: string[];
+  addStatic: StaticFdbConfig[];
+  /** MACs whose static entry the old file listed and the new one does not. */
+  removeStatic: string[];
+  logLevel: LogLevel | null;
+  accept: AcceptPolicy | null;
+  /** Config keys that changed but only take effect after a restart. */
+  needRestart: string[];
+}
+
+const APPLIED_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>(['peers', 'fdb', 'logLevel', 'accept']);
+
+export function planReload(current: Config, next: Config): ReloadPlan {
+  const addPeers = next.peers.filter((p) => !current.peers.includes(p));
+  const removePeers = current.peers.filter((p) => !next.peers.includes(p));
+  const addStatic = next.fdb.filter((e) => !current.fdb.some((o) => o.mac === e.mac && o.vtep === e.vtep));
+  const removeStatic = current.fdb.filter((o) => !next.fdb.some((e) => e.mac === o.mac)).map((o) => o.mac);
+  const needRestart = (Object.keys(next) as (keyof Config)[])
+    .filter((key) => !APPLIED_KEYS.has(key) && !isDeepStrictEqual(current[key], next[key]));
+  return {
+    addPeers,
+    removePeers,
+    addStatic,
+    removeStatic,
+    logLevel: next.logLevel !== current.logLevel ? next.logLevel : null,
+    accept: isDeepStrictEqual(current.accept, next.accept) ? null : next.accept,
+    needRestart,
+  };
+}
