@@ -84,8 +84,11 @@ void Ioctl(Napi::Env env, int fd, unsigned long request, void* arg, const char* 
   if (::ioctl(fd, request, arg) < 0) ThrowSysError(env, errno, syscall, context);
 }
 
-// tapOpen(name): opens /dev/net/tun and attaches a non-persistent
-// IFF_TAP|IFF_NO_PI device called `name` (created if absent). The fd is
+// tapOpen(name[, { vnetHdr }]): opens /dev/net/tun and attaches a
+// non-persistent IFF_TAP|IFF_NO_PI device called `name` (created if absent).
+// With vnetHdr: true the device also gets IFF_VNET_HDR: every read and write
+// then starts with a struct virtio_net_hdr (the native engine's mode; plain
+// tapWrite/TapPoller must not be used on such an fd). The fd is
 // O_NONBLOCK|O_CLOEXEC; the device disappears when the fd is closed.
 // Returns { fd, name } where name is the kernel's name for the device.
 Napi::Value TapOpen(const Napi::CallbackInfo& info) {
@@ -93,6 +96,9 @@ Napi::Value TapOpen(const Napi::CallbackInfo& info) {
   std::string name = ArgString(info, 0, "name");
   struct ifreq ifr = MakeIfreq(env, name);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  if (info.Length() > 1 && info[1].IsObject() && info[1].As<Napi::Object>().Get("vnetHdr").ToBoolean().Value()) {
+    ifr.ifr_flags |= IFF_VNET_HDR;
+  }
 
   ScopedFd fd(::open(kTunPath, O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) ThrowSysError(env, errno, std::string("open(") + kTunPath + ")", name);

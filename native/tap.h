@@ -2,7 +2,7 @@
 //
 // JS surface added by InitTap (all synchronous; failures throw an Error with
 // code/errno/syscall, see errors.h, except tapWrite which never throws):
-//   tapOpen(name)                            -> { fd, name }
+//   tapOpen(name[, { vnetHdr: boolean }])    -> { fd, name }
 //   tapSetMtu(ifname, mtuBytes)              -> undefined
 //   tapSetUp(ifname)                         -> undefined
 //   tapGetMac(ifname)                        -> Buffer (6 bytes)

@@ -1,0 +1,796 @@
+#include "engine_core.h"
+
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "addon.h"
+#include "engine_fdb.h"
+#include "engine_io.h"
+#include "engine_offload.h"
+#include "errors.h"
+
+namespace vxland {
+namespace {
+
+using offload::kVnetHdrBytes;
+
+constexpr size_t kVxlanHeaderBytes = 8;
+constexpr uint8_t kVxlanFlagI = 0x08;
+constexpr size_t kEthBytes = 14;
+/** Poll timeout of both threads when idle: bounds how long a missed wake-up
+ *  could delay stop(). */
+constexpr int kIdlePollMs = 100;
+/** Observations are sent to JS at most this often (and this late). */
+constexpr int64_t kObservationFlushMs = 5;
+/** A source MAC already reported is not reported again for this long while
+ *  the mirror has not caught up (e.g. the table is full). */
+constexpr int64_t kReportSuppressMs = 1000;
+/** An active learned entry is re-reported this often so the table refreshes
+ *  it and it does not age out while traffic flows (the kernel refreshes on
+ *  every frame; once a second is plenty against a 300 s ageing time). */
+constexpr int64_t kRefreshIntervalMs = 1000;
+constexpr size_t kRecentMaxEntries = 65536;
+/** recvmmsg rounds per wake-up before counters and observations are flushed. */
+constexpr int kRxRoundsPerWake = 8;
+/** TAP reads per wake-up before the send batch is flushed. */
+constexpr int kTxReadsPerWake = 64;
+/** A TAP read: a 64 KiB GSO super-frame plus Ethernet and tag. */
+constexpr size_t kMaxTapFrameBytes = 65536 + 64;
+/** Segments per TSO super-frame and per coalesced TAP write at most. */
+constexpr int kMaxSegs = 64;
+/** Room a split needs beyond the frame: per segment a VXLAN header and a
+ *  copy of the headers (Ethernet + tag + IPv6 + TCP with options <= 138). */
+constexpr size_t kSplitOverheadBytes = kMaxSegs * (kVxlanHeaderBytes + 160);
+constexpr size_t kMaxFlood = 256;
+/** Datagrams reserved per TAP read (a flooded super-frame beyond this to
+ *  many peers loses the excess as TxQueueFull). */
+constexpr size_t kTxDatagramsPerRead = kMaxSegs * 4;
+constexpr size_t kRxMaxFrames = UdpReceiver::kMsgs * 64;
+constexpr int kSocketBufferDefaultBytes = 8 * 1024 * 1024;
+
+int64_t NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t MacAt(const uint8_t* p) {
+  return static_cast<uint64_t>(p[0]) << 40 | static_cast<uint64_t>(p[1]) << 32 | static_cast<uint64_t>(p[2]) << 24 |
+         static_cast<uint64_t>(p[3]) << 16 | static_cast<uint64_t>(p[4]) << 8 | p[5];
+}
+
+bool IsTagged(const uint8_t* frame) {
+  const uint16_t type = static_cast<uint16_t>(frame[12] << 8 | frame[13]);
+  return type == 0x8100 || type == 0x88a8;
+}
+
+struct Observation {
+  bool foreignVni;
+  uint32_t vni;
+  uint64_t mac;
+  Vtep from;
+};
+
+struct EngineEvent {
+  enum Kind { kObservations, kFallback, kFatal } kind;
+  std::vector<Observation> obs;
+  std::string feature;
+  std::string message;
+  std::string syscall;
+  int err = 0;
+};
+
+class Engine : public Napi::ObjectWrap<Engine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    Napi::Function ctor = DefineClass(env, "NativeEngine",
+                                      {
+                                          InstanceMethod<&Engine::Start>("start"),
+                                          InstanceMethod<&Engine::Stop>("stop"),
+                                          InstanceMethod<&Engine::FdbSet>("fdbSet"),
+                                          InstanceMethod<&Engine::FdbDelete>("fdbDelete"),
+                                          InstanceMethod<&Engine::FdbClear>("fdbClear"),
+                                          InstanceMethod<&Engine::SetFloodList>("setFloodList"),
+                                          InstanceMethod<&Engine::Counters>("counters"),
+                                          InstanceMethod<&Engine::Info>("info"),
+                                      });
+    Napi::Array names = Napi::Array::New(env, kCounterCount);
+    for (uint32_t i = 0; i < kCounterCount; i++) names.Set(i, Napi::String::New(env, kCounterNames[i]));
+    ctor.Set("counterNames", names);
+    return ctor;
+  }
+
+  explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "NativeEngine(options, onEvent)");
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto num = [&](const char* key) -> int64_t {
+      Napi::Value v = o.Get(key);
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("options.") + key + " must be a number");
+      return v.As<Napi::Number>().Int64Value();
+    };
+    auto flag = [&](const char* key) {
+      Napi::Value v = o.Get(key);
+      return v.IsUndefined() ? true : v.ToBoolean().Value();
+    };
+    tapFd_ = static_cast<int>(num("tapFd"));
+    mtu_ = static_cast<size_t>(num("mtu"));
+    vni_ = static_cast<uint32_t>(num("vni"));
+    const int64_t port = num("port");
+    const int64_t dstPort = num("dstPort");
+    if (tapFd_ < 0 || mtu_ < 68 || mtu_ > 65535 || vni_ > 0xffffff || port < 0 || port > 65535 || dstPort < 1 ||
+        dstPort > 65535) {
+      throw Napi::RangeError::New(env, "NativeEngine: tapFd, mtu, vni, port or dstPort out of range");
+    }
+    dstPort_ = static_cast<uint16_t>(dstPort);
+    Napi::Value mac = o.Get("ownMac");
+    if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
+      throw Napi::TypeError::New(env, "options.ownMac must be a 6-byte Buffer");
+    }
+    ownMac_ = MacAt(mac.As<Napi::Buffer<uint8_t>>().Data());
+    Napi::Value local = o.Get("local");
+    if (!local.IsString()) throw Napi::TypeError::New(env, "options.local must be an IP literal");
+    const std::string localIp = local.As<Napi::String>().Utf8Value();
+    Vtep localAddr;
+    family_ = localIp.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    if (!ParseVtep(localIp, family_, static_cast<uint16_t>(port), &localAddr)) {
+      throw Napi::TypeError::New(env, "options.local is not an IP literal: " + localIp);
+    }
+    coalesce_ = flag("coalesce");
+    int bufferBytes = kSocketBufferDefaultBytes;
+    if (o.Get("socketBufferBytes").IsNumber()) bufferBytes = static_cast<int>(num("socketBufferBytes"));
+
+    const std::string context = "fd " + std::to_string(tapFd_);
+    int hdrSize = static_cast<int>(kVnetHdrBytes);
+    if (ioctl(tapFd_, TUNSETVNETHDRSZ, &hdrSize) < 0) ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
+    unsigned offloads = flag("offload") ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
+    if (ioctl(tapFd_, TUNSETOFFLOAD, offloads) == 0) {
+      offload_ = offloads != 0;
+    } else {
+      const int err = errno;
+      offload_ = false;
+      (void)ioctl(tapFd_, TUNSETOFFLOAD, 0u);
+      if (offloads != 0) startupFallbacks_.push_back({"tso", err, "TUNSETOFFLOAD refused: reading frames one by one without TSO"});
+    }
+
+    std::string syscall;
+    int err = OpenUdpSocket(localAddr, bufferBytes, &udp_, &syscall);
+    if (err != 0) ThrowSysError(env, err, syscall, localIp + " port " + std::to_string(port));
+    if (!flag("gro")) {
+      int zero = 0;
+      (void)setsockopt(udp_.fd, IPPROTO_UDP, 104 /* UDP_GRO */, &zero, sizeof(zero));
+      udp_.gro = false;
+    } else if (!udp_.gro) {
+      startupFallbacks_.push_back({"gro", ENOPROTOOPT, "UDP_GRO unavailable: receiving datagrams one by one (recvmmsg)"});
+    }
+    if (!flag("gso")) {
+      udp_.gso = false;
+    } else if (!udp_.gso) {
+      startupFallbacks_.push_back({"gso", ENOPROTOOPT, "UDP_SEGMENT unavailable: sending with plain sendmmsg"});
+    }
+    gsoActive_.store(udp_.gso);
+    wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wakeFd_ < 0) {
+      err = errno;
+      ::close(udp_.fd);
+      udp_.fd = -1;
+      ThrowSysError(env, err, "eventfd", "");
+    }
+    onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
+    for (auto& c : counters_) c.store(0, std::memory_order_relaxed);
+  }
+
+  ~Engine() override {
+    Shutdown();
+    CloseFds();
+  }
+
+ private:
+  struct Fallback {
+    const char* feature;
+    int err;
+    const char* message;
+  };
+  enum class State { kIdle, kRunning, kStopped };
+
+  // ---- JS methods ----
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (state_ != State::kIdle) throw Napi::Error::New(env, "NativeEngine can only start once");
+    tsfn_ = Napi::ThreadSafeFunction::New(env, onEvent_.Value(), "vxland:engine", 0, 1);
+    state_ = State::kRunning;
+    Ref();  // the threads use this object until stop()
+    for (const Fallback& f : startupFallbacks_) Announce(f.feature, f.err, f.message);
+    rx_ = std::thread([this] { RxLoop(); });
+    tx_ = std::thread([this] { TxLoop(); });
+    return env.Undefined();
+  }
+
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (state_ == State::kRunning) {
+      Shutdown();
+      tsfn_.Release();
+      Unref();
+    }
+    state_ = State::kStopped;
+    CloseFds();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value FdbSet(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString()) {
+      throw Napi::TypeError::New(env, "fdbSet(vni, macKey, vtepIp, pinned)");
+    }
+    Vtep v;
+    const std::string ip = info[2].As<Napi::String>().Utf8Value();
+    if (!ParseVtep(ip, family_, dstPort_, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
+    mirror_.Set(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()),
+                v, info[3].ToBoolean().Value());
+    return env.Undefined();
+  }
+
+  Napi::Value FdbDelete(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      throw Napi::TypeError::New(env, "fdbDelete(vni, macKey)");
+    }
+    return Napi::Boolean::New(env, mirror_.Delete(info[0].As<Napi::Number>().Uint32Value(),
+                                                  static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value())));
+  }
+
+  Napi::Value FdbClear(const Napi::CallbackInfo& info) {
+    mirror_.Clear();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetFloodList(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArray()) {
+      throw Napi::TypeError::New(env, "setFloodList(vni, vtepIps[])");
+    }
+    Napi::Array a = info[1].As<Napi::Array>();
+    std::vector<Vtep> vteps;
+    for (uint32_t i = 0; i < a.Length() && i < kMaxFlood; i++) {
+      Vtep v;
+      const std::string ip = a.Get(i).ToString().Utf8Value();
+      if (!ParseVtep(ip, family_, dstPort_, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
+      vteps.push_back(v);
+    }
+    mirror_.SetFloodList(info[0].As<Napi::Number>().Uint32Value(), std::move(vteps));
+    return env.Undefined();
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[0].As<Napi::Float64Array>().ElementLength() < kCounterCount) {
+      throw Napi::TypeError::New(env, "counters(out: Float64Array of counterNames.length)");
+    }
+    Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+    for (int i = 0; i < kCounterCount; i++) out[i] = static_cast<double>(counters_[i].load(std::memory_order_relaxed));
+    return env.Undefined();
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("port", udp_.port);
+    o.Set("offload", offload_);
+    o.Set("gso", gsoActive_.load());
+    o.Set("gro", udp_.gro);
+    o.Set("coalesce", coalesce_);
+    o.Set("rcvbufBytes", udp_.rcvbufBytes);
+    o.Set("sndbufBytes", udp_.sndbufBytes);
+    o.Set("mirrorSize", static_cast<double>(mirror_.Size()));
+    o.Set("state", state_ == State::kIdle ? "idle" : state_ == State::kRunning ? "running" : "stopped");
+    return o;
+  }
+
+  // ---- lifecycle ----
+
+  void Shutdown() {
+    stopping_.store(true);
+    if (wakeFd_ >= 0) {
+      uint64_t one = 1;
+      (void)!write(wakeFd_, &one, sizeof(one));
+    }
+    if (rx_.joinable()) rx_.join();
+    if (tx_.joinable()) tx_.join();
+  }
+
+  void CloseFds() {
+    for (int* fd : {&tapFd_, &udp_.fd, &wakeFd_}) {
+      if (*fd >= 0) ::close(*fd);
+      *fd = -1;
+    }
+  }
+
+  // ---- events (any thread) ----
+
+  void Post(EngineEvent* ev) {
+    napi_status s = tsfn_.NonBlockingCall(ev, [](Napi::Env env, Napi::Function cb, EngineEvent* e) {
+      std::unique_ptr<EngineEvent> owned(e);
+      if (env == nullptr || cb.IsEmpty()) return;
+      cb.Call({ToJs(env, *e)});
+    });
+    if (s != napi_ok) delete ev;
+  }
+
+  void Announce(const std::string& feature, int err, const std::string& message) {
+    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err};
+    Post(ev);
+  }
+
+  void Fatal(int err, const char* syscall) {
+    if (fatal_.exchange(true)) return;
+    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err};
+    Post(ev);
+  }
+
+  static Napi::Value ToJs(Napi::Env env, const EngineEvent& e) {
+    Napi::Object o = Napi::Object::New(env);
+    switch (e.kind) {
+      case EngineEvent::kObservations: {
+        o.Set("type", "observations");
+        Napi::Array learn = Napi::Array::New(env);
+        Napi::Array foreign = Napi::Array::New(env);
+        for (const Observation& ob : e.obs) {
+          Napi::Object item = Napi::Object::New(env);
+          item.Set("vni", ob.vni);
+          if (ob.foreignVni) {
+            item.Set("from", ob.from.IpString());
+            foreign.Set(foreign.Length(), item);
+          } else {
+            item.Set("mac", static_cast<double>(ob.mac));
+            item.Set("vtep", ob.from.IpString());
+            learn.Set(learn.Length(), item);
+          }
+        }
+        o.Set("learn", learn);
+        o.Set("foreign", foreign);
+        break;
+      }
+      case EngineEvent::kFallback:
+        o.Set("type", "fallback");
+        o.Set("feature", e.feature);
+        o.Set("errno", e.err);
+        o.Set("message", e.message);
+        break;
+      case EngineEvent::kFatal:
+        o.Set("type", "fatal");
+        o.Set("error", SysError(env, e.err, e.syscall, "native engine").Value());
+        break;
+    }
+    return o;
+  }
+
+  void Publish(LocalCounters& c) {
+    for (int i = 0; i < kCounterCount; i++) {
+      if (c.v[i] != 0) {
+        counters_[i].fetch_add(c.v[i], std::memory_order_relaxed);
+        c.v[i] = 0;
+      }
+    }
+  }
+
+  // ---- rx: UDP -> TAP ----
+
+  struct RecentKey {
+    uint32_t vni;
+    uint64_t id;
+    bool operator==(const RecentKey& o) const { return vni == o.vni && id == o.id; }
+  };
+  struct RecentHash {
+    size_t operator()(const RecentKey& k) const { return std::hash<uint64_t>()(k.id * 31 + k.vni); }
+  };
+
+  static uint64_t IpId(const Vtep& v) {
+    if (v.addr.sa.sa_family == AF_INET) return v.addr.in4.sin_addr.s_addr;
+    uint64_t a, b;
+    memcpy(&a, &v.addr.in6.sin6_addr, 8);
+    memcpy(&b, reinterpret_cast<const uint8_t*>(&v.addr.in6.sin6_addr) + 8, 8);
+    return a * 1000003u ^ b;
+  }
+
+  void RxLoop() {
+    UdpReceiver rx(udp_.fd, udp_.gro);
+    LocalCounters c;
+    std::vector<offload::GroFrame> frames(kRxMaxFrames);
+    std::vector<uint32_t> next(kRxMaxFrames);
+    std::vector<offload::GroWrite> writes(kRxMaxFrames);
+    std::vector<struct iovec> iov(kMaxSegs + 2);
+    std::vector<Observation> pending;
+    pending.reserve(1024);
+    std::unordered_map<RecentKey, int64_t, RecentHash> recent;
+    recent.reserve(1024);
+    int64_t lastFlushMs = NowMs();
+    const size_t maxUntagged = kEthBytes + mtu_;
+
+    auto report = [&](bool foreign, uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
+      RecentKey key{foreign ? (vni | 0x80000000u) : vni, foreign ? IpId(from) : mac};
+      if (!force) {
+        auto it = recent.find(key);
+        if (it != recent.end() && nowMs - it->second < kReportSuppressMs) return;
+        if (recent.size() >= kRecentMaxEntries) recent.clear();
+        recent[key] = nowMs;
+      }
+      pending.push_back(Observation{foreign, vni, mac, from});
+    };
+
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      struct pollfd p[2] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+      const int timeout = pending.empty() ? kIdlePollMs : static_cast<int>(kObservationFlushMs);
+      int pr = ::poll(p, 2, timeout);
+      if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
+      if (p[1].revents & POLLIN) break;
+      for (int round = 0; round < kRxRoundsPerWake && (p[0].revents & POLLIN); round++) {
+        const int n = rx.Receive();
+        if (n < 0) {
+          // Transient socket errors (ICMP reports) are not fatal; a closed or
+          // broken socket is.
+          if (-n == EBADF || -n == ENOTSOCK || -n == EINVAL || -n == EFAULT) return Fatal(-n, "recvmmsg");
+          continue;
+        }
+        if (n == 0) break;
+        c.v[kRxRecvCalls]++;
+        const int64_t nowMs = NowMs();
+        uint32_t nf = 0;
+        uint64_t lastMac = UINT64_MAX;
+        Vtep lastFrom;
+        for (int m = 0; m < n; m++) {
+          Vtep from;
+          rx.From(m, &from);
+          uint8_t* data = rx.Data(m);
+          const size_t len = rx.Len(m);
+          size_t seg = rx.SegBytes(m);
+          if (seg == 0 || seg > len) seg = len;
+          if (len > seg) c.v[kRxGroDatagrams]++;
+          for (size_t off = 0; off < len; off += seg) {
+            uint8_t* d = data + off;
+            const size_t dl = len - off < seg ? len - off : seg;
+            c.v[kRxDatagrams]++;
+            if (dl < kVxlanHeaderBytes + kEthBytes) {
+              c.Drop(kRxTruncated);
+              continue;
+            }
+            if ((d[0] & kVxlanFlagI) == 0) {
+              c.Drop(kRxNoIFlag);
+              continue;
+            }
+            const uint32_t vni = static_cast<uint32_t>(d[4]) << 16 | static_cast<uint32_t>(d[5]) << 8 | d[6];
+            if (vni != vni_) {
+              report(true, vni, 0, from, nowMs, false);
+              c.Drop(kRxWrongVni);
+              continue;
+            }
+            uint8_t* frame = d + kVxlanHeaderBytes;
+            const size_t frameBytes = dl - kVxlanHeaderBytes;
+            if (frameBytes > maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0)) {
+              c.Drop(kRxOversize);
+              continue;
+            }
+            const uint64_t src = MacAt(frame + 6);
+            if (src == ownMac_) {
+              c.Drop(kRxOwnSourceMac);
+              continue;
+            }
+            if (src == 0 || (frame[6] & 0x01) != 0) {
+              c.Drop(kRxBadSourceMac);
+              continue;
+            }
+            if (src != lastMac || !from.SameIp(lastFrom)) {
+              bool refresh = false;
+              switch (mirror_.Check(vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
+                case MirrorMatch::PinnedOther:
+                  c.Drop(kRxStaticMacConflict);
+                  continue;
+                case MirrorMatch::Missing:
+                case MirrorMatch::OtherVtep:
+                  report(false, vni, src, from, nowMs, false);
+                  break;
+                case MirrorMatch::SameVtep:
+                  if (refresh) report(false, vni, src, from, nowMs, true);
+                  break;
+                case MirrorMatch::PinnedSame:
+                  break;
+              }
+              lastMac = src;
+              lastFrom = from;
+            }
+            if (nf < kRxMaxFrames) frames[nf++] = offload::GroFrame{frame, static_cast<uint32_t>(frameBytes)};
+          }
+        }
+        WriteTap(frames.data(), nf, next.data(), writes.data(), iov.data(), c);
+        Publish(c);
+      }
+      const int64_t nowMs = NowMs();
+      if (!pending.empty() && nowMs - lastFlushMs >= kObservationFlushMs) {
+        auto* ev = new EngineEvent{EngineEvent::kObservations, std::move(pending), "", "", "", 0};
+        Post(ev);
+        pending = std::vector<Observation>();
+        pending.reserve(1024);
+        lastFlushMs = nowMs;
+      }
+    }
+    if (!pending.empty()) Post(new EngineEvent{EngineEvent::kObservations, std::move(pending), "", "", "", 0});
+    Publish(c);
+  }
+
+  void WriteTap(offload::GroFrame* frames, uint32_t nf, uint32_t* next, offload::GroWrite* writes, struct iovec* iov,
+                LocalCounters& c) {
+    uint32_t nw;
+    if (coalesce_) {
+      nw = offload::GroPlan(frames, nf, next, writes, kMaxSegs);
+    } else {
+      for (uint32_t i = 0; i < nf; i++) {
+        memset(&writes[i].hdr, 0, sizeof(writes[i].hdr));
+        writes[i].first = i;
+        writes[i].count = 1;
+        writes[i].hdrLen = 0;
+        writes[i].bytes = frames[i].len;
+      }
+      nw = nf;
+    }
+    for (uint32_t w = 0; w < nw; w++) {
+      const offload::GroWrite& wr = writes[w];
+      iov[0].iov_base = const_cast<struct virtio_net_hdr*>(&wr.hdr);
+      iov[0].iov_len = kVnetHdrBytes;
+      iov[1].iov_base = frames[wr.first].data;
+      iov[1].iov_len = frames[wr.first].len;
+      uint64_t innerBytes = frames[wr.first].len;
+      uint32_t k = wr.first;
+      for (uint32_t s = 1; s < wr.count; s++) {
+        k = next[k];
+        iov[s + 1].iov_base = frames[k].data + wr.hdrLen;
+        iov[s + 1].iov_len = frames[k].len - wr.hdrLen;
+        innerBytes += frames[k].len;
+      }
+      ssize_t r;
+      do {
+        r = ::writev(tapFd_, iov, static_cast<int>(wr.count + 1));
+      } while (r < 0 && errno == EINTR);
+      c.v[kRxTapWrites]++;
+      if (r < 0) {
+        c.Drop(errno == EAGAIN ? kRxTapBusy : kRxTapError, wr.count);
+        continue;
+      }
+      if (wr.count > 1) c.v[kRxCoalescedWrites]++;
+      c.v[kRxPackets] += wr.count;
+      c.v[kRxBytes] += innerBytes;
+    }
+  }
+
+  // ---- tx: TAP -> UDP ----
+
+  void TxLoop() {
+    LocalCounters c;
+    UdpSender sender(udp_.fd, udp_.gso, wakeFd_, &c, [this](int err) {
+      gsoActive_.store(false);
+      Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
+    });
+    gsoActive_.store(udp_.gso);
+    struct virtio_net_hdr hdr;
+    std::vector<Vtep> dests(kMaxFlood);
+    uint32_t segLens[kMaxSegs];
+    const size_t maxUntagged = kEthBytes + mtu_;
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      struct pollfd p[2] = {{tapFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+      int pr = ::poll(p, 2, kIdlePollMs);
+      if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
+      if (p[1].revents & POLLIN) break;
+      if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+        // Learn the errno from the read below.
+      } else if ((p[0].revents & POLLIN) == 0) {
+        continue;
+      }
+      for (int reads = 0; reads < kTxReadsPerWake; reads++) {
+        uint8_t* tail = sender.Tail(kVxlanHeaderBytes + 2 * kMaxTapFrameBytes + kSplitOverheadBytes, kTxDatagramsPerRead);
+        struct iovec rv[2] = {{&hdr, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
+        ssize_t n = ::readv(tapFd_, rv, 2);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          if (errno == EAGAIN) break;
+          sender.Flush();
+          Publish(c);
+          return Fatal(errno, "read");
+        }
+        if (n == 0) {
+          sender.Flush();
+          Publish(c);
+          return Fatal(EBADFD, "read");
+        }
+        c.v[kTxTapReads]++;
+        uint8_t* frame = tail + kVxlanHeaderBytes;
+        const size_t flen = static_cast<size_t>(n) > kVnetHdrBytes ? static_cast<size_t>(n) - kVnetHdrBytes : 0;
+        Forward(sender, hdr, tail, frame, flen, dests.data(), segLens, maxUntagged, c);
+      }
+      sender.Flush();
+      Publish(c);
+    }
+    sender.Flush();
+    Publish(c);
+  }
+
+  void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
+               Vtep* dests, uint32_t* segLens, size_t maxUntagged, LocalCounters& c) {
+    if (flen < kEthBytes) return c.Drop(kTxRunt);
+    size_t ndest = 0;
+    if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, MacAt(frame), &dests[0])) {
+      ndest = 1;
+    } else {
+      mirror_.FloodList(vni_, dests, kMaxFlood, &ndest);
+    }
+    const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
+    if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+      uint8_t* out = frame + flen;
+      const int segs = offload::TsoSplit(frame, flen, hdr, maxFrame, out, kMaxTapFrameBytes + kSplitOverheadBytes,
+                                         kVxlanHeaderBytes, segLens, kMaxSegs);
+      if (segs < 0) {
+        // A super-frame we cannot cut into MTU-sized frames is, as sent, over
+        // the MTU: it is dropped, never fragmented (RFC 7348 §4.3).
+        return c.Drop(segs == offload::kSplitMalformed || segs == offload::kSplitTooBig ? kTxOversize : kTxQueueFull);
+      }
+      c.v[kTxTsoFrames]++;
+      if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
+      const size_t stride = kVxlanHeaderBytes + segLens[0];
+      for (int s = 0; s < segs; s++) WriteVxlanHeader(out + s * stride);
+      for (size_t d = 0; d < ndest; d++) {
+        for (int s = 0; s < segs; s++) {
+          sender.Add(dests[d], sender.OffsetOf(out + s * stride), kVxlanHeaderBytes + segLens[s]);
+        }
+      }
+      return;
+    }
+    if (flen > maxFrame) return c.Drop(kTxOversize);
+    if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0 &&
+        !offload::CompleteChecksum(frame, flen, hdr.csum_start, hdr.csum_offset)) {
+      return c.Drop(kTxRunt);  // checksum offsets beyond the frame: not a frame we can send
+    }
+    if (ndest == 0) return c.Drop(kTxNoDestination);
+    WriteVxlanHeader(tail);
+    for (size_t d = 0; d < ndest; d++) sender.Add(dests[d], sender.OffsetOf(tail), kVxlanHeaderBytes + flen);
+  }
+
+  void WriteVxlanHeader(uint8_t* p) const {
+    p[0] = kVxlanFlagI;
+    p[1] = p[2] = p[3] = 0;
+    p[4] = static_cast<uint8_t>(vni_ >> 16);
+    p[5] = static_cast<uint8_t>(vni_ >> 8);
+    p[6] = static_cast<uint8_t>(vni_);
+    p[7] = 0;
+  }
+
+  int tapFd_ = -1;
+  int wakeFd_ = -1;
+  int family_ = AF_INET;
+  size_t mtu_ = 0;
+  uint32_t vni_ = 0;
+  uint16_t dstPort_ = 0;
+  uint64_t ownMac_ = 0;
+  bool offload_ = false;
+  bool coalesce_ = true;
+  UdpSocket udp_;
+  std::vector<Fallback> startupFallbacks_;
+  FdbMirror mirror_;
+  State state_ = State::kIdle;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> fatal_{false};
+  std::atomic<bool> gsoActive_{false};
+  std::atomic<uint64_t> counters_[kCounterCount];
+  std::thread rx_;
+  std::thread tx_;
+  Napi::FunctionReference onEvent_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+// ---- test-only bindings over the pure offload functions ----
+
+Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "engineSegmentForTest(vnetHdrAndFrame, mtu)");
+  }
+  auto in = info[0].As<Napi::Buffer<uint8_t>>();
+  if (in.Length() < kVnetHdrBytes) throw Napi::RangeError::New(env, "buffer shorter than a virtio_net_hdr");
+  struct virtio_net_hdr hdr;
+  memcpy(&hdr, in.Data(), kVnetHdrBytes);
+  std::vector<uint8_t> frame(in.Data() + kVnetHdrBytes, in.Data() + in.Length());
+  const size_t mtu = info[1].As<Napi::Number>().Uint32Value();
+  const size_t maxFrame = kEthBytes + mtu + (frame.size() >= kEthBytes && IsTagged(frame.data()) ? 4 : 0);
+  if (hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    if (frame.size() > maxFrame) return Napi::Number::New(env, offload::kSplitTooBig);
+    if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+        !offload::CompleteChecksum(frame.data(), frame.size(), hdr.csum_start, hdr.csum_offset)) {
+      return Napi::Number::New(env, offload::kSplitMalformed);
+    }
+    Napi::Array out = Napi::Array::New(env, 1);
+    out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
+    return out;
+  }
+  std::vector<uint8_t> outBuf(frame.size() + kSplitOverheadBytes);
+  uint32_t segLens[kMaxSegs];
+  int segs = offload::TsoSplit(frame.data(), frame.size(), hdr, maxFrame, outBuf.data(), outBuf.size(),
+                               kVxlanHeaderBytes, segLens, kMaxSegs);
+  if (segs < 0) return Napi::Number::New(env, segs);
+  Napi::Array out = Napi::Array::New(env, segs);
+  const size_t stride = kVxlanHeaderBytes + segLens[0];
+  for (int s = 0; s < segs; s++) {
+    out.Set(static_cast<uint32_t>(s),
+            Napi::Buffer<uint8_t>::Copy(env, outBuf.data() + s * stride + kVxlanHeaderBytes, segLens[s]));
+  }
+  return out;
+}
+
+Napi::Value CoalesceForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "engineCoalesceForTest(frames[])");
+  Napi::Array in = info[0].As<Napi::Array>();
+  const uint32_t n = in.Length();
+  std::vector<std::vector<uint8_t>> store(n);
+  std::vector<offload::GroFrame> frames(n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value v = in.Get(i);
+    if (!v.IsBuffer()) throw Napi::TypeError::New(env, "frames must be Buffers");
+    auto b = v.As<Napi::Buffer<uint8_t>>();
+    store[i].assign(b.Data(), b.Data() + b.Length());
+    frames[i] = offload::GroFrame{store[i].data(), static_cast<uint32_t>(store[i].size())};
+  }
+  std::vector<uint32_t> next(n);
+  std::vector<offload::GroWrite> writes(n);
+  const uint32_t nw = offload::GroPlan(frames.data(), n, next.data(), writes.data(), kMaxSegs);
+  Napi::Array out = Napi::Array::New(env, nw);
+  for (uint32_t w = 0; w < nw; w++) {
+    const offload::GroWrite& wr = writes[w];
+    std::vector<uint8_t> bytes(frames[wr.first].data, frames[wr.first].data + frames[wr.first].len);
+    uint32_t k = wr.first;
+    for (uint32_t s = 1; s < wr.count; s++) {
+      k = next[k];
+      bytes.insert(bytes.end(), frames[k].data + wr.hdrLen, frames[k].data + frames[k].len);
+    }
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Object h = Napi::Object::New(env);
+    h.Set("flags", wr.hdr.flags);
+    h.Set("gsoType", wr.hdr.gso_type);
+    h.Set("hdrLen", wr.hdr.hdr_len);
+    h.Set("gsoSize", wr.hdr.gso_size);
+    h.Set("csumStart", wr.hdr.csum_start);
+    h.Set("csumOffset", wr.hdr.csum_offset);
+    o.Set("hdr", h);
+    o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, bytes.data(), bytes.size()));
+    o.Set("count", wr.count);
+    o.Set("first", wr.first);
+    out.Set(w, o);
+  }
+  return out;
+}
+
+}  // namespace
+
+void InitEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeEngine", Engine::Define(env));
+  exports.Set("engineSegmentForTest", Napi::Function::New(env, SegmentForTest, "engineSegmentForTest"));
+  exports.Set("engineCoalesceForTest", Napi::Function::New(env, CoalesceForTest, "engineCoalesceForTest"));
+  exports.Set("engineDropReasonCount", Napi::Number::New(env, kDropReasonCount));
+}
+
+}  // namespace vxland

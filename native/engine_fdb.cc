@@ -1,0 +1,111 @@
+#include "engine_fdb.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+namespace vxland {
+
+bool Vtep::SameIp(const Vtep& o) const {
+  if (addr.sa.sa_family != o.addr.sa.sa_family) return false;
+  if (addr.sa.sa_family == AF_INET) return addr.in4.sin_addr.s_addr == o.addr.in4.sin_addr.s_addr;
+  return memcmp(&addr.in6.sin6_addr, &o.addr.in6.sin6_addr, sizeof(struct in6_addr)) == 0;
+}
+
+std::string Vtep::IpString() const {
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (addr.sa.sa_family == AF_INET) {
+    inet_ntop(AF_INET, &addr.in4.sin_addr, text, sizeof(text));
+    return text;
+  }
+  const struct in6_addr& a = addr.in6.sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(&a)) {
+    inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof(text));
+    return text;
+  }
+  inet_ntop(AF_INET6, &a, text, sizeof(text));
+  return text;
+}
+
+bool ParseVtep(const std::string& ip, int family, uint16_t port, Vtep* out) {
+  memset(&out->addr, 0, sizeof(out->addr));
+  if (family == AF_INET) {
+    out->addr.in4.sin_family = AF_INET;
+    out->addr.in4.sin_port = htons(port);
+    out->len = sizeof(struct sockaddr_in);
+    return inet_pton(AF_INET, ip.c_str(), &out->addr.in4.sin_addr) == 1;
+  }
+  out->addr.in6.sin6_family = AF_INET6;
+  out->addr.in6.sin6_port = htons(port);
+  out->len = sizeof(struct sockaddr_in6);
+  if (inet_pton(AF_INET6, ip.c_str(), &out->addr.in6.sin6_addr) == 1) return true;
+  struct in_addr v4;
+  if (inet_pton(AF_INET, ip.c_str(), &v4) != 1) return false;
+  out->addr.in6.sin6_addr.s6_addr[10] = 0xff;
+  out->addr.in6.sin6_addr.s6_addr[11] = 0xff;
+  memcpy(&out->addr.in6.sin6_addr.s6_addr[12], &v4, 4);
+  return true;
+}
+
+void FdbMirror::Set(uint32_t vni, uint64_t mac, const Vtep& vtep, bool pinned) {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_[Key{vni, mac}] = Entry{vtep, pinned, 0};
+}
+
+bool FdbMirror::Delete(uint32_t vni, uint64_t mac) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.erase(Key{vni, mac}) > 0;
+}
+
+void FdbMirror::Clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.clear();
+  flood_.clear();
+}
+
+void FdbMirror::SetFloodList(uint32_t vni, std::vector<Vtep> vteps) {
+  std::lock_guard<std::mutex> lock(mu_);
+  flood_[vni] = std::move(vteps);
+}
+
+size_t FdbMirror::Size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return entries_.size();
+}
+
+bool FdbMirror::Lookup(uint32_t vni, uint64_t mac, Vtep* out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(Key{vni, mac});
+  if (it == entries_.end()) return false;
+  *out = it->second.vtep;
+  return true;
+}
+
+void FdbMirror::FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  *count = 0;
+  auto it = flood_.find(vni);
+  if (it == flood_.end()) return;
+  for (const Vtep& v : it->second) {
+    if (*count == max) break;
+    out[(*count)++] = v;
+  }
+}
+
+MirrorMatch FdbMirror::Check(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, int64_t refreshIntervalMs,
+                             bool* refreshDue) {
+  *refreshDue = false;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(Key{vni, mac});
+  if (it == entries_.end()) return MirrorMatch::Missing;
+  Entry& e = it->second;
+  const bool same = e.vtep.SameIp(from);
+  if (e.pinned) return same ? MirrorMatch::PinnedSame : MirrorMatch::PinnedOther;
+  if (!same) return MirrorMatch::OtherVtep;
+  if (nowMs - e.reportedMs >= refreshIntervalMs) {
+    e.reportedMs = nowMs;
+    *refreshDue = true;
+  }
+  return MirrorMatch::SameVtep;
+}
+
+}  // namespace vxland

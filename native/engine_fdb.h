@@ -1,0 +1,85 @@
+// The engine's MIRROR of the forwarding table (src/fdb/fdb.ts is the table:
+// its rules — learning, moving, ageing, static pinning, limits — are applied
+// there and only there). The mirror holds what the packet threads need:
+// (vni, mac) -> {VTEP socket address, pinned} and the flood list per VNI,
+// written from the JS thread, read by the rx/tx threads. One mutex; the
+// threads hold it for a lookup only (no syscall, no allocation under it).
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace vxland {
+
+/** An outer IPv4/IPv6 address plus UDP port. */
+struct Vtep {
+  union {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
+  } addr;
+  socklen_t len = 0;
+
+  bool SameIp(const Vtep& o) const;
+  /** The IP literal (no port). */
+  std::string IpString() const;
+};
+
+/** Parses an IP literal of `family` (AF_INET/AF_INET6) with `port`. IPv4
+ *  literals are accepted on an AF_INET6 engine as IPv4-mapped addresses. */
+bool ParseVtep(const std::string& ip, int family, uint16_t port, Vtep* out);
+
+/** Lookup result for the rx learning check. */
+enum class MirrorMatch {
+  Missing,        // not in the mirror: report for learning
+  SameVtep,       // learned here already
+  OtherVtep,      // learned elsewhere: report (the table decides: move)
+  PinnedSame,     // static at this VTEP
+  PinnedOther,    // static at another VTEP: drop (RxStaticMacConflict)
+};
+
+class FdbMirror {
+ public:
+  void Set(uint32_t vni, uint64_t mac, const Vtep& vtep, bool pinned);
+  bool Delete(uint32_t vni, uint64_t mac);
+  void Clear();
+  void SetFloodList(uint32_t vni, std::vector<Vtep> vteps);
+  size_t Size() const;
+
+  /** tx: the unicast VTEP of (vni, mac), false when unknown (flood). */
+  bool Lookup(uint32_t vni, uint64_t mac, Vtep* out) const;
+  /** tx: copies the flood list of vni into out (cleared first), up to max. */
+  void FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count) const;
+  /** rx: how the source (vni, mac) seen from `from` compares with the mirror.
+   *  For a learned entry at the same VTEP, *refreshDue is set when
+   *  refreshIntervalMs have passed since the last refresh report (and the
+   *  report time is updated), so active entries do not age out in the table. */
+  MirrorMatch Check(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, int64_t refreshIntervalMs,
+                    bool* refreshDue);
+
+ private:
+  struct Key {
+    uint32_t vni;
+    uint64_t mac;
+    bool operator==(const Key& o) const { return vni == o.vni && mac == o.mac; }
+  };
+  struct KeyHash {
+    size_t operator()(const Key& k) const { return std::hash<uint64_t>()(k.mac ^ (static_cast<uint64_t>(k.vni) << 48)); }
+  };
+  struct Entry {
+    Vtep vtep;
+    bool pinned;
+    int64_t reportedMs;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<Key, Entry, KeyHash> entries_;
+  std::unordered_map<uint32_t, std::vector<Vtep>> flood_;
+};
+
+}  // namespace vxland

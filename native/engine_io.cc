@@ -1,0 +1,284 @@
+#include "engine_io.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+namespace vxland {
+
+const char* const kCounterNames[kCounterCount] = {
+    "rxPackets", "rxBytes", "txPackets", "txBytes",
+    "drop0", "drop1", "drop2", "drop3", "drop4", "drop5", "drop6",
+    "drop7", "drop8", "drop9", "drop10", "drop11", "drop12", "drop13", "drop14", "drop15", "drop16",
+    "rxDatagrams", "txDatagrams", "rxRecvCalls", "rxGroDatagrams", "rxTapWrites", "rxCoalescedWrites",
+    "txTapReads", "txTsoFrames", "txSendCalls", "txGsoMessages",
+};
+
+namespace {
+
+constexpr size_t kArenaBytes = 4 * 1024 * 1024;
+/** Datagrams (and so messages) queued per flush at most. */
+constexpr size_t kMaxDatagrams = 2048;
+/** UDP_MAX_SEGMENTS of older kernels (64; newer ones allow 128). */
+constexpr uint32_t kMaxGsoSegments = 64;
+/** A GSO message is one UDP datagram before segmentation: its payload must fit
+ *  an IPv4 datagram (65535 - 20 - 8). */
+constexpr uint32_t kMaxGsoBytes = 65507;
+/** sendmmsg takes at most UIO_MAXIOV messages per call. */
+constexpr size_t kMaxMsgsPerCall = 1024;
+constexpr int kSendWaitMs = 10;
+constexpr int kSendWaitRounds = 10;
+constexpr size_t kCmsgBytes = CMSG_SPACE(sizeof(uint16_t));
+constexpr size_t kRxCmsgBytes = CMSG_SPACE(sizeof(int));
+
+void SetBuffer(int fd, int forceOpt, int opt, int bytes) {
+  // SO_*BUFFORCE ignores rmem_max/wmem_max (needs CAP_NET_ADMIN); otherwise
+  // the kernel clamps the plain option, which still works, just smaller.
+  if (setsockopt(fd, SOL_SOCKET, forceOpt, &bytes, sizeof(bytes)) == 0) return;
+  (void)setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof(bytes));
+}
+
+}  // namespace
+
+int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::string* syscall) {
+  const int family = local.addr.sa.sa_family;
+  int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *syscall = "socket";
+    return errno;
+  }
+  auto fail = [&](const char* what) {
+    int err = errno;
+    ::close(fd);
+    *syscall = what;
+    return err;
+  };
+  int one = 1;
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
+    return fail("setsockopt(IPV6_V6ONLY)");
+  }
+  if (family == AF_INET) {
+    // The kernel vxlan driver sends with DF clear unless configured with
+    // `df set`/`df inherit` (vxlan_core.c: df defaults to 0), so we do too.
+    // We never fragment an inner frame ourselves: frames over the MTU are
+    // dropped (RFC 7348 §4.3), so with a correctly sized underlay no outer
+    // datagram needs fragmenting either.
+    int pmtu = IP_PMTUDISC_DONT;
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0) return fail("setsockopt(IP_MTU_DISCOVER)");
+  }
+  SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, bufferBytes);
+  SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bufferBytes);
+  if (::bind(fd, &local.addr.sa, local.len) < 0) return fail("bind");
+  out->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  int zero = 0;
+  // Setting a zero segment size succeeds exactly where UDP_SEGMENT exists.
+  out->gso = setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof(zero)) == 0;
+  socklen_t len = sizeof(int);
+  (void)getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &out->rcvbufBytes, &len);
+  len = sizeof(int);
+  (void)getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &out->sndbufBytes, &len);
+  Vtep bound;
+  bound.len = sizeof(bound.addr);
+  if (getsockname(fd, &bound.addr.sa, &bound.len) < 0) return fail("getsockname");
+  out->port = ntohs(family == AF_INET ? bound.addr.in4.sin_port : bound.addr.in6.sin6_port);
+  out->fd = fd;
+  return 0;
+}
+
+// ---- UdpSender ----
+
+UdpSender::UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, std::function<void(int)> onGsoLost)
+    : fd_(fd),
+      gso_(gso),
+      wakeFd_(wakeFd),
+      ctr_(ctr),
+      onGsoLost_(std::move(onGsoLost)),
+      arena_(new uint8_t[kArenaBytes]),
+      cmsg_(new uint8_t[kMaxDatagrams * kCmsgBytes]) {
+  msgs_.reserve(kMaxDatagrams);
+  scratch_.reserve(kMaxDatagrams);
+  mm_.resize(kMaxDatagrams);
+  iov_.resize(kMaxDatagrams);
+  memset(cmsg_.get(), 0, kMaxDatagrams * kCmsgBytes);
+}
+
+uint8_t* UdpSender::Tail(size_t bytes, size_t datagrams) {
+  if (end_ + bytes > kArenaBytes || datagrams_ + datagrams > kMaxDatagrams) Flush();
+  if (bytes > kArenaBytes) return nullptr;
+  return arena_.get() + end_;
+}
+
+void UdpSender::Add(const Vtep& dest, size_t off, size_t bytes) {
+  if (datagrams_ == kMaxDatagrams) return ctr_->Drop(kTxQueueFull);  // the caller asked Tail() for too few
+  datagrams_++;
+  if (off + bytes > end_) end_ = off + bytes;
+  if (gso_ && !msgs_.empty()) {
+    Msg& last = msgs_.back();
+    if (last.off + last.total == off && last.total == last.segs * last.segBytes && bytes <= last.segBytes &&
+        last.segs < kMaxGsoSegments && last.total + bytes <= kMaxGsoBytes && last.dest.SameIp(dest) &&
+        memcmp(&last.dest.addr, &dest.addr, dest.len) == 0) {
+      last.total += static_cast<uint32_t>(bytes);
+      last.segs++;
+      return;
+    }
+  }
+  msgs_.push_back(Msg{dest, static_cast<uint32_t>(off), static_cast<uint32_t>(bytes), static_cast<uint32_t>(bytes), 1});
+}
+
+void UdpSender::Expand(size_t from) {
+  scratch_.clear();
+  for (size_t i = from; i < msgs_.size(); i++) {
+    const Msg& m = msgs_[i];
+    for (uint32_t s = 0; s < m.segs; s++) {
+      const uint32_t off = m.off + s * m.segBytes;
+      const uint32_t len = s + 1 == m.segs ? m.total - s * m.segBytes : m.segBytes;
+      scratch_.push_back(Msg{m.dest, off, len, len, 1});
+    }
+  }
+  msgs_.resize(from);
+  msgs_.insert(msgs_.end(), scratch_.begin(), scratch_.end());
+}
+
+bool UdpSender::WaitWritable() {
+  struct pollfd p[2] = {{fd_, POLLOUT, 0}, {wakeFd_, POLLIN, 0}};
+  int r = ::poll(p, 2, kSendWaitMs);
+  return r > 0 && (p[1].revents & POLLIN) == 0;
+}
+
+void UdpSender::Flush() {
+  size_t i = 0;
+  int waits = 0;
+  bool built = false;
+  while (i < msgs_.size()) {
+    const size_t total = msgs_.size();
+    if (!built) {
+      for (size_t k = i; k < total; k++) {
+        Msg& m = msgs_[k];
+        iov_[k].iov_base = arena_.get() + m.off;
+        iov_[k].iov_len = m.total;
+        struct msghdr& h = mm_[k].msg_hdr;
+        memset(&h, 0, sizeof(h));
+        h.msg_name = &m.dest.addr;
+        h.msg_namelen = m.dest.len;
+        h.msg_iov = &iov_[k];
+        h.msg_iovlen = 1;
+        if (m.segs > 1) {
+          uint8_t* c = cmsg_.get() + k * kCmsgBytes;
+          h.msg_control = c;
+          h.msg_controllen = kCmsgBytes;
+          struct cmsghdr* cm = CMSG_FIRSTHDR(&h);
+          cm->cmsg_level = SOL_UDP;
+          cm->cmsg_type = UDP_SEGMENT;
+          cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+          uint16_t seg = static_cast<uint16_t>(m.segBytes);
+          memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+        }
+      }
+      built = true;
+    }
+    size_t batch = total - i;
+    if (batch > kMaxMsgsPerCall) batch = kMaxMsgsPerCall;
+    ctr_->v[kTxSendCalls]++;
+    int r = ::sendmmsg(fd_, &mm_[i], static_cast<unsigned>(batch), MSG_DONTWAIT);
+    if (r > 0) {
+      for (int k = 0; k < r; k++) {
+        const Msg& m = msgs_[i + k];
+        ctr_->v[kTxPackets] += m.segs;
+        ctr_->v[kTxDatagrams] += m.segs;
+        ctr_->v[kTxBytes] += m.total - m.segs * 8u;  // inner frame bytes, as the dgram path counts
+        if (m.segs > 1) ctr_->v[kTxGsoMessages]++;
+      }
+      i += static_cast<size_t>(r);
+      waits = 0;
+      continue;
+    }
+    const int err = r < 0 ? errno : EAGAIN;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == ENOBUFS) {
+      if (waits++ < kSendWaitRounds && WaitWritable()) continue;
+      for (size_t k = i; k < total; k++) ctr_->Drop(kTxQueueFull, msgs_[k].segs);
+      break;
+    }
+    if (err == EIO && msgs_[i].segs > 1 && gso_) {
+      // A device on the route cannot do UDP segmentation (or checksum offload
+      // it needs): send the rest, and everything from now on, one by one.
+      gso_ = false;
+      onGsoLost_(err);
+      Expand(i);
+      built = false;
+      continue;
+    }
+    ctr_->Drop(kTxSendError, msgs_[i].segs);
+    i++;
+  }
+  msgs_.clear();
+  end_ = 0;
+  datagrams_ = 0;
+}
+
+// ---- UdpReceiver ----
+
+UdpReceiver::UdpReceiver(int fd, bool gro)
+    : fd_(fd), bufs_(new uint8_t[kBufBytes * kMsgs]), cmsg_(new uint8_t[kRxCmsgBytes * kMsgs]) {
+  (void)gro;
+  mm_.resize(kMsgs);
+  iov_.resize(kMsgs);
+  names_.resize(kMsgs);
+}
+
+int UdpReceiver::Receive() {
+  for (int i = 0; i < kMsgs; i++) {
+    iov_[i].iov_base = Data(i);
+    iov_[i].iov_len = kBufBytes;
+    struct msghdr& h = mm_[i].msg_hdr;
+    h.msg_name = &names_[i];
+    h.msg_namelen = sizeof(names_[i]);
+    h.msg_iov = &iov_[i];
+    h.msg_iovlen = 1;
+    h.msg_control = cmsg_.get() + i * kRxCmsgBytes;
+    h.msg_controllen = kRxCmsgBytes;
+    h.msg_flags = 0;
+  }
+  for (;;) {
+    int r = ::recvmmsg(fd_, mm_.data(), kMsgs, MSG_DONTWAIT, nullptr);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return 0;
+    return -errno;
+  }
+}
+
+size_t UdpReceiver::SegBytes(int i) const {
+  const struct msghdr& h = mm_[i].msg_hdr;
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(const_cast<struct msghdr*>(&h)); cm != nullptr;
+       cm = CMSG_NXTHDR(const_cast<struct msghdr*>(&h), cm)) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+      int seg;
+      memcpy(&seg, CMSG_DATA(cm), sizeof(seg));
+      if (seg > 0) return static_cast<size_t>(seg);
+    }
+  }
+  return Len(i);
+}
+
+void UdpReceiver::From(int i, Vtep* out) const {
+  const struct msghdr& h = mm_[i].msg_hdr;
+  memset(&out->addr, 0, sizeof(out->addr));
+  memcpy(&out->addr, h.msg_name, h.msg_namelen < sizeof(out->addr) ? h.msg_namelen : sizeof(out->addr));
+  out->len = h.msg_namelen;
+}
+
+}  // namespace vxland

@@ -1,0 +1,361 @@
+#include "engine_offload.h"
+
+#include <string.h>
+
+namespace vxland {
+namespace offload {
+namespace {
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio_net_hdr and checksums assume a little-endian host");
+
+constexpr uint8_t kIpProtoTcp = 6;
+constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+constexpr uint16_t kEtherTypeVlan = 0x8100;
+constexpr uint16_t kEtherTypeQinq = 0x88a8;
+constexpr size_t kIpv4MinHeaderBytes = 20;
+constexpr size_t kIpv6HeaderBytes = 40;
+constexpr size_t kTcpMinHeaderBytes = 20;
+constexpr size_t kTcpSeqOffset = 4;
+constexpr size_t kTcpAckOffset = 8;
+constexpr size_t kTcpFlagsOffset = 13;
+constexpr size_t kTcpWindowOffset = 14;
+constexpr size_t kTcpChecksumOffset = 16;
+constexpr size_t kUdpChecksumOffset = 6;
+constexpr uint8_t kTcpFin = 0x01;
+constexpr uint8_t kTcpPsh = 0x08;
+constexpr uint8_t kTcpAck = 0x10;
+constexpr uint8_t kTcpCwr = 0x80;
+/** Flows the coalescer keeps open at once within one batch. */
+constexpr uint32_t kGroOpenFlows = 8;
+
+inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Get32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+inline void Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+/** A 16-bit network-order value as Sum() would have read it from memory. */
+inline uint64_t MemOrder16(uint16_t v) { return static_cast<uint16_t>((v >> 8) | (v << 8)); }
+inline void StoreChecksum(uint8_t* p, uint16_t memOrderValue) { memcpy(p, &memOrderValue, 2); }
+
+void Ipv4HeaderChecksum(uint8_t* ip, size_t ihl) {
+  ip[10] = 0;
+  ip[11] = 0;
+  StoreChecksum(ip + 10, static_cast<uint16_t>(~Fold(Sum(ip, ihl, 0))));
+}
+
+bool Parse(const uint8_t* f, size_t len, bool strictLength, L4Info* out) {
+  if (len < kEthHeaderBytes) return false;
+  uint16_t type = Get16(f + 12);
+  size_t l3 = kEthHeaderBytes;
+  if (type == kEtherTypeVlan || type == kEtherTypeQinq) {
+    if (len < kEthHeaderBytes + kVlanTagBytes) return false;
+    type = Get16(f + 16);
+    l3 += kVlanTagBytes;
+  }
+  L4Info info{};
+  info.l3 = l3;
+  if (type == kEtherTypeIpv4) {
+    if (len < l3 + kIpv4MinHeaderBytes || (f[l3] >> 4) != 4) return false;
+    size_t ihl = static_cast<size_t>(f[l3] & 0x0f) * 4;
+    if (ihl < kIpv4MinHeaderBytes || len < l3 + ihl) return false;
+    if ((Get16(f + l3 + 6) & 0x3fff) != 0) return false;  // MF or a fragment offset
+    info.proto = f[l3 + 9];
+    info.l4 = l3 + ihl;
+    info.ipEnd = strictLength ? l3 + Get16(f + l3 + 2) : len;
+    if (strictLength && (info.ipEnd < info.l4 || info.ipEnd > len)) return false;
+  } else if (type == kEtherTypeIpv6) {
+    if (len < l3 + kIpv6HeaderBytes || (f[l3] >> 4) != 6) return false;
+    info.v6 = true;
+    info.proto = f[l3 + 6];  // extension headers are not followed: such frames are not TCP here
+    info.l4 = l3 + kIpv6HeaderBytes;
+    info.ipEnd = strictLength ? info.l4 + Get16(f + l3 + 4) : len;
+    if (info.ipEnd > len) return false;
+  } else {
+    return false;
+  }
+  if (info.proto != kIpProtoTcp || info.ipEnd < info.l4 + kTcpMinHeaderBytes) return false;
+  size_t thlen = static_cast<size_t>(f[info.l4 + 12] >> 4) * 4;
+  if (thlen < kTcpMinHeaderBytes || info.l4 + thlen > info.ipEnd) return false;
+  info.hdrLen = info.l4 + thlen;
+  *out = info;
+  return true;
+}
+
+}  // namespace
+
+uint64_t Sum(const uint8_t* p, size_t n, uint64_t sum) {
+  while (n >= 16) {
+    uint32_t w[4];
+    memcpy(w, p, 16);
+    sum += static_cast<uint64_t>(w[0]) + w[1] + w[2] + w[3];
+    p += 16;
+    n -= 16;
+  }
+  while (n >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    sum += w;
+    p += 4;
+    n -= 4;
+  }
+  if (n >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    sum += w;
+    p += 2;
+    n -= 2;
+  }
+  if (n == 1) sum += p[0];  // little-endian: the trailing byte is the low byte of its word
+  return sum;
+}
+
+uint16_t Fold(uint64_t sum) {
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+bool ParseTcp(const uint8_t* frame, size_t len, L4Info* out) { return Parse(frame, len, true, out); }
+
+uint64_t PseudoSum(const uint8_t* f, const L4Info& info, size_t tcpLen) {
+  uint64_t sum = MemOrder16(kIpProtoTcp) + MemOrder16(static_cast<uint16_t>(tcpLen));
+  if (info.v6) return Sum(f + info.l3 + 8, 32, sum);
+  return Sum(f + info.l3 + 12, 8, sum);
+}
+
+bool TcpChecksumValid(const uint8_t* f, const L4Info& info) {
+  size_t tcpLen = info.ipEnd - info.l4;
+  return Fold(Sum(f + info.l4, tcpLen, PseudoSum(f, info, tcpLen))) == 0xffff;
+}
+
+bool CompleteChecksum(uint8_t* frame, size_t len, size_t csumStart, size_t csumOffset) {
+  if (csumStart >= len || csumOffset + 2 > len - csumStart) return false;
+  uint16_t csum = static_cast<uint16_t>(~Fold(Sum(frame + csumStart, len - csumStart, 0)));
+  // RFC 768: a computed UDP checksum of zero is sent as all ones.
+  if (csum == 0 && csumOffset == kUdpChecksumOffset) csum = 0xffff;
+  StoreChecksum(frame + csumStart + csumOffset, csum);
+  return true;
+}
+
+int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
+             uint8_t* out, size_t outCap, size_t prefixBytes, uint32_t* segLens, int maxSegs) {
+  const uint8_t gsoType = hdr.gso_type & static_cast<uint8_t>(~VIRTIO_NET_HDR_GSO_ECN);
+  if (gsoType != VIRTIO_NET_HDR_GSO_TCPV4 && gsoType != VIRTIO_NET_HDR_GSO_TCPV6) return kSplitMalformed;
+  L4Info info;
+  // The kernel's header length and IP length fields describe the super-frame
+  // loosely (hdr_len is skb_headlen); everything is recomputed from the frame.
+  if (!Parse(frame, len, false, &info) || info.v6 != (gsoType == VIRTIO_NET_HDR_GSO_TCPV6)) return kSplitMalformed;
+  const size_t mss = hdr.gso_size;
+  if (mss == 0) return kSplitMalformed;
+  const size_t hdrLen = info.hdrLen;
+  const size_t payload = len - hdrLen;
+  const size_t segs = payload == 0 ? 1 : (payload + mss - 1) / mss;
+  const size_t firstChunk = payload < mss ? payload : mss;
+  if (hdrLen + firstChunk > maxFrameBytes) return kSplitTooBig;
+  const size_t stride = prefixBytes + hdrLen + mss;
+  if (segs > static_cast<size_t>(maxSegs) || (segs - 1) * stride + prefixBytes + hdrLen + firstChunk > outCap) {
+    return kSplitNoRoom;
+  }
+  const size_t l3 = info.l3;
+  const size_t l4 = info.l4;
+  const size_t ipHdrLen = l4 - l3;
+  const uint32_t seq0 = Get32(frame + l4 + kTcpSeqOffset);
+  const uint16_t id0 = info.v6 ? 0 : Get16(frame + l3 + 4);
+  const uint8_t flags = frame[l4 + kTcpFlagsOffset];
+  for (size_t i = 0; i < segs; i++) {
+    const size_t off = i * mss;
+    const size_t chunk = payload - off < mss ? payload - off : mss;
+    uint8_t* dst = out + i * stride + prefixBytes;
+    memcpy(dst, frame, hdrLen);
+    memcpy(dst + hdrLen, frame + hdrLen + off, chunk);
+    const size_t tcpLen = hdrLen - l4 + chunk;
+    if (info.v6) {
+      Put16(dst + l3 + 4, static_cast<uint16_t>(tcpLen));
+    } else {
+      Put16(dst + l3 + 2, static_cast<uint16_t>(ipHdrLen + tcpLen));
+      Put16(dst + l3 + 4, static_cast<uint16_t>(id0 + i));
+      Ipv4HeaderChecksum(dst + l3, ipHdrLen);
+    }
+    Put32(dst + l4 + kTcpSeqOffset, seq0 + static_cast<uint32_t>(off));
+    uint8_t f = flags;
+    if (i + 1 != segs) f &= static_cast<uint8_t>(~(kTcpFin | kTcpPsh));
+    if (i != 0) f &= static_cast<uint8_t>(~kTcpCwr);
+    dst[l4 + kTcpFlagsOffset] = f;
+    dst[l4 + kTcpChecksumOffset] = 0;
+    dst[l4 + kTcpChecksumOffset + 1] = 0;
+    uint64_t sum = Sum(dst + l4, tcpLen, PseudoSum(dst, info, tcpLen));
+    StoreChecksum(dst + l4 + kTcpChecksumOffset, static_cast<uint16_t>(~Fold(sum)));
+    segLens[i] = static_cast<uint32_t>(hdrLen + chunk);
+  }
+  return static_cast<int>(segs);
+}
+
+// ---- GRO ----
+
+namespace {
+
+struct OpenFlow {
+  uint32_t first;
+  uint32_t last;
+  uint32_t count;
+  uint32_t payload;  // payload bytes so far
+  uint32_t mss;      // payload bytes of the first segment
+  uint32_t nextSeq;
+  uint16_t nextId;
+  L4Info info;       // of the first frame
+};
+
+bool Eligible(const GroFrame& fr, const L4Info& info) {
+  const uint8_t* f = fr.data;
+  if (info.ipEnd != fr.len) return false;  // Ethernet padding: a tiny frame, not worth it
+  if (!info.v6 && info.l4 - info.l3 != kIpv4MinHeaderBytes) return false;
+  if (info.ipEnd == info.hdrLen) return false;  // pure ACK
+  const uint8_t flags = f[info.l4 + kTcpFlagsOffset];
+  if ((flags & ~(kTcpAck | kTcpPsh)) != 0 || (flags & kTcpAck) == 0) return false;
+  return TcpChecksumValid(f, info);
+}
+
+bool SameFlow(const uint8_t* a, const L4Info& ia, const uint8_t* b, const L4Info& ib) {
+  if (ia.v6 != ib.v6 || ia.l3 != ib.l3 || ia.l4 != ib.l4) return false;
+  if (memcmp(a, b, ia.l3) != 0) return false;  // MACs, tags, ethertype
+  const size_t addrOff = ia.v6 ? 8 : 12;
+  const size_t addrLen = ia.v6 ? 32 : 8;
+  if (memcmp(a + ia.l3 + addrOff, b + ib.l3 + addrOff, addrLen) != 0) return false;
+  return memcmp(a + ia.l4, b + ib.l4, 4) == 0;  // ports
+}
+
+bool CanAppend(const OpenFlow& fl, const GroFrame* frames, const GroFrame& fr, const L4Info& info, uint32_t maxSegs) {
+  const uint8_t* h = frames[fl.first].data;
+  const uint8_t* f = fr.data;
+  const L4Info& hi = fl.info;
+  if (fl.count >= maxSegs) return false;
+  if (info.hdrLen != hi.hdrLen) return false;
+  const uint32_t payload = static_cast<uint32_t>(info.ipEnd - info.hdrLen);
+  if (payload > fl.mss) return false;
+  if (fl.payload != fl.count * fl.mss) return false;  // a shorter segment ended the run
+  if ((frames[fl.last].data[hi.l4 + kTcpFlagsOffset] & kTcpPsh) != 0) return false;
+  if (hi.ipEnd - hi.l3 + fl.payload - fl.mss + payload > kMaxIpLengthBytes) return false;
+  if (Get32(f + info.l4 + kTcpSeqOffset) != fl.nextSeq) return false;
+  if (memcmp(h + hi.l4 + kTcpAckOffset, f + info.l4 + kTcpAckOffset, 4) != 0) return false;
+  if (memcmp(h + hi.l4 + kTcpWindowOffset, f + info.l4 + kTcpWindowOffset, 2) != 0) return false;
+  if (memcmp(h + hi.l4 + kTcpMinHeaderBytes, f + info.l4 + kTcpMinHeaderBytes, hi.hdrLen - hi.l4 - kTcpMinHeaderBytes) !=
+      0) {
+    return false;  // options (timestamps) differ
+  }
+  if (info.v6) {
+    // Version, traffic class and flow label; hop limit.
+    return memcmp(h + hi.l3, f + info.l3, 4) == 0 && h[hi.l3 + 7] == f[info.l3 + 7];
+  }
+  // TOS, flags (DF), TTL must match; IDs must increment as a TSO sender's do.
+  return h[hi.l3 + 1] == f[info.l3 + 1] && h[hi.l3 + 6] == f[info.l3 + 6] && h[hi.l3 + 8] == f[info.l3 + 8] &&
+         Get16(f + info.l3 + 4) == fl.nextId;
+}
+
+void EmitSingle(uint32_t index, const GroFrame* frames, GroWrite* writes, uint32_t* nw) {
+  GroWrite& w = writes[(*nw)++];
+  memset(&w.hdr, 0, sizeof(w.hdr));
+  w.first = index;
+  w.count = 1;
+  w.hdrLen = 0;
+  w.bytes = frames[index].len;
+}
+
+void EmitFlow(const OpenFlow& fl, GroFrame* frames, GroWrite* writes, uint32_t* nw) {
+  if (fl.count == 1) return EmitSingle(fl.first, frames, writes, nw);
+  const L4Info& info = fl.info;
+  uint8_t* f = frames[fl.first].data;
+  const size_t tcpLen = info.hdrLen - info.l4 + fl.payload;
+  if (info.v6) {
+    Put16(f + info.l3 + 4, static_cast<uint16_t>(tcpLen));
+  } else {
+    Put16(f + info.l3 + 2, static_cast<uint16_t>(info.l4 - info.l3 + tcpLen));
+    Ipv4HeaderChecksum(f + info.l3, info.l4 - info.l3);
+  }
+  f[info.l4 + kTcpFlagsOffset] |= frames[fl.last].data[info.l4 + kTcpFlagsOffset] & kTcpPsh;
+  // CHECKSUM_PARTIAL convention: the field holds the folded pseudo-header
+  // sum (not complemented); every segment's checksum was verified above.
+  f[info.l4 + kTcpChecksumOffset] = 0;
+  f[info.l4 + kTcpChecksumOffset + 1] = 0;
+  StoreChecksum(f + info.l4 + kTcpChecksumOffset, Fold(PseudoSum(f, info, tcpLen)));
+  GroWrite& w = writes[(*nw)++];
+  memset(&w.hdr, 0, sizeof(w.hdr));
+  w.hdr.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+  w.hdr.gso_type = info.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+  w.hdr.hdr_len = static_cast<uint16_t>(info.hdrLen);
+  w.hdr.gso_size = static_cast<uint16_t>(fl.mss);
+  w.hdr.csum_start = static_cast<uint16_t>(info.l4);
+  w.hdr.csum_offset = static_cast<uint16_t>(kTcpChecksumOffset);
+  w.first = fl.first;
+  w.count = fl.count;
+  w.hdrLen = static_cast<uint32_t>(info.hdrLen);
+  w.bytes = static_cast<uint32_t>(info.hdrLen + fl.payload);
+}
+
+}  // namespace
+
+uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes, uint32_t maxSegs) {
+  OpenFlow open[kGroOpenFlows];
+  uint32_t openCount = 0;
+  uint32_t nw = 0;
+  auto close = [&](uint32_t k) {
+    EmitFlow(open[k], frames, writes, &nw);
+    for (uint32_t j = k + 1; j < openCount; j++) open[j - 1] = open[j];
+    openCount--;
+  };
+  for (uint32_t i = 0; i < n; i++) {
+    next[i] = UINT32_MAX;
+    GroFrame& fr = frames[i];
+    L4Info info;
+    if (!ParseTcp(fr.data, fr.len, &info)) {
+      EmitSingle(i, frames, writes, &nw);
+      continue;
+    }
+    uint32_t k = 0;
+    while (k < openCount && !SameFlow(frames[open[k].first].data, open[k].info, fr.data, info)) k++;
+    const bool found = k < openCount;
+    if (!Eligible(fr, info)) {
+      if (found) close(k);
+      EmitSingle(i, frames, writes, &nw);
+      continue;
+    }
+    const uint32_t payload = static_cast<uint32_t>(info.ipEnd - info.hdrLen);
+    if (found && CanAppend(open[k], frames, fr, info, maxSegs)) {
+      OpenFlow& fl = open[k];
+      next[fl.last] = i;
+      fl.last = i;
+      fl.count++;
+      fl.payload += payload;
+      fl.nextSeq += payload;
+      fl.nextId++;
+      continue;
+    }
+    if (found) close(k);
+    if (openCount == kGroOpenFlows) close(0);
+    OpenFlow& fl = open[openCount++];
+    fl.first = i;
+    fl.last = i;
+    fl.count = 1;
+    fl.payload = payload;
+    fl.mss = payload;
+    fl.nextSeq = Get32(fr.data + info.l4 + kTcpSeqOffset) + payload;
+    fl.nextId = info.v6 ? 0 : static_cast<uint16_t>(Get16(fr.data + info.l3 + 4) + 1);
+    fl.info = info;
+  }
+  while (openCount > 0) close(0);
+  return nw;
+}
+
+}  // namespace offload
+}  // namespace vxland

@@ -1,0 +1,123 @@
+// Offload arithmetic for the native engine: virtio_net_hdr handling, TSO
+// splitting of TCP super-frames read from the TAP, completion of partial
+// checksums, and GRO-style coalescing of TCP segments written to the TAP.
+// Pure functions on caller-owned memory: no syscalls, no allocation, no
+// globals, so they can be unit-tested and fuzzed in isolation.
+//
+// Frames are Ethernet frames (no FCS), optionally with one 802.1Q/802.1ad
+// tag. Only the little-endian virtio layout is supported (x86/arm64 hosts:
+// TUN uses the host byte order unless TUNSETVNETLE/BE says otherwise).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+// struct virtio_net_hdr and its constants as in <linux/virtio_net.h>, which
+// cannot be included from C++ (it has a member named `class`).
+struct virtio_net_hdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len;
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+static_assert(sizeof(struct virtio_net_hdr) == 10, "virtio_net_hdr is 10 bytes");
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_GSO_NONE 0
+#define VIRTIO_NET_HDR_GSO_TCPV4 1
+#define VIRTIO_NET_HDR_GSO_UDP 3
+#define VIRTIO_NET_HDR_GSO_TCPV6 4
+#define VIRTIO_NET_HDR_GSO_ECN 0x80
+
+namespace vxland {
+namespace offload {
+
+constexpr size_t kVnetHdrBytes = sizeof(struct virtio_net_hdr);  // 10
+constexpr size_t kEthHeaderBytes = 14;
+constexpr size_t kVlanTagBytes = 4;
+/** Largest IPv4 total length / IPv6 payload length: a coalesced frame never exceeds it. */
+constexpr size_t kMaxIpLengthBytes = 65535;
+
+/** Internet checksum accumulator over p[0, n) added to sum (see Fold). Odd n
+ *  is only correct for the last chunk of a summed range. */
+uint64_t Sum(const uint8_t* p, size_t n, uint64_t sum);
+/** Folds an accumulator to 16 bits (not complemented), in memory byte order:
+ *  store it with memcpy. */
+uint16_t Fold(uint64_t sum);
+
+/** Where the TCP (or other L4) header of a frame is. */
+struct L4Info {
+  size_t l3;        // offset of the IP header
+  size_t l4;        // offset of the L4 header
+  size_t hdrLen;    // l4 + TCP header length (TCP only)
+  bool v6;
+  uint8_t proto;    // IPPROTO_*
+  size_t ipEnd;     // l3 + IP total length (IPv4) / 40 + payload length (IPv6)
+};
+
+/** Parses Ethernet (+1 tag) / IPv4 (no fragments) or IPv6 (no extension
+ *  headers) / TCP; false when the frame is anything else or malformed. */
+bool ParseTcp(const uint8_t* frame, size_t len, L4Info* out);
+
+/** The pseudo-header sum (not folded) for a TCP segment of tcpLen bytes. */
+uint64_t PseudoSum(const uint8_t* frame, const L4Info& info, size_t tcpLen);
+
+/** Completes a VIRTIO_NET_HDR_F_NEEDS_CSUM checksum of a non-GSO frame: sums
+ *  frame[csumStart, len) (the field holds the pseudo-header sum, as the kernel
+ *  leaves it) and stores the complement at csumStart + csumOffset. False when
+ *  the offsets do not fit the frame. */
+bool CompleteChecksum(uint8_t* frame, size_t len, size_t csumStart, size_t csumOffset);
+
+/** TsoSplit results below zero. */
+constexpr int kSplitMalformed = -1;   // not Ethernet/IP/TCP, or gso_type not TCP
+constexpr int kSplitTooBig = -2;      // a segment would exceed maxFrameBytes
+constexpr int kSplitNoRoom = -3;      // out/maxSegs too small
+
+/** Splits a GSO TCP super-frame (hdr.gso_type TCPV4/TCPV6) into MSS-sized
+ *  frames with their own IPv4/IPv6 + TCP headers and full checksums (the
+ *  kernel's tcp_gso_segment rules: consecutive sequence numbers and IPv4 IDs,
+ *  FIN/PSH only on the last segment, CWR only on the first).
+ *  Segment i is written at out + i * (prefixBytes + hdrLen + gso_size) +
+ *  prefixBytes, so the segments are contiguous and each has prefixBytes of
+ *  room in front (for the VXLAN header); segLens[i] receives its length.
+ *  Returns the number of segments or a kSplit* error. */
+int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
+             uint8_t* out, size_t outCap, size_t prefixBytes, uint32_t* segLens, int maxSegs);
+
+/** True when the TCP checksum of a parsed frame verifies. */
+bool TcpChecksumValid(const uint8_t* frame, const L4Info& info);
+
+// ---- GRO: coalescing received TCP segments into one TSO write ----
+
+/** One write the coalescer planned: frames first, next[first], ... (count of
+ *  them) as one frame. count == 1: write frame `first` as is (hdr all zero).
+ *  count > 1: frame `first` carries the patched headers and its own payload;
+ *  the other frames contribute frame[hdrLen, len) each; hdr is the
+ *  virtio_net_hdr to put in front. */
+struct GroWrite {
+  struct virtio_net_hdr hdr;
+  uint32_t first;
+  uint32_t count;
+  uint32_t hdrLen;
+  uint32_t bytes;  // total frame bytes of the write
+};
+
+/** Frames handed to the coalescer. data is mutable: the first frame of a
+ *  coalesced write has its headers patched in place. */
+struct GroFrame {
+  uint8_t* data;
+  uint32_t len;
+};
+
+/** Plans the TAP writes for frames[0, n) in one pass, keeping the order of
+ *  frames within every flow. Coalesces consecutive, in-order, same-size TCP
+ *  segments (ACK only, PSH allowed on the last; identical options, ack and
+ *  window; incrementing IPv4 IDs; verified checksums) of one flow, up to
+ *  maxSegs per write and kMaxIpLengthBytes. next must hold n entries; writes
+ *  must hold n entries. Returns the number of writes. */
+uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes, uint32_t maxSegs);
+
+}  // namespace offload
+}  // namespace vxland

@@ -1,0 +1,172 @@
+// The native data path: the packet loops run on the engine's threads
+// (src/io/engine.ts); this class keeps the JS side of the contract. It
+// mirrors the Fdb into the engine (seeded at start, then from Fdb events),
+// applies the engine's learning observations through fdb.learn() (the one
+// rule implementation), logs foreign-VNI senders rate-limited and fallbacks
+// once, and adds the engine's counters into Stats so status shows one set of
+// numbers whichever path runs.
+
+import { existsSync } from 'node:fs';
+import type { Logger } from 'pino';
+
+import { VxlandError } from '../errors';
+import { LearnOutcome, type Fdb, type FdbEvent } from '../fdb/fdb';
+import { loadAddon, toVxlandError } from '../io/addon';
+import type { NativeEngine, NativeEngineEvent } from '../io/engine';
+import { RateLimitedLog } from '../util/rate-limit';
+import { macKeyOf } from '../wire/mac';
+import { DROP_REASON_COUNT, DropReason } from './drops';
+import type { Stats } from './stats';
+
+/** How often the engine's counters are added into Stats (syncStats() does it on demand). */
+export const NATIVE_STATS_SYNC_MS = 250;
+
+export interface NativeDatapathOptions {
+  vni: number;
+  fdb: Fdb;
+  /** Opened with NativeEngine.open(); owned (stopped) by the data path once started. */
+  engine: NativeEngine;
+  stats: Stats;
+  log: Logger;
+  now?: () => number;
+}
+
+type DatapathState = 'idle' | 'running' | 'stopped';
+
+const TUN_DEVICE = '/dev/net/tun';
+
+/** true when `--datapath native` can run here, else the reason. The engine
+ *  itself degrades at run time (no TSO / GSO / GRO), so only the hard
+ *  requirements are checked: Linux, /dev/net/tun, the addon with the engine. */
+export function nativeEngineSupported(): true | string {
+  if (process.platform !== 'linux') return `native data path needs Linux (this is ${process.platform})`;
+  if (!existsSync(TUN_DEVICE)) return `${TUN_DEVICE} is missing`;
+  try {
+    const addon = loadAddon();
+    if (typeof addon.NativeEngine !== 'function') return 'native addon has no engine (rebuild with npm run build:native)';
+    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) return 'native addon was built for other drop reasons (rebuild)';
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  return true;
+}
+
+export class NativeDatapath {
+  private state: DatapathState = 'idle';
+  private readonly now: () => number;
+  private readonly limited: RateLimitedLog;
+  private unsubscribe: (() => void) | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Engine totals already added into Stats. */
+  private readonly merged = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
+
+  constructor(private readonly o: NativeDatapathOptions) {
+    this.now = o.now ?? Date.now;
+    this.limited = new RateLimitedLog(o.log);
+  }
+
+  get engine(): NativeEngine {
+    return this.o.engine;
+  }
+
+  /** Seeds the engine's mirror, subscribes to the Fdb and starts the
+   *  threads. onFatal runs at most once (VxlandError with errno/syscall:
+   *  VXLAND_DEVICE for the TAP, VXLAND_SOCKET for the socket). */
+  start(onFatal: (err: Error) => void): void {
+    if (this.state !== 'idle') throw new VxlandError('VXLAND_INTERNAL', `internal error: data path cannot start when ${this.state}`);
+    this.state = 'running';
+    const { engine, fdb, vni } = this.o;
+    engine.setFloodList(vni, fdb.peers(vni));
+    for (const e of fdb.entries()) {
+      if (e.vni === vni && e.kind !== 'peer') engine.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
+    }
+    this.unsubscribe = fdb.subscribe((event) => this.onFdbEvent(event));
+    let failed = false;
+    engine.start((event) => {
+      if (this.state !== 'running' && event.type !== 'observations') return;
+      if (event.type === 'fatal') {
+        if (failed) return;
+        failed = true;
+        const code = /^(recv|send|socket|bind)/.test(event.error.syscall) ? 'VXLAND_SOCKET' : 'VXLAND_DEVICE';
+        onFatal(toVxlandError(event.error, code));
+      } else {
+        this.onEngineEvent(event);
+      }
+    });
+    this.timer = setInterval(() => this.syncStats(), NATIVE_STATS_SYNC_MS);
+    this.timer.unref();
+  }
+
+  /** Adds what the engine counted since the last call into Stats. Call
+   *  before reading Stats for exact figures (a timer also does it). */
+  syncStats(): void {
+    const c = this.o.engine.counters();
+    const { stats } = this.o;
+    const m = this.merged;
+    stats.rxPackets += c.rxPackets - m.rxPackets;
+    stats.rxBytes += c.rxBytes - m.rxBytes;
+    stats.txPackets += c.txPackets - m.txPackets;
+    stats.txBytes += c.txBytes - m.txBytes;
+    m.rxPackets = c.rxPackets;
+    m.rxBytes = c.rxBytes;
+    m.txPackets = c.txPackets;
+    m.txBytes = c.txBytes;
+    for (let reason = 0; reason < DROP_REASON_COUNT; reason++) {
+      // Stats has no bulk add; drops are rare enough for one call each.
+      for (let d = c.drops[reason] - m.drops[reason]; d > 0; d--) stats.drop(reason as DropReason);
+      m.drops[reason] = c.drops[reason];
+    }
+  }
+
+  /** Stops the threads (the TAP disappears, the socket closes), unsubscribes
+   *  from the Fdb and adds the final counts into Stats. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const wasRunning = this.state === 'running';
+    this.state = 'stopped';
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.o.engine.stop();
+    if (wasRunning) this.syncStats();
+  }
+
+  private onEngineEvent(event: Exclude<NativeEngineEvent, { type: 'fatal' }>): void {
+    if (event.type === 'fallback') {
+      this.o.log.warn({ feature: event.feature, errno: event.errno }, `native data path: ${event.message}`);
+      return;
+    }
+    if (this.state !== 'running') return;
+    const { fdb, stats } = this.o;
+    const nowMs = this.now();
+    for (const l of event.learn) {
+      // The engine reports only learnable, non-own source MACs it saw; the
+      // table decides (learn, refresh, move, refuse when full, static).
+      if (fdb.learn(l.vni, l.mac, l.vtep, nowMs) === LearnOutcome.RefusedFull) stats.learnRefusedFull++;
+    }
+    for (const f of event.foreign) {
+      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
+    }
+  }
+
+  private onFdbEvent(e: FdbEvent): void {
+    const { engine, fdb, vni } = this.o;
+    if (e.vni !== vni) return;
+    if (e.kind === 'peer') {
+      engine.setFloodList(vni, fdb.peers(vni));
+      return;
+    }
+    switch (e.type) {
+      case 'learned':
+      case 'moved':
+      case 'added':
+        engine.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
+        break;
+      case 'aged':
+      case 'deleted':
+        engine.fdbDelete(vni, macKeyOf(e.mac));
+        break;
+    }
+  }
+}

@@ -1,0 +1,223 @@
+// The native engine (native/engine_core.h): a TAP opened with IFF_VNET_HDR
+// and a UDP socket, both driven by two native packet threads. This wrapper
+// opens and configures the TAP (policy as in src/io/tap.ts), constructs the
+// engine, and exposes the mirror updates, counters and events. Forwarding
+// rules stay in src/fdb/fdb.ts; src/datapath/native-datapath.ts joins the two.
+
+import { DROP_REASON_COUNT } from '../datapath/drops';
+import { VxlandError } from '../errors';
+import {
+  NativeAddon,
+  NativeEngineEvent,
+  NativeEngineHandle,
+  NativeEngineInfo,
+  callNative,
+  isNativeSysError,
+  loadAddon,
+  toVxlandError,
+} from './addon';
+import { ifnameProblem, parseCidr, type Cidr } from '../config/validate';
+import { MAX_TAP_MTU_BYTES, MIN_IPV6_MTU_BYTES, MIN_TAP_MTU_BYTES } from './tap';
+
+/** Inner MTU when none is given: a 1500-byte underlay minus 50 bytes of
+ *  IPv4 + UDP + VXLAN + inner Ethernet overhead. */
+export const DEFAULT_ENGINE_MTU_BYTES = 1450;
+
+export type { NativeEngineEvent, NativeEngineInfo } from './addon';
+
+export interface NativeEngineOpenOptions {
+  /** TAP name, 1..15 bytes (see ifnameProblem). */
+  name: string;
+  /** Inner MTU in bytes; DEFAULT_ENGINE_MTU_BYTES when omitted. */
+  mtu?: number;
+  /** CIDRs for the TAP, as TapOpenOptions.addresses. */
+  addresses?: readonly string[];
+  vni: number;
+  /** Local underlay IP literal to bind (IPv4 or IPv6). */
+  local: string;
+  /** Local UDP port (0 = kernel picks; see NativeEngine.port). */
+  port: number;
+  /** UDP port of the other VTEPs; default `port`. */
+  dstPort?: number;
+  /** Test/diagnostic switches, all default true: TAP TSO/checksum offload,
+   *  UDP GSO sends, UDP_GRO receives, TCP coalescing on rx. */
+  offload?: boolean;
+  gso?: boolean;
+  gro?: boolean;
+  coalesce?: boolean;
+  /** Socket buffer request in bytes (forced past rmem_max/wmem_max when root). */
+  socketBufferBytes?: number;
+}
+
+/** A snapshot of the engine's counters (totals since open). */
+export interface NativeEngineCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Indexed by DropReason. */
+  drops: Float64Array;
+  /** Diagnostics by name: rxDatagrams, txDatagrams, rxRecvCalls,
+   *  rxGroDatagrams, rxTapWrites, rxCoalescedWrites, txTapReads,
+   *  txTsoFrames, txSendCalls, txGsoMessages. */
+  detail: Record<string, number>;
+}
+
+function badArgument(message: string): VxlandError {
+  return new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: ${message}`);
+}
+
+const SOCKET_SYSCALLS = /^(socket|bind|setsockopt|getsockname|eventfd)/;
+
+export class NativeEngine {
+  readonly name: string;
+  readonly mtu: number;
+  readonly mac: Buffer;
+  readonly vni: number;
+  /** The local UDP port actually bound. */
+  readonly port: number;
+  private readonly handle: NativeEngineHandle;
+  private readonly counterNames: readonly string[];
+  private readonly raw: Float64Array;
+  private onEvent: (event: NativeEngineEvent) => void = () => undefined;
+  private state: 'idle' | 'running' | 'stopped' = 'idle';
+
+  private constructor(addon: NativeAddon, o: NativeEngineOpenOptions, fd: number, name: string, mtu: number, mac: Buffer) {
+    this.name = name;
+    this.mtu = mtu;
+    this.mac = mac;
+    this.vni = o.vni;
+    this.handle = new addon.NativeEngine(
+      {
+        tapFd: fd,
+        mtu,
+        vni: o.vni,
+        local: o.local,
+        port: o.port,
+        dstPort: o.dstPort ?? o.port,
+        ownMac: mac,
+        offload: o.offload,
+        gso: o.gso,
+        gro: o.gro,
+        coalesce: o.coalesce,
+        socketBufferBytes: o.socketBufferBytes,
+      },
+      (event) => this.onEvent(event),
+    );
+    this.counterNames = addon.NativeEngine.counterNames;
+    this.raw = new Float64Array(this.counterNames.length);
+    this.port = this.handle.info().port;
+  }
+
+  /** Creates the TAP (IFF_VNET_HDR, non-persistent), sets MTU, addresses and
+   *  up, then binds the UDP socket. Throws VxlandError: VXLAND_BAD_ARGUMENT,
+   *  VXLAND_DEVICE (TAP system calls), VXLAND_SOCKET (socket/bind, e.g.
+   *  EADDRINUSE), VXLAND_DATAPATH_UNAVAILABLE (addon not built). Nothing is
+   *  left behind on failure. */
+  static open(o: NativeEngineOpenOptions): NativeEngine {
+    const mtu = o.mtu ?? DEFAULT_ENGINE_MTU_BYTES;
+    const nameProblem = ifnameProblem(o.name);
+    if (nameProblem !== null) throw badArgument(`interface name ${JSON.stringify(o.name)} ${nameProblem}`);
+    if (!Number.isInteger(mtu) || mtu < MIN_TAP_MTU_BYTES || mtu > MAX_TAP_MTU_BYTES) {
+      throw badArgument(`mtu must be an integer ${MIN_TAP_MTU_BYTES}..${MAX_TAP_MTU_BYTES}`);
+    }
+    if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw badArgument('vni must be 0..16777215');
+    const parsed = (o.addresses ?? []).map((text): Cidr => {
+      const cidr = parseCidr(text);
+      if (cidr === null) throw badArgument(`address must be a CIDR like 10.0.1.1/24 or fd00::1/64 (got ${JSON.stringify(text)})`);
+      return cidr;
+    });
+    if (mtu < MIN_IPV6_MTU_BYTES && parsed.some((p) => p.family === 6)) {
+      throw badArgument(`IPv6 addresses need mtu >= ${MIN_IPV6_MTU_BYTES}`);
+    }
+    const addon = loadAddon();
+    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
+      throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
+    }
+    const { fd, name } = callNative('VXLAND_DEVICE', () => addon.tapOpen(o.name, { vnetHdr: true }));
+    let owned = false;
+    try {
+      const mac = callNative('VXLAND_DEVICE', () => {
+        addon.tapSetMtu(name, mtu);
+        let ipv4Index = 0;
+        for (const p of parsed) {
+          if (p.family === 4) {
+            addon.tapAddIPv4(ipv4Index === 0 ? name : `${name}:${ipv4Index}`, p.address, p.prefixLength);
+            ipv4Index++;
+          } else {
+            addon.tapAddIPv6(name, p.address, p.prefixLength);
+          }
+        }
+        addon.tapSetUp(name);
+        return addon.tapGetMac(name);
+      });
+      try {
+        const engine = new NativeEngine(addon, o, fd, name, mtu, mac);
+        owned = true;
+        return engine;
+      } catch (err) {
+        const code = isNativeSysError(err) && SOCKET_SYSCALLS.test(err.syscall) ? 'VXLAND_SOCKET' : 'VXLAND_DEVICE';
+        throw toVxlandError(err, code);
+      }
+    } finally {
+      if (!owned) addon.tapClose(fd);
+    }
+  }
+
+  /** Starts the packet threads; events arrive on the event loop until stop().
+   *  Throws VxlandError('VXLAND_INTERNAL') unless idle. */
+  start(onEvent: (event: NativeEngineEvent) => void): void {
+    if (this.state !== 'idle') throw new VxlandError('VXLAND_INTERNAL', `internal error: engine cannot start when ${this.state}`);
+    this.onEvent = onEvent;
+    callNative('VXLAND_INTERNAL', () => this.handle.start());
+    this.state = 'running';
+  }
+
+  /** Joins the threads and closes the TAP (it disappears) and the socket.
+   *  Events already queued are still delivered. Idempotent. */
+  stop(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.handle.stop();
+  }
+
+  fdbSet(vni: number, macKey: number, vtep: string, pinned: boolean): void {
+    this.handle.fdbSet(vni, macKey, vtep, pinned);
+  }
+
+  fdbDelete(vni: number, macKey: number): boolean {
+    return this.handle.fdbDelete(vni, macKey);
+  }
+
+  fdbClear(): void {
+    this.handle.fdbClear();
+  }
+
+  setFloodList(vni: number, vteps: readonly string[]): void {
+    this.handle.setFloodList(vni, vteps);
+  }
+
+  /** Reads the counters (valid after stop() too). */
+  counters(): NativeEngineCounters {
+    this.handle.counters(this.raw);
+    const detail: Record<string, number> = {};
+    const drops = new Float64Array(DROP_REASON_COUNT);
+    for (let i = 0; i < this.counterNames.length; i++) {
+      const name = this.counterNames[i];
+      if (name.startsWith('drop')) drops[Number(name.slice(4))] = this.raw[i];
+      else detail[name] = this.raw[i];
+    }
+    return {
+      rxPackets: detail.rxPackets,
+      rxBytes: detail.rxBytes,
+      txPackets: detail.txPackets,
+      txBytes: detail.txBytes,
+      drops,
+      detail,
+    };
+  }
+
+  info(): NativeEngineInfo {
+    return this.handle.info();
+  }
+}
