@@ -1,12 +1,15 @@
 import t from 'tap';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { request, stream } from '../src/control/client.js';
 import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type StatusResult } from '../src/control/protocol.js';
-import { ControlServer } from '../src/control/server.js';
+import { ControlServer, MAX_CONTROL_CLIENTS } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
+
+const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
 const STATUS: StatusResult = {
   accept: 'peers',
@@ -254,4 +257,62 @@ t.test('monitor streams events until the client goes', async (t) => {
   t.ok(handler.calls.includes('monitor stopped'), 'the daemon unsubscribes when the client disconnects');
   t.same(await request(socketPath, 'log.level', { level: 'debug' }), { level: 'debug', previous: 'info' });
   await t.rejects(request(socketPath, 'log.level', { level: 'loud' }), { code: 'VXLAND_BAD_ARGUMENT' });
+});
+
+t.test('many idle or slow clients cannot lock out others', async (t) => {
+  const { socketPath } = await startServer(t);
+  const idle: net.Socket[] = [];
+  t.teardown(() => idle.forEach((s) => s.destroy()));
+  for (let i = 0; i < MAX_CONTROL_CLIENTS - 1; i++) {
+    const s = net.connect(socketPath);
+    s.on('error', () => undefined);
+    idle.push(s);
+  }
+  idle[0].write('{"id": 1, "method": "sta'); // a request that never ends
+  await Promise.all(idle.map((s) => new Promise((r) => (s.readyState === 'open' ? r(null) : s.once('connect', r)))));
+  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'the last free place still gets answers');
+  await new Promise((r) => setTimeout(r, 100));
+  const last = net.connect(socketPath);
+  last.on('error', () => undefined);
+  idle.push(last);
+  await new Promise((r) => last.once('connect', r));
+  await new Promise((r) => setTimeout(r, 100));
+  const refused = await new Promise<string>((resolve) => {
+    const extra = net.connect(socketPath);
+    idle.push(extra);
+    let text = '';
+    extra.on('error', () => undefined);
+    extra.on('data', (d) => (text += d.toString()));
+    extra.on('close', () => resolve(text));
+  });
+  t.match(JSON.parse(refused), { ok: false, error: { code: 'VXLAND_CONTROL_PROTOCOL', message: /too many control connections/ } },
+    'one more than MAX_CONTROL_CLIENTS is told why and closed');
+  idle.splice(0, 10).forEach((s) => s.destroy());
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'answers again once clients leave');
+});
+
+t.test('only root, or the configured group, may use the socket', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {
+  const asNobody = (socketPath: string, groups: string) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile('setpriv', ['--reuid=65534', '--regid=65534', `--groups=${groups}`, process.execPath, CLI, 'peer', 'list', '--socket', socketPath],
+        { timeout: 10_000 }, (err, _stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stderr }));
+    });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-perm-'));
+  fs.chmodSync(dir, 0o755);
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const rootOnly = await ControlServer.listen(path.join(dir, 'root.sock'), fakeHandler());
+  t.teardown(() => rootOnly.close());
+  t.equal(fs.statSync(rootOnly.path).mode & 0o777, 0o600);
+  const denied = await asNobody(rootOnly.path, '65534');
+  t.equal(denied.code, 1);
+  t.match(denied.stderr, /^vxland: permission denied opening .*root\.sock/);
+
+  const grouped = await ControlServer.listen(path.join(dir, 'group.sock'), fakeHandler(), undefined, { gid: 1 });
+  t.teardown(() => grouped.close());
+  const st = fs.statSync(grouped.path);
+  t.same([st.mode & 0o777, st.gid], [0o660, 1], 'mode 0660, owned by the group');
+  t.equal((await asNobody(grouped.path, '1')).code, 0, 'a member of the group may');
+  t.equal((await asNobody(grouped.path, '65534')).code, 1, 'others may not');
 });

@@ -24,6 +24,15 @@ export interface ControlLog {
   error(obj: object, msg: string): void;
 }
 
+/** Connections served at once; more are answered with an error and closed,
+ *  so a flood of idle clients cannot exhaust file descriptors. */
+export const MAX_CONTROL_CLIENTS = 64;
+
+/** Who may use the socket besides its owner (root): a group id makes it 0660. */
+export interface SocketAccess {
+  gid?: number;
+}
+
 /** Unsent stream output after which a slow monitor client is disconnected. */
 const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024;
 
@@ -50,7 +59,7 @@ export class ControlServer {
    *  leftover socket file is replaced only if nothing answers on it; throws
    *  VXLAND_ALREADY_RUNNING if something does, VXLAND_SOCKET if the path is
    *  not a socket or cannot be bound, VXLAND_PERMISSION on EACCES. */
-  static async listen(socketPath: string, handler: ControlHandler, log?: ControlLog): Promise<ControlServer> {
+  static async listen(socketPath: string, handler: ControlHandler, log?: ControlLog, access: SocketAccess = {}): Promise<ControlServer> {
     const resolved = path.resolve(socketPath);
     try {
       fs.mkdirSync(path.dirname(resolved), { recursive: true, mode: 0o755 });
@@ -70,7 +79,12 @@ export class ControlServer {
       throw socketError(resolved, err);
     });
     server.on('error', (err) => log?.error({ err, path: resolved }, 'control socket error'));
-    fs.chmodSync(resolved, 0o600);
+    if (access.gid === undefined) {
+      fs.chmodSync(resolved, 0o600);
+    } else {
+      fs.chownSync(resolved, process.getuid?.() ?? 0, access.gid);
+      fs.chmodSync(resolved, 0o660);
+    }
     return control;
   }
 
@@ -84,6 +98,14 @@ export class ControlServer {
   }
 
   private serve(socket: net.Socket): void {
+    if (this.clients.size >= MAX_CONTROL_CLIENTS) {
+      socket.end(encodeMessage({
+        id: null, ok: false,
+        error: { code: 'VXLAND_CONTROL_PROTOCOL', message: `too many control connections (at most ${MAX_CONTROL_CLIENTS})` },
+      }));
+      socket.on('error', () => socket.destroy());
+      return;
+    }
     this.clients.add(socket);
     socket.setTimeout(CLIENT_IDLE_TIMEOUT_MS, () => socket.destroy());
     socket.on('close', () => this.clients.delete(socket));

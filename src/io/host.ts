@@ -53,3 +53,16 @@ export function tcpInCsumErrors(): number | null {
     return null;
   }
 }
+
+/** The id of group `name` from /etc/group, or null if there is none. */
+export function groupId(name: string): number | null {
+  try {
+    for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+      const [group, , gid] = line.split(':');
+      if (group === name && gid !== undefined && /^[0-9]+$/.test(gid)) return Number(gid);
+    }
+  } catch {
+    return null;
+  }
+  return null;
+}
