@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/if_tun.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -11,8 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -45,8 +49,10 @@ constexpr int64_t kReportSuppressMs = 1000;
  *  every frame; once a second is plenty against a 300 s ageing time). */
 constexpr int64_t kRefreshIntervalMs = 1000;
 constexpr size_t kRecentMaxEntries = 65536;
-/** recvmmsg rounds per wake-up before counters and observations are flushed. */
-constexpr int kRxRoundsPerWake = 8;
+/** After traffic, a packet thread keeps checking its queue (non-blocking
+ *  reads) for this long before it sleeps in poll(): a frame that follows
+ *  within it is handled without a wake-up. */
+constexpr int64_t kBusyPollNs = 0;
 /** TAP reads per wake-up before the send batch is flushed. */
 constexpr int kTxReadsPerWake = 64;
 /** A TAP read: a 64 KiB GSO super-frame plus Ethernet and tag. */
@@ -55,13 +61,28 @@ constexpr size_t kMaxTapFrameBytes = 65536 + 64;
 constexpr int kMaxSegs = 64;
 /** Room a split needs beyond the frame: per segment a VXLAN header and a
  *  copy of the headers (Ethernet + tag + IPv6 + TCP with options <= 138). */
-constexpr size_t kSplitOverheadBytes = kMaxSegs * (kVxlanHeaderBytes + 160);
+constexpr size_t kSplitHeaderBytes = kMaxSegs * (kVxlanHeaderBytes + 160);
 constexpr size_t kMaxFlood = 256;
 /** Datagrams reserved per TAP read (a flooded super-frame beyond this to
  *  many peers loses the excess as TxQueueFull). */
 constexpr size_t kTxDatagramsPerRead = kMaxSegs * 4;
 constexpr size_t kRxMaxFrames = UdpReceiver::kMsgs * 64;
 constexpr int kSocketBufferDefaultBytes = 8 * 1024 * 1024;
+
+int64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+/** A spin-wait hint to the CPU (and its hypervisor). */
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
 
 int64_t NowMs() {
   struct timespec ts;
@@ -86,6 +107,19 @@ struct Observation {
   Vtep from;
 };
 
+/** A sender refused by the source policy and how many datagrams it sent. */
+struct Refused {
+  Vtep from;
+  uint64_t count;
+};
+
+/** One VTEP's counts in a report; other = the tally's overflow (no address). */
+struct VtepReport {
+  bool other;
+  Vtep vtep;
+  VtepCounts counts;
+};
+
 struct EngineEvent {
   enum Kind { kObservations, kFallback, kFatal } kind;
   std::vector<Observation> obs;
@@ -93,7 +127,42 @@ struct EngineEvent {
   std::string message;
   std::string syscall;
   int err = 0;
+  std::vector<Refused> refused;
+  std::vector<VtepReport> vteps;
 };
+
+/** The source policy (src/datapath/accept.ts SourceFilter) as the rx thread
+ *  applies it: immutable once built; replaced whole by setSourcePolicy. */
+struct SourcePolicy {
+  enum Mode { kNamed, kAny, kCidrs } mode = kNamed;
+  using Key = std::array<uint8_t, 16>;  // IpKey(): IPv4 as IPv4-mapped
+  std::vector<Key> named;               // sorted
+  struct Range {
+    Key prefix;
+    unsigned bits;
+  };
+  std::vector<Range> ranges;
+
+  bool Accepts(const Key& k) const {
+    if (mode == kAny) return true;
+    if (std::binary_search(named.begin(), named.end(), k)) return true;
+    if (mode != kCidrs) return false;
+    for (const Range& r : ranges) {
+      const unsigned whole = r.bits / 8;
+      if (memcmp(r.prefix.data(), k.data(), whole) != 0) continue;
+      const unsigned rest = r.bits % 8;
+      if (rest == 0) return true;
+      const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+      if ((r.prefix[whole] & mask) == (k[whole] & mask)) return true;
+    }
+    return false;
+  }
+};
+
+/** Most refused senders reported per observation batch (stats.ts keeps 64). */
+constexpr size_t kMaxRefusedPerReport = 64;
+/** Per-VTEP counts are reported at most this often (and this late). */
+constexpr int64_t kVtepReportMs = 100;
 
 class Engine : public Napi::ObjectWrap<Engine> {
  public:
@@ -106,6 +175,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                           InstanceMethod<&Engine::FdbDelete>("fdbDelete"),
                                           InstanceMethod<&Engine::FdbClear>("fdbClear"),
                                           InstanceMethod<&Engine::SetFloodList>("setFloodList"),
+                                          InstanceMethod<&Engine::SetSourcePolicy>("setSourcePolicy"),
+                                          InstanceMethod<&Engine::SetAllowVlan>("setAllowVlan"),
                                           InstanceMethod<&Engine::Counters>("counters"),
                                           InstanceMethod<&Engine::Info>("info"),
                                       });
@@ -279,6 +350,73 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return env.Undefined();
   }
 
+  /** setSourcePolicy(mode: 'peers'|'any'|'cidrs', named: string[], cidrs: string[]):
+   *  replaces the policy at once (the rx thread picks it up on its next
+   *  receive; traffic does not stop). Addresses of the other IP family than
+   *  the socket's cannot send here and are left out. */
+  Napi::Value SetSourcePolicy(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
+      throw Napi::TypeError::New(env, "setSourcePolicy(mode, named[], cidrs[])");
+    }
+    auto policy = std::make_shared<SourcePolicy>();
+    const std::string mode = info[0].As<Napi::String>().Utf8Value();
+    if (mode == "peers") {
+      policy->mode = SourcePolicy::kNamed;
+    } else if (mode == "any") {
+      policy->mode = SourcePolicy::kAny;
+    } else if (mode == "cidrs") {
+      policy->mode = SourcePolicy::kCidrs;
+    } else {
+      throw Napi::TypeError::New(env, "setSourcePolicy: mode must be peers, any or cidrs");
+    }
+    // Returns false for an address of the other family; throws for text that is no IP.
+    auto parse = [&](const std::string& ip, SourcePolicy::Key* key, bool* v4) {
+      Vtep v;
+      struct in6_addr probe;
+      *v4 = ip.find(':') == std::string::npos;
+      if (!ParseVtep(ip, family_, 0, &v)) {
+        if (inet_pton(AF_INET6, ip.c_str(), &probe) != 1) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
+        return false;
+      }
+      IpKey(v, key->data());
+      return true;
+    };
+    Napi::Array named = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < named.Length(); i++) {
+      SourcePolicy::Key k;
+      bool v4;
+      if (parse(named.Get(i).ToString().Utf8Value(), &k, &v4)) policy->named.push_back(k);
+    }
+    std::sort(policy->named.begin(), policy->named.end());
+    Napi::Array cidrs = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < cidrs.Length(); i++) {
+      const std::string text = cidrs.Get(i).ToString().Utf8Value();
+      const size_t slash = text.find('/');
+      if (slash == std::string::npos) throw Napi::TypeError::New(env, "not a CIDR: " + text);
+      const unsigned bits = static_cast<unsigned>(strtoul(text.c_str() + slash + 1, nullptr, 10));
+      SourcePolicy::Range r;
+      bool v4;
+      if (!parse(text.substr(0, slash), &r.prefix, &v4)) continue;
+      r.bits = v4 ? bits + 96 : bits;
+      if (r.bits > 128) throw Napi::RangeError::New(env, "CIDR prefix length out of range: " + text);
+      policy->ranges.push_back(r);
+    }
+    {
+      std::lock_guard<std::mutex> lock(policyMu_);
+      policy_ = std::move(policy);
+    }
+    policyGen_.fetch_add(1, std::memory_order_release);
+    return env.Undefined();
+  }
+
+  /** setAllowVlan(allow): deliver and send VLAN-tagged inner frames (RFC 7348
+   *  §6.1: dropped by default). */
+  Napi::Value SetAllowVlan(const Napi::CallbackInfo& info) {
+    allowVlan_.store(info.Length() > 0 && info[0].ToBoolean().Value(), std::memory_order_relaxed);
+    return info.Env().Undefined();
+  }
+
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsTypedArray() ||
@@ -337,13 +475,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   void Announce(const std::string& feature, int err, const std::string& message) {
-    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err};
+    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}};
     Post(ev);
   }
 
   void Fatal(int err, const char* syscall) {
     if (fatal_.exchange(true)) return;
-    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err};
+    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}};
     Post(ev);
   }
 
@@ -368,6 +506,31 @@ class Engine : public Napi::ObjectWrap<Engine> {
         }
         o.Set("learn", learn);
         o.Set("foreign", foreign);
+        Napi::Array refused = Napi::Array::New(env, e.refused.size());
+        for (size_t i = 0; i < e.refused.size(); i++) {
+          Napi::Object item = Napi::Object::New(env);
+          item.Set("from", e.refused[i].from.IpString());
+          item.Set("count", static_cast<double>(e.refused[i].count));
+          refused.Set(static_cast<uint32_t>(i), item);
+        }
+        o.Set("refused", refused);
+        Napi::Array vteps = Napi::Array::New(env, e.vteps.size());
+        const int64_t nowMs = NowMs();
+        for (size_t i = 0; i < e.vteps.size(); i++) {
+          const VtepReport& r = e.vteps[i];
+          Napi::Object item = Napi::Object::New(env);
+          if (r.other) item.Set("vtep", env.Null());
+          else item.Set("vtep", r.vtep.IpString());
+          item.Set("rxPackets", static_cast<double>(r.counts.rxPackets));
+          item.Set("rxBytes", static_cast<double>(r.counts.rxBytes));
+          item.Set("txPackets", static_cast<double>(r.counts.txPackets));
+          item.Set("txBytes", static_cast<double>(r.counts.txBytes));
+          item.Set("drops", static_cast<double>(r.counts.drops));
+          const int64_t ago = r.counts.lastRxMs == 0 ? -1 : std::max<int64_t>(0, nowMs - r.counts.lastRxMs);
+          item.Set("lastRxAgoMs", static_cast<double>(ago));
+          vteps.Set(static_cast<uint32_t>(i), item);
+        }
+        o.Set("vteps", vteps);
         break;
       }
       case EngineEvent::kFallback:
@@ -382,6 +545,18 @@ class Engine : public Napi::ObjectWrap<Engine> {
         break;
     }
     return o;
+  }
+
+  /** Moves a thread's per-VTEP counts into a report list. */
+  static void DrainTally(VtepTally& tally, std::vector<VtepReport>* out) {
+    out->reserve(out->size() + tally.Size() + 1);
+    tally.Drain([out](const Vtep* v, const VtepCounts& c) {
+      VtepReport r;
+      r.other = v == nullptr;
+      if (v != nullptr) r.vtep = *v;
+      r.counts = c;
+      out->push_back(r);
+    });
   }
 
   void Publish(LocalCounters& c) {
@@ -415,16 +590,27 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void RxLoop() {
     UdpReceiver rx(udp_.fd, udp_.gro);
     LocalCounters c;
+    VtepTally tally;
     std::vector<offload::GroFrame> frames(kRxMaxFrames);
+    std::vector<VtepCounts*> frameVtep(kRxMaxFrames);
     std::vector<uint32_t> next(kRxMaxFrames);
     std::vector<offload::GroWrite> writes(kRxMaxFrames);
     std::vector<struct iovec> iov(kMaxSegs + 2);
     std::vector<Observation> pending;
     pending.reserve(1024);
+    std::vector<Refused> refused;
+    refused.reserve(kMaxRefusedPerReport);
     std::unordered_map<RecentKey, int64_t, RecentHash> recent;
     recent.reserve(1024);
     int64_t lastFlushMs = NowMs();
+    int64_t lastTallyMs = lastFlushMs;
+    int64_t lastActiveNs = NowNs();
     const size_t maxUntagged = kEthBytes + mtu_;
+    std::shared_ptr<const SourcePolicy> policy;
+    uint64_t policyGen = 0;
+    SourcePolicy::Key lastKey{};
+    bool lastAccepted = false;
+    bool haveLast = false;
 
     auto report = [&](bool foreign, uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
       RecentKey key{foreign ? (vni | 0x80000000u) : vni, foreign ? IpId(from) : mac};
@@ -436,108 +622,185 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       pending.push_back(Observation{foreign, vni, mac, from});
     };
-
-    while (!stopping_.load(std::memory_order_relaxed)) {
-      struct pollfd p[2] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-      const int timeout = pending.empty() ? kIdlePollMs : static_cast<int>(kObservationFlushMs);
-      int pr = ::poll(p, 2, timeout);
-      if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
-      if (p[1].revents & POLLIN) break;
-      for (int round = 0; round < kRxRoundsPerWake && (p[0].revents & POLLIN); round++) {
-        const int n = rx.Receive();
-        if (n < 0) {
-          // Transient socket errors (ICMP reports) are not fatal; a closed or
-          // broken socket is.
-          if (-n == EBADF || -n == ENOTSOCK || -n == EINVAL || -n == EFAULT) return Fatal(-n, "recvmmsg");
-          continue;
+    auto refuse = [&](const Vtep& from, uint64_t n) {
+      for (Refused& r : refused) {
+        if (r.from.SameIp(from)) {
+          r.count += n;
+          return;
         }
-        if (n == 0) break;
-        c.v[kRxRecvCalls]++;
-        const int64_t nowMs = NowMs();
-        uint32_t nf = 0;
-        uint64_t lastMac = UINT64_MAX;
-        Vtep lastFrom;
-        for (int m = 0; m < n; m++) {
-          Vtep from;
-          rx.From(m, &from);
-          uint8_t* data = rx.Data(m);
-          const size_t len = rx.Len(m);
-          size_t seg = rx.SegBytes(m);
-          if (seg == 0 || seg > len) seg = len;
-          if (len > seg) c.v[kRxGroDatagrams]++;
-          for (size_t off = 0; off < len; off += seg) {
-            uint8_t* d = data + off;
-            const size_t dl = len - off < seg ? len - off : seg;
-            c.v[kRxDatagrams]++;
-            if (dl < kVxlanHeaderBytes + kEthBytes) {
-              c.Drop(kRxTruncated);
-              continue;
-            }
-            if ((d[0] & kVxlanFlagI) == 0) {
-              c.Drop(kRxNoIFlag);
-              continue;
-            }
-            const uint32_t vni = static_cast<uint32_t>(d[4]) << 16 | static_cast<uint32_t>(d[5]) << 8 | d[6];
-            if (vni != vni_) {
-              report(true, vni, 0, from, nowMs, false);
-              c.Drop(kRxWrongVni);
-              continue;
-            }
-            uint8_t* frame = d + kVxlanHeaderBytes;
-            const size_t frameBytes = dl - kVxlanHeaderBytes;
-            if (frameBytes > maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0)) {
-              c.Drop(kRxOversize);
-              continue;
-            }
-            const uint64_t src = MacAt(frame + 6);
-            if (src == ownMac_) {
-              c.Drop(kRxOwnSourceMac);
-              continue;
-            }
-            if (src == 0 || (frame[6] & 0x01) != 0) {
-              c.Drop(kRxBadSourceMac);
-              continue;
-            }
-            if (src != lastMac || !from.SameIp(lastFrom)) {
-              bool refresh = false;
-              switch (mirror_.Check(vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
-                case MirrorMatch::PinnedOther:
-                  c.Drop(kRxStaticMacConflict);
-                  continue;
-                case MirrorMatch::Missing:
-                case MirrorMatch::OtherVtep:
-                  report(false, vni, src, from, nowMs, false);
-                  break;
-                case MirrorMatch::SameVtep:
-                  if (refresh) report(false, vni, src, from, nowMs, true);
-                  break;
-                case MirrorMatch::PinnedSame:
-                  break;
-              }
-              lastMac = src;
-              lastFrom = from;
-            }
-            if (nf < kRxMaxFrames) frames[nf++] = offload::GroFrame{frame, static_cast<uint32_t>(frameBytes)};
-          }
-        }
-        WriteTap(frames.data(), nf, next.data(), writes.data(), iov.data(), c);
-        Publish(c);
       }
-      const int64_t nowMs = NowMs();
-      if (!pending.empty() && nowMs - lastFlushMs >= kObservationFlushMs) {
-        auto* ev = new EngineEvent{EngineEvent::kObservations, std::move(pending), "", "", "", 0};
-        Post(ev);
+      if (refused.size() < kMaxRefusedPerReport) refused.push_back(Refused{from, n});
+    };
+    // Learning and refusals go out within kObservationFlushMs, per-VTEP
+    // counts within kVtepReportMs; final = the thread is ending.
+    auto flushReports = [&](int64_t nowMs, bool final) {
+      const bool obsDue = (!pending.empty() || !refused.empty()) && (final || nowMs - lastFlushMs >= kObservationFlushMs);
+      const bool tallyDue = !tally.Empty() && (final || nowMs - lastTallyMs >= kVtepReportMs);
+      if (!obsDue && !tallyDue) return;
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      if (obsDue) {
+        ev->obs = std::move(pending);
+        ev->refused = std::move(refused);
         pending = std::vector<Observation>();
         pending.reserve(1024);
+        refused = std::vector<Refused>();
+        refused.reserve(kMaxRefusedPerReport);
         lastFlushMs = nowMs;
       }
+      if (tallyDue) {
+        DrainTally(tally, &ev->vteps);
+        lastTallyMs = nowMs;
+      }
+      Post(ev);
+    };
+
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      // Receive first: poll() only when the socket is empty.
+      const int n = rx.Receive();
+      if (n < 0) {
+        // Transient socket errors (ICMP reports) are not fatal; a closed or
+        // broken socket is.
+        if (-n == EBADF || -n == ENOTSOCK || -n == EINVAL || -n == EFAULT) return Fatal(-n, "recvmmsg");
+        continue;
+      }
+      if (n == 0) {
+        const int64_t nowNs = NowNs();
+        flushReports(nowNs / 1000000, false);
+        if (nowNs - lastActiveNs < kBusyPollNs) {
+          CpuRelax();
+          continue;
+        }
+        struct pollfd p[2] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+        const int timeout = !pending.empty() || !refused.empty() ? static_cast<int>(kObservationFlushMs)
+                            : !tally.Empty()                     ? static_cast<int>(kVtepReportMs)
+                                                                 : kIdlePollMs;
+        int pr = ::poll(p, 2, timeout);
+        if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
+        if (p[1].revents & POLLIN) break;
+        continue;
+      }
+      c.v[kRxRecvCalls]++;
+      const int64_t nowNs = NowNs();
+      lastActiveNs = nowNs;
+      const int64_t nowMs = nowNs / 1000000;
+      const uint64_t gen = policyGen_.load(std::memory_order_acquire);
+      if (gen != policyGen) {
+        std::lock_guard<std::mutex> lock(policyMu_);
+        policy = policy_;
+        policyGen = gen;
+        haveLast = false;
+      }
+      const bool allowVlan = allowVlan_.load(std::memory_order_relaxed);
+      uint32_t nf = 0;
+      uint64_t lastMac = UINT64_MAX;
+      Vtep lastFrom;
+      bool haveLastFrom = false;
+      for (int m = 0; m < n; m++) {
+        Vtep from;
+        rx.From(m, &from);
+        uint8_t* data = rx.Data(m);
+        const size_t len = rx.Len(m);
+        size_t seg = rx.SegBytes(m);
+        if (seg == 0 || seg > len) seg = len;
+        if (len > seg) c.v[kRxGroDatagrams]++;
+        // Every datagram of a UDP_GRO message comes from the same sender.
+        VtepCounts* vc = tally.At(from);
+        vc->lastRxMs = nowMs;
+        SourcePolicy::Key key;
+        IpKey(from, key.data());
+        if (!haveLast || key != lastKey) {
+          lastKey = key;
+          lastAccepted = policy->Accepts(key);
+          haveLast = true;
+        }
+        if (!lastAccepted) {
+          const uint64_t datagrams = len == 0 ? 1 : (len + seg - 1) / seg;
+          c.v[kRxDatagrams] += datagrams;
+          c.Drop(kRxSourceNotAllowed, datagrams);
+          vc->drops += datagrams;
+          refuse(from, datagrams);
+          continue;
+        }
+        auto drop = [&](int reason) {
+          c.Drop(reason);
+          vc->drops++;
+        };
+        for (size_t off = 0; off < len; off += seg) {
+          uint8_t* d = data + off;
+          const size_t dl = len - off < seg ? len - off : seg;
+          c.v[kRxDatagrams]++;
+          if (dl < kVxlanHeaderBytes + kEthBytes) {
+            drop(kRxTruncated);
+            continue;
+          }
+          if ((d[0] & kVxlanFlagI) == 0) {
+            drop(kRxNoIFlag);
+            continue;
+          }
+          const uint32_t vni = static_cast<uint32_t>(d[4]) << 16 | static_cast<uint32_t>(d[5]) << 8 | d[6];
+          if (vni != vni_) {
+            report(true, vni, 0, from, nowMs, false);
+            drop(kRxWrongVni);
+            continue;
+          }
+          uint8_t* frame = d + kVxlanHeaderBytes;
+          const size_t frameBytes = dl - kVxlanHeaderBytes;
+          const bool tagged = IsTagged(frame);
+          if (tagged && !allowVlan) {
+            drop(kRxVlanTagged);
+            continue;
+          }
+          if (frameBytes > maxUntagged + (tagged ? offload::kVlanTagBytes : 0)) {
+            drop(kRxOversize);
+            continue;
+          }
+          const uint64_t src = MacAt(frame + 6);
+          if (src == ownMac_) {
+            drop(kRxOwnSourceMac);
+            continue;
+          }
+          if (src == 0 || (frame[6] & 0x01) != 0) {
+            drop(kRxBadSourceMac);
+            continue;
+          }
+          if (src != lastMac || !haveLastFrom || !from.SameIp(lastFrom)) {
+            bool refresh = false;
+            switch (mirror_.Check(vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
+              case MirrorMatch::PinnedOther:
+                drop(kRxStaticMacConflict);
+                continue;
+              case MirrorMatch::Missing:
+              case MirrorMatch::OtherVtep:
+                report(false, vni, src, from, nowMs, false);
+                break;
+              case MirrorMatch::SameVtep:
+                if (refresh) report(false, vni, src, from, nowMs, true);
+                break;
+              case MirrorMatch::PinnedSame:
+                break;
+            }
+            lastMac = src;
+            lastFrom = from;
+            haveLastFrom = true;
+          }
+          if (nf == kRxMaxFrames) {
+            drop(kRxTapBusy);  // cannot happen with UDP_GRO's 64 datagrams per message; counted if it does
+            continue;
+          }
+          frameVtep[nf] = vc;
+          frames[nf++] = offload::GroFrame{frame, static_cast<uint32_t>(frameBytes)};
+        }
+      }
+      WriteTap(frames.data(), frameVtep.data(), nf, next.data(), writes.data(), iov.data(), c);
+      Publish(c);
+      flushReports(nowMs, false);
     }
-    if (!pending.empty()) Post(new EngineEvent{EngineEvent::kObservations, std::move(pending), "", "", "", 0});
+    flushReports(NowMs(), true);
     Publish(c);
   }
 
-  void WriteTap(offload::GroFrame* frames, uint32_t nf, uint32_t* next, offload::GroWrite* writes, struct iovec* iov,
-                LocalCounters& c) {
+  void WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
+                offload::GroWrite* writes, struct iovec* iov, LocalCounters& c) {
     uint32_t nw;
     if (coalesce_) {
       nw = offload::GroPlan(frames, nf, next, writes, kMaxSegs);
@@ -570,8 +833,19 @@ class Engine : public Napi::ObjectWrap<Engine> {
         r = ::writev(tapFd_, iov, static_cast<int>(wr.count + 1));
       } while (r < 0 && errno == EINTR);
       c.v[kRxTapWrites]++;
-      if (r < 0) {
-        c.Drop(errno == EAGAIN ? kRxTapBusy : kRxTapError, wr.count);
+      const int reason = r < 0 ? (errno == EAGAIN ? kRxTapBusy : kRxTapError) : -1;
+      k = wr.first;
+      for (uint32_t s = 0; s < wr.count; s++, k = next[k]) {
+        VtepCounts* vc = frameVtep[k];
+        if (reason >= 0) {
+          vc->drops++;
+        } else {
+          vc->rxPackets++;
+          vc->rxBytes += frames[k].len;
+        }
+      }
+      if (reason >= 0) {
+        c.Drop(reason, wr.count);
         continue;
       }
       if (wr.count > 1) c.v[kRxCoalescedWrites]++;
@@ -584,7 +858,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   void TxLoop() {
     LocalCounters c;
-    UdpSender sender(udp_.fd, udp_.gso, wakeFd_, &c, [this](int err) {
+    VtepTally tally;
+    UdpSender sender(udp_.fd, udp_.gso, wakeFd_, &c, &tally, [this](int err) {
       gsoActive_.store(false);
       Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
     });
@@ -593,30 +868,40 @@ class Engine : public Napi::ObjectWrap<Engine> {
     std::vector<Vtep> dests(kMaxFlood);
     uint32_t segLens[kMaxSegs];
     const size_t maxUntagged = kEthBytes + mtu_;
+    int64_t lastTallyMs = NowMs();
+    int64_t lastActiveNs = NowNs();
+    auto flushTally = [&](int64_t nowMs, bool final) {
+      if (tally.Empty() || (!final && nowMs - lastTallyMs < kVtepReportMs)) return;
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      DrainTally(tally, &ev->vteps);
+      lastTallyMs = nowMs;
+      Post(ev);
+    };
+    auto finish = [&]() {
+      sender.Flush();
+      Publish(c);
+      flushTally(NowMs(), true);
+    };
     while (!stopping_.load(std::memory_order_relaxed)) {
-      struct pollfd p[2] = {{tapFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-      int pr = ::poll(p, 2, kIdlePollMs);
-      if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
-      if (p[1].revents & POLLIN) break;
-      if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
-        // Learn the errno from the read below.
-      } else if ((p[0].revents & POLLIN) == 0) {
-        continue;
-      }
-      for (int reads = 0; reads < kTxReadsPerWake; reads++) {
-        uint8_t* tail = sender.Tail(kVxlanHeaderBytes + 2 * kMaxTapFrameBytes + kSplitOverheadBytes, kTxDatagramsPerRead);
+      // Read first: poll() only when the TAP is empty.
+      bool empty = false;
+      int reads = 0;
+      for (; reads < kTxReadsPerWake; reads++) {
+        uint8_t* tail = sender.Tail(kVxlanHeaderBytes + kMaxTapFrameBytes + kSplitHeaderBytes, kTxDatagramsPerRead);
         struct iovec rv[2] = {{&hdr, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
         ssize_t n = ::readv(tapFd_, rv, 2);
         if (n < 0) {
           if (errno == EINTR) continue;
-          if (errno == EAGAIN) break;
-          sender.Flush();
-          Publish(c);
-          return Fatal(errno, "read");
+          if (errno == EAGAIN) {
+            empty = true;
+            break;
+          }
+          const int err = errno;
+          finish();
+          return Fatal(err, "read");
         }
         if (n == 0) {
-          sender.Flush();
-          Publish(c);
+          finish();
           return Fatal(EBADFD, "read");
         }
         c.v[kTxTapReads]++;
@@ -626,25 +911,49 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       sender.Flush();
       Publish(c);
+      const int64_t nowNs = NowNs();
+      if (reads > 0) lastActiveNs = nowNs;
+      flushTally(nowNs / 1000000, false);
+      if (!empty) continue;
+      if (nowNs - lastActiveNs < kBusyPollNs) {
+        CpuRelax();
+        continue;
+      }
+      struct pollfd p[2] = {{tapFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+      int pr = ::poll(p, 2, tally.Empty() ? kIdlePollMs : static_cast<int>(kVtepReportMs));
+      if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
+      if (p[1].revents & POLLIN) break;
+      // POLLERR/POLLHUP/POLLNVAL: the next read learns the errno.
     }
-    sender.Flush();
-    Publish(c);
+    finish();
+  }
+
+  /** Segments a TAP read would have made (for drop counts): a GSO
+   *  super-frame counts as its segments. */
+  static uint64_t FramesIn(const struct virtio_net_hdr& hdr, size_t flen) {
+    if (hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE || hdr.gso_size == 0 || flen <= hdr.hdr_len) return 1;
+    return (flen - hdr.hdr_len + hdr.gso_size - 1) / hdr.gso_size;
   }
 
   void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
                Vtep* dests, uint32_t* segLens, size_t maxUntagged, LocalCounters& c) {
     if (flen < kEthBytes) return c.Drop(kTxRunt);
+    const bool tagged = IsTagged(frame);
+    if (tagged && !allowVlan_.load(std::memory_order_relaxed)) return c.Drop(kTxVlanTagged, FramesIn(hdr, flen));
     size_t ndest = 0;
     if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, MacAt(frame), &dests[0])) {
       ndest = 1;
     } else {
       mirror_.FloodList(vni_, dests, kMaxFlood, &ndest);
     }
-    const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
+    const size_t maxFrame = maxUntagged + (tagged ? offload::kVlanTagBytes : 0);
     if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+      // Only the headers are written per segment; the payload is sent from
+      // where the read put it.
       uint8_t* out = frame + flen;
-      const int segs = offload::TsoSplit(frame, flen, hdr, maxFrame, out, kMaxTapFrameBytes + kSplitOverheadBytes,
-                                         kVxlanHeaderBytes, segLens, kMaxSegs);
+      offload::TsoLayout layout;
+      const int segs = offload::TsoSplitHeaders(frame, flen, hdr, maxFrame, out, kSplitHeaderBytes,
+                                                kVxlanHeaderBytes, segLens, kMaxSegs, &layout);
       if (segs < 0) {
         // A super-frame we cannot cut into MTU-sized frames is, as sent, over
         // the MTU: it is dropped, never fragmented (RFC 7348 §4.3).
@@ -652,11 +961,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       c.v[kTxTsoFrames]++;
       if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
-      const size_t stride = kVxlanHeaderBytes + segLens[0];
+      const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
       for (int s = 0; s < segs; s++) WriteVxlanHeader(out + s * stride);
+      sender.Commit(out + segs * stride);
       for (size_t d = 0; d < ndest; d++) {
         for (int s = 0; s < segs; s++) {
-          sender.Add(dests[d], sender.OffsetOf(out + s * stride), kVxlanHeaderBytes + segLens[s]);
+          sender.Add(dests[d], out + s * stride, stride, frame + layout.hdrLen + s * static_cast<size_t>(layout.mss),
+                     segLens[s] - layout.hdrLen);
         }
       }
       return;
@@ -668,7 +979,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     if (ndest == 0) return c.Drop(kTxNoDestination);
     WriteVxlanHeader(tail);
-    for (size_t d = 0; d < ndest; d++) sender.Add(dests[d], sender.OffsetOf(tail), kVxlanHeaderBytes + flen);
+    sender.Commit(frame + flen);
+    for (size_t d = 0; d < ndest; d++) sender.Add(dests[d], tail, kVxlanHeaderBytes + flen);
   }
 
   void WriteVxlanHeader(uint8_t* p) const {
@@ -692,6 +1004,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
   UdpSocket udp_;
   std::vector<Fallback> startupFallbacks_;
   FdbMirror mirror_;
+  std::mutex policyMu_;
+  std::shared_ptr<const SourcePolicy> policy_ = std::make_shared<SourcePolicy>();  // named-only, nobody named
+  std::atomic<uint64_t> policyGen_{1};
+  std::atomic<bool> allowVlan_{false};
   State state_ = State::kIdle;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> fatal_{false};
@@ -727,16 +1043,21 @@ Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
     out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
     return out;
   }
-  std::vector<uint8_t> outBuf(frame.size() + kSplitOverheadBytes);
+  // The engine's own path: headers per segment, payload left in the frame.
+  std::vector<uint8_t> hdrBuf(kSplitHeaderBytes);
   uint32_t segLens[kMaxSegs];
-  int segs = offload::TsoSplit(frame.data(), frame.size(), hdr, maxFrame, outBuf.data(), outBuf.size(),
-                               kVxlanHeaderBytes, segLens, kMaxSegs);
+  offload::TsoLayout layout;
+  int segs = offload::TsoSplitHeaders(frame.data(), frame.size(), hdr, maxFrame, hdrBuf.data(), hdrBuf.size(),
+                                      kVxlanHeaderBytes, segLens, kMaxSegs, &layout);
   if (segs < 0) return Napi::Number::New(env, segs);
   Napi::Array out = Napi::Array::New(env, segs);
-  const size_t stride = kVxlanHeaderBytes + segLens[0];
+  const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
   for (int s = 0; s < segs; s++) {
-    out.Set(static_cast<uint32_t>(s),
-            Napi::Buffer<uint8_t>::Copy(env, outBuf.data() + s * stride + kVxlanHeaderBytes, segLens[s]));
+    Napi::Buffer<uint8_t> seg = Napi::Buffer<uint8_t>::New(env, segLens[s]);
+    memcpy(seg.Data(), hdrBuf.data() + s * stride + kVxlanHeaderBytes, layout.hdrLen);
+    memcpy(seg.Data() + layout.hdrLen, frame.data() + layout.hdrLen + s * static_cast<size_t>(layout.mss),
+           segLens[s] - layout.hdrLen);
+    out.Set(static_cast<uint32_t>(s), seg);
   }
   return out;
 }

@@ -98,20 +98,69 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
   return 0;
 }
 
+// ---- VtepTally ----
+
+void IpKey(const Vtep& v, uint8_t out[16]) {
+  if (v.addr.sa.sa_family == AF_INET) {
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, &v.addr.in4.sin_addr, 4);
+    return;
+  }
+  memcpy(out, &v.addr.in6.sin6_addr, 16);
+}
+
+VtepTally::VtepTally() : slots_(new Slot[kSlots]) {}
+
+VtepCounts* VtepTally::At(const Vtep& v) {
+  uint8_t key[16];
+  IpKey(v, key);
+  if (last_ != nullptr && memcmp(last_->key, key, 16) == 0) return &last_->counts;
+  uint64_t a, b;
+  memcpy(&a, key, 8);
+  memcpy(&b, key + 8, 8);
+  uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full);
+  size_t i = static_cast<size_t>(h >> 32) & (kSlots - 1);
+  for (size_t probe = 0; probe < kSlots; probe++, i = (i + 1) & (kSlots - 1)) {
+    Slot& s = slots_[i];
+    if (s.full) {
+      if (memcmp(s.key, key, 16) == 0) {
+        last_ = &s;
+        return &s.counts;
+      }
+      continue;
+    }
+    if (used_ == kMaxVteps) break;
+    s.full = true;
+    memcpy(s.key, key, 16);
+    s.vtep = v;
+    order_[used_++] = static_cast<uint16_t>(i);
+    last_ = &s;
+    return &s.counts;
+  }
+  overflowUsed_ = true;
+  return &overflow_;
+}
+
+static_assert((VtepTally::kMaxVteps * 2 & (VtepTally::kMaxVteps * 2 - 1)) == 0, "slot count is a power of two");
+
 // ---- UdpSender ----
 
-UdpSender::UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, std::function<void(int)> onGsoLost)
+UdpSender::UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, VtepTally* tally, std::function<void(int)> onGsoLost)
     : fd_(fd),
       gso_(gso),
       wakeFd_(wakeFd),
       ctr_(ctr),
+      tally_(tally),
       onGsoLost_(std::move(onGsoLost)),
       arena_(new uint8_t[kArenaBytes]),
       cmsg_(new uint8_t[kMaxDatagrams * kCmsgBytes]) {
   msgs_.reserve(kMaxDatagrams);
   scratch_.reserve(kMaxDatagrams);
+  segs_.resize(kMaxDatagrams);
+  iov_.resize(kMaxDatagrams * 2);
   mm_.resize(kMaxDatagrams);
-  iov_.resize(kMaxDatagrams);
   memset(cmsg_.get(), 0, kMaxDatagrams * kCmsgBytes);
 }
 
@@ -121,21 +170,34 @@ uint8_t* UdpSender::Tail(size_t bytes, size_t datagrams) {
   return arena_.get() + end_;
 }
 
-void UdpSender::Add(const Vtep& dest, size_t off, size_t bytes) {
+void UdpSender::Commit(const uint8_t* end) {
+  const size_t off = static_cast<size_t>(end - arena_.get());
+  if (off > end_ && off <= kArenaBytes) end_ = off;
+}
+
+void UdpSender::Add(const Vtep& dest, const uint8_t* head, size_t headBytes, const uint8_t* body, size_t bodyBytes) {
   if (datagrams_ == kMaxDatagrams) return ctr_->Drop(kTxQueueFull);  // the caller asked Tail() for too few
-  datagrams_++;
-  if (off + bytes > end_) end_ = off + bytes;
+  const uint32_t bytes = static_cast<uint32_t>(headBytes + bodyBytes);
+  Seg& seg = segs_[datagrams_];
+  seg.iovFirst = static_cast<uint32_t>(iovUsed_);
+  seg.iovCount = bodyBytes > 0 ? 2 : 1;
+  seg.bytes = bytes;
+  iov_[iovUsed_++] = {const_cast<uint8_t*>(head), headBytes};
+  if (bodyBytes > 0) iov_[iovUsed_++] = {const_cast<uint8_t*>(body), bodyBytes};
+  const uint32_t index = static_cast<uint32_t>(datagrams_++);
   if (gso_ && !msgs_.empty()) {
+    // The previous message's segments are the last ones queued, so its iovecs
+    // run on into this datagram's.
     Msg& last = msgs_.back();
-    if (last.off + last.total == off && last.total == last.segs * last.segBytes && bytes <= last.segBytes &&
-        last.segs < kMaxGsoSegments && last.total + bytes <= kMaxGsoBytes && last.dest.SameIp(dest) &&
-        memcmp(&last.dest.addr, &dest.addr, dest.len) == 0) {
-      last.total += static_cast<uint32_t>(bytes);
+    if (last.total == last.segs * last.segBytes && bytes <= last.segBytes && last.segs < kMaxGsoSegments &&
+        last.total + bytes <= kMaxGsoBytes && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
+        last.dest.len == dest.len) {
+      last.total += bytes;
       last.segs++;
       return;
     }
   }
-  msgs_.push_back(Msg{dest, static_cast<uint32_t>(off), static_cast<uint32_t>(bytes), static_cast<uint32_t>(bytes), 1});
+  msgs_.push_back(Msg{dest, index, bytes, bytes, 1});
 }
 
 void UdpSender::Expand(size_t from) {
@@ -143,9 +205,8 @@ void UdpSender::Expand(size_t from) {
   for (size_t i = from; i < msgs_.size(); i++) {
     const Msg& m = msgs_[i];
     for (uint32_t s = 0; s < m.segs; s++) {
-      const uint32_t off = m.off + s * m.segBytes;
-      const uint32_t len = s + 1 == m.segs ? m.total - s * m.segBytes : m.segBytes;
-      scratch_.push_back(Msg{m.dest, off, len, len, 1});
+      const uint32_t len = segs_[m.segFirst + s].bytes;
+      scratch_.push_back(Msg{m.dest, m.segFirst + s, len, len, 1});
     }
   }
   msgs_.resize(from);
@@ -167,14 +228,14 @@ void UdpSender::Flush() {
     if (!built) {
       for (size_t k = i; k < total; k++) {
         Msg& m = msgs_[k];
-        iov_[k].iov_base = arena_.get() + m.off;
-        iov_[k].iov_len = m.total;
+        const Seg& first = segs_[m.segFirst];
+        const Seg& last = segs_[m.segFirst + m.segs - 1];
         struct msghdr& h = mm_[k].msg_hdr;
         memset(&h, 0, sizeof(h));
         h.msg_name = &m.dest.addr;
         h.msg_namelen = m.dest.len;
-        h.msg_iov = &iov_[k];
-        h.msg_iovlen = 1;
+        h.msg_iov = &iov_[first.iovFirst];
+        h.msg_iovlen = last.iovFirst + last.iovCount - first.iovFirst;
         if (m.segs > 1) {
           uint8_t* c = cmsg_.get() + k * kCmsgBytes;
           h.msg_control = c;
@@ -196,10 +257,16 @@ void UdpSender::Flush() {
     if (r > 0) {
       for (int k = 0; k < r; k++) {
         const Msg& m = msgs_[i + k];
+        const uint64_t inner = m.total - m.segs * 8u;  // inner frame bytes, as the dgram path counts
         ctr_->v[kTxPackets] += m.segs;
         ctr_->v[kTxDatagrams] += m.segs;
-        ctr_->v[kTxBytes] += m.total - m.segs * 8u;  // inner frame bytes, as the dgram path counts
+        ctr_->v[kTxBytes] += inner;
         if (m.segs > 1) ctr_->v[kTxGsoMessages]++;
+        if (tally_ != nullptr) {
+          VtepCounts* vc = tally_->At(m.dest);
+          vc->txPackets += m.segs;
+          vc->txBytes += inner;
+        }
       }
       i += static_cast<size_t>(r);
       waits = 0;
@@ -209,7 +276,10 @@ void UdpSender::Flush() {
     if (err == EINTR) continue;
     if (err == EAGAIN || err == ENOBUFS) {
       if (waits++ < kSendWaitRounds && WaitWritable()) continue;
-      for (size_t k = i; k < total; k++) ctr_->Drop(kTxQueueFull, msgs_[k].segs);
+      for (size_t k = i; k < total; k++) {
+        ctr_->Drop(kTxQueueFull, msgs_[k].segs);
+        if (tally_ != nullptr) tally_->At(msgs_[k].dest)->drops += msgs_[k].segs;
+      }
       break;
     }
     if (err == EIO && msgs_[i].segs > 1 && gso_) {
@@ -222,11 +292,13 @@ void UdpSender::Flush() {
       continue;
     }
     ctr_->Drop(kTxSendError, msgs_[i].segs);
+    if (tally_ != nullptr) tally_->At(msgs_[i].dest)->drops += msgs_[i].segs;
     i++;
   }
   msgs_.clear();
   end_ = 0;
   datagrams_ = 0;
+  iovUsed_ = 0;
 }
 
 // ---- UdpReceiver ----

@@ -56,6 +56,9 @@ enum DropReason : int {
   kTxNoDestination = 11,
   kTxQueueFull = 12,
   kTxSendError = 13,
+  kRxSourceNotAllowed = 14,
+  kRxVlanTagged = 15,
+  kTxVlanTagged = 16,
 };
 
 /** Per-thread counter deltas, added to the shared atomics once per batch. */
@@ -63,6 +66,65 @@ struct LocalCounters {
   uint64_t v[kCounterCount] = {};
   void Drop(int reason, uint64_t n = 1) { v[kDropBase + reason] += n; }
 };
+
+/** What one packet thread counted for one VTEP since its last report. */
+struct VtepCounts {
+  uint64_t rxPackets = 0;
+  uint64_t rxBytes = 0;   // inner frame bytes, as the totals count them
+  uint64_t txPackets = 0;
+  uint64_t txBytes = 0;
+  uint64_t drops = 0;     // datagrams from it dropped, sends to it that failed
+  int64_t lastRxMs = 0;   // CLOCK_MONOTONIC ms of the last datagram from it; 0 = none
+};
+
+/** Per-VTEP counts of one packet thread between two reports, in a fixed
+ *  open-addressed table (no allocation while counting). Addresses are taken
+ *  from the network, so the table is bounded: past kMaxVteps distinct
+ *  addresses in one report period the rest are summed in Overflow(), which is
+ *  reported without an address (JS counts it under 'other'). */
+class VtepTally {
+ public:
+  static constexpr size_t kMaxVteps = 256;
+  VtepTally();
+  /** The counts of v's IP (port ignored). */
+  VtepCounts* At(const Vtep& v);
+  bool Empty() const { return used_ == 0 && !overflowUsed_; }
+  size_t Size() const { return used_; }
+  /** Calls fn(vtep, counts) for every address, then fn(nullptr, overflow)
+   *  when the overflow saw anything, and empties the table. */
+  template <typename Fn>
+  void Drain(Fn fn) {
+    for (size_t i = 0; i < used_; i++) {
+      Slot& s = slots_[order_[i]];
+      fn(&s.vtep, s.counts);
+      s.full = false;
+      s.counts = VtepCounts();
+    }
+    used_ = 0;
+    last_ = nullptr;
+    if (overflowUsed_) fn(nullptr, overflow_);
+    overflow_ = VtepCounts();
+    overflowUsed_ = false;
+  }
+
+ private:
+  static constexpr size_t kSlots = 2 * kMaxVteps;  // load factor <= 1/2
+  struct Slot {
+    bool full = false;
+    uint8_t key[16];
+    Vtep vtep;
+    VtepCounts counts;
+  };
+  std::unique_ptr<Slot[]> slots_;
+  uint16_t order_[kMaxVteps];
+  size_t used_ = 0;
+  VtepCounts overflow_;
+  bool overflowUsed_ = false;
+  Slot* last_ = nullptr;  // the last address looked up: runs come from one VTEP
+};
+
+/** The IP of v as 16 bytes (IPv4 as IPv4-mapped IPv6). */
+void IpKey(const Vtep& v, uint8_t out[16]);
 
 struct UdpSocket {
   int fd = -1;
@@ -77,33 +139,45 @@ struct UdpSocket {
  *  sets *syscall; nothing is left open. */
 int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::string* syscall);
 
-/** Collects datagrams in one arena and sends them with sendmmsg. */
+/** Collects datagrams and sends them with sendmmsg. A datagram is one or
+ *  two pieces of memory (VXLAN + inner headers, then a payload slice) that
+ *  must stay valid until Flush(): TSO segments point into the TAP read they
+ *  came from instead of being copied. Headers and TAP reads live in the
+ *  sender's arena (Tail/Commit). */
 class UdpSender {
  public:
   /** onGsoLost runs (once) when a GSO send failed with EIO and GSO was
    *  turned off for good. wakeFd is polled while waiting for buffer space so
-   *  stop() is never delayed by more than one wait. */
-  UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, std::function<void(int err)> onGsoLost);
+   *  stop() is never delayed by more than one wait. tally (may be null) gets
+   *  per-destination tx counts. */
+  UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, VtepTally* tally, std::function<void(int err)> onGsoLost);
 
   /** Room for `bytes` and `datagrams` more datagrams at the arena's end,
    *  flushing first if needed; nullptr if bytes exceeds the arena. */
   uint8_t* Tail(size_t bytes, size_t datagrams);
-  /** Offset of p (a pointer into the arena). */
-  size_t OffsetOf(const uint8_t* p) const { return static_cast<size_t>(p - arena_.get()); }
-  /** Queues arena[off, off + bytes) (VXLAN header + inner frame) for dest.
-   *  Joins the previous message into one UDP_SEGMENT run when possible. */
-  void Add(const Vtep& dest, size_t off, size_t bytes);
+  /** Marks the arena used up to `end` (a pointer from the last Tail() region). */
+  void Commit(const uint8_t* end);
+  /** Queues one datagram of head[0, headBytes) + body[0, bodyBytes) for
+   *  dest (body may be null). Joins the previous message into one
+   *  UDP_SEGMENT run when possible. */
+  void Add(const Vtep& dest, const uint8_t* head, size_t headBytes, const uint8_t* body = nullptr, size_t bodyBytes = 0);
   /** Sends everything queued; errors become counters. */
   void Flush();
   bool gso() const { return gso_; }
+  bool Empty() const { return msgs_.empty(); }
 
  private:
   struct Msg {
     Vtep dest;
-    uint32_t off;
+    uint32_t segFirst;  // index into segs_
     uint32_t total;     // bytes of all segments
     uint32_t segBytes;  // bytes of each segment but the last
     uint32_t segs;
+  };
+  struct Seg {
+    uint32_t iovFirst;
+    uint32_t iovCount;
+    uint32_t bytes;
   };
   void Expand(size_t from);
   bool WaitWritable();
@@ -112,13 +186,16 @@ class UdpSender {
   bool gso_;
   int wakeFd_;
   LocalCounters* ctr_;
+  VtepTally* tally_;
   std::function<void(int)> onGsoLost_;
   std::unique_ptr<uint8_t[]> arena_;
   size_t end_ = 0;
   std::vector<Msg> msgs_;
   std::vector<Msg> scratch_;
-  std::vector<struct mmsghdr> mm_;
+  std::vector<Seg> segs_;
   std::vector<struct iovec> iov_;
+  size_t iovUsed_ = 0;
+  std::vector<struct mmsghdr> mm_;
   std::unique_ptr<uint8_t[]> cmsg_;
   size_t datagrams_ = 0;
 };

@@ -149,8 +149,13 @@ bool CompleteChecksum(uint8_t* frame, size_t len, size_t csumStart, size_t csumO
   return true;
 }
 
-int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
-             uint8_t* out, size_t outCap, size_t prefixBytes, uint32_t* segLens, int maxSegs) {
+namespace {
+
+/** The split behind TsoSplit and TsoSplitHeaders: segment i's headers are
+ *  written at out + i * stride + prefixBytes, followed by its payload when
+ *  copyPayload (else the payload stays in the frame). */
+int Split(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes, uint8_t* out,
+          size_t outCap, size_t prefixBytes, bool copyPayload, uint32_t* segLens, int maxSegs, TsoLayout* layout) {
   const uint8_t gsoType = hdr.gso_type & static_cast<uint8_t>(~VIRTIO_NET_HDR_GSO_ECN);
   if (gsoType != VIRTIO_NET_HDR_GSO_TCPV4 && gsoType != VIRTIO_NET_HDR_GSO_TCPV6) return kSplitMalformed;
   L4Info info;
@@ -164,10 +169,9 @@ int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr,
   const size_t segs = payload == 0 ? 1 : (payload + mss - 1) / mss;
   const size_t firstChunk = payload < mss ? payload : mss;
   if (hdrLen + firstChunk > maxFrameBytes) return kSplitTooBig;
-  const size_t stride = prefixBytes + hdrLen + mss;
-  if (segs > static_cast<size_t>(maxSegs) || (segs - 1) * stride + prefixBytes + hdrLen + firstChunk > outCap) {
-    return kSplitNoRoom;
-  }
+  const size_t stride = prefixBytes + hdrLen + (copyPayload ? mss : 0);
+  const size_t lastBytes = prefixBytes + hdrLen + (copyPayload ? firstChunk : 0);
+  if (segs > static_cast<size_t>(maxSegs) || (segs - 1) * stride + lastBytes > outCap) return kSplitNoRoom;
   const size_t l3 = info.l3;
   const size_t l4 = info.l4;
   const size_t ipHdrLen = l4 - l3;
@@ -177,9 +181,10 @@ int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr,
   for (size_t i = 0; i < segs; i++) {
     const size_t off = i * mss;
     const size_t chunk = payload - off < mss ? payload - off : mss;
+    const uint8_t* src = frame + hdrLen + off;
     uint8_t* dst = out + i * stride + prefixBytes;
     memcpy(dst, frame, hdrLen);
-    memcpy(dst + hdrLen, frame + hdrLen + off, chunk);
+    if (copyPayload) memcpy(dst + hdrLen, src, chunk);
     const size_t tcpLen = hdrLen - l4 + chunk;
     if (info.v6) {
       Put16(dst + l3 + 4, static_cast<uint16_t>(tcpLen));
@@ -195,11 +200,31 @@ int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr,
     dst[l4 + kTcpFlagsOffset] = f;
     dst[l4 + kTcpChecksumOffset] = 0;
     dst[l4 + kTcpChecksumOffset + 1] = 0;
-    uint64_t sum = Sum(dst + l4, tcpLen, PseudoSum(dst, info, tcpLen));
+    // The TCP header is a whole number of 4-byte words, so the payload's sum
+    // continues it exactly; an odd byte can only end the last chunk.
+    uint64_t sum = Sum(dst + l4, hdrLen - l4, PseudoSum(dst, info, tcpLen));
+    sum = Sum(src, chunk, sum);
     StoreChecksum(dst + l4 + kTcpChecksumOffset, static_cast<uint16_t>(~Fold(sum)));
     segLens[i] = static_cast<uint32_t>(hdrLen + chunk);
   }
+  if (layout != nullptr) {
+    layout->hdrLen = static_cast<uint32_t>(hdrLen);
+    layout->mss = static_cast<uint32_t>(mss);
+  }
   return static_cast<int>(segs);
+}
+
+}  // namespace
+
+int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
+             uint8_t* out, size_t outCap, size_t prefixBytes, uint32_t* segLens, int maxSegs) {
+  return Split(frame, len, hdr, maxFrameBytes, out, outCap, prefixBytes, true, segLens, maxSegs, nullptr);
+}
+
+int TsoSplitHeaders(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
+                    uint8_t* hdrOut, size_t hdrCap, size_t prefixBytes, uint32_t* segLens, int maxSegs,
+                    TsoLayout* layout) {
+  return Split(frame, len, hdr, maxFrameBytes, hdrOut, hdrCap, prefixBytes, false, segLens, maxSegs, layout);
 }
 
 // ---- GRO ----

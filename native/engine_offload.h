@@ -86,6 +86,21 @@ constexpr int kSplitNoRoom = -3;      // out/maxSegs too small
 int TsoSplit(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
              uint8_t* out, size_t outCap, size_t prefixBytes, uint32_t* segLens, int maxSegs);
 
+/** Where TsoSplitHeaders left things. */
+struct TsoLayout {
+  uint32_t hdrLen;  // bytes of Ethernet (+ tag) + IP + TCP headers of every segment
+  uint32_t mss;     // payload bytes of every segment but the last
+};
+
+/** TsoSplit without copying the payload: writes only segment i's headers, at
+ *  hdrOut + i * (prefixBytes + layout.hdrLen) + prefixBytes; its payload is
+ *  frame[hdrLen + i * mss, hdrLen + i * mss + segLens[i] - hdrLen), left in
+ *  place (the frame must outlive the segments). Checksums cover the headers
+ *  and that payload. Same results and errors as TsoSplit. */
+int TsoSplitHeaders(const uint8_t* frame, size_t len, const struct virtio_net_hdr& hdr, size_t maxFrameBytes,
+                    uint8_t* hdrOut, size_t hdrCap, size_t prefixBytes, uint32_t* segLens, int maxSegs,
+                    TsoLayout* layout);
+
 /** True when the TCP checksum of a parsed frame verifies. */
 bool TcpChecksumValid(const uint8_t* frame, const L4Info& info);
 

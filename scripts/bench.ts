@@ -33,12 +33,16 @@ const COMMAND_TIMEOUT_MS = 30_000;
 
 type Side = 'kernel' | 'native' | 'dgram';
 interface Pairing { label: string; a: Side; b: Side }
-const PAIRINGS: Pairing[] = [
+const ALL_PAIRINGS: Pairing[] = [
   { label: 'kernel <-> kernel', a: 'kernel', b: 'kernel' },
   { label: 'native <-> native', a: 'native', b: 'native' },
   { label: 'dgram <-> dgram', a: 'dgram', b: 'dgram' },
   { label: 'native <-> kernel', a: 'native', b: 'kernel' },
 ];
+/** BENCH_ONLY=native,kernel keeps the pairings made only of those sides (for
+ *  quick comparisons; BENCHMARKS.md is then not rewritten). */
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const PAIRINGS = ONLY === undefined ? ALL_PAIRINGS : ALL_PAIRINGS.filter((p) => ONLY.includes(p.a) && ONLY.includes(p.b));
 
 interface Result { tcpGbps: number; udpKpps: number; rttMs: number; cpuSPerGB: number | null; note?: string }
 
@@ -234,6 +238,13 @@ async function main(): Promise<void> {
     });
   }
   const base = results.get(PAIRINGS[0].label)!;
+  if (ONLY !== undefined) {
+    for (const p of PAIRINGS) {
+      const r = results.get(p.label)!;
+      process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base.tcpGbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
+    }
+    return;
+  }
   const ratio = (x: number, b: number) => `${(x / b).toFixed(2)}×`;
   const rows = PAIRINGS.map((p) => {
     const r = results.get(p.label)!;

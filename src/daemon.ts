@@ -28,12 +28,15 @@ import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
 import { Datapath } from './datapath/datapath.js';
 import { diagnose, type DoctorReport } from './doctor.js';
-import { interfaceMtu, interfaceTowards, interfaceWithAddress, tcpInCsumErrors } from './io/host.js';
+import { groupId, interfaceMtu, interfaceTowards, interfaceWithAddress, tcpInCsumErrors } from './io/host.js';
 import { Stats } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
 import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
+import { NativeEngine } from './io/engine.js';
 import { TapDevice } from './io/tap.js';
+import { NativeDatapath } from './datapath/native-datapath.js';
+import { formatMacKey, macKeyAt } from './wire/mac.js';
 import { UdpBind } from './io/udp.js';
 import { StateStore } from './state/store.js';
 import { RateLimitedLog } from './util/rate-limit.js';
@@ -93,17 +96,9 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     }
   };
 
-  let datapath: Datapath;
-  let device: TapDevice;
+  let datapath: DataPlane;
   try {
-    device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses] });
-    cleanups.push(() => device.close());
-    const bind = await UdpBind.open({ port: config.port, address: config.local ?? undefined, family: config.family });
-    cleanups.push(() => bind.close());
-    datapath = new Datapath({
-      vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log, sources, allowVlan: config.allowVlan,
-    });
-    // Datapath.stop() closes the device and the bind it was given.
+    datapath = await openDataPlane(datapathKind, config, { fdb, stats, log, sources });
     cleanups.push(() => datapath.stop());
   } catch (err) {
     await runCleanups();
@@ -124,11 +119,11 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     void stop().finally(() => process.exit(1));
   });
 
-  const deviceMac = [...device.mac].map((byte) => byte.toString(16).padStart(2, '0')).join(':');
+  const deviceMac = formatMacKey(macKeyAt(datapath.mac, 0));
   const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs, monitors, sources);
   let control: ControlServer;
   try {
-    control = await ControlServer.listen(config.socket, handler, log);
+    control = await ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup));
   } catch (err) {
     await runCleanups();
     throw err;
@@ -214,6 +209,53 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   );
   tellSystemd('READY=1', log);
   return { stop };
+}
+
+/** What the daemon needs of either data path. */
+interface DataPlane {
+  /** The TAP device's own MAC. */
+  readonly mac: Buffer;
+  start(onFatal: (err: Error) => void): void;
+  /** Stops traffic and closes the TAP and the socket. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Opens the TAP and the UDP side of the chosen data path; nothing is left
+ *  open when it throws. */
+async function openDataPlane(
+  kind: DatapathKind,
+  config: Config,
+  shared: { fdb: Fdb; stats: Stats; log: Logger; sources: SourceFilter },
+): Promise<DataPlane> {
+  const { fdb, stats, log, sources } = shared;
+  if (kind === 'native') {
+    const engine = NativeEngine.open({
+      name: config.dev, mtu: config.mtu, addresses: [...config.addresses], vni: config.vni,
+      local: config.local ?? (config.family === 'udp6' ? '::' : '0.0.0.0'), port: config.port,
+    });
+    const native = new NativeDatapath({ vni: config.vni, fdb, engine, stats, log, sources, allowVlan: config.allowVlan });
+    return { mac: engine.mac, start: (onFatal) => native.start(onFatal), stop: () => native.stop() };
+  }
+  const device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses] });
+  let bind: UdpBind;
+  try {
+    bind = await UdpBind.open({ port: config.port, address: config.local ?? undefined, family: config.family });
+  } catch (err) {
+    device.close();
+    throw err;
+  }
+  const dgram = new Datapath({
+    vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log, sources, allowVlan: config.allowVlan,
+  });
+  return { mac: device.mac, start: (onFatal) => dgram.start(onFatal), stop: () => dgram.stop() };
+}
+
+/** Root only, or root and the members of --control-group. */
+function controlAccess(group: string | null): { gid?: number } {
+  if (group === null) return {};
+  const gid = groupId(group);
+  if (gid === null) throw new VxlandError('VXLAND_CONFIG_INVALID', `control-group ${group} does not exist (see /etc/group)`);
+  return { gid };
 }
 
 function seedFdb(fdb: Fdb, config: Config, saved: ReturnType<StateStore['load']>, log: Logger): void {

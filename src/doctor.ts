@@ -110,8 +110,8 @@ const DROP_ADVICE: Readonly<Record<string, { problem: string; fix: string }>> = 
     fix: 'correct the static entry ("vxland fdb add MAC IP") or find the host that spoofs that MAC',
   },
   tx_send_error: {
-    problem: 'the underlay refuses datagrams to some VTEP (e.g. ICMP port unreachable: nothing listens there)',
-    fix: 'check that vxland or a vxlan device listens on that VTEP and port; see "vxland stats" for which VTEP',
+    problem: 'the underlay refuses datagrams to some VTEP (e.g. no route to it)',
+    fix: 'check the route to that VTEP and that it listens on the VXLAN port; see "vxland stats" for which VTEP',
   },
   tx_queue_full: {
     problem: 'the UDP socket is backed up and frames are dropped',

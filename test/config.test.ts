@@ -169,11 +169,15 @@ t.test('an unreadable config file', async (t) => {
   refuses(t, { config: path.join(tempDir(t), 'missing.json') }, 'cannot read config file', 'VXLAND_CONFIG_FILE');
 });
 
-t.test('resolveDatapath', async (t) => {
-  t.equal(resolveDatapath('auto'), 'dgram');
-  t.equal(resolveDatapath('dgram'), 'dgram');
-  t.throws(() => resolveDatapath('native'), {
+t.test('resolveDatapath: auto picks native where it can run, native fails clearly where it cannot', async (t) => {
+  const supported = () => true as const;
+  const missing = () => '/dev/net/tun is missing';
+  t.equal(resolveDatapath('auto', supported), 'native');
+  t.equal(resolveDatapath('auto', missing), 'dgram');
+  t.equal(resolveDatapath('native', supported), 'native');
+  t.equal(resolveDatapath('dgram', supported), 'dgram');
+  t.throws(() => resolveDatapath('native', missing), {
     code: 'VXLAND_DATAPATH_UNAVAILABLE',
-    message: 'native data path is not built yet; use --datapath dgram or auto',
+    message: 'native data path unavailable: /dev/net/tun is missing; use --datapath dgram or auto',
   });
 });

@@ -92,6 +92,9 @@ t.test('native <-> native: ping, 50 MB verified TCP both ways, counters agree', 
   t.equal(sb.stats.rxBytes, sa.stats.txBytes, 'bytes A -> B agree');
   t.equal(sa.stats.rxBytes, sb.stats.txBytes, 'bytes B -> A agree');
   t.equal(sa.detail.txDatagrams, sa.stats.txPackets, 'A sent one datagram per frame');
+  const bAtA = (sa as FullSnapshot).vteps.find((v) => v.vtep === hb.ip);
+  t.equal(bAtA?.rxPackets, sa.stats.rxPackets, "A's per-VTEP rx count for B is all of A's rx");
+  t.equal(bAtA?.txBytes, sa.stats.txBytes, "A's per-VTEP tx bytes for B are all of A's tx");
 
   const learnedAtA = sa.fdb.find((e) => e.kind === 'learned' && e.mac === b.mac);
   t.equal(learnedAtA?.vtep, hb.ip, "A learned B's MAC at B's underlay address through Fdb.learn()");
@@ -162,4 +165,104 @@ t.test('lifecycle: static conflict drop, TAP deleted is fatal once, stop removes
   t.equal(b.proc.exitCode, 0, 'B exits cleanly on SIGTERM');
   const link = await exec(hb.ns, ['ip', 'link', 'show', DEV], { allowFail: true });
   t.not(link.code, 0, 'the TAP is gone once the engine stopped');
+});
+
+interface VtepRow { vtep: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number; lastRxMs: number }
+interface FullSnapshot extends Snapshot { vteps: VtepRow[]; refused: Array<{ address: string; count: number }> }
+
+/** Polls snapshots until check passes (per-VTEP counts arrive in the engine's
+ *  periodic reports, up to ~100 ms late). */
+async function snapshotWhen(v: Vtep, check: (s: FullSnapshot) => boolean, timeoutMs = 3000): Promise<FullSnapshot> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = (await snapshot(v)) as FullSnapshot;
+    if (check(s) || Date.now() > deadline) return s;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+t.test('source policy: a stranger is dropped and remembered; per-VTEP counters on the native path', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 3 });
+  const [ha, hb, hc] = topo.hosts;
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1');
+  const b = await startNative(t, hb, ha.ip, '10.42.0.2');
+  // C is a VTEP nobody at A named: it floods to A, A must not hear it.
+  await addKernelVxlan(hc, { vni: VNI, remotes: [ha.ip], address: '10.42.0.3/24' });
+
+  const before = Date.now();
+  t.equal((await ping(ha.ns, b.overlay, { count: 5, intervalS: 0.05 })).received, 5, 'the named peer is heard');
+  t.equal((await ping(hc.ns, a.overlay, { count: 3, intervalS: 0.05 })).received, 0, 'the stranger is not');
+  const sa = await snapshotWhen(a, (s) => (s.vteps.find((v) => v.vtep === hb.ip)?.rxPackets ?? 0) >= 5 &&
+    s.refused.some((r) => r.address === hc.ip));
+  t.ok((sa.stats.drops.rx_source_not_allowed ?? 0) >= 3, `counted as rx_source_not_allowed ${JSON.stringify(sa.stats.drops)}`);
+  const refused = sa.refused.find((r) => r.address === hc.ip);
+  t.ok(refused !== undefined && refused.count >= 3, `the stranger is remembered for doctor ${JSON.stringify(sa.refused)}`);
+  t.notOk(sa.fdb.some((e) => e.vtep === hc.ip), 'nothing was learned from the stranger');
+
+  const atA = sa.vteps.find((v) => v.vtep === hb.ip);
+  const sb = await snapshotWhen(b, (s) => (s.vteps.find((v) => v.vtep === ha.ip)?.txPackets ?? 0) >= (atA?.rxPackets ?? 0));
+  const atB = sb.vteps.find((v) => v.vtep === ha.ip);
+  t.ok(atA !== undefined && atA.rxPackets >= 5 && atA.txPackets >= 5, `A counts traffic with B ${JSON.stringify(atA)}`);
+  t.ok(atA !== undefined && atA.lastRxMs >= before - 1000 && atA.lastRxMs <= Date.now(), 'A set lastRxMs for B (wall clock)');
+  t.equal(atB?.txPackets, atA?.rxPackets, "B's per-VTEP tx count matches A's rx count for B");
+  const other = sa.vteps.find((v) => v.vtep === 'other');
+  t.ok(other !== undefined && other.drops >= 3, `the untracked stranger's drops are under other ${JSON.stringify(other)}`);
+});
+
+t.test('source policy: --accept CIDR lets a stranger in the range through', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 3 });
+  const [ha, hb, hc] = topo.hosts;
+  await addKernelVxlan(hc, { vni: VNI, remotes: [ha.ip], address: '10.42.0.3/24' });
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1', ['--accept', `${hc.ip}/32`]);
+  // A floods to B only, so C's reply cannot come back; A hears C's request.
+  await ping(hc.ns, a.overlay, { count: 3, intervalS: 0.05 });
+  const sa = await snapshotWhen(a, (s) => s.fdb.some((e) => e.vtep === hc.ip));
+  t.ok(sa.fdb.some((e) => e.kind === 'learned' && e.vtep === hc.ip), "A learned C's MAC: C's datagrams were accepted");
+  t.equal(sa.stats.drops.rx_source_not_allowed ?? 0, 0, 'nothing refused');
+});
+
+/** Sends `count` broadcast 802.1Q-tagged (VID 100) frames out of `dev` in
+ *  `ns` through a packet socket (this kernel may lack 8021q for a VLAN
+ *  subinterface; the frames are the same). */
+async function sendTagged(ns: string, dev: string, count: number): Promise<void> {
+  const script = [
+    'import socket, sys',
+    's = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)',
+    's.bind((sys.argv[1], 0))',
+    "frame = b'\\xff' * 6 + bytes.fromhex('020000000064') + b'\\x81\\x00\\x00\\x64\\x08\\x00' + bytes(46)",
+    'for _ in range(int(sys.argv[2])): s.send(frame)',
+  ].join('\n');
+  await exec(ns, ['python3', '-c', script, dev, String(count)]);
+}
+
+t.test('VLAN-tagged inner frames are dropped both ways unless --allow-vlan', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 2 });
+  const [ha, hb] = topo.hosts;
+  await setOffloads(hb.ns, hb.dev, { tx: 'off' });
+  const k = await addKernelVxlan(hb, { vni: VNI, remotes: [ha.ip], address: '10.42.0.2/24' });
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1');
+  t.equal((await ping(ha.ns, '10.42.0.2', { count: 2, intervalS: 0.05 })).received, 2, 'untagged traffic flows');
+  const s0 = await snapshot(a);
+  await sendTagged(ha.ns, DEV, 4);
+  await sendTagged(hb.ns, k.name, 5);
+  const sa = await snapshotWhen(a, (s) => (s.stats.drops.rx_vlan_tagged ?? 0) >= 5);
+  t.equal(sa.stats.drops.tx_vlan_tagged, 4, `tagged frames from the TAP: tx_vlan_tagged ${JSON.stringify(sa.stats.drops)}`);
+  t.equal(sa.stats.drops.rx_vlan_tagged, 5, 'tagged frames from the kernel peer: rx_vlan_tagged');
+  t.equal(sa.stats.txPackets, s0.stats.txPackets, 'none was sent');
+  t.equal(sa.stats.rxPackets, s0.stats.rxPackets, 'none was delivered');
+
+  a.proc.proc.kill('SIGTERM');
+  await a.proc.exited;
+  const allowed = await startNative(t, ha, hb.ip, '10.42.0.1', ['--allow-vlan']);
+  t.equal((await ping(ha.ns, '10.42.0.2', { count: 2, intervalS: 0.05 })).received, 2, 'untagged traffic flows');
+  const s1 = await snapshot(allowed);
+  await sendTagged(ha.ns, DEV, 4);
+  await sendTagged(hb.ns, k.name, 5);
+  const s2 = await snapshotWhen(allowed, (s) => s.stats.rxPackets >= s1.stats.rxPackets + 5);
+  t.equal(s2.stats.txPackets - s1.stats.txPackets, 4, 'with --allow-vlan tagged frames are sent');
+  t.equal(s2.stats.rxPackets - s1.stats.rxPackets, 5, 'and delivered');
+  t.equal((s2.stats.drops.tx_vlan_tagged ?? 0) + (s2.stats.drops.rx_vlan_tagged ?? 0), 0, 'and nothing is dropped for its tag');
 });

@@ -18,6 +18,7 @@ import path from 'node:path';
 import { VxlandError } from '../errors.js';
 import { FLOOD_MAC, parseMac } from '../fdb/fdb.js';
 import type { AcceptPolicy } from '../datapath/accept.js';
+import { nativeEngineSupported } from '../datapath/native-datapath.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type IpFamily } from './validate.js';
 
 /** IANA VXLAN port. Linux kernels before 3.7 and some old switches default
@@ -130,14 +131,17 @@ export function defaultSocketPath(dev: string): string {
 
 /** The one place that decides which data path runs. Throws
  *  VXLAND_DATAPATH_UNAVAILABLE for a choice that cannot run here. */
-export function resolveDatapath(choice: DatapathChoice): DatapathKind {
+export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => true | string = nativeEngineSupported): DatapathKind {
   switch (choice) {
-    case 'native':
-      throw new VxlandError(
-        'VXLAND_DATAPATH_UNAVAILABLE',
-        'native data path is not built yet; use --datapath dgram or auto',
-      );
+    case 'native': {
+      const support = nativeSupport();
+      if (support !== true) {
+        throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `native data path unavailable: ${support}; use --datapath dgram or auto`);
+      }
+      return 'native';
+    }
     case 'auto':
+      return nativeSupport() === true ? 'native' : 'dgram';
     case 'dgram':
       return 'dgram';
   }

@@ -12,10 +12,20 @@ export type AcceptPolicy =
   | { readonly kind: 'any' }
   | { readonly kind: 'cidrs'; readonly cidrs: readonly Cidr[] };
 
+/** Everything accepts() depends on, for a copy kept elsewhere (the native engine). */
+export interface SourcePolicySnapshot {
+  readonly kind: AcceptPolicy['kind'];
+  /** The named VTEPs (peers, static destinations). */
+  readonly named: readonly string[];
+  /** 'cidrs' only, else empty. */
+  readonly cidrs: readonly Cidr[];
+}
+
 export class SourceFilter {
   private readonly named = new Map<string, number>();
   private policy!: AcceptPolicy;
   private ranges: BlockList | null = null;
+  private readonly listeners = new Set<() => void>();
 
   constructor(policy: AcceptPolicy) {
     this.setPolicy(policy);
@@ -29,18 +39,44 @@ export class SourceFilter {
     }
     this.policy = policy;
     this.ranges = ranges;
+    this.changed();
   }
 
   /** Counts one more reason (a peer, a static entry) to accept `address`. */
   name(address: string): void {
-    this.named.set(address, (this.named.get(address) ?? 0) + 1);
+    const n = this.named.get(address) ?? 0;
+    this.named.set(address, n + 1);
+    if (n === 0) this.changed();
   }
 
   /** Undoes one name(). */
   unname(address: string): void {
     const n = (this.named.get(address) ?? 0) - 1;
-    if (n <= 0) this.named.delete(address);
-    else this.named.set(address, n);
+    if (n <= 0) {
+      if (this.named.delete(address)) this.changed();
+    } else {
+      this.named.set(address, n);
+    }
+  }
+
+  /** Calls listener (synchronously) after every change of what accepts()
+   *  answers: a policy set, an address named for the first time or unnamed
+   *  for the last. Returns the unsubscribe function. */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  snapshot(): SourcePolicySnapshot {
+    return {
+      kind: this.policy.kind,
+      named: [...this.named.keys()],
+      cidrs: this.policy.kind === 'cidrs' ? [...this.policy.cidrs] : [],
+    };
+  }
+
+  private changed(): void {
+    for (const l of this.listeners) l();
   }
 
   accepts(address: string): boolean {

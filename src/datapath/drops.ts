@@ -28,7 +28,8 @@ export enum DropReason {
   TxNoDestination = 11,
   /** tx: every send buffer is in flight (the socket is backed up). */
   TxQueueFull = 12,
-  /** tx: the socket reported an error for the datagram (e.g. ICMP unreachable). */
+  /** tx: the socket refused the datagram (e.g. no route). An unconnected UDP
+   *  socket does not hear ICMP port unreachable; a silent peer shows in doctor. */
   TxSendError = 13,
   /** rx: the sender is outside the accepted set (--accept). */
   RxSourceNotAllowed = 14,

@@ -1,10 +1,11 @@
 // The native data path: the packet loops run on the engine's threads
 // (src/io/engine.ts); this class keeps the JS side of the contract. It
-// mirrors the Fdb into the engine (seeded at start, then from Fdb events),
-// applies the engine's learning observations through fdb.learn() (the one
-// rule implementation), logs foreign-VNI senders rate-limited and fallbacks
-// once, and adds the engine's counters into Stats so status shows one set of
-// numbers whichever path runs.
+// mirrors the Fdb and the source policy into the engine (seeded at start,
+// then from Fdb and SourceFilter changes), applies the engine's learning
+// observations through fdb.learn() (the one rule implementation), logs
+// foreign-VNI senders rate-limited and fallbacks once, and adds the engine's
+// counters (totals, drops, per-VTEP counts, refused senders) into Stats so
+// status and stats show one set of numbers whichever path runs.
 
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -15,8 +16,9 @@ import { loadAddon, toVxlandError } from '../io/addon';
 import type { NativeEngine, NativeEngineEvent } from '../io/engine';
 import { RateLimitedLog } from '../util/rate-limit';
 import { macKeyOf } from '../wire/mac';
+import type { SourceFilter } from './accept';
 import { DROP_REASON_COUNT, DropReason } from './drops';
-import type { Stats } from './stats';
+import { OTHER_VTEP, type Stats } from './stats';
 
 /** How often the engine's counters are added into Stats (syncStats() does it on demand). */
 export const NATIVE_STATS_SYNC_MS = 250;
@@ -28,6 +30,10 @@ export interface NativeDatapathOptions {
   engine: NativeEngine;
   stats: Stats;
   log: Logger;
+  /** Who may send (--accept); mirrored into the engine on every change. */
+  sources: SourceFilter;
+  /** Deliver and send VLAN-tagged inner frames (RFC 7348 §6.1: off by default). */
+  allowVlan: boolean;
   now?: () => number;
 }
 
@@ -56,6 +62,7 @@ export class NativeDatapath {
   private readonly now: () => number;
   private readonly limited: RateLimitedLog;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeSources: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** Engine totals already added into Stats. */
   private readonly merged = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
@@ -75,7 +82,10 @@ export class NativeDatapath {
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new VxlandError('VXLAND_INTERNAL', `internal error: data path cannot start when ${this.state}`);
     this.state = 'running';
-    const { engine, fdb, vni } = this.o;
+    const { engine, fdb, vni, sources } = this.o;
+    engine.setAllowVlan(this.o.allowVlan);
+    this.pushSourcePolicy();
+    this.unsubscribeSources = sources.subscribe(() => this.pushSourcePolicy());
     engine.setFloodList(vni, fdb.peers(vni));
     for (const e of fdb.entries()) {
       if (e.vni === vni && e.kind !== 'peer') engine.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
@@ -112,8 +122,8 @@ export class NativeDatapath {
     m.txPackets = c.txPackets;
     m.txBytes = c.txBytes;
     for (let reason = 0; reason < DROP_REASON_COUNT; reason++) {
-      // Stats has no bulk add; drops are rare enough for one call each.
-      for (let d = c.drops[reason] - m.drops[reason]; d > 0; d--) stats.drop(reason as DropReason);
+      const d = c.drops[reason] - m.drops[reason];
+      if (d > 0) stats.addDrops(reason as DropReason, d);
       m.drops[reason] = c.drops[reason];
     }
   }
@@ -128,6 +138,8 @@ export class NativeDatapath {
     this.timer = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
+    this.unsubscribeSources?.();
+    this.unsubscribeSources = null;
     this.o.engine.stop();
     if (wasRunning) this.syncStats();
   }
@@ -137,9 +149,21 @@ export class NativeDatapath {
       this.o.log.warn({ feature: event.feature, errno: event.errno }, `native data path: ${event.message}`);
       return;
     }
-    if (this.state !== 'running') return;
     const { fdb, stats } = this.o;
     const nowMs = this.now();
+    // Counts and refusals are facts about traffic already handled: they are
+    // added even when they arrive after stop() (the threads' last reports).
+    for (const v of event.vteps) {
+      const c = stats.vtep(v.vtep ?? OTHER_VTEP);
+      c.rxPackets += v.rxPackets;
+      c.rxBytes += v.rxBytes;
+      c.txPackets += v.txPackets;
+      c.txBytes += v.txBytes;
+      c.drops += v.drops;
+      if (v.lastRxAgoMs >= 0) c.lastRxMs = Math.max(c.lastRxMs, nowMs - v.lastRxAgoMs);
+    }
+    for (const r of event.refused) stats.refusedSender(r.from, r.count);
+    if (this.state !== 'running') return;
     for (const l of event.learn) {
       // The engine reports only learnable, non-own source MACs it saw; the
       // table decides (learn, refresh, move, refuse when full, static).
@@ -148,6 +172,11 @@ export class NativeDatapath {
     for (const f of event.foreign) {
       this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
     }
+  }
+
+  private pushSourcePolicy(): void {
+    const p = this.o.sources.snapshot();
+    this.o.engine.setSourcePolicy(p.kind, p.named, p.cidrs.map((c) => `${c.address}/${c.prefixLength}`));
   }
 
   private onFdbEvent(e: FdbEvent): void {

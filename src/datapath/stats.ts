@@ -65,6 +65,11 @@ export class Stats {
     this.drops[reason]++;
   }
 
+  /** Counts n drops of one reason at once (n >= 0; the native engine's totals). */
+  addDrops(reason: DropReason, n: number): void {
+    this.drops[reason] += n;
+  }
+
   dropCount(reason: DropReason): number {
     return this.drops[reason];
   }
@@ -92,11 +97,12 @@ export class Stats {
     seen.lastMs = nowMs;
   }
 
-  /** Remembers a sender refused by the source policy, for `vxland doctor`. */
-  refusedSender(address: string): void {
+  /** Remembers a sender refused by the source policy, for `vxland doctor`;
+   *  count datagrams at once (the native engine reports them in batches). */
+  refusedSender(address: string, count = 1): void {
     const n = this.refused.get(address);
-    if (n !== undefined) this.refused.set(address, n + 1);
-    else if (this.refused.size < MAX_REFUSED_SENDERS) this.refused.set(address, 1);
+    if (n !== undefined) this.refused.set(address, n + count);
+    else if (this.refused.size < MAX_REFUSED_SENDERS) this.refused.set(address, count);
   }
 
   refusedSenders(): Array<{ address: string; count: number }> {

@@ -8,7 +8,7 @@ import { DROP_REASON_COUNT } from '../datapath/drops';
 import { VxlandError } from '../errors';
 import {
   NativeAddon,
-  NativeEngineEvent,
+  type NativeEngineEvent as AddonEngineEvent,
   NativeEngineHandle,
   NativeEngineInfo,
   callNative,
@@ -23,7 +23,37 @@ import { MAX_TAP_MTU_BYTES, MIN_IPV6_MTU_BYTES, MIN_TAP_MTU_BYTES } from './tap'
  *  IPv4 + UDP + VXLAN + inner Ethernet overhead. */
 export const DEFAULT_ENGINE_MTU_BYTES = 1450;
 
-export type { NativeEngineEvent, NativeEngineInfo } from './addon';
+export type { NativeEngineInfo } from './addon';
+
+/** What one engine thread counted for one VTEP since its previous report. */
+export interface NativeEngineVtepCounts {
+  /** The VTEP's IP, or null for the sum over addresses past the engine's
+   *  per-report bound (count them under 'other'). */
+  vtep: string | null;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+  /** How long before delivery the last datagram from it arrived; -1 = none. */
+  lastRxAgoMs: number;
+}
+
+/** A sender refused by the source policy and its datagrams since the previous report. */
+export interface NativeEngineRefused { from: string; count: number }
+
+/** The addon's events; observations also carry refused senders (deduplicated,
+ *  at most 64 per event) and per-VTEP counts (reported every 100 ms while
+ *  they change; bounded per event). */
+export type NativeEngineEvent =
+  | (Extract<AddonEngineEvent, { type: 'observations' }> & { refused: NativeEngineRefused[]; vteps: NativeEngineVtepCounts[] })
+  | Exclude<AddonEngineEvent, { type: 'observations' }>;
+
+/** The handle's calls beyond those typed in addon.ts. */
+interface EngineHandle extends NativeEngineHandle {
+  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
+  setAllowVlan(allow: boolean): void;
+}
 
 export interface NativeEngineOpenOptions {
   /** TAP name, 1..15 bytes (see ifnameProblem). */
@@ -76,7 +106,7 @@ export class NativeEngine {
   readonly vni: number;
   /** The local UDP port actually bound. */
   readonly port: number;
-  private readonly handle: NativeEngineHandle;
+  private readonly handle: EngineHandle;
   private readonly counterNames: readonly string[];
   private readonly raw: Float64Array;
   private onEvent: (event: NativeEngineEvent) => void = () => undefined;
@@ -102,8 +132,8 @@ export class NativeEngine {
         coalesce: o.coalesce,
         socketBufferBytes: o.socketBufferBytes,
       },
-      (event) => this.onEvent(event),
-    );
+      (event) => this.onEvent(event as NativeEngineEvent),
+    ) as EngineHandle;
     this.counterNames = addon.NativeEngine.counterNames;
     this.raw = new Float64Array(this.counterNames.length);
     this.port = this.handle.info().port;
@@ -195,6 +225,19 @@ export class NativeEngine {
 
   setFloodList(vni: number, vteps: readonly string[]): void {
     this.handle.setFloodList(vni, vteps);
+  }
+
+  /** Replaces the source policy the rx thread applies (src/datapath/accept.ts
+   *  rules: 'peers' accepts the named addresses, 'cidrs' those and the
+   *  ranges, 'any' everyone). Until the first call only named addresses are
+   *  accepted and none is named. Traffic keeps flowing while it changes. */
+  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void {
+    this.handle.setSourcePolicy(mode, named, cidrs);
+  }
+
+  /** Deliver and send VLAN-tagged inner frames; off until called. */
+  setAllowVlan(allow: boolean): void {
+    this.handle.setAllowVlan(allow);
   }
 
   /** Reads the counters (valid after stop() too). */

@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { nativeEngineSupported } from '../../src/datapath/native-datapath';
 import { exec, spawnDaemon, vxlandArgv, vxlandJson, type Host, type LineProcess, type TapLike } from './netns';
 
 export const TEST_VNI = 42;
@@ -12,7 +13,12 @@ export const TEST_VNI = 42;
 export function datapathsUnderTest(): string[] {
   const fromEnv = process.env.VXLAND_TEST_DATAPATHS;
   if (fromEnv) return fromEnv.split(',');
-  return ['dgram'];
+  const support = nativeEngineSupported();
+  if (support !== true) {
+    console.log(`# native data path not tested: ${support}`);
+    return ['dgram'];
+  }
+  return ['dgram', 'native'];
 }
 
 export interface VxlandOptions {

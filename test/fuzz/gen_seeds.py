@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Writes the seed inputs of the fuzz targets into test/fuzz/corpus/<target>/
+(seed-*.bin; inputs merged in by `scripts/fuzz.sh --merge` keep libFuzzer's
+names). Layouts are described at the top of each harness. Deterministic:
+re-running rewrites the same files."""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAC_DST = bytes.fromhex('02000000000b')
+MAC_SRC = bytes.fromhex('02000000000a')
+TS_OPT = bytes.fromhex('0101080a0000000100000002')
+
+
+def csum(b, init=0):
+    s = init
+    if len(b) % 2:
+        b = b + b'\0'
+    for i in range(0, len(b), 2):
+        s += (b[i] << 8) | b[i + 1]
+    while s > 0xffff:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+
+
+def payload(n, seed=7):
+    out = bytearray(n)
+    x = seed
+    for i in range(n):
+        x = (x * 1103515245 + 12345) & 0xffffffff
+        out[i] = x >> 24
+    return bytes(out)
+
+
+def tcp_frame(v6=False, data=b'', seq=1000, ip_id=100, flags=0x10, vlan=None, opts=TS_OPT,
+              sport=40000, csum_mode='full', ip_opts=b''):
+    """Ethernet [+802.1Q] / IPv4|IPv6 / TCP. csum_mode: full | partial | none."""
+    eth = MAC_DST + MAC_SRC
+    if vlan is not None:
+        eth += struct.pack('!HH', 0x8100, vlan)
+    eth += struct.pack('!H', 0x86dd if v6 else 0x0800)
+    thl = 20 + len(opts)
+    tcp = bytearray(struct.pack('!HHIIBBHHH', sport, 5201, seq & 0xffffffff, 777, (thl // 4) << 4, flags, 502, 0, 0))
+    tcp += opts
+    tcp_len = thl + len(data)
+    if v6:
+        src = bytes.fromhex('fd000000000000000000000000000001')
+        dst = bytes.fromhex('fd000000000000000000000000000002')
+        ip = struct.pack('!IHBB', 0x60000000, tcp_len, 6, 64) + src + dst
+        pseudo = csum(src + dst, 6 + tcp_len)
+    else:
+        ihl = 20 + len(ip_opts)
+        ip = bytearray(struct.pack('!BBHHHBBH', 0x40 | ihl // 4, 0, ihl + tcp_len, ip_id & 0xffff, 0x4000, 64, 6, 0))
+        ip += bytes.fromhex('0a2a00010a2a0002') + ip_opts
+        struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
+        ip = bytes(ip)
+        pseudo = csum(ip[12:20], 6 + tcp_len)
+    seg = bytearray(bytes(tcp) + data)
+    if csum_mode == 'partial':
+        struct.pack_into('!H', seg, 16, pseudo)
+    elif csum_mode == 'full':
+        struct.pack_into('!H', seg, 16, ~csum(bytes(seg), pseudo) & 0xffff)
+    return eth + ip + bytes(seg)
+
+
+def udp_frame(data=b'hello'):
+    eth = MAC_DST + MAC_SRC + b'\x08\x00'
+    udp_len = 8 + len(data)
+    ip = bytearray(struct.pack('!BBHHHBBH', 0x45, 0, 20 + udp_len, 1, 0x4000, 64, 17, 0)) + bytes.fromhex('0a2a00010a2a0002')
+    struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
+    pseudo = csum(bytes(ip[12:20]), 17 + udp_len)
+    udp = struct.pack('!HHHH', 5353, 5353, udp_len, pseudo) + data
+    return eth + bytes(ip) + udp
+
+
+def vnet(flags=0, gso_type=0, hdr_len=0, gso_size=0, csum_start=0, csum_offset=0):
+    return struct.pack('<BBHHHH', flags, gso_type, hdr_len, gso_size, csum_start, csum_offset)
+
+
+def write(target, name, data, prefix='seed-'):
+    d = os.path.join(HERE, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, prefix + name + '.bin'), 'wb') as f:
+        f.write(data)
+
+
+def segment_seeds():
+    # [vnet hdr][u16 mtu][u8 opts][u16 tight cap if bit 6][u16 inflate if bit 7][frame]
+    opts = 63  # maxSegs 64
+    for v6 in (False, True):
+        mss = 1398 - (20 if v6 else 0)
+        hl = 14 + (40 if v6 else 20) + 32
+        gso = 4 if v6 else 1
+        f = tcp_frame(v6, payload(3000), seq=0xfffff000, ip_id=65530, flags=0x18, csum_mode='partial')
+        h = vnet(1, gso, hl, mss, hl - 32, 16)
+        tag = '6' if v6 else '4'
+        write('fuzz_segment', f'tso-v{tag}', h + struct.pack('<HB', 1450, opts) + f)
+        # 64 KiB super-frame from a small input (inflate)
+        small = tcp_frame(v6, payload(600), flags=0x10, csum_mode='partial')
+        write('fuzz_segment', f'tso-v{tag}-64k', h + struct.pack('<HBH', 1450, opts | 0x80, 65535) + small)
+        # tight output buffer, ECN + CWR
+        f2 = tcp_frame(v6, payload(2000), flags=0x98 | 0x01, csum_mode='partial')
+        write('fuzz_segment', f'tso-v{tag}-tight', vnet(1, gso | 0x80, hl, 500, hl - 32, 16) +
+              struct.pack('<HBH', 1450, 3 | 0x40, 700) + f2)
+        # header only (payload 0)
+        write('fuzz_segment', f'tso-v{tag}-empty', h + struct.pack('<HB', 1450, opts) + tcp_frame(v6, b'', csum_mode='partial'))
+        # plain frame needing a checksum
+        f3 = tcp_frame(v6, payload(101), csum_mode='partial')
+        write('fuzz_segment', f'csum-v{tag}', vnet(1, 0, 0, 0, hl - 32, 16) + struct.pack('<HB', 1450, opts) + f3)
+    # VLAN-tagged, IPv4 options
+    f = tcp_frame(False, payload(4000), vlan=42, ip_opts=b'\x01\x01\x01\x00', csum_mode='partial')
+    write('fuzz_segment', 'tso-vlan-ipopts', vnet(1, 1, 0, 1000, 18 + 24, 16) + struct.pack('<HB', 1500, opts) + f)
+    # UDP checksum completion
+    u = udp_frame(b'x' * 33)
+    write('fuzz_segment', 'csum-udp', vnet(1, 0, 0, 0, 34, 6) + struct.pack('<HB', 1450, opts) + u)
+    # too big for the MTU, and bogus gso types
+    f = tcp_frame(False, payload(3000), csum_mode='partial')
+    write('fuzz_segment', 'tso-toobig', vnet(1, 1, 66, 1448, 34, 16) + struct.pack('<HB', 1000, opts) + f)
+    write('fuzz_segment', 'gso-udp', vnet(1, 3, 42, 500, 34, 6) + struct.pack('<HB', 1450, opts) + u)
+
+
+def rec(frame, fix=0):
+    return struct.pack('<HB', len(frame), fix) + frame
+
+
+def coalesce_seeds():
+    for v6 in (False, True):
+        tag = '6' if v6 else '4'
+        mss = 1000
+        segs = [tcp_frame(v6, payload(mss, seed=i), seq=5000 + i * mss, ip_id=7 + i,
+                          flags=0x18 if i == 9 else 0x10) for i in range(10)]
+        write('fuzz_coalesce', f'stream-v{tag}', bytes([63]) + b''.join(rec(s) for s in segs))
+        # two interleaved flows + a short tail segment + a pure ACK
+        a = [tcp_frame(v6, payload(500, i), seq=1 + i * 500, ip_id=1 + i, sport=1111) for i in range(4)]
+        b = [tcp_frame(v6, payload(500, i), seq=9 + i * 500, ip_id=50 + i, sport=2222) for i in range(4)]
+        mix = [a[0], b[0], a[1], b[1], a[2], tcp_frame(v6, b'', seq=1, sport=3333), b[2], a[3][:-100], b[3]]
+        write('fuzz_coalesce', f'interleaved-v{tag}', bytes([7 | 0x80]) + b''.join(rec(s) for s in mix))
+        # template mode: 40 segments of 1448, a tweak flipping PSH in segment 20
+        t = tcp_frame(v6, payload(1448), seq=0xfffffff0, ip_id=0xfff0)
+        hl = 14 + (40 if v6 else 20) + 32
+        tw = struct.pack('<BHBB', 20, hl - 32 + 13, 0x08, 1)
+        write('fuzz_coalesce', f'template-v{tag}', bytes([63 | 0x40, 39]) + struct.pack('<HB', 1448, 1) + tw + t)
+    # VLAN, non-TCP, fragments, bad checksums
+    frames = [tcp_frame(False, payload(300, i), seq=i * 300, ip_id=i, vlan=5) for i in range(3)]
+    frames.append(udp_frame())
+    bad = bytearray(tcp_frame(False, payload(300, 3), seq=900, ip_id=3, vlan=5))
+    bad[-1] ^= 0xff
+    frames.append(bytes(bad))
+    frag = bytearray(tcp_frame(False, payload(300, 4), seq=1200, ip_id=4))
+    frag[20] = 0x20  # MF
+    frames.append(bytes(frag))
+    write('fuzz_coalesce', 'mixed', bytes([63]) + b''.join(rec(s) for s in frames))
+    # hitting the 64 KiB IP length limit: 60 segments of 1448
+    t = tcp_frame(False, payload(1448))
+    write('fuzz_coalesce', 'template-65535', bytes([63 | 0x40, 59]) + struct.pack('<HB', 1448, 0) + t)
+
+
+def finding_inputs():
+    """Reproducers of the known coalescer findings (fuzz_coalesce.cc
+    FUZZ_STRICT_*): they pass the default build and fail the strict one."""
+    def recs(frames, fix=0):
+        return b''.join(struct.pack('<HB', len(f), fix) + f for f in frames)
+    segs = [tcp_frame(False, payload(500, i), seq=i * 500, ip_id=i) for i in range(3)]
+    bad = bytearray(segs[1])
+    bad[24] ^= 0x55  # IPv4 header checksum
+    write('fuzz_coalesce', 'ipv4-csum-not-verified', bytes([63]) + recs([segs[0], bytes(bad), segs[2]]), 'finding-')
+    ae = bytearray(segs[1])
+    ae[34 + 12] |= 0x01  # TCP AE (AccECN) bit, checksum fixed up
+    write('fuzz_coalesce', 'tcp-ae-bit-lost', bytes([63]) + recs([segs[0]]) + recs([bytes(ae)], 1) + recs([segs[2]]),
+          'finding-')
+    opt = tcp_frame(False, payload(500, 1), seq=500, ip_id=1, ip_opts=b'\x01\x01\x01\x00')
+    write('fuzz_coalesce', 'reorder-ip-options', bytes([63]) + recs([segs[0], opt]), 'finding-')
+    mf = bytearray(segs[1])
+    mf[20] |= 0x20  # IPv4 MF: a first fragment
+    write('fuzz_coalesce', 'reorder-first-fragment', bytes([63]) + recs([segs[0], bytes(mf)]), 'finding-')
+
+
+def vxlan(vni, frame, flags=0x08):
+    return bytes([flags, 0, 0, 0, vni >> 16 & 0xff, vni >> 8 & 0xff, vni & 0xff, 0]) + frame
+
+
+def decode_seeds():
+    vni = 42
+    head = struct.pack('!I', vni)[1:] + struct.pack('<H', 1450) + bytes.fromhex('020000000001') + b'\0'
+    for v6 in (False, True):
+        tag = '6' if v6 else '4'
+        hl = 14 + (40 if v6 else 20) + 32
+        mss = 1450 - (hl - 14)
+        segs = [vxlan(vni, tcp_frame(v6, payload(mss, i), seq=i * mss, ip_id=i)) for i in range(8)]
+        # one UDP_GRO message carrying all eight datagrams
+        msg = b''.join(segs)
+        write('fuzz_decode', f'gro-v{tag}', head + struct.pack('<HH', len(msg), len(segs[0])) + msg)
+        # separate messages, one with the wrong VNI, one without the I flag
+        msgs = [segs[0], segs[1], vxlan(7, segs[2][8:]), vxlan(vni, segs[3][8:], flags=0), segs[4]]
+        write('fuzz_decode', f'msgs-v{tag}', head + b''.join(struct.pack('<HH', len(m), 0) + m for m in msgs))
+    # short datagram, own MAC, multicast source, oversize
+    own = bytearray(tcp_frame(False, b'x'))
+    own[6:12] = bytes.fromhex('020000000001')
+    mc = bytearray(tcp_frame(False, b'y'))
+    mc[6] = 0x01
+    msgs = [b'\x08\0\0\0\0\0\x2a\0' + b'\0' * 10, vxlan(vni, bytes(own)), vxlan(vni, bytes(mc)),
+            vxlan(vni, tcp_frame(False, payload(1500)))]
+    write('fuzz_decode', 'drops', head + b''.join(struct.pack('<HH', len(m), 0) + m for m in msgs))
+
+
+if __name__ == '__main__':
+    segment_seeds()
+    coalesce_seeds()
+    finding_inputs()
+    decode_seeds()
