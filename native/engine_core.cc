@@ -49,10 +49,12 @@ constexpr int64_t kReportSuppressMs = 1000;
  *  every frame; once a second is plenty against a 300 s ageing time). */
 constexpr int64_t kRefreshIntervalMs = 1000;
 constexpr size_t kRecentMaxEntries = 65536;
-/** After traffic, a packet thread keeps checking its queue (non-blocking
- *  reads) for this long before it sleeps in poll(): a frame that follows
- *  within it is handled without a wake-up. */
-constexpr int64_t kBusyPollNs = 0;
+/** After handling traffic, a packet thread keeps checking its queue
+ *  (non-blocking reads) for this long before it sleeps in poll(): a frame
+ *  that follows within it is handled without a wake-up. Short on purpose: on
+ *  a 2-CPU host a longer (or both-threads) window starved the applications
+ *  and the peer's threads and made RTT worse (measured, BENCHMARKS.md). */
+constexpr int64_t kBusyPollNs = 30 * 1000;
 /** TAP reads per wake-up before the send batch is flushed. */
 constexpr int kTxReadsPerWake = 64;
 /** A TAP read: a 64 KiB GSO super-frame plus Ethernet and tag. */
@@ -604,7 +606,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     recent.reserve(1024);
     int64_t lastFlushMs = NowMs();
     int64_t lastTallyMs = lastFlushMs;
-    int64_t lastActiveNs = NowNs();
+    int64_t lastActiveNs = 0;
     const size_t maxUntagged = kEthBytes + mtu_;
     std::shared_ptr<const SourcePolicy> policy;
     uint64_t policyGen = 0;
@@ -869,7 +871,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     uint32_t segLens[kMaxSegs];
     const size_t maxUntagged = kEthBytes + mtu_;
     int64_t lastTallyMs = NowMs();
-    int64_t lastActiveNs = NowNs();
+    int64_t lastActiveNs = 0;
     auto flushTally = [&](int64_t nowMs, bool final) {
       if (tally.Empty() || (!final && nowMs - lastTallyMs < kVtepReportMs)) return;
       auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
