@@ -17,7 +17,8 @@ for (const datapath of datapathsUnderTest()) {
 
     const added = await first.cli('peer', 'add', b.ip);
     t.equal(added.code, 0, 'peer add succeeds');
-    t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'peer added: traffic flows');
+    const afterAdd = await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2, timeoutS: 2 });
+    t.equal(afterAdd.received, 3, 'peer added: traffic flows');
     t.same(await first.json('peer', 'list'), [b.ip]);
 
     t.equal((await first.cli('peer', 'del', b.ip)).code, 0, 'peer del succeeds');

@@ -455,17 +455,22 @@ export async function linkStats(ns: string, dev: string): Promise<LinkStats> {
 export interface PingOptions { count?: number; intervalS?: number; timeoutS?: number; size?: number; dontFragment?: boolean }
 export interface PingResult { transmitted: number; received: number; output: string }
 
-/** Sends `count` (default 3, max 1000) ICMP echoes from ns to ip; the whole
- *  run is bounded by timeoutS (default count*interval + 3 s). */
+/** Sends exactly `count` (default 3, max 1000) ICMP echoes from ns to ip,
+ *  `intervalS` apart, and waits up to timeoutS (at most 5 s; default
+ *  count*interval + 3 s) after the last for replies. */
 export async function ping(ns: string, dst: string, o: PingOptions = {}): Promise<PingResult> {
   const count = Math.min(o.count ?? 3, 1000);
   const intervalS = o.intervalS ?? 0.2;
   const timeoutS = o.timeoutS ?? Math.ceil(count * intervalS + 3);
-  const argv = ['ping', '-n', '-q', '-c', String(count), '-i', String(intervalS), '-w', String(timeoutS), '-W', '1'];
+  // No -w deadline: with one, ping keeps sending until `count` replies arrive,
+  // and replies delayed by ARP then arrive together, so `received` could
+  // exceed `count`. -c with -W ends after the last echo plus the wait; the
+  // exec timeout below bounds the whole run.
+  const argv = ['ping', '-n', '-q', '-c', String(count), '-i', String(intervalS), '-W', String(Math.max(1, Math.min(timeoutS, 5)))];
   if (o.size !== undefined) argv.push('-s', String(o.size));
   if (o.dontFragment) argv.push('-M', 'do');
   argv.push(dst);
-  const r = await exec(ns, argv, { allowFail: true, timeoutMs: (timeoutS + 5) * 1000 });
+  const r = await exec(ns, argv, { allowFail: true, timeoutMs: (count * intervalS + timeoutS + 5) * 1000 });
   const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(r.stdout);
   if (!m) throw new Error(`ping ${dst} in ${ns}: unparsable output: ${r.stdout}${r.stderr}`);
   return { transmitted: Number(m[1]), received: Number(m[2]), output: r.stdout };
