@@ -20,7 +20,6 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const NATIVE_FIXTURE = path.join(ROOT, 'dist', 'test', 'fixtures', 'native-vtep.js');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TCP_SECONDS = 5;
@@ -123,10 +122,8 @@ async function startSide(side: Side, ns: string, dev: string, local: string, pee
     run(['ip', '-n', ns, 'link', 'set', 'vxk0', 'up']);
     return null;
   }
-  const argv = side === 'native'
-    ? [process.execPath, NATIVE_FIXTURE, '--dev', 'vxl0', '--vni', String(VNI), '--local', local, '--peer', peer, '--address', `${overlay}/24`, '--log-level', 'warn']
-    : [process.execPath, CLI, 'run', '--dev', 'vxl0', '--vni', String(VNI), '--local', local, '--peer', peer, '--address', `${overlay}/24`,
-      '--state-dir', tmp, '--socket', path.join(tmp, `${ns}.sock`), '--datapath', 'dgram', '--log-level', 'warn'];
+  const argv = [process.execPath, CLI, 'run', '--dev', 'vxl0', '--vni', String(VNI), '--local', local, '--peer', peer, '--address', `${overlay}/24`,
+    '--state-dir', path.join(tmp, ns), '--socket', path.join(tmp, `${ns}.sock`), '--datapath', side, '--log-level', 'warn'];
   const child = startProcess(ns, argv);
   await waitFor(() => {
     if (child.exitCode !== null) throw new Error(`${side} VTEP in ${ns} exited ${child.exitCode}: ${outputTails.get(child)?.()}`);
@@ -270,8 +267,7 @@ UDP: \`iperf3 -u -l 64 -b 0 -t ${UDP_SECONDS}\` (datagrams received per second);
 RTT: \`ping -c ${PING_COUNT} -i 0.05\` average. The vxland CPU column is user +
 system time of the vxland processes on both ends during the TCP test divided
 by the bytes moved (kernel vxlan work is softirq time, not attributable).
-"native" runs test/fixtures/native-vtep.js (the NativeDatapath + engine the
-daemon uses); "dgram" runs \`vxland run --datapath dgram\`. A kernel VTEP facing
+"native" and "dgram" run \`vxland run --datapath native|dgram\`. A kernel VTEP facing
 vxland has tx checksum offload off on its veth: over veth the kernel would
 otherwise leave inner checksums unfinished.
 
