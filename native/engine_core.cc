@@ -31,11 +31,13 @@
 namespace vxland {
 namespace {
 
+using offload::IsTagged;
 using offload::kVnetHdrBytes;
+using offload::kVxlanFlagI;
+using offload::kVxlanHeaderBytes;
+using offload::MacAt;
 
-constexpr size_t kVxlanHeaderBytes = 8;
-constexpr uint8_t kVxlanFlagI = 0x08;
-constexpr size_t kEthBytes = 14;
+constexpr size_t kEthBytes = offload::kEthHeaderBytes;
 /** Poll timeout of both threads when idle: bounds how long a missed wake-up
  *  could delay stop(). */
 constexpr int kIdlePollMs = 100;
@@ -90,16 +92,6 @@ int64_t NowMs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t MacAt(const uint8_t* p) {
-  return static_cast<uint64_t>(p[0]) << 40 | static_cast<uint64_t>(p[1]) << 32 | static_cast<uint64_t>(p[2]) << 24 |
-         static_cast<uint64_t>(p[3]) << 16 | static_cast<uint64_t>(p[4]) << 8 | p[5];
-}
-
-bool IsTagged(const uint8_t* frame) {
-  const uint16_t type = static_cast<uint16_t>(frame[12] << 8 | frame[13]);
-  return type == 0x8100 || type == 0x88a8;
 }
 
 struct Observation {
@@ -161,10 +153,30 @@ struct SourcePolicy {
   }
 };
 
+/** The drop reason counted for a DecapVxlan verdict other than kOk. */
+int DropOf(offload::RxVerdict v) {
+  switch (v) {
+    case offload::RxVerdict::kTruncated: return kRxTruncated;
+    case offload::RxVerdict::kNoIFlag: return kRxNoIFlag;
+    case offload::RxVerdict::kWrongVni: return kRxWrongVni;
+    case offload::RxVerdict::kVlanTagged: return kRxVlanTagged;
+    case offload::RxVerdict::kOversize: return kRxOversize;
+    case offload::RxVerdict::kOwnSourceMac: return kRxOwnSourceMac;
+    case offload::RxVerdict::kBadSourceMac:
+    case offload::RxVerdict::kOk: break;
+  }
+  return kRxBadSourceMac;
+}
+
 /** Most refused senders reported per observation batch (stats.ts keeps 64). */
 constexpr size_t kMaxRefusedPerReport = 64;
 /** Per-VTEP counts are reported at most this often (and this late). */
 constexpr int64_t kVtepReportMs = 100;
+/** While datagrams keep arriving (poll() is not reached), the socket's
+ *  error queue (ICMP errors about our sends) is drained this often. */
+constexpr int64_t kErrorDrainMs = 100;
+/** Error-queue entries read per drain at most. */
+constexpr int kErrorsPerDrain = 64;
 
 class Engine : public Napi::ObjectWrap<Engine> {
  public:
@@ -607,7 +619,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
     int64_t lastFlushMs = NowMs();
     int64_t lastTallyMs = lastFlushMs;
     int64_t lastActiveNs = 0;
-    const size_t maxUntagged = kEthBytes + mtu_;
+    int64_t lastErrorDrainMs = lastFlushMs;
+    std::vector<Vtep> errorDests(kErrorsPerDrain);
     std::shared_ptr<const SourcePolicy> policy;
     uint64_t policyGen = 0;
     SourcePolicy::Key lastKey{};
@@ -656,13 +669,26 @@ class Engine : public Napi::ObjectWrap<Engine> {
       Post(ev);
     };
 
+    // An ICMP error (e.g. port unreachable) about a datagram the tx thread
+    // sent is a send error of the VTEP it went to; it arrives here, on the
+    // socket's error queue (the datagram was counted as sent too).
+    auto drainErrors = [&](int64_t nowMs) {
+      lastErrorDrainMs = nowMs;
+      const int ne = rx.ReceiveErrors(errorDests.data(), kErrorsPerDrain);
+      if (ne == 0) return;
+      for (int i = 0; i < ne; i++) tally.At(errorDests[i])->drops++;
+      c.Drop(kTxSendError, static_cast<uint64_t>(ne));
+      Publish(c);
+    };
+
     while (!stopping_.load(std::memory_order_relaxed)) {
       // Receive first: poll() only when the socket is empty.
       const int n = rx.Receive();
       if (n < 0) {
-        // Transient socket errors (ICMP reports) are not fatal; a closed or
-        // broken socket is.
+        // Transient socket errors (a pending ICMP error) are not fatal; a
+        // closed or broken socket is.
         if (-n == EBADF || -n == ENOTSOCK || -n == EINVAL || -n == EFAULT) return Fatal(-n, "recvmmsg");
+        drainErrors(NowMs());
         continue;
       }
       if (n == 0) {
@@ -679,6 +705,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         int pr = ::poll(p, 2, timeout);
         if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
         if (p[1].revents & POLLIN) break;
+        if (p[0].revents & POLLERR) drainErrors(NowMs());
         continue;
       }
       c.v[kRxRecvCalls]++;
@@ -692,7 +719,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         policyGen = gen;
         haveLast = false;
       }
-      const bool allowVlan = allowVlan_.load(std::memory_order_relaxed);
+      const offload::RxConfig rxConfig{vni_, mtu_, ownMac_, allowVlan_.load(std::memory_order_relaxed)};
       uint32_t nf = 0;
       uint64_t lastMac = UINT64_MAX;
       Vtep lastFrom;
@@ -701,10 +728,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
         Vtep from;
         rx.From(m, &from);
         uint8_t* data = rx.Data(m);
-        const size_t len = rx.Len(m);
-        size_t seg = rx.SegBytes(m);
-        if (seg == 0 || seg > len) seg = len;
-        if (len > seg) c.v[kRxGroDatagrams]++;
+        const offload::RxDatagrams dgrams = offload::SplitRxMessage(rx.Len(m), rx.SegBytes(m));
+        if (dgrams.count > 1) c.v[kRxGroDatagrams]++;
+        c.v[kRxDatagrams] += dgrams.count;
         // Every datagram of a UDP_GRO message comes from the same sender.
         VtepCounts* vc = tally.At(from);
         vc->lastRxMs = nowMs;
@@ -716,67 +742,37 @@ class Engine : public Napi::ObjectWrap<Engine> {
           haveLast = true;
         }
         if (!lastAccepted) {
-          const uint64_t datagrams = len == 0 ? 1 : (len + seg - 1) / seg;
-          c.v[kRxDatagrams] += datagrams;
-          c.Drop(kRxSourceNotAllowed, datagrams);
-          vc->drops += datagrams;
-          refuse(from, datagrams);
+          c.Drop(kRxSourceNotAllowed, dgrams.count);
+          vc->drops += dgrams.count;
+          refuse(from, dgrams.count);
           continue;
         }
         auto drop = [&](int reason) {
           c.Drop(reason);
           vc->drops++;
         };
-        for (size_t off = 0; off < len; off += seg) {
-          uint8_t* d = data + off;
-          const size_t dl = len - off < seg ? len - off : seg;
-          c.v[kRxDatagrams]++;
-          if (dl < kVxlanHeaderBytes + kEthBytes) {
-            drop(kRxTruncated);
+        for (size_t i = 0; i < dgrams.count; i++) {
+          offload::RxFrame rf;
+          const offload::RxVerdict verdict =
+              offload::DecapVxlan(data + dgrams.Offset(i), dgrams.Bytes(i), rxConfig, &rf);
+          if (verdict != offload::RxVerdict::kOk) {
+            if (verdict == offload::RxVerdict::kWrongVni) report(true, rf.vni, 0, from, nowMs, false);
+            drop(DropOf(verdict));
             continue;
           }
-          if ((d[0] & kVxlanFlagI) == 0) {
-            drop(kRxNoIFlag);
-            continue;
-          }
-          const uint32_t vni = static_cast<uint32_t>(d[4]) << 16 | static_cast<uint32_t>(d[5]) << 8 | d[6];
-          if (vni != vni_) {
-            report(true, vni, 0, from, nowMs, false);
-            drop(kRxWrongVni);
-            continue;
-          }
-          uint8_t* frame = d + kVxlanHeaderBytes;
-          const size_t frameBytes = dl - kVxlanHeaderBytes;
-          const bool tagged = IsTagged(frame);
-          if (tagged && !allowVlan) {
-            drop(kRxVlanTagged);
-            continue;
-          }
-          if (frameBytes > maxUntagged + (tagged ? offload::kVlanTagBytes : 0)) {
-            drop(kRxOversize);
-            continue;
-          }
-          const uint64_t src = MacAt(frame + 6);
-          if (src == ownMac_) {
-            drop(kRxOwnSourceMac);
-            continue;
-          }
-          if (src == 0 || (frame[6] & 0x01) != 0) {
-            drop(kRxBadSourceMac);
-            continue;
-          }
+          const uint64_t src = rf.srcMac;
           if (src != lastMac || !haveLastFrom || !from.SameIp(lastFrom)) {
             bool refresh = false;
-            switch (mirror_.Check(vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
+            switch (mirror_.Check(rf.vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
               case MirrorMatch::PinnedOther:
                 drop(kRxStaticMacConflict);
                 continue;
               case MirrorMatch::Missing:
               case MirrorMatch::OtherVtep:
-                report(false, vni, src, from, nowMs, false);
+                report(false, rf.vni, src, from, nowMs, false);
                 break;
               case MirrorMatch::SameVtep:
-                if (refresh) report(false, vni, src, from, nowMs, true);
+                if (refresh) report(false, rf.vni, src, from, nowMs, true);
                 break;
               case MirrorMatch::PinnedSame:
                 break;
@@ -790,11 +786,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
             continue;
           }
           frameVtep[nf] = vc;
-          frames[nf++] = offload::GroFrame{frame, static_cast<uint32_t>(frameBytes)};
+          frames[nf++] = offload::GroFrame{rf.frame, static_cast<uint32_t>(rf.frameBytes)};
         }
       }
       WriteTap(frames.data(), frameVtep.data(), nf, next.data(), writes.data(), iov.data(), c);
       Publish(c);
+      if (nowMs - lastErrorDrainMs >= kErrorDrainMs) drainErrors(nowMs);
       flushReports(nowMs, false);
     }
     flushReports(NowMs(), true);
@@ -803,40 +800,20 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   void WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
                 offload::GroWrite* writes, struct iovec* iov, LocalCounters& c) {
-    uint32_t nw;
-    if (coalesce_) {
-      nw = offload::GroPlan(frames, nf, next, writes, kMaxSegs);
-    } else {
-      for (uint32_t i = 0; i < nf; i++) {
-        memset(&writes[i].hdr, 0, sizeof(writes[i].hdr));
-        writes[i].first = i;
-        writes[i].count = 1;
-        writes[i].hdrLen = 0;
-        writes[i].bytes = frames[i].len;
-      }
-      nw = nf;
-    }
+    const uint32_t nw = coalesce_ ? offload::GroPlan(frames, nf, next, writes, kMaxSegs) : offload::PlanSingles(frames, nf, writes);
     for (uint32_t w = 0; w < nw; w++) {
       const offload::GroWrite& wr = writes[w];
       iov[0].iov_base = const_cast<struct virtio_net_hdr*>(&wr.hdr);
       iov[0].iov_len = kVnetHdrBytes;
-      iov[1].iov_base = frames[wr.first].data;
-      iov[1].iov_len = frames[wr.first].len;
-      uint64_t innerBytes = frames[wr.first].len;
-      uint32_t k = wr.first;
-      for (uint32_t s = 1; s < wr.count; s++) {
-        k = next[k];
-        iov[s + 1].iov_base = frames[k].data + wr.hdrLen;
-        iov[s + 1].iov_len = frames[k].len - wr.hdrLen;
-        innerBytes += frames[k].len;
-      }
+      uint64_t innerBytes;
+      offload::GroWriteIov(frames, next, wr, iov + 1, &innerBytes);
       ssize_t r;
       do {
         r = ::writev(tapFd_, iov, static_cast<int>(wr.count + 1));
       } while (r < 0 && errno == EINTR);
       c.v[kRxTapWrites]++;
       const int reason = r < 0 ? (errno == EAGAIN ? kRxTapBusy : kRxTapError) : -1;
-      k = wr.first;
+      uint32_t k = wr.first;
       for (uint32_t s = 0; s < wr.count; s++, k = next[k]) {
         VtepCounts* vc = frameVtep[k];
         if (reason >= 0) {

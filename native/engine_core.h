@@ -19,14 +19,19 @@
 //            Idempotent.
 //   fdbSet(vni, macKey, vtepIp, pinned)  fdbDelete(vni, macKey) -> bool
 //   fdbClear()  setFloodList(vni, vtepIps[])
+//   setSourcePolicy(mode, named[], cidrs[])  setAllowVlan(allow)
 //   counters(out: Float64Array)   fills counterNames.length values
 //   info() -> { port, offload, gso, gro, coalesce, rcvbufBytes, sndbufBytes,
 //               mirrorSize, state }
-//   NativeEngine.counterNames: string[]  (index order; drops are drop0..13
+//   NativeEngine.counterNames: string[]  (index order; drops are drop0..16
 //                                          = DropReason numbers)
 // onEvent(event) runs on the JS thread with one of
-//   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from}] }
-//       every few ms while traffic needs learning (deduplicated)
+//   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from}],
+//     refused: [{from, count}], vteps: [{vtep, rxPackets, ..., drops}] }
+//       every few ms while traffic needs learning (deduplicated: a source MAC
+//       at most once a second), per-VTEP counts every 100 ms; ICMP errors
+//       about sent datagrams (IP_RECVERR) count as tx_send_error and as
+//       drops of the VTEP they were sent to
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
 // Test-only pure functions (engine_offload.h):

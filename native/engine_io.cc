@@ -1,6 +1,7 @@
 #include "engine_io.h"
 
 #include <errno.h>
+#include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <poll.h>
@@ -43,6 +44,9 @@ constexpr int kSendWaitMs = 10;
 constexpr int kSendWaitRounds = 10;
 constexpr size_t kCmsgBytes = CMSG_SPACE(sizeof(uint16_t));
 constexpr size_t kRxCmsgBytes = CMSG_SPACE(sizeof(int));
+/** Control room for one error-queue entry: the extended error and the
+ *  offender's address (SO_EE_OFFENDER), IPv6 at most. */
+constexpr size_t kErrCmsgBytes = CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6));
 
 void SetBuffer(int fd, int forceOpt, int opt, int bytes) {
   // SO_*BUFFORCE ignores rmem_max/wmem_max (needs CAP_NET_ADMIN); otherwise
@@ -78,6 +82,15 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
     // datagram needs fragmenting either.
     int pmtu = IP_PMTUDISC_DONT;
     if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0) return fail("setsockopt(IP_MTU_DISCOVER)");
+  }
+  // An unconnected UDP socket hears no ICMP errors unless asked: with
+  // IP_RECVERR / IPV6_RECVERR each one (port or host unreachable) is queued
+  // on the error queue with the destination it was about (ReceiveErrors).
+  if (family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_RECVERR, &one, sizeof(one)) < 0) {
+    return fail("setsockopt(IP_RECVERR)");
+  }
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one)) < 0) {
+    return fail("setsockopt(IPV6_RECVERR)");
   }
   SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, bufferBytes);
   SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bufferBytes);
@@ -223,6 +236,7 @@ void UdpSender::Flush() {
   size_t i = 0;
   int waits = 0;
   bool built = false;
+  bool retried = false;  // message i failed once already
   while (i < msgs_.size()) {
     const size_t total = msgs_.size();
     if (!built) {
@@ -270,6 +284,7 @@ void UdpSender::Flush() {
       }
       i += static_cast<size_t>(r);
       waits = 0;
+      retried = false;
       continue;
     }
     const int err = r < 0 ? errno : EAGAIN;
@@ -291,9 +306,17 @@ void UdpSender::Flush() {
       built = false;
       continue;
     }
+    if (!retried) {
+      // With IP_RECVERR a pending ICMP error (about any VTEP) fails the next
+      // send once, whatever its destination; the error itself is counted
+      // from the error queue. Only a second failure is this datagram's own.
+      retried = true;
+      continue;
+    }
     ctr_->Drop(kTxSendError, msgs_[i].segs);
     if (tally_ != nullptr) tally_->At(msgs_[i].dest)->drops += msgs_[i].segs;
     i++;
+    retried = false;
   }
   msgs_.clear();
   end_ = 0;
@@ -344,6 +367,46 @@ size_t UdpReceiver::SegBytes(int i) const {
     }
   }
   return Len(i);
+}
+
+int UdpReceiver::ReceiveErrors(Vtep* dests, int max) {
+  int n = 0;
+  // Bounded: EINTR and entries that are no send error also use up attempts.
+  for (int attempt = 0; attempt < 2 * max && n < max; attempt++) {
+    uint8_t payload[1];  // the offending datagram is not needed (MSG_TRUNC)
+    alignas(struct cmsghdr) uint8_t control[kErrCmsgBytes];
+    struct sockaddr_in6 name;
+    struct iovec iov = {payload, sizeof(payload)};
+    struct msghdr h;
+    memset(&h, 0, sizeof(h));
+    h.msg_name = &name;
+    h.msg_namelen = sizeof(name);
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    h.msg_control = control;
+    h.msg_controllen = sizeof(control);
+    if (::recvmsg(fd_, &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+      if (errno == EINTR) continue;
+      break;  // EAGAIN: the queue is empty
+    }
+    bool sendError = false;
+    for (struct cmsghdr* cm = CMSG_FIRSTHDR(&h); cm != nullptr; cm = CMSG_NXTHDR(&h, cm)) {
+      if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+          (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)) {
+        struct sock_extended_err ee;
+        memcpy(&ee, CMSG_DATA(cm), sizeof(ee));
+        sendError = ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6 ||
+                    ee.ee_origin == SO_EE_ORIGIN_LOCAL;
+      }
+    }
+    if (!sendError) continue;
+    // msg_name is the destination of the datagram the error is about.
+    Vtep& v = dests[n++];
+    memset(&v.addr, 0, sizeof(v.addr));
+    v.len = h.msg_namelen < sizeof(v.addr) ? h.msg_namelen : sizeof(v.addr);
+    memcpy(&v.addr, &name, v.len);
+  }
+  return n;
 }
 
 void UdpReceiver::From(int i, Vtep* out) const {

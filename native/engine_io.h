@@ -213,6 +213,11 @@ class UdpReceiver {
   /** Bytes of each datagram in message i (the UDP_GRO segment size), or Len(i). */
   size_t SegBytes(int i) const;
   void From(int i, Vtep* out) const;
+  /** Drains up to max entries of the socket's error queue (IP_RECVERR /
+   *  IPV6_RECVERR: ICMP errors and local send errors about datagrams already
+   *  sent): dests[i] gets the destination each one was about. Returns how
+   *  many (0 when the queue is empty). Poll reports POLLERR until drained. */
+  int ReceiveErrors(Vtep* dests, int max);
 
   static constexpr size_t kBufBytes = 65536;
   static constexpr int kMsgs = 32;

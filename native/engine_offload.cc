@@ -53,15 +53,23 @@ void Ipv4HeaderChecksum(uint8_t* ip, size_t ihl) {
   StoreChecksum(ip + 10, static_cast<uint16_t>(~Fold(Sum(ip, ihl, 0))));
 }
 
-bool Parse(const uint8_t* f, size_t len, bool strictLength, L4Info* out) {
+/** Ethernet with at most one tag: the inner ethertype and where L3 starts. */
+bool ParseL2(const uint8_t* f, size_t len, uint16_t* type, size_t* l3) {
   if (len < kEthHeaderBytes) return false;
-  uint16_t type = Get16(f + 12);
-  size_t l3 = kEthHeaderBytes;
-  if (type == kEtherTypeVlan || type == kEtherTypeQinq) {
+  *type = Get16(f + 12);
+  *l3 = kEthHeaderBytes;
+  if (*type == kEtherTypeVlan || *type == kEtherTypeQinq) {
     if (len < kEthHeaderBytes + kVlanTagBytes) return false;
-    type = Get16(f + 16);
-    l3 += kVlanTagBytes;
+    *type = Get16(f + 16);
+    *l3 += kVlanTagBytes;
   }
+  return true;
+}
+
+bool Parse(const uint8_t* f, size_t len, bool strictLength, L4Info* out) {
+  uint16_t type;
+  size_t l3;
+  if (!ParseL2(f, len, &type, &l3)) return false;
   L4Info info{};
   info.l3 = l3;
   if (type == kEtherTypeIpv4) {
@@ -249,16 +257,38 @@ bool Eligible(const GroFrame& fr, const L4Info& info) {
   if (info.ipEnd == info.hdrLen) return false;  // pure ACK
   const uint8_t flags = f[info.l4 + kTcpFlagsOffset];
   if ((flags & ~(kTcpAck | kTcpPsh)) != 0 || (flags & kTcpAck) == 0) return false;
+  // The kernel's inet_gro_receive verifies it too; EmitFlow recomputes the
+  // merged header's, which would otherwise "repair" a corrupt one.
+  if (!info.v6 && Fold(Sum(f + info.l3, kIpv4MinHeaderBytes, 0)) != 0xffff) return false;
   return TcpChecksumValid(f, info);
 }
 
+/** Offset and length of the source + destination addresses of an IP header. */
+inline size_t AddrOffset(bool v6) { return v6 ? 8 : 12; }
+inline size_t AddrBytes(bool v6) { return v6 ? 32 : 8; }
+
+/** Same L2 header (MACs, tag, ethertype) and IP addresses: a's l3/v6 describe
+ *  both frames, and both must hold the addresses. */
+bool SameHosts(const uint8_t* a, const uint8_t* b, size_t l3, bool v6) {
+  return memcmp(a, b, l3) == 0 && memcmp(a + l3 + AddrOffset(v6), b + l3 + AddrOffset(v6), AddrBytes(v6)) == 0;
+}
+
+/** Same TCP flow. Ports are read at each frame's own l4, so a frame with IP
+ *  options (not Eligible) still matches its flow and closes it before it is
+ *  written: it must not overtake the held segments. */
 bool SameFlow(const uint8_t* a, const L4Info& ia, const uint8_t* b, const L4Info& ib) {
-  if (ia.v6 != ib.v6 || ia.l3 != ib.l3 || ia.l4 != ib.l4) return false;
-  if (memcmp(a, b, ia.l3) != 0) return false;  // MACs, tags, ethertype
-  const size_t addrOff = ia.v6 ? 8 : 12;
-  const size_t addrLen = ia.v6 ? 32 : 8;
-  if (memcmp(a + ia.l3 + addrOff, b + ib.l3 + addrOff, addrLen) != 0) return false;
-  return memcmp(a + ia.l4, b + ib.l4, 4) == 0;  // ports
+  if (ia.v6 != ib.v6 || ia.l3 != ib.l3) return false;
+  return SameHosts(a, b, ia.l3, ia.v6) && memcmp(a + ia.l4, b + ib.l4, 4) == 0;
+}
+
+/** For a frame ParseTcp refused: where its IP header is, if it has one whose
+ *  addresses fit in len (a fragment, options, extension headers or a length
+ *  mismatch; the version nibble is not checked either). */
+bool PeekIp(const uint8_t* f, size_t len, size_t* l3, bool* v6) {
+  uint16_t type;
+  if (!ParseL2(f, len, &type, l3) || (type != kEtherTypeIpv4 && type != kEtherTypeIpv6)) return false;
+  *v6 = type == kEtherTypeIpv6;
+  return len >= *l3 + (*v6 ? kIpv6HeaderBytes : kIpv4MinHeaderBytes);
 }
 
 bool CanAppend(const OpenFlow& fl, const GroFrame* frames, const GroFrame& fr, const L4Info& info, uint32_t maxSegs) {
@@ -267,6 +297,9 @@ bool CanAppend(const OpenFlow& fl, const GroFrame* frames, const GroFrame& fr, c
   const L4Info& hi = fl.info;
   if (fl.count >= maxSegs) return false;
   if (info.hdrLen != hi.hdrLen) return false;
+  // Data offset, reserved and AccECN AE bits (the rest of the kernel's
+  // tcp_flag_word is checked by Eligible): a later segment's bits would be lost.
+  if (h[hi.l4 + 12] != f[info.l4 + 12]) return false;
   const uint32_t payload = static_cast<uint32_t>(info.ipEnd - info.hdrLen);
   if (payload > fl.mss) return false;
   if (fl.payload != fl.count * fl.mss) return false;  // a shorter segment ended the run
@@ -344,6 +377,20 @@ uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes,
     GroFrame& fr = frames[i];
     L4Info info;
     if (!ParseTcp(fr.data, fr.len, &info)) {
+      // It may still belong to a held flow (a first fragment, IP options):
+      // write every held flow between the same hosts first.
+      size_t l3;
+      bool v6;
+      if (PeekIp(fr.data, fr.len, &l3, &v6)) {
+        for (uint32_t k = 0; k < openCount;) {
+          const OpenFlow& fl = open[k];
+          if (fl.info.v6 == v6 && fl.info.l3 == l3 && SameHosts(frames[fl.first].data, fr.data, l3, v6)) {
+            close(k);
+          } else {
+            k++;
+          }
+        }
+      }
       EmitSingle(i, frames, writes, &nw);
       continue;
     }
@@ -380,6 +427,64 @@ uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes,
   }
   while (openCount > 0) close(0);
   return nw;
+}
+
+uint32_t PlanSingles(const GroFrame* frames, uint32_t n, GroWrite* writes) {
+  uint32_t nw = 0;
+  for (uint32_t i = 0; i < n; i++) EmitSingle(i, frames, writes, &nw);
+  return nw;
+}
+
+uint32_t GroWriteIov(const GroFrame* frames, const uint32_t* next, const GroWrite& w, struct iovec* iov,
+                     uint64_t* innerBytes) {
+  iov[0].iov_base = frames[w.first].data;
+  iov[0].iov_len = frames[w.first].len;
+  uint64_t bytes = frames[w.first].len;
+  uint32_t k = w.first;
+  for (uint32_t s = 1; s < w.count; s++) {
+    k = next[k];
+    iov[s].iov_base = frames[k].data + w.hdrLen;
+    iov[s].iov_len = frames[k].len - w.hdrLen;
+    bytes += frames[k].len;
+  }
+  *innerBytes = bytes;
+  return w.count;
+}
+
+// ---- rx decapsulation ----
+
+uint64_t MacAt(const uint8_t* p) {
+  return static_cast<uint64_t>(p[0]) << 40 | static_cast<uint64_t>(p[1]) << 32 | static_cast<uint64_t>(p[2]) << 24 |
+         static_cast<uint64_t>(p[3]) << 16 | static_cast<uint64_t>(p[4]) << 8 | p[5];
+}
+
+bool IsTagged(const uint8_t* p) {
+  const uint16_t type = Get16(p + 12);
+  return type == kEtherTypeVlan || type == kEtherTypeQinq;
+}
+
+RxDatagrams SplitRxMessage(size_t len, size_t groSegBytes) {
+  const size_t seg = groSegBytes == 0 || groSegBytes > len ? len : groSegBytes;
+  return RxDatagrams{len, seg, len == 0 ? 1 : (len + seg - 1) / seg};
+}
+
+RxVerdict DecapVxlan(uint8_t* d, size_t dl, const RxConfig& cfg, RxFrame* out) {
+  if (dl < kVxlanHeaderBytes + kEthHeaderBytes) return RxVerdict::kTruncated;
+  if ((d[0] & kVxlanFlagI) == 0) return RxVerdict::kNoIFlag;
+  out->vni = static_cast<uint32_t>(d[4]) << 16 | static_cast<uint32_t>(d[5]) << 8 | d[6];
+  if (out->vni != cfg.vni) return RxVerdict::kWrongVni;
+  uint8_t* frame = d + kVxlanHeaderBytes;
+  const size_t frameBytes = dl - kVxlanHeaderBytes;
+  const bool tagged = IsTagged(frame);
+  if (tagged && !cfg.allowVlan) return RxVerdict::kVlanTagged;
+  if (frameBytes > kEthHeaderBytes + cfg.mtuBytes + (tagged ? kVlanTagBytes : 0)) return RxVerdict::kOversize;
+  const uint64_t src = MacAt(frame + 6);
+  if (src == cfg.ownMac) return RxVerdict::kOwnSourceMac;
+  if (src == 0 || (frame[6] & 0x01) != 0) return RxVerdict::kBadSourceMac;  // zero, multicast, broadcast
+  out->frame = frame;
+  out->frameBytes = frameBytes;
+  out->srcMac = src;
+  return RxVerdict::kOk;
 }
 
 }  // namespace offload

@@ -9,6 +9,8 @@
 // TUN uses the host byte order unless TUNSETVNETLE/BE says otherwise).
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -133,6 +135,67 @@ struct GroFrame {
  *  maxSegs per write and kMaxIpLengthBytes. next must hold n entries; writes
  *  must hold n entries. Returns the number of writes. */
 uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes, uint32_t maxSegs);
+
+/** The single writes GroPlan's caller uses when coalescing is off: frame i
+ *  alone, header all zero. writes must hold n entries; returns n. */
+uint32_t PlanSingles(const GroFrame* frames, uint32_t n, GroWrite* writes);
+
+/** The iovecs of one planned write after its virtio_net_hdr: the first frame
+ *  whole, then frame[hdrLen, len) of each following one. iov must hold
+ *  w.count entries; returns w.count. *innerBytes = the frames' full lengths
+ *  summed (what the counters count, headers of every segment included). */
+uint32_t GroWriteIov(const GroFrame* frames, const uint32_t* next, const GroWrite& w, struct iovec* iov,
+                     uint64_t* innerBytes);
+
+// ---- rx: one received UDP message to inner frames ----
+
+constexpr size_t kVxlanHeaderBytes = 8;
+constexpr uint8_t kVxlanFlagI = 0x08;
+
+/** The datagrams of one received message: with UDP_GRO the kernel hands over
+ *  several equal-size datagrams (the last may be shorter) in one buffer. */
+struct RxDatagrams {
+  size_t len;    // bytes of the message
+  size_t seg;    // bytes of every datagram but the last
+  size_t count;  // datagrams; an empty message is one empty datagram
+  size_t Offset(size_t i) const { return i * seg; }
+  size_t Bytes(size_t i) const { return len - i * seg < seg ? len - i * seg : seg; }
+};
+
+/** Splits a message of len bytes whose UDP_GRO segment size is groSegBytes
+ *  (0, or larger than len: one datagram). */
+RxDatagrams SplitRxMessage(size_t len, size_t groSegBytes);
+
+/** What the receive path needs to judge a datagram. */
+struct RxConfig {
+  uint32_t vni;
+  size_t mtuBytes;  // TAP MTU: inner frames up to 14 + mtuBytes (+ 4 when tagged)
+  uint64_t ownMac;  // 48-bit, first byte most significant
+  bool allowVlan;
+};
+
+/** DecapVxlan's answer: kOk, or why the datagram is dropped (each maps to
+ *  one DropReason of src/datapath/drops.ts). */
+enum class RxVerdict { kOk, kTruncated, kNoIFlag, kWrongVni, kVlanTagged, kOversize, kOwnSourceMac, kBadSourceMac };
+
+/** A decapsulated datagram. vni is set from kNoIFlag on (for reporting a
+ *  foreign VNI); the rest only for kOk. */
+struct RxFrame {
+  uint8_t* frame;     // inside the datagram: d + kVxlanHeaderBytes
+  size_t frameBytes;
+  uint32_t vni;
+  uint64_t srcMac;    // 48-bit inner source MAC
+};
+
+/** Checks one VXLAN datagram d[0, dl) (RFC 7348 §5: reserved bits are
+ *  ignored) and its inner Ethernet header, in the order the drop reasons are
+ *  counted. The FDB checks (static conflicts) and learning are the caller's. */
+RxVerdict DecapVxlan(uint8_t* d, size_t dl, const RxConfig& cfg, RxFrame* out);
+
+/** A 48-bit MAC read from p[0, 6). */
+uint64_t MacAt(const uint8_t* p);
+/** True when the Ethernet frame at p (>= 14 bytes) carries an 802.1Q/802.1ad tag. */
+bool IsTagged(const uint8_t* p);
 
 }  // namespace offload
 }  // namespace vxland

@@ -110,7 +110,7 @@ const DROP_ADVICE: Readonly<Record<string, { problem: string; fix: string }>> = 
     fix: 'correct the static entry ("vxland fdb add MAC IP") or find the host that spoofs that MAC',
   },
   tx_send_error: {
-    problem: 'the underlay refuses datagrams to some VTEP (e.g. no route to it)',
+    problem: 'the underlay refuses datagrams to some VTEP (no route to it, or ICMP port unreachable: nothing listens there)',
     fix: 'check the route to that VTEP and that it listens on the VXLAN port; see "vxland stats" for which VTEP',
   },
   tx_queue_full: {

@@ -205,3 +205,70 @@ t.test('coalescing never reorders a flow and skips what it cannot merge', async 
   t.equal(both.length, 2, 'two interleaved flows make two writes');
   t.same(both.map((w) => w.count), [a.length, b.length], 'each with all its segments');
 });
+
+/** Rewrites the IPv4 header checksum of a frame (IPv4 at offset 14). */
+function refreshIpv4Checksum(f: Buffer): void {
+  const ihlBytes = (f[14] & 0x0f) * 4;
+  f.writeUInt16BE(0, 24);
+  f.writeUInt16BE(~sum16(f.subarray(14, 14 + ihlBytes)) & 0xffff, 24);
+}
+
+/** Rewrites the TCP checksum of a frame. */
+function refreshTcpChecksum(f: Buffer): void {
+  const p = parse(f);
+  f.writeUInt16BE(0, p.l4 + 16);
+  f.writeUInt16BE(~sum16(f.subarray(p.l4, p.l4 + p.tcpLen), pseudo(f, p)) & 0xffff, p.l4 + 16);
+}
+
+/** The same IPv4 frame with 4 bytes of IP options (NOP, NOP, NOP, EOL). */
+function withIpOptions(f: Buffer): Buffer {
+  const out = Buffer.concat([f.subarray(0, 34), Buffer.from([1, 1, 1, 0]), f.subarray(34)]);
+  out[14] = 0x46;
+  out.writeUInt16BE(out.readUInt16BE(16) + 4, 16);
+  refreshIpv4Checksum(out);
+  return out;
+}
+
+t.test('coalescing refuses a segment whose IPv4 header checksum is wrong', async (t) => {
+  const segs = segmentsOf(5000);
+  const bad = Buffer.from(segs[1]);
+  bad[24] ^= 0x55;
+  const input = [segs[0], bad, ...segs.slice(2)];
+  const writes = addon.engineCoalesceForTest(input);
+  const alone = writes.find((w) => w.first === 1);
+  t.equal(alone?.count, 1, 'the corrupt segment is written alone');
+  t.ok(alone?.frame.equals(bad), 'unmodified: its checksum is not "repaired", the kernel drops it');
+  t.same(writes.map((w) => w.first), [0, 1, 2], 'before it, itself, then the rest of the flow, in order');
+});
+
+t.test('coalescing keeps segments apart whose TCP reserved/AE bits differ', async (t) => {
+  const segs = segmentsOf(5000);
+  const ae = Buffer.from(segs[1]);
+  ae[34 + 12] |= 0x01; // AccECN AE bit
+  refreshTcpChecksum(ae);
+  const writes = addon.engineCoalesceForTest([segs[0], ae, ...segs.slice(2)]);
+  t.same(writes.map((w) => w.first), [0, 1, 2], 'the AE segment starts and ends a write of its own');
+  const withAe = writes.find((w) => w.first === 1);
+  t.equal(withAe?.count, 1, 'not merged with the segments after it either');
+  t.equal((withAe?.frame[34 + 12] ?? 0) & 0x01, 1, 'its AE bit reaches the TAP');
+  t.equal(writes.find((w) => w.first === 2)?.count, segs.length - 2, 'the segments after it still coalesce');
+});
+
+t.test('a frame of a held flow that cannot be merged does not overtake it', async (t) => {
+  const segs = segmentsOf(5000);
+  const options = withIpOptions(segs[2]);
+  t.ok(tcpChecksumOk(options) && sum16(options.subarray(14, 38)) === 0xffff, 'the IP-options segment is valid');
+  const optWrites = addon.engineCoalesceForTest([segs[0], segs[1], options]);
+  t.same(optWrites.map((w) => [w.first, w.count]), [[0, 2], [2, 1]], 'IPv4 options: the held segments are written first');
+
+  const fragment = Buffer.from(segs[2]);
+  fragment[20] |= 0x20; // MF: a first fragment, which ParseTcp refuses
+  refreshIpv4Checksum(fragment);
+  const fragWrites = addon.engineCoalesceForTest([segs[0], segs[1], fragment]);
+  t.same(fragWrites.map((w) => [w.first, w.count]), [[0, 2], [2, 1]], 'first fragment: the held segments are written first');
+
+  const other = segmentsOf(3000, { srcPort: 40009, seq: 7_000_000, id: 900 });
+  const mixed = addon.engineCoalesceForTest([segs[0], segs[1], other[0], other[1], fragment]);
+  t.same(mixed.map((w) => [w.first, w.count]), [[0, 2], [2, 2], [4, 1]],
+    'a fragment closes every held flow between its hosts (its ports may be unreadable)');
+});

@@ -266,3 +266,34 @@ t.test('VLAN-tagged inner frames are dropped both ways unless --allow-vlan', asy
   t.equal(s2.stats.rxPackets - s1.stats.rxPackets, 5, 'and delivered');
   t.equal((s2.stats.drops.tx_vlan_tagged ?? 0) + (s2.stats.drops.rx_vlan_tagged ?? 0), 0, 'and nothing is dropped for its tag');
 });
+
+t.test('ICMP port unreachable from a peer with nothing on UDP 4789 counts as its tx_send_error', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 3 });
+  const [ha, hb, hc] = topo.hosts;
+  // C is a peer of A, but nothing listens on C's UDP 4789: C's kernel answers
+  // every datagram A floods to it with ICMP port unreachable (rate-limited).
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1', ['--peer', hc.ip]);
+  const b = await startNative(t, hb, ha.ip, '10.42.0.2');
+  t.equal((await ping(ha.ns, b.overlay, { count: 5, intervalS: 0.05 })).received, 5, 'A pings B while C is flooded too');
+  // ARP requests and unknown unicast went to C as well; more floods, spaced
+  // out past the kernel's ICMP rate limit.
+  await ping(ha.ns, '10.42.0.99', { count: 4, intervalS: 0.3, timeoutS: 2 });
+  const sa = await snapshotWhen(a, (s) => (s.vteps.find((v) => v.vtep === hc.ip)?.drops ?? 0) > 0);
+  const atC = sa.vteps.find((v) => v.vtep === hc.ip);
+  t.ok(atC !== undefined && atC.txPackets > 0, `A sent to C ${JSON.stringify(atC)}`);
+  t.ok(atC !== undefined && atC.drops > 0, 'the ICMP errors count as drops of C');
+  t.ok((sa.stats.drops.tx_send_error ?? 0) > 0, `under tx_send_error ${JSON.stringify(sa.stats.drops)}`);
+  t.ok((sa.stats.drops.tx_send_error ?? 0) <= (atC?.txPackets ?? 0), 'at most one error per datagram sent to C');
+  const bAtA0 = sa.vteps.find((v) => v.vtep === hb.ip);
+  t.equal(bAtA0?.drops, 0, 'none is charged to B');
+
+  t.equal((await ping(ha.ns, b.overlay, { count: 5, intervalS: 0.05 })).received, 5, 'traffic to B continues');
+  await transfer(t, ha, { ns: hb.ns, ip: b.overlay }, 'A -> B with C refusing');
+  const sb = await snapshot(b);
+  t.equal(sb.stats.dropsTotal, 0, `B dropped nothing ${JSON.stringify(sb.stats.drops)}`);
+  const sa2 = await snapshotWhen(a, (s) => (s.vteps.find((v) => v.vtep === hb.ip)?.txPackets ?? 0) > (bAtA0?.txPackets ?? 0));
+  const bAtA = sa2.vteps.find((v) => v.vtep === hb.ip);
+  t.ok(bAtA !== undefined && bAtA.txPackets > (bAtA0?.txPackets ?? 0), 'A kept sending to B');
+  t.equal(bAtA?.drops, 0, 'A still charges no error to B');
+});

@@ -2,7 +2,8 @@
 // (src/io/engine.ts); this class keeps the JS side of the contract. It
 // mirrors the Fdb and the source policy into the engine (seeded at start,
 // then from Fdb and SourceFilter changes), applies the engine's learning
-// observations through fdb.learn() (the one rule implementation), logs
+// observations through learnSource() (the one mapping of Fdb outcomes to
+// counters, as the dgram path uses it), logs
 // foreign-VNI senders rate-limited and fallbacks once, and adds the engine's
 // counters (totals, drops, per-VTEP counts, refused senders) into Stats so
 // status and stats show one set of numbers whichever path runs.
@@ -11,13 +12,14 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 
 import { VxlandError } from '../errors';
-import { LearnOutcome, type Fdb, type FdbEvent } from '../fdb/fdb';
+import type { Fdb, FdbEvent } from '../fdb/fdb';
 import { loadAddon, toVxlandError } from '../io/addon';
 import type { NativeEngine, NativeEngineEvent } from '../io/engine';
 import { RateLimitedLog } from '../util/rate-limit';
 import { macKeyOf } from '../wire/mac';
 import type { SourceFilter } from './accept';
 import { DROP_REASON_COUNT, DropReason } from './drops';
+import { learnSource } from './learning';
 import { OTHER_VTEP, type Stats } from './stats';
 
 /** How often the engine's counters are added into Stats (syncStats() does it on demand). */
@@ -165,9 +167,13 @@ export class NativeDatapath {
     for (const r of event.refused) stats.refusedSender(r.from, r.count);
     if (this.state !== 'running') return;
     for (const l of event.learn) {
-      // The engine reports only learnable, non-own source MACs it saw; the
-      // table decides (learn, refresh, move, refuse when full, static).
-      if (fdb.learn(l.vni, l.mac, l.vtep, nowMs) === LearnOutcome.RefusedFull) stats.learnRefusedFull++;
+      // The engine reports only learnable, non-own source MACs, and each one
+      // once per second at most while the mirror lacks it (not per frame):
+      // on this path the learnRefused counters count refused MACs, on the
+      // dgram path refused frames. The frames were already delivered, so a
+      // drop reason returned here (a static entry the mirror had not seen
+      // yet) is not counted; the mirror refuses the MAC's next frames.
+      learnSource(fdb, stats, l.vni, l.mac, l.vtep, nowMs);
     }
     for (const f of event.foreign) {
       this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');

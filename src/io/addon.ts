@@ -72,8 +72,36 @@ export interface NativeEngineOptions {
 export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
 export interface NativeEngineForeign { vni: number; from: string }
 
+/** What one engine thread counted for one VTEP since its previous report. */
+export interface NativeEngineVtepCounts {
+  /** The VTEP's IP, or null for the sum over addresses past the engine's
+   *  per-report bound (count them under 'other'). */
+  vtep: string | null;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Datagrams from it dropped, and sends to it that failed (a send error,
+   *  or an ICMP error about a datagram already counted as sent). */
+  drops: number;
+  /** How long before delivery the last datagram from it arrived; -1 = none. */
+  lastRxAgoMs: number;
+}
+
+/** A sender refused by the source policy and its datagrams since the previous report. */
+export interface NativeEngineRefused { from: string; count: number }
+
+/** The engine's events. Observations carry learning (deduplicated), foreign
+ *  VNIs, refused senders (at most 64 per event) and per-VTEP counts
+ *  (reported every 100 ms while they change; bounded per event). */
 export type NativeEngineEvent =
-  | { type: 'observations'; learn: NativeEngineLearn[]; foreign: NativeEngineForeign[] }
+  | {
+      type: 'observations';
+      learn: NativeEngineLearn[];
+      foreign: NativeEngineForeign[];
+      refused: NativeEngineRefused[];
+      vteps: NativeEngineVtepCounts[];
+    }
   | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
   | { type: 'fatal'; error: NativeSysError };
 
@@ -96,6 +124,10 @@ export interface NativeEngineHandle {
   fdbDelete(vni: number, macKey: number): boolean;
   fdbClear(): void;
   setFloodList(vni: number, vtepIps: readonly string[]): void;
+  /** Replaces the source policy (src/datapath/accept.ts rules). */
+  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
+  /** Deliver and send VLAN-tagged inner frames. */
+  setAllowVlan(allow: boolean): void;
   counters(out: Float64Array): void;
   info(): NativeEngineInfo;
 }

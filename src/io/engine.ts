@@ -8,7 +8,7 @@ import { DROP_REASON_COUNT } from '../datapath/drops';
 import { VxlandError } from '../errors';
 import {
   NativeAddon,
-  type NativeEngineEvent as AddonEngineEvent,
+  type NativeEngineEvent,
   NativeEngineHandle,
   NativeEngineInfo,
   callNative,
@@ -16,44 +16,13 @@ import {
   loadAddon,
   toVxlandError,
 } from './addon';
-import { ifnameProblem, parseCidr, type Cidr } from '../config/validate';
-import { MAX_TAP_MTU_BYTES, MIN_IPV6_MTU_BYTES, MIN_TAP_MTU_BYTES } from './tap';
+import { openConfiguredTap } from './tap';
 
 /** Inner MTU when none is given: a 1500-byte underlay minus 50 bytes of
  *  IPv4 + UDP + VXLAN + inner Ethernet overhead. */
 export const DEFAULT_ENGINE_MTU_BYTES = 1450;
 
-export type { NativeEngineInfo } from './addon';
-
-/** What one engine thread counted for one VTEP since its previous report. */
-export interface NativeEngineVtepCounts {
-  /** The VTEP's IP, or null for the sum over addresses past the engine's
-   *  per-report bound (count them under 'other'). */
-  vtep: string | null;
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  drops: number;
-  /** How long before delivery the last datagram from it arrived; -1 = none. */
-  lastRxAgoMs: number;
-}
-
-/** A sender refused by the source policy and its datagrams since the previous report. */
-export interface NativeEngineRefused { from: string; count: number }
-
-/** The addon's events; observations also carry refused senders (deduplicated,
- *  at most 64 per event) and per-VTEP counts (reported every 100 ms while
- *  they change; bounded per event). */
-export type NativeEngineEvent =
-  | (Extract<AddonEngineEvent, { type: 'observations' }> & { refused: NativeEngineRefused[]; vteps: NativeEngineVtepCounts[] })
-  | Exclude<AddonEngineEvent, { type: 'observations' }>;
-
-/** The handle's calls beyond those typed in addon.ts. */
-interface EngineHandle extends NativeEngineHandle {
-  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
-  setAllowVlan(allow: boolean): void;
-}
+export type { NativeEngineEvent, NativeEngineInfo, NativeEngineRefused, NativeEngineVtepCounts } from './addon';
 
 export interface NativeEngineOpenOptions {
   /** TAP name, 1..15 bytes (see ifnameProblem). */
@@ -106,7 +75,7 @@ export class NativeEngine {
   readonly vni: number;
   /** The local UDP port actually bound. */
   readonly port: number;
-  private readonly handle: EngineHandle;
+  private readonly handle: NativeEngineHandle;
   private readonly counterNames: readonly string[];
   private readonly raw: Float64Array;
   private onEvent: (event: NativeEngineEvent) => void = () => undefined;
@@ -132,8 +101,8 @@ export class NativeEngine {
         coalesce: o.coalesce,
         socketBufferBytes: o.socketBufferBytes,
       },
-      (event) => this.onEvent(event as NativeEngineEvent),
-    ) as EngineHandle;
+      (event) => this.onEvent(event),
+    );
     this.counterNames = addon.NativeEngine.counterNames;
     this.raw = new Float64Array(this.counterNames.length);
     this.port = this.handle.info().port;
@@ -145,42 +114,15 @@ export class NativeEngine {
    *  EADDRINUSE), VXLAND_DATAPATH_UNAVAILABLE (addon not built). Nothing is
    *  left behind on failure. */
   static open(o: NativeEngineOpenOptions): NativeEngine {
-    const mtu = o.mtu ?? DEFAULT_ENGINE_MTU_BYTES;
-    const nameProblem = ifnameProblem(o.name);
-    if (nameProblem !== null) throw badArgument(`interface name ${JSON.stringify(o.name)} ${nameProblem}`);
-    if (!Number.isInteger(mtu) || mtu < MIN_TAP_MTU_BYTES || mtu > MAX_TAP_MTU_BYTES) {
-      throw badArgument(`mtu must be an integer ${MIN_TAP_MTU_BYTES}..${MAX_TAP_MTU_BYTES}`);
-    }
     if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw badArgument('vni must be 0..16777215');
-    const parsed = (o.addresses ?? []).map((text): Cidr => {
-      const cidr = parseCidr(text);
-      if (cidr === null) throw badArgument(`address must be a CIDR like 10.0.1.1/24 or fd00::1/64 (got ${JSON.stringify(text)})`);
-      return cidr;
-    });
-    if (mtu < MIN_IPV6_MTU_BYTES && parsed.some((p) => p.family === 6)) {
-      throw badArgument(`IPv6 addresses need mtu >= ${MIN_IPV6_MTU_BYTES}`);
-    }
+    const mtu = o.mtu ?? DEFAULT_ENGINE_MTU_BYTES;
+    const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu, addresses: o.addresses, vnetHdr: true });
     const addon = loadAddon();
-    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
-      throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
-    }
-    const { fd, name } = callNative('VXLAND_DEVICE', () => addon.tapOpen(o.name, { vnetHdr: true }));
     let owned = false;
     try {
-      const mac = callNative('VXLAND_DEVICE', () => {
-        addon.tapSetMtu(name, mtu);
-        let ipv4Index = 0;
-        for (const p of parsed) {
-          if (p.family === 4) {
-            addon.tapAddIPv4(ipv4Index === 0 ? name : `${name}:${ipv4Index}`, p.address, p.prefixLength);
-            ipv4Index++;
-          } else {
-            addon.tapAddIPv6(name, p.address, p.prefixLength);
-          }
-        }
-        addon.tapSetUp(name);
-        return addon.tapGetMac(name);
-      });
+      if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
+        throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
+      }
       try {
         const engine = new NativeEngine(addon, o, fd, name, mtu, mac);
         owned = true;

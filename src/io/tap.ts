@@ -26,6 +26,18 @@ export interface TapOpenOptions {
   addresses?: readonly string[];
 }
 
+export interface ConfiguredTapOptions extends TapOpenOptions {
+  /** IFF_VNET_HDR: frames carry a virtio_net_hdr (the native engine only). */
+  vnetHdr?: boolean;
+}
+
+export interface ConfiguredTap {
+  fd: number;
+  /** The name the kernel gave (the requested one). */
+  name: string;
+  mac: Buffer;
+}
+
 function badArgument(message: string): VxlandError {
   return new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: ${message}`);
 }
@@ -41,6 +53,55 @@ function requireCidr(text: string): Cidr {
 export function tapSlotBytes(mtu: number): number {
   const raw = FRAME_HEADROOM_BYTES + maxFrameBytes(mtu, true);
   return Math.ceil(raw / SLOT_ALIGN_BYTES) * SLOT_ALIGN_BYTES;
+}
+
+/** Validates the options, creates the TAP (non-persistent: it disappears
+ *  when the fd is closed or the process exits), sets its MTU, adds the
+ *  addresses, brings it up and reads its MAC. The caller owns the fd.
+ *  Throws VxlandError: VXLAND_BAD_ARGUMENT for invalid options, VXLAND_DEVICE
+ *  (with errno/syscall) when a system call fails (e.g. EPERM without
+ *  CAP_NET_ADMIN, EBUSY when the name is already attached),
+ *  VXLAND_DATAPATH_UNAVAILABLE when the addon is not built. Nothing is left
+ *  behind on failure (the fd is closed). */
+export function openConfiguredTap(options: ConfiguredTapOptions): ConfiguredTap {
+  const mtu = options.mtu;
+  const nameProblem = ifnameProblem(options.name);
+  if (nameProblem !== null) throw badArgument(`interface name ${JSON.stringify(options.name)} ${nameProblem}`);
+  if (!Number.isInteger(mtu) || mtu < MIN_TAP_MTU_BYTES || mtu > MAX_TAP_MTU_BYTES) {
+    throw badArgument(`mtu must be an integer ${MIN_TAP_MTU_BYTES}..${MAX_TAP_MTU_BYTES}`);
+  }
+  const parsed = (options.addresses ?? []).map(requireCidr);
+  if (mtu < MIN_IPV6_MTU_BYTES && parsed.some((p) => p.family === 6)) {
+    throw badArgument(`IPv6 addresses need mtu >= ${MIN_IPV6_MTU_BYTES}`);
+  }
+  const ipv4Count = parsed.filter((p) => p.family === 4).length;
+  if (ipv4Count > 1 && Buffer.byteLength(`${options.name}:${ipv4Count - 1}`) > IFNAME_MAX_BYTES) {
+    throw badArgument(`name ${JSON.stringify(options.name)} too long for ${ipv4Count} IPv4 address labels`);
+  }
+
+  const addon = loadAddon();
+  const { fd, name } = callNative('VXLAND_DEVICE', () => addon.tapOpen(options.name, { vnetHdr: options.vnetHdr ?? false }));
+  try {
+    return callNative('VXLAND_DEVICE', () => {
+      addon.tapSetMtu(name, mtu);
+      let ipv4Index = 0;
+      for (const p of parsed) {
+        if (p.family === 4) {
+          // The first IPv4 address is the primary; the others get alias labels.
+          const label = ipv4Index === 0 ? name : `${name}:${ipv4Index}`;
+          ipv4Index++;
+          addon.tapAddIPv4(label, p.address, p.prefixLength);
+        } else {
+          addon.tapAddIPv6(name, p.address, p.prefixLength);
+        }
+      }
+      addon.tapSetUp(name);
+      return { fd, name, mac: addon.tapGetMac(name) };
+    });
+  } catch (err) {
+    addon.tapClose(fd);
+    throw err;
+  }
 }
 
 export class TapDevice implements FrameDevice {
@@ -68,44 +129,8 @@ export class TapDevice implements FrameDevice {
    *  VXLAND_DATAPATH_UNAVAILABLE when the addon is not built. Nothing is left
    *  behind on failure. */
   static open(options: TapOpenOptions): TapDevice {
-    const mtu = options.mtu;
-    const nameProblem = ifnameProblem(options.name);
-    if (nameProblem !== null) throw badArgument(`interface name ${JSON.stringify(options.name)} ${nameProblem}`);
-    if (!Number.isInteger(mtu) || mtu < MIN_TAP_MTU_BYTES || mtu > MAX_TAP_MTU_BYTES) {
-      throw badArgument(`mtu must be an integer ${MIN_TAP_MTU_BYTES}..${MAX_TAP_MTU_BYTES}`);
-    }
-    const parsed = (options.addresses ?? []).map(requireCidr);
-    if (mtu < MIN_IPV6_MTU_BYTES && parsed.some((p) => p.family === 6)) {
-      throw badArgument(`IPv6 addresses need mtu >= ${MIN_IPV6_MTU_BYTES}`);
-    }
-    const ipv4Count = parsed.filter((p) => p.family === 4).length;
-    if (ipv4Count > 1 && Buffer.byteLength(`${options.name}:${ipv4Count - 1}`) > IFNAME_MAX_BYTES) {
-      throw badArgument(`name ${JSON.stringify(options.name)} too long for ${ipv4Count} IPv4 address labels`);
-    }
-
-    const addon = loadAddon();
-    const { fd, name } = callNative('VXLAND_DEVICE', () => addon.tapOpen(options.name));
-    try {
-      return callNative('VXLAND_DEVICE', () => {
-        addon.tapSetMtu(name, mtu);
-        let ipv4Index = 0;
-        for (const p of parsed) {
-          if (p.family === 4) {
-            const label = ipv4Index === 0 ? name : `${name}:${ipv4Index}`;
-            ipv4Index++;
-            addon.tapAddIPv4(label, p.address, p.prefixLength);
-          } else {
-            addon.tapAddIPv6(name, p.address, p.prefixLength);
-          }
-        }
-        addon.tapSetUp(name);
-        const mac = addon.tapGetMac(name);
-        return new TapDevice(addon, fd, name, mtu, mac);
-      });
-    } catch (err) {
-      addon.tapClose(fd);
-      throw err;
-    }
+    const { fd, name, mac } = openConfiguredTap(options);
+    return new TapDevice(loadAddon(), fd, name, options.mtu, mac);
   }
 
   /** See FrameDevice.start. Batches hold at most TAP_BATCH_MAX_FRAMES frames;

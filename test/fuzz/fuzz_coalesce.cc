@@ -28,21 +28,18 @@
 
 #include "fuzz_common.h"
 
-// Known findings of this harness (see test/fuzz/README.md), tolerated by
-// default so CI stays green until engine_offload.cc is fixed; build with
-// -DFUZZ_STRICT=1 (FUZZ_STRICT=1 bash scripts/fuzz.sh) to check them, and make
-// strict the default once fixed:
-//  - IPV4_CSUM: IPv4 header checksums are not verified (the kernel's
-//    inet_gro_receive does), and the merged header's is recomputed, so a
-//    segment with a corrupt IPv4 header checksum is accepted and "repaired".
-//  - TCP_RESERVED: the TCP reserved/AE bits (low nibble of byte 12) are not
-//    compared (the kernel compares the whole tcp_flag_word), so segments
-//    whose AE bit differs are merged and later segments' bits are lost.
-//  - ORDER: a frame of a held flow that the coalescer cannot parse as the
-//    same flow (IPv4 options, i.e. another l4 offset; a first fragment with
-//    MF set) is written at once, overtaking the held segments of its flow.
+// Checks for findings that were fixed in engine_offload.cc (see
+// test/fuzz/README.md, "Fixed findings"); each has a finding-* input in the
+// corpus. They are on by default; -DFUZZ_STRICT=0 (FUZZ_STRICT=0 bash
+// scripts/fuzz.sh) turns them off, e.g. to bisect an older engine:
+//  - IPV4_CSUM: a segment whose IPv4 header checksum is wrong must not be
+//    coalesced (its header would be rewritten with a valid checksum).
+//  - TCP_RESERVED: segments whose TCP byte 12 (data offset, reserved and AE
+//    bits) differs must not be merged (the later segments' bits are lost).
+//  - ORDER: frames of a held flow that the coalescer cannot merge (IP
+//    options, a first fragment with MF set) must not overtake it.
 #ifndef FUZZ_STRICT
-#define FUZZ_STRICT 0
+#define FUZZ_STRICT 1
 #endif
 #ifndef FUZZ_STRICT_IPV4_CSUM
 #define FUZZ_STRICT_IPV4_CSUM FUZZ_STRICT

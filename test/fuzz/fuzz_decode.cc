@@ -1,66 +1,64 @@
-// libFuzzer harness: the rx path from received UDP payloads to TAP writes.
-//
-// The VXLAN decapsulation and validation in Engine::RxLoop
-// (native/engine_core.cc) is inline in the thread loop and not callable, so
-// DecapModel below MIRRORS it (UDP_GRO splitting, truncation, I flag, VNI,
-// oversize, own/bad source MAC; the FDB mirror and learning are left out).
-// Keep it in step with RxLoop until the engine exposes a pure function (see
-// test/fuzz/README.md). What it exercises for real is the engine code after
-// decapsulation: offload::GroPlan over frames laid out as the engine lays
-// them out (contiguous inside one receive buffer, each buffer its own
-// exact-size allocation so ASan sees reads past a datagram), and the iovec
-// arithmetic of Engine::WriteTap.
+// libFuzzer harness: the rx path from received UDP payloads to TAP writes,
+// through the engine's own functions as Engine::RxLoop and Engine::WriteTap
+// (native/engine_core.cc) call them: offload::SplitRxMessage (UDP_GRO
+// datagrams), offload::DecapVxlan (VXLAN header and inner frame checks),
+// offload::GroPlan or PlanSingles, and offload::GroWriteIov (the TAP write's
+// iovecs). The FDB mirror check and learning stay in RxLoop. Each received
+// message is its own exact-size allocation, so ASan sees reads past it.
 //
 // Input layout (missing bytes read as 0):
-//   [u24 VNI][u16 LE MTU][6 bytes own MAC][u8 options: bit 0 no coalescing]
+//   [u24 VNI][u16 LE MTU][6 bytes own MAC][u8 options: bit 0 no coalescing,
+//   bit 1 allow VLAN-tagged frames]
 //   then up to 32 messages (one recvmmsg): [u16 LE length][u16 LE UDP_GRO
 //   segment size, 0 = none][length bytes: VXLAN header + frame, repeated]
+//
+// Checked beyond ASan/UBSan: the datagrams of a message tile it exactly; a
+// datagram DecapVxlan accepts satisfies every rx rule (length, I flag, VNI,
+// tag policy, MTU, source MAC neither ours nor group nor zero) and its frame
+// is the datagram past the VXLAN header; a refused one is refused for a rule
+// it breaks. Every accepted frame is written exactly once; iovecs add up to
+// the write's bytes with no underflow; coalesced writes are consistent TSO
+// frames whose segments fit the MTU; single writes are unmodified.
 #include "fuzz_common.h"
 
 using namespace vxland::offload;
 
 namespace {
 
-constexpr size_t kVxlanHeaderBytes = 8;
-constexpr size_t kEthBytes = 14;
 constexpr uint32_t kMaxSegs = 64;      // engine_core.cc
 constexpr size_t kRxMaxFrames = 32 * 64;
 
-uint64_t MacAt(const uint8_t* p) {
-  return static_cast<uint64_t>(p[0]) << 40 | static_cast<uint64_t>(p[1]) << 32 | static_cast<uint64_t>(p[2]) << 24 |
-         static_cast<uint64_t>(p[3]) << 16 | static_cast<uint64_t>(p[4]) << 8 | p[5];
-}
-bool IsTagged(const uint8_t* frame) {
-  const uint16_t type = static_cast<uint16_t>(frame[12] << 8 | frame[13]);
-  return type == 0x8100 || type == 0x88a8;
-}
-
-/** Mirror of RxLoop's per-datagram checks: the frame, or nullptr (dropped). */
-uint8_t* DecapModel(uint8_t* d, size_t dl, uint32_t vni, size_t maxUntagged, uint64_t ownMac, size_t* frameBytes) {
-  if (dl < kVxlanHeaderBytes + kEthBytes) return nullptr;      // kRxTruncated
-  if ((d[0] & 0x08) == 0) return nullptr;                      // kRxNoIFlag
-  const uint32_t v = static_cast<uint32_t>(d[4]) << 16 | static_cast<uint32_t>(d[5]) << 8 | d[6];
-  if (v != vni) return nullptr;                                // kRxWrongVni
-  uint8_t* frame = d + kVxlanHeaderBytes;
-  *frameBytes = dl - kVxlanHeaderBytes;
-  if (*frameBytes > maxUntagged + (IsTagged(frame) ? kVlanTagBytes : 0)) return nullptr;  // kRxOversize
-  const uint64_t src = MacAt(frame + 6);
-  if (src == ownMac) return nullptr;                           // kRxOwnSourceMac
-  if (src == 0 || (frame[6] & 0x01) != 0) return nullptr;      // kRxBadSourceMac
-  return frame;
+/** The rules a datagram must meet, as properties (which one is checked first
+ *  is DecapVxlan's business; the harness checks the reason is one it breaks). */
+bool Breaks(RxVerdict v, const uint8_t* d, size_t dl, const RxConfig& cfg) {
+  const uint8_t* f = d + kVxlanHeaderBytes;
+  const bool tagged = dl >= kVxlanHeaderBytes + 14 && (fuzz::Be16(f + 12) == 0x8100 || fuzz::Be16(f + 12) == 0x88a8);
+  switch (v) {
+    case RxVerdict::kTruncated: return dl < kVxlanHeaderBytes + 14;
+    case RxVerdict::kNoIFlag: return (d[0] & 0x08) == 0;
+    case RxVerdict::kWrongVni: return (static_cast<uint32_t>(d[4]) << 16 | d[5] << 8 | d[6]) != cfg.vni;
+    case RxVerdict::kVlanTagged: return tagged && !cfg.allowVlan;
+    case RxVerdict::kOversize: return dl - kVxlanHeaderBytes > 14 + cfg.mtuBytes + (tagged ? 4 : 0);
+    case RxVerdict::kOwnSourceMac: return MacAt(f + 6) == cfg.ownMac;
+    case RxVerdict::kBadSourceMac: return MacAt(f + 6) == 0 || (f[6] & 1) != 0;
+    case RxVerdict::kOk: break;
+  }
+  return false;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Reader r(data, size);
-  const uint32_t vni = r.U24();
-  const size_t mtu = r.U16();
+  RxConfig cfg;
+  cfg.vni = r.U24();
+  cfg.mtuBytes = r.U16();
   uint8_t macBytes[6];
   for (uint8_t& b : macBytes) b = r.U8();
-  const uint64_t ownMac = MacAt(macBytes);
-  const bool coalesce = (r.U8() & 1) == 0;
-  const size_t maxUntagged = kEthBytes + mtu;
+  cfg.ownMac = MacAt(macBytes);
+  const uint8_t opts = r.U8();
+  const bool coalesce = (opts & 1) == 0;
+  cfg.allowVlan = (opts & 2) != 0;
 
   std::vector<fuzz::OwnedFrame> msgs;
   std::vector<size_t> segBytes;
@@ -70,61 +68,81 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     msgs.emplace_back(r.Bytes(len));
   }
 
+  // Engine::RxLoop.
   std::vector<GroFrame> frames;
   std::vector<std::vector<uint8_t>> copies;  // what each frame held before GroPlan
   for (size_t m = 0; m < msgs.size(); m++) {
     uint8_t* buf = msgs[m].data;
     const size_t len = msgs[m].len;
-    size_t seg = segBytes[m];
-    if (seg == 0 || seg > len) seg = len;
-    for (size_t off = 0; off < len; off += seg) {
-      uint8_t* d = buf + off;
-      const size_t dl = len - off < seg ? len - off : seg;
-      size_t fb = 0;
-      uint8_t* frame = DecapModel(d, dl, vni, maxUntagged, ownMac, &fb);
-      if (frame == nullptr) continue;
-      FUZZ_CHECK(frame >= buf && frame + fb <= buf + len, "decapsulated frame outside its datagram");
+    const RxDatagrams dg = SplitRxMessage(len, segBytes[m]);
+    FUZZ_CHECK(dg.count >= 1 && dg.count <= (len == 0 ? 1 : len), "message of %zu bytes: %zu datagrams", len, dg.count);
+    size_t tiled = 0;
+    for (size_t i = 0; i < dg.count; i++) {
+      FUZZ_CHECK(dg.Offset(i) == tiled, "datagram %zu at %zu, expected %zu", i, dg.Offset(i), tiled);
+      const size_t dl = dg.Bytes(i);
+      FUZZ_CHECK(dl <= len - tiled && (dl > 0 || len == 0), "datagram %zu: %zu bytes at %zu of %zu", i, dl, tiled, len);
+      FUZZ_CHECK(i + 1 == dg.count || dl == dg.seg, "datagram %zu (not last) has %zu bytes, seg %zu", i, dl, dg.seg);
+      uint8_t* d = buf + tiled;
+      tiled += dl;
+      RxFrame rf;
+      const RxVerdict v = DecapVxlan(d, dl, cfg, &rf);
+      if (v != RxVerdict::kOk) {
+        FUZZ_CHECK(Breaks(v, d, dl, cfg), "datagram refused (verdict %d) for a rule it meets", static_cast<int>(v));
+        continue;
+      }
+      for (RxVerdict rule : {RxVerdict::kTruncated, RxVerdict::kNoIFlag, RxVerdict::kWrongVni, RxVerdict::kVlanTagged,
+                             RxVerdict::kOversize, RxVerdict::kOwnSourceMac, RxVerdict::kBadSourceMac}) {
+        FUZZ_CHECK(!Breaks(rule, d, dl, cfg), "datagram accepted but breaks rule %d", static_cast<int>(rule));
+      }
+      FUZZ_CHECK(rf.frame == d + kVxlanHeaderBytes && rf.frameBytes == dl - kVxlanHeaderBytes && rf.vni == cfg.vni &&
+                     rf.srcMac == MacAt(rf.frame + 6),
+                 "decapsulated frame is not the datagram past its VXLAN header");
       if (frames.size() < kRxMaxFrames) {
-        frames.push_back(GroFrame{frame, static_cast<uint32_t>(fb)});
-        copies.emplace_back(frame, frame + fb);
+        frames.push_back(GroFrame{rf.frame, static_cast<uint32_t>(rf.frameBytes)});
+        copies.emplace_back(rf.frame, rf.frame + rf.frameBytes);
       }
     }
+    FUZZ_CHECK(tiled == len, "datagrams cover %zu of %zu bytes", tiled, len);
   }
 
   // Engine::WriteTap.
   const uint32_t nf = static_cast<uint32_t>(frames.size());
   std::vector<uint32_t> next(nf);
   std::vector<GroWrite> writes(nf ? nf : 1);
-  uint32_t nw;
-  if (coalesce) {
-    nw = GroPlan(frames.data(), nf, next.data(), writes.data(), kMaxSegs);
-  } else {
-    for (uint32_t i = 0; i < nf; i++) {
-      memset(&writes[i].hdr, 0, sizeof(writes[i].hdr));
-      writes[i] = GroWrite{writes[i].hdr, i, 1, 0, frames[i].len};
-    }
-    nw = nf;
-  }
+  const uint32_t nw = coalesce ? GroPlan(frames.data(), nf, next.data(), writes.data(), kMaxSegs)
+                               : PlanSingles(frames.data(), nf, writes.data());
   FUZZ_CHECK(nw <= nf, "%u writes for %u frames", nw, nf);
+  std::vector<int> writeOf(nf, -1);
+  struct iovec iov[kMaxSegs];
   uint64_t packets = 0;
   for (uint32_t w = 0; w < nw; w++) {
     const GroWrite& wr = writes[w];
     FUZZ_CHECK(wr.count >= 1 && wr.count <= kMaxSegs && wr.first < nf, "write %u: count %u first %u", w, wr.count,
                wr.first);
-    // The TAP write: vnet hdr + first frame + the other frames past hdrLen.
+    uint32_t k = wr.first;
+    for (uint32_t s = 0; s < wr.count; s++) {
+      if (s > 0) k = next[k];  // k < nf was checked in the previous round
+      FUZZ_CHECK(k < nf && writeOf[k] == -1, "write %u: chain reaches frame %u (written by %d)", w, k,
+                 k < nf ? writeOf[k] : -2);
+      writeOf[k] = static_cast<int>(w);
+      if (s > 0) {
+        FUZZ_CHECK(frames[k].len >= wr.hdrLen, "write %u: iovec length underflow (frame %u: %u < hdrLen %u)", w, k,
+                   frames[k].len, wr.hdrLen);
+      }
+    }
+    uint64_t innerBytes = 0;
+    FUZZ_CHECK(GroWriteIov(frames.data(), next.data(), wr, iov, &innerBytes) == wr.count, "write %u: iovec count", w);
+    // The TAP write: vnet hdr + the iovecs.
     std::vector<uint8_t> tap(reinterpret_cast<const uint8_t*>(&wr.hdr),
                              reinterpret_cast<const uint8_t*>(&wr.hdr) + kVnetHdrBytes);
-    tap.insert(tap.end(), frames[wr.first].data, frames[wr.first].data + frames[wr.first].len);
-    uint32_t k = wr.first;
-    for (uint32_t s = 1; s < wr.count; s++) {
-      k = next[k];
-      FUZZ_CHECK(k < nf, "write %u: chain index %u", w, k);
-      FUZZ_CHECK(frames[k].len >= wr.hdrLen, "write %u: iovec length underflow (frame %u: %u < hdrLen %u)", w, k,
-                 frames[k].len, wr.hdrLen);
-      tap.insert(tap.end(), frames[k].data + wr.hdrLen, frames[k].data + frames[k].len);
+    for (uint32_t s = 0; s < wr.count; s++) {
+      const uint8_t* b = static_cast<const uint8_t*>(iov[s].iov_base);
+      tap.insert(tap.end(), b, b + iov[s].iov_len);
     }
     FUZZ_CHECK(tap.size() == kVnetHdrBytes + wr.bytes, "write %u: %zu bytes written, bytes says %u", w, tap.size(),
                wr.bytes);
+    FUZZ_CHECK(innerBytes == wr.bytes + static_cast<uint64_t>(wr.count - 1) * wr.hdrLen,
+               "write %u: counted %llu inner bytes", w, static_cast<unsigned long long>(innerBytes));
     if (wr.count == 1) {
       FUZZ_CHECK(fuzz::Eq(frames[wr.first].data, copies[wr.first].data(), copies[wr.first].size()),
                  "frame %u written alone but modified", wr.first);
@@ -134,7 +152,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const uint8_t* f = tap.data() + kVnetHdrBytes;
       FUZZ_CHECK(ParseTcp(f, wr.bytes, &li) && li.ipEnd == wr.bytes, "write %u: inconsistent TSO frame", w);
       // Segments must fit what the receiver's TAP MTU allows.
-      FUZZ_CHECK(wr.hdrLen + wr.hdr.gso_size <= maxUntagged + (IsTagged(f) ? kVlanTagBytes : 0),
+      FUZZ_CHECK(wr.hdrLen + wr.hdr.gso_size <= 14 + cfg.mtuBytes + (IsTagged(f) ? kVlanTagBytes : 0),
                  "write %u: segment of %u bytes exceeds the MTU", w, wr.hdrLen + wr.hdr.gso_size);
     }
     packets += wr.count;

@@ -1,7 +1,9 @@
 // libFuzzer harness: the tx path's offload work on one TAP read, as
 // Engine::Forward (native/engine_core.cc) does it: a virtio_net_hdr and a
-// frame; GSO frames go through offload::TsoSplit, others with NEEDS_CSUM
-// through offload::CompleteChecksum.
+// frame; GSO frames go through offload::TsoSplitHeaders (what the engine
+// calls: headers per segment, payload left in the frame) and
+// offload::TsoSplit (the copying variant), each checked on its own; others
+// with NEEDS_CSUM through offload::CompleteChecksum.
 //
 // Input layout (every field optional: missing bytes read as 0):
 //   [0..10)  struct virtio_net_hdr (little-endian, as the TAP gives it)
@@ -9,14 +11,17 @@
 //            as in the engine
 //   [12]     options: bits 0-5 maxSegs - 1 (1..64);
 //            bit 6: tight output buffer (size from the next u16 * 4)
-//                   instead of the engine's (frame + 64 * 168 bytes);
+//                   instead of the engine's (TsoSplitHeaders: 64 * 168
+//                   bytes; TsoSplit: frame + 64 * 168 bytes);
 //            bit 7: inflate: the frame is repeated to the length in the
 //                   next u16 + 1 (large super-frames from small inputs)
 //   [..]     u16 fields named by options, in the order above
 //   rest     the frame (Ethernet, no FCS)
 //
-// Checked beyond ASan/UBSan: segment count and layout (the engine addresses
-// segment s at s * (8 + segLens[0])), every segment fits the frame limit,
+// Checked beyond ASan/UBSan: segment count and layout (TsoSplit's segment s
+// at s * (8 + segLens[0]); TsoSplitHeaders' headers at s * (8 + hdrLen), its
+// payload at hdrLen + s * mss in the frame, as Engine::Forward sends it),
+// the reported layout, every segment fits the frame limit,
 // parses with consistent IP lengths, has valid TCP and IPv4 header
 // checksums, consecutive sequence numbers and IPv4 IDs, the flag rules, the
 // payload in order, the header otherwise unchanged, the VXLAN prefix room
@@ -28,7 +33,7 @@ using namespace vxland::offload;
 namespace {
 
 constexpr size_t kPrefix = 8;                      // VXLAN header, as the engine passes
-constexpr size_t kSplitOverhead = 64 * (8 + 160);  // engine_core.cc kSplitOverheadBytes
+constexpr size_t kSplitOverhead = 64 * (8 + 160);  // engine_core.cc kSplitHeaderBytes
 constexpr uint8_t kFill = 0xa5;
 
 void CheckComplete(std::vector<uint8_t>& frame, const struct virtio_net_hdr& hdr) {
@@ -56,15 +61,20 @@ void CheckComplete(std::vector<uint8_t>& frame, const struct virtio_net_hdr& hdr
   }
 }
 
+/** headersOnly: TsoSplitHeaders (outCap bytes for headers), else TsoSplit. */
 void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& hdr, size_t maxFrame, size_t outCap,
-                int maxSegs) {
+                int maxSegs, bool headersOnly) {
   fuzz::OwnedFrame in(frame);
   uint8_t* out = static_cast<uint8_t*>(malloc(outCap ? outCap : 1));
   memset(out, kFill, outCap);
   uint32_t segLens[64];
   memset(segLens, 0, sizeof(segLens));
-  const int segs = TsoSplit(in.data, in.len, hdr, maxFrame, out, outCap, kPrefix, segLens, maxSegs);
-  FUZZ_CHECK(fuzz::Eq(in.data, frame.data(), frame.size()), "TsoSplit modified its input frame");
+  TsoLayout layout{0xdeadbeef, 0xdeadbeef};
+  const int segs = headersOnly
+                       ? TsoSplitHeaders(in.data, in.len, hdr, maxFrame, out, outCap, kPrefix, segLens, maxSegs, &layout)
+                       : TsoSplit(in.data, in.len, hdr, maxFrame, out, outCap, kPrefix, segLens, maxSegs);
+  // TsoSplitHeaders' segments point into the frame: it must stay as it was.
+  FUZZ_CHECK(fuzz::Eq(in.data, frame.data(), frame.size()), "the split modified its input frame");
   FUZZ_CHECK(segs > 0 || segs == kSplitMalformed || segs == kSplitTooBig || segs == kSplitNoRoom,
              "TsoSplit returned %d", segs);
   if (segs <= 0) {
@@ -79,9 +89,15 @@ void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& 
   const size_t want = payload == 0 ? 1 : (payload + mss - 1) / mss;
   FUZZ_CHECK(static_cast<size_t>(segs) == want, "%d segments, expected %zu (payload %zu mss %zu)", segs, want,
              payload, mss);
-  // The engine addresses segment s at out + s * (kPrefix + segLens[0]).
-  const size_t stride = kPrefix + segLens[0];
+  if (headersOnly) {
+    FUZZ_CHECK(layout.hdrLen == h.hdrLen && layout.mss == mss, "layout hdrLen %u mss %u, expected %zu %zu",
+               layout.hdrLen, layout.mss, h.hdrLen, mss);
+  }
+  // TsoSplit's segments follow each other at kPrefix + segLens[0];
+  // TsoSplitHeaders' headers at kPrefix + hdrLen.
+  const size_t stride = kPrefix + (headersOnly ? h.hdrLen : segLens[0]);
   if (segs > 1) FUZZ_CHECK(segLens[0] == h.hdrLen + mss, "segLens[0] %u != hdrLen %zu + mss %zu", segLens[0], h.hdrLen, mss);
+  std::vector<uint8_t> joined;  // headers-only: one segment as Engine::Forward sends it (head + payload slice)
   const uint8_t gsoType = hdr.gso_type & 0x7f;
   FUZZ_CHECK(h.v6 == (gsoType == VIRTIO_NET_HDR_GSO_TCPV6), "gso_type %u accepted for a %s frame", hdr.gso_type,
              h.v6 ? "IPv6" : "IPv4");
@@ -92,8 +108,15 @@ void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& 
   for (int i = 0; i < segs; i++) {
     const uint8_t* base = out + static_cast<size_t>(i) * stride;
     for (size_t k = 0; k < kPrefix; k++) FUZZ_CHECK(base[k] == kFill, "segment %d: prefix byte %zu written", i, k);
-    const uint8_t* s = base + kPrefix;
     const size_t sl = segLens[i];
+    const uint8_t* s = base + kPrefix;
+    if (headersOnly) {
+      FUZZ_CHECK(sl >= h.hdrLen && off + (sl - h.hdrLen) <= payload, "segment %d: payload slice outside the frame", i);
+      joined.assign(s, s + h.hdrLen);
+      joined.insert(joined.end(), in.data + h.hdrLen + static_cast<size_t>(i) * mss,
+                    in.data + h.hdrLen + static_cast<size_t>(i) * mss + (sl - h.hdrLen));
+      s = joined.data();
+    }
     FUZZ_CHECK(sl <= maxFrame, "segment %d: %zu bytes > frame limit %zu", i, sl, maxFrame);
     FUZZ_CHECK(sl >= h.hdrLen, "segment %d shorter than the headers", i);
     const size_t chunk = sl - h.hdrLen;
@@ -151,8 +174,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t maxFrame = 14 + mtu + (tagged ? 4 : 0);
   if (frame.size() < 14) return 0;  // the engine drops runts before any offload work
   if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-    const size_t outCap = (opts & 0x40) ? tightCap : frame.size() + kSplitOverhead;
-    CheckSplit(frame, hdr, maxFrame, outCap, maxSegs);
+    CheckSplit(frame, hdr, maxFrame, (opts & 0x40) ? tightCap : kSplitOverhead, maxSegs, true);
+    CheckSplit(frame, hdr, maxFrame, (opts & 0x40) ? tightCap : frame.size() + kSplitOverhead, maxSegs, false);
     return 0;
   }
   if (frame.size() > maxFrame) return 0;

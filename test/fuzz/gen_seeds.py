@@ -201,6 +201,12 @@ def decode_seeds():
     msgs = [b'\x08\0\0\0\0\0\x2a\0' + b'\0' * 10, vxlan(vni, bytes(own)), vxlan(vni, bytes(mc)),
             vxlan(vni, tcp_frame(False, payload(1500)))]
     write('fuzz_decode', 'drops', head + b''.join(struct.pack('<HH', len(m), 0) + m for m in msgs))
+    # VLAN-tagged frames with VLAN allowed (options bit 1), and an empty datagram
+    allow = head[:-1] + b'\x02'
+    tagged = [vxlan(vni, tcp_frame(False, payload(700, i), seq=i * 700, ip_id=i, vlan=9)) for i in range(3)]
+    msg = b''.join(tagged)
+    write('fuzz_decode', 'vlan-allowed', allow + struct.pack('<HH', len(msg), len(tagged[0])) + msg +
+          struct.pack('<HH', 0, 0))
 
 
 if __name__ == '__main__':
