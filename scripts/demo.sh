@@ -10,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+bash "$here/scripts/system-deps.sh" demo
 vxland="node $here/dist/src/cli.js"
 tag="$$"
 ns_a="vxdemo-a-$tag"
