@@ -130,17 +130,17 @@ for (const datapath of datapathsUnderTest()) {
     const icmpOut = Object.fromEntries(icmp[0].split(/\s+/).slice(1).map((k, i) => [k, Number(icmp[1].split(/\s+/)[i + 1])]));
     t.ok(icmpOut.OutDestUnreachs > 0, `C's kernel answered with ICMP destination unreachable (${icmpOut.OutDestUnreachs})`);
 
-    // What is counted: per-VTEP tx counts every datagram handed to the socket
-    // for C. What is not: the ICMP port unreachable answers. The dgram path's
-    // socket is unconnected, and Linux reports ICMP errors only to connected
-    // sockets or with IP_RECVERR, so node:dgram never sees them and
-    // tx_send_error does not rise for C; "nothing received" is what shows it.
+    // Both paths hear ICMP errors for what they sent (dgram through a socket
+    // connected to each destination, native through IP_RECVERR) and count
+    // them as tx_send_error against C.
     const stats = await va.json<any>('stats');
     const toC = stats.vteps.find((v: any) => v.vtep === c.ip);
     const toB = stats.vteps.find((v: any) => v.vtep === b.ip);
     t.ok(toC && toC.txPackets > 0, `stats shows datagrams sent to C (${toC?.txPackets})`);
     t.ok(toC && toC.rxPackets === 0 && toC.lastRxMs === 0, 'and nothing ever received from C');
-    t.ok(toB && toB.rxPackets > 0 && toB.lastRxMs > 0, 'while B is heard');
+    t.ok(toC && toC.drops > 0, `the ICMP errors are counted against C (${toC?.drops})`);
+    t.ok((stats.stats.drops.tx_send_error ?? 0) > 0, `as tx_send_error (${stats.stats.drops.tx_send_error})`);
+    t.ok(toB && toB.rxPackets > 0 && toB.lastRxMs > 0 && toB.drops === 0, 'while B is heard, with no errors');
     t.ok(va.proc.running, 'vxland is still running');
 
     await sleep(Math.max(0, startedMs + 11_000 - Date.now()));

@@ -150,3 +150,36 @@ t.test('udp6 on ::1, v6-only so udp4 can share the port', { skip: hasIpv6Loopbac
   t.equal(m.address, '::1');
   t.equal(m.port, a.port);
 });
+
+t.test('sends go through a connected socket per destination, and ICMP errors reach onPeerError', async (t) => {
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  const b = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(async () => { await a.close(); await b.close(); });
+  const peerErrors: Array<{ address: string; code: string | undefined }> = [];
+  a.start(() => undefined, () => undefined, (address, err) => peerErrors.push({ address, code: (err as NodeJS.ErrnoException).code }));
+  const rx = collect(b);
+
+  for (let i = 0; i < 20; i++) {
+    const msg = Buffer.from(`m${i}`);
+    t.equal(await sendP(a, msg, msg.length, '127.0.0.1', b.port), null);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const got = await rx.next(20);
+  t.same(got.map((g) => g.msg.toString()), Array.from({ length: 20 }, (_, i) => `m${i}`), 'every datagram arrives, in order');
+  t.ok(got.every((g) => g.address === '127.0.0.1'), 'from the bound address');
+  t.ok(got.slice(-5).every((g) => g.port !== a.port), 'once connected, from a port of its own (like the kernel vxlan)');
+
+  // A port nobody listens on: the kernel answers ICMP port unreachable.
+  const closed = dgram.createSocket('udp4');
+  await new Promise<void>((r) => closed.bind(0, '127.0.0.2', () => r()));
+  const deadPort = closed.address().port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  for (let i = 0; i < 10 && peerErrors.length === 0; i++) {
+    await sendP(a, Buffer.from('x'), 1, '127.0.0.2', deadPort);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  t.ok(peerErrors.length > 0, `unreachable port reported (${peerErrors.length})`);
+  t.match(peerErrors[0], { address: '127.0.0.2', code: 'ECONNREFUSED' });
+  t.equal(await sendP(a, Buffer.from('still'), 5, '127.0.0.1', b.port), null, 'the bind keeps working');
+  t.equal((await rx.next(21))[20].msg.toString(), 'still');
+});

@@ -27,7 +27,7 @@ interface Snapshot {
   stats: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Record<string, number>; dropsTotal: number };
   detail: Record<string, number>;
   info: { offload: boolean; gso: boolean; gro: boolean };
-  fdb: Array<{ vni: number; mac: string; vtep: string; kind: string }>;
+  fdb: Array<{ vni: number; mac: string; vtep: string; kind: string; usedAgoMs: number }>;
 }
 
 interface Vtep { proc: LineProcess; host: Host; mac: string; overlay: string }
@@ -100,6 +100,18 @@ t.test('native <-> native: ping, 50 MB verified TCP both ways, counters agree', 
   t.equal(learnedAtA?.vtep, hb.ip, "A learned B's MAC at B's underlay address through Fdb.learn()");
   const learnedAtB = sb.fdb.find((e) => e.kind === 'learned' && e.mac === a.mac);
   t.equal(learnedAtB?.vtep, ha.ip, "B learned A's MAC");
+
+  // USED (fdb show): the engine reports the entries it sent to. Idle for
+  // longer than the report interval, then one ping: B's entry at A must
+  // have been used just now, not when it was learned or last refreshed.
+  const IDLE_MS = 2500;
+  await new Promise((r) => setTimeout(r, IDLE_MS));
+  const idle = (await snapshot(a)).fdb.find((e) => e.kind === 'learned' && e.mac === b.mac);
+  t.ok((idle?.usedAgoMs ?? 0) >= IDLE_MS - 500, `idle: B's entry at A not used for a while (usedAgoMs ${idle?.usedAgoMs})`);
+  t.equal((await ping(ha.ns, b.overlay, { count: 1, intervalS: 0.05 })).received, 1, 'A pings B once more');
+  await new Promise((r) => setTimeout(r, 300));
+  const used = (await snapshot(a)).fdb.find((e) => e.kind === 'learned' && e.mac === b.mac);
+  t.ok(used !== undefined && used.usedAgoMs < 1000, `after the ping: B's entry at A used just now (usedAgoMs ${used?.usedAgoMs})`);
 });
 
 t.test('native <-> kernel vxlan: ping, 50 MB verified TCP both ways, kernel sees valid checksums', async (t) => {

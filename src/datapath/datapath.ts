@@ -46,8 +46,8 @@ export class Datapath {
       now,
       allowVlan: o.allowVlan,
       sendPoolSlots: o.sendPoolSlots,
-      onSendError: (err) => {
-        const { code, address } = err as NodeJS.ErrnoException & { address?: string };
+      onSendError: (address, err) => {
+        const { code } = err as NodeJS.ErrnoException;
         limited.warn(`send:${code}:${address}`, { err: code, vtep: address }, 'send to VTEP failed');
       },
     });
@@ -75,7 +75,7 @@ export class Datapath {
       onFatal(err);
     };
     this.o.device.start((batch) => this.tx.onFrames(batch), fatal);
-    this.o.bind.start((msg, from) => this.rx.onDatagram(msg, from), fatal);
+    this.o.bind.start((msg, from) => this.rx.onDatagram(msg, from), fatal, (address, err) => this.tx.onPeerError(address, err));
   }
 
   /** Closes the device and the socket. Idempotent. */

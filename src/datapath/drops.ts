@@ -28,10 +28,8 @@ export enum DropReason {
   TxNoDestination = 11,
   /** tx: every send buffer is in flight (the socket is backed up). */
   TxQueueFull = 12,
-  /** tx: the socket refused the datagram (e.g. no route), or (native path
-   *  only, via IP_RECVERR) an ICMP error such as port unreachable came back
-   *  for it. node:dgram's unconnected socket hears no ICMP errors; there a
-   *  silent peer shows in `vxland doctor`. */
+  /** tx: the socket refused the datagram (e.g. no route), or an ICMP error
+   *  (port or host unreachable) came back for it. */
   TxSendError = 13,
   /** rx: the sender is outside the accepted set (--accept). */
   RxSourceNotAllowed = 14,

@@ -175,6 +175,9 @@ export class NativeDatapath {
       // yet) is not counted; the mirror refuses the MAC's next frames.
       learnSource(fdb, stats, l.vni, l.mac, l.vtep, nowMs);
     }
+    // The engine forwards from its mirror, so it tells which entries it
+    // sent to (each at most once a second): the table's USED time.
+    for (const u of event.used) fdb.markUsed(u.vni, u.mac, nowMs);
     for (const f of event.foreign) {
       this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
     }

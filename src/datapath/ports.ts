@@ -48,10 +48,13 @@ export interface DatagramBind {
   /** The local UDP port actually bound. */
   readonly port: number;
   /** Starts delivering datagrams. msg is valid only during the callback.
-   *  onFatal runs at most once if the socket fails for good. */
+   *  onFatal runs at most once if the socket fails for good. onPeerError
+   *  runs for an error the underlay reports after a send completed (an ICMP
+   *  port or host unreachable), with the destination it concerns. */
   start(
     onDatagram: (msg: Buffer, fromAddress: string, fromPort: number) => void,
     onFatal: (err: Error) => void,
+    onPeerError?: (address: string, err: Error) => void,
   ): void;
   /** Queues buffer[0, length) to address:port. The bind owns buffer until done
    *  runs; the caller must not touch it before. Never throws per datagram. */

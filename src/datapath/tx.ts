@@ -21,9 +21,9 @@ export interface TxOptions {
   now: () => number;
   /** Send VLAN-tagged frames (RFC 7348 §6.1: a VTEP should not, by default). */
   allowVlan: boolean;
-  /** Called for every datagram the socket refused; node's error names the
-   *  destination in err.address. Rate-limit any logging. */
-  onSendError: (err: Error) => void;
+  /** Called for every datagram the underlay refused, with its destination
+   *  when known. Rate-limit any logging. */
+  onSendError: (address: string | undefined, err: Error) => void;
   sendPoolSlots?: number;
 }
 
@@ -37,12 +37,17 @@ export class TxPath {
         o.stats.txPackets++;
         o.stats.txBytes += this.pool.frameBytes[slot];
       } else {
-        o.stats.drop(DropReason.TxSendError);
         const { address } = err as Error & { address?: string };
-        if (address !== undefined) o.stats.vtep(address).drops++;
-        o.onSendError(err);
+        this.onPeerError(address, err);
       }
     });
+  }
+
+  /** Counts a datagram the underlay refused, at once or later (ICMP). */
+  onPeerError(address: string | undefined, err: Error): void {
+    this.o.stats.drop(DropReason.TxSendError);
+    if (address !== undefined) this.o.stats.vtep(address).drops++;
+    this.o.onSendError(address, err);
   }
 
   onFrames(batch: FrameBatch): void {

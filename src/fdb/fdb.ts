@@ -169,6 +169,20 @@ export class Fdb {
     return table.peers;
   }
 
+  /** Marks the entry of `key` in `vni` used at nowMs, as lookup() and
+   *  floodList() do (for a data path that forwards from a mirror of the
+   *  table); key 0 (FLOOD_MAC) is the flood list. Unknown keys are ignored. */
+  markUsed(vni: number, key: number, nowMs: number): void {
+    const table = this.tables.get(vni);
+    if (table === undefined) return;
+    if (key === 0) {
+      table.peersUsedMs = Math.max(table.peersUsedMs, nowMs);
+      return;
+    }
+    const entry = table.entries.get(key);
+    if (entry !== undefined) entry.usedMs = Math.max(entry.usedMs, nowMs);
+  }
+
   /** Learns that source MAC `key` in `vni` sits behind `vtep`. */
   learn(vni: number, key: number, vtep: string, nowMs: number): LearnOutcome {
     if (!isLearnableMacKey(key)) return LearnOutcome.NotLearnable;

@@ -88,6 +88,9 @@ export interface NativeEngineVtepCounts {
   lastRxAgoMs: number;
 }
 
+/** A forwarding entry (or, mac 0, the flood list) the engine sent to. */
+export interface NativeEngineUsed { vni: number; mac: number }
+
 /** A sender refused by the source policy and its datagrams since the previous report. */
 export interface NativeEngineRefused { from: string; count: number }
 
@@ -101,6 +104,9 @@ export type NativeEngineEvent =
       foreign: NativeEngineForeign[];
       refused: NativeEngineRefused[];
       vteps: NativeEngineVtepCounts[];
+      /** Forwarding entries frames were sent to (the table's USED time), each
+       *  at most once a second; mac 0 (FLOOD_MAC) = the flood list of vni. */
+      used: NativeEngineUsed[];
     }
   | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
   | { type: 'fatal'; error: NativeSysError };

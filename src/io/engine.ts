@@ -22,7 +22,7 @@ import { openConfiguredTap } from './tap';
  *  IPv4 + UDP + VXLAN + inner Ethernet overhead. */
 export const DEFAULT_ENGINE_MTU_BYTES = 1450;
 
-export type { NativeEngineEvent, NativeEngineInfo, NativeEngineRefused, NativeEngineVtepCounts } from './addon';
+export type { NativeEngineEvent, NativeEngineInfo, NativeEngineRefused, NativeEngineUsed, NativeEngineVtepCounts } from './addon';
 
 export interface NativeEngineOpenOptions {
   /** TAP name, 1..15 bytes (see ifnameProblem). */

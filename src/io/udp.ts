@@ -1,5 +1,10 @@
-// The UDP side: one node:dgram socket bound to the VXLAN port. Addresses are
-// IP literals only; nothing here ever does a DNS lookup.
+// The UDP side on node:dgram. One socket bound to the VXLAN port receives
+// everything. Sends go through a socket connected to each destination (up to
+// MAX_CONNECTED_PEERS, from an ephemeral source port, as the kernel's vxlan
+// also uses a source port other than 4789): a connected socket skips the
+// address handling of every send, and it is the only kind on which Linux
+// reports ICMP errors (port or host unreachable) back to the sender.
+// Addresses are IP literals only; nothing here ever does a DNS lookup.
 
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
@@ -10,6 +15,9 @@ import { ERROR_CODES, VxlandError } from '../errors';
 /** Requested SO_RCVBUF / SO_SNDBUF; the kernel may clamp it (rmem_max /
  *  wmem_max) and failures are ignored. */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** Destinations that get a connected send socket; others use the bound one. */
+export const MAX_CONNECTED_PEERS = 256;
 
 export type UdpFamily = 'udp4' | 'udp6';
 
@@ -22,6 +30,15 @@ export interface UdpOpenOptions {
   /** udp6 only: refuse IPv4-mapped traffic so a udp4 bind can share the
    *  port. Default true. */
   ipv6Only?: boolean;
+  /** Send through per-destination connected sockets (default true). */
+  connectPeers?: boolean;
+}
+
+/** A destination's connected socket; until `ready`, sends use the bound socket. */
+interface PeerSocket {
+  socket: dgram.Socket;
+  port: number;
+  ready: boolean;
 }
 
 function familyNumber(family: UdpFamily): 4 | 6 {
@@ -62,13 +79,19 @@ export class UdpBind implements DatagramBind {
   readonly address: string;
   readonly family: UdpFamily;
   private readonly socket: dgram.Socket;
+  private readonly peers = new Map<string, PeerSocket>();
+  private readonly connectPeers: boolean;
+  private readonly bindAddress: string | undefined;
+  private onPeerError: (address: string, err: Error) => void = () => undefined;
   private started = false;
   private fatal = false;
   private closing: Promise<void> | null = null;
 
-  private constructor(socket: dgram.Socket, family: UdpFamily) {
+  private constructor(socket: dgram.Socket, family: UdpFamily, options: UdpOpenOptions) {
     this.socket = socket;
     this.family = family;
+    this.connectPeers = options.connectPeers ?? true;
+    this.bindAddress = options.address;
     const local = socket.address();
     this.port = local.port;
     this.address = local.address;
@@ -111,7 +134,7 @@ export class UdpBind implements DatagramBind {
             // Kernel limits apply; a smaller buffer still works.
           }
         }
-        resolve(new UdpBind(socket, family));
+        resolve(new UdpBind(socket, family, options));
       });
     });
   }
@@ -121,9 +144,11 @@ export class UdpBind implements DatagramBind {
   start(
     onDatagram: (msg: Buffer, fromAddress: string, fromPort: number) => void,
     onFatal: (err: Error) => void,
+    onPeerError?: (address: string, err: Error) => void,
   ): void {
     if (this.started) throw new VxlandError('VXLAND_INTERNAL', 'internal error: UDP bind already started');
     this.started = true;
+    if (onPeerError !== undefined) this.onPeerError = onPeerError;
     this.socket.on('message', (msg, rinfo) => onDatagram(msg, rinfo.address, rinfo.port));
     this.socket.on('error', (err) => {
       if (this.fatal) return;
@@ -137,11 +162,42 @@ export class UdpBind implements DatagramBind {
    *  errors (EAGAIN, ECONNREFUSED, ...) and ERR_SOCKET_DGRAM_NOT_RUNNING
    *  after close(). */
   send(buffer: Buffer, length: number, address: string, port: number, done: SendDone): void {
+    const peer = this.peers.get(address) ?? this.connect(address, port);
     try {
-      this.socket.send(buffer, 0, length, port, address, done);
+      if (peer !== undefined && peer.ready && peer.port === port) peer.socket.send(buffer, 0, length, done);
+      else this.socket.send(buffer, 0, length, port, address, done);
     } catch (err) {
       process.nextTick(done, err instanceof Error ? err : new Error(String(err)));
     }
+  }
+
+  /** Starts connecting a send socket to address:port; undefined when the
+   *  table is full, the bind is closing, or connected sends are off. */
+  private connect(address: string, port: number): PeerSocket | undefined {
+    if (!this.connectPeers || this.closing !== null || this.peers.size >= MAX_CONNECTED_PEERS) return undefined;
+    if (isIP(address) !== familyNumber(this.family)) return undefined;
+    const socket = dgram.createSocket({
+      type: this.family,
+      ipv6Only: this.family === 'udp6',
+      lookup: literalLookup(familyNumber(this.family)) as unknown as dgram.SocketOptions['lookup'],
+    });
+    const peer: PeerSocket = { socket, port, ready: false };
+    this.peers.set(address, peer);
+    // A connected socket reports ICMP errors for earlier sends as errors on
+    // its next receive or send; neither is fatal for the bind.
+    socket.on('error', (err) => this.onPeerError(address, err));
+    socket.on('message', () => undefined);
+    socket.bind({ port: 0, address: this.bindAddress }, () => {
+      socket.connect(port, address, () => {
+        peer.ready = true;
+        try {
+          socket.setSendBufferSize(UDP_SOCKET_BUFFER_BYTES);
+        } catch {
+          // Kernel limits apply; a smaller buffer still works.
+        }
+      });
+    });
+    return peer;
   }
 
   /** The kernel's SO_RCVBUF / SO_SNDBUF in bytes (Linux reports double the
@@ -153,14 +209,20 @@ export class UdpBind implements DatagramBind {
   /** See DatagramBind.close. */
   close(): Promise<void> {
     if (this.closing === null) {
-      this.closing = new Promise<void>((resolve) => {
-        try {
-          this.socket.close(() => resolve());
-        } catch {
-          resolve();
-        }
-      });
+      const sockets = [this.socket, ...[...this.peers.values()].map((p) => p.socket)];
+      this.peers.clear();
+      this.closing = Promise.all(sockets.map(closeSocket)).then(() => undefined);
     }
     return this.closing;
   }
+}
+
+function closeSocket(socket: dgram.Socket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }
