@@ -51,12 +51,15 @@ constexpr int64_t kReportSuppressMs = 1000;
  *  every frame; once a second is plenty against a 300 s ageing time). */
 constexpr int64_t kRefreshIntervalMs = 1000;
 constexpr size_t kRecentMaxEntries = 65536;
-/** After handling traffic, a packet thread keeps checking its queue
- *  (non-blocking reads) for this long before it sleeps in poll(): a frame
- *  that follows within it is handled without a wake-up. Short on purpose: on
- *  a 2-CPU host a longer (or both-threads) window starved the applications
- *  and the peer's threads and made RTT worse (measured, BENCHMARKS.md). */
-constexpr int64_t kBusyPollNs = 30 * 1000;
+/** After handling traffic, a packet thread could keep checking its queue
+ *  (non-blocking reads) for this long before it sleeps in poll(). Off (0):
+ *  on a quiet 2-CPU host each spin is a failed recvmmsg/readv system call
+ *  that takes CPU from the applications and from the softirq work the
+ *  threads carry; measured 2026-11-25 (BENCHMARKS.md), 30 us cost
+ *  native<->native TCP 6.4 -> 9.8 Gbit/s against 0 us, native<->kernel
+ *  6.3 -> 7.1 Gbit/s, and did not improve ping RTT (0.28 vs 0.40 ms, 0.18 vs
+ *  0.17 ms). Kept as a knob for hosts with more CPUs. */
+constexpr int64_t kBusyPollNs = 0;
 /** TAP reads per wake-up before the send batch is flushed. */
 constexpr int kTxReadsPerWake = 64;
 /** A TAP read: a 64 KiB GSO super-frame plus Ethernet and tag. */
@@ -101,6 +104,13 @@ struct Observation {
   Vtep from;
 };
 
+/** A forwarding entry the tx thread sent to: (vni, mac), mac 0 = the flood
+ *  list of vni (FLOOD_MAC, as the table lists it). */
+struct UsedKey {
+  uint32_t vni;
+  uint64_t mac;
+};
+
 /** A sender refused by the source policy and how many datagrams it sent. */
 struct Refused {
   Vtep from;
@@ -123,6 +133,7 @@ struct EngineEvent {
   int err = 0;
   std::vector<Refused> refused;
   std::vector<VtepReport> vteps;
+  std::vector<UsedKey> used;
 };
 
 /** The source policy (src/datapath/accept.ts SourceFilter) as the rx thread
@@ -177,6 +188,14 @@ constexpr int64_t kVtepReportMs = 100;
 constexpr int64_t kErrorDrainMs = 100;
 /** Error-queue entries read per drain at most. */
 constexpr int kErrorsPerDrain = 64;
+/** An entry the tx thread sends to is reported as used at most this often
+ *  (the table's USED column: resolution a second, like the kernel's ageing
+ *  granularity matters, not per frame). */
+constexpr int64_t kUsedReportIntervalMs = 1000;
+/** Used entries per report at most; past it entries are reported in a later
+ *  report (their mirror time is not advanced), so nothing is allocated per
+ *  packet. Reports go out with the per-VTEP counts (kVtepReportMs). */
+constexpr size_t kMaxUsedPerReport = 1024;
 
 class Engine : public Napi::ObjectWrap<Engine> {
  public:
@@ -489,13 +508,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   void Announce(const std::string& feature, int err, const std::string& message) {
-    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}};
+    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}, {}};
     Post(ev);
   }
 
   void Fatal(int err, const char* syscall) {
     if (fatal_.exchange(true)) return;
-    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}};
+    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}, {}};
     Post(ev);
   }
 
@@ -545,6 +564,14 @@ class Engine : public Napi::ObjectWrap<Engine> {
           vteps.Set(static_cast<uint32_t>(i), item);
         }
         o.Set("vteps", vteps);
+        Napi::Array used = Napi::Array::New(env, e.used.size());
+        for (size_t i = 0; i < e.used.size(); i++) {
+          Napi::Object item = Napi::Object::New(env);
+          item.Set("vni", e.used[i].vni);
+          item.Set("mac", static_cast<double>(e.used[i].mac));
+          used.Set(static_cast<uint32_t>(i), item);
+        }
+        o.Set("used", used);
         break;
       }
       case EngineEvent::kFallback:
@@ -652,7 +679,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       const bool obsDue = (!pending.empty() || !refused.empty()) && (final || nowMs - lastFlushMs >= kObservationFlushMs);
       const bool tallyDue = !tally.Empty() && (final || nowMs - lastTallyMs >= kVtepReportMs);
       if (!obsDue && !tallyDue) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
       if (obsDue) {
         ev->obs = std::move(pending);
         ev->refused = std::move(refused);
@@ -849,10 +876,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
     const size_t maxUntagged = kEthBytes + mtu_;
     int64_t lastTallyMs = NowMs();
     int64_t lastActiveNs = 0;
+    std::vector<UsedKey> used;
+    used.reserve(kMaxUsedPerReport);
     auto flushTally = [&](int64_t nowMs, bool final) {
-      if (tally.Empty() || (!final && nowMs - lastTallyMs < kVtepReportMs)) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      if ((tally.Empty() && used.empty()) || (!final && nowMs - lastTallyMs < kVtepReportMs)) return;
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
       DrainTally(tally, &ev->vteps);
+      ev->used = std::move(used);
+      used = std::vector<UsedKey>();
+      used.reserve(kMaxUsedPerReport);
       lastTallyMs = nowMs;
       Post(ev);
     };
@@ -865,6 +897,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       // Read first: poll() only when the TAP is empty.
       bool empty = false;
       int reads = 0;
+      const int64_t wakeMs = NowMs();
       for (; reads < kTxReadsPerWake; reads++) {
         uint8_t* tail = sender.Tail(kVxlanHeaderBytes + kMaxTapFrameBytes + kSplitHeaderBytes, kTxDatagramsPerRead);
         struct iovec rv[2] = {{&hdr, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
@@ -886,7 +919,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         c.v[kTxTapReads]++;
         uint8_t* frame = tail + kVxlanHeaderBytes;
         const size_t flen = static_cast<size_t>(n) > kVnetHdrBytes ? static_cast<size_t>(n) - kVnetHdrBytes : 0;
-        Forward(sender, hdr, tail, frame, flen, dests.data(), segLens, maxUntagged, c);
+        Forward(sender, hdr, tail, frame, flen, dests.data(), segLens, maxUntagged, wakeMs, used, c);
       }
       sender.Flush();
       Publish(c);
@@ -899,7 +932,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         continue;
       }
       struct pollfd p[2] = {{tapFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-      int pr = ::poll(p, 2, tally.Empty() ? kIdlePollMs : static_cast<int>(kVtepReportMs));
+      int pr = ::poll(p, 2, tally.Empty() && used.empty() ? kIdlePollMs : static_cast<int>(kVtepReportMs));
       if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
       if (p[1].revents & POLLIN) break;
       // POLLERR/POLLHUP/POLLNVAL: the next read learns the errno.
@@ -915,15 +948,21 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
-               Vtep* dests, uint32_t* segLens, size_t maxUntagged, LocalCounters& c) {
+               Vtep* dests, uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
+               LocalCounters& c) {
     if (flen < kEthBytes) return c.Drop(kTxRunt);
     const bool tagged = IsTagged(frame);
     if (tagged && !allowVlan_.load(std::memory_order_relaxed)) return c.Drop(kTxVlanTagged, FramesIn(hdr, flen));
     size_t ndest = 0;
-    if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, MacAt(frame), &dests[0])) {
+    bool usedDue = false;
+    bool* const markUsed = used.size() < kMaxUsedPerReport ? &usedDue : nullptr;
+    const uint64_t dstMac = MacAt(frame);
+    if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, dstMac, &dests[0], nowMs, kUsedReportIntervalMs, markUsed)) {
       ndest = 1;
+      if (usedDue) used.push_back(UsedKey{vni_, dstMac});
     } else {
-      mirror_.FloodList(vni_, dests, kMaxFlood, &ndest);
+      mirror_.FloodList(vni_, dests, kMaxFlood, &ndest, nowMs, kUsedReportIntervalMs, markUsed);
+      if (usedDue) used.push_back(UsedKey{vni_, 0});
     }
     const size_t maxFrame = maxUntagged + (tagged ? offload::kVlanTagBytes : 0);
     if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {

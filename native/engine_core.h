@@ -27,11 +27,14 @@
 //                                          = DropReason numbers)
 // onEvent(event) runs on the JS thread with one of
 //   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from}],
-//     refused: [{from, count}], vteps: [{vtep, rxPackets, ..., drops}] }
+//     refused: [{from, count}], vteps: [{vtep, rxPackets, ..., drops}],
+//     used: [{vni, mac}] }
 //       every few ms while traffic needs learning (deduplicated: a source MAC
 //       at most once a second), per-VTEP counts every 100 ms; ICMP errors
 //       about sent datagrams (IP_RECVERR) count as tx_send_error and as
-//       drops of the VTEP they were sent to
+//       drops of the VTEP they were sent to; used = mirror entries the tx
+//       thread sent to (mac 0 = the flood list), each at most once a second,
+//       reported with the per-VTEP counts
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
 // Test-only pure functions (engine_offload.h):

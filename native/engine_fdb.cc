@@ -48,7 +48,7 @@ bool ParseVtep(const std::string& ip, int family, uint16_t port, Vtep* out) {
 
 void FdbMirror::Set(uint32_t vni, uint64_t mac, const Vtep& vtep, bool pinned) {
   std::lock_guard<std::mutex> lock(mu_);
-  entries_[Key{vni, mac}] = Entry{vtep, pinned, 0};
+  entries_[Key{vni, mac}] = Entry{vtep, pinned, 0, 0};
 }
 
 bool FdbMirror::Delete(uint32_t vni, uint64_t mac) {
@@ -64,7 +64,7 @@ void FdbMirror::Clear() {
 
 void FdbMirror::SetFloodList(uint32_t vni, std::vector<Vtep> vteps) {
   std::lock_guard<std::mutex> lock(mu_);
-  flood_[vni] = std::move(vteps);
+  flood_[vni].vteps = std::move(vteps);
 }
 
 size_t FdbMirror::Size() const {
@@ -72,20 +72,32 @@ size_t FdbMirror::Size() const {
   return entries_.size();
 }
 
-bool FdbMirror::Lookup(uint32_t vni, uint64_t mac, Vtep* out) const {
+/** Sets *due (when asked) once per intervalMs of use. */
+static void MarkUsed(int64_t* reportedMs, int64_t nowMs, int64_t intervalMs, bool* due) {
+  if (due == nullptr) return;
+  *due = nowMs - *reportedMs >= intervalMs;
+  if (*due) *reportedMs = nowMs;
+}
+
+bool FdbMirror::Lookup(uint32_t vni, uint64_t mac, Vtep* out, int64_t nowMs, int64_t usedIntervalMs, bool* usedDue) {
+  if (usedDue != nullptr) *usedDue = false;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(Key{vni, mac});
   if (it == entries_.end()) return false;
   *out = it->second.vtep;
+  MarkUsed(&it->second.usedReportedMs, nowMs, usedIntervalMs, usedDue);
   return true;
 }
 
-void FdbMirror::FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count) const {
+void FdbMirror::FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count, int64_t nowMs, int64_t usedIntervalMs,
+                          bool* usedDue) {
+  if (usedDue != nullptr) *usedDue = false;
   std::lock_guard<std::mutex> lock(mu_);
   *count = 0;
   auto it = flood_.find(vni);
   if (it == flood_.end()) return;
-  for (const Vtep& v : it->second) {
+  MarkUsed(&it->second.usedReportedMs, nowMs, usedIntervalMs, usedDue);
+  for (const Vtep& v : it->second.vteps) {
     if (*count == max) break;
     out[(*count)++] = v;
   }

@@ -52,10 +52,15 @@ class FdbMirror {
   void SetFloodList(uint32_t vni, std::vector<Vtep> vteps);
   size_t Size() const;
 
-  /** tx: the unicast VTEP of (vni, mac), false when unknown (flood). */
-  bool Lookup(uint32_t vni, uint64_t mac, Vtep* out) const;
-  /** tx: copies the flood list of vni into out (cleared first), up to max. */
-  void FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count) const;
+  /** tx: the unicast VTEP of (vni, mac), false when unknown (flood). When
+   *  usedDue is non-null and usedIntervalMs have passed since the entry's
+   *  last "used" report, *usedDue is set and the report time updated (the
+   *  caller reports the entry to JS: the table's USED time). */
+  bool Lookup(uint32_t vni, uint64_t mac, Vtep* out, int64_t nowMs, int64_t usedIntervalMs, bool* usedDue);
+  /** tx: copies the flood list of vni into out (cleared first), up to max.
+   *  usedDue as for Lookup, about the flood list as a whole. */
+  void FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count, int64_t nowMs, int64_t usedIntervalMs,
+                 bool* usedDue);
   /** rx: how the source (vni, mac) seen from `from` compares with the mirror.
    *  For a learned entry at the same VTEP, *refreshDue is set when
    *  refreshIntervalMs have passed since the last refresh report (and the
@@ -75,11 +80,16 @@ class FdbMirror {
   struct Entry {
     Vtep vtep;
     bool pinned;
-    int64_t reportedMs;
+    int64_t reportedMs;      // rx: last learning refresh report, CLOCK_MONOTONIC ms
+    int64_t usedReportedMs;  // tx: last "used" report, CLOCK_MONOTONIC ms (0 = never)
+  };
+  struct Flood {
+    std::vector<Vtep> vteps;
+    int64_t usedReportedMs = 0;  // tx: last "used" report, CLOCK_MONOTONIC ms
   };
   mutable std::mutex mu_;
   std::unordered_map<Key, Entry, KeyHash> entries_;
-  std::unordered_map<uint32_t, std::vector<Vtep>> flood_;
+  std::unordered_map<uint32_t, Flood> flood_;
 };
 
 }  // namespace vxland
