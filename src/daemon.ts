@@ -17,6 +17,7 @@ import { ControlServer } from './control/server.js';
 import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
 import { Datapath } from './datapath/datapath.js';
+import { followFdbEvent } from './datapath/follow-fdb.js';
 import { groupId } from './io/host.js';
 import { Stats } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
@@ -58,11 +59,7 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     maxLearnedPerVtep: config.maxFdbPerVtep,
     learnRatePerS: config.learnRatePerS,
     onEvent: (e) => {
-      if (e.type !== 'aged' && e.type !== 'deleted') stats.track(e.vtep);
-      if (e.kind !== 'learned') {
-        if (e.type === 'added') sources.name(e.vtep);
-        else if (e.type === 'deleted') sources.unname(e.vtep);
-      }
+      followFdbEvent(e, stats, sources);
       const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
       if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
       else log.debug(fields, 'fdb change');

@@ -3,6 +3,7 @@ import pino from 'pino';
 import { constants as osConstants } from 'node:os';
 import { SourceFilter, type AcceptPolicy } from '../src/datapath/accept';
 import { Datapath } from '../src/datapath/datapath';
+import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { Stats } from '../src/datapath/stats';
 import { Fdb } from '../src/fdb/fdb';
 import { encodeVxlan } from '../src/wire/vxlan';
@@ -16,19 +17,16 @@ const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 interface HostOptions { peers?: string[]; mtu?: number; sendPoolSlots?: number; accept?: AcceptPolicy; allowVlan?: boolean }
 
 function host(net: FakeNetwork, address: string, ownMac: string, opts: HostOptions = {}) {
+  const stats = new Stats();
   const sources = new SourceFilter(opts.accept ?? { kind: 'peers' });
   const fdb = new Fdb({
     ageingMs: 300_000,
     maxLearned: 100,
-    onEvent: (e) => {
-      if (e.kind !== 'learned' && e.type === 'added') sources.name(e.vtep);
-      if (e.kind !== 'learned' && e.type === 'deleted') sources.unname(e.vtep);
-    },
+    onEvent: (e) => followFdbEvent(e, stats, sources),
   });
   for (const p of opts.peers ?? []) fdb.addPeer(VNI, p);
   const device = new FakeDevice('vxl0', mac(ownMac), opts.mtu ?? 1450);
   const bind = net.bind(address);
-  const stats = new Stats();
   const dp = new Datapath({
     vni: VNI, dstPort: 4789, fdb, device, bind, stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots,
     sources, allowVlan: opts.allowVlan ?? false,
@@ -236,7 +234,6 @@ t.test('per-VTEP counters: tracked VTEPs count their own traffic', async (t) => 
   const net = new FakeNetwork();
   const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
   const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] });
-  a.stats.track('198.18.0.2');
   b.device.inject(frame(MAC_A, MAC_B, 100));
   a.device.inject(frame(MAC_B, MAC_A, 200), frame(BROADCAST, MAC_A, 50));
   await net.settle();

@@ -16,24 +16,29 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { VxlandError } from '../errors.js';
-import { FLOOD_MAC, parseMac } from '../fdb/fdb.js';
+import {
+  FDB_AGEING_DEFAULT_MS,
+  FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S,
+  FDB_MAX_LEARNED_DEFAULT,
+  FDB_MAX_LEARNED_PER_VTEP_DEFAULT,
+  FLOOD_MAC,
+  parseMac,
+} from '../fdb/fdb.js';
+import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import type { AcceptPolicy } from '../datapath/accept.js';
 import { nativeEngineSupported } from '../datapath/native-datapath.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type IpFamily } from './validate.js';
 
-/** IANA VXLAN port. Linux kernels before 3.7 and some old switches default
- *  to 8472; use --port 8472 to talk to those. */
-export const VXLAN_IANA_PORT = 4789;
+/** IANA VXLAN port. Linux (`ip link add ... type vxlan` without dstport)
+ *  and some old switches default to 8472; use --port 8472 to talk to those. */
+export const VXLAN_IANA_PORT = VXLAN_DEFAULT_PORT;
 export const DEFAULT_DEV = 'vxl0';
 /** 1500-byte underlay minus 50 bytes of outer Ethernet, IPv4, UDP and VXLAN
  *  headers. Use 1430 over an IPv6 underlay. */
 export const DEFAULT_MTU = 1450;
 export const MTU_MIN = 68;
 export const MTU_MAX = 65_000;
-export const DEFAULT_AGEING_S = 300;
-export const DEFAULT_MAX_FDB = 16_384;
-export const DEFAULT_MAX_FDB_PER_VTEP = 4_096;
-export const DEFAULT_LEARN_RATE_PER_S = 500;
+export const DEFAULT_AGEING_S = FDB_AGEING_DEFAULT_MS / 1000;
 export const DEFAULT_STATE_DIR = '/var/lib/vxland';
 export const DEFAULT_SOCKET_DIR = '/run/vxland';
 
@@ -195,7 +200,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const fdb = staticEntries(raw.fdb, localFamily);
 
   const ageingS = optionalIntegerIn(source('ageingS', '--ageing', flags.ageing), 'ageing', 0, Number.MAX_SAFE_INTEGER, DEFAULT_AGEING_S, 'seconds (0 = never)');
-  const maxFdb = optionalIntegerIn(source('maxFdb', '--max-fdb', flags.maxFdb), 'max-fdb', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_FDB);
+  const maxFdb = optionalIntegerIn(source('maxFdb', '--max-fdb', flags.maxFdb), 'max-fdb', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_DEFAULT);
 
   const datapathSource = source('datapath', '--datapath', flags.datapath);
   const datapath = oneOf(datapathSource, 'datapath', DATAPATH_CHOICES, 'auto');
@@ -205,8 +210,8 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const socket = optionalPath(source('socket', '--socket', flags.socket), 'socket', fromFile.dir) ?? defaultSocketPath(dev);
 
   const metrics = metricsEndpoint(source('metrics', '--metrics', flags.metrics));
-  const maxFdbPerVtep = optionalIntegerIn(source('maxFdbPerVtep', '--max-fdb-per-vtep', flags.maxFdbPerVtep), 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_FDB_PER_VTEP);
-  const learnRatePerS = optionalIntegerIn(source('learnRatePerS', '--learn-rate', flags.learnRate), 'learn-rate', 0, Number.MAX_SAFE_INTEGER, DEFAULT_LEARN_RATE_PER_S, 'MACs per second per VTEP (0 = no limit)');
+  const maxFdbPerVtep = optionalIntegerIn(source('maxFdbPerVtep', '--max-fdb-per-vtep', flags.maxFdbPerVtep), 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_PER_VTEP_DEFAULT);
+  const learnRatePerS = optionalIntegerIn(source('learnRatePerS', '--learn-rate', flags.learnRate), 'learn-rate', 0, Number.MAX_SAFE_INTEGER, FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S, 'MACs per second per VTEP (0 = no limit)');
   const accept = acceptPolicy(source('accept', '--accept', flags.accept), localFamily);
   const allowVlanSource = source('allowVlan', '--allow-vlan', flags.allowVlan);
   if (allowVlanSource.value !== undefined && typeof allowVlanSource.value !== 'boolean') invalid(`allowVlan must be true or false (got ${show(allowVlanSource.value)})`);

@@ -2,11 +2,12 @@
 // so that a value is judged the same way wherever the user types it.
 
 import { isIP } from 'node:net';
+import { VNI_MAX } from '../wire/vxlan.js';
+
+export { VNI_MAX };
 
 /** Linux IFNAMSIZ is 16 bytes including the terminating NUL. */
 export const IFNAME_MAX_BYTES = 15;
-
-export const VNI_MAX = 16_777_215;
 
 export type IpFamily = 4 | 6;
 
@@ -18,9 +19,6 @@ export function ipFamily(text: string): IpFamily | null {
   return family === 4 || family === 6 ? family : null;
 }
 
-export function isIp(text: string): boolean {
-  return ipFamily(text) !== null;
-}
 
 /** The canonical spelling of an IP literal (IPv6 compressed and lower-case,
  *  as node:dgram reports sender addresses), or null if text is not one.
@@ -64,9 +62,6 @@ export function ifnameProblem(name: string): string | null {
   return null;
 }
 
-export function isValidIfname(name: string): boolean {
-  return ifnameProblem(name) === null;
-}
 
 /** Strict non-negative decimal integer ("42"; not "4e1", " 42", "0x2a",
  *  "-1"); null otherwise or beyond Number.MAX_SAFE_INTEGER. */

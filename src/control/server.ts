@@ -15,6 +15,7 @@ import {
   STREAMS,
   toControlError,
   type ControlHandler,
+  type ControlRequest,
   type ControlResponse,
 } from './protocol.js';
 
@@ -129,12 +130,20 @@ export class ControlServer {
         pending = [];
         pendingBytes = 0;
         if (line.trim() === '') continue;
-        const stream = this.streamOf(line);
-        if (stream !== null) {
-          queue = queue.then(() => this.startStream(socket, stream, send));
+        let request: ControlRequest;
+        try {
+          request = parseRequest(line);
+        } catch (err) {
+          const refusal = this.refusal(err, line);
+          queue = queue.then(() => send(refusal));
           continue;
         }
-        queue = queue.then(() => this.answer(line)).then(send);
+        if (Object.hasOwn(STREAMS, request.method)) {
+          const open = STREAMS[request.method];
+          queue = queue.then(() => this.startStream(socket, request.id, open, send));
+          continue;
+        }
+        queue = queue.then(() => this.answer(request, line)).then(send);
       }
       const rest = chunk.subarray(start);
       if (pendingBytes + rest.length > MAX_REQUEST_LINE_BYTES) return this.refuseOversize(socket, send);
@@ -145,23 +154,13 @@ export class ControlServer {
     });
   }
 
-  /** The stream a request line asks for, or null for an ordinary request. */
-  private streamOf(line: string): { id: number; open: (typeof STREAMS)[string] } | null {
-    try {
-      const request = parseRequest(line);
-      return Object.hasOwn(STREAMS, request.method) ? { id: request.id, open: STREAMS[request.method] } : null;
-    } catch {
-      return null; // answer() reports the parse error
-    }
-  }
-
   /** Answers, then forwards events until the client goes; a streaming
    *  client is never timed out for idleness. A client that stops reading is
    *  dropped once its unsent output passes MAX_STREAM_BACKLOG_BYTES. */
-  private startStream(socket: net.Socket, stream: { id: number; open: (typeof STREAMS)[string] }, send: (r: ControlResponse) => void): void {
+  private startStream(socket: net.Socket, id: number, open: (typeof STREAMS)[string], send: (r: ControlResponse) => void): void {
     socket.setTimeout(0);
-    send({ id: stream.id, ok: true, result: { streaming: true } });
-    const stop = stream.open(this.handler, (event) => {
+    send({ id, ok: true, result: { streaming: true } });
+    const stop = open(this.handler, (event) => {
       if (socket.writableLength > MAX_STREAM_BACKLOG_BYTES) return void socket.destroy();
       if (!socket.destroyed) socket.write(encodeMessage({ event }));
     });
@@ -178,26 +177,28 @@ export class ControlServer {
     socket.end();
   }
 
-  private async answer(line: string): Promise<ControlResponse> {
-    let id: number | null = null;
+  private async answer(request: ControlRequest, line: string): Promise<ControlResponse> {
     try {
-      const request = parseRequest(line);
-      id = request.id;
       const method = Object.hasOwn(METHODS, request.method) ? METHODS[request.method] : undefined;
       if (method === undefined) {
-        throw new VxlandError(
-          'VXLAND_CONTROL_PROTOCOL',
-          `unknown method "${request.method}" (known: ${Object.keys(METHODS).join(', ')})`,
-        );
+        const known = [...Object.keys(METHODS), ...Object.keys(STREAMS)].join(', ');
+        throw new VxlandError('VXLAND_CONTROL_PROTOCOL', `unknown method "${request.method}" (known: ${known})`);
       }
       const result = await method(this.handler, request.params ?? {});
       return { id: request.id, ok: true, result: result ?? null };
     } catch (err) {
-      if (err instanceof ProtocolError) id = err.requestId;
-      if (!(err instanceof VxlandError)) this.log?.error({ err, line: line.slice(0, 200) }, 'control request failed');
-      return { id, ok: false, error: toControlError(err) };
+      return this.refusal(err, line, request.id);
     }
   }
+
+  /** The error answer for anything parsing or a handler threw; unexpected
+   *  errors (not VxlandError) are logged too. */
+  private refusal(err: unknown, line: string, id: number | null = null): ControlResponse {
+    if (err instanceof ProtocolError) id = err.requestId;
+    if (!(err instanceof VxlandError)) this.log?.error({ err, line: line.slice(0, 200) }, 'control request failed');
+    return { id, ok: false, error: toControlError(err) };
+  }
+
 }
 
 async function removeStaleSocket(socketPath: string): Promise<void> {

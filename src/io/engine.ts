@@ -18,17 +18,13 @@ import {
 } from './addon';
 import { openConfiguredTap } from './tap';
 
-/** Inner MTU when none is given: a 1500-byte underlay minus 50 bytes of
- *  IPv4 + UDP + VXLAN + inner Ethernet overhead. */
-export const DEFAULT_ENGINE_MTU_BYTES = 1450;
-
 export type { NativeEngineEvent, NativeEngineInfo, NativeEngineRefused, NativeEngineUsed, NativeEngineVtepCounts } from './addon';
 
 export interface NativeEngineOpenOptions {
   /** TAP name, 1..15 bytes (see ifnameProblem). */
   name: string;
-  /** Inner MTU in bytes; DEFAULT_ENGINE_MTU_BYTES when omitted. */
-  mtu?: number;
+  /** Inner MTU in bytes. */
+  mtu: number;
   /** CIDRs for the TAP, as TapOpenOptions.addresses. */
   addresses?: readonly string[];
   vni: number;
@@ -115,7 +111,7 @@ export class NativeEngine {
    *  left behind on failure. */
   static open(o: NativeEngineOpenOptions): NativeEngine {
     if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw badArgument('vni must be 0..16777215');
-    const mtu = o.mtu ?? DEFAULT_ENGINE_MTU_BYTES;
+    const mtu = o.mtu;
     const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu, addresses: o.addresses, vnetHdr: true });
     const addon = loadAddon();
     let owned = false;

@@ -6,8 +6,6 @@
 
 export const VXLAN_HEADER_BYTES = 8;
 export const VXLAN_DEFAULT_PORT = 4789;
-/** The port Linux used before the IANA assignment; older kernels still default to it. */
-export const VXLAN_LEGACY_LINUX_PORT = 8472;
 export const VXLAN_FLAG_I = 0x08;
 export const VNI_MAX = 0xffffff;
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
