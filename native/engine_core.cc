@@ -51,15 +51,16 @@ constexpr int64_t kReportSuppressMs = 1000;
  *  every frame; once a second is plenty against a 300 s ageing time). */
 constexpr int64_t kRefreshIntervalMs = 1000;
 constexpr size_t kRecentMaxEntries = 65536;
-/** After handling traffic, a packet thread could keep checking its queue
- *  (non-blocking reads) for this long before it sleeps in poll(). Off (0):
- *  on a quiet 2-CPU host each spin is a failed recvmmsg/readv system call
- *  that takes CPU from the applications and from the softirq work the
- *  threads carry; measured 2026-11-25 (BENCHMARKS.md), 30 us cost
- *  native<->native TCP 6.4 -> 9.8 Gbit/s against 0 us, native<->kernel
- *  6.3 -> 7.1 Gbit/s, and did not improve ping RTT (0.28 vs 0.40 ms, 0.18 vs
- *  0.17 ms). Kept as a knob for hosts with more CPUs. */
-constexpr int64_t kBusyPollNs = 0;
+/** The rx thread measures its load over windows of this length... */
+constexpr int64_t kLoadWindowNs = 10 * 1000 * 1000;
+/** ...and hands the tx worker to the tx thread when it slept for less than
+ *  this share of a window (percent). */
+constexpr int64_t kSplitBelowIdlePercent = 20;
+/** The tx thread hands the tx worker back when, over a window this long,
+ *  it slept for at least kJoinAboveIdlePercent of the time. */
+constexpr int64_t kJoinWindowNs = 50 * 1000 * 1000;
+constexpr int64_t kJoinAboveIdlePercent = 95;
+enum TxOwner : int { kTxOnRxThread = 0, kTxOnTxThread = 1 };
 /** TAP reads per wake-up before the send batch is flushed. */
 constexpr int kTxReadsPerWake = 64;
 /** A TAP read: a 64 KiB GSO super-frame plus Ethernet and tag. */
@@ -76,19 +77,10 @@ constexpr size_t kTxDatagramsPerRead = kMaxSegs * 4;
 constexpr size_t kRxMaxFrames = UdpReceiver::kMsgs * 64;
 constexpr int kSocketBufferDefaultBytes = 8 * 1024 * 1024;
 
-int64_t NowNs() {
+int64_t MonotonicNs() {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-/** A spin-wait hint to the CPU (and its hypervisor). */
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
 }
 
 int64_t NowMs() {
@@ -290,12 +282,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
       startupFallbacks_.push_back({"gso", ENOPROTOOPT, "UDP_SEGMENT unavailable: sending with plain sendmmsg"});
     }
     gsoActive_.store(udp_.gso);
-    wakeFd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (wakeFd_ < 0) {
-      err = errno;
-      ::close(udp_.fd);
-      udp_.fd = -1;
-      ThrowSysError(env, err, "eventfd", "");
+    for (int* fd : {&wakeFd_, &handToTxFd_, &handToRxFd_}) {
+      *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (*fd < 0) {
+        err = errno;
+        for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_}) {
+          if (*open >= 0) ::close(*open);
+          *open = -1;
+        }
+        ThrowSysError(env, err, "eventfd", "");
+      }
     }
     onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
     for (auto& c : counters_) c.store(0, std::memory_order_relaxed);
@@ -323,8 +319,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     state_ = State::kRunning;
     Ref();  // the threads use this object until stop()
     for (const Fallback& f : startupFallbacks_) Announce(f.feature, f.err, f.message);
-    rx_ = std::thread([this] { RxLoop(); });
-    tx_ = std::thread([this] { TxLoop(); });
+    rxWorker_ = std::make_unique<RxWorker>(this);
+    txWorker_ = std::make_unique<TxWorker>(this);
+    rx_ = std::thread([this] { RxThread(); });
+    tx_ = std::thread([this] { TxThread(); });
     return env.Undefined();
   }
 
@@ -487,10 +485,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     if (rx_.joinable()) rx_.join();
     if (tx_.joinable()) tx_.join();
+    // The threads are gone: whatever they counted goes out from here.
+    if (txWorker_) txWorker_->Finish();
+    if (rxWorker_) rxWorker_->Finish();
   }
 
   void CloseFds() {
-    for (int* fd : {&tapFd_, &udp_.fd, &wakeFd_}) {
+    for (int* fd : {&tapFd_, &udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_}) {
       if (*fd >= 0) ::close(*fd);
       *fd = -1;
     }
@@ -628,150 +629,157 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return a * 1000003u ^ b;
   }
 
-  void RxLoop() {
-    UdpReceiver rx(udp_.fd, udp_.gro);
-    LocalCounters c;
-    VtepTally tally;
-    std::vector<offload::GroFrame> frames(kRxMaxFrames);
-    std::vector<VtepCounts*> frameVtep(kRxMaxFrames);
-    std::vector<uint32_t> next(kRxMaxFrames);
-    std::vector<offload::GroWrite> writes(kRxMaxFrames);
-    std::vector<struct iovec> iov(kMaxSegs + 2);
-    std::vector<Observation> pending;
-    pending.reserve(1024);
-    std::vector<Refused> refused;
-    refused.reserve(kMaxRefusedPerReport);
-    std::unordered_map<RecentKey, int64_t, RecentHash> recent;
-    recent.reserve(1024);
-    int64_t lastFlushMs = NowMs();
-    int64_t lastTallyMs = lastFlushMs;
-    int64_t lastActiveNs = 0;
-    int64_t lastErrorDrainMs = lastFlushMs;
-    std::vector<Vtep> errorDests(kErrorsPerDrain);
-    std::shared_ptr<const SourcePolicy> policy;
-    uint64_t policyGen = 0;
-    SourcePolicy::Key lastKey{};
-    bool lastAccepted = false;
-    bool haveLast = false;
+  /** The UDP -> TAP direction: its buffers, reports and counters. Owned by
+   *  one thread at a time; Step() and Idle() never block. */
+  class RxWorker {
+   public:
+    explicit RxWorker(Engine* e) : e_(e), rx_(e->udp_.fd, e->udp_.gro) {
+      frames_.resize(kRxMaxFrames);
+      frameVtep_.resize(kRxMaxFrames);
+      next_.resize(kRxMaxFrames);
+      writes_.resize(kRxMaxFrames);
+      iov_.resize(kMaxSegs + 2);
+      pending_.reserve(1024);
+      refused_.reserve(kMaxRefusedPerReport);
+      recent_.reserve(1024);
+      errorDests_.resize(kErrorsPerDrain);
+      lastFlushMs_ = lastTallyMs_ = lastErrorDrainMs_ = NowMs();
+    }
 
-    auto report = [&](bool foreign, uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
+    int fd() const { return e_->udp_.fd; }
+
+    /** One recvmmsg and what it brought, written to the TAP. Returns 1 when
+     *  the socket may hold more, 0 when it was empty, -1 after a fatal
+     *  error (already reported). */
+    int Step() {
+      const int n = rx_.Receive();
+      if (n < 0) {
+        // Transient socket errors (a pending ICMP error) are not fatal; a
+        // closed or broken socket is.
+        if (-n == EBADF || -n == ENOTSOCK || -n == EINVAL || -n == EFAULT) {
+          e_->Fatal(-n, "recvmmsg");
+          return -1;
+        }
+        DrainErrors(NowMs());
+        return 1;
+      }
+      if (n == 0) return 0;
+      Handle(n);
+      return 1;
+    }
+
+    /** Sends the reports that are due; returns how long the thread may
+     *  sleep before the next one is. */
+    int Idle(int64_t nowMs) {
+      FlushReports(nowMs, false);
+      return !pending_.empty() || !refused_.empty() ? static_cast<int>(kObservationFlushMs)
+             : !tally_.Empty()                      ? static_cast<int>(kVtepReportMs)
+                                                    : kIdlePollMs;
+    }
+
+    /** poll() saw POLLERR: the error queue holds ICMP errors. */
+    void OnPollError() { DrainErrors(NowMs()); }
+
+    /** The thread is ending: everything counted goes out. */
+    void Finish() {
+      FlushReports(NowMs(), true);
+      e_->Publish(c_);
+    }
+
+   private:
+    void Report(bool foreign, uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
       RecentKey key{foreign ? (vni | 0x80000000u) : vni, foreign ? IpId(from) : mac};
       if (!force) {
-        auto it = recent.find(key);
-        if (it != recent.end() && nowMs - it->second < kReportSuppressMs) return;
-        if (recent.size() >= kRecentMaxEntries) recent.clear();
-        recent[key] = nowMs;
+        auto it = recent_.find(key);
+        if (it != recent_.end() && nowMs - it->second < kReportSuppressMs) return;
+        if (recent_.size() >= kRecentMaxEntries) recent_.clear();
+        recent_[key] = nowMs;
       }
-      pending.push_back(Observation{foreign, vni, mac, from});
-    };
-    auto refuse = [&](const Vtep& from, uint64_t n) {
-      for (Refused& r : refused) {
+      pending_.push_back(Observation{foreign, vni, mac, from});
+    }
+
+    void Refuse(const Vtep& from, uint64_t n) {
+      for (Refused& r : refused_) {
         if (r.from.SameIp(from)) {
           r.count += n;
           return;
         }
       }
-      if (refused.size() < kMaxRefusedPerReport) refused.push_back(Refused{from, n});
-    };
+      if (refused_.size() < kMaxRefusedPerReport) refused_.push_back(Refused{from, n});
+    }
+
     // Learning and refusals go out within kObservationFlushMs, per-VTEP
     // counts within kVtepReportMs; final = the thread is ending.
-    auto flushReports = [&](int64_t nowMs, bool final) {
-      const bool obsDue = (!pending.empty() || !refused.empty()) && (final || nowMs - lastFlushMs >= kObservationFlushMs);
-      const bool tallyDue = !tally.Empty() && (final || nowMs - lastTallyMs >= kVtepReportMs);
+    void FlushReports(int64_t nowMs, bool final) {
+      const bool obsDue = (!pending_.empty() || !refused_.empty()) && (final || nowMs - lastFlushMs_ >= kObservationFlushMs);
+      const bool tallyDue = !tally_.Empty() && (final || nowMs - lastTallyMs_ >= kVtepReportMs);
       if (!obsDue && !tallyDue) return;
       auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
       if (obsDue) {
-        ev->obs = std::move(pending);
-        ev->refused = std::move(refused);
-        pending = std::vector<Observation>();
-        pending.reserve(1024);
-        refused = std::vector<Refused>();
-        refused.reserve(kMaxRefusedPerReport);
-        lastFlushMs = nowMs;
+        ev->obs = std::move(pending_);
+        ev->refused = std::move(refused_);
+        pending_ = std::vector<Observation>();
+        pending_.reserve(1024);
+        refused_ = std::vector<Refused>();
+        refused_.reserve(kMaxRefusedPerReport);
+        lastFlushMs_ = nowMs;
       }
       if (tallyDue) {
-        DrainTally(tally, &ev->vteps);
-        lastTallyMs = nowMs;
+        DrainTally(tally_, &ev->vteps);
+        lastTallyMs_ = nowMs;
       }
-      Post(ev);
-    };
+      e_->Post(ev);
+    }
 
-    // An ICMP error (e.g. port unreachable) about a datagram the tx thread
+    // An ICMP error (e.g. port unreachable) about a datagram the tx side
     // sent is a send error of the VTEP it went to; it arrives here, on the
     // socket's error queue (the datagram was counted as sent too).
-    auto drainErrors = [&](int64_t nowMs) {
-      lastErrorDrainMs = nowMs;
-      const int ne = rx.ReceiveErrors(errorDests.data(), kErrorsPerDrain);
+    void DrainErrors(int64_t nowMs) {
+      lastErrorDrainMs_ = nowMs;
+      const int ne = rx_.ReceiveErrors(errorDests_.data(), kErrorsPerDrain);
       if (ne == 0) return;
-      for (int i = 0; i < ne; i++) tally.At(errorDests[i])->drops++;
-      c.Drop(kTxSendError, static_cast<uint64_t>(ne));
-      Publish(c);
-    };
+      for (int i = 0; i < ne; i++) tally_.At(errorDests_[i])->drops++;
+      c_.Drop(kTxSendError, static_cast<uint64_t>(ne));
+      e_->Publish(c_);
+    }
 
-    while (!stopping_.load(std::memory_order_relaxed)) {
-      // Receive first: poll() only when the socket is empty.
-      const int n = rx.Receive();
-      if (n < 0) {
-        // Transient socket errors (a pending ICMP error) are not fatal; a
-        // closed or broken socket is.
-        if (-n == EBADF || -n == ENOTSOCK || -n == EINVAL || -n == EFAULT) return Fatal(-n, "recvmmsg");
-        drainErrors(NowMs());
-        continue;
-      }
-      if (n == 0) {
-        const int64_t nowNs = NowNs();
-        flushReports(nowNs / 1000000, false);
-        if (nowNs - lastActiveNs < kBusyPollNs) {
-          CpuRelax();
-          continue;
-        }
-        struct pollfd p[2] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-        const int timeout = !pending.empty() || !refused.empty() ? static_cast<int>(kObservationFlushMs)
-                            : !tally.Empty()                     ? static_cast<int>(kVtepReportMs)
-                                                                 : kIdlePollMs;
-        int pr = ::poll(p, 2, timeout);
-        if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
-        if (p[1].revents & POLLIN) break;
-        if (p[0].revents & POLLERR) drainErrors(NowMs());
-        continue;
-      }
+    void Handle(int n) {
+      LocalCounters& c = c_;
       c.v[kRxRecvCalls]++;
-      const int64_t nowNs = NowNs();
-      lastActiveNs = nowNs;
-      const int64_t nowMs = nowNs / 1000000;
-      const uint64_t gen = policyGen_.load(std::memory_order_acquire);
-      if (gen != policyGen) {
-        std::lock_guard<std::mutex> lock(policyMu_);
-        policy = policy_;
-        policyGen = gen;
-        haveLast = false;
+      const int64_t nowMs = NowMs();
+      const uint64_t gen = e_->policyGen_.load(std::memory_order_acquire);
+      if (gen != policyGen_) {
+        std::lock_guard<std::mutex> lock(e_->policyMu_);
+        policy_ = e_->policy_;
+        policyGen_ = gen;
+        haveLast_ = false;
       }
-      const offload::RxConfig rxConfig{vni_, mtu_, ownMac_, allowVlan_.load(std::memory_order_relaxed)};
+      const offload::RxConfig rxConfig{e_->vni_, e_->mtu_, e_->ownMac_, e_->allowVlan_.load(std::memory_order_relaxed)};
       uint32_t nf = 0;
       uint64_t lastMac = UINT64_MAX;
       Vtep lastFrom;
       bool haveLastFrom = false;
       for (int m = 0; m < n; m++) {
         Vtep from;
-        rx.From(m, &from);
-        uint8_t* data = rx.Data(m);
-        const offload::RxDatagrams dgrams = offload::SplitRxMessage(rx.Len(m), rx.SegBytes(m));
+        rx_.From(m, &from);
+        uint8_t* data = rx_.Data(m);
+        const offload::RxDatagrams dgrams = offload::SplitRxMessage(rx_.Len(m), rx_.SegBytes(m));
         if (dgrams.count > 1) c.v[kRxGroDatagrams]++;
         c.v[kRxDatagrams] += dgrams.count;
         // Every datagram of a UDP_GRO message comes from the same sender.
-        VtepCounts* vc = tally.At(from);
+        VtepCounts* vc = tally_.At(from);
         vc->lastRxMs = nowMs;
         SourcePolicy::Key key;
         IpKey(from, key.data());
-        if (!haveLast || key != lastKey) {
-          lastKey = key;
-          lastAccepted = policy->Accepts(key);
-          haveLast = true;
+        if (!haveLast_ || key != lastKey_) {
+          lastKey_ = key;
+          lastAccepted_ = policy_->Accepts(key);
+          haveLast_ = true;
         }
-        if (!lastAccepted) {
+        if (!lastAccepted_) {
           c.Drop(kRxSourceNotAllowed, dgrams.count);
           vc->drops += dgrams.count;
-          refuse(from, dgrams.count);
+          Refuse(from, dgrams.count);
           continue;
         }
         auto drop = [&](int reason) {
@@ -783,23 +791,23 @@ class Engine : public Napi::ObjectWrap<Engine> {
           const offload::RxVerdict verdict =
               offload::DecapVxlan(data + dgrams.Offset(i), dgrams.Bytes(i), rxConfig, &rf);
           if (verdict != offload::RxVerdict::kOk) {
-            if (verdict == offload::RxVerdict::kWrongVni) report(true, rf.vni, 0, from, nowMs, false);
+            if (verdict == offload::RxVerdict::kWrongVni) Report(true, rf.vni, 0, from, nowMs, false);
             drop(DropOf(verdict));
             continue;
           }
           const uint64_t src = rf.srcMac;
           if (src != lastMac || !haveLastFrom || !from.SameIp(lastFrom)) {
             bool refresh = false;
-            switch (mirror_.Check(rf.vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
+            switch (e_->mirror_.Check(rf.vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
               case MirrorMatch::PinnedOther:
                 drop(kRxStaticMacConflict);
                 continue;
               case MirrorMatch::Missing:
               case MirrorMatch::OtherVtep:
-                report(false, rf.vni, src, from, nowMs, false);
+                Report(false, rf.vni, src, from, nowMs, false);
                 break;
               case MirrorMatch::SameVtep:
-                if (refresh) report(false, rf.vni, src, from, nowMs, true);
+                if (refresh) Report(false, rf.vni, src, from, nowMs, true);
                 break;
               case MirrorMatch::PinnedSame:
                 break;
@@ -812,18 +820,38 @@ class Engine : public Napi::ObjectWrap<Engine> {
             drop(kRxTapBusy);  // cannot happen with UDP_GRO's 64 datagrams per message; counted if it does
             continue;
           }
-          frameVtep[nf] = vc;
-          frames[nf++] = offload::GroFrame{rf.frame, static_cast<uint32_t>(rf.frameBytes)};
+          frameVtep_[nf] = vc;
+          frames_[nf++] = offload::GroFrame{rf.frame, static_cast<uint32_t>(rf.frameBytes)};
         }
       }
-      WriteTap(frames.data(), frameVtep.data(), nf, next.data(), writes.data(), iov.data(), c);
-      Publish(c);
-      if (nowMs - lastErrorDrainMs >= kErrorDrainMs) drainErrors(nowMs);
-      flushReports(nowMs, false);
+      e_->WriteTap(frames_.data(), frameVtep_.data(), nf, next_.data(), writes_.data(), iov_.data(), c);
+      e_->Publish(c);
+      if (nowMs - lastErrorDrainMs_ >= kErrorDrainMs) DrainErrors(nowMs);
+      FlushReports(nowMs, false);
     }
-    flushReports(NowMs(), true);
-    Publish(c);
-  }
+
+    Engine* e_;
+    UdpReceiver rx_;
+    LocalCounters c_;
+    VtepTally tally_;
+    std::vector<offload::GroFrame> frames_;
+    std::vector<VtepCounts*> frameVtep_;
+    std::vector<uint32_t> next_;
+    std::vector<offload::GroWrite> writes_;
+    std::vector<struct iovec> iov_;
+    std::vector<Observation> pending_;
+    std::vector<Refused> refused_;
+    std::unordered_map<RecentKey, int64_t, RecentHash> recent_;
+    std::vector<Vtep> errorDests_;
+    int64_t lastFlushMs_;
+    int64_t lastTallyMs_;
+    int64_t lastErrorDrainMs_;
+    std::shared_ptr<const SourcePolicy> policy_;
+    uint64_t policyGen_ = 0;
+    SourcePolicy::Key lastKey_{};
+    bool lastAccepted_ = false;
+    bool haveLast_ = false;
+  };
 
   void WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
                 offload::GroWrite* writes, struct iovec* iov, LocalCounters& c) {
@@ -862,46 +890,37 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   // ---- tx: TAP -> UDP ----
 
-  void TxLoop() {
-    LocalCounters c;
-    VtepTally tally;
-    UdpSender sender(udp_.fd, udp_.gso, wakeFd_, &c, &tally, [this](int err) {
-      gsoActive_.store(false);
-      Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
-    });
-    gsoActive_.store(udp_.gso);
-    struct virtio_net_hdr hdr;
-    std::vector<Vtep> dests(kMaxFlood);
-    uint32_t segLens[kMaxSegs];
-    const size_t maxUntagged = kEthBytes + mtu_;
-    int64_t lastTallyMs = NowMs();
-    int64_t lastActiveNs = 0;
-    std::vector<UsedKey> used;
-    used.reserve(kMaxUsedPerReport);
-    auto flushTally = [&](int64_t nowMs, bool final) {
-      if ((tally.Empty() && used.empty()) || (!final && nowMs - lastTallyMs < kVtepReportMs)) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
-      DrainTally(tally, &ev->vteps);
-      ev->used = std::move(used);
-      used = std::vector<UsedKey>();
-      used.reserve(kMaxUsedPerReport);
-      lastTallyMs = nowMs;
-      Post(ev);
-    };
-    auto finish = [&]() {
-      sender.Flush();
-      Publish(c);
-      flushTally(NowMs(), true);
-    };
-    while (!stopping_.load(std::memory_order_relaxed)) {
-      // Read first: poll() only when the TAP is empty.
+  /** The TAP -> UDP direction: its send batch, reports and counters. Owned
+   *  by one thread at a time; Step() blocks only while the socket has no
+   *  room (UdpSender, which also watches the stop eventfd). */
+  class TxWorker {
+   public:
+    explicit TxWorker(Engine* e)
+        : e_(e),
+          sender_(e->udp_.fd, e->udp_.gso, e->wakeFd_, &c_, &tally_,
+                  [e](int err) {
+                    e->gsoActive_.store(false);
+                    e->Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
+                  }),
+          maxUntagged_(kEthBytes + e->mtu_) {
+      dests_.resize(kMaxFlood);
+      used_.reserve(kMaxUsedPerReport);
+      lastTallyMs_ = NowMs();
+      e->gsoActive_.store(e->udp_.gso);
+    }
+
+    int fd() const { return e_->tapFd_; }
+
+    /** Up to kTxReadsPerWake TAP reads, sent as one batch. Returns 1 when
+     *  the TAP may hold more, 0 when it was emptied, -1 after a fatal error
+     *  (already reported). */
+    int Step() {
       bool empty = false;
-      int reads = 0;
       const int64_t wakeMs = NowMs();
-      for (; reads < kTxReadsPerWake; reads++) {
-        uint8_t* tail = sender.Tail(kVxlanHeaderBytes + kMaxTapFrameBytes + kSplitHeaderBytes, kTxDatagramsPerRead);
-        struct iovec rv[2] = {{&hdr, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
-        ssize_t n = ::readv(tapFd_, rv, 2);
+      for (int reads = 0; reads < kTxReadsPerWake; reads++) {
+        uint8_t* tail = sender_.Tail(kVxlanHeaderBytes + kMaxTapFrameBytes + kSplitHeaderBytes, kTxDatagramsPerRead);
+        struct iovec rv[2] = {{&hdr_, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
+        ssize_t n = ::readv(e_->tapFd_, rv, 2);
         if (n < 0) {
           if (errno == EINTR) continue;
           if (errno == EAGAIN) {
@@ -909,35 +928,172 @@ class Engine : public Napi::ObjectWrap<Engine> {
             break;
           }
           const int err = errno;
-          finish();
-          return Fatal(err, "read");
+          Finish();
+          e_->Fatal(err, "read");
+          return -1;
         }
         if (n == 0) {
-          finish();
-          return Fatal(EBADFD, "read");
+          Finish();
+          e_->Fatal(EBADFD, "read");
+          return -1;
         }
-        c.v[kTxTapReads]++;
+        c_.v[kTxTapReads]++;
         uint8_t* frame = tail + kVxlanHeaderBytes;
         const size_t flen = static_cast<size_t>(n) > kVnetHdrBytes ? static_cast<size_t>(n) - kVnetHdrBytes : 0;
-        Forward(sender, hdr, tail, frame, flen, dests.data(), segLens, maxUntagged, wakeMs, used, c);
+        e_->Forward(sender_, hdr_, tail, frame, flen, dests_.data(), segLens_, maxUntagged_, wakeMs, used_, c_);
       }
-      sender.Flush();
-      Publish(c);
-      const int64_t nowNs = NowNs();
-      if (reads > 0) lastActiveNs = nowNs;
-      flushTally(nowNs / 1000000, false);
-      if (!empty) continue;
-      if (nowNs - lastActiveNs < kBusyPollNs) {
-        CpuRelax();
+      sender_.Flush();
+      e_->Publish(c_);
+      FlushTally(NowMs(), false);
+      return empty ? 0 : 1;
+    }
+
+    /** Sends the reports that are due; returns how long the thread may
+     *  sleep before the next one is. */
+    int Idle(int64_t nowMs) {
+      FlushTally(nowMs, false);
+      return tally_.Empty() && used_.empty() ? kIdlePollMs : static_cast<int>(kVtepReportMs);
+    }
+
+    /** The thread is ending (or failed): what is queued goes out, counts too. */
+    void Finish() {
+      if (finished_) return;
+      finished_ = true;
+      sender_.Flush();
+      e_->Publish(c_);
+      FlushTally(NowMs(), true);
+    }
+
+   private:
+    void FlushTally(int64_t nowMs, bool final) {
+      if ((tally_.Empty() && used_.empty()) || (!final && nowMs - lastTallyMs_ < kVtepReportMs)) return;
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
+      DrainTally(tally_, &ev->vteps);
+      ev->used = std::move(used_);
+      used_ = std::vector<UsedKey>();
+      used_.reserve(kMaxUsedPerReport);
+      lastTallyMs_ = nowMs;
+      e_->Post(ev);
+    }
+
+    Engine* e_;
+    LocalCounters c_;
+    VtepTally tally_;
+    UdpSender sender_;
+    const size_t maxUntagged_;
+    struct virtio_net_hdr hdr_;
+    std::vector<Vtep> dests_;
+    uint32_t segLens_[kMaxSegs];
+    std::vector<UsedKey> used_;
+    int64_t lastTallyMs_;
+    bool finished_ = false;
+  };
+
+  // ---- the two packet threads ----
+  //
+  // While traffic is light the rx thread runs both workers: a packet then
+  // costs one thread wake-up on each host instead of two (the TAP write
+  // that delivers a request queues the reply, which the same thread reads
+  // and sends without sleeping), and a ping through two vxland hosts is
+  // about 40 us faster on a 2-CPU VM. When the rx thread stays busy it
+  // hands the tx worker to the tx thread, so heavy traffic uses two CPUs;
+  // the tx thread hands it back once it sleeps most of the time again.
+  // A worker is used by one thread at a time: only its owner changes
+  // txOwner_ (release), and the other thread takes it up after reading the
+  // new owner (acquire).
+
+  static void Signal(int fd) {
+    uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof(one));
+  }
+  static void Drain(int fd) {
+    uint64_t n;
+    (void)!::read(fd, &n, sizeof(n));
+  }
+
+  void RxThread() {
+    RxWorker* rx = rxWorker_.get();
+    TxWorker* tx = txWorker_.get();
+    int64_t windowStartNs = MonotonicNs();
+    int64_t sleptNs = 0;
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      const bool txHere = txOwner_.load(std::memory_order_acquire) == kTxOnRxThread;
+      bool more = false;
+      int r = rx->Step();
+      if (r < 0) return;
+      more = r > 0;
+      if (txHere) {
+        r = tx->Step();
+        if (r < 0) return;
+        more |= r > 0;
+      }
+      const int64_t nowNs = MonotonicNs();
+      if (nowNs - windowStartNs >= kLoadWindowNs) {
+        // Asleep for less than kSplitBelowIdlePercent of the window: the
+        // tx worker gets a thread of its own.
+        if (txHere && sleptNs * 100 < (nowNs - windowStartNs) * kSplitBelowIdlePercent) {
+          txOwner_.store(kTxOnTxThread, std::memory_order_release);
+          Signal(handToTxFd_);
+          counters_[kTxWorkerSplits].fetch_add(1, std::memory_order_relaxed);
+        }
+        windowStartNs = nowNs;
+        sleptNs = 0;
+      }
+      if (more) continue;
+      const bool txStillHere = txOwner_.load(std::memory_order_relaxed) == kTxOnRxThread;
+      int timeout = rx->Idle(nowNs / 1000000);
+      struct pollfd p[4] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}, {handToRxFd_, POLLIN, 0}, {tapFd_, POLLIN, 0}};
+      if (txStillHere) timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
+      const int pr = ::poll(p, txStillHere ? 4 : 3, timeout);
+      if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
+      sleptNs += MonotonicNs() - nowNs;
+      if (p[1].revents & POLLIN) return;
+      if (p[0].revents & POLLERR) rx->OnPollError();
+      if (p[2].revents & POLLIN) Drain(handToRxFd_);
+      // TAP POLLERR/POLLHUP/POLLNVAL: the tx worker's next read learns the errno.
+    }
+  }
+
+  void TxThread() {
+    TxWorker* tx = txWorker_.get();
+    int64_t windowStartNs = 0;
+    int64_t sleptNs = 0;
+    while (!stopping_.load(std::memory_order_relaxed)) {
+      if (txOwner_.load(std::memory_order_acquire) != kTxOnTxThread) {
+        struct pollfd p[2] = {{handToTxFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
+        const int pr = ::poll(p, 2, kIdlePollMs);
+        if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
+        if (p[1].revents & POLLIN) return;
+        if (p[0].revents & POLLIN) Drain(handToTxFd_);
+        windowStartNs = MonotonicNs();
+        sleptNs = 0;
         continue;
       }
+      const int r = tx->Step();
+      if (r < 0) return;
+      int64_t nowNs = MonotonicNs();
+      if (nowNs - windowStartNs >= kJoinWindowNs) {
+        // Asleep for most of the window: the rx thread can carry the tx
+        // worker again.
+        if (sleptNs * 100 >= (nowNs - windowStartNs) * kJoinAboveIdlePercent) {
+          tx->Idle(nowNs / 1000000);
+          txOwner_.store(kTxOnRxThread, std::memory_order_release);
+          Signal(handToRxFd_);
+          counters_[kTxWorkerJoins].fetch_add(1, std::memory_order_relaxed);
+          continue;
+        }
+        windowStartNs = nowNs;
+        sleptNs = 0;
+      }
+      if (r > 0) continue;
+      const int untilWindowEndMs = static_cast<int>((windowStartNs + kJoinWindowNs - nowNs) / 1000000) + 1;
       struct pollfd p[2] = {{tapFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-      int pr = ::poll(p, 2, tally.Empty() && used.empty() ? kIdlePollMs : static_cast<int>(kVtepReportMs));
+      const int pr = ::poll(p, 2, std::min(tx->Idle(nowNs / 1000000), untilWindowEndMs));
       if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
-      if (p[1].revents & POLLIN) break;
-      // POLLERR/POLLHUP/POLLNVAL: the next read learns the errno.
+      sleptNs += MonotonicNs() - nowNs;
+      if (p[1].revents & POLLIN) return;
+      // TAP POLLERR/POLLHUP/POLLNVAL: the next read learns the errno.
     }
-    finish();
   }
 
   /** Segments a TAP read would have made (for drop counts): a GSO
@@ -1031,6 +1187,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::atomic<bool> fatal_{false};
   std::atomic<bool> gsoActive_{false};
   std::atomic<uint64_t> counters_[kCounterCount];
+  std::unique_ptr<RxWorker> rxWorker_;
+  std::unique_ptr<TxWorker> txWorker_;
+  /** Which thread runs the tx worker (TxOwner); changed only by its owner. */
+  std::atomic<int> txOwner_{kTxOnRxThread};
+  /** eventfds: the rx thread hands the tx worker over / gets it back. */
+  int handToTxFd_ = -1;
+  int handToRxFd_ = -1;
   std::thread rx_;
   std::thread tx_;
   Napi::FunctionReference onEvent_;

@@ -25,7 +25,7 @@ const char* const kCounterNames[kCounterCount] = {
     "drop0", "drop1", "drop2", "drop3", "drop4", "drop5", "drop6",
     "drop7", "drop8", "drop9", "drop10", "drop11", "drop12", "drop13", "drop14", "drop15", "drop16",
     "rxDatagrams", "txDatagrams", "rxRecvCalls", "rxGroDatagrams", "rxTapWrites", "rxCoalescedWrites",
-    "txTapReads", "txTsoFrames", "txSendCalls", "txGsoMessages",
+    "txTapReads", "txTsoFrames", "txSendCalls", "txGsoMessages", "txWorkerSplits", "txWorkerJoins",
 };
 
 namespace {

@@ -34,6 +34,8 @@ enum EngineCounter : int {
   kTxTsoFrames,                   // TAP super-frames split into segments
   kTxSendCalls,                   // sendmmsg calls
   kTxGsoMessages,                 // messages sent with UDP_SEGMENT
+  kTxWorkerSplits,                // tx worker handed to its own thread (load)
+  kTxWorkerJoins,                 // tx worker handed back to the rx thread
   kCounterCount,
 };
 /** Names in index order, exported to JS (the drop names live in drops.ts). */

@@ -114,6 +114,41 @@ t.test('native <-> native: ping, 50 MB verified TCP both ways, counters agree', 
   t.ok(used !== undefined && used.usedAgoMs < 1000, `after the ping: B's entry at A used just now (usedAgoMs ${used?.usedAgoMs})`);
 });
 
+// One engine thread carries both directions while traffic is light; under
+// load the tx work moves to a second thread and comes back when the load
+// goes. Bytes must arrive intact whichever thread sends them, and across
+// the hand-overs.
+t.test('load moves tx work to a second thread and back; a transfer across the hand-overs stays intact', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 2 });
+  const [ha, hb] = topo.hosts;
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1');
+  const b = await startNative(t, hb, ha.ip, '10.42.0.2');
+  t.equal((await ping(ha.ns, b.overlay, { count: 3, intervalS: 0.05 })).received, 3, 'A pings B');
+  const s0 = await snapshot(a);
+  t.equal(s0.detail.txWorkerSplits, 0, 'light traffic: no second thread');
+
+  const IPERF_SECONDS = 2;
+  const server = spawnDaemon(t, hb.ns, ['iperf3', '-s', '-1', '-B', b.overlay, '-p', '5201']);
+  await new Promise((r) => setTimeout(r, 300));
+  const verified = verifiedTcpTransfer({ serverNs: hb.ns, serverIp: b.overlay, clientNs: ha.ns, bytes: 2 * TRANSFER_BYTES, timeoutMs: 60_000, seed: 7 });
+  const iperf = await exec(ha.ns, ['iperf3', '-c', b.overlay, '-p', '5201', '-t', String(IPERF_SECONDS), '-J'], { timeoutMs: 30_000 });
+  const r = await verified;
+  await Promise.race([server.exited, new Promise((r2) => setTimeout(r2, 5000))]);
+  const gbps = (JSON.parse(iperf.stdout).end.sum_received.bits_per_second as number) / 1e9;
+  t.comment(`iperf3 ${gbps.toFixed(2)} Gbit/s for ${IPERF_SECONDS} s alongside a verified transfer of ${r.received.bytes} bytes in ${r.durationMs} ms`);
+  t.equal(r.received.sha256, r.expectedSha256, 'the verified transfer arrived intact');
+  const busy = await snapshot(a);
+  t.ok(busy.detail.txWorkerSplits > 0, `under load A moved its tx work to a second thread (${busy.detail.txWorkerSplits} times)`);
+
+  await new Promise((r2) => setTimeout(r2, 1000));
+  const quiet = await snapshot(a);
+  t.equal(quiet.detail.txWorkerJoins, quiet.detail.txWorkerSplits, 'quiet again: one thread carries both directions');
+  t.equal((await ping(ha.ns, b.overlay, { count: 3, intervalS: 0.05 })).received, 3, 'and A still pings B');
+  const after = await verifiedTcpTransfer({ serverNs: hb.ns, serverIp: b.overlay, clientNs: ha.ns, bytes: TRANSFER_BYTES, timeoutMs: 60_000, seed: 8 });
+  t.equal(after.received.sha256, after.expectedSha256, 'a transfer after the hand-back arrives intact');
+});
+
 t.test('native <-> kernel vxlan: ping, 50 MB verified TCP both ways, kernel sees valid checksums', async (t) => {
   if (skipUnlessRoot(t)) return;
   const topo = await createTopology(t, { hosts: 2 });

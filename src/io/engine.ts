@@ -1,5 +1,6 @@
 // The native engine (native/engine_core.h): a TAP opened with IFF_VNET_HDR
-// and a UDP socket, both driven by two native packet threads. This wrapper
+// and a UDP socket, driven by two native packet threads (one while traffic
+// is light, see native/engine_core.cc). This wrapper
 // opens and configures the TAP (policy as in src/io/tap.ts), constructs the
 // engine, and exposes the mirror updates, counters and events. Forwarding
 // rules stay in src/fdb/fdb.ts; src/datapath/native-datapath.ts joins the two.
@@ -54,7 +55,9 @@ export interface NativeEngineCounters {
   drops: Float64Array;
   /** Diagnostics by name: rxDatagrams, txDatagrams, rxRecvCalls,
    *  rxGroDatagrams, rxTapWrites, rxCoalescedWrites, txTapReads,
-   *  txTsoFrames, txSendCalls, txGsoMessages. */
+   *  txTsoFrames, txSendCalls, txGsoMessages, txWorkerSplits (the tx
+   *  worker moved to a thread of its own under load), txWorkerJoins (and
+   *  back to the rx thread). */
   detail: Record<string, number>;
 }
 
