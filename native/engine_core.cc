@@ -41,8 +41,15 @@ constexpr size_t kEthBytes = offload::kEthHeaderBytes;
 /** Poll timeout of both threads when idle: bounds how long a missed wake-up
  *  could delay stop(). */
 constexpr int kIdlePollMs = 100;
-/** Observations are sent to JS at most this often (and this late). */
-constexpr int64_t kObservationFlushMs = 5;
+/** What the threads tell JS (learning, refusals, used entries) waits for
+ *  a pause in traffic this long: each post wakes the JS thread, which on a
+ *  small host would otherwise compete with the packets in flight... */
+constexpr int64_t kQuietFlushMs = 5;
+/** ...but observations wait at most this long (learning must not lag)... */
+constexpr int64_t kObservationMaxDelayMs = 20;
+/** A thread busy without a pause for this long merges its per-VTEP counts
+ *  and drains the error queue between batches. */
+constexpr int64_t kBusyHousekeepingMs = 5;
 /** A source MAC already reported is not reported again for this long while
  *  the mirror has not caught up (e.g. the table is full). */
 constexpr int64_t kReportSuppressMs = 1000;
@@ -109,13 +116,6 @@ struct Refused {
   uint64_t count;
 };
 
-/** One VTEP's counts in a report; other = the tally's overflow (no address). */
-struct VtepReport {
-  bool other;
-  Vtep vtep;
-  VtepCounts counts;
-};
-
 struct EngineEvent {
   enum Kind { kObservations, kFallback, kFatal } kind;
   std::vector<Observation> obs;
@@ -124,7 +124,6 @@ struct EngineEvent {
   std::string syscall;
   int err = 0;
   std::vector<Refused> refused;
-  std::vector<VtepReport> vteps;
   std::vector<UsedKey> used;
 };
 
@@ -173,8 +172,8 @@ int DropOf(offload::RxVerdict v) {
 
 /** Most refused senders reported per observation batch (stats.ts keeps 64). */
 constexpr size_t kMaxRefusedPerReport = 64;
-/** Per-VTEP counts are reported at most this often (and this late). */
-constexpr int64_t kVtepReportMs = 100;
+/** ...and used entries this long. */
+constexpr int64_t kUsedMaxDelayMs = 100;
 /** While datagrams keep arriving (poll() is not reached), the socket's
  *  error queue (ICMP errors about our sends) is drained this often. */
 constexpr int64_t kErrorDrainMs = 100;
@@ -186,7 +185,7 @@ constexpr int kErrorsPerDrain = 64;
 constexpr int64_t kUsedReportIntervalMs = 1000;
 /** Used entries per report at most; past it entries are reported in a later
  *  report (their mirror time is not advanced), so nothing is allocated per
- *  packet. Reports go out with the per-VTEP counts (kVtepReportMs). */
+ *  packet. */
 constexpr size_t kMaxUsedPerReport = 1024;
 
 class Engine : public Napi::ObjectWrap<Engine> {
@@ -203,6 +202,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                           InstanceMethod<&Engine::SetSourcePolicy>("setSourcePolicy"),
                                           InstanceMethod<&Engine::SetAllowVlan>("setAllowVlan"),
                                           InstanceMethod<&Engine::Counters>("counters"),
+                                          InstanceMethod<&Engine::TakeVtepCounts>("takeVtepCounts"),
                                           InstanceMethod<&Engine::Info>("info"),
                                       });
     Napi::Array names = Napi::Array::New(env, kCounterCount);
@@ -460,6 +460,41 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return env.Undefined();
   }
 
+  /** The per-VTEP counts since the last call: [{vtep (null = addresses
+   *  past the table's bound), rxPackets, rxBytes, txPackets, txBytes, drops,
+   *  lastRxAgoMs (-1 = none)}]. */
+  Napi::Value TakeVtepCounts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct Taken {
+      bool other;
+      Vtep vtep;
+      VtepCounts c;
+    };
+    std::vector<Taken> taken;
+    {
+      std::lock_guard<std::mutex> lock(vtepMu_);
+      taken.reserve(vtepCounts_.Size() + 1);
+      vtepCounts_.Drain([&](const Vtep* v, const VtepCounts& c) { taken.push_back(Taken{v == nullptr, v ? *v : Vtep(), c}); });
+    }
+    Napi::Array out = Napi::Array::New(env, taken.size());
+    const int64_t nowMs = NowMs();
+    uint32_t n = 0;
+    for (const Taken& t : taken) {
+      const VtepCounts& c = t.c;
+      Napi::Object item = Napi::Object::New(env);
+      if (t.other) item.Set("vtep", env.Null());
+      else item.Set("vtep", t.vtep.IpString());
+      item.Set("rxPackets", static_cast<double>(c.rxPackets));
+      item.Set("rxBytes", static_cast<double>(c.rxBytes));
+      item.Set("txPackets", static_cast<double>(c.txPackets));
+      item.Set("txBytes", static_cast<double>(c.txBytes));
+      item.Set("drops", static_cast<double>(c.drops));
+      item.Set("lastRxAgoMs", static_cast<double>(c.lastRxMs == 0 ? -1 : std::max<int64_t>(0, nowMs - c.lastRxMs)));
+      out.Set(n++, item);
+    }
+    return out;
+  }
+
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -509,13 +544,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   void Announce(const std::string& feature, int err, const std::string& message) {
-    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}, {}};
+    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}};
     Post(ev);
   }
 
   void Fatal(int err, const char* syscall) {
     if (fatal_.exchange(true)) return;
-    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}, {}};
+    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}};
     Post(ev);
   }
 
@@ -548,23 +583,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
           refused.Set(static_cast<uint32_t>(i), item);
         }
         o.Set("refused", refused);
-        Napi::Array vteps = Napi::Array::New(env, e.vteps.size());
-        const int64_t nowMs = NowMs();
-        for (size_t i = 0; i < e.vteps.size(); i++) {
-          const VtepReport& r = e.vteps[i];
-          Napi::Object item = Napi::Object::New(env);
-          if (r.other) item.Set("vtep", env.Null());
-          else item.Set("vtep", r.vtep.IpString());
-          item.Set("rxPackets", static_cast<double>(r.counts.rxPackets));
-          item.Set("rxBytes", static_cast<double>(r.counts.rxBytes));
-          item.Set("txPackets", static_cast<double>(r.counts.txPackets));
-          item.Set("txBytes", static_cast<double>(r.counts.txBytes));
-          item.Set("drops", static_cast<double>(r.counts.drops));
-          const int64_t ago = r.counts.lastRxMs == 0 ? -1 : std::max<int64_t>(0, nowMs - r.counts.lastRxMs);
-          item.Set("lastRxAgoMs", static_cast<double>(ago));
-          vteps.Set(static_cast<uint32_t>(i), item);
-        }
-        o.Set("vteps", vteps);
         Napi::Array used = Napi::Array::New(env, e.used.size());
         for (size_t i = 0; i < e.used.size(); i++) {
           Napi::Object item = Napi::Object::New(env);
@@ -589,16 +607,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
     return o;
   }
 
-  /** Moves a thread's per-VTEP counts into a report list. */
-  static void DrainTally(VtepTally& tally, std::vector<VtepReport>* out) {
-    out->reserve(out->size() + tally.Size() + 1);
-    tally.Drain([out](const Vtep* v, const VtepCounts& c) {
-      VtepReport r;
-      r.other = v == nullptr;
-      if (v != nullptr) r.vtep = *v;
-      r.counts = c;
-      out->push_back(r);
-    });
+  /** Adds a thread's per-VTEP counts to the engine's (no wake-up: JS
+   *  takes them when it reads its counters, takeVtepCounts()). */
+  void MergeVtepCounts(VtepTally& tally) {
+    if (tally.Empty()) return;
+    std::lock_guard<std::mutex> lock(vtepMu_);
+    vtepCounts_.MergeFrom(tally);
   }
 
   void Publish(LocalCounters& c) {
@@ -643,7 +657,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       refused_.reserve(kMaxRefusedPerReport);
       recent_.reserve(1024);
       errorDests_.resize(kErrorsPerDrain);
-      lastFlushMs_ = lastTallyMs_ = lastErrorDrainMs_ = NowMs();
+      lastTrafficMs_ = pendingSinceMs_ = lastErrorDrainMs_ = NowMs();
     }
 
     int fd() const { return e_->udp_.fd; }
@@ -671,10 +685,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
     /** Sends the reports that are due; returns how long the thread may
      *  sleep before the next one is. */
     int Idle(int64_t nowMs) {
+      idle_ = true;
+      e_->MergeVtepCounts(tally_);
       FlushReports(nowMs, false);
-      return !pending_.empty() || !refused_.empty() ? static_cast<int>(kObservationFlushMs)
-             : !tally_.Empty()                      ? static_cast<int>(kVtepReportMs)
-                                                    : kIdlePollMs;
+      if (pending_.empty() && refused_.empty()) return kIdlePollMs;
+      const int64_t dueMs = std::min(lastTrafficMs_ + kQuietFlushMs, pendingSinceMs_ + kObservationMaxDelayMs);
+      return static_cast<int>(std::max<int64_t>(1, dueMs - nowMs));
     }
 
     /** poll() saw POLLERR: the error queue holds ICMP errors. */
@@ -683,6 +699,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     /** The thread is ending: everything counted goes out. */
     void Finish() {
       FlushReports(NowMs(), true);
+      e_->MergeVtepCounts(tally_);
       e_->Publish(c_);
     }
 
@@ -695,6 +712,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         if (recent_.size() >= kRecentMaxEntries) recent_.clear();
         recent_[key] = nowMs;
       }
+      if (pending_.empty() && refused_.empty()) pendingSinceMs_ = nowMs;
       pending_.push_back(Observation{foreign, vni, mac, from});
     }
 
@@ -705,29 +723,23 @@ class Engine : public Napi::ObjectWrap<Engine> {
           return;
         }
       }
-      if (refused_.size() < kMaxRefusedPerReport) refused_.push_back(Refused{from, n});
+      if (refused_.size() >= kMaxRefusedPerReport) return;
+      if (pending_.empty() && refused_.empty()) pendingSinceMs_ = lastTrafficMs_;
+      refused_.push_back(Refused{from, n});
     }
 
-    // Learning and refusals go out within kObservationFlushMs, per-VTEP
-    // counts within kVtepReportMs; final = the thread is ending.
+    // Learning and refusals go out in a pause of traffic, or once they
+    // waited kObservationMaxDelayMs; final = the thread is ending.
     void FlushReports(int64_t nowMs, bool final) {
-      const bool obsDue = (!pending_.empty() || !refused_.empty()) && (final || nowMs - lastFlushMs_ >= kObservationFlushMs);
-      const bool tallyDue = !tally_.Empty() && (final || nowMs - lastTallyMs_ >= kVtepReportMs);
-      if (!obsDue && !tallyDue) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
-      if (obsDue) {
-        ev->obs = std::move(pending_);
-        ev->refused = std::move(refused_);
-        pending_ = std::vector<Observation>();
-        pending_.reserve(1024);
-        refused_ = std::vector<Refused>();
-        refused_.reserve(kMaxRefusedPerReport);
-        lastFlushMs_ = nowMs;
-      }
-      if (tallyDue) {
-        DrainTally(tally_, &ev->vteps);
-        lastTallyMs_ = nowMs;
-      }
+      if (pending_.empty() && refused_.empty()) return;
+      if (!final && nowMs - lastTrafficMs_ < kQuietFlushMs && nowMs - pendingSinceMs_ < kObservationMaxDelayMs) return;
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      ev->obs = std::move(pending_);
+      ev->refused = std::move(refused_);
+      pending_ = std::vector<Observation>();
+      pending_.reserve(1024);
+      refused_ = std::vector<Refused>();
+      refused_.reserve(kMaxRefusedPerReport);
       e_->Post(ev);
     }
 
@@ -747,6 +759,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
       LocalCounters& c = c_;
       c.v[kRxRecvCalls]++;
       const int64_t nowMs = NowMs();
+      lastTrafficMs_ = nowMs;
+      if (idle_) {
+        idle_ = false;
+        busySinceMs_ = nowMs;
+      }
       const uint64_t gen = e_->policyGen_.load(std::memory_order_acquire);
       if (gen != policyGen_) {
         std::lock_guard<std::mutex> lock(e_->policyMu_);
@@ -826,7 +843,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       e_->WriteTap(frames_.data(), frameVtep_.data(), nf, next_.data(), writes_.data(), iov_.data(), c);
       e_->Publish(c);
-      if (nowMs - lastErrorDrainMs_ >= kErrorDrainMs) DrainErrors(nowMs);
+      // Counts and the error queue wait for Idle(), off the packet's way,
+      // unless traffic never lets up.
+      if (nowMs - busySinceMs_ >= kBusyHousekeepingMs) {
+        if (nowMs - lastErrorDrainMs_ >= kErrorDrainMs) DrainErrors(nowMs);
+        e_->MergeVtepCounts(tally_);
+      }
       FlushReports(nowMs, false);
     }
 
@@ -843,9 +865,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
     std::vector<Refused> refused_;
     std::unordered_map<RecentKey, int64_t, RecentHash> recent_;
     std::vector<Vtep> errorDests_;
-    int64_t lastFlushMs_;
-    int64_t lastTallyMs_;
+    int64_t lastTrafficMs_;   // the last batch received
+    int64_t pendingSinceMs_;  // the oldest unsent observation or refusal
     int64_t lastErrorDrainMs_;
+    bool idle_ = true;         // Idle() ran since the last traffic
+    int64_t busySinceMs_ = 0;  // traffic without a pause since then
     std::shared_ptr<const SourcePolicy> policy_;
     uint64_t policyGen_ = 0;
     SourcePolicy::Key lastKey_{};
@@ -905,7 +929,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
           maxUntagged_(kEthBytes + e->mtu_) {
       dests_.resize(kMaxFlood);
       used_.reserve(kMaxUsedPerReport);
-      lastTallyMs_ = NowMs();
+      lastTrafficMs_ = usedSinceMs_ = NowMs();
       e->gsoActive_.store(e->udp_.gso);
     }
 
@@ -917,7 +941,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
     int Step() {
       bool empty = false;
       const int64_t wakeMs = NowMs();
-      for (int reads = 0; reads < kTxReadsPerWake; reads++) {
+      const bool hadUsed = !used_.empty();
+      int reads = 0;
+      for (; reads < kTxReadsPerWake; reads++) {
         uint8_t* tail = sender_.Tail(kVxlanHeaderBytes + kMaxTapFrameBytes + kSplitHeaderBytes, kTxDatagramsPerRead);
         struct iovec rv[2] = {{&hdr_, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
         ssize_t n = ::readv(e_->tapFd_, rv, 2);
@@ -944,15 +970,28 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       sender_.Flush();
       e_->Publish(c_);
-      FlushTally(NowMs(), false);
+      if (!hadUsed && !used_.empty()) usedSinceMs_ = wakeMs;
+      if (reads > 0) {
+        lastTrafficMs_ = wakeMs;
+        if (idle_) {
+          idle_ = false;
+          busySinceMs_ = wakeMs;
+        }
+        if (wakeMs - busySinceMs_ >= kBusyHousekeepingMs) e_->MergeVtepCounts(tally_);  // see RxWorker::Handle
+      }
+      FlushUsed(wakeMs, false);
       return empty ? 0 : 1;
     }
 
     /** Sends the reports that are due; returns how long the thread may
      *  sleep before the next one is. */
     int Idle(int64_t nowMs) {
-      FlushTally(nowMs, false);
-      return tally_.Empty() && used_.empty() ? kIdlePollMs : static_cast<int>(kVtepReportMs);
+      idle_ = true;
+      e_->MergeVtepCounts(tally_);
+      FlushUsed(nowMs, false);
+      if (used_.empty()) return kIdlePollMs;
+      const int64_t dueMs = std::min(lastTrafficMs_ + kQuietFlushMs, usedSinceMs_ + kUsedMaxDelayMs);
+      return static_cast<int>(std::max<int64_t>(1, dueMs - nowMs));
     }
 
     /** The thread is ending (or failed): what is queued goes out, counts too. */
@@ -961,18 +1000,20 @@ class Engine : public Napi::ObjectWrap<Engine> {
       finished_ = true;
       sender_.Flush();
       e_->Publish(c_);
-      FlushTally(NowMs(), true);
+      e_->MergeVtepCounts(tally_);
+      FlushUsed(NowMs(), true);
     }
 
    private:
-    void FlushTally(int64_t nowMs, bool final) {
-      if ((tally_.Empty() && used_.empty()) || (!final && nowMs - lastTallyMs_ < kVtepReportMs)) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
-      DrainTally(tally_, &ev->vteps);
+    // Used entries go out in a pause of traffic, or once they waited
+    // kUsedMaxDelayMs; final = the thread is ending.
+    void FlushUsed(int64_t nowMs, bool final) {
+      if (used_.empty()) return;
+      if (!final && nowMs - lastTrafficMs_ < kQuietFlushMs && nowMs - usedSinceMs_ < kUsedMaxDelayMs) return;
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
       ev->used = std::move(used_);
       used_ = std::vector<UsedKey>();
       used_.reserve(kMaxUsedPerReport);
-      lastTallyMs_ = nowMs;
       e_->Post(ev);
     }
 
@@ -985,7 +1026,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     std::vector<Vtep> dests_;
     uint32_t segLens_[kMaxSegs];
     std::vector<UsedKey> used_;
-    int64_t lastTallyMs_;
+    int64_t lastTrafficMs_;  // the last batch read from the TAP
+    int64_t usedSinceMs_;    // the oldest unsent used entry
+    bool idle_ = true;         // as in RxWorker
+    int64_t busySinceMs_ = 0;
     bool finished_ = false;
   };
 
@@ -1187,6 +1231,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::atomic<bool> fatal_{false};
   std::atomic<bool> gsoActive_{false};
   std::atomic<uint64_t> counters_[kCounterCount];
+  std::mutex vtepMu_;
+  VtepTally vtepCounts_;  // merged by the threads, taken by JS (vtepMu_)
   std::unique_ptr<RxWorker> rxWorker_;
   std::unique_ptr<TxWorker> txWorker_;
   /** Which thread runs the tx worker (TxOwner); changed only by its owner. */

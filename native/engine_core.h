@@ -1,5 +1,6 @@
-// The native data path engine: two packet threads (rx: UDP -> TAP, tx:
-// TAP -> UDP) off the JS event loop. JS keeps configuration, the forwarding
+// The native data path engine: packet work off the JS event loop, in two
+// workers (rx: UDP -> TAP, tx: TAP -> UDP) run by one thread while traffic
+// is light and by two under load (engine_core.cc says when). JS keeps configuration, the forwarding
 // table and its rules (src/fdb/fdb.ts), logging and control; the engine holds
 // a mirror of the table (engine_fdb.h) and reports what it saw.
 //
@@ -21,20 +22,22 @@
 //   fdbClear()  setFloodList(vni, vtepIps[])
 //   setSourcePolicy(mode, named[], cidrs[])  setAllowVlan(allow)
 //   counters(out: Float64Array)   fills counterNames.length values
+//   takeVtepCounts() -> [{vtep (null = past the table's bound), rxPackets,
+//                         rxBytes, txPackets, txBytes, drops, lastRxAgoMs}]
+//       per-VTEP counts since the last call (ICMP errors about sent
+//       datagrams, IP_RECVERR, count as drops of the VTEP they were sent to)
 //   info() -> { port, offload, gso, gro, coalesce, rcvbufBytes, sndbufBytes,
 //               mirrorSize, state }
 //   NativeEngine.counterNames: string[]  (index order; drops are drop0..16
 //                                          = DropReason numbers)
 // onEvent(event) runs on the JS thread with one of
 //   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from}],
-//     refused: [{from, count}], vteps: [{vtep, rxPackets, ..., drops}],
-//     used: [{vni, mac}] }
+//     refused: [{from, count}], used: [{vni, mac}] }
 //       every few ms while traffic needs learning (deduplicated: a source MAC
-//       at most once a second), per-VTEP counts every 100 ms; ICMP errors
-//       about sent datagrams (IP_RECVERR) count as tx_send_error and as
-//       drops of the VTEP they were sent to; used = mirror entries the tx
-//       thread sent to (mac 0 = the flood list), each at most once a second,
-//       reported with the per-VTEP counts
+//       at most once a second); used = mirror entries the tx side sent to
+//       (mac 0 = the flood list), each at most once a second, within 100 ms.
+//       Nothing is posted per packet or on a timer while traffic only flows:
+//       each post wakes the JS thread, which on a small host delays packets.
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
 // Test-only pure functions (engine_offload.h):

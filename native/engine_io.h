@@ -77,13 +77,23 @@ struct VtepCounts {
   uint64_t txBytes = 0;
   uint64_t drops = 0;     // datagrams from it dropped, sends to it that failed
   int64_t lastRxMs = 0;   // CLOCK_MONOTONIC ms of the last datagram from it; 0 = none
+
+  void Add(const VtepCounts& o) {
+    rxPackets += o.rxPackets;
+    rxBytes += o.rxBytes;
+    txPackets += o.txPackets;
+    txBytes += o.txBytes;
+    drops += o.drops;
+    if (o.lastRxMs > lastRxMs) lastRxMs = o.lastRxMs;
+  }
 };
 
-/** Per-VTEP counts of one packet thread between two reports, in a fixed
- *  open-addressed table (no allocation while counting). Addresses are taken
- *  from the network, so the table is bounded: past kMaxVteps distinct
- *  addresses in one report period the rest are summed in Overflow(), which is
- *  reported without an address (JS counts it under 'other'). */
+/** Per-VTEP counts in a fixed open-addressed table (no allocation while
+ *  counting): a packet thread's since it last merged them, or the engine's
+ *  since JS last took them. Addresses are taken from the network, so the
+ *  table is bounded: past kMaxVteps distinct addresses the rest are summed
+ *  in the overflow, which is reported without an address (JS counts it
+ *  under 'other'). */
 class VtepTally {
  public:
   static constexpr size_t kMaxVteps = 256;
@@ -91,6 +101,17 @@ class VtepTally {
   /** The counts of v's IP (port ignored). */
   VtepCounts* At(const Vtep& v);
   bool Empty() const { return used_ == 0 && !overflowUsed_; }
+  /** Adds all of other's counts into this table and empties other. */
+  void MergeFrom(VtepTally& other) {
+    other.Drain([this](const Vtep* v, const VtepCounts& c) {
+      if (v != nullptr) {
+        At(*v)->Add(c);
+      } else {
+        overflowUsed_ = true;
+        overflow_.Add(c);
+      }
+    });
+  }
   size_t Size() const { return used_; }
   /** Calls fn(vtep, counts) for every address, then fn(nullptr, overflow)
    *  when the overflow saw anything, and empties the table. */

@@ -29,3 +29,21 @@ t.test('foreign VNI senders are remembered, bounded', async (t) => {
   for (let i = 0; i < 200; i++) s.foreignVni('192.0.2.8', i, 1);
   t.equal(s.foreignVniSenders().length, MAX_FOREIGN_VNI_SENDERS);
 });
+
+t.test('a data path that counts elsewhere brings its counts in before every snapshot', async (t) => {
+  const s = new Stats();
+  s.track('192.0.2.2');
+  let engineRx = 0;
+  s.pullFrom(() => {
+    s.rxPackets += engineRx;
+    s.vtep('192.0.2.2').rxPackets += engineRx;
+    engineRx = 0;
+  });
+  engineRx = 5;
+  t.equal(s.snapshot().rxPackets, 5, 'status sees what the engine counted just now');
+  engineRx = 2;
+  t.equal(s.vtepSnapshot()[0].rxPackets, 7, 'and so does stats, per VTEP');
+  s.pullFrom(null);
+  engineRx = 9;
+  t.equal(s.snapshot().rxPackets, 7, 'once the data path stops, nothing is pulled');
+});

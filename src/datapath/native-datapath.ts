@@ -6,7 +6,9 @@
 // counters, as the dgram path uses it), logs
 // foreign-VNI senders rate-limited and fallbacks once, and adds the engine's
 // counters (totals, drops, per-VTEP counts, refused senders) into Stats so
-// status and stats show one set of numbers whichever path runs.
+// status and stats show one set of numbers whichever path runs. Counts are
+// pulled (syncStats), not pushed: a push would wake the JS thread while
+// packets are in flight.
 
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -107,13 +109,24 @@ export class NativeDatapath {
     });
     this.timer = setInterval(() => this.syncStats(), NATIVE_STATS_SYNC_MS);
     this.timer.unref();
+    this.o.stats.pullFrom(() => this.syncStats());
   }
 
-  /** Adds what the engine counted since the last call into Stats. Call
-   *  before reading Stats for exact figures (a timer also does it). */
+  /** Adds what the engine counted since the last call into Stats (totals,
+   *  drops, per-VTEP counts). Stats snapshots call it, and a timer. */
   syncStats(): void {
-    const c = this.o.engine.counters();
-    const { stats } = this.o;
+    const { engine, stats } = this.o;
+    const nowMs = this.now();
+    for (const v of engine.takeVtepCounts()) {
+      const c = stats.vtep(v.vtep ?? OTHER_VTEP);
+      c.rxPackets += v.rxPackets;
+      c.rxBytes += v.rxBytes;
+      c.txPackets += v.txPackets;
+      c.txBytes += v.txBytes;
+      c.drops += v.drops;
+      if (v.lastRxAgoMs >= 0) c.lastRxMs = Math.max(c.lastRxMs, nowMs - v.lastRxAgoMs);
+    }
+    const c = engine.counters();
     const m = this.merged;
     stats.rxPackets += c.rxPackets - m.rxPackets;
     stats.rxBytes += c.rxBytes - m.rxBytes;
@@ -144,6 +157,7 @@ export class NativeDatapath {
     this.unsubscribeSources = null;
     this.o.engine.stop();
     if (wasRunning) this.syncStats();
+    this.o.stats.pullFrom(null);
   }
 
   private onEngineEvent(event: Exclude<NativeEngineEvent, { type: 'fatal' }>): void {
@@ -153,17 +167,8 @@ export class NativeDatapath {
     }
     const { fdb, stats } = this.o;
     const nowMs = this.now();
-    // Counts and refusals are facts about traffic already handled: they are
-    // added even when they arrive after stop() (the threads' last reports).
-    for (const v of event.vteps) {
-      const c = stats.vtep(v.vtep ?? OTHER_VTEP);
-      c.rxPackets += v.rxPackets;
-      c.rxBytes += v.rxBytes;
-      c.txPackets += v.txPackets;
-      c.txBytes += v.txBytes;
-      c.drops += v.drops;
-      if (v.lastRxAgoMs >= 0) c.lastRxMs = Math.max(c.lastRxMs, nowMs - v.lastRxAgoMs);
-    }
+    // Refusals are facts about traffic already handled: they are added even
+    // when they arrive after stop() (the threads' last reports).
     for (const r of event.refused) stats.refusedSender(r.from, r.count);
     if (this.state !== 'running') return;
     for (const l of event.learn) {

@@ -60,6 +60,14 @@ export class Stats {
   private readonly other: VtepCounters = newCounters();
   private readonly foreign = new Map<string, ForeignVniSender>();
   private readonly refused = new Map<string, number>();
+  private pull: (() => void) | null = null;
+
+  /** For a data path that counts elsewhere (the native engine): `pull`
+   *  brings its counts in and runs before every snapshot, so what status
+   *  and stats show is current. null removes it. */
+  pullFrom(pull: (() => void) | null): void {
+    this.pull = pull;
+  }
 
   drop(reason: DropReason): void {
     this.drops[reason]++;
@@ -115,6 +123,7 @@ export class Stats {
 
   /** Per-VTEP counters, tracked ones first, OTHER_VTEP last when it saw anything. */
   vtepSnapshot(): Array<VtepCounters & { vtep: string }> {
+    this.pull?.();
     const out = [...this.vteps].map(([vtep, c]) => ({ vtep, ...c }));
     const o = this.other;
     if (o.rxPackets + o.txPackets + o.drops + o.lastRxMs > 0) out.push({ vtep: OTHER_VTEP, ...o });
@@ -122,6 +131,7 @@ export class Stats {
   }
 
   snapshot(): StatsSnapshot {
+    this.pull?.();
     const drops: Record<string, number> = {};
     let dropsTotal = 0;
     for (let i = 0; i < DROP_REASON_COUNT; i++) {

@@ -72,7 +72,7 @@ export interface NativeEngineOptions {
 export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
 export interface NativeEngineForeign { vni: number; from: string }
 
-/** What one engine thread counted for one VTEP since its previous report. */
+/** What the engine counted for one VTEP since takeVtepCounts() last ran. */
 export interface NativeEngineVtepCounts {
   /** The VTEP's IP, or null for the sum over addresses past the engine's
    *  per-report bound (count them under 'other'). */
@@ -95,15 +95,13 @@ export interface NativeEngineUsed { vni: number; mac: number }
 export interface NativeEngineRefused { from: string; count: number }
 
 /** The engine's events. Observations carry learning (deduplicated), foreign
- *  VNIs, refused senders (at most 64 per event) and per-VTEP counts
- *  (reported every 100 ms while they change; bounded per event). */
+ *  VNIs, refused senders (at most 64 per event) and used entries. */
 export type NativeEngineEvent =
   | {
       type: 'observations';
       learn: NativeEngineLearn[];
       foreign: NativeEngineForeign[];
       refused: NativeEngineRefused[];
-      vteps: NativeEngineVtepCounts[];
       /** Forwarding entries frames were sent to (the table's USED time), each
        *  at most once a second; mac 0 (FLOOD_MAC) = the flood list of vni. */
       used: NativeEngineUsed[];
@@ -135,6 +133,9 @@ export interface NativeEngineHandle {
   /** Deliver and send VLAN-tagged inner frames. */
   setAllowVlan(allow: boolean): void;
   counters(out: Float64Array): void;
+  /** Per-VTEP counts since the previous call; vtep null = addresses past
+   *  the engine's bound (counted under 'other'). */
+  takeVtepCounts(): NativeEngineVtepCounts[];
   info(): NativeEngineInfo;
 }
 

@@ -12,6 +12,7 @@ import {
   type NativeEngineEvent,
   NativeEngineHandle,
   NativeEngineInfo,
+  type NativeEngineVtepCounts,
   callNative,
   isNativeSysError,
   loadAddon,
@@ -182,6 +183,11 @@ export class NativeEngine {
   }
 
   /** Reads the counters (valid after stop() too). */
+  /** Per-VTEP counts since the previous call (vtep null = 'other'). */
+  takeVtepCounts(): NativeEngineVtepCounts[] {
+    return this.handle.takeVtepCounts();
+  }
+
   counters(): NativeEngineCounters {
     this.handle.counters(this.raw);
     const detail: Record<string, number> = {};
