@@ -7,7 +7,7 @@
 // measures, RUNS times each, reporting the median:
 //   - single-stream TCP throughput (iperf3 -t 5 -J),
 //   - packet rate with 64-byte UDP payloads (iperf3 -u -l 64 -b 0; received),
-//   - ping RTT (ping -c 20 -i 0.05, average),
+//   - ping RTT (ping -c 20 -i 0.05, average, after a 1 s pause),
 //   - CPU seconds per GB moved by the vxland processes during the TCP test
 //     (utime + stime from /proc/PID/stat; kernel vxlan work is softirq time
 //     that belongs to no process, so it is not shown).
@@ -25,6 +25,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TCP_SECONDS = 5;
 const UDP_SECONDS = 5;
 const PING_COUNT = 20;
+const PING_SETTLE_MS = 1000;
 const VNI = 42;
 const INNER_MTU_BYTES = 1450;
 const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
@@ -194,6 +195,9 @@ async function measure(env: Env): Promise<Result> {
   const udp = await iperf(env, ['-u', '-l', '64', '-b', '0'], UDP_SECONDS);
   const sum = udp.end.sum;
   const received = (sum.packets as number) - (sum.lost_packets as number);
+  // An idle tunnel's latency, not the tail of the UDP flood still queued in
+  // socket buffers: the same pause for every pairing.
+  await sleep(PING_SETTLE_MS);
   const pingOut = inNs(env.nsA, ['ping', '-n', '-q', '-c', String(PING_COUNT), '-i', '0.05', env.overlayB]);
   const rtt = /= [\d.]+\/([\d.]+)\//.exec(pingOut);
   return {
@@ -264,7 +268,8 @@ Two network namespaces joined by a veth pair (underlay MTU 1500), VNI ${VNI},
 inner MTU ${INNER_MTU_BYTES}, one pairing at a time, fresh namespaces per run;
 median of ${RUNS} runs. TCP: \`iperf3 -t ${TCP_SECONDS}\` (one stream, A → B);
 UDP: \`iperf3 -u -l 64 -b 0 -t ${UDP_SECONDS}\` (datagrams received per second);
-RTT: \`ping -c ${PING_COUNT} -i 0.05\` average. The vxland CPU column is user +
+RTT: \`ping -c ${PING_COUNT} -i 0.05\` average, ${PING_SETTLE_MS / 1000} s after the UDP test.
+The vxland CPU column is user +
 system time of the vxland processes on both ends during the TCP test divided
 by the bytes moved (kernel vxlan work is softirq time, not attributable).
 "native" and "dgram" run \`vxland run --datapath native|dgram\`. A kernel VTEP facing
