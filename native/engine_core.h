@@ -33,10 +33,10 @@
 // onEvent(event) runs on the JS thread with one of
 //   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from}],
 //     refused: [{from, count}], used: [{vni, mac}] }
-//       every few ms while traffic needs learning (deduplicated: a source MAC
-//       at most once a second); used = mirror entries the tx side sent to
-//       (mac 0 = the flood list), each at most once a second, within 100 ms.
-//       Nothing is posted per packet or on a timer while traffic only flows:
+//       in the next 5 ms pause of traffic, learning at most 20 ms late
+//       (deduplicated: a source MAC at most once a second); used = mirror
+//       entries the tx side sent to (mac 0 = the flood list), each at most
+//       once a second, at most 100 ms late. Nothing is posted per packet:
 //       each post wakes the JS thread, which on a small host delays packets.
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
