@@ -58,16 +58,16 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     maxLearned: config.maxFdb,
     maxLearnedPerVtep: config.maxFdbPerVtep,
     learnRatePerS: config.learnRatePerS,
-    onEvent: (e) => {
-      followFdbEvent(e, stats, sources);
-      const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
-      if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
-      else log.debug(fields, 'fdb change');
-      if (monitors.size > 0) {
-        const event: MonitorEvent = { time: new Date().toISOString(), ...e };
-        for (const emit of monitors) emit(event);
-      }
-    },
+  });
+  fdb.subscribe((e) => {
+    followFdbEvent(e, stats, sources);
+    const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
+    if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
+    else log.debug(fields, 'fdb change');
+    if (monitors.size > 0) {
+      const event: MonitorEvent = { time: new Date().toISOString(), ...e };
+      for (const emit of monitors) emit(event);
+    }
   });
   seedFdb(fdb, config, store.load(), log);
 

@@ -19,11 +19,8 @@ interface HostOptions { peers?: string[]; mtu?: number; sendPoolSlots?: number; 
 function host(net: FakeNetwork, address: string, ownMac: string, opts: HostOptions = {}) {
   const stats = new Stats();
   const sources = new SourceFilter(opts.accept ?? { kind: 'peers' });
-  const fdb = new Fdb({
-    ageingMs: 300_000,
-    maxLearned: 100,
-    onEvent: (e) => followFdbEvent(e, stats, sources),
-  });
+  const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 100 });
+  fdb.subscribe((e) => followFdbEvent(e, stats, sources));
   for (const p of opts.peers ?? []) fdb.addPeer(VNI, p);
   const device = new FakeDevice('vxl0', mac(ownMac), opts.mtu ?? 1450);
   const bind = net.bind(address);

@@ -13,8 +13,8 @@ function setup(opts: { ageingMs?: number; maxLearned?: number } = {}) {
     ageingMs: opts.ageingMs ?? 300_000,
     maxLearned: opts.maxLearned ?? 16384,
     now: () => nowMs,
-    onEvent: (e) => events.push(e),
   });
+  fdb.subscribe((e) => events.push(e));
   return {
     fdb,
     events,

@@ -58,7 +58,6 @@ export interface FdbOptions {
    *  0 = no limit; default FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S. */
   learnRatePerS?: number;
   now?: () => number;
-  onEvent?: (event: FdbEvent) => void;
 }
 
 /** What learn() did. The data path counts these; only STATIC_CONFLICT drops the frame. */
@@ -105,7 +104,6 @@ export class Fdb {
   private readonly ageingMs: number;
   private readonly maxLearned: number;
   private readonly now: () => number;
-  private readonly onEvent: (event: FdbEvent) => void;
   private readonly listeners = new Set<(event: FdbEvent) => void>();
   private readonly maxLearnedPerVtep: number;
   private readonly learnRatePerMs: number;
@@ -123,11 +121,10 @@ export class Fdb {
     this.learnRatePerMs = ratePerS / 1000;
     this.learnBurst = ratePerS;
     this.now = options.now ?? Date.now;
-    this.onEvent = options.onEvent ?? (() => undefined);
   }
 
-  /** Adds a listener that receives every event after options.onEvent (e.g.
-   *  the native engine's mirror). Returns the function that removes it. */
+  /** Adds a listener that receives every event from now on, after the
+   *  listeners added before it. Returns the function that removes it. */
   subscribe(listener: (event: FdbEvent) => void): () => void {
     this.listeners.add(listener);
     return () => {
@@ -136,7 +133,6 @@ export class Fdb {
   }
 
   private emit(event: FdbEvent): void {
-    this.onEvent(event);
     for (const listener of this.listeners) listener(event);
   }
 
