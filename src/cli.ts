@@ -265,7 +265,7 @@ function formatStatus(s: StatusResult): string {
     ['local', s.local === null ? 'any' : s.local],
     ['port', String(s.port)],
     ['mtu', String(s.mtu)],
-    ['datapath', s.datapath],
+    ['datapath', s.offloads.length === 0 ? s.datapath : `${s.datapath} (${s.offloads.join(', ')})`],
     ['pid', String(s.pid)],
     ['uptime', formatDuration(s.uptimeS)],
     ['fdb', `${plural(s.fdb.size, 'entry', 'entries')} (${s.fdb.learned} learned), ${plural(s.fdb.peers, 'peer', 'peers')}`],

@@ -106,7 +106,8 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   });
 
   const deviceMac = formatMacKey(macKeyAt(datapath.mac, 0));
-  const handler = new DaemonControl(config, deviceMac, datapathKind, fdb, stats, store, log, startedMs, monitors, sources);
+  const datapathInfo = { kind: datapathKind, mac: deviceMac, offloads: () => datapath.offloads() };
+  const handler = new DaemonControl(config, datapathInfo, fdb, stats, store, log, startedMs, monitors, sources);
   let control: ControlServer;
   try {
     control = await ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup));
@@ -204,6 +205,8 @@ interface DataPlane {
   start(onFatal: (err: Error) => void): void;
   /** Stops traffic and closes the TAP and the socket. Idempotent. */
   stop(): Promise<void>;
+  /** The offloads in effect now (StatusResult.offloads). */
+  offloads(): string[];
 }
 
 /** Opens the TAP and the UDP side of the chosen data path; nothing is left
@@ -220,7 +223,7 @@ async function openDataPlane(
       local: config.local ?? (config.family === 'udp6' ? '::' : '0.0.0.0'), port: config.port,
     });
     const native = new NativeDatapath({ vni: config.vni, fdb, engine, stats, log, sources, allowVlan: config.allowVlan });
-    return { mac: engine.mac, start: (onFatal) => native.start(onFatal), stop: () => native.stop() };
+    return { mac: engine.mac, start: (onFatal) => native.start(onFatal), stop: () => native.stop(), offloads: () => native.offloads() };
   }
   const device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses] });
   let bind: UdpBind;
@@ -233,7 +236,7 @@ async function openDataPlane(
   const dgram = new Datapath({
     vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log, sources, allowVlan: config.allowVlan,
   });
-  return { mac: device.mac, start: (onFatal) => dgram.start(onFatal), stop: () => dgram.stop() };
+  return { mac: device.mac, start: (onFatal) => dgram.start(onFatal), stop: () => dgram.stop(), offloads: () => [] };
 }
 
 /** Root only, or root and the members of --control-group. */

@@ -12,7 +12,7 @@ const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
 const STATUS: StatusResult = {
   accept: 'peers',
-  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: '192.0.2.1', mtu: 1450, datapath: 'dgram', uptimeS: 3723, pid: 4321,
+  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: '192.0.2.1', mtu: 1450, datapath: 'native', offloads: ['tso', 'udp-gso', 'udp-gro', 'tcp-coalesce'], uptimeS: 3723, pid: 4321,
   stats: {
     rxPackets: 10, rxBytes: 1000, txPackets: 20, txBytes: 2000,
     drops: { 'wrong-vni': 3, 'static-conflict': 1 }, dropsTotal: 4, learnRefused: { fdbFull: 2, vtepFull: 0, rate: 1 },
@@ -157,7 +157,7 @@ t.test('status, human output', async (t) => {
       'local:         192.0.2.1',
       'port:          4789',
       'mtu:           1450',
-      'datapath:      dgram',
+      'datapath:      native (tso, udp-gso, udp-gro, tcp-coalesce)',
       'pid:           4321',
       'uptime:        1h 2m 3s',
       'fdb:           3 entries (1 learned), 1 peer',

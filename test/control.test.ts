@@ -13,7 +13,7 @@ const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
 const STATUS: StatusResult = {
   accept: 'peers',
-  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: null, mtu: 1450, datapath: 'dgram', uptimeS: 5, pid: 1,
+  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: null, mtu: 1450, datapath: 'dgram', offloads: [], uptimeS: 5, pid: 1,
   stats: { rxPackets: 1, rxBytes: 100, txPackets: 2, txBytes: 200, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } },
   fdb: { size: 1, learned: 0, peers: 1 },
 };

@@ -1,9 +1,10 @@
 // What an operator sees of a running daemon: doctor names a VNI mismatch and
 // a silent peer, monitor shows a learned MAC as it happens, per-VTEP counters,
-// the metrics endpoint, and a log level changed at run time.
+// the metrics endpoint, a log level changed at run time, and which data path
+// and offloads are in effect.
 import t from 'tap';
 import { addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, spawnDaemon, vxlandArgv } from './helpers/netns';
-import { startVxland, TEST_VNI } from './helpers/vxland';
+import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
 const METRICS = '127.0.0.1:9798';
 
@@ -61,3 +62,19 @@ t.test('doctor names an inner MTU that does not fit the underlay', async (t) => 
   t.equal(report.ok, false);
   t.match(report.findings, [{ check: 'mtu', problem: new RegExp(`vxl0 MTU 1480 .* ${a.dev} .* MTU 1500`), fix: /--mtu 1450/ }]);
 });
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`status names the data path and the offloads in effect (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const v = await startVxland(t, a, { peers: [b.ip], datapath });
+    const status = await v.json<any>('status');
+    t.equal(status.datapath, datapath);
+    // This kernel has TUNSETOFFLOAD, UDP_SEGMENT and UDP_GRO; node:dgram has none of them.
+    const expected = datapath === 'native' ? ['tso', 'udp-gso', 'udp-gro', 'tcp-coalesce'] : [];
+    t.same(status.offloads, expected, `offloads: ${JSON.stringify(status.offloads)}`);
+    const human = (await v.cli('status')).stdout;
+    t.match(human, new RegExp(`^datapath: +${datapath}${expected.length > 0 ? ` \\(${expected.join(', ')}\\)` : ''}$`, 'm'), 'the human status shows them on the datapath line');
+  });
+}

@@ -25,12 +25,20 @@ import type {
   StatusResult,
 } from './protocol.js';
 
+/** What status shows of the running data path. */
+export interface DatapathInfo {
+  kind: DatapathKind;
+  /** The TAP device's own MAC address. */
+  mac: string;
+  /** The offloads in effect now (they can drop out at run time). */
+  offloads(): string[];
+}
+
 /** The control-plane operations, applied to the live FDB and persisted. */
 export class DaemonControl implements ControlHandler {
   constructor(
     private readonly config: Config,
-    private readonly deviceMac: string,
-    private readonly datapathKind: DatapathKind,
+    private readonly datapath: DatapathInfo,
     private readonly fdb: Fdb,
     private readonly counters: Stats,
     private readonly store: StateStore,
@@ -83,8 +91,9 @@ export class DaemonControl implements ControlHandler {
   status(): StatusResult {
     const { dev, vni, port, local, mtu } = this.config;
     return {
-      dev, mac: this.deviceMac, vni, port, local, mtu,
-      datapath: this.datapathKind,
+      dev, mac: this.datapath.mac, vni, port, local, mtu,
+      datapath: this.datapath.kind,
+      offloads: this.datapath.offloads(),
       uptimeS: Math.floor((Date.now() - this.startedMs) / 1000),
       pid: process.pid,
       stats: this.counters.snapshot(),

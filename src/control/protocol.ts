@@ -47,6 +47,9 @@ export interface StatusResult {
   local: string | null;
   mtu: number;
   datapath: string;
+  /** Offloads in effect on the data path: "tso" (TAP TSO and checksum
+   *  offload), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
+  offloads: string[];
   uptimeS: number;
   pid: number;
   stats: StatsSnapshot;

@@ -143,6 +143,14 @@ export class NativeDatapath {
     }
   }
 
+  /** The engine's offloads in effect now (StatusResult.offloads): GSO can
+   *  drop out at run time (EIO from a send). */
+  offloads(): string[] {
+    const info = this.o.engine.info();
+    const on: Array<[boolean, string]> = [[info.offload, 'tso'], [info.gso, 'udp-gso'], [info.gro, 'udp-gro'], [info.coalesce, 'tcp-coalesce']];
+    return on.filter(([enabled]) => enabled).map(([, name]) => name);
+  }
+
   /** Stops the threads (the TAP disappears, the socket closes), unsubscribes
    *  from the Fdb and adds the final counts into Stats. Idempotent. */
   async stop(): Promise<void> {
