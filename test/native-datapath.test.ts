@@ -217,8 +217,8 @@ t.test('lifecycle: static conflict drop, TAP deleted is fatal once, stop removes
 interface VtepRow { vtep: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: number; lastRxMs: number }
 interface FullSnapshot extends Snapshot { vteps: VtepRow[]; refused: Array<{ address: string; count: number }> }
 
-/** Polls snapshots until check passes (per-VTEP counts arrive in the engine's
- *  periodic reports, up to ~100 ms late). */
+/** Polls snapshots until check passes (refused senders and learning reach
+ *  JS in the engine's reports, after a pause in traffic). */
 async function snapshotWhen(v: Vtep, check: (s: FullSnapshot) => boolean, timeoutMs = 3000): Promise<FullSnapshot> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

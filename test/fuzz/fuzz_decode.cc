@@ -1,9 +1,9 @@
 // libFuzzer harness: the rx path from received UDP payloads to TAP writes,
-// through the engine's own functions as Engine::RxLoop and Engine::WriteTap
+// through the engine's own functions as RxWorker::Handle and Engine::WriteTap
 // (native/engine_core.cc) call them: offload::SplitRxMessage (UDP_GRO
 // datagrams), offload::DecapVxlan (VXLAN header and inner frame checks),
 // offload::GroPlan or PlanSingles, and offload::GroWriteIov (the TAP write's
-// iovecs). The FDB mirror check and learning stay in RxLoop. Each received
+// iovecs). The FDB mirror check and learning stay in RxWorker::Handle. Each received
 // message is its own exact-size allocation, so ASan sees reads past it.
 //
 // Input layout (missing bytes read as 0):
@@ -68,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     msgs.emplace_back(r.Bytes(len));
   }
 
-  // Engine::RxLoop.
+  // RxWorker::Handle.
   std::vector<GroFrame> frames;
   std::vector<std::vector<uint8_t>> copies;  // what each frame held before GroPlan
   for (size_t m = 0; m < msgs.size(); m++) {
