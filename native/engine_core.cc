@@ -90,11 +90,7 @@ int64_t MonotonicNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-int64_t NowMs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t NowMs() { return MonotonicNs() / 1000000; }
 
 struct Observation {
   bool foreignVni;
@@ -518,11 +514,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
       uint64_t one = 1;
       (void)!write(wakeFd_, &one, sizeof(one));
     }
+    if (!rx_.joinable() && !tx_.joinable()) return;  // never started, or shut down already
     if (rx_.joinable()) rx_.join();
     if (tx_.joinable()) tx_.join();
-    // The threads are gone: whatever they counted goes out from here.
-    if (txWorker_) txWorker_->Finish();
-    if (rxWorker_) rxWorker_->Finish();
+    // The threads are gone (or failed): what they queued and counted goes
+    // out from here, once.
+    txWorker_->Finish();
+    rxWorker_->Finish();
   }
 
   void CloseFds() {
@@ -696,7 +694,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     /** poll() saw POLLERR: the error queue holds ICMP errors. */
     void OnPollError() { DrainErrors(NowMs()); }
 
-    /** The thread is ending: everything counted goes out. */
+    /** The threads are gone: everything counted goes out. */
     void Finish() {
       FlushReports(NowMs(), true);
       e_->MergeVtepCounts(tally_);
@@ -729,7 +727,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
 
     // Learning and refusals go out in a pause of traffic, or once they
-    // waited kObservationMaxDelayMs; final = the thread is ending.
+    // waited kObservationMaxDelayMs; final = the engine is stopping.
     void FlushReports(int64_t nowMs, bool final) {
       if (pending_.empty() && refused_.empty()) return;
       if (!final && nowMs - lastTrafficMs_ < kQuietFlushMs && nowMs - pendingSinceMs_ < kObservationMaxDelayMs) return;
@@ -953,13 +951,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
             empty = true;
             break;
           }
-          const int err = errno;
-          Finish();
-          e_->Fatal(err, "read");
+          e_->Fatal(errno, "read");
           return -1;
         }
         if (n == 0) {
-          Finish();
           e_->Fatal(EBADFD, "read");
           return -1;
         }
@@ -994,10 +989,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
       return static_cast<int>(std::max<int64_t>(1, dueMs - nowMs));
     }
 
-    /** The thread is ending (or failed): what is queued goes out, counts too. */
+    /** The threads are gone: what is queued goes out, counts too. */
     void Finish() {
-      if (finished_) return;
-      finished_ = true;
       sender_.Flush();
       e_->Publish(c_);
       e_->MergeVtepCounts(tally_);
@@ -1006,7 +999,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
    private:
     // Used entries go out in a pause of traffic, or once they waited
-    // kUsedMaxDelayMs; final = the thread is ending.
+    // kUsedMaxDelayMs; final = the engine is stopping.
     void FlushUsed(int64_t nowMs, bool final) {
       if (used_.empty()) return;
       if (!final && nowMs - lastTrafficMs_ < kQuietFlushMs && nowMs - usedSinceMs_ < kUsedMaxDelayMs) return;
@@ -1030,7 +1023,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     int64_t usedSinceMs_;    // the oldest unsent used entry
     bool idle_ = true;         // as in RxWorker
     int64_t busySinceMs_ = 0;
-    bool finished_ = false;
   };
 
   // ---- the two packet threads ----
@@ -1061,11 +1053,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     int64_t windowStartNs = MonotonicNs();
     int64_t sleptNs = 0;
     while (!stopping_.load(std::memory_order_relaxed)) {
-      const bool txHere = txOwner_.load(std::memory_order_acquire) == kTxOnRxThread;
-      bool more = false;
+      bool txHere = txOwner_.load(std::memory_order_acquire) == kTxOnRxThread;
       int r = rx->Step();
       if (r < 0) return;
-      more = r > 0;
+      bool more = r > 0;
       if (txHere) {
         r = tx->Step();
         if (r < 0) return;
@@ -1079,16 +1070,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
           txOwner_.store(kTxOnTxThread, std::memory_order_release);
           Signal(handToTxFd_);
           counters_[kTxWorkerSplits].fetch_add(1, std::memory_order_relaxed);
+          txHere = false;
         }
         windowStartNs = nowNs;
         sleptNs = 0;
       }
       if (more) continue;
-      const bool txStillHere = txOwner_.load(std::memory_order_relaxed) == kTxOnRxThread;
       int timeout = rx->Idle(nowNs / 1000000);
       struct pollfd p[4] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}, {handToRxFd_, POLLIN, 0}, {tapFd_, POLLIN, 0}};
-      if (txStillHere) timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
-      const int pr = ::poll(p, txStillHere ? 4 : 3, timeout);
+      if (txHere) timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
+      const int pr = ::poll(p, txHere ? 4 : 3, timeout);
       if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
       sleptNs += MonotonicNs() - nowNs;
       if (p[1].revents & POLLIN) return;
@@ -1115,12 +1106,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       const int r = tx->Step();
       if (r < 0) return;
-      int64_t nowNs = MonotonicNs();
+      const int64_t nowNs = MonotonicNs();
       if (nowNs - windowStartNs >= kJoinWindowNs) {
         // Asleep for most of the window: the rx thread can carry the tx
         // worker again.
         if (sleptNs * 100 >= (nowNs - windowStartNs) * kJoinAboveIdlePercent) {
-          tx->Idle(nowNs / 1000000);
           txOwner_.store(kTxOnRxThread, std::memory_order_release);
           Signal(handToRxFd_);
           counters_[kTxWorkerJoins].fetch_add(1, std::memory_order_relaxed);

@@ -29,20 +29,6 @@ constexpr uint8_t kTcpCwr = 0x80;
 /** Flows the coalescer keeps open at once within one batch. */
 constexpr uint32_t kGroOpenFlows = 8;
 
-inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t Get32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
-inline void Put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline void Put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
 /** A 16-bit network-order value as Sum() would have read it from memory. */
 inline uint64_t MemOrder16(uint16_t v) { return static_cast<uint16_t>((v >> 8) | (v << 8)); }
 inline void StoreChecksum(uint8_t* p, uint16_t memOrderValue) { memcpy(p, &memOrderValue, 2); }

@@ -36,6 +36,22 @@ static_assert(sizeof(struct virtio_net_hdr) == 10, "virtio_net_hdr is 10 bytes")
 namespace vxland {
 namespace offload {
 
+/** Network-order (big-endian) reads and writes of header fields. */
+inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Get32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+inline void Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
 constexpr size_t kVnetHdrBytes = sizeof(struct virtio_net_hdr);  // 10
 constexpr size_t kEthHeaderBytes = 14;
 constexpr size_t kVlanTagBytes = 4;

@@ -46,10 +46,10 @@ export function buildRegistry(s: MetricsSources): client.Registry {
   });
   const total = (name: string, help: string, read: () => number) =>
     new client.Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
-  total('vxland_rx_packets_total', 'Frames decapsulated and written to the TAP device', () => s.stats.rxPackets);
-  total('vxland_rx_bytes_total', 'Bytes of inner frames written to the TAP device', () => s.stats.rxBytes);
-  total('vxland_tx_packets_total', 'VXLAN datagrams sent', () => s.stats.txPackets);
-  total('vxland_tx_bytes_total', 'Bytes of inner frames sent', () => s.stats.txBytes);
+  total('vxland_rx_packets_total', 'Frames decapsulated and written to the TAP device', () => s.stats.snapshot().rxPackets);
+  total('vxland_rx_bytes_total', 'Bytes of inner frames written to the TAP device', () => s.stats.snapshot().rxBytes);
+  total('vxland_tx_packets_total', 'VXLAN datagrams sent', () => s.stats.snapshot().txPackets);
+  total('vxland_tx_bytes_total', 'Bytes of inner frames sent', () => s.stats.snapshot().txBytes);
   new client.Counter({
     name: 'vxland_learn_refused_total', help: 'New or moved MACs not learned, by reason (fdb_full, vtep_full, rate)',
     labelNames: ['reason'], registers,

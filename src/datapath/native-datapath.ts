@@ -24,9 +24,6 @@ import { DROP_REASON_COUNT, DropReason } from './drops';
 import { learnSource } from './learning';
 import { OTHER_VTEP, type Stats } from './stats';
 
-/** How often the engine's counters are added into Stats (syncStats() does it on demand). */
-export const NATIVE_STATS_SYNC_MS = 250;
-
 export interface NativeDatapathOptions {
   vni: number;
   fdb: Fdb;
@@ -67,7 +64,6 @@ export class NativeDatapath {
   private readonly limited: RateLimitedLog;
   private unsubscribe: (() => void) | null = null;
   private unsubscribeSources: (() => void) | null = null;
-  private timer: NodeJS.Timeout | null = null;
   /** Engine totals already added into Stats. */
   private readonly merged = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
 
@@ -107,14 +103,12 @@ export class NativeDatapath {
         this.onEngineEvent(event);
       }
     });
-    this.timer = setInterval(() => this.syncStats(), NATIVE_STATS_SYNC_MS);
-    this.timer.unref();
     this.o.stats.pullFrom(() => this.syncStats());
   }
 
   /** Adds what the engine counted since the last call into Stats (totals,
-   *  drops, per-VTEP counts). Stats snapshots call it, and a timer. */
-  syncStats(): void {
+   *  drops, per-VTEP counts). Every Stats snapshot calls it first. */
+  private syncStats(): void {
     const { engine, stats } = this.o;
     const nowMs = this.now();
     for (const v of engine.takeVtepCounts()) {
@@ -157,8 +151,6 @@ export class NativeDatapath {
     if (this.state === 'stopped') return;
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.unsubscribeSources?.();

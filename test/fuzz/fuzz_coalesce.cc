@@ -61,7 +61,7 @@ bool FlowKey(const uint8_t* f, size_t len, std::string* key) {
   fuzz::Hdrs h = fuzz::ParseLoose(f, len);
   if (!h.ok || h.ipEnd > len || h.ipEnd < h.hdrLen) return false;
   key->clear();
-  if (!h.v6 && (fuzz::Be16(f + h.l3 + 6) & 0x1fff) != 0) return false;  // no TCP header in a later fragment
+  if (!h.v6 && (Get16(f + h.l3 + 6) & 0x1fff) != 0) return false;  // no TCP header in a later fragment
   if (!FUZZ_STRICT_ORDER) {
     // Only the frames the coalescer itself parses, flows told apart by l4 too.
     L4Info li;
@@ -163,7 +163,7 @@ void Run(std::vector<std::vector<uint8_t>>& in, uint32_t maxSegs) {
     FUZZ_CHECK(h.ok && h.l4 == li.l4, "write %u: independent parse", w);
     if (!h.v6) FUZZ_CHECK(fuzz::Ipv4CsumOk(so.data, h), "write %u: IPv4 header checksum invalid", w);
     const uint32_t pseudo = fuzz::Pseudo(so.data, h, so.len - h.l4);
-    const uint16_t field = fuzz::Be16(so.data + h.l4 + 16);
+    const uint16_t field = Get16(so.data + h.l4 + 16);
     FUZZ_CHECK(field % 0xffff == pseudo % 0xffff, "write %u: partial checksum 0x%04x, pseudo-header sum 0x%04x", w,
                field, pseudo);
     const struct virtio_net_hdr& vh = wr.hdr;
@@ -241,13 +241,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::Hdrs h = fuzz::ParseLoose(tmpl.data(), tmpl.size());
     if (!h.ok) return 0;
     const std::vector<uint8_t> src(tmpl.begin() + h.hdrLen, tmpl.end());
-    const uint32_t seq0 = fuzz::Be32(tmpl.data() + h.l4 + 4);
-    const uint16_t id0 = h.v6 ? 0 : fuzz::Be16(tmpl.data() + h.l3 + 4);
+    const uint32_t seq0 = Get32(tmpl.data() + h.l4 + 4);
+    const uint16_t id0 = h.v6 ? 0 : Get16(tmpl.data() + h.l3 + 4);
     for (size_t i = 0; i < nseg; i++) {
       std::vector<uint8_t> f(tmpl.begin(), tmpl.begin() + h.hdrLen);
       for (size_t b = 0; b < mss; b++) f.push_back(src.empty() ? static_cast<uint8_t>(b) : src[(i * mss + b) % src.size()]);
-      fuzz::PutBe32(f.data() + h.l4 + 4, seq0 + static_cast<uint32_t>(i * mss));
-      if (!h.v6) fuzz::PutBe16(f.data() + h.l3 + 4, static_cast<uint16_t>(id0 + i));
+      Put32(f.data() + h.l4 + 4, seq0 + static_cast<uint32_t>(i * mss));
+      if (!h.v6) Put16(f.data() + h.l3 + 4, static_cast<uint16_t>(id0 + i));
       fuzz::FixUp(f.data(), f.size());
       in.push_back(std::move(f));
     }

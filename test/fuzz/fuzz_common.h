@@ -54,20 +54,12 @@ class Reader {
   size_t pos_ = 0;
 };
 
-inline uint16_t Be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
-inline uint32_t Be32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
-inline void PutBe16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline void PutBe32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
+// Byte order as the engine reads and writes it (trivial, shared; the
+// checks below use their own checksum and header arithmetic).
+using vxland::offload::Get16;
+using vxland::offload::Get32;
+using vxland::offload::Put16;
+using vxland::offload::Put32;
 
 /** memcmp that accepts empty ranges (whose pointers may be null). */
 inline bool Eq(const void* a, const void* b, size_t n) { return n == 0 || memcmp(a, b, n) == 0; }
@@ -95,10 +87,10 @@ inline Hdrs ParseLoose(const uint8_t* f, size_t len) {
   Hdrs h;
   if (len < 14) return h;
   size_t l3 = 14;
-  uint16_t type = Be16(f + 12);
+  uint16_t type = Get16(f + 12);
   if (type == 0x8100 || type == 0x88a8) {
     if (len < 18) return h;
-    type = Be16(f + 16);
+    type = Get16(f + 16);
     l3 = 18;
   }
   h.l3 = l3;
@@ -106,12 +98,12 @@ inline Hdrs ParseLoose(const uint8_t* f, size_t len) {
     if (len < l3 + 20) return h;
     h.l4 = l3 + (f[l3] & 0x0f) * 4u;
     if (h.l4 < l3 + 20 || f[l3 + 9] != 6) return h;
-    h.ipEnd = l3 + Be16(f + l3 + 2);
+    h.ipEnd = l3 + Get16(f + l3 + 2);
   } else if (type == 0x86dd) {
     if (len < l3 + 40 || f[l3 + 6] != 6) return h;
     h.v6 = true;
     h.l4 = l3 + 40;
-    h.ipEnd = h.l4 + Be16(f + l3 + 4);
+    h.ipEnd = h.l4 + Get16(f + l3 + 4);
   } else {
     return h;
   }
@@ -143,17 +135,17 @@ inline void FixUp(uint8_t* f, size_t len) {
   if (!h.ok) return;
   if (h.v6) {
     if (len - h.l4 > 0xffff) return;
-    PutBe16(f + h.l3 + 4, static_cast<uint16_t>(len - h.l4));
+    Put16(f + h.l3 + 4, static_cast<uint16_t>(len - h.l4));
   } else {
     if (len - h.l3 > 0xffff || h.l4 > len) return;
-    PutBe16(f + h.l3 + 2, static_cast<uint16_t>(len - h.l3));
+    Put16(f + h.l3 + 2, static_cast<uint16_t>(len - h.l3));
     f[h.l3 + 10] = f[h.l3 + 11] = 0;
-    PutBe16(f + h.l3 + 10, static_cast<uint16_t>(~Sum16(f + h.l3, h.l4 - h.l3)));
+    Put16(f + h.l3 + 10, static_cast<uint16_t>(~Sum16(f + h.l3, h.l4 - h.l3)));
   }
   h.ipEnd = len;
   f[h.l4 + 16] = f[h.l4 + 17] = 0;
   const size_t tcpLen = len - h.l4;
-  PutBe16(f + h.l4 + 16, static_cast<uint16_t>(~Sum16(f + h.l4, tcpLen, Pseudo(f, h, tcpLen))));
+  Put16(f + h.l4 + 16, static_cast<uint16_t>(~Sum16(f + h.l4, tcpLen, Pseudo(f, h, tcpLen))));
 }
 
 /** A frame in its own exact-size allocation (ASan catches any overrun). */

@@ -32,7 +32,7 @@ constexpr size_t kRxMaxFrames = 32 * 64;
  *  is DecapVxlan's business; the harness checks the reason is one it breaks). */
 bool Breaks(RxVerdict v, const uint8_t* d, size_t dl, const RxConfig& cfg) {
   const uint8_t* f = d + kVxlanHeaderBytes;
-  const bool tagged = dl >= kVxlanHeaderBytes + 14 && (fuzz::Be16(f + 12) == 0x8100 || fuzz::Be16(f + 12) == 0x88a8);
+  const bool tagged = dl >= kVxlanHeaderBytes + 14 && (Get16(f + 12) == 0x8100 || Get16(f + 12) == 0x88a8);
   switch (v) {
     case RxVerdict::kTruncated: return dl < kVxlanHeaderBytes + 14;
     case RxVerdict::kNoIFlag: return (d[0] & 0x08) == 0;

@@ -41,7 +41,7 @@ void CheckComplete(std::vector<uint8_t>& frame, const struct virtio_net_hdr& hdr
   fuzz::OwnedFrame f(frame);
   const size_t cs = hdr.csum_start, co = hdr.csum_offset;
   const bool fits = cs < len && co + 2 <= len - cs;
-  const uint16_t oldField = fits ? fuzz::Be16(f.data + cs + co) : 0;
+  const uint16_t oldField = fits ? Get16(f.data + cs + co) : 0;
   const bool r = CompleteChecksum(f.data, f.len, cs, co);
   FUZZ_CHECK(r == fits, "CompleteChecksum returned %d for start %zu offset %zu len %zu", r, cs, co, len);
   if (!r) {
@@ -101,8 +101,8 @@ void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& 
   const uint8_t gsoType = hdr.gso_type & 0x7f;
   FUZZ_CHECK(h.v6 == (gsoType == VIRTIO_NET_HDR_GSO_TCPV6), "gso_type %u accepted for a %s frame", hdr.gso_type,
              h.v6 ? "IPv6" : "IPv4");
-  const uint32_t seq0 = fuzz::Be32(frame.data() + h.l4 + 4);
-  const uint16_t id0 = h.v6 ? 0 : fuzz::Be16(frame.data() + h.l3 + 4);
+  const uint32_t seq0 = Get32(frame.data() + h.l4 + 4);
+  const uint16_t id0 = h.v6 ? 0 : Get16(frame.data() + h.l3 + 4);
   const uint8_t flags0 = frame[h.l4 + 13];
   size_t off = 0;
   for (int i = 0; i < segs; i++) {
@@ -128,9 +128,9 @@ void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& 
     FUZZ_CHECK(fuzz::TcpCsumOk(s, h, sl), "segment %d: TCP checksum invalid", i);
     if (!h.v6) {
       FUZZ_CHECK(fuzz::Ipv4CsumOk(s, h), "segment %d: IPv4 header checksum invalid", i);
-      FUZZ_CHECK(fuzz::Be16(s + h.l3 + 4) == static_cast<uint16_t>(id0 + i), "segment %d: IPv4 ID", i);
+      FUZZ_CHECK(Get16(s + h.l3 + 4) == static_cast<uint16_t>(id0 + i), "segment %d: IPv4 ID", i);
     }
-    FUZZ_CHECK(fuzz::Be32(s + h.l4 + 4) == seq0 + static_cast<uint32_t>(off), "segment %d: sequence number", i);
+    FUZZ_CHECK(Get32(s + h.l4 + 4) == seq0 + static_cast<uint32_t>(off), "segment %d: sequence number", i);
     uint8_t fl = flags0;
     if (i + 1 != segs) fl &= static_cast<uint8_t>(~0x09);
     if (i != 0) fl &= static_cast<uint8_t>(~0x80);
@@ -170,7 +170,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t i = n; i < inflateTo; i++) frame[i] = frame[i % n];
   }
   if (frame.size() > 65536 + 64) frame.resize(65536 + 64);  // a TAP read's limit
-  const bool tagged = frame.size() >= 14 && (fuzz::Be16(frame.data() + 12) == 0x8100 || fuzz::Be16(frame.data() + 12) == 0x88a8);
+  const bool tagged = frame.size() >= 14 && (Get16(frame.data() + 12) == 0x8100 || Get16(frame.data() + 12) == 0x88a8);
   const size_t maxFrame = 14 + mtu + (tagged ? 4 : 0);
   if (frame.size() < 14) return 0;  // the engine drops runts before any offload work
   if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
