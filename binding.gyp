@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/engine_core.cc", "native/engine_fdb.cc", "native/engine_io.cc", "native/engine_offload.cc",
         "native/errors.cc",
+        "native/lock.cc",
         "native/notify.cc",
         "native/poller.cc",
         "native/tap.cc"

@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vxland::InitTap(env, exports);
   vxland::InitPoller(env, exports);
   vxland::InitNotify(env, exports);
+  vxland::InitLock(env, exports);
   vxland::InitEngine(env, exports);
   return exports;
 }

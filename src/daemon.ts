@@ -29,6 +29,7 @@ import { NativeDatapath } from './datapath/native-datapath.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 import { UdpBind } from './io/udp.js';
 import { StateStore } from './state/store.js';
+import { StateLock } from './io/state-lock.js';
 import { RateLimitedLog } from './util/rate-limit.js';
 
 /** How often learned entries are checked for ageing. */
@@ -69,9 +70,20 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
       for (const emit of monitors) emit(event);
     }
   });
-  seedFdb(fdb, config, store.load(), log);
+  // Before anything reads or writes the state: a second daemon on the same
+  // state file must refuse here, not overwrite the first one's changes.
+  const stateLock = StateLock.acquire(config.stateDir, config.dev);
+  let saved: ReturnType<StateStore['load']>;
+  try {
+    store.removeStaleTemps();
+    saved = store.load();
+  } catch (err) {
+    stateLock.release();
+    throw err;
+  }
+  seedFdb(fdb, config, saved, log);
 
-  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanups: (() => Promise<void> | void)[] = [() => stateLock.release()];
   const runCleanups = async (): Promise<void> => {
     for (const cleanup of cleanups.splice(0).reverse()) {
       try {

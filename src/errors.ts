@@ -14,6 +14,7 @@ export const ERROR_CODES = {
   VXLAND_PERMISSION: 'permission denied',
   VXLAND_STATE_CORRUPT: 'state file is corrupt',
   VXLAND_STATE_IO: 'cannot write state',
+  VXLAND_STATE_LOCKED: 'state is in use by another daemon',
   VXLAND_DATAPATH_UNAVAILABLE: 'data path unavailable',
   VXLAND_DEVICE: 'TAP device error',
   VXLAND_SOCKET: 'UDP socket error',

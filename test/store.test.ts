@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { STATE_FORMAT_VERSION, StateStore, type PersistedState } from '../src/state/store.js';
 import { VxlandError } from '../src/errors.js';
+import { fillFilesystem, mountTmpfs, tmpfsSkipReason, TMPFS_PAGE_BYTES } from './helpers/tmpfs.js';
 
 const FIRST: PersistedState = { vni: 42, peers: ['192.0.2.2'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }] };
 const SECOND: PersistedState = { vni: 42, peers: ['192.0.2.2', '192.0.2.3'], fdb: [] };
@@ -117,14 +118,98 @@ t.test('a file from a newer version is refused', async (t) => {
   t.match(err.message, 'written by a newer vxland');
 });
 
-t.test('a save that cannot write leaves the previous file intact', { skip: process.getuid?.() === 0 ? 'root ignores file permissions' : false }, async (t) => {
+/** A state of `entries` static entries: about 75 bytes each on disk. */
+function sized(entries: number, vtep: string): PersistedState {
+  const fdb = Array.from({ length: entries }, (_, i) => ({ mac: `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`, vtep }));
+  return { vni: 42, peers: [vtep], fdb };
+}
+
+/** A store whose directory is a fresh tmpfs (root only; else the test skips). */
+function onTmpfs(t: tap.Test): { dir: string; store: () => StateStore; warnings: string[] } | null {
+  const reason = tmpfsSkipReason();
+  if (reason !== false) {
+    t.comment(`skipping: ${reason}`);
+    t.plan(0, `skip: ${reason}`);
+    return null;
+  }
+  const dir = mountTmpfs(t, 1024 * 1024);
+  const warnings: string[] = [];
+  const log = { warn: (_obj: object, msg: string) => void warnings.push(msg) };
+  return { dir, warnings, store: () => new StateStore({ stateDir: dir, dev: 'vxl0', log }) };
+}
+
+t.test('a save on a full disk fails with VXLAND_STATE_IO and leaves the previous file intact', async (t) => {
+  const fs0 = onTmpfs(t);
+  if (fs0 === null) return;
+  const { dir, store } = fs0;
+  const writer = store();
+  writer.save(FIRST);
+  fillFilesystem(dir, 0);
+  t.throws(() => writer.save(SECOND), { code: 'VXLAND_STATE_IO', message: /ENOSPC/ });
+  t.same(store().load(), FIRST);
+  t.same(fs.readdirSync(dir).sort(), ['filler', 'vxl0.json'], 'no temp file left');
+});
+
+t.test('short writes on a nearly full disk: main file and backup intact, no temp file, then a save that fits works', async (t) => {
+  const fs0 = onTmpfs(t);
+  if (fs0 === null) return;
+  const { dir, store, warnings } = fs0;
+  // Two pages each: with 1..3 pages free the new file or the new backup
+  // is cut short by ENOSPC part-way through a write.
+  const [older, old, next] = [sized(80, '192.0.2.1'), sized(80, '192.0.2.2'), sized(80, '192.0.2.3')];
+  const writer = store();
+  writer.save(older);
+  writer.save(old);
+  const file = path.join(dir, 'vxl0.json');
+  const [mainText, backupText] = [fs.readFileSync(file, 'utf8'), fs.readFileSync(`${file}.bak`, 'utf8')];
+  t.ok(mainText.length > TMPFS_PAGE_BYTES && mainText.length <= 2 * TMPFS_PAGE_BYTES, `the state takes two pages (${mainText.length} bytes)`);
+
+  for (const pages of [0, 1, 2, 3]) {
+    const unfill = fillFilesystem(dir, pages * TMPFS_PAGE_BYTES);
+    t.throws(() => writer.save(next), { code: 'VXLAND_STATE_IO', message: /ENOSPC/ }, `${pages} pages free: the save fails`);
+    t.equal(fs.readFileSync(file, 'utf8'), mainText, `${pages} pages free: the main file is as before`);
+    t.equal(fs.readFileSync(`${file}.bak`, 'utf8'), backupText, `${pages} pages free: so is the backup`);
+    t.same(fs.readdirSync(dir).sort(), ['filler', 'vxl0.json', 'vxl0.json.bak'], `${pages} pages free: no temp file left`);
+    t.same(store().load(), old, `${pages} pages free: a restart loads the last saved state`);
+    unfill();
+  }
+  t.same(warnings, [], 'the main file was never damaged');
+
+  const unfill = fillFilesystem(dir, 4 * TMPFS_PAGE_BYTES);
+  t.teardown(unfill);
+  writer.save(next);
+  t.same(store().load(), next, 'with room for both temp files the save succeeds');
+  t.equal(fs.readFileSync(`${file}.bak`, 'utf8'), mainText, 'and the backup holds the state before it');
+});
+
+t.test('state files are 0600, also when the old file was world-readable', async (t) => {
   const { dir, store } = setup(t);
   const writer = store();
   writer.save(FIRST);
-  fs.chmodSync(dir, 0o555);
-  t.teardown(() => fs.chmodSync(dir, 0o755));
-  t.throws(() => writer.save(SECOND), { code: 'VXLAND_STATE_IO' });
-  t.same(store().load(), FIRST);
+  const file = path.join(dir, 'vxl0.json');
+  t.equal(fs.statSync(file).mode & 0o777, 0o600, 'a new file is 0600');
+  fs.chmodSync(file, 0o644);
+  const previousUmask = process.umask(0);
+  t.teardown(() => void process.umask(previousUmask));
+  writer.save(SECOND);
+  t.equal(fs.statSync(file).mode & 0o777, 0o600, 'a rewritten 0644 file is 0600 again (umask 0)');
+  t.equal(fs.statSync(`${file}.bak`).mode & 0o777, 0o600, 'and so is the backup');
+});
+
+t.test('temp files a killed daemon left are removed; nothing else is', async (t) => {
+  const { dir, store, warnings } = setup(t);
+  const writer = store();
+  writer.save(FIRST);
+  writer.save(SECOND);
+  const stale = ['vxl0.json.tmp-4242', 'vxl0.json.bak.tmp-77'];
+  // Another device's files, including one whose name starts with vxl0.json.
+  const others = ['vxl0.json', 'vxl0.json.bak', 'vxl0.lock', 'vxl1.json.tmp-4242', 'vxl0.json.tmp-4242.json', 'vxl0.json.tmp-x'];
+  for (const name of [...stale, ...others]) if (!fs.existsSync(path.join(dir, name))) fs.writeFileSync(path.join(dir, name), '{"version":1,"vni":4');
+  t.same(writer.removeStaleTemps().sort(), stale.map((name) => path.join(dir, name)).sort(), 'it names what it removed');
+  t.same(fs.readdirSync(dir).sort(), [...others].sort(), 'only the stale temp files are gone');
+  t.match(warnings, [/temp files left by an interrupted save/], 'with a warning');
+  t.same(store().load(), SECOND, 'the state is untouched');
+  t.same(new StateStore({ stateDir: path.join(dir, 'missing'), dev: 'vxl0' }).removeStaleTemps(), [], 'no directory yet: nothing to do');
 });
 
 t.test('a save into a path that is not a directory is VXLAND_STATE_IO', async (t) => {

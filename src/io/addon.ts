@@ -169,6 +169,8 @@ export interface NativeAddon {
   tapClose(fd: number): void;
   TapPoller: NativeTapPollerConstructor;
   sdNotify(socketPath: string, message: string): void;
+  /** native/lock.h: flock(LOCK_EX|LOCK_NB); false when another open file holds it. */
+  flockExclusive(fd: number): boolean;
   NativeEngine: NativeEngineConstructor;
   /** Must equal DROP_REASON_COUNT. */
   engineDropReasonCount: number;

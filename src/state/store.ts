@@ -1,9 +1,16 @@
 // Persisted control-plane state: the peers and static FDB entries of one
-// device, in <stateDir>/<dev>.json. Every save is atomic (temp file, fsync,
-// rename, fsync of the directory), and the previous good state is kept as
-// <dev>.json.bak, so a crash or a damaged disk block never leaves the daemon
-// with nothing: load() falls back to the backup with a warning, and refuses
-// to start (VXLAND_STATE_CORRUPT) rather than silently start empty.
+// device, in <stateDir>/<dev>.json (mode 0600). Every save is all-or-nothing:
+// the new file is written in full to a temp file and fsynced before anything
+// else is touched, then the previous good state is rotated to <dev>.json.bak
+// the same way, the temp file renamed into place and the directory fsynced.
+// A save that fails at any step (a short write on a full disk included)
+// removes its temp files and leaves the main file and the backup as they
+// were. So a crash or a damaged disk block never leaves the daemon with
+// nothing: load() falls back to the backup with a warning, and refuses to
+// start (VXLAND_STATE_CORRUPT) rather than silently start empty.
+//
+// The store is plain fs and assumes one writer: the daemon holds the state
+// lock (io/state-lock.ts) before it calls removeStaleTemps() and load().
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,6 +27,12 @@ export interface PersistedState {
   readonly peers: readonly string[];
   readonly fdb: readonly { readonly mac: string; readonly vtep: string }[];
 }
+
+/** Temp files are <file>.tmp-<pid>, next to the file they replace. */
+const TEMP_INFIX = '.tmp-';
+/** What follows <dev>.json in the name of a temp file of this store. */
+const STALE_TEMP_SUFFIX = /^(\.bak)?\.tmp-\d+$/;
+const STATE_FILE_MODE = 0o600;
 
 /** The subset of a pino logger the store needs. */
 export interface StoreLog {
@@ -75,40 +88,63 @@ export class StateStore {
     );
   }
 
-  /** Atomically replaces the saved state, first copying the previous good
-   *  state to the backup. Creates the state directory (0755) if needed.
-   *  Throws VXLAND_STATE_IO; on failure the previous file is untouched. */
+  /** Replaces the saved state all-or-nothing (see the file comment), the
+   *  backup then holding the previous good state. Creates the state directory
+   *  (0755) if needed; the files are written 0600. Throws VXLAND_STATE_IO;
+   *  then the main file holds the previous state and no temp file is left
+   *  (the backup is unchanged, or was just rotated to that previous state). */
   save(state: PersistedState): void {
     const text = `${JSON.stringify(
       { version: STATE_FORMAT_VERSION, vni: state.vni, peers: state.peers, fdb: state.fdb },
       null,
       2,
     )}\n`;
+    const mainTemp = `${this.path}${TEMP_INFIX}${process.pid}`;
+    const backupTemp = `${this.backupPath}${TEMP_INFIX}${process.pid}`;
     try {
       fs.mkdirSync(this.dir, { recursive: true, mode: 0o755 });
-      if (this.lastGoodText !== null) this.writeAtomically(this.backupPath, this.lastGoodText);
-      this.writeAtomically(this.path, text);
+      writeDurably(mainTemp, text);
+      if (this.lastGoodText !== null) {
+        writeDurably(backupTemp, this.lastGoodText);
+        fs.renameSync(backupTemp, this.backupPath);
+      }
+      fs.renameSync(mainTemp, this.path);
       this.syncDirectory();
     } catch (err) {
-      const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-      throw new VxlandError('VXLAND_STATE_IO', `cannot write state file ${this.path}: ${reason}`, { cause: err });
+      for (const temp of [mainTemp, backupTemp]) {
+        try {
+          fs.rmSync(temp, { force: true });
+        } catch {
+          /* the write's own error is the one to report */
+        }
+      }
+      throw new VxlandError('VXLAND_STATE_IO', `cannot write state file ${this.path}: ${reasonOf(err)}`, { cause: err });
     }
     this.lastGoodText = text;
   }
 
-  private writeAtomically(target: string, text: string): void {
-    const temp = `${target}.tmp-${process.pid}`;
-    const fd = fs.openSync(temp, 'w', 0o644);
+  /** Removes the temp files a killed daemon left behind (their pid is in the
+   *  name, so they would pile up). Call only while holding the state lock:
+   *  a live writer's temp files look the same. Returns the removed paths. */
+  removeStaleTemps(): string[] {
+    let names: string[];
     try {
-      fs.writeSync(fd, text);
-      fs.fsyncSync(fd);
+      names = fs.readdirSync(this.dir);
     } catch (err) {
-      fs.closeSync(fd);
-      fs.rmSync(temp, { force: true });
-      throw err;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new VxlandError('VXLAND_STATE_IO', `cannot list state directory ${this.dir}: ${reasonOf(err)}`, { cause: err });
     }
-    fs.closeSync(fd);
-    fs.renameSync(temp, target);
+    const base = path.basename(this.path);
+    const removed: string[] = [];
+    for (const name of names) {
+      const suffix = name.startsWith(base) ? name.slice(base.length) : null;
+      if (suffix === null || !STALE_TEMP_SUFFIX.test(suffix)) continue;
+      const file = path.join(this.dir, name);
+      fs.rmSync(file, { force: true });
+      removed.push(file);
+    }
+    if (removed.length > 0) this.log?.warn({ removed }, 'removed temp files left by an interrupted save');
+    return removed;
   }
 
   private syncDirectory(): void {
@@ -126,9 +162,8 @@ export class StateStore {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return { state: null, text: '', problem: null };
-      throw new VxlandError('VXLAND_STATE_IO', `cannot read state file ${file}: ${code ?? String(err)}`, { cause: err });
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: null, text: '', problem: null };
+      throw new VxlandError('VXLAND_STATE_IO', `cannot read state file ${file}: ${reasonOf(err)}`, { cause: err });
     }
     try {
       return { state: parseState(text), text, problem: null };
@@ -136,6 +171,31 @@ export class StateStore {
       return { state: null, text, problem: (err as Error).message };
     }
   }
+}
+
+/** Writes text to a new file (mode 0600, replacing any old one) and fsyncs
+ *  it; throws on any failure, including a write that stops short (ENOSPC
+ *  after part of the text), so a partial file is never taken for complete. */
+function writeDurably(file: string, text: string): void {
+  const data = Buffer.from(text, 'utf8');
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+  const fd = fs.openSync(file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, STATE_FILE_MODE);
+  try {
+    fs.fchmodSync(fd, STATE_FILE_MODE);
+    for (let offset = 0; offset < data.length; ) {
+      const written = fs.writeSync(fd, data, offset, data.length - offset);
+      if (written <= 0) throw new Error(`write to ${file} made no progress at byte ${offset} of ${data.length}`);
+      offset += written;
+    }
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The errno name of a failed fs call, else the error's text. */
+function reasonOf(err: unknown): string {
+  return (err as NodeJS.ErrnoException).code ?? String(err);
 }
 
 /** Throws a plain Error describing the first problem found. */
