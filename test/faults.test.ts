@@ -1,12 +1,15 @@
-// Faults: a damaged state file, kill -9 in the middle of traffic, and a peer
+// Faults: a damaged state file, a nearly full state filesystem, a second
+// daemon on the same state, kill -9 in the middle of traffic, and a peer
 // where nothing listens. In each, the user must get back what was configured
-// (or a refusal naming the file), and traffic must keep or resume flowing.
-import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+// and acknowledged (or a refusal naming the file), and traffic must keep or
+// resume flowing.
+import { existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import {
   addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, verifiedTcpTransfer, vxlandArgv,
 } from './helpers/netns';
+import { fillFilesystem, mountTmpfs, TMPFS_PAGE_BYTES } from './helpers/tmpfs';
 import { datapathsUnderTest, startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,6 +66,94 @@ for (const datapath of datapathsUnderTest()) {
     t.notOk(existsSync(socket), 'no control socket was left behind');
     const link = await exec(a.ns, ['ip', 'link', 'show', 'dev', 'vxl0'], { allowFail: true });
     t.not(link.code, 0, 'no TAP device was left behind');
+  });
+
+  t.test(`a state filesystem with 8 KiB left: each change is acknowledged and kept across kill -9, or refused and absent (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a] = topo.hosts;
+    const stateDir = mountTmpfs(t, 1024 * 1024);
+    const statePath = path.join(stateDir, 'vxl0.json');
+    // A saved state of almost one page (and its backup): the 50 peers below
+    // push it past 4096 bytes, so a save needs more room than is left.
+    const seeded: { mac: string; vtep: string }[] = [];
+    let seedText = '';
+    for (let i = 0; seedText.length < 3300; i++) {
+      seeded.push({ mac: `02:00:00:00:aa:${i.toString(16).padStart(2, '0')}`, vtep: '198.51.100.250' });
+      seedText = `${JSON.stringify({ version: 1, vni: TEST_VNI, peers: [], fdb: seeded }, null, 2)}\n`;
+    }
+    writeFileSync(statePath, seedText);
+    writeFileSync(`${statePath}.bak`, seedText);
+    const first = await startVxland(t, a, { datapath, stateDir });
+    fillFilesystem(stateDir, 2 * TMPFS_PAGE_BYTES);
+
+    const acknowledged: string[] = [];
+    const refused: string[] = [];
+    for (let i = 1; i <= 50; i++) {
+      const peer = `198.51.100.${i}`;
+      const r = await first.cli('peer', 'add', peer);
+      if (r.code === 0) {
+        acknowledged.push(peer);
+      } else {
+        refused.push(peer);
+        t.match(r.stderr, /^vxland: cannot write state file .*ENOSPC/, `peer add ${peer} refused with the reason`);
+      }
+    }
+    t.ok(acknowledged.length > 0 && refused.length > 0, `the disk filled up part-way: ${acknowledged.length} acknowledged, ${refused.length} refused`);
+    t.same((await first.json<string[]>('peer', 'list')).sort(), [...acknowledged].sort(), 'the running daemon has exactly the acknowledged peers');
+    const refusedFdb = await first.cli('fdb', 'add', '02:00:00:00:bb:01', '198.51.100.251');
+    t.equal(refusedFdb.code, 1, 'a static entry that does not fit is refused too');
+    const deleted = acknowledged.pop()!;
+    t.equal((await first.cli('peer', 'del', deleted)).code, 0, 'a peer del shrinks the file: it fits, and is acknowledged');
+
+    first.proc.proc.kill('SIGKILL');
+    await first.proc.exited;
+    const second = await startVxland(t, a, { datapath, stateDir });
+    t.same((await second.json<string[]>('peer', 'list')).sort(), [...acknowledged].sort(), 'after kill -9 and a restart: every acknowledged peer, none refused or deleted');
+    const fdb = await second.json<any[]>('fdb', 'show');
+    t.same(fdb.filter((e) => e.kind === 'static').map((e) => e.mac).sort(), seeded.map((e) => e.mac).sort(), 'the saved static entries, without the refused one');
+    t.notOk(second.proc.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('backup')), 'the state file itself was good: no recovery from the backup');
+    t.same(readdirSync(stateDir).filter((name) => name.includes('.tmp-')), [], 'no temp file left in the state directory');
+  });
+
+  t.test(`a second daemon on the same state refuses to start, naming the first; after kill -9 a new one starts and no temp file remains (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const stateDir = tempDir(t, 'faults-lock');
+    const statePath = path.join(stateDir, 'vxl0.json');
+    const lockPath = path.join(stateDir, 'vxl0.lock');
+    const first = await startVxland(t, a, { datapath, stateDir });
+    t.equal((await first.cli('peer', 'add', '198.51.100.7')).code, 0, 'peer added on the first daemon');
+    const firstPid = (await first.json<any>('status')).pid as number;
+    const savedByFirst = readFileSync(statePath, 'utf8');
+
+    // Same state directory and device, another namespace and control socket.
+    const socket = path.join(stateDir, 'second.sock');
+    const second = await exec(b.ns, vxlandArgv('run', '--dev', 'vxl0', '--vni', String(TEST_VNI), '--local', b.ip,
+      '--state-dir', stateDir, '--socket', socket, '--datapath', datapath), { allowFail: true, timeoutMs: 15_000 });
+    t.notOk(second.timedOut, 'the second daemon does not start');
+    t.equal(second.code, 1, 'exit code 1');
+    const lines = second.stderr.trim().split('\n');
+    t.equal(lines.length, 1, 'one line on stderr');
+    t.ok(lines[0].startsWith('vxland: ') && lines[0].includes(`pid ${firstPid}`) && lines[0].includes(lockPath),
+      `it names the first daemon's pid and the lock: ${lines[0]}`);
+    t.notOk(existsSync(socket), 'no control socket was created');
+    t.not((await exec(b.ns, ['ip', 'link', 'show', 'dev', 'vxl0'], { allowFail: true })).code, 0, 'no TAP device was created');
+    t.equal(readFileSync(statePath, 'utf8'), savedByFirst, 'the state file is untouched');
+    t.same(await first.json('peer', 'list'), ['198.51.100.7'], 'the first daemon runs on with its peer');
+
+    first.proc.proc.kill('SIGKILL');
+    await first.proc.exited;
+    // What a kill -9 in the middle of a save leaves behind.
+    const stale = [`vxl0.json.tmp-${firstPid}`, `vxl0.json.bak.tmp-${firstPid}`];
+    writeFileSync(path.join(stateDir, stale[0]), '{"version":1,"vni":42,"pe');
+    writeFileSync(path.join(stateDir, stale[1]), '');
+    const third = await startVxland(t, b, { datapath, stateDir });
+    t.same(await third.json('peer', 'list'), ['198.51.100.7'], 'a new daemon starts at once, in the other namespace, with the saved peer');
+    t.equal(readFileSync(lockPath, 'utf8').trim(), String((await third.json<any>('status')).pid), 'the lock file names the new holder');
+    t.same(readdirSync(stateDir).filter((name) => name.includes('.tmp-')), [], 'the stale temp files are gone');
+    t.ok(third.proc.logs.some((l) => Array.isArray(l.removed) && l.removed.length === stale.length), 'and their removal is logged');
   });
 
   t.test(`kill -9 in the middle of a transfer: a new start restores peers and static entries (${datapath})`, async (t) => {
