@@ -71,7 +71,10 @@ for (const datapath of datapathsUnderTest()) {
   t.test(`a state filesystem with 8 KiB left: each change is acknowledged and kept across kill -9, or refused and absent (${datapath})`, async (t) => {
     if (skipUnlessRoot(t)) return;
     const topo = await createTopology(t, { hosts: 2 });
-    const [a] = topo.hosts;
+    const [a, b] = topo.hosts;
+    // The peers below are reached through B (which drops what it gets), so
+    // that sends to them succeed and count as sent.
+    await exec(a.ns, ['ip', 'route', 'add', '198.51.100.0/24', 'via', b.ip]);
     const stateDir = mountTmpfs(t, 1024 * 1024);
     const statePath = path.join(stateDir, 'vxl0.json');
     // A saved state of almost one page (and its backup): the 50 peers below
@@ -84,7 +87,7 @@ for (const datapath of datapathsUnderTest()) {
     }
     writeFileSync(statePath, seedText);
     writeFileSync(`${statePath}.bak`, seedText);
-    const first = await startVxland(t, a, { datapath, stateDir });
+    const first = await startVxland(t, a, { address: '10.42.0.1/24', datapath, stateDir });
     fillFilesystem(stateDir, 2 * TMPFS_PAGE_BYTES);
 
     const acknowledged: string[] = [];
@@ -101,6 +104,16 @@ for (const datapath of datapathsUnderTest()) {
     }
     t.ok(acknowledged.length > 0 && refused.length > 0, `the disk filled up part-way: ${acknowledged.length} acknowledged, ${refused.length} refused`);
     t.same((await first.json<string[]>('peer', 'list')).sort(), [...acknowledged].sort(), 'the running daemon has exactly the acknowledged peers');
+    // ARP for an absent address is flooded: to every acknowledged peer, and
+    // to no refused one (the data path's flood list was rolled back too).
+    const sentTo = async (): Promise<Map<string, number>> =>
+      new Map((await first.json<any>('stats')).vteps.map((v: any) => [v.vtep, v.txPackets as number]));
+    let sent = await sentTo();
+    for (const deadline = Date.now() + 10_000; acknowledged.some((p) => !(sent.get(p)! > 0)) && Date.now() < deadline; sent = await sentTo()) {
+      await ping(a.ns, '10.42.0.99', { count: 1, timeoutS: 1 });
+    }
+    t.ok(acknowledged.every((p) => sent.get(p)! > 0), 'a broadcast reached every acknowledged peer');
+    t.same(refused.filter((p) => (sent.get(p) ?? 0) > 0), [], 'and none of the refused ones');
     const refusedFdb = await first.cli('fdb', 'add', '02:00:00:00:bb:01', '198.51.100.251');
     t.equal(refusedFdb.code, 1, 'a static entry that does not fit is refused too');
     const deleted = acknowledged.pop()!;
