@@ -192,11 +192,13 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
     return text;
   });
 
-  const peers = new Set<string>();
+  const peers: string[] = [];
+  const listedPeers = new Set<string>();
   for (const text of stringList(source('peers', '--peer', flags.peer), 'peers')) {
     const peer = vtepAddress(text, 'peer', localFamily);
-    if (peers.has(peer)) invalid(`peer ${peer} is listed twice`);
-    peers.add(peer);
+    if (listedPeers.has(peer)) invalid(`peer ${peer} is listed twice`);
+    listedPeers.add(peer);
+    peers.push(peer);
   }
 
   const fdb = staticEntries(raw.fdb, localFamily);
@@ -223,7 +225,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
   return deepFreeze({
-    dev, vni, local, family, port, mtu, addresses, peers: [...peers], fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
+    dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
     maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup,
   } satisfies Config);
 }
