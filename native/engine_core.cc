@@ -77,9 +77,8 @@ constexpr int kMaxSegs = 64;
 /** Room a split needs beyond the frame: per segment a VXLAN header and a
  *  copy of the headers (Ethernet + tag + IPv6 + TCP with options <= 138). */
 constexpr size_t kSplitHeaderBytes = kMaxSegs * (kVxlanHeaderBytes + 160);
-constexpr size_t kMaxFlood = 256;
-/** Datagrams reserved per TAP read (a flooded super-frame beyond this to
- *  many peers loses the excess as TxQueueFull). */
+/** Datagrams reserved per TAP read; a frame flooded to more VTEPs than a
+ *  batch holds sends the batch and goes on (UdpSender::MakeRoom). */
 constexpr size_t kTxDatagramsPerRead = kMaxSegs * 4;
 constexpr size_t kRxMaxFrames = UdpReceiver::kMsgs * 64;
 constexpr int kSocketBufferDefaultBytes = 8 * 1024 * 1024;
@@ -367,7 +366,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     Napi::Array a = info[1].As<Napi::Array>();
     std::vector<Vtep> vteps;
-    for (uint32_t i = 0; i < a.Length() && i < kMaxFlood; i++) {
+    vteps.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) {
       Vtep v;
       const std::string ip = a.Get(i).ToString().Utf8Value();
       if (!ParseVtep(ip, family_, dstPort_, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
@@ -925,7 +925,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
                     e->Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
                   }),
           maxUntagged_(kEthBytes + e->mtu_) {
-      dests_.resize(kMaxFlood);
       used_.reserve(kMaxUsedPerReport);
       lastTrafficMs_ = usedSinceMs_ = NowMs();
       e->gsoActive_.store(e->udp_.gso);
@@ -961,7 +960,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
         c_.v[kTxTapReads]++;
         uint8_t* frame = tail + kVxlanHeaderBytes;
         const size_t flen = static_cast<size_t>(n) > kVnetHdrBytes ? static_cast<size_t>(n) - kVnetHdrBytes : 0;
-        e_->Forward(sender_, hdr_, tail, frame, flen, dests_.data(), segLens_, maxUntagged_, wakeMs, used_, c_);
+        e_->Forward(sender_, hdr_, tail, frame, flen, segLens_, maxUntagged_, wakeMs, used_, c_);
       }
       sender_.Flush();
       e_->Publish(c_);
@@ -1016,7 +1015,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     UdpSender sender_;
     const size_t maxUntagged_;
     struct virtio_net_hdr hdr_;
-    std::vector<Vtep> dests_;
     uint32_t segLens_[kMaxSegs];
     std::vector<UsedKey> used_;
     int64_t lastTrafficMs_;  // the last batch read from the TAP
@@ -1138,20 +1136,27 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
-               Vtep* dests, uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
+               uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
                LocalCounters& c) {
     if (flen < kEthBytes) return c.Drop(kTxRunt);
     const bool tagged = IsTagged(frame);
     if (tagged && !allowVlan_.load(std::memory_order_relaxed)) return c.Drop(kTxVlanTagged, FramesIn(hdr, flen));
+    Vtep unicast;
+    std::shared_ptr<const std::vector<Vtep>> flood;  // held until every copy is queued
+    const Vtep* dests = &unicast;
     size_t ndest = 0;
     bool usedDue = false;
     bool* const markUsed = used.size() < kMaxUsedPerReport ? &usedDue : nullptr;
     const uint64_t dstMac = MacAt(frame);
-    if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, dstMac, &dests[0], nowMs, kUsedReportIntervalMs, markUsed)) {
+    if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, dstMac, &unicast, nowMs, kUsedReportIntervalMs, markUsed)) {
       ndest = 1;
       if (usedDue) used.push_back(UsedKey{vni_, dstMac});
     } else {
-      mirror_.FloodList(vni_, dests, kMaxFlood, &ndest, nowMs, kUsedReportIntervalMs, markUsed);
+      flood = mirror_.FloodList(vni_, nowMs, kUsedReportIntervalMs, markUsed);
+      if (flood != nullptr) {
+        dests = flood->data();
+        ndest = flood->size();
+      }
       if (usedDue) used.push_back(UsedKey{vni_, 0});
     }
     const size_t maxFrame = maxUntagged + (tagged ? offload::kVlanTagBytes : 0);
@@ -1174,6 +1179,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       sender.Commit(out + segs * stride);
       for (size_t d = 0; d < ndest; d++) {
         for (int s = 0; s < segs; s++) {
+          sender.MakeRoom(out + segs * stride);
           sender.Add(dests[d], out + s * stride, stride, frame + layout.hdrLen + s * static_cast<size_t>(layout.mss),
                      segLens[s] - layout.hdrLen);
         }
@@ -1188,7 +1194,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     if (ndest == 0) return c.Drop(kTxNoDestination);
     WriteVxlanHeader(tail);
     sender.Commit(frame + flen);
-    for (size_t d = 0; d < ndest; d++) sender.Add(dests[d], tail, kVxlanHeaderBytes + flen);
+    for (size_t d = 0; d < ndest; d++) {
+      sender.MakeRoom(frame + flen);
+      sender.Add(dests[d], tail, kVxlanHeaderBytes + flen);
+    }
   }
 
   void WriteVxlanHeader(uint8_t* p) const {

@@ -63,8 +63,12 @@ void FdbMirror::Clear() {
 }
 
 void FdbMirror::SetFloodList(uint32_t vni, std::vector<Vtep> vteps) {
-  std::lock_guard<std::mutex> lock(mu_);
-  flood_[vni].vteps = std::move(vteps);
+  std::shared_ptr<const std::vector<Vtep>> list = std::make_shared<const std::vector<Vtep>>(std::move(vteps));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    flood_[vni].vteps.swap(list);
+  }
+  // The old list is freed here, off the lock, unless a tx thread still holds it.
 }
 
 size_t FdbMirror::Size() const {
@@ -89,18 +93,14 @@ bool FdbMirror::Lookup(uint32_t vni, uint64_t mac, Vtep* out, int64_t nowMs, int
   return true;
 }
 
-void FdbMirror::FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count, int64_t nowMs, int64_t usedIntervalMs,
-                          bool* usedDue) {
+std::shared_ptr<const std::vector<Vtep>> FdbMirror::FloodList(uint32_t vni, int64_t nowMs, int64_t usedIntervalMs,
+                                                             bool* usedDue) {
   if (usedDue != nullptr) *usedDue = false;
   std::lock_guard<std::mutex> lock(mu_);
-  *count = 0;
   auto it = flood_.find(vni);
-  if (it == flood_.end()) return;
+  if (it == flood_.end()) return nullptr;
   MarkUsed(&it->second.usedReportedMs, nowMs, usedIntervalMs, usedDue);
-  for (const Vtep& v : it->second.vteps) {
-    if (*count == max) break;
-    out[(*count)++] = v;
-  }
+  return it->second.vteps;
 }
 
 MirrorMatch FdbMirror::Check(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, int64_t refreshIntervalMs,

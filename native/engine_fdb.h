@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -57,10 +58,11 @@ class FdbMirror {
    *  last "used" report, *usedDue is set and the report time updated (the
    *  caller reports the entry to JS: the table's USED time). */
   bool Lookup(uint32_t vni, uint64_t mac, Vtep* out, int64_t nowMs, int64_t usedIntervalMs, bool* usedDue);
-  /** tx: copies the flood list of vni into out (cleared first), up to max.
-   *  usedDue as for Lookup, about the flood list as a whole. */
-  void FloodList(uint32_t vni, Vtep* out, size_t max, size_t* count, int64_t nowMs, int64_t usedIntervalMs,
-                 bool* usedDue);
+  /** tx: the flood list of vni, whole (no bound on its length), or null when
+   *  it has none. Shared, not copied: SetFloodList replaces it, so the caller
+   *  may use it after the lock is released. usedDue as for Lookup, about the
+   *  flood list as a whole. */
+  std::shared_ptr<const std::vector<Vtep>> FloodList(uint32_t vni, int64_t nowMs, int64_t usedIntervalMs, bool* usedDue);
   /** rx: how the source (vni, mac) seen from `from` compares with the mirror.
    *  For a learned entry at the same VTEP, *refreshDue is set when
    *  refreshIntervalMs have passed since the last refresh report (and the
@@ -84,7 +86,7 @@ class FdbMirror {
     int64_t usedReportedMs;  // tx: last "used" report, CLOCK_MONOTONIC ms (0 = never)
   };
   struct Flood {
-    std::vector<Vtep> vteps;
+    std::shared_ptr<const std::vector<Vtep>> vteps;
     int64_t usedReportedMs = 0;  // tx: last "used" report, CLOCK_MONOTONIC ms
   };
   mutable std::mutex mu_;

@@ -157,6 +157,7 @@ VtepCounts* VtepTally::At(const Vtep& v) {
 }
 
 static_assert((VtepTally::kMaxVteps * 2 & (VtepTally::kMaxVteps * 2 - 1)) == 0, "slot count is a power of two");
+static_assert(VtepTally::kMaxVteps * 2 <= 65536, "slot indices fit order_'s uint16_t");
 
 // ---- UdpSender ----
 
@@ -186,6 +187,12 @@ uint8_t* UdpSender::Tail(size_t bytes, size_t datagrams) {
 void UdpSender::Commit(const uint8_t* end) {
   const size_t off = static_cast<size_t>(end - arena_.get());
   if (off > end_ && off <= kArenaBytes) end_ = off;
+}
+
+void UdpSender::MakeRoom(const uint8_t* keepEnd) {
+  if (datagrams_ < kMaxDatagrams) return;
+  Flush();
+  Commit(keepEnd);
 }
 
 void UdpSender::Add(const Vtep& dest, const uint8_t* head, size_t headBytes, const uint8_t* body, size_t bodyBytes) {

@@ -96,7 +96,9 @@ struct VtepCounts {
  *  under 'other'). */
 class VtepTally {
  public:
-  static constexpr size_t kMaxVteps = 256;
+  /** As many as JS gives counters of their own (MAX_TRACKED_VTEPS in
+   *  src/datapath/stats.ts), so that no peer's counts end up in 'other'. */
+  static constexpr size_t kMaxVteps = 4096;
   VtepTally();
   /** The counts of v's IP (port ignored). */
   VtepCounts* At(const Vtep& v);
@@ -184,6 +186,10 @@ class UdpSender {
    *  dest (body may be null). Joins the previous message into one
    *  UDP_SEGMENT run when possible. */
   void Add(const Vtep& dest, const uint8_t* head, size_t headBytes, const uint8_t* body = nullptr, size_t bodyBytes = 0);
+  /** For a run of datagrams out of one arena region (a frame flooded to
+   *  many VTEPs): when no datagram fits any more, sends the batch and keeps
+   *  the arena up to keepEnd, which the datagrams still to come point into. */
+  void MakeRoom(const uint8_t* keepEnd);
   /** Sends everything queued; errors become counters. */
   void Flush();
   bool gso() const { return gso_; }

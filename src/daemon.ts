@@ -162,8 +162,9 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
       const plan = planReload(current, next);
       for (const ip of plan.removePeers) fdb.removePeer(config.vni, ip);
       for (const ip of plan.addPeers) fdb.addPeer(config.vni, ip);
+      const staticMacs = new Set(fdb.staticEntries().map((e) => e.mac));
       for (const mac of plan.removeStatic) {
-        if (fdb.staticEntries().some((e) => e.mac === mac)) fdb.remove(config.vni, mac);
+        if (staticMacs.has(mac)) fdb.remove(config.vni, mac);
       }
       for (const entry of plan.addStatic) fdb.addStatic(config.vni, entry.mac, entry.vtep);
       if (plan.logLevel !== null) log.level = plan.logLevel;

@@ -1,8 +1,10 @@
 import t from 'tap';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, resolveDatapath, type ConfigFlags } from '../src/config/config.js';
+import { CONFIG_FILE_MAX_BYTES } from '../src/config/file.js';
 import { VxlandError } from '../src/errors.js';
 
 function tempDir(t: tap.Test): string {
@@ -167,6 +169,103 @@ t.test('file-only validation messages', async (t) => {
 
 t.test('an unreadable config file', async (t) => {
   refuses(t, { config: path.join(tempDir(t), 'missing.json') }, 'cannot read config file', 'VXLAND_CONFIG_FILE');
+});
+
+/** Bounds a config load that might block or read for ever: it runs in a child
+ *  process, killed after this long. */
+const CHILD_TIMEOUT_MS = 10_000;
+/** What the issue asks of a hostile path: a clear error in under a second. */
+const REFUSAL_MAX_MS = 1_000;
+
+/** loadConfig({ config: file }) in a child process: what it threw and how long it took. */
+function loadInChild(file: string): { code?: string; message?: string; elapsedMs?: number; timedOut: boolean } {
+  const script = `
+    const { loadConfig } = require(${JSON.stringify(path.resolve(__dirname, '..', 'src', 'config', 'config.js'))});
+    const start = performance.now();
+    let out = { loaded: true };
+    try { loadConfig({ config: ${JSON.stringify(file)} }); } catch (err) { out = { code: err.code, message: err.message }; }
+    console.log(JSON.stringify({ ...out, elapsedMs: performance.now() - start }));`;
+  const r = spawnSync(process.execPath, ['-e', script], { timeout: CHILD_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' });
+  if (r.error !== undefined || r.status !== 0) return { timedOut: true, message: `${r.error?.message ?? ''} ${r.stderr}` };
+  return { ...JSON.parse(r.stdout), timedOut: false };
+}
+
+t.test('a config path that is not a regular file, or too large, is refused at once', async (t) => {
+  const dir = tempDir(t);
+  const fifo = path.join(dir, 'fifo.json');
+  execFileSync('mkfifo', [fifo]);
+  const big = path.join(dir, 'big.json');
+  fs.writeFileSync(big, `{"vni": 1${' '.repeat(2 * 1024 * 1024)}}`);
+  const overByOne = path.join(dir, 'over.json');
+  fs.writeFileSync(overByOne, `{"vni": 1${' '.repeat(CONFIG_FILE_MAX_BYTES - 9)}}`);
+  const zeroLink = path.join(dir, 'zero.json');
+  fs.symlinkSync('/dev/zero', zeroLink);
+  const cases: [string, string][] = [
+    [fifo, `cannot read config file ${fifo}: it is a FIFO, not a regular file`],
+    ['/dev/zero', 'cannot read config file /dev/zero: it is a character device, not a regular file'],
+    [zeroLink, `cannot read config file ${zeroLink}: it is a character device, not a regular file`],
+    [dir, `cannot read config file ${dir}: it is a directory, not a regular file`],
+    [big, `cannot read config file ${big}: it is larger than 1048576 bytes (1 MiB), the most a config file may be`],
+    [overByOne, `cannot read config file ${overByOne}: it is larger than 1048576 bytes (1 MiB)`],
+  ];
+  for (const [file, message] of cases) {
+    const r = loadInChild(file);
+    t.notOk(r.timedOut, `${file}: loadConfig returned (${r.message ?? ''})`);
+    t.match(r, { code: 'VXLAND_CONFIG_FILE', message }, message);
+    t.ok(r.elapsedMs! < REFUSAL_MAX_MS, `${file}: refused in ${Math.round(r.elapsedMs!)} ms`);
+  }
+});
+
+t.test('a file of exactly the size cap, and a symlink to a config file, are read', async (t) => {
+  const dir = tempDir(t);
+  const full = path.join(dir, 'full.json');
+  fs.writeFileSync(full, `{"vni": 5${' '.repeat(CONFIG_FILE_MAX_BYTES - 10)}}`);
+  t.equal(fs.statSync(full).size, CONFIG_FILE_MAX_BYTES);
+  t.equal(loadConfig({ config: full }).vni, 5);
+  const link = path.join(dir, 'link.json');
+  fs.symlinkSync(full, link);
+  t.equal(loadConfig({ config: link }).vni, 5);
+});
+
+t.test('a key given twice is refused, named by its path', async (t) => {
+  const cases: [string, string][] = [
+    ['{"vni": 1, "peers": ["192.0.2.2"], "peers": []}', 'duplicate key "peers" at line 1, column 36'],
+    ['{"vni": 1,\n "fdb": [{"mac": "02:00:00:00:00:01", "vtep": "192.0.2.2", "mac": "02:00:00:00:00:02"}]}', 'duplicate key "fdb[0].mac" at line 2, column 60'],
+    ['{"vni": 1, "vni": 2}', 'duplicate key "vni"'],
+  ];
+  for (const [content, message] of cases) {
+    const file = writeConfig(t, content);
+    refuses(t, { config: file }, `config file ${file}: ${message}`);
+  }
+});
+
+t.test('a syntax error names its line and column', async (t) => {
+  const file = writeConfig(t, '{\n  "vni": 1,\n  "peers": ["192.0.2.2",]\n}');
+  refuses(t, { config: file }, `config file ${file} is not valid JSON: unexpected "]", expected a value at line 3, column 25`);
+});
+
+t.test('"__proto__" in the file is an unknown key, not a prototype', async (t) => {
+  refuses(t, { config: writeConfig(t, '{"vni": 1, "__proto__": {"dev": "evil"}}') }, 'unknown key "__proto__"');
+});
+
+/** Generous: the quadratic checks took minutes for this size. */
+const FULL_FILE_VALIDATION_MAX_MS = 5_000;
+
+t.test('a file at the size cap full of peers or static entries validates in linear time', async (t) => {
+  const ip = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  const peers = Array.from({ length: 70_000 }, (_, i) => ip(i));
+  const fdb = Array.from({ length: 18_000 }, (_, i) => ({ mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, vtep: ip(i % 300) }));
+  for (const [label, content, count] of [['peers', { vni: 1, peers }, peers.length], ['fdb', { vni: 1, fdb }, fdb.length]] as const) {
+    const file = writeConfig(t, content);
+    t.ok(fs.statSync(file).size <= CONFIG_FILE_MAX_BYTES, `${label}: the file fits the cap (${fs.statSync(file).size} bytes)`);
+    const start = performance.now();
+    const config = loadConfig({ config: file });
+    const elapsedMs = performance.now() - start;
+    t.equal(config[label].length, count, `${label}: all ${count} are loaded`);
+    t.ok(elapsedMs < FULL_FILE_VALIDATION_MAX_MS, `${label}: validated in ${Math.round(elapsedMs)} ms`);
+  }
+  const twice = writeConfig(t, { vni: 1, peers: [...peers, ip(0)] });
+  refuses(t, { config: twice }, 'peer 10.0.0.0 is listed twice');
 });
 
 t.test('resolveDatapath: auto picks native where it can run, native fails clearly where it cannot', async (t) => {

@@ -1,7 +1,11 @@
 // Three hosts: vxland plus two kernel VTEPs. An unknown unicast frame is
 // flooded to both; once its MAC is learned it goes only to the right host.
+// And flood lists of hundreds and thousands of peers: each gets a broadcast
+// exactly once.
+import path from 'node:path';
 import t from 'tap';
-import { addKernelVxlan, createTopology, ip, linkStats, ping, skipUnlessRoot } from './helpers/netns';
+import { ipv4At } from './fixtures/fixture-util';
+import { addKernelVxlan, createTopology, exec, FIXTURES_DIR, ip, linkStats, ping, skipUnlessRoot, spawnDaemon } from './helpers/netns';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
 const PINGS = 5;
@@ -40,5 +44,53 @@ for (const datapath of datapathsUnderTest()) {
     const c3 = await linkStats(c.ns, kc.name);
     t.equal(b3.rxPackets - b2.rxPackets, PINGS, 'learned unicast goes to B');
     t.equal(c3.rxPackets - c2.rxPackets, 0, 'and not to C');
+  });
+}
+
+/** 300: more than the 256 the native path used to reach; 2100: more
+ *  datagrams than one native send batch holds (2048). */
+const MANY_PEER_COUNTS = [300, 2100];
+/** The first underlay address of the many peers, all on one receiving host
+ *  (198.19.0.0/16, routed there). */
+const MANY_PEERS_FIRST = '198.19.1.1';
+const FLOOD_WAIT_MS = 10_000;
+
+for (const datapath of datapathsUnderTest()) {
+  for (const peerCount of MANY_PEER_COUNTS) t.test(`${peerCount} peers each receive a broadcast exactly once (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, r] = topo.hosts;
+    const peers = Array.from({ length: peerCount }, (_, i) => ipv4At(MANY_PEERS_FIRST, i));
+    await exec(r.ns, ['ip', '-batch', '-'], { input: peers.map((p) => `addr add ${p}/32 dev ${r.dev}\n`).join('') });
+    await ip(a.ns, 'route', 'add', '198.19.0.0/16', 'via', r.ip, 'dev', a.dev);
+    const counter = spawnDaemon(t, r.ns, [process.execPath, path.join(FIXTURES_DIR, 'vxlan-counter.js'),
+      '--first', peers[0], '--count', String(peerCount), '--vni', String(TEST_VNI)]);
+    await counter.waitForJson((l) => l.event === 'listening', FLOOD_WAIT_MS);
+    const v = await startVxland(t, a, { peers, address: '10.42.0.1/24', datapath });
+    t.equal((await v.json<string[]>('peer', 'list')).length, peerCount, `${peerCount} peers listed`);
+
+    const broadcast = (marker: string) => exec(a.ns, [process.execPath, path.join(FIXTURES_DIR, 'udp-broadcast.js'),
+      '--from', '10.42.0.1', '--to', '10.42.0.255', '--port', '9', '--marker', marker]);
+    await broadcast('first');
+    await counter.waitForJson((l) => l.event === 'all' && l.marker === 'first', FLOOD_WAIT_MS);
+    // Every copy of "first" was sent before any of "fence", and each
+    // address's datagrams arrive in order: once every address has the fence,
+    // any duplicate of "first" would have arrived.
+    await broadcast('fence');
+    const report = await counter.waitForJson((l) => l.event === 'all' && l.marker === 'fence', FLOOD_WAIT_MS);
+    const firstCounts = (report.counts as Record<string, Record<string, number>>).first;
+    t.equal(Object.keys(firstCounts).length, peerCount, `every one of the ${peerCount} peers received the broadcast`);
+    t.same(Object.entries(firstCounts).filter(([, n]) => n !== 1), [], 'each exactly once');
+
+    // Per-VTEP counters: every peer has its own row, none folded into "other".
+    const deadline = Date.now() + FLOOD_WAIT_MS;
+    let counted: string[] = [];
+    while (Date.now() < deadline) {
+      const stats = await v.json<{ vteps: Array<{ vtep: string; txPackets: number }> }>('stats');
+      counted = stats.vteps.filter((row) => row.txPackets >= 2).map((row) => row.vtep);
+      if (counted.length >= peerCount) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    t.same(counted.sort(), [...peers].sort(), 'stats counts both broadcasts for each peer under its own address');
   });
 }

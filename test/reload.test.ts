@@ -1,6 +1,13 @@
+// planReload (what a SIGHUP changes), and SIGHUP on a running daemon whose
+// config file was replaced by something hostile.
+import { execFileSync } from 'node:child_process';
+import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import { loadConfig } from '../src/config/config';
 import { planReload } from '../src/config/reload';
+import { addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, vxlandArgv } from './helpers/netns';
+import { datapathsUnderTest, startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
 const base = loadConfig({ vni: '42', peer: [], dev: 'vxl0' });
 
@@ -33,3 +40,74 @@ t.test('log level and source policy apply; fixed settings need a restart', async
 t.test('an unchanged file changes nothing', async (t) => {
   t.same(planReload(base, withFile({})), { addPeers: [], removePeers: [], addStatic: [], removeStatic: [], logLevel: null, accept: null, needRestart: [] });
 });
+
+t.test('a full-size flood list is planned in linear time', async (t) => {
+  const peers = Array.from({ length: 70_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+  const full = withFile({ peers });
+  const added = planReload(base, full);
+  t.equal(added.addPeers.length, peers.length, 'all added');
+  const removed = planReload(full, withFile({ peers: peers.slice(1) }));
+  t.same(removed.removePeers, [peers[0]], 'and one removed');
+});
+
+/** What the issue asks of a hostile config path: a clear error in under a second. */
+const REFUSAL_MAX_MS = 1_000;
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`a config file replaced by a FIFO or /dev/zero: SIGHUP logs an error at once and traffic keeps flowing (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
+    const configFile = path.join(tempDir(t, 'config'), 'vxl0.json');
+    writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip] }));
+    const v = await startVxland(t, a, { address: '10.42.0.1/24', datapath, extraArgs: ['--config', configFile] });
+    t.equal((await ping(a.ns, '10.42.0.2', { count: 2, intervalS: 0.2, timeoutS: 2 })).received, 2, 'B answers before the reload');
+
+    const hostile: [string, () => void, RegExp][] = [
+      ['a FIFO', () => execFileSync('mkfifo', [configFile]), /it is a FIFO, not a regular file/],
+      ['a symlink to /dev/zero', () => symlinkSync('/dev/zero', configFile), /it is a character device, not a regular file/],
+    ];
+    for (const [label, replace, reason] of hostile) {
+      rmSync(configFile);
+      replace();
+      const during = ping(a.ns, '10.42.0.2', { count: 20, intervalS: 0.05, timeoutS: 2 });
+      const sentMs = Date.now();
+      v.proc.proc.kill('SIGHUP');
+      const failed = await v.proc.waitForJson((l) => l.msg === 'config reload failed; keeping the running configuration' && reason.test(String(l.err)), 5000);
+      t.ok((failed.time as number) - sentMs < REFUSAL_MAX_MS, `${label}: logged ${(failed.time as number) - sentMs} ms after SIGHUP: ${failed.err}`);
+      const pinged = await during;
+      t.equal(pinged.received, pinged.transmitted, `${label}: no ping lost across the reload (${pinged.received}/${pinged.transmitted})`);
+      t.equal((await v.json<any>('status')).dev, v.dev, `${label}: status answers`);
+      t.same(await v.json('peer', 'list'), [b.ip], `${label}: the running peers are kept`);
+      t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.1, timeoutS: 2 })).received, 3, `${label}: B still answers after the reload`);
+    }
+
+    rmSync(configFile);
+    const spare = '198.51.100.7';
+    writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, spare] }));
+    v.proc.proc.kill('SIGHUP');
+    const reloaded = await v.proc.waitForJson((l) => l.msg === 'config reloaded', 5000);
+    t.same(reloaded.addPeers, [spare], 'a regular file in its place reloads again');
+    t.same(await v.json('peer', 'list'), [b.ip, spare]);
+  });
+
+  t.test(`--config naming a FIFO or /dev/zero: start fails at once with a clear error (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a] = topo.hosts;
+    const dir = tempDir(t, 'config');
+    const fifo = path.join(dir, 'fifo.json');
+    execFileSync('mkfifo', [fifo]);
+    for (const [file, reason] of [[fifo, 'it is a FIFO, not a regular file'], ['/dev/zero', 'it is a character device, not a regular file']]) {
+      const startMs = Date.now();
+      const r = await exec(a.ns, vxlandArgv('run', '--config', file, '--vni', String(TEST_VNI), '--datapath', datapath,
+        '--state-dir', dir, '--socket', path.join(dir, 'vxl0.sock')), { allowFail: true, timeoutMs: 10_000 });
+      const elapsedMs = Date.now() - startMs;
+      t.notOk(r.timedOut, `${file}: vxland run returned`);
+      t.not(r.code, 0, `${file}: exits non-zero (${r.code})`);
+      t.equal(r.stderr.trim(), `vxland: cannot read config file ${file}: ${reason}`, `${file}: names the problem`);
+      t.ok(elapsedMs < REFUSAL_MAX_MS, `${file}: in ${elapsedMs} ms`);
+    }
+  });
+}

@@ -13,7 +13,6 @@
 //   }
 // Relative paths in the file are taken relative to the file's directory.
 
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { VxlandError } from '../errors.js';
 import {
@@ -27,6 +26,8 @@ import {
 import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import type { AcceptPolicy } from '../datapath/accept.js';
 import { nativeEngineSupported } from '../datapath/native-datapath.js';
+import { readConfigText } from './file.js';
+import { JsonError, parseStrictJson } from './json.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type IpFamily } from './validate.js';
 
 /** IANA VXLAN port. Linux (`ip link add ... type vxlan` without dstport)
@@ -154,7 +155,8 @@ export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => tru
 
 /** Merges the config file (flags.config, else env.VXLAND_CONFIG) with the
  *  flags (flags win), validates and deep-freezes the result. Throws
- *  VxlandError VXLAND_CONFIG_FILE (unreadable/not JSON) or
+ *  VxlandError VXLAND_CONFIG_FILE (unreadable, not a regular file, over
+ *  CONFIG_FILE_MAX_BYTES) or
  *  VXLAND_CONFIG_INVALID with a message naming the offending setting. */
 export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const file = flags.config ?? env.VXLAND_CONFIG;
@@ -191,9 +193,11 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   });
 
   const peers: string[] = [];
+  const listedPeers = new Set<string>();
   for (const text of stringList(source('peers', '--peer', flags.peer), 'peers')) {
     const peer = vtepAddress(text, 'peer', localFamily);
-    if (peers.includes(peer)) invalid(`peer ${peer} is listed twice`);
+    if (listedPeers.has(peer)) invalid(`peer ${peer} is listed twice`);
+    listedPeers.add(peer);
     peers.push(peer);
   }
 
@@ -234,18 +238,13 @@ interface Source {
 }
 
 function readConfigFile(file: string): { values: Partial<Record<FileKey, unknown>>; dir: string } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw new VxlandError('VXLAND_CONFIG_FILE', `cannot read config file ${file}: ${reason}`, { cause: err });
-  }
+  const text = readConfigText(file);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseStrictJson(text);
   } catch (err) {
-    invalid(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    if (!(err instanceof JsonError)) throw err;
+    invalid(err.reason === 'duplicate-key' ? `config file ${file}: ${err.message}` : `config file ${file} is not valid JSON: ${err.message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     invalid(`config file ${file} must contain a JSON object`);
@@ -326,6 +325,7 @@ function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[]
   if (value === undefined) return [];
   if (!Array.isArray(value)) invalid(`fdb must be a list of {"mac": ..., "vtep": ...} (got ${show(value)})`);
   const entries: StaticFdbConfig[] = [];
+  const macs = new Set<string>();
   value.forEach((item: unknown, index) => {
     const where = `fdb[${index}]`;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be {"mac": ..., "vtep": ...}`);
@@ -338,7 +338,8 @@ function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[]
     if (mac === FLOOD_MAC) invalid(`${where}.mac ${FLOOD_MAC} is the flood address; list that VTEP under peers`);
     if (typeof vtepText !== 'string') invalid(`${where}.vtep must be an IPv4 or IPv6 address (got ${show(vtepText)})`);
     const vtep = vtepAddress(vtepText, `${where}.vtep`, localFamily);
-    if (entries.some((entry) => entry.mac === mac)) invalid(`${where}: MAC ${mac} is listed twice`);
+    if (macs.has(mac)) invalid(`${where}: MAC ${mac} is listed twice`);
+    macs.add(mac);
     entries.push({ mac, vtep });
   });
   return entries;

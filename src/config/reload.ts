@@ -25,10 +25,14 @@ export interface ReloadPlan {
 const APPLIED_KEYS: ReadonlySet<keyof Config> = new Set<keyof Config>(['peers', 'fdb', 'logLevel', 'accept']);
 
 export function planReload(current: Config, next: Config): ReloadPlan {
-  const addPeers = next.peers.filter((p) => !current.peers.includes(p));
-  const removePeers = current.peers.filter((p) => !next.peers.includes(p));
-  const addStatic = next.fdb.filter((e) => !current.fdb.some((o) => o.mac === e.mac && o.vtep === e.vtep));
-  const removeStatic = current.fdb.filter((o) => !next.fdb.some((e) => e.mac === o.mac)).map((o) => o.mac);
+  const currentPeers = new Set(current.peers);
+  const nextPeers = new Set(next.peers);
+  const currentVtepOf = new Map(current.fdb.map((e) => [e.mac, e.vtep]));
+  const nextMacs = new Set(next.fdb.map((e) => e.mac));
+  const addPeers = next.peers.filter((p) => !currentPeers.has(p));
+  const removePeers = current.peers.filter((p) => !nextPeers.has(p));
+  const addStatic = next.fdb.filter((e) => currentVtepOf.get(e.mac) !== e.vtep);
+  const removeStatic = current.fdb.filter((o) => !nextMacs.has(o.mac)).map((o) => o.mac);
   const needRestart = (Object.keys(next) as (keyof Config)[])
     .filter((key) => !APPLIED_KEYS.has(key) && !isDeepStrictEqual(current[key], next[key]));
   return {
