@@ -124,6 +124,22 @@ t.test('peers are the all-zeros flood list', async (t) => {
   t.same(events.map((e) => e.type), ['added', 'added', 'deleted']);
 });
 
+t.test('a flood list of 100,000 peers is built in linear time, in insertion order', async (t) => {
+  // With a copy per add (the old table) this takes minutes and hits the
+  // test timeout; a daemon seeding a large config did the same at start.
+  const { fdb, now } = setup();
+  const PEERS = 100_000;
+  const address = (i: number): string => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+  for (let i = 0; i < PEERS; i++) fdb.addPeer(VNI, address(i));
+  t.notOk(fdb.addPeer(VNI, address(7)), 'still no duplicates');
+  for (let i = 0; i < PEERS; i += 2) fdb.removePeer(VNI, address(i));
+  const list = fdb.floodList(VNI, now());
+  t.equal(list.length, PEERS / 2);
+  t.equal(list[0], address(1));
+  t.equal(list[list.length - 1], address(PEERS - 1));
+  t.equal(fdb.size, PEERS / 2);
+});
+
 t.test('flush removes learned, and static unless learnedOnly; peers stay', async (t) => {
   const { fdb, now } = setup();
   fdb.addPeer(VNI, '198.18.0.2');

@@ -64,6 +64,7 @@ export class NativeDatapath {
   private readonly limited: RateLimitedLog;
   private unsubscribe: (() => void) | null = null;
   private unsubscribeSources: (() => void) | null = null;
+  private floodListPushPending = false;
   /** Engine totals already added into Stats. */
   private readonly merged = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
 
@@ -197,7 +198,14 @@ export class NativeDatapath {
     const { engine, fdb, vni } = this.o;
     if (e.vni !== vni) return;
     if (e.kind === 'peer') {
-      engine.setFloodList(vni, fdb.peers(vni));
+      // One push per burst (a reload may add thousands of peers in one go):
+      // the engine copies the whole list each time.
+      if (this.floodListPushPending) return;
+      this.floodListPushPending = true;
+      queueMicrotask(() => {
+        this.floodListPushPending = false;
+        if (this.state === 'running') engine.setFloodList(vni, fdb.peers(vni));
+      });
       return;
     }
     switch (e.type) {

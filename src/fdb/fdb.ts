@@ -95,7 +95,12 @@ interface Entry {
 
 interface VniTable {
   readonly entries: Map<number, Entry>;
-  peers: readonly string[];
+  /** The flood list in insertion order; membership in O(1), so seeding or
+   *  reloading tens of thousands of peers stays linear. */
+  readonly peerSet: Set<string>;
+  /** peerSet as an array, built on first use after a change and then never
+   *  mutated in place (the data path iterates it while sending). */
+  peerList: readonly string[] | null;
   peersUsedMs: number;
 }
 
@@ -143,7 +148,7 @@ export class Fdb {
   /** Entries of all kinds, peers included (as the kernel lists its all-zeros entries). */
   get size(): number {
     let peers = 0;
-    for (const table of this.tables.values()) peers += table.peers.length;
+    for (const table of this.tables.values()) peers += table.peerSet.size;
     return this.learned + this.statics + peers;
   }
 
@@ -162,7 +167,7 @@ export class Fdb {
     const table = this.tables.get(vni);
     if (table === undefined) return EMPTY;
     table.peersUsedMs = nowMs;
-    return table.peers;
+    return peerList(table);
   }
 
   /** Marks the entry of `key` in `vni` used at nowMs, as lookup() and
@@ -248,22 +253,24 @@ export class Fdb {
   /** Appends `vtep` to the flood list; false if it is there already. */
   addPeer(vni: number, vtep: string): boolean {
     const table = this.table(vni);
-    if (table.peers.includes(vtep)) return false;
-    table.peers = [...table.peers, vtep];
+    if (table.peerSet.has(vtep)) return false;
+    table.peerSet.add(vtep);
+    table.peerList = null;
     this.emit({ type: 'added', vni, mac: FLOOD_MAC, vtep, kind: 'peer' });
     return true;
   }
 
   removePeer(vni: number, vtep: string): boolean {
     const table = this.tables.get(vni);
-    if (table === undefined || !table.peers.includes(vtep)) return false;
-    table.peers = table.peers.filter((p) => p !== vtep);
+    if (table === undefined || !table.peerSet.delete(vtep)) return false;
+    table.peerList = null;
     this.emit({ type: 'deleted', vni, mac: FLOOD_MAC, vtep, kind: 'peer' });
     return true;
   }
 
   peers(vni: number): readonly string[] {
-    return this.tables.get(vni)?.peers ?? EMPTY;
+    const table = this.tables.get(vni);
+    return table === undefined ? EMPTY : peerList(table);
   }
 
   /** Pins `mac` (normalised, see parseMac) to `vtep`, replacing any learned or static entry. */
@@ -325,7 +332,7 @@ export class Fdb {
     const nowMs = this.now();
     const out: FdbEntry[] = [];
     for (const [vni, table] of this.tables) {
-      for (const vtep of table.peers) {
+      for (const vtep of table.peerSet) {
         const usedAgoMs = Math.max(0, nowMs - table.peersUsedMs);
         out.push({ vni, mac: FLOOD_MAC, vtep, kind: 'peer', updatedAgoMs: 0, usedAgoMs });
       }
@@ -352,7 +359,7 @@ export class Fdb {
   private table(vni: number): VniTable {
     let table = this.tables.get(vni);
     if (table === undefined) {
-      table = { entries: new Map(), peers: EMPTY, peersUsedMs: this.now() };
+      table = { entries: new Map(), peerSet: new Set(), peerList: EMPTY, peersUsedMs: this.now() };
       this.tables.set(vni, table);
     }
     return table;
@@ -371,3 +378,8 @@ export class Fdb {
 }
 
 const EMPTY: readonly string[] = Object.freeze([]);
+
+function peerList(table: VniTable): readonly string[] {
+  table.peerList ??= [...table.peerSet];
+  return table.peerList;
+}
