@@ -7,6 +7,7 @@
         "native/engine_core.cc", "native/engine_fdb.cc", "native/engine_io.cc", "native/engine_offload.cc",
         "native/errors.cc",
         "native/notify.cc",
+        "native/packet.cc",
         "native/poller.cc",
         "native/tap.cc"
       ],

@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vxland::InitPoller(env, exports);
   vxland::InitNotify(env, exports);
   vxland::InitEngine(env, exports);
+  vxland::InitPacket(env, exports);
   return exports;
 }
 
