@@ -52,7 +52,7 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('run the VXLAN daemon in the foreground (needs CAP_NET_ADMIN)')
+    .description('run the VXLAN daemon in the foreground (needs CAP_NET_ADMIN, and CAP_NET_RAW to announce its addresses)')
     .option('--config <file>', 'JSON config file; flags override its settings')
     .option('--dev <name>', `TAP device name (default ${DEFAULT_DEV})`)
     .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required)')

@@ -113,7 +113,7 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   const deviceMac = formatMacKey(macKeyAt(datapath.mac, 0));
   keepTapMac(store, stateWithMac(saved, config.vni, deviceMac), tapMac.source, log);
   const tapAddresses = config.addresses.map((text) => parseCidr(text)!);
-  const announcer = new NeighbourAnnouncer({ dev: config.dev, mac: datapath.mac, addresses: tapAddresses, log });
+  const announcer = new NeighbourAnnouncer({ dev: config.dev, mac: datapath.mac, addresses: tapAddresses, log, canFlood: () => fdb.peers(config.vni).length > 0 });
   announcer.start();
   cleanups.push(() => announcer.stop());
   const tapWatch = new TapWatch({ dev: config.dev, mtu: config.mtu, addresses: tapAddresses, log });

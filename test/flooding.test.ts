@@ -1,6 +1,7 @@
 // Three hosts: vxland plus two kernel VTEPs. An unknown unicast frame is
 // flooded to both; once its MAC is learned it goes only to the right host.
 import t from 'tap';
+import { ANNOUNCEMENTS_DONE_MESSAGE } from '../src/io/announce';
 import { addKernelVxlan, createTopology, ip, linkStats, ping, skipUnlessRoot } from './helpers/netns';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
@@ -14,6 +15,8 @@ for (const datapath of datapathsUnderTest()) {
     const kb = await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
     const kc = await addKernelVxlan(c, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.3/24' });
     const v = await startVxland(t, a, { peers: [b.ip, c.ip], address: '10.42.0.1/24', datapath });
+    // Its gratuitous ARPs at start are floods too: count only after them.
+    await v.proc.waitForJson((l) => l.msg === ANNOUNCEMENTS_DONE_MESSAGE, 5_000);
 
     // Unknown unicast: a neighbour entry with a MAC nobody has learned.
     await ip(a.ns, 'neigh', 'replace', '10.42.0.99', 'lladdr', '02:00:00:00:00:99', 'dev', v.dev, 'nud', 'permanent');

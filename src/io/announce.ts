@@ -6,7 +6,8 @@
 // local stack had sent them, so either data path reads them from the TAP and
 // floods them to the peers like any broadcast or multicast frame.
 //
-// Each address is announced ANNOUNCE_COUNT times, ANNOUNCE_REPEAT_MS apart:
+// Each address is announced ANNOUNCE_COUNT times, ANNOUNCE_REPEAT_MS apart
+// (from the first moment there are peers, within ANNOUNCE_DEADLINE_MS):
 // one datagram on the underlay can be lost, and a peer restarting at the same
 // moment misses the first. An IPv6 address is announced only once duplicate
 // address detection has finished with it (RFC 4862 §5.4: no advertisement
@@ -27,6 +28,9 @@ export const ANNOUNCE_TICK_MS = 250;
 /** Addresses not announced by then (DAD never finished) are given up on, with a warning. */
 export const ANNOUNCE_DEADLINE_MS = 10_000;
 
+/** Logged once every announcement has been sent (or given up on). */
+export const ANNOUNCEMENTS_DONE_MESSAGE = 'announcements of the TAP addresses done';
+
 /** IFA_F_TENTATIVE and IFA_F_DADFAILED in /proc/net/if_inet6's flags column. */
 const IFA_F_TENTATIVE = 0x40;
 const IFA_F_DADFAILED = 0x08;
@@ -37,6 +41,10 @@ export interface AnnouncerOptions {
   mac: Buffer;
   addresses: readonly Cidr[];
   log: Logger;
+  /** Whether a broadcast would reach anyone (the flood list is not empty).
+   *  Until it does nothing is sent: frames with nowhere to go would count
+   *  as tx_no_destination drops. */
+  canFlood: () => boolean;
   now?: () => number;
 }
 
@@ -53,6 +61,7 @@ export class NeighbourAnnouncer {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | null = null;
   private startedMs = 0;
+  private readonly done: string[] = [];
 
   constructor(private readonly o: AnnouncerOptions) {
     this.now = o.now ?? Date.now;
@@ -65,7 +74,7 @@ export class NeighbourAnnouncer {
     if (this.pending.length === 0) return;
     this.startedMs = this.now();
     this.tick();
-    if (this.pending.length > 0) {
+    if (this.pending.length > 0 && this.timer === null) {
       this.timer = setInterval(() => this.tick(), ANNOUNCE_TICK_MS);
       this.timer.unref();
     }
@@ -78,6 +87,14 @@ export class NeighbourAnnouncer {
 
   private tick(): void {
     const nowMs = this.now();
+    if (!this.o.canFlood()) {
+      if (nowMs - this.startedMs >= ANNOUNCE_DEADLINE_MS) {
+        this.o.log.debug({}, 'no peers to announce the TAP addresses to');
+        this.pending.length = 0;
+        this.stop();
+      }
+      return;
+    }
     const ready = this.pending.some((p) => p.cidr.family === 6) ? settledIpv6(this.o.dev) : new Set<string>();
     for (const p of this.pending) {
       if (p.sent > 0 && nowMs - p.lastMs < ANNOUNCE_REPEAT_MS) continue;
@@ -86,23 +103,28 @@ export class NeighbourAnnouncer {
         callNative('VXLAND_DEVICE', () => loadAddon().packetSend(this.o.dev, p.frame));
         p.sent++;
         p.lastMs = nowMs;
-        if (p.sent === 1) this.o.log.info({ dev: this.o.dev, address: p.cidr.address, announce: p.cidr.family === 4 ? 'gratuitous ARP' : 'unsolicited NA' }, `announced ${p.cidr.address} at the TAP's MAC to the peers`);
+        if (p.sent === 1) this.o.log.info({ address: p.cidr.address, announce: p.cidr.family === 4 ? 'gratuitous ARP' : 'unsolicited NA' }, `announced ${p.cidr.address} at the TAP's MAC to the peers`);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
-        if (reason !== p.failure) this.o.log.warn({ dev: this.o.dev, address: p.cidr.address, err: reason }, `cannot announce ${p.cidr.address} (needs CAP_NET_RAW and the TAP up); hosts behind the peers update their neighbour entry only when it expires`);
+        if (reason !== p.failure) this.o.log.warn({ address: p.cidr.address, err: reason }, `cannot announce ${p.cidr.address} (needs CAP_NET_RAW and the TAP up); hosts behind the peers update their neighbour entry only when it expires`);
         p.failure = reason;
       }
     }
     const expired = nowMs - this.startedMs >= ANNOUNCE_DEADLINE_MS;
     for (let i = this.pending.length - 1; i >= 0; i--) {
       const p = this.pending[i];
-      if (p.sent >= ANNOUNCE_COUNT) this.pending.splice(i, 1);
-      else if (expired) {
-        if (p.sent === 0 && p.failure === null) this.o.log.warn({ dev: this.o.dev, address: p.cidr.address }, `${p.cidr.address} never left duplicate address detection; not announced`);
+      if (p.sent >= ANNOUNCE_COUNT) {
+        this.pending.splice(i, 1);
+        this.done.push(p.cidr.address);
+      } else if (expired) {
+        if (p.sent === 0 && p.failure === null) this.o.log.warn({ address: p.cidr.address }, `${p.cidr.address} never left duplicate address detection; not announced`);
         this.pending.splice(i, 1);
       }
     }
-    if (this.pending.length === 0) this.stop();
+    if (this.pending.length === 0) {
+      this.stop();
+      this.o.log.info({ addresses: this.done }, ANNOUNCEMENTS_DONE_MESSAGE);
+    }
   }
 }
 

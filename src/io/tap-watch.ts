@@ -18,7 +18,6 @@ import { addTapAddress, labelAddresses, type LabelledAddress } from './tap.js';
 export const TAP_WATCH_INTERVAL_MS = 500;
 
 const IFF_UP = 0x1;
-const IFF_RUNNING = 0x40;
 
 export interface TapWatchOptions {
   dev: string;
@@ -62,22 +61,23 @@ export class TapWatch {
     // Gone: the data path notices and exits; nothing to reconcile.
     if (flags === null) return;
     if ((flags & IFF_UP) === 0) {
-      if (!this.down) log.warn({ dev }, `${dev} was set down (by an admin?); left down, its addresses come back when it is up again`);
+      if (!this.down) log.warn({ linkDown: true }, `${dev} was set down (by an admin?); left down, its addresses come back when it is up again`);
       this.down = true;
       return;
     }
-    if (this.down) log.info({ dev }, `${dev} is up again`);
+    if (this.down) log.info({ linkDown: false }, `${dev} is up again`);
     this.down = false;
 
     const mtu = readSysNumber(dev, 'mtu', 10);
     if (mtu !== null && mtu !== this.o.mtu) {
       this.attempt('mtu', String(this.o.mtu), () => loadAddon().tapSetMtu(dev, this.o.mtu), {
-        fields: { dev, restored: 'mtu', mtu: this.o.mtu, found: mtu },
+        fields: { restored: 'mtu', mtu: this.o.mtu, found: mtu },
         message: `restored ${dev} MTU ${this.o.mtu} (it was changed to ${mtu}; vxland drops frames beyond its configured MTU)`,
       });
     }
-    // Addresses are only listed for a link that is up and running.
-    if ((flags & IFF_RUNNING) === 0) return;
+    // os.networkInterfaces() lists addresses only of links up and running
+    // (carrier: the TAP's fd attached); /sys flags do not show IFF_RUNNING.
+    if (readSysNumber(dev, 'carrier', 10) !== 1) return;
     const present = presentAddresses(dev);
     for (const a of this.wanted) {
       const text = `${a.cidr.address}/${a.cidr.prefixLength}`;
@@ -87,7 +87,7 @@ export class TapWatch {
       }
       const why = a.cidr.family === 6 ? 'the kernel drops IPv6 addresses when a link goes down, or an admin removed it' : 'an admin removed it';
       this.attempt('address', text, () => addTapAddress(loadAddon(), dev, a), {
-        fields: { dev, restored: 'address', address: text },
+        fields: { restored: 'address', address: text },
         message: `restored address ${text} on ${dev} (it was missing: ${why})`,
       });
     }
@@ -102,7 +102,7 @@ export class TapWatch {
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       if (this.unrestored.get(key)?.reason !== reason) {
-        this.o.log.warn({ dev: this.o.dev, what, value, err: reason }, `cannot restore ${what} ${value} on ${this.o.dev}; will retry`);
+        this.o.log.warn({ what, value, err: reason }, `cannot restore ${what} ${value} on ${this.o.dev}; will retry`);
       }
       this.unrestored.set(key, { what, value, reason });
     }
