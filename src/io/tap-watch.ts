@@ -86,7 +86,7 @@ export class TapWatch {
         continue;
       }
       const why = a.cidr.family === 6 ? 'the kernel drops IPv6 addresses when a link goes down, or an admin removed it' : 'an admin removed it';
-      this.attempt('address', text, () => addTapAddress(loadAddon(), dev, a), {
+      this.attempt('address', text, () => addTapAddress(loadAddon(), a), {
         fields: { restored: 'address', address: text },
         message: `restored address ${text} on ${dev} (it was missing: ${why})`,
       });

@@ -56,8 +56,9 @@ function requireCidr(text: string): Cidr {
 /** A configured address and the label it is added under (see TapOpenOptions.addresses). */
 export interface LabelledAddress {
   readonly cidr: Cidr;
-  /** What tapAddIPv4 is given: the device name for the primary IPv4 address
-   *  and every IPv6 one, '<name>:N' for further IPv4 addresses. */
+  /** The name the address is added under: the device's for the primary
+   *  IPv4 address and every IPv6 one, the alias label '<name>:N' for further
+   *  IPv4 addresses. */
   readonly label: string;
 }
 
@@ -71,10 +72,10 @@ export function labelAddresses(name: string, cidrs: readonly Cidr[]): LabelledAd
   });
 }
 
-/** Adds one address to the TAP device `name`; throws the addon's error. */
-export function addTapAddress(addon: NativeAddon, name: string, a: LabelledAddress): void {
+/** Adds one address to its TAP device; throws the addon's error. */
+export function addTapAddress(addon: NativeAddon, a: LabelledAddress): void {
   if (a.cidr.family === 4) addon.tapAddIPv4(a.label, a.cidr.address, a.cidr.prefixLength);
-  else addon.tapAddIPv6(name, a.cidr.address, a.cidr.prefixLength);
+  else addon.tapAddIPv6(a.label, a.cidr.address, a.cidr.prefixLength);
 }
 
 /** Bytes per read slot: headroom + largest frame, rounded up to 64. */
@@ -117,7 +118,7 @@ export function openConfiguredTap(options: ConfiguredTapOptions): ConfiguredTap 
     return callNative('VXLAND_DEVICE', () => {
       addon.tapSetMtu(name, mtu);
       if (mac !== undefined) addon.tapSetMac(name, mac);
-      for (const a of labelAddresses(name, parsed)) addTapAddress(addon, name, a);
+      for (const a of labelAddresses(name, parsed)) addTapAddress(addon, a);
       addon.tapSetUp(name);
       return { fd, name, mac: addon.tapGetMac(name) };
     });
