@@ -8,6 +8,7 @@
         "native/errors.cc",
         "native/lock.cc",
         "native/notify.cc",
+        "native/packet.cc",
         "native/poller.cc",
         "native/tap.cc"
       ],

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vxland::InitNotify(env, exports);
   vxland::InitLock(env, exports);
   vxland::InitEngine(env, exports);
+  vxland::InitPacket(env, exports);
   return exports;
 }
 

@@ -13,5 +13,6 @@ void InitPoller(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitLock(Napi::Env env, Napi::Object exports);
 void InitEngine(Napi::Env env, Napi::Object exports);
+void InitPacket(Napi::Env env, Napi::Object exports);
 
 }  // namespace vxland

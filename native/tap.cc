@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <net/if_arp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -145,6 +146,23 @@ Napi::Value TapGetMac(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
 }
 
+// tapSetMac(ifname, mac: Buffer(6)): SIOCSIFHWADDR. Call it before the link
+// goes up; the kernel refuses multicast and all-zero addresses (EADDRNOTAVAIL).
+Napi::Value TapSetMac(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string ifname = ArgString(info, 0, "ifname");
+  if (info.Length() < 2 || !info[1].IsBuffer() || info[1].As<Napi::Buffer<uint8_t>>().Length() != 6) {
+    throw Napi::TypeError::New(env, "mac must be a 6-byte Buffer");
+  }
+  Napi::Buffer<uint8_t> mac = info[1].As<Napi::Buffer<uint8_t>>();
+  struct ifreq ifr = MakeIfreq(env, ifname);
+  ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+  memcpy(ifr.ifr_hwaddr.sa_data, mac.Data(), 6);
+  ScopedFd sock(ControlSocket(env, AF_INET, ifname));
+  Ioctl(env, sock.get(), SIOCSIFHWADDR, &ifr, "ioctl(SIOCSIFHWADDR)", ifname);
+  return env.Undefined();
+}
+
 int GetIndex(Napi::Env env, int sock, const std::string& ifname) {
   struct ifreq ifr = MakeIfreq(env, ifname);
   Ioctl(env, sock, SIOCGIFINDEX, &ifr, "ioctl(SIOCGIFINDEX)", ifname);
@@ -258,6 +276,7 @@ void InitTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapSetMtu", Napi::Function::New(env, TapSetMtu, "tapSetMtu"));
   exports.Set("tapSetUp", Napi::Function::New(env, TapSetUp, "tapSetUp"));
   exports.Set("tapGetMac", Napi::Function::New(env, TapGetMac, "tapGetMac"));
+  exports.Set("tapSetMac", Napi::Function::New(env, TapSetMac, "tapSetMac"));
   exports.Set("tapGetIndex", Napi::Function::New(env, TapGetIndex, "tapGetIndex"));
   exports.Set("tapAddIPv4", Napi::Function::New(env, TapAddIPv4, "tapAddIPv4"));
   exports.Set("tapAddIPv6", Napi::Function::New(env, TapAddIPv6, "tapAddIPv6"));

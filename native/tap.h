@@ -6,6 +6,7 @@
 //   tapSetMtu(ifname, mtuBytes)              -> undefined
 //   tapSetUp(ifname)                         -> undefined
 //   tapGetMac(ifname)                        -> Buffer (6 bytes)
+//   tapSetMac(ifname, mac: Buffer(6))        -> undefined
 //   tapGetIndex(ifname)                      -> number
 //   tapAddIPv4(ifname, address, prefixLen)   -> undefined
 //   tapAddIPv6(ifname, address, prefixLen)   -> undefined

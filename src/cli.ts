@@ -52,7 +52,7 @@ export function buildProgram(): Command {
 
   program
     .command('run')
-    .description('run the VXLAN daemon in the foreground (needs CAP_NET_ADMIN)')
+    .description('run the VXLAN daemon in the foreground (needs CAP_NET_ADMIN, and CAP_NET_RAW to announce its addresses)')
     .option('--config <file>', 'JSON config file; flags override its settings')
     .option('--dev <name>', `TAP device name (default ${DEFAULT_DEV})`)
     .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required)')
@@ -73,6 +73,7 @@ export function buildProgram(): Command {
     .option('--max-fdb-per-vtep <n>', 'most learned MACs behind one VTEP (default 4096)')
     .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
     .option('--control-group <group>', 'group that may use the control socket besides root (default: root only)')
+    .option('--mac <mac>', 'MAC address of the TAP device, unicast (default: the one saved in the state dir, else a random one saved there)')
     .action(async (flags: ConfigFlags) => {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.

@@ -10,7 +10,7 @@
 import pino, { type Logger } from 'pino';
 import { resolveDatapath, type Config, type DatapathKind } from './config/config.js';
 import { planReload } from './config/reload.js';
-import { ipFamily } from './config/validate.js';
+import { ipFamily, parseCidr } from './config/validate.js';
 import { DaemonControl } from './control/handler.js';
 import type { MonitorEvent } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
@@ -28,7 +28,10 @@ import { TapDevice } from './io/tap.js';
 import { NativeDatapath } from './datapath/native-datapath.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 import { UdpBind } from './io/udp.js';
-import { StateStore } from './state/store.js';
+import { StateStore, type PersistedState } from './state/store.js';
+import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
+import { NeighbourAnnouncer } from './io/announce.js';
+import { TapWatch } from './io/tap-watch.js';
 import { StateLock } from './io/state-lock.js';
 import { RateLimitedLog } from './util/rate-limit.js';
 
@@ -73,7 +76,7 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   // Before anything reads or writes the state: a second daemon on the same
   // state file must refuse here, not overwrite the first one's changes.
   const stateLock = StateLock.acquire(config.stateDir, config.dev);
-  let saved: ReturnType<StateStore['load']>;
+  let saved: PersistedState | null;
   try {
     store.removeStaleTemps();
     saved = store.load();
@@ -82,6 +85,7 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     throw err;
   }
   seedFdb(fdb, config, saved, log);
+  const tapMac = chooseTapMac(config.mac, saved);
 
   const cleanups: (() => Promise<void> | void)[] = [() => stateLock.release()];
   const runCleanups = async (): Promise<void> => {
@@ -96,7 +100,7 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
 
   let datapath: DataPlane;
   try {
-    datapath = await openDataPlane(datapathKind, config, { fdb, stats, log, sources });
+    datapath = await openDataPlane(datapathKind, config, { fdb, stats, log, sources, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex') });
     cleanups.push(() => datapath.stop());
   } catch (err) {
     await runCleanups();
@@ -118,8 +122,16 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   });
 
   const deviceMac = formatMacKey(macKeyAt(datapath.mac, 0));
+  keepTapMac(store, stateWithMac(saved, config.vni, deviceMac), tapMac.source, log);
+  const tapAddresses = config.addresses.map((text) => parseCidr(text)!);
+  const announcer = new NeighbourAnnouncer({ dev: config.dev, mac: datapath.mac, addresses: tapAddresses, log, canFlood: () => fdb.peers(config.vni).length > 0 });
+  announcer.start();
+  cleanups.push(() => announcer.stop());
+  const tapWatch = new TapWatch({ dev: config.dev, mtu: config.mtu, addresses: tapAddresses, log });
+  tapWatch.start();
+  cleanups.push(() => tapWatch.stop());
   const datapathInfo = { kind: datapathKind, mac: deviceMac, offloads: () => datapath.offloads() };
-  const handler = new DaemonControl(config, datapathInfo, fdb, stats, store, log, startedMs, monitors, sources);
+  const handler = new DaemonControl(config, datapathInfo, fdb, stats, store, log, startedMs, monitors, sources, () => tapWatch.condition());
   let control: ControlServer;
   try {
     control = await ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup));
@@ -227,18 +239,18 @@ interface DataPlane {
 async function openDataPlane(
   kind: DatapathKind,
   config: Config,
-  shared: { fdb: Fdb; stats: Stats; log: Logger; sources: SourceFilter },
+  shared: { fdb: Fdb; stats: Stats; log: Logger; sources: SourceFilter; mac: Buffer },
 ): Promise<DataPlane> {
-  const { fdb, stats, log, sources } = shared;
+  const { fdb, stats, log, sources, mac } = shared;
   if (kind === 'native') {
     const engine = NativeEngine.open({
-      name: config.dev, mtu: config.mtu, addresses: [...config.addresses], vni: config.vni,
+      name: config.dev, mtu: config.mtu, addresses: [...config.addresses], mac, vni: config.vni,
       local: config.local ?? (config.family === 'udp6' ? '::' : '0.0.0.0'), port: config.port,
     });
     const native = new NativeDatapath({ vni: config.vni, fdb, engine, stats, log, sources, allowVlan: config.allowVlan });
     return { mac: engine.mac, start: (onFatal) => native.start(onFatal), stop: () => native.stop(), offloads: () => native.offloads() };
   }
-  const device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses] });
+  const device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses], mac });
   let bind: UdpBind;
   try {
     bind = await UdpBind.open({ port: config.port, address: config.local ?? undefined, family: config.family });
@@ -276,6 +288,18 @@ function seedFdb(fdb: Fdb, config: Config, saved: ReturnType<StateStore['load']>
   };
   for (const peer of saved.peers) if (reachable(peer)) fdb.addPeer(config.vni, peer);
   for (const entry of saved.fdb) if (reachable(entry.vtep)) fdb.addStatic(config.vni, entry.mac, entry.vtep);
+}
+
+/** Saves the TAP's MAC on first start so that it survives restarts. A state
+ *  dir that cannot be written costs only that: the daemon runs on. */
+function keepTapMac(store: StateStore, next: PersistedState | null, source: TapMacChoice['source'], log: Logger): void {
+  if (next === null) return;
+  try {
+    store.save(next);
+    log.info({ mac: next.mac, source, state: store.path }, 'saved the TAP MAC; it is kept across restarts');
+  } catch (err) {
+    log.warn({ err, mac: next.mac }, 'cannot save the TAP MAC; the next start may get another one');
+  }
 }
 
 function tellSystemd(state: string, log: Logger): void {

@@ -30,10 +30,21 @@ export interface DoctorObservations {
   stats: StatsSnapshot;
   /** Tcp InCsumErrors of the daemon's namespace, when readable. */
   tcpInCsumErrors: number | null;
+  /** The TAP as the daemon's watcher last saw it (src/io/tap-watch.ts). */
+  tap: TapCondition;
+}
+
+/** What the TAP watcher could not keep as configured. */
+export interface TapCondition {
+  dev: string;
+  /** An admin set the link down (the daemon leaves it down). */
+  down: boolean;
+  /** MTU or addresses it failed to put back, with the kernel's answer. */
+  unrestored: ReadonlyArray<{ what: 'mtu' | 'address'; value: string; reason: string }>;
 }
 
 export interface Finding {
-  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum';
+  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum' | 'tap';
   problem: string;
   fix: string;
 }
@@ -45,8 +56,8 @@ export interface DoctorReport {
 }
 
 export function diagnose(o: DoctorObservations): DoctorReport {
-  const findings = [...checkMtu(o), ...checkVni(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkChecksums(o)];
-  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum'], findings };
+  const findings = [...checkMtu(o), ...checkVni(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkChecksums(o), ...checkTap(o)];
+  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings };
 }
 
 function checkMtu(o: DoctorObservations): Finding[] {
@@ -150,4 +161,28 @@ function checkChecksums(o: DoctorObservations): Finding[] {
     problem: `the TCP stack of ${o.dev}'s namespace counted ${o.tcpInCsumErrors} segments with bad checksums (TcpInCsumErrors); a kernel vxlan peer behind a veth sends inner checksums unfinished`,
     fix: 'on that peer, turn tx checksum offload off on its underlay veth ("ethtool -K VETH tx off")',
   }];
+}
+
+function checkTap(o: DoctorObservations): Finding[] {
+  const { dev, down, unrestored } = o.tap;
+  const out: Finding[] = [];
+  if (down) {
+    out.push({
+      check: 'tap',
+      problem: `${dev} is down (set down by an admin), so no traffic passes; vxland does not force it up`,
+      fix: `ip link set dev ${dev} up (vxland then restores its addresses)`,
+    });
+  }
+  for (const u of unrestored) {
+    out.push({
+      check: 'tap',
+      problem: u.what === 'mtu'
+        ? `${dev} MTU was changed and vxland could not set it back to ${u.value}: ${u.reason}`
+        : `address ${u.value} is missing from ${dev} and vxland could not restore it: ${u.reason}`,
+      fix: u.what === 'mtu'
+        ? `ip link set dev ${dev} mtu ${u.value}, or restart vxland`
+        : `ip addr add ${u.value} dev ${dev}, or restart vxland${u.value.includes(':') ? ` (IPv6 needs ${dev} MTU >= 1280 and IPv6 enabled: sysctl net.ipv6.conf.${dev}.disable_ipv6=0)` : ''}`,
+    });
+  }
+  return out;
 }

@@ -37,8 +37,19 @@ t.test('defaults with only a vni', async (t) => {
     dev: 'vxl0', vni: 42, local: null, family: 'udp4', port: 4789, mtu: 1450, addresses: [], peers: [], fdb: [],
     ageingS: 300, maxFdb: 16384, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxl0.sock',
     logLevel: 'info', metrics: null, maxFdbPerVtep: 4096, learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false,
-    controlGroup: null,
+    controlGroup: null, mac: null,
   });
+});
+
+t.test('the TAP MAC: --mac or "mac", normalised; unicast and not zero', async (t) => {
+  t.equal(loadConfig({ vni: '1', mac: '02-42-0A-2A-00-01' }).mac, '02:42:0a:2a:00:01');
+  t.equal(loadConfig({ vni: '1', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:02');
+  t.equal(loadConfig({ vni: '1', mac: '02:00:00:00:00:03', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:03', 'the flag wins');
+  refuses(t, { vni: '1', mac: '01:00:5e:00:00:01' }, 'mac must be a unicast address, not zero (got 01:00:5e:00:00:01)');
+  refuses(t, { vni: '1', mac: 'ff:ff:ff:ff:ff:ff' }, 'mac must be a unicast address, not zero');
+  refuses(t, { vni: '1', mac: '00:00:00:00:00:00' }, 'mac must be a unicast address, not zero');
+  refuses(t, { vni: '1', mac: '02:00:00:00:00' }, 'mac must be a MAC address like 02:00:00:00:00:01 (got "02:00:00:00:00")');
+  refuses(t, { vni: '1', config: writeConfig(t, { vni: 1, mac: 42 }) }, 'mac must be a string (got 42)');
 });
 
 t.test('hardening and metrics settings', async (t) => {

@@ -12,12 +12,13 @@ function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservation
     accept: 'peers',
     stats: { rxPackets: 10, rxBytes: 1000, txPackets: 10, txBytes: 1000, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } },
     tcpInCsumErrors: 0,
+    tap: { dev: 'vxl0', down: false, unrestored: [] },
     ...overrides,
   };
 }
 
 t.test('a healthy daemon has no findings', async (t) => {
-  t.same(diagnose(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum'], findings: [] });
+  t.same(diagnose(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings: [] });
 });
 
 t.test('MTU: underlay minus 50 (IPv4) or 70 (IPv6)', async (t) => {
@@ -59,4 +60,21 @@ t.test('inner checksum errors point at the veth offload', async (t) => {
 t.test('senders refused by the source policy are named', async (t) => {
   const r = diagnose(healthy({ refusedSenders: [{ address: '192.0.2.66', count: 12 }] }));
   t.match(r.findings, [{ check: 'source', problem: /192\.0\.2\.66 sent 12 VXLAN datagrams, dropped .*--accept peers/, fix: /vxland peer add 192\.0\.2\.66/ }]);
+});
+
+t.test('a TAP set down, and what the watcher could not restore, each come with a fix', async (t) => {
+  const down = diagnose(healthy({ tap: { dev: 'vxl0', down: true, unrestored: [] } }));
+  t.equal(down.ok, false);
+  t.match(down.findings, [{ check: 'tap', problem: /vxl0 is down/, fix: /ip link set dev vxl0 up/ }]);
+  const failed = diagnose(healthy({
+    tap: {
+      dev: 'vxl0', down: false, unrestored: [
+        { what: 'address', value: 'fd42::1/64', reason: 'ioctl(SIOCSIFADDR) failed: Permission denied (EACCES)' },
+        { what: 'mtu', value: '1450', reason: 'ioctl(SIOCSIFMTU) failed: Invalid argument (EINVAL)' },
+      ],
+    },
+  }));
+  t.equal(failed.findings.length, 2);
+  t.match(failed.findings[0], { check: 'tap', problem: /fd42::1\/64 is missing from vxl0.*EACCES/, fix: /ip addr add fd42::1\/64 dev vxl0.*disable_ipv6=0/ });
+  t.match(failed.findings[1], { check: 'tap', problem: /could not set it back to 1450.*EINVAL/, fix: /ip link set dev vxl0 mtu 1450/ });
 });

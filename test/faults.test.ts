@@ -219,8 +219,10 @@ for (const datapath of datapathsUnderTest()) {
     const [a, b, c] = topo.hosts;
     // C is a plain host: nothing on UDP 4789, so its kernel answers every
     // datagram with ICMP port unreachable.
-    const va = await startVxland(t, a, { peers: [b.ip, c.ip], address: '10.42.0.1/24', datapath });
+    // B first: A's gratuitous ARPs at start must find B listening, or B's
+    // ICMP port unreachable would count as drops against B.
     await startVxland(t, b, { peers: [a.ip], address: '10.42.0.2/24', datapath });
+    const va = await startVxland(t, a, { peers: [b.ip, c.ip], address: '10.42.0.1/24', datapath });
     const startedMs = Date.now();
 
     t.equal((await ping(a.ns, '10.42.0.2', { count: 20, intervalS: 0.05, timeoutS: 5 })).received, 20, 'traffic to B flows');

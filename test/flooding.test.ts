@@ -6,6 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import { ipv4At } from './fixtures/fixture-util';
 import { addKernelVxlan, createTopology, exec, FIXTURES_DIR, ip, linkStats, ping, skipUnlessRoot, spawnDaemon } from './helpers/netns';
+import { ANNOUNCEMENTS_DONE_MESSAGE } from '../src/io/announce';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
 const PINGS = 5;
@@ -18,6 +19,8 @@ for (const datapath of datapathsUnderTest()) {
     const kb = await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
     const kc = await addKernelVxlan(c, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.3/24' });
     const v = await startVxland(t, a, { peers: [b.ip, c.ip], address: '10.42.0.1/24', datapath });
+    // Its gratuitous ARPs at start are floods too: count only after them.
+    await v.proc.waitForJson((l) => l.msg === ANNOUNCEMENTS_DONE_MESSAGE, 5_000);
 
     // Unknown unicast: a neighbour entry with a MAC nobody has learned.
     await ip(a.ns, 'neigh', 'replace', '10.42.0.99', 'lladdr', '02:00:00:00:00:99', 'dev', v.dev, 'nud', 'permanent');

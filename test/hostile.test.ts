@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { ANNOUNCEMENTS_DONE_MESSAGE } from '../src/io/announce';
 import {
   createTopology, exec, FIXTURES_DIR, linkStats, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer,
   type LineProcess, type TransferResult,
@@ -59,6 +60,8 @@ for (const datapath of datapathsUnderTest()) {
     });
     const vb = await startVxland(t, b, { peers: [a.ip], address: '10.42.0.2/24', datapath, extraArgs: ['--log-level', 'info'] });
     t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2, timeoutS: 3 })).received, 3, 'tunnel up before the floods');
+    // Their gratuitous ARPs at start must not fall between the counter reads below.
+    for (const v of [va, vb]) await v.proc.waitForJson((l) => l.msg === ANNOUNCEMENTS_DONE_MESSAGE, 5_000);
 
     const pid = va.proc.pid!;
     const rssBeforeKb = vmRssKb(pid);

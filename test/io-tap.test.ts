@@ -140,6 +140,9 @@ t.test('argument validation (no root needed)', async (t) => {
   t.throws(() => TapDevice.open({ name: 'vxl0', mtu: 67 }), { code: 'VXLAND_BAD_ARGUMENT' });
   t.throws(() => TapDevice.open({ name: 'averylongname12', mtu: 1450, addresses: ['10.0.0.1/24', '10.0.1.1/24'] }),
     { code: 'VXLAND_BAD_ARGUMENT' }, 'alias label must fit IFNAMSIZ');
+  for (const hex of ['01005e000001', 'ffffffffffff', '000000000000', '0200000001']) {
+    t.throws(() => TapDevice.open({ name: 'vxl0', mtu: 1450, mac: Buffer.from(hex, 'hex') }), { code: 'VXLAND_BAD_ARGUMENT', message: /mac must be 6 bytes, unicast and not zero/ }, `rejects mac ${hex}`);
+  }
   const slot = tapSlotBytes(1500);
   t.ok(slot >= FRAME_HEADROOM_BYTES + 1500 + 18 && slot % 64 === 0, `slot ${slot} fits headroom + VLAN frame`);
 });

@@ -219,3 +219,18 @@ t.test('a save into a path that is not a directory is VXLAND_STATE_IO', async (t
   const store = new StateStore({ stateDir: dir, dev: 'vxl0' });
   t.throws(() => store.save(FIRST), { code: 'VXLAND_STATE_IO', message: `cannot write state file ${path.join(dir, 'vxl0.json')}` });
 });
+
+t.test('the TAP MAC is saved and read back; a file without one has none; a bad one is refused', async (t) => {
+  const { dir, store } = setup(t);
+  const withMac: PersistedState = { ...FIRST, mac: '02:42:0a:2a:00:01' };
+  store().save(withMac);
+  t.equal(JSON.parse(fs.readFileSync(path.join(dir, 'vxl0.json'), 'utf8')).mac, '02:42:0a:2a:00:01');
+  t.same(store().load(), withMac);
+  store().save(FIRST);
+  t.notOk('mac' in (store().load() ?? {}), 'no mac key when none was saved');
+  for (const bad of ['01:00:5e:00:00:01', '00:00:00:00:00:00', 'nope', 7]) {
+    fs.writeFileSync(path.join(dir, 'vxl0.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, ...FIRST, mac: bad }));
+    fs.rmSync(path.join(dir, 'vxl0.json.bak'), { force: true });
+    t.match(loadError(store()), { code: 'VXLAND_STATE_CORRUPT', message: /is not a unicast MAC address/ }, `mac ${JSON.stringify(bad)} refused`);
+  }
+});

@@ -29,11 +29,11 @@ if (!analyze) {
     has(`ExecStart=${BIN} run --config /etc/vxland/%i.json --dev %i`);
     for (const l of [
       'Type=notify', 'NotifyAccess=main', 'Restart=on-failure', 'RestartSec=2', 'WatchdogSec=30',
-      'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN', 'NoNewPrivileges=yes',
+      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW', 'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW', 'NoNewPrivileges=yes',
       'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'RuntimeDirectory=vxland',
       'StateDirectory=vxland', 'ConfigurationDirectory=vxland', 'DeviceAllow=/dev/net/tun rw',
       'DevicePolicy=closed', 'ProtectKernelTunables=yes', 'ProtectKernelModules=yes',
-      'ProtectControlGroups=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK',
+      'ProtectControlGroups=yes', 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK AF_PACKET',
       'RestrictNamespaces=yes', 'LockPersonality=yes', 'MemoryDenyWriteExecute=no',
       'SystemCallArchitectures=native',
     ]) has(l);

@@ -24,6 +24,7 @@ import {
   parseMac,
 } from '../fdb/fdb.js';
 import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
+import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
 import type { AcceptPolicy } from '../datapath/accept.js';
 import { nativeEngineSupported } from '../datapath/native-datapath.js';
 import { readConfigText } from './file.js';
@@ -86,6 +87,9 @@ export interface Config {
   readonly allowVlan: boolean;
   /** Group allowed to use the control socket besides root; null = root only. */
   readonly controlGroup: string | null;
+  /** The TAP's MAC (normalised, unicast, not zero); null = the one saved in
+   *  the state file, else a random locally administered one saved there. */
+  readonly mac: string | null;
   /** As requested; resolveDatapath() decides what runs. */
   readonly datapath: DatapathChoice;
   readonly stateDir: string;
@@ -119,6 +123,7 @@ export interface ConfigFlags {
   accept?: string;
   allowVlan?: boolean;
   controlGroup?: string;
+  mac?: string;
 }
 
 /** VXLAND_CONFIG names a config file used when --config is not given. */
@@ -127,7 +132,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 const FILE_KEYS = [
   'dev', 'vni', 'local', 'port', 'mtu', 'addresses', 'peers', 'fdb',
   'ageingS', 'maxFdb', 'datapath', 'stateDir', 'socket', 'logLevel', 'metrics',
-  'maxFdbPerVtep', 'learnRatePerS', 'accept', 'allowVlan', 'controlGroup',
+  'maxFdbPerVtep', 'learnRatePerS', 'accept', 'allowVlan', 'controlGroup', 'mac',
 ] as const;
 type FileKey = (typeof FILE_KEYS)[number];
 
@@ -224,9 +229,11 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const controlGroup = groupSource.value === undefined ? null : requireString(groupSource);
   if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
+  const mac = tapMac(source('mac', '--mac', flags.mac));
+
   return deepFreeze({
     dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
-    maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup,
+    maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup, mac,
   } satisfies Config);
 }
 
@@ -358,6 +365,16 @@ function acceptPolicy(source: Source, localFamily: IpFamily): AcceptPolicy {
     return cidr;
   });
   return { kind: 'cidrs', cidrs };
+}
+
+/** A MAC the TAP can carry: unicast (group bit clear) and not all zeros. */
+function tapMac(source: Source): string | null {
+  if (source.value === undefined || source.value === null) return null;
+  const text = requireString(source);
+  const mac = parseMac(text);
+  if (mac === null) invalid(`mac must be a MAC address like 02:00:00:00:00:01 (got ${show(text)})`);
+  if (!isLearnableMacKey(macKeyOf(mac))) invalid(`mac must be a unicast address, not zero (got ${mac})`);
+  return mac;
 }
 
 /** "127.0.0.1:9798" or "[::1]:9798"; a host is required so that exposing

@@ -7,7 +7,7 @@ import type { Config, DatapathKind } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
 import type { SourceFilter } from '../datapath/accept.js';
 import type { Stats } from '../datapath/stats.js';
-import { diagnose, type DoctorReport } from '../doctor.js';
+import { diagnose, type DoctorReport, type TapCondition } from '../doctor.js';
 import { VxlandError } from '../errors.js';
 import type { Fdb } from '../fdb/fdb.js';
 import { interfaceMtu, interfaceTowards, interfaceWithAddress, tcpInCsumErrors } from '../io/host.js';
@@ -46,6 +46,7 @@ export class DaemonControl implements ControlHandler {
     private readonly startedMs: number,
     private readonly monitors: Set<(event: MonitorEvent) => void>,
     private readonly sources: SourceFilter,
+    private readonly tapCondition: () => TapCondition = () => ({ dev: config.dev, down: false, unrestored: [] }),
   ) {}
 
   stats(): StatsResult {
@@ -85,6 +86,7 @@ export class DaemonControl implements ControlHandler {
       accept: this.sources.describe(),
       stats: this.counters.snapshot(),
       tcpInCsumErrors: tcpInCsumErrors(),
+      tap: this.tapCondition(),
     });
   }
 
@@ -182,6 +184,7 @@ export class DaemonControl implements ControlHandler {
       vni: this.config.vni,
       peers: this.fdb.peers(this.config.vni),
       fdb: this.fdb.staticEntries().filter((e) => e.vni === this.config.vni).map(({ mac, vtep }) => ({ mac, vtep })),
+      mac: this.datapath.mac,
     });
   }
 

@@ -160,6 +160,8 @@ export interface NativeAddon {
   tapSetMtu(ifname: string, mtuBytes: number): void;
   tapSetUp(ifname: string): void;
   tapGetMac(ifname: string): Buffer;
+  /** SIOCSIFHWADDR; before the link goes up. */
+  tapSetMac(ifname: string, mac: Buffer): void;
   tapGetIndex(ifname: string): number;
   /** Replaces the IPv4 address labelled ifname ("dev" or alias "dev:N"). */
   tapAddIPv4(ifname: string, address: string, prefixLength: number): void;
@@ -171,6 +173,8 @@ export interface NativeAddon {
   sdNotify(socketPath: string, message: string): void;
   /** native/lock.h: flock(LOCK_EX|LOCK_NB); false when another open file holds it. */
   flockExclusive(fd: number): boolean;
+  /** One Ethernet frame out of ifname on an AF_PACKET socket (CAP_NET_RAW). */
+  packetSend(ifname: string, frame: Buffer): void;
   NativeEngine: NativeEngineConstructor;
   /** Must equal DROP_REASON_COUNT. */
   engineDropReasonCount: number;

@@ -29,6 +29,8 @@ export interface NativeEngineOpenOptions {
   mtu: number;
   /** CIDRs for the TAP, as TapOpenOptions.addresses. */
   addresses?: readonly string[];
+  /** The TAP's MAC, as TapOpenOptions.mac. */
+  mac?: Buffer;
   vni: number;
   /** Local underlay IP literal to bind (IPv4 or IPv6). */
   local: string;
@@ -116,7 +118,7 @@ export class NativeEngine {
   static open(o: NativeEngineOpenOptions): NativeEngine {
     if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw badArgument('vni must be 0..16777215');
     const mtu = o.mtu;
-    const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu, addresses: o.addresses, vnetHdr: true });
+    const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu, addresses: o.addresses, mac: o.mac, vnetHdr: true });
     const addon = loadAddon();
     let owned = false;
     try {

@@ -6,6 +6,7 @@ import { FRAME_HEADROOM_BYTES, FrameBatch, FrameDevice, WriteErrno } from '../da
 import { ifnameProblem, IFNAME_MAX_BYTES, parseCidr, type Cidr } from '../config/validate';
 import { VxlandError } from '../errors';
 import { maxFrameBytes } from '../wire/ethernet';
+import { isLearnableMacKey, MAC_BYTES, macKeyAt } from '../wire/mac';
 import { NativeAddon, NativeTapPoller, callNative, loadAddon, toVxlandError } from './addon';
 
 export const MIN_TAP_MTU_BYTES = 68;
@@ -24,6 +25,9 @@ export interface TapOpenOptions {
   /** CIDRs such as '10.0.1.1/24' or 'fd00::1/64'. The first IPv4 address is
    *  the primary; further IPv4 addresses get alias labels '<name>:1', ... */
   addresses?: readonly string[];
+  /** The MAC to set before the link goes up (unicast, not zero); default the
+   *  kernel's random one. */
+  mac?: Buffer;
 }
 
 export interface ConfiguredTapOptions extends TapOpenOptions {
@@ -49,6 +53,31 @@ function requireCidr(text: string): Cidr {
   return cidr;
 }
 
+/** A configured address and the label it is added under (see TapOpenOptions.addresses). */
+export interface LabelledAddress {
+  readonly cidr: Cidr;
+  /** The name the address is added under: the device's for the primary
+   *  IPv4 address and every IPv6 one, the alias label '<name>:N' for further
+   *  IPv4 addresses. */
+  readonly label: string;
+}
+
+export function labelAddresses(name: string, cidrs: readonly Cidr[]): LabelledAddress[] {
+  let ipv4Index = 0;
+  return cidrs.map((cidr) => {
+    if (cidr.family === 6) return { cidr, label: name };
+    const label = ipv4Index === 0 ? name : `${name}:${ipv4Index}`;
+    ipv4Index++;
+    return { cidr, label };
+  });
+}
+
+/** Adds one address to its TAP device; throws the addon's error. */
+export function addTapAddress(addon: NativeAddon, a: LabelledAddress): void {
+  if (a.cidr.family === 4) addon.tapAddIPv4(a.label, a.cidr.address, a.cidr.prefixLength);
+  else addon.tapAddIPv6(a.label, a.cidr.address, a.cidr.prefixLength);
+}
+
 /** Bytes per read slot: headroom + largest frame, rounded up to 64. */
 export function tapSlotBytes(mtu: number): number {
   const raw = FRAME_HEADROOM_BYTES + maxFrameBytes(mtu, true);
@@ -56,7 +85,7 @@ export function tapSlotBytes(mtu: number): number {
 }
 
 /** Validates the options, creates the TAP (non-persistent: it disappears
- *  when the fd is closed or the process exits), sets its MTU, adds the
+ *  when the fd is closed or the process exits), sets its MTU and MAC, adds the
  *  addresses, brings it up and reads its MAC. The caller owns the fd.
  *  Throws VxlandError: VXLAND_BAD_ARGUMENT for invalid options, VXLAND_DEVICE
  *  (with errno/syscall) when a system call fails (e.g. EPERM without
@@ -78,23 +107,18 @@ export function openConfiguredTap(options: ConfiguredTapOptions): ConfiguredTap 
   if (ipv4Count > 1 && Buffer.byteLength(`${options.name}:${ipv4Count - 1}`) > IFNAME_MAX_BYTES) {
     throw badArgument(`name ${JSON.stringify(options.name)} too long for ${ipv4Count} IPv4 address labels`);
   }
+  const mac = options.mac;
+  if (mac !== undefined && (mac.length !== MAC_BYTES || !isLearnableMacKey(macKeyAt(mac, 0)))) {
+    throw badArgument(`mac must be 6 bytes, unicast and not zero (got ${mac.toString('hex')})`);
+  }
 
   const addon = loadAddon();
   const { fd, name } = callNative('VXLAND_DEVICE', () => addon.tapOpen(options.name, { vnetHdr: options.vnetHdr ?? false }));
   try {
     return callNative('VXLAND_DEVICE', () => {
       addon.tapSetMtu(name, mtu);
-      let ipv4Index = 0;
-      for (const p of parsed) {
-        if (p.family === 4) {
-          // The first IPv4 address is the primary; the others get alias labels.
-          const label = ipv4Index === 0 ? name : `${name}:${ipv4Index}`;
-          ipv4Index++;
-          addon.tapAddIPv4(label, p.address, p.prefixLength);
-        } else {
-          addon.tapAddIPv6(name, p.address, p.prefixLength);
-        }
-      }
+      if (mac !== undefined) addon.tapSetMac(name, mac);
+      for (const a of labelAddresses(name, parsed)) addTapAddress(addon, a);
       addon.tapSetUp(name);
       return { fd, name, mac: addon.tapGetMac(name) };
     });
@@ -122,7 +146,7 @@ export class TapDevice implements FrameDevice {
   }
 
   /** Creates the TAP (non-persistent: it disappears on close() or process
-   *  exit), sets its MTU, adds the addresses, brings it up and reads its MAC.
+   *  exit), sets its MTU and MAC, adds the addresses, brings it up and reads its MAC.
    *  Throws VxlandError: VXLAND_BAD_ARGUMENT for invalid options,
    *  VXLAND_DEVICE (with errno/syscall) when a system call fails (e.g. EPERM
    *  without CAP_NET_ADMIN, EBUSY when the name is already attached),

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { VxlandError } from '../errors.js';
 import { FLOOD_MAC, parseMac } from '../fdb/fdb.js';
 import { isVni, normalizeIp } from '../config/validate.js';
+import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
 
 /** Bump when the file layout changes; older daemons refuse newer files. */
 export const STATE_FORMAT_VERSION = 1;
@@ -26,6 +27,8 @@ export interface PersistedState {
   /** Canonical IP literals. */
   readonly peers: readonly string[];
   readonly fdb: readonly { readonly mac: string; readonly vtep: string }[];
+  /** The TAP's MAC (normalised), kept so that it survives restarts. */
+  readonly mac?: string;
 }
 
 /** Temp files are <file>.tmp-<pid>, next to the file they replace. */
@@ -95,7 +98,7 @@ export class StateStore {
    *  (the backup is unchanged, or was just rotated to that previous state). */
   save(state: PersistedState): void {
     const text = `${JSON.stringify(
-      { version: STATE_FORMAT_VERSION, vni: state.vni, peers: state.peers, fdb: state.fdb },
+      { version: STATE_FORMAT_VERSION, vni: state.vni, peers: state.peers, fdb: state.fdb, mac: state.mac },
       null,
       2,
     )}\n`;
@@ -208,7 +211,7 @@ function parseState(text: string): PersistedState {
     throw new Error(`not valid JSON (truncated?): ${(err as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('not a JSON object');
-  const { version, vni, peers, fdb } = raw as Record<string, unknown>;
+  const { version, vni, peers, fdb, mac: tapMac } = raw as Record<string, unknown>;
   if (version !== STATE_FORMAT_VERSION) {
     throw new Error(
       typeof version === 'number' && version > STATE_FORMAT_VERSION
@@ -231,5 +234,8 @@ function parseState(text: string): PersistedState {
     if (mac === null || mac === FLOOD_MAC || vtep === null) throw new Error(`fdb entry ${JSON.stringify(entry)} is malformed`);
     return { mac, vtep };
   });
-  return { vni, peers: cleanPeers, fdb: cleanFdb };
+  if (tapMac === undefined) return { vni, peers: cleanPeers, fdb: cleanFdb };
+  const mac = typeof tapMac === 'string' ? parseMac(tapMac) : null;
+  if (mac === null || !isLearnableMacKey(macKeyOf(mac))) throw new Error(`mac ${JSON.stringify(tapMac)} is not a unicast MAC address`);
+  return { vni, peers: cleanPeers, fdb: cleanFdb, mac };
 }

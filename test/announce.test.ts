@@ -1,0 +1,85 @@
+// After a restart the TAP keeps its MAC and announces its addresses
+// (src/io/announce.ts): a transfer across a peer restart is barely slower than
+// one without, and peers' neighbour entries follow a changed MAC at once.
+import t from 'tap';
+import { createTopology, execJson, ping, skipUnlessRoot, verifiedTcpTransfer, type TransferResult } from './helpers/netns';
+import { datapathsUnderTest, startVxland, type VxlandHandle } from './helpers/vxland';
+
+const CALIBRATION_BYTES = 16 * 1024 * 1024;
+const MAX_TRANSFER_BYTES = 1024 * 1024 * 1024;
+/** The measured transfers last about this long without a restart. */
+const TRANSFER_TARGET_MS = 4_000;
+const RESTART_SLACK_MS = 3_000;
+const NEIGHBOUR_UPDATE_DEADLINE_MS = 3_000;
+
+async function neighbourMac(ns: string, dev: string, address: string): Promise<string | null> {
+  const entries = await execJson<Array<{ dst: string; lladdr?: string }>>(null, ['ip', '-n', ns, '-j', 'neigh', 'show', 'dev', dev, 'to', address]);
+  return entries.find((e) => e.dst === address)?.lladdr ?? null;
+}
+
+function intact(r: TransferResult, bytes: number): boolean {
+  return r.received.bytes === bytes && r.received.sha256 === r.expectedSha256 && r.sent.sha256 === r.expectedSha256;
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`a peer restart during a verified transfer costs at most ${RESTART_SLACK_MS} ms; neighbours follow a new MAC at once (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2, disableIpv6: false });
+    const [a, b] = topo.hosts;
+    const bArgs = { peers: [a.ip], address: '10.42.0.2/24', extraArgs: ['--address', 'fd42::2/64'], datapath };
+    await startVxland(t, a, { peers: [b.ip], address: '10.42.0.1/24', extraArgs: ['--address', 'fd42::1/64'], datapath });
+    let vb: VxlandHandle = await startVxland(t, b, bArgs);
+    const bMac = (await vb.json<any>('status')).mac as string;
+
+    // Size the transfer so that it takes about TRANSFER_TARGET_MS here; the
+    // last run is the baseline (same size, same path, no restart).
+    let bytes = CALIBRATION_BYTES;
+    let baseline = await verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 60_000, seed: 3 });
+    for (let round = 0; round < 4 && baseline.durationMs < TRANSFER_TARGET_MS * 0.75 && bytes < MAX_TRANSFER_BYTES; round++) {
+      t.ok(intact(baseline, bytes), `sizing run: ${Math.round(bytes / 1048576)} MB intact in ${baseline.durationMs} ms`);
+      bytes = Math.min(MAX_TRANSFER_BYTES, Math.round(bytes * Math.min(8, TRANSFER_TARGET_MS / baseline.durationMs)));
+      baseline = await verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 120_000, seed: 4 + round });
+    }
+    t.ok(intact(baseline, bytes), `baseline: ${Math.round(bytes / 1048576)} MB intact in ${baseline.durationMs} ms`);
+
+    const rx0 = (await vb.json<any>('status')).stats.rxBytes as number;
+    const cut = verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 120_000, seed: 9 });
+    cut.catch(() => undefined); // awaited below
+    const until = Date.now() + 60_000;
+    let through = 0;
+    while (Date.now() < until && through < bytes / 4) {
+      through = ((await vb.json<any>('status')).stats.rxBytes as number) - rx0;
+    }
+    t.ok(through >= bytes / 4, `B was killed with the transfer under way (${Math.round(through / 1048576)} MB through)`);
+    vb.proc.proc.kill('SIGKILL');
+    await vb.proc.exited;
+    const killedMs = Date.now();
+    vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir });
+    t.comment(`B answered again ${Date.now() - killedMs} ms after kill -9`);
+    t.equal(await neighbourMac(a.ns, 'vxl0', '10.42.0.2'), bMac, 'right after the restart, A\'s neighbour entry for B points at B\'s TAP MAC');
+    const r = await cut;
+    t.ok(intact(r, bytes), 'the transfer across the restart is intact (sha256)', { sent: r.sent, received: r.received });
+    t.ok(r.durationMs <= baseline.durationMs + RESTART_SLACK_MS,
+      `and took ${r.durationMs} ms, at most ${RESTART_SLACK_MS} ms more than without a restart (${baseline.durationMs} ms)`);
+
+    // An admin gives B another MAC. A sends B nothing meanwhile, so only B's
+    // announcements can move A's neighbour entries to the new MAC.
+    t.equal((await ping(a.ns, 'fd42::2', { count: 2, intervalS: 0.2, timeoutS: 3 })).received, 2, 'A has talked to B over IPv6');
+    t.equal(await neighbourMac(a.ns, 'vxl0', 'fd42::2'), bMac, 'A\'s IPv6 neighbour entry has the old MAC');
+    const newMac = '02:42:0a:2a:00:02';
+    await vb.proc.stop();
+    vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir, extraArgs: [...bArgs.extraArgs, '--mac', newMac] });
+    const startedMs = Date.now();
+    const moved = { v4: false, v6: false };
+    while (Date.now() - startedMs < NEIGHBOUR_UPDATE_DEADLINE_MS && !(moved.v4 && moved.v6)) {
+      moved.v4 = (await neighbourMac(a.ns, 'vxl0', '10.42.0.2')) === newMac;
+      moved.v6 = (await neighbourMac(a.ns, 'vxl0', 'fd42::2')) === newMac;
+    }
+    t.ok(moved.v4, `the gratuitous ARP moved A's entry for 10.42.0.2 to ${newMac}`);
+    t.ok(moved.v6, `the unsolicited NA moved A's entry for fd42::2 to ${newMac} (within ${Date.now() - startedMs} ms of B answering)`);
+    const announced = (address: string) => vb.proc.waitForJson((l) => String(l.msg).startsWith(`announced ${address} `), 5_000).then(() => true, () => false);
+    t.ok(await announced('10.42.0.2'), 'B logged the gratuitous ARP');
+    t.ok(await announced('fd42::2'), 'B logged the unsolicited NA');
+    t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2, timeoutS: 3 })).received, 3, 'traffic flows to the new MAC');
+  });
+}
