@@ -8,6 +8,7 @@ import { request, stream } from '../src/control/client.js';
 import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type StatusResult } from '../src/control/protocol.js';
 import { ControlServer, type ControlLimits } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
+import { eventually, openRaw, type RawClient } from './helpers/control.js';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
@@ -267,39 +268,6 @@ t.test('monitor streams events until the client goes', async (t) => {
   await t.rejects(request(socketPath, 'log.level', { level: 'loud' }), { code: 'VXLAND_BAD_ARGUMENT' });
 });
 
-/** A raw client that records what it receives and when the connection closed. */
-interface RawClient {
-  socket: net.Socket;
-  received: () => string;
-  /** Resolves with Date.now() at close. */
-  closed: Promise<number>;
-  connected: Promise<void>;
-}
-
-function openRaw(t: tap.Test, socketPath: string, opts: { allowHalfOpen?: boolean } = {}): RawClient {
-  const socket = net.connect({ path: socketPath, allowHalfOpen: opts.allowHalfOpen ?? false });
-  t.teardown(() => socket.destroy());
-  let text = '';
-  socket.on('error', () => undefined);
-  socket.on('data', (d) => (text += d.toString()));
-  return {
-    socket,
-    received: () => text,
-    closed: new Promise((resolve) => socket.once('close', () => resolve(Date.now()))),
-    connected: new Promise((resolve) => socket.once('connect', () => resolve())),
-  };
-}
-
-/** Polls until check() holds or deadlineMs passes; returns the last result. */
-async function eventually(check: () => boolean, deadlineMs: number): Promise<boolean> {
-  const until = Date.now() + deadlineMs;
-  while (!check()) {
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
-}
-
 t.test('a client that pipelines requests and never reads is not read from, then closed; others are still answered', async (t) => {
   const handler = fakeHandler();
   const backlog = 64 * 1024;
@@ -490,7 +458,9 @@ t.test('root\'s CLI does not believe a fake daemon run by an unprivileged user',
     const dir = tempDir(t, 'fake');
     prepare(dir);
     const socketPath = path.join(dir, 'vxl0.sock');
-    const child = execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', fake, socketPath]);
+    // Not tap's NODE_OPTIONS: its hooks write where nobody may not.
+    const child = execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', fake, socketPath],
+      { env: { PATH: process.env.PATH } });
     t.teardown(() => child.kill());
     await new Promise((resolve) => child.stdout!.once('data', resolve));
     t.equal(fs.lstatSync(socketPath).uid, 65534, `${label}: the fake socket belongs to nobody`);
