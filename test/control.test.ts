@@ -308,7 +308,9 @@ t.test('a request line must be complete in time; more bytes or blank lines do no
   const slow = openRaw(t, socketPath);
   const blank = openRaw(t, socketPath);
   const steady = openRaw(t, socketPath);
-  await Promise.all([slow.connected, blank.connected, steady.connected]);
+  const monitor = openRaw(t, socketPath);
+  monitor.socket.write('{"id":1,"method":"monitor"}\n');
+  await Promise.all([slow.connected, blank.connected, steady.connected, monitor.connected]);
   const start = Date.now();
   drip(slow, (i) => request_[i % request_.length]); // one byte a tick, never a newline
   drip(blank, () => '\n');
@@ -324,6 +326,7 @@ t.test('a request line must be complete in time; more bytes or blank lines do no
   // The steady client has been connected longer than both deadlines.
   t.ok(await eventually(() => Date.now() - start > 2 * idleMs, 5_000));
   t.notOk(steady.socket.destroyed, 'a client that completes requests is never cut');
+  t.notOk(monitor.socket.destroyed, 'nor is a stream');
   const answers = steady.received().trim().split('\n').map((l) => JSON.parse(l));
   t.ok(answers.length >= (2 * idleMs) / (2 * TICK_MS) - 2 && answers.every((a) => a.ok === true), `it got ${answers.length} answers`);
 });
@@ -408,6 +411,14 @@ t.test('the server refuses a socket directory others could change', async (t) =>
   }
 });
 
+t.test('a socket path too long to bind is refused, not truncated', async (t) => {
+  const top = tempDir(t);
+  const dir = path.join(top, 'd'.repeat(100 - top.length));
+  const err = await requestError(ControlServer.listen(path.join(dir, 's'), fakeHandler()));
+  t.match(err, { code: 'VXLAND_SOCKET', message: /^control socket path .* is too long \(at most 107 bytes, and 93 for its directory\)$/ });
+  t.same(fs.readdirSync(dir), [], 'nothing was bound in the directory');
+});
+
 t.test('a symlink at the socket path is never followed', async (t) => {
   const secret = path.join(tempDir(t), 'secret');
   fs.writeFileSync(secret, 'root only', { mode: 0o600 });
@@ -452,6 +463,7 @@ t.test('root\'s CLI does not believe a fake daemon run by an unprivileged user',
     setTimeout(() => process.exit(0), 20000);`;
   const setups: Array<[string, (dir: string) => void]> = [
     ['a directory the user owns', (dir) => (fs.chownSync(dir, 65534, 65534), fs.chmodSync(dir, 0o755))],
+    ['a world-writable directory', (dir) => fs.chmodSync(dir, 0o777)],
     ['a sticky world-writable directory', (dir) => fs.chmodSync(dir, 0o1777)],
   ];
   for (const [label, prepare] of setups) {

@@ -77,6 +77,13 @@ const CLOSE_FLUSH_TIMEOUT_MS = 1_000;
  *  a 0660 socket in them). */
 const SOCKET_DIR_MODE = 0o755;
 
+/** Longest unix socket path (sun_path holds 108 bytes with the NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/** Where bindInPlace binds before renaming: <dir>/.vxl-XXXXXX/s. */
+const PRIVATE_DIR_PREFIX = '.vxl-';
+const PRIVATE_SOCKET_NAME = 's';
+
 const NO_BYTES = Buffer.alloc(0);
 
 export class ControlServer {
@@ -272,6 +279,7 @@ class Connection {
 
   /** A request arrived or was answered: the idle deadline starts again. */
   progress(): void {
+    if (this.streaming || this.closing) return;
     this.progressMs = Date.now();
     this.idleTimer.refresh();
   }
@@ -393,10 +401,17 @@ async function refuseOccupied(socketPath: string): Promise<void> {
  *  renames it over finalPath: the socket is never visible with a looser mode,
  *  and rename replaces a stale socket without following anything. */
 async function bindInPlace(server: net.Server, finalPath: string, euid: number, access: SocketAccess): Promise<void> {
+  const dir = path.dirname(finalPath);
+  // node:net silently truncates a longer path, which would bind elsewhere.
+  const suffixBytes = Buffer.byteLength(path.join('/', `${PRIVATE_DIR_PREFIX}XXXXXX`, PRIVATE_SOCKET_NAME));
+  if (Buffer.byteLength(finalPath) > MAX_SOCKET_PATH_BYTES || Buffer.byteLength(dir) + suffixBytes > MAX_SOCKET_PATH_BYTES) {
+    throw new VxlandError('VXLAND_SOCKET',
+      `control socket path ${finalPath} is too long (at most ${MAX_SOCKET_PATH_BYTES} bytes, and ${MAX_SOCKET_PATH_BYTES - suffixBytes} for its directory)`);
+  }
   let privateDir: string | undefined;
   try {
-    privateDir = fs.mkdtempSync(path.join(path.dirname(finalPath), '.vxland-'));
-    const temp = path.join(privateDir, 'sock');
+    privateDir = fs.mkdtempSync(path.join(dir, PRIVATE_DIR_PREFIX));
+    const temp = path.join(privateDir, PRIVATE_SOCKET_NAME);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(temp, () => {
