@@ -6,8 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { request, stream } from '../src/control/client.js';
 import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type StatusResult } from '../src/control/protocol.js';
-import { ControlServer, MAX_CONTROL_CLIENTS } from '../src/control/server.js';
+import { ControlServer, type ControlLimits } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
+import { eventually, openRaw, type RawClient } from './helpers/control.js';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
@@ -18,14 +19,20 @@ const STATUS: StatusResult = {
   fdb: { size: 1, learned: 0, peers: 1 },
 };
 
-/** An in-memory daemon: a peer list and a record of the calls it received. */
-function fakeHandler(): ControlHandler & { peers: string[]; calls: string[] } {
+/** An in-memory daemon: a peer list, a record of the calls it received and
+ *  how many status requests it answered. */
+function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; answered: { status: number } } {
   const peers = ['192.0.2.2'];
   const calls: string[] = [];
+  const answered = { status: 0 };
   return {
     peers,
     calls,
-    status: () => STATUS,
+    answered,
+    status: () => {
+      answered.status++;
+      return STATUS;
+    },
     peerAdd: (ip) => {
       calls.push(`peerAdd ${ip}`);
       if (peers.includes(ip)) return { ip, changed: false };
@@ -65,13 +72,19 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[] } {
   };
 }
 
-async function startServer(t: tap.Test, handler: ControlHandler = fakeHandler()): Promise<{ server: ControlServer; socketPath: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-ctl-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const socketPath = path.join(dir, 'run', 'vxl0.sock');
-  const server = await ControlServer.listen(socketPath, handler);
+async function startServer(
+  t: tap.Test, handler: ControlHandler = fakeHandler(), limits: Partial<ControlLimits> = {},
+): Promise<{ server: ControlServer; socketPath: string }> {
+  const socketPath = path.join(tempDir(t), 'run', 'vxl0.sock');
+  const server = await ControlServer.listen(socketPath, handler, undefined, {}, limits);
   t.teardown(() => server.close());
   return { server, socketPath };
+}
+
+function tempDir(t: tap.Test, label = 'ctl'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `vxland-${label}-`));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
 }
 
 /** Writes raw bytes and collects reply lines until the server closes or `lines` arrived. */
@@ -208,9 +221,7 @@ t.test('an oversize line gets an error reply and the connection is closed', asyn
 });
 
 t.test('no daemon: VXLAND_NO_DAEMON naming the socket', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-ctl-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const missing = path.join(dir, 'vxl0.sock');
+  const missing = path.join(tempDir(t), 'vxl0.sock');
   t.match(await requestError(request(missing, 'status')), { code: 'VXLAND_NO_DAEMON', message: `no vxland daemon is listening on ${missing}` });
 });
 
@@ -233,9 +244,7 @@ t.test('a stale socket file is replaced; a live one is not', async (t) => {
 });
 
 t.test('a regular file at the socket path is never removed', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-ctl-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'vxl0.sock');
+  const file = path.join(tempDir(t), 'vxl0.sock');
   fs.writeFileSync(file, 'precious');
   t.match(await requestError(ControlServer.listen(file, fakeHandler())), { code: 'VXLAND_SOCKET', message: 'is not a socket' });
   t.equal(fs.readFileSync(file, 'utf8'), 'precious');
@@ -259,37 +268,223 @@ t.test('monitor streams events until the client goes', async (t) => {
   await t.rejects(request(socketPath, 'log.level', { level: 'loud' }), { code: 'VXLAND_BAD_ARGUMENT' });
 });
 
-t.test('many idle or slow clients cannot lock out others', async (t) => {
-  const { socketPath } = await startServer(t);
-  const idle: net.Socket[] = [];
-  t.teardown(() => idle.forEach((s) => s.destroy()));
-  for (let i = 0; i < MAX_CONTROL_CLIENTS - 1; i++) {
-    const s = net.connect(socketPath);
-    s.on('error', () => undefined);
-    idle.push(s);
+t.test('a client that pipelines requests and never reads is not read from, then closed; others are still answered', async (t) => {
+  const handler = fakeHandler();
+  const backlog = 64 * 1024;
+  const { socketPath } = await startServer(t, handler, { maxReplyBacklogBytes: backlog, replyStallTimeoutMs: 500 });
+  const requests = 50_000;
+  const hog = openRaw(t, socketPath);
+  hog.socket.pause(); // never reads a reply
+  await hog.connected;
+  hog.socket.write('{"id":1,"method":"status"}\n'.repeat(requests));
+  const closedAt = await Promise.race([hog.closed, new Promise<number>((r) => setTimeout(() => r(0), 10_000))]);
+  t.ok(closedAt > 0, 'the server closes a connection whose replies stay unread');
+  // In flight at most: the backlog, plus what the kernel holds for the
+  // unread socket (bounded by its send buffer), in whole replies.
+  const replyBytes = JSON.stringify({ id: 1, ok: true, result: STATUS }).length + 1;
+  const sendBuffer = Number(fs.readFileSync('/proc/sys/net/core/wmem_default', 'utf8'));
+  const bound = Math.ceil((2 * sendBuffer + backlog) / replyBytes);
+  t.ok(handler.answered.status <= bound, `it stopped answering once replies backed up: ${handler.answered.status} of ${requests} answered (bound ${bound})`);
+  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'the server still answers others');
+});
+
+t.test('a request line must be complete in time; more bytes or blank lines do not buy time', async (t) => {
+  const lineMs = 300;
+  const idleMs = 600;
+  const { socketPath } = await startServer(t, fakeHandler(), { requestLineTimeoutMs: lineMs, idleTimeoutMs: idleMs });
+  const TICK_MS = 50;
+  const MAX_TICKS = 100;
+  const drip = (client: RawClient, next: (i: number) => string): void => {
+    let i = 0;
+    const timer = setInterval(() => {
+      if (i >= MAX_TICKS || client.socket.destroyed) return clearInterval(timer);
+      client.socket.write(next(i++));
+    }, TICK_MS);
+    client.socket.once('close', () => clearInterval(timer));
+    t.teardown(() => clearInterval(timer));
+  };
+
+  const request_ = '{"id":1,"method":"status"}';
+  const slow = openRaw(t, socketPath);
+  const blank = openRaw(t, socketPath);
+  const steady = openRaw(t, socketPath);
+  const monitor = openRaw(t, socketPath);
+  monitor.socket.write('{"id":1,"method":"monitor"}\n');
+  await Promise.all([slow.connected, blank.connected, steady.connected, monitor.connected]);
+  const start = Date.now();
+  drip(slow, (i) => request_[i % request_.length]); // one byte a tick, never a newline
+  drip(blank, () => '\n');
+  drip(steady, (i) => (i % 2 === 0 ? `{"id":${i},"method":"status"}\n` : '')); // a whole request every other tick
+
+  const slowClosed = await slow.closed;
+  t.ok(slowClosed - start >= lineMs - 20 && slowClosed - start < lineMs + 1500, `the dribbling client is cut after ${slowClosed - start} ms`);
+  t.match(JSON.parse(slow.received()), { id: null, ok: false, error: { code: 'VXLAND_CONTROL_PROTOCOL', message: `request line not complete within ${lineMs} ms` } });
+  const blankClosed = await blank.closed;
+  t.ok(blankClosed - start >= idleMs - 20 && blankClosed - start < idleMs + 1500, `the blank-line client is cut after ${blankClosed - start} ms`);
+  t.match(JSON.parse(blank.received()), { ok: false, error: { message: `no request completed within ${idleMs} ms` } });
+
+  // The steady client has been connected longer than both deadlines.
+  t.ok(await eventually(() => Date.now() - start > 2 * idleMs, 5_000));
+  t.notOk(steady.socket.destroyed, 'a client that completes requests is never cut');
+  t.notOk(monitor.socket.destroyed, 'nor is a stream');
+  const answers = steady.received().trim().split('\n').map((l) => JSON.parse(l));
+  t.ok(answers.length >= (2 * idleMs) / (2 * TICK_MS) - 2 && answers.every((a) => a.ok === true), `it got ${answers.length} answers`);
+});
+
+t.test('past the cap a newcomer is served, and the connection that made the least progress is closed at once', async (t) => {
+  const maxClients = 4;
+  const { socketPath } = await startServer(t, fakeHandler(), { maxClients });
+  const monitor = openRaw(t, socketPath);
+  monitor.socket.write('{"id":1,"method":"monitor"}\n');
+  t.ok(await eventually(() => monitor.received().includes('"streaming":true'), 5_000), 'the oldest connection is a stream');
+  const idleA = openRaw(t, socketPath);
+  await idleA.connected;
+  const idleB = openRaw(t, socketPath);
+  await idleB.connected;
+  const busy = openRaw(t, socketPath);
+  busy.socket.write('{"id":1,"method":"status"}\n');
+  t.ok(await eventually(() => busy.received().includes('"ok":true'), 5_000), 'the newest has completed a request');
+
+  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], `the ${maxClients + 1}th connection is answered`);
+  await idleA.closed;
+  t.match(JSON.parse(idleA.received()), {
+    id: null, ok: false, error: { code: 'VXLAND_CONTROL_PROTOCOL', message: `too many control connections (at most ${maxClients}); closing the one that made the least progress` },
+  }, 'the oldest connection without a completed request is told why and closed');
+  t.same([monitor.socket.destroyed, idleB.socket.destroyed, busy.socket.destroyed], [false, false, false], 'the stream and the others stay');
+  t.ok(monitor.received().split('\n').length > 2, 'and the stream still gets events');
+});
+
+t.test('connections the server closes release their descriptors at once, even if the client never closes', { skip: !fs.existsSync('/proc/self/fd') ? 'needs /proc' : false }, async (t) => {
+  const maxClients = 4;
+  const { socketPath } = await startServer(t, fakeHandler(), { maxClients });
+  const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  const extra = 40;
+  const clients: RawClient[] = [];
+  for (let i = 0; i < maxClients + extra; i++) {
+    // allowHalfOpen: the client never closes its end, whatever the server does.
+    const client = openRaw(t, socketPath, { allowHalfOpen: true });
+    clients.push(client);
+    await client.connected;
   }
-  idle[0].write('{"id": 1, "method": "sta'); // a request that never ends
-  await Promise.all(idle.map((s) => new Promise((r) => (s.readyState === 'open' ? r(null) : s.once('connect', r)))));
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'the last free place still gets answers');
-  await new Promise((r) => setTimeout(r, 100));
-  const last = net.connect(socketPath);
-  last.on('error', () => undefined);
-  idle.push(last);
-  await new Promise((r) => last.once('connect', r));
-  await new Promise((r) => setTimeout(r, 100));
-  const refused = await new Promise<string>((resolve) => {
-    const extra = net.connect(socketPath);
-    idle.push(extra);
-    let text = '';
-    extra.on('error', () => undefined);
-    extra.on('data', (d) => (text += d.toString()));
-    extra.on('close', () => resolve(text));
+  t.ok(await eventually(() => clients.filter((c) => c.received().includes('too many control connections')).length >= extra, 5_000),
+    `${extra} connections were told they were closed`);
+  // Ours: one descriptor per client socket; the server's: at most maxClients.
+  const limit = before + clients.length + maxClients + 2;
+  // "At once": well before the server's last-resort flush timeout (1 s).
+  t.ok(await eventually(() => openFds() <= limit, 300), `descriptors back to at most ${limit} (now ${openFds()})`);
+});
+
+t.test('the socket has its final mode from the start, whatever the umask', async (t) => {
+  for (const [umask, access, mode, gid] of [[0o000, {}, 0o600, 0], [0o077, {}, 0o600, 0], [0o000, { gid: 1 }, 0o660, 1]] as const) {
+    const dir = path.join(tempDir(t), 'run', 'vxland');
+    const previous = process.umask(umask);
+    let server: ControlServer;
+    try {
+      server = await ControlServer.listen(path.join(dir, 'vxl0.sock'), fakeHandler(), undefined, access);
+    } finally {
+      process.umask(previous);
+    }
+    t.teardown(() => server.close());
+    const st = fs.lstatSync(server.path);
+    t.same([st.isSocket(), st.mode & 0o777, st.gid], [true, mode, gid], `umask ${umask.toString(8)}: socket mode ${mode.toString(8)}, group ${gid}`);
+    t.same([fs.statSync(dir).mode & 0o777, fs.statSync(path.dirname(dir)).mode & 0o777], [0o755, 0o755], 'the directories it created are 0755');
+    t.same(fs.readdirSync(dir), ['vxl0.sock'], 'nothing else is left in the directory');
+  }
+});
+
+t.test('the server refuses a socket directory others could change', async (t) => {
+  const cases: Array<[string, (dir: string) => string, RegExp]> = [
+    ['world-writable', (dir) => (fs.chmodSync(dir, 0o777), dir), /is writable by others \(mode 0777\)/],
+    ['sticky and world-writable, like /tmp', (dir) => (fs.chmodSync(dir, 0o1777), dir), /is writable by others \(mode 1777\)/],
+    ['group-writable', (dir) => (fs.chmodSync(dir, 0o775), dir), /is writable by its group \(mode 0775\)/],
+    ['below a world-writable directory', (dir) => (fs.chmodSync(dir, 0o777), fs.mkdirSync(path.join(dir, 'sub'), { mode: 0o755 }), path.join(dir, 'sub')), /is writable by others/],
+  ];
+  if (process.getuid?.() === 0) cases.push(['owned by another user', (dir) => (fs.chownSync(dir, 65534, 65534), fs.chmodSync(dir, 0o755), dir), /is owned by uid 65534, not by root/]);
+  for (const [label, prepare, why] of cases) {
+    const top = tempDir(t);
+    const dir = prepare(top);
+    const err = await requestError(ControlServer.listen(path.join(dir, 'vxl0.sock'), fakeHandler()));
+    t.match(err, { code: 'VXLAND_PERMISSION', message: `refusing to put the control socket in ${dir}: ${top}` }, label);
+    t.match(err.message, why, `${label}: says why`);
+    t.same(fs.readdirSync(dir), [], `${label}: nothing was created`);
+  }
+});
+
+t.test('a socket path too long to bind is refused, not truncated', async (t) => {
+  const top = tempDir(t);
+  const dir = path.join(top, 'd'.repeat(100 - top.length));
+  const err = await requestError(ControlServer.listen(path.join(dir, 's'), fakeHandler()));
+  t.match(err, { code: 'VXLAND_SOCKET', message: /^control socket path .* is too long \(at most 107 bytes, and 93 for its directory\)$/ });
+  t.same(fs.readdirSync(dir), [], 'nothing was bound in the directory');
+});
+
+t.test('a symlink at the socket path is never followed', async (t) => {
+  const secret = path.join(tempDir(t), 'secret');
+  fs.writeFileSync(secret, 'root only', { mode: 0o600 });
+  const link = path.join(tempDir(t), 'vxl0.sock');
+  fs.symlinkSync(secret, link);
+  t.match(await requestError(ControlServer.listen(link, fakeHandler(), undefined, { gid: 1 })), {
+    code: 'VXLAND_SOCKET', message: `${link} exists and is not a socket; refusing to replace it`,
   });
-  t.match(JSON.parse(refused), { ok: false, error: { code: 'VXLAND_CONTROL_PROTOCOL', message: /too many control connections/ } },
-    'one more than MAX_CONTROL_CLIENTS is told why and closed');
-  idle.splice(0, 10).forEach((s) => s.destroy());
-  await new Promise((r) => setTimeout(r, 50));
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'answers again once clients leave');
+  const st = fs.statSync(secret);
+  t.same([st.mode & 0o7777, st.uid, st.gid, fs.readFileSync(secret, 'utf8')], [0o600, process.getuid?.(), process.getgid?.(), 'root only'],
+    'the file it points to keeps its mode, owner and content');
+  t.ok(fs.lstatSync(link).isSymbolicLink(), 'the link is left alone');
+});
+
+t.test('the client trusts only a socket that root or the user itself could have put there', async (t) => {
+  const { server, socketPath } = await startServer(t);
+  const dir = path.dirname(socketPath);
+  fs.chmodSync(dir, 0o777);
+  t.match(await requestError(request(socketPath, 'status')), {
+    code: 'VXLAND_PERMISSION', message: `refusing to trust control socket ${socketPath}: ${dir} is writable by others (mode 0777)`,
+  }, 'not in a directory others can write');
+  fs.chmodSync(dir, 0o755);
+  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'trusted again once the directory is private');
+
+  const link = path.join(tempDir(t), 'link.sock');
+  fs.symlinkSync(server.path, link);
+  t.match(await requestError(request(link, 'status')), { code: 'VXLAND_PERMISSION', message: `${link} is a symbolic link` }, 'not through a symlink');
+
+  if (process.getuid?.() === 0) {
+    fs.lchownSync(server.path, 65534, 65534);
+    t.match(await requestError(request(socketPath, 'status')), {
+      code: 'VXLAND_PERMISSION', message: `refusing to trust control socket ${socketPath}: ${server.path} is owned by uid 65534, not by root`,
+    }, 'not a socket owned by another user');
+  }
+});
+
+t.test('root\'s CLI does not believe a fake daemon run by an unprivileged user', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {
+  // Answers every request line as the daemon would, "changed": true.
+  const fake = `const net = require('node:net');
+    net.createServer((s) => s.on('data', () => s.write(JSON.stringify({ id: 1, ok: true, result: { ip: '192.0.2.5', changed: true } }) + '\\n')))
+      .listen(process.argv[1], () => console.log('listening'));
+    setTimeout(() => process.exit(0), 20000);`;
+  const setups: Array<[string, (dir: string) => void]> = [
+    ['a directory the user owns', (dir) => (fs.chownSync(dir, 65534, 65534), fs.chmodSync(dir, 0o755))],
+    ['a world-writable directory', (dir) => fs.chmodSync(dir, 0o777)],
+    ['a sticky world-writable directory', (dir) => fs.chmodSync(dir, 0o1777)],
+  ];
+  for (const [label, prepare] of setups) {
+    const dir = tempDir(t, 'fake');
+    prepare(dir);
+    const socketPath = path.join(dir, 'vxl0.sock');
+    // Not tap's NODE_OPTIONS: its hooks write where nobody may not.
+    const child = execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', fake, socketPath],
+      { env: { PATH: process.env.PATH } });
+    t.teardown(() => child.kill());
+    await new Promise((resolve) => child.stdout!.once('data', resolve));
+    t.equal(fs.lstatSync(socketPath).uid, 65534, `${label}: the fake socket belongs to nobody`);
+    t.match((await rawExchange(socketPath, '{"id":1,"method":"peer.add","params":{"ip":"192.0.2.5"}}\n', 1)).replies, [{ ok: true }], `${label}: and it answers`);
+    const cli = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [CLI, 'peer', 'add', '192.0.2.5', '--socket', socketPath], { timeout: 10_000 },
+        (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr }));
+    });
+    t.equal(cli.code, 1, `${label}: the CLI fails`);
+    t.equal(cli.stdout, '', `${label}: and never prints "added peer"`);
+    t.match(cli.stderr, new RegExp(`^vxland: refusing to trust control socket ${socketPath}: .*\\n$`), `${label}: one line saying why`);
+  }
 });
 
 t.test('only root, or the configured group, may use the socket', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {
@@ -298,9 +493,8 @@ t.test('only root, or the configured group, may use the socket', { skip: process
       execFile('setpriv', ['--reuid=65534', '--regid=65534', `--groups=${groups}`, process.execPath, CLI, 'peer', 'list', '--socket', socketPath],
         { timeout: 10_000 }, (err, _stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stderr }));
     });
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-perm-'));
+  const dir = tempDir(t, 'perm');
   fs.chmodSync(dir, 0o755);
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   const rootOnly = await ControlServer.listen(path.join(dir, 'root.sock'), fakeHandler());
   t.teardown(() => rootOnly.close());

@@ -5,13 +5,12 @@
 // intact, A's memory and FDB must stay bounded, and every datagram must be
 // accounted for: counted by vxland under a reason, or counted by the kernel
 // as dropped before vxland could read it.
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ANNOUNCEMENTS_DONE_MESSAGE } from '../src/io/announce';
 import {
   createTopology, exec, FIXTURES_DIR, linkStats, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer,
-  type LineProcess, type TransferResult,
+  vmRssKb, type LineProcess, type TransferResult,
 } from './helpers/netns';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
@@ -25,13 +24,6 @@ const PEER_MAC_RATE = 2_000;
 const TRANSFER_BYTES = 50 * 1024 * 1024;
 const MAX_TRANSFER_ROUNDS = 25;
 const RSS_GROWTH_LIMIT_KB = 100 * 1024;
-
-/** Resident set size of a live process, in kB. */
-function vmRssKb(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]);
-}
 
 /** The Udp line of /proc/net/snmp inside ns (its counters are per namespace). */
 async function udpSnmp(ns: string): Promise<Record<string, number>> {

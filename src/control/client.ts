@@ -1,12 +1,16 @@
 // The CLI's end of the control socket: one request, one answer.
 
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { VxlandError } from '../errors.js';
 import { DEFAULT_REQUEST_TIMEOUT_MS, encodeMessage, fromControlError, parseResponse } from './protocol.js';
+import { untrustedDirectory, untrustedOwner } from './trust.js';
 
 /** Sends one request and resolves with its result. Throws VxlandError:
  *  VXLAND_NO_DAEMON when nothing listens on socketPath, VXLAND_PERMISSION
- *  when the socket is not ours to open, VXLAND_CONTROL_TIMEOUT when no answer
+ *  when the socket is not ours to open or someone other than root (or this
+ *  user) could have put it there, VXLAND_CONTROL_TIMEOUT when no answer
  *  arrives within timeoutMs, or the daemon's own code and message when it
  *  refuses the request. */
 export function request(
@@ -17,7 +21,12 @@ export function request(
 ): Promise<unknown> {
   const id = 1;
   return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
+    let socket: net.Socket;
+    try {
+      socket = connectTrusted(socketPath);
+    } catch (err) {
+      return reject(err);
+    }
     const chunks: Buffer[] = [];
     let settled = false;
     const finish = (err: VxlandError | null, result?: unknown): void => {
@@ -56,18 +65,45 @@ export function request(
   });
 }
 
+/** Connects to socketPath only when the trust rule of trust.ts holds for it,
+ *  and through its real directory, so the path connected to is the one
+ *  checked. Throws VXLAND_PERMISSION naming the path and why otherwise. */
+function connectTrusted(socketPath: string): net.Socket {
+  const euid = process.geteuid?.() ?? 0;
+  const resolved = path.resolve(socketPath);
+  let target: string;
+  let st: fs.Stats;
+  let untrustedDir: string | null;
+  try {
+    const dir = fs.realpathSync(path.dirname(resolved));
+    target = path.join(dir, path.basename(resolved));
+    st = fs.lstatSync(target);
+    untrustedDir = untrustedDirectory(dir, euid);
+  } catch (err) {
+    throw connectError(socketPath, err as NodeJS.ErrnoException);
+  }
+  if (!st.isSocket() && !st.isSymbolicLink()) throw noDaemon(socketPath);
+  const why = untrustedDir ?? (st.isSymbolicLink() ? `${target} is a symbolic link` : untrustedOwner(target, st.uid, euid));
+  if (why !== null) throw new VxlandError('VXLAND_PERMISSION', `refusing to trust control socket ${socketPath}: ${why}`);
+  return net.connect(target);
+}
+
 function connectError(socketPath: string, err: NodeJS.ErrnoException): VxlandError {
   switch (err.code) {
     case 'ENOENT':
     case 'ECONNREFUSED':
     case 'ENOTSOCK':
-      return new VxlandError('VXLAND_NO_DAEMON', `no vxland daemon is listening on ${socketPath}`, { cause: err });
+      return noDaemon(socketPath, err);
     case 'EACCES':
     case 'EPERM':
       return new VxlandError('VXLAND_PERMISSION', `permission denied opening ${socketPath} (run as root?)`, { cause: err });
     default:
       return new VxlandError('VXLAND_SOCKET', `cannot reach vxland daemon on ${socketPath}: ${err.code ?? err.message}`, { cause: err });
   }
+}
+
+function noDaemon(socketPath: string, cause?: unknown): VxlandError {
+  return new VxlandError('VXLAND_NO_DAEMON', `no vxland daemon is listening on ${socketPath}`, { cause });
 }
 
 /** Opens a streaming method (e.g. "monitor") and calls onEvent for each event
@@ -80,7 +116,12 @@ export function stream(
   signal?: AbortSignal,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(socketPath);
+    let socket: net.Socket;
+    try {
+      socket = connectTrusted(socketPath);
+    } catch (err) {
+      return reject(err);
+    }
     let buffered = '';
     let answered = false;
     let settled = false;

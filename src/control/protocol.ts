@@ -17,8 +17,11 @@ import { normalizeIp } from '../config/validate.js';
 
 /** Longest request line accepted, newline excluded; longer → error, then close. */
 export const MAX_REQUEST_LINE_BYTES = 64 * 1024;
-/** A client that sends nothing for this long is disconnected. */
+/** A client that completes no request for this long is disconnected (bytes
+ *  of an unfinished line and blank lines do not count). */
 export const CLIENT_IDLE_TIMEOUT_MS = 30_000;
+/** A request line must be complete this long after its first byte arrived. */
+export const REQUEST_LINE_TIMEOUT_MS = 5_000;
 /** How long the CLI waits for an answer by default. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 

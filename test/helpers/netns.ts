@@ -536,6 +536,13 @@ export async function verifiedTcpTransfer(o: TransferOptions): Promise<TransferR
 // Long-running processes.
 type Json = Record<string, unknown>;
 
+/** Resident set size of a live process, in kB. */
+export function vmRssKb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
 /** A child process whose stdout is split into lines (and JSON lines parsed). */
 export class LineProcess {
   readonly lines: string[] = [];

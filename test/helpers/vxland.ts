@@ -30,6 +30,8 @@ export interface VxlandOptions {
   dev?: string;
   /** Reuse a state directory (to test restarts); default a fresh temp dir. */
   stateDir?: string;
+  /** Control socket path; default <stateDir>/<dev>.sock. */
+  socket?: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
 }
@@ -56,7 +58,7 @@ export function tempDir(t: TapLike, label: string): string {
 export async function startVxland(t: TapLike, host: Host, o: VxlandOptions = {}): Promise<VxlandHandle> {
   const dev = o.dev ?? 'vxl0';
   const stateDir = o.stateDir ?? tempDir(t, 'state');
-  const socket = path.join(stateDir, `${dev}.sock`);
+  const socket = o.socket ?? path.join(stateDir, `${dev}.sock`);
   const args = ['run', '--dev', dev, '--vni', String(o.vni ?? TEST_VNI), '--local', host.ip,
     '--state-dir', stateDir, '--socket', socket, '--datapath', o.datapath ?? 'dgram', '--log-level', 'debug'];
   for (const p of o.peers ?? []) args.push('--peer', p);
