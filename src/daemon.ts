@@ -18,12 +18,13 @@ import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
 import { Datapath } from './datapath/datapath.js';
 import { followFdbEvent } from './datapath/follow-fdb.js';
-import { groupId } from './io/host.js';
+import * as hostFacts from './io/host.js';
 import { Stats } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
 import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
 import { NativeEngine } from './io/engine.js';
+import { nativeEngineSupported } from './io/engine-support.js';
 import { TapDevice } from './io/tap.js';
 import { NativeDatapath } from './datapath/native-datapath.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
@@ -48,7 +49,7 @@ export interface RunningDaemon {
  *  VxlandError (leaving nothing open) when startup fails. After that the
  *  process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path error. */
 export async function runDaemon(config: Config, reloadConfig?: () => Config): Promise<RunningDaemon> {
-  const datapathKind = resolveDatapath(config.datapath);
+  const datapathKind = resolveDatapath(config.datapath, nativeEngineSupported);
   const log = pino({ level: config.logLevel, base: { pid: process.pid, dev: config.dev } });
   const startedMs = Date.now();
 
@@ -131,7 +132,7 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   tapWatch.start();
   cleanups.push(() => tapWatch.stop());
   const datapathInfo = { kind: datapathKind, mac: deviceMac, offloads: () => datapath.offloads() };
-  const handler = new DaemonControl(config, datapathInfo, fdb, stats, store, log, startedMs, monitors, sources, () => tapWatch.condition());
+  const handler = new DaemonControl(config, datapathInfo, fdb, stats, store, log, startedMs, monitors, sources, hostFacts, () => tapWatch.condition());
   let control: ControlServer;
   try {
     control = await ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup));
@@ -267,7 +268,7 @@ async function openDataPlane(
 /** Root only, or root and the members of --control-group. */
 function controlAccess(group: string | null): { gid?: number } {
   if (group === null) return {};
-  const gid = groupId(group);
+  const gid = hostFacts.groupId(group);
   if (gid === null) throw new VxlandError('VXLAND_CONFIG_INVALID', `control-group ${group} does not exist (see /etc/group)`);
   return { gid };
 }

@@ -3,7 +3,8 @@
 // FDB, the underlay's MTU) and this file judges them, so every rule is tested
 // without a network.
 
-import type { ForeignVniSender, StatsSnapshot } from './datapath/stats';
+import type { ForeignVniSender, StatsSnapshot } from './ports/counters';
+import type { TapCondition } from './ports/tap-condition';
 import { VXLAN_OVERHEAD_IPV4_BYTES, VXLAN_OVERHEAD_IPV6_BYTES } from './wire/vxlan';
 
 /** A peer silent for this long after start is reported. */
@@ -32,15 +33,6 @@ export interface DoctorObservations {
   tcpInCsumErrors: number | null;
   /** The TAP as the daemon's watcher last saw it (src/io/tap-watch.ts). */
   tap: TapCondition;
-}
-
-/** What the TAP watcher could not keep as configured. */
-export interface TapCondition {
-  dev: string;
-  /** An admin set the link down (the daemon leaves it down). */
-  down: boolean;
-  /** MTU or addresses it failed to put back, with the kernel's answer. */
-  unrestored: ReadonlyArray<{ what: 'mtu' | 'address'; value: string; reason: string }>;
 }
 
 export interface Finding {

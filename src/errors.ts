@@ -1,6 +1,7 @@
 // The one catalog of control-plane errors. Each has a stable code (for
 // scripts and --json output) and one human line. The data path never throws
-// these per packet: it counts drops by reason instead (src/datapath/drops.ts).
+// these per packet: it counts drops by reason instead (src/ports/drops.ts).
+// toVxlandError is the one translation of a system-call error into it.
 
 export const ERROR_CODES = {
   VXLAND_CONFIG_INVALID: 'invalid configuration',
@@ -44,4 +45,43 @@ export class VxlandError extends Error {
 
 export function isVxlandError(err: unknown): err is VxlandError {
   return err instanceof VxlandError;
+}
+
+/** A native Error from a failed system call (native/errors.h). */
+export interface NativeSysError extends Error {
+  /** errno name, e.g. 'ENODEV'. */
+  code: string;
+  /** Positive errno. */
+  errno: number;
+  /** e.g. 'ioctl(TUNSETIFF)'. */
+  syscall: string;
+}
+
+export function isNativeSysError(err: unknown): err is NativeSysError {
+  return (
+    err instanceof Error &&
+    typeof (err as Partial<NativeSysError>).errno === 'number' &&
+    typeof (err as Partial<NativeSysError>).syscall === 'string' &&
+    typeof (err as Partial<NativeSysError>).code === 'string'
+  );
+}
+
+/** Wraps any error as VxlandError(code): native system-call errors keep
+ *  errno/syscall (message "<catalog text>: <native message>"); TypeError/
+ *  RangeError from argument checks become VXLAND_BAD_ARGUMENT; a VxlandError
+ *  passes through unchanged. */
+export function toVxlandError(err: unknown, code: ErrorCode): VxlandError {
+  if (err instanceof VxlandError) return err;
+  if (isNativeSysError(err)) {
+    return new VxlandError(code, `${ERROR_CODES[code]}: ${err.message}`, {
+      cause: err,
+      errno: err.errno,
+      syscall: err.syscall,
+    });
+  }
+  if (err instanceof TypeError || err instanceof RangeError) {
+    return new VxlandError('VXLAND_BAD_ARGUMENT', `${ERROR_CODES.VXLAND_BAD_ARGUMENT}: ${err.message}`, { cause: err });
+  }
+  const detail = err instanceof Error ? err.message : String(err);
+  return new VxlandError(code, `${ERROR_CODES[code]}: ${detail}`, { cause: err });
 }

@@ -1,7 +1,8 @@
 import t from 'tap';
 import pino from 'pino';
 import { constants as osConstants } from 'node:os';
-import { SourceFilter, type AcceptPolicy } from '../src/datapath/accept';
+import type { AcceptPolicy } from '../src/config/config';
+import { SourceFilter } from '../src/datapath/accept';
 import { Datapath } from '../src/datapath/datapath';
 import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { Stats } from '../src/datapath/stats';

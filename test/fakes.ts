@@ -2,7 +2,7 @@
 // for the TAP and a FakeNetwork joins FakeBinds like an underlay, so two data
 // paths can exchange frames in one process.
 
-import { FRAME_HEADROOM_BYTES, type DatagramBind, type FrameBatch, type FrameDevice, type SendDone } from '../src/datapath/ports';
+import { FRAME_HEADROOM_BYTES, type DatagramBind, type FrameBatch, type FrameDevice, type SendDone } from '../src/ports/io';
 
 export class FakeDevice implements FrameDevice {
   readonly written: Buffer[] = [];

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import t from 'tap';
 
-import { FRAME_HEADROOM_BYTES } from '../src/datapath/ports';
+import { FRAME_HEADROOM_BYTES } from '../src/ports/io';
 import { TapDevice, tapSlotBytes } from '../src/io/tap';
 import { createNamespace, exec, execJson, linkStats, rootSkipReason } from './helpers/netns';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { DropReason } from '../src/datapath/drops';
+import { DropReason } from '../src/ports/drops';
 import { MAX_FOREIGN_VNI_SENDERS, MAX_TRACKED_VTEPS, OTHER_VTEP, Stats } from '../src/datapath/stats';
 
 t.test('drops are counted by reason name', async (t) => {

@@ -25,11 +25,9 @@ import {
 } from '../fdb/fdb.js';
 import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
-import type { AcceptPolicy } from '../datapath/accept.js';
-import { nativeEngineSupported } from '../datapath/native-datapath.js';
 import { readConfigText } from './file.js';
 import { JsonError, parseStrictJson } from './json.js';
-import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type IpFamily } from './validate.js';
+import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type Cidr, type IpFamily } from './validate.js';
 
 /** IANA VXLAN port. Linux (`ip link add ... type vxlan` without dstport)
  *  and some old switches default to 8472; use --port 8472 to talk to those. */
@@ -51,6 +49,12 @@ export type DatapathKind = 'native' | 'dgram';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Who may send us VXLAN (--accept); src/datapath/accept.ts applies it. */
+export type AcceptPolicy =
+  | { readonly kind: 'peers' }
+  | { readonly kind: 'any' }
+  | { readonly kind: 'cidrs'; readonly cidrs: readonly Cidr[] };
 
 export interface StaticFdbConfig {
   /** Normalised lower-case aa:bb:cc:dd:ee:ff. */
@@ -140,9 +144,11 @@ export function defaultSocketPath(dev: string): string {
   return path.join(DEFAULT_SOCKET_DIR, `${dev}.sock`);
 }
 
-/** The one place that decides which data path runs. Throws
+/** The one place that decides which data path runs. nativeSupport answers
+ *  true or why the native engine cannot run here (the daemon passes
+ *  src/io/engine-support.ts; config/ never loads the addon itself). Throws
  *  VXLAND_DATAPATH_UNAVAILABLE for a choice that cannot run here. */
-export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => true | string = nativeEngineSupported): DatapathKind {
+export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => true | string): DatapathKind {
   switch (choice) {
     case 'native': {
       const support = nativeSupport();

@@ -7,8 +7,7 @@
 // does not is removed.
 
 import { isDeepStrictEqual } from 'node:util';
-import type { AcceptPolicy } from '../datapath/accept.js';
-import type { Config, LogLevel, StaticFdbConfig } from './config.js';
+import type { AcceptPolicy, Config, LogLevel, StaticFdbConfig } from './config.js';
 
 export interface ReloadPlan {
   addPeers: string[];

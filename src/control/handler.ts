@@ -5,12 +5,11 @@
 import type { Logger } from 'pino';
 import type { Config, DatapathKind } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
-import type { SourceFilter } from '../datapath/accept.js';
-import type { Stats } from '../datapath/stats.js';
-import { diagnose, type DoctorReport, type TapCondition } from '../doctor.js';
+import { diagnose, type DoctorReport } from '../doctor.js';
 import { VxlandError } from '../errors.js';
 import type { Fdb } from '../fdb/fdb.js';
-import { interfaceMtu, interfaceTowards, interfaceWithAddress, tcpInCsumErrors } from '../io/host.js';
+import type { StatsReader } from '../ports/counters.js';
+import type { TapCondition } from '../ports/tap-condition.js';
 import type { StateStore } from '../state/store.js';
 import type {
   ControlHandler,
@@ -34,18 +33,34 @@ export interface DatapathInfo {
   offloads(): string[];
 }
 
+/** What doctor asks the host about the underlay (src/io/host.ts answers);
+ *  each answers null when the host cannot tell. Passed in by the daemon so
+ *  that control/ never loads the io layer. */
+export interface HostFacts {
+  interfaceWithAddress(address: string): string | null;
+  interfaceTowards(destination: string): string | null;
+  interfaceMtu(name: string): number | null;
+  tcpInCsumErrors(): number | null;
+}
+
+/** What status and doctor show of the source policy (SourceFilter.describe). */
+export interface AcceptDescription {
+  describe(): string;
+}
+
 /** The control-plane operations, applied to the live FDB and persisted. */
 export class DaemonControl implements ControlHandler {
   constructor(
     private readonly config: Config,
     private readonly datapath: DatapathInfo,
     private readonly fdb: Fdb,
-    private readonly counters: Stats,
+    private readonly counters: StatsReader,
     private readonly store: StateStore,
     private readonly log: Logger,
     private readonly startedMs: number,
     private readonly monitors: Set<(event: MonitorEvent) => void>,
-    private readonly sources: SourceFilter,
+    private readonly sources: AcceptDescription,
+    private readonly host: HostFacts,
     private readonly tapCondition: () => TapCondition = () => ({ dev: config.dev, down: false, unrestored: [] }),
   ) {}
 
@@ -73,8 +88,8 @@ export class DaemonControl implements ControlHandler {
     const underlay: { interface: string; mtu: number; towards: string }[] = [];
     const towards = local !== null ? [local] : peers;
     for (const address of towards) {
-      const name = local !== null ? interfaceWithAddress(address) : interfaceTowards(address);
-      const underlayMtu = name === null ? null : interfaceMtu(name);
+      const name = local !== null ? this.host.interfaceWithAddress(address) : this.host.interfaceTowards(address);
+      const underlayMtu = name === null ? null : this.host.interfaceMtu(name);
       if (name !== null && underlayMtu !== null) underlay.push({ interface: name, mtu: underlayMtu, towards: address });
     }
     return diagnose({
@@ -85,7 +100,7 @@ export class DaemonControl implements ControlHandler {
       refusedSenders: this.counters.refusedSenders(),
       accept: this.sources.describe(),
       stats: this.counters.snapshot(),
-      tcpInCsumErrors: tcpInCsumErrors(),
+      tcpInCsumErrors: this.host.tcpInCsumErrors(),
       tap: this.tapCondition(),
     });
   }

@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import client from 'prom-client';
-import type { Stats } from '../datapath/stats';
+import type { StatsReader } from '../ports/counters';
 import type { Fdb } from '../fdb/fdb';
 import { VxlandError } from '../errors';
 
@@ -13,7 +13,7 @@ export interface MetricsSources {
   dev: string;
   vni: number;
   datapath: string;
-  stats: Stats;
+  stats: StatsReader;
   fdb: Fdb;
 }
 

@@ -10,7 +10,7 @@
 
 import { ERROR_CODES, VxlandError, type ErrorCode } from '../errors.js';
 import { FLOOD_MAC, parseMac, type FdbEntry } from '../fdb/fdb.js';
-import type { StatsSnapshot, VtepCounters } from '../datapath/stats.js';
+import type { StatsSnapshot, VtepCounters } from '../ports/counters.js';
 import type { DoctorReport } from '../doctor.js';
 import type { FdbEvent } from '../fdb/fdb.js';
 import { normalizeIp } from '../config/validate.js';

@@ -5,12 +5,8 @@
 // set: learning can only point a MAC at an address already accepted.
 
 import { BlockList } from 'node:net';
+import type { AcceptPolicy } from '../config/config';
 import { ipFamily, type Cidr } from '../config/validate';
-
-export type AcceptPolicy =
-  | { readonly kind: 'peers' }
-  | { readonly kind: 'any' }
-  | { readonly kind: 'cidrs'; readonly cidrs: readonly Cidr[] };
 
 /** Everything accepts() depends on, for a copy kept elsewhere (the native engine). */
 export interface SourcePolicySnapshot {

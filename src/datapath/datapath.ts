@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
 import type { SourceFilter } from './accept';
-import type { DatagramBind, FrameDevice } from './ports';
+import type { DatagramBind, FrameDevice } from '../ports/io';
 import { RxPath } from './rx';
 import type { Stats } from './stats';
 import { TxPath } from './tx';

@@ -3,7 +3,7 @@
 // observations go through here too.
 
 import { LearnOutcome, type Fdb } from '../fdb/fdb';
-import { DropReason } from './drops';
+import { DropReason } from '../ports/drops';
 import type { Stats } from './stats';
 
 /** Learns `key` behind `vtep`; returns the reason to drop the frame, or null to deliver it. */

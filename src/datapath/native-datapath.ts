@@ -10,17 +10,15 @@
 // pulled (syncStats), not pushed: a push would wake the JS thread while
 // packets are in flight.
 
-import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 
-import { VxlandError } from '../errors';
+import { VxlandError, toVxlandError } from '../errors';
 import type { Fdb, FdbEvent } from '../fdb/fdb';
-import { loadAddon, toVxlandError } from '../io/addon';
-import type { NativeEngine, NativeEngineEvent } from '../io/engine';
 import { RateLimitedLog } from '../util/rate-limit';
 import { macKeyOf } from '../wire/mac';
 import type { SourceFilter } from './accept';
-import { DROP_REASON_COUNT, DropReason } from './drops';
+import { DROP_REASON_COUNT, DropReason } from '../ports/drops';
+import type { NativeEngineEvent, PacketEngine } from '../ports/engine';
 import { learnSource } from './learning';
 import { OTHER_VTEP, type Stats } from './stats';
 
@@ -28,7 +26,7 @@ export interface NativeDatapathOptions {
   vni: number;
   fdb: Fdb;
   /** Opened with NativeEngine.open(); owned (stopped) by the data path once started. */
-  engine: NativeEngine;
+  engine: PacketEngine;
   stats: Stats;
   log: Logger;
   /** Who may send (--accept); mirrored into the engine on every change. */
@@ -39,24 +37,6 @@ export interface NativeDatapathOptions {
 }
 
 type DatapathState = 'idle' | 'running' | 'stopped';
-
-const TUN_DEVICE = '/dev/net/tun';
-
-/** true when `--datapath native` can run here, else the reason. The engine
- *  itself degrades at run time (no TSO / GSO / GRO), so only the hard
- *  requirements are checked: Linux, /dev/net/tun, the addon with the engine. */
-export function nativeEngineSupported(): true | string {
-  if (process.platform !== 'linux') return `native data path needs Linux (this is ${process.platform})`;
-  if (!existsSync(TUN_DEVICE)) return `${TUN_DEVICE} is missing`;
-  try {
-    const addon = loadAddon();
-    if (typeof addon.NativeEngine !== 'function') return 'native addon has no engine (rebuild with npm run build:native)';
-    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) return 'native addon was built for other drop reasons (rebuild)';
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
-  return true;
-}
 
 export class NativeDatapath {
   private state: DatapathState = 'idle';
@@ -73,7 +53,7 @@ export class NativeDatapath {
     this.limited = new RateLimitedLog(o.log);
   }
 
-  get engine(): NativeEngine {
+  get engine(): PacketEngine {
     return this.o.engine;
   }
 

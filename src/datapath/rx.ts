@@ -8,9 +8,9 @@ import { ETH_HEADER_BYTES, ETH_SRC_OFFSET, isVlanTaggedAt, maxFrameBytes } from 
 import { macKeyAt } from '../wire/mac';
 import { decodeVxlan, VXLAN_DECODE_NO_I_FLAG, VXLAN_HEADER_BYTES } from '../wire/vxlan';
 import type { SourceFilter } from './accept';
-import { DropReason } from './drops';
+import { DropReason } from '../ports/drops';
 import { learnSource } from './learning';
-import type { FrameDevice } from './ports';
+import type { FrameDevice } from '../ports/io';
 import type { Stats } from './stats';
 
 const EAGAIN = osConstants.errno.EAGAIN;

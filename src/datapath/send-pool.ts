@@ -3,7 +3,7 @@
 // with a reference per destination. When every slot is in flight the socket
 // is backed up and the caller drops the frame (no unbounded queue in JS).
 
-import type { SendDone } from './ports';
+import type { SendDone } from '../ports/io';
 
 export const SEND_POOL_SLOTS = 1024;
 

@@ -6,7 +6,8 @@
 // every source address would let anyone grow the table. Datagrams from
 // untracked addresses are counted under OTHER_VTEP.
 
-import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from './drops';
+import type { ForeignVniSender, StatsSnapshot, VtepCounters } from '../ports/counters';
+import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from '../ports/drops';
 
 /** Most VTEPs with counters of their own. */
 export const MAX_TRACKED_VTEPS = 4096;
@@ -15,37 +16,6 @@ export const MAX_TRACKED_VTEPS = 4096;
 export const MAX_FOREIGN_VNI_SENDERS = 64;
 export const MAX_REFUSED_SENDERS = 64;
 export const OTHER_VTEP = 'other';
-
-export interface VtepCounters {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  /** Datagrams from this VTEP that were dropped, and sends to it that failed. */
-  drops: number;
-  /** Date.now() of the last datagram from it, valid or not; 0 = never. */
-  lastRxMs: number;
-}
-
-export interface ForeignVniSender {
-  address: string;
-  vni: number;
-  count: number;
-  lastMs: number;
-}
-
-export interface StatsSnapshot {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  /** Drops by reason name; only reasons that occurred. */
-  drops: Record<string, number>;
-  dropsTotal: number;
-  /** New or moved MACs not learned: the FDB was full, the VTEP had its
-   *  share (maxLearnedPerVtep), or it learned too fast (learnRatePerS). */
-  learnRefused: { fdbFull: number; vtepFull: number; rate: number };
-}
 
 export class Stats {
   rxPackets = 0;

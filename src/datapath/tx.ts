@@ -6,8 +6,8 @@ import type { Fdb } from '../fdb/fdb';
 import { ETH_HEADER_BYTES, isVlanTaggedAt, maxFrameBytes } from '../wire/ethernet';
 import { isMulticastMacAt, macKeyAt } from '../wire/mac';
 import { encodeVxlan, VXLAN_HEADER_BYTES } from '../wire/vxlan';
-import { DropReason } from './drops';
-import type { DatagramBind, FrameBatch } from './ports';
+import { DropReason } from '../ports/drops';
+import type { DatagramBind, FrameBatch } from '../ports/io';
 import { SEND_POOL_SLOTS, SendPool } from './send-pool';
 import type { Stats } from './stats';
 

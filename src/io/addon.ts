@@ -6,20 +6,11 @@
 // "... failed: No such device (ENODEV) [vxl0]"), and cause is the native
 // Error, whose own `code` is the errno name.
 
-import { ERROR_CODES, ErrorCode, VxlandError } from '../errors';
+import { ERROR_CODES, ErrorCode, VxlandError, toVxlandError, type NativeSysError } from '../errors';
+import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
 
 /** Relative to dist/src/io/ (where this file runs from). */
 const ADDON_PATH = '../../../build/Release/vxland.node';
-
-/** A native Error from a failed system call (native/errors.h). */
-export interface NativeSysError extends Error {
-  /** errno name, e.g. 'ENODEV'. */
-  code: string;
-  /** Positive errno. */
-  errno: number;
-  /** e.g. 'ioctl(TUNSETIFF)'. */
-  syscall: string;
-}
 
 /** native/poller.h. */
 export interface NativeTapPoller {
@@ -67,58 +58,6 @@ export interface NativeEngineOptions {
   coalesce?: boolean;
   /** SO_RCVBUF/SO_SNDBUF request (forced when privileged); default 8 MiB. */
   socketBufferBytes?: number;
-}
-
-export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
-export interface NativeEngineForeign { vni: number; from: string }
-
-/** What the engine counted for one VTEP since takeVtepCounts() last ran. */
-export interface NativeEngineVtepCounts {
-  /** The VTEP's IP, or null for the sum over addresses past the engine's
-   *  per-report bound (count them under 'other'). */
-  vtep: string | null;
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  /** Datagrams from it dropped, and sends to it that failed (a send error,
-   *  or an ICMP error about a datagram already counted as sent). */
-  drops: number;
-  /** How long before delivery the last datagram from it arrived; -1 = none. */
-  lastRxAgoMs: number;
-}
-
-/** A forwarding entry (or, mac 0, the flood list) the engine sent to. */
-export interface NativeEngineUsed { vni: number; mac: number }
-
-/** A sender refused by the source policy and its datagrams since the previous report. */
-export interface NativeEngineRefused { from: string; count: number }
-
-/** The engine's events. Observations carry learning (deduplicated), foreign
- *  VNIs, refused senders (at most 64 per event) and used entries. */
-export type NativeEngineEvent =
-  | {
-      type: 'observations';
-      learn: NativeEngineLearn[];
-      foreign: NativeEngineForeign[];
-      refused: NativeEngineRefused[];
-      /** Forwarding entries frames were sent to (the table's USED time), each
-       *  at most once a second; mac 0 (FLOOD_MAC) = the flood list of vni. */
-      used: NativeEngineUsed[];
-    }
-  | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
-  | { type: 'fatal'; error: NativeSysError };
-
-export interface NativeEngineInfo {
-  port: number;
-  offload: boolean;
-  gso: boolean;
-  gro: boolean;
-  coalesce: boolean;
-  rcvbufBytes: number;
-  sndbufBytes: number;
-  mirrorSize: number;
-  state: 'idle' | 'running' | 'stopped';
 }
 
 export interface NativeEngineHandle {
@@ -202,35 +141,6 @@ export function loadAddon(): NativeAddon {
     }
   }
   return cached;
-}
-
-export function isNativeSysError(err: unknown): err is NativeSysError {
-  return (
-    err instanceof Error &&
-    typeof (err as Partial<NativeSysError>).errno === 'number' &&
-    typeof (err as Partial<NativeSysError>).syscall === 'string' &&
-    typeof (err as Partial<NativeSysError>).code === 'string'
-  );
-}
-
-/** Wraps any error as VxlandError(code): native system-call errors keep
- *  errno/syscall (message "<catalog text>: <native message>"); TypeError/
- *  RangeError from argument checks become VXLAND_BAD_ARGUMENT; a VxlandError
- *  passes through unchanged. */
-export function toVxlandError(err: unknown, code: ErrorCode): VxlandError {
-  if (err instanceof VxlandError) return err;
-  if (isNativeSysError(err)) {
-    return new VxlandError(code, `${ERROR_CODES[code]}: ${err.message}`, {
-      cause: err,
-      errno: err.errno,
-      syscall: err.syscall,
-    });
-  }
-  if (err instanceof TypeError || err instanceof RangeError) {
-    return new VxlandError('VXLAND_BAD_ARGUMENT', `${ERROR_CODES.VXLAND_BAD_ARGUMENT}: ${err.message}`, { cause: err });
-  }
-  const detail = err instanceof Error ? err.message : String(err);
-  return new VxlandError(code, `${ERROR_CODES[code]}: ${detail}`, { cause: err });
 }
 
 /** Runs fn, rethrowing any failure as toVxlandError(err, code). */

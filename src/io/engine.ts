@@ -5,22 +5,16 @@
 // engine, and exposes the mirror updates, counters and events. Forwarding
 // rules stay in src/fdb/fdb.ts; src/datapath/native-datapath.ts joins the two.
 
-import { DROP_REASON_COUNT } from '../datapath/drops';
-import { VxlandError } from '../errors';
+import { DROP_REASON_COUNT } from '../ports/drops';
+import type { NativeEngineCounters, NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts, PacketEngine } from '../ports/engine';
+import { VxlandError, isNativeSysError, toVxlandError } from '../errors';
 import {
   NativeAddon,
-  type NativeEngineEvent,
   NativeEngineHandle,
-  NativeEngineInfo,
-  type NativeEngineVtepCounts,
   callNative,
-  isNativeSysError,
   loadAddon,
-  toVxlandError,
 } from './addon';
 import { openConfiguredTap } from './tap';
-
-export type { NativeEngineEvent, NativeEngineInfo, NativeEngineRefused, NativeEngineUsed, NativeEngineVtepCounts } from './addon';
 
 export interface NativeEngineOpenOptions {
   /** TAP name, 1..15 bytes (see ifnameProblem). */
@@ -48,29 +42,13 @@ export interface NativeEngineOpenOptions {
   socketBufferBytes?: number;
 }
 
-/** A snapshot of the engine's counters (totals since open). */
-export interface NativeEngineCounters {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-  /** Indexed by DropReason. */
-  drops: Float64Array;
-  /** Diagnostics by name: rxDatagrams, txDatagrams, rxRecvCalls,
-   *  rxGroDatagrams, rxTapWrites, rxCoalescedWrites, txTapReads,
-   *  txTsoFrames, txSendCalls, txGsoMessages, txWorkerSplits (the tx
-   *  worker moved to a thread of its own under load), txWorkerJoins (and
-   *  back to the rx thread). */
-  detail: Record<string, number>;
-}
-
 function badArgument(message: string): VxlandError {
   return new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: ${message}`);
 }
 
 const SOCKET_SYSCALLS = /^(socket|bind|setsockopt|getsockname|eventfd)/;
 
-export class NativeEngine {
+export class NativeEngine implements PacketEngine {
   readonly name: string;
   readonly mtu: number;
   readonly mac: Buffer;

@@ -1,7 +1,7 @@
 // systemd readiness and watchdog notifications (Type=notify units).
 
-import { ERROR_CODES, VxlandError } from '../errors';
-import { loadAddon, toVxlandError } from './addon';
+import { ERROR_CODES, VxlandError, toVxlandError } from '../errors';
+import { loadAddon } from './addon';
 
 /** Sends `state` (e.g. 'READY=1', 'STOPPING=1', 'WATCHDOG=1',
  *  'STATUS=...'; several may be joined with '\n') to $NOTIFY_SOCKET.

@@ -7,8 +7,8 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { VxlandError } from '../errors';
-import { loadAddon, toVxlandError } from './addon';
+import { VxlandError, toVxlandError } from '../errors';
+import { loadAddon } from './addon';
 
 /** Enough for any pid and a newline. */
 const HOLDER_READ_BYTES = 32;

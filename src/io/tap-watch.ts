@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { networkInterfaces } from 'node:os';
-import type { TapCondition } from '../doctor.js';
+import type { TapCondition } from '../ports/tap-condition.js';
 import { parseCidr, type Cidr } from '../config/validate.js';
 import { callNative, loadAddon } from './addon.js';
 import { addTapAddress, labelAddresses, type LabelledAddress } from './tap.js';

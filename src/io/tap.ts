@@ -2,12 +2,12 @@
 // driven through the native addon. Policy (validation, defaults, buffer
 // sizing) lives here; the addon only performs system calls.
 
-import { FRAME_HEADROOM_BYTES, FrameBatch, FrameDevice, WriteErrno } from '../datapath/ports';
+import { FRAME_HEADROOM_BYTES, FrameBatch, FrameDevice, WriteErrno } from '../ports/io';
 import { ifnameProblem, IFNAME_MAX_BYTES, parseCidr, type Cidr } from '../config/validate';
-import { VxlandError } from '../errors';
+import { VxlandError, toVxlandError } from '../errors';
 import { maxFrameBytes } from '../wire/ethernet';
 import { isLearnableMacKey, MAC_BYTES, macKeyAt } from '../wire/mac';
-import { NativeAddon, NativeTapPoller, callNative, loadAddon, toVxlandError } from './addon';
+import { NativeAddon, NativeTapPoller, callNative, loadAddon } from './addon';
 
 export const MIN_TAP_MTU_BYTES = 68;
 export const MAX_TAP_MTU_BYTES = 65521;

@@ -9,7 +9,7 @@
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
 
-import { DatagramBind, SendDone } from '../datapath/ports';
+import { DatagramBind, SendDone } from '../ports/io';
 import { ERROR_CODES, VxlandError } from '../errors';
 
 /** Requested SO_RCVBUF / SO_SNDBUF; the kernel may clamp it (rmem_max /

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { nativeEngineSupported } from '../../src/datapath/native-datapath';
+import { nativeEngineSupported } from '../../src/io/engine-support';
 import { exec, spawnDaemon, vxlandArgv, vxlandJson, type Host, type LineProcess, type TapLike } from './netns';
 
 export const TEST_VNI = 42;

@@ -1,0 +1,91 @@
+// The native engine as the native data path sees it (src/datapath/
+// native-datapath.ts depends on PacketEngine; src/io/engine.ts implements it
+// over the addon), and the events and counts that cross between them.
+
+import type { NativeSysError } from '../errors';
+
+export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
+export interface NativeEngineForeign { vni: number; from: string }
+
+/** What the engine counted for one VTEP since takeVtepCounts() last ran. */
+export interface NativeEngineVtepCounts {
+  /** The VTEP's IP, or null for the sum over addresses past the engine's
+   *  per-report bound (count them under 'other'). */
+  vtep: string | null;
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Datagrams from it dropped, and sends to it that failed (a send error,
+   *  or an ICMP error about a datagram already counted as sent). */
+  drops: number;
+  /** How long before delivery the last datagram from it arrived; -1 = none. */
+  lastRxAgoMs: number;
+}
+
+/** A forwarding entry (or, mac 0, the flood list) the engine sent to. */
+export interface NativeEngineUsed { vni: number; mac: number }
+
+/** A sender refused by the source policy and its datagrams since the previous report. */
+export interface NativeEngineRefused { from: string; count: number }
+
+/** The engine's events. Observations carry learning (deduplicated), foreign
+ *  VNIs, refused senders (at most 64 per event) and used entries. */
+export type NativeEngineEvent =
+  | {
+      type: 'observations';
+      learn: NativeEngineLearn[];
+      foreign: NativeEngineForeign[];
+      refused: NativeEngineRefused[];
+      /** Forwarding entries frames were sent to (the table's USED time), each
+       *  at most once a second; mac 0 (FLOOD_MAC) = the flood list of vni. */
+      used: NativeEngineUsed[];
+    }
+  | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
+  | { type: 'fatal'; error: NativeSysError };
+
+export interface NativeEngineInfo {
+  port: number;
+  offload: boolean;
+  gso: boolean;
+  gro: boolean;
+  coalesce: boolean;
+  rcvbufBytes: number;
+  sndbufBytes: number;
+  mirrorSize: number;
+  state: 'idle' | 'running' | 'stopped';
+}
+
+/** A snapshot of the engine's counters (totals since open). */
+export interface NativeEngineCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Indexed by DropReason. */
+  drops: Float64Array;
+  /** Diagnostics by name: rxDatagrams, txDatagrams, rxRecvCalls,
+   *  rxGroDatagrams, rxTapWrites, rxCoalescedWrites, txTapReads,
+   *  txTsoFrames, txSendCalls, txGsoMessages, txWorkerSplits (the tx
+   *  worker moved to a thread of its own under load), txWorkerJoins (and
+   *  back to the rx thread). */
+  detail: Record<string, number>;
+}
+
+/** The engine's packet threads and the mirror they forward from. */
+export interface PacketEngine {
+  /** Starts the packet threads; events arrive on the event loop until stop(). */
+  start(onEvent: (event: NativeEngineEvent) => void): void;
+  /** Joins the threads and closes the TAP and the socket. Idempotent. */
+  stop(): void;
+  fdbSet(vni: number, macKey: number, vtep: string, pinned: boolean): void;
+  fdbDelete(vni: number, macKey: number): boolean;
+  setFloodList(vni: number, vteps: readonly string[]): void;
+  /** Replaces the source policy the rx thread applies (src/datapath/accept.ts rules). */
+  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
+  setAllowVlan(allow: boolean): void;
+  /** Per-VTEP counts since the previous call (vtep null = 'other'). */
+  takeVtepCounts(): NativeEngineVtepCounts[];
+  counters(): NativeEngineCounters;
+  info(): NativeEngineInfo;
+}
