@@ -10,8 +10,10 @@
 // used entries in batches after a pause in traffic, so a barrier input that
 // must show up (a frame whose source is learned; a frame to an entry that is
 // then used) proves every report about the inputs before it has arrived:
-// the engine reports in order. The barrier's own effects are not part of
-// the outcome.
+// the engine reports in order (and merges its per-VTEP counts first). The
+// barrier's own effects are not part of the outcome: counters and frames
+// are read before it, what it learned or used is left out, and it drops
+// nothing.
 
 import t, { type Test } from 'tap';
 import pino from 'pino';
@@ -208,6 +210,7 @@ async function run(t: Test, path: PathName, c: ConformanceCase): Promise<Outcome
     delivered,
     sent: byDestination(sent),
     drops: counted.drops,
+    vtepDrops: Object.fromEntries(host.stats.vtepSnapshot().filter((v) => v.drops > 0).map((v) => [v.vtep, v.drops])),
     rxPackets: counted.rxPackets,
     txPackets: counted.txPackets,
     learned: host.events
@@ -225,6 +228,7 @@ function expected(c: ConformanceCase): Outcome {
     delivered: [],
     sent: [],
     drops: {},
+    vtepDrops: {},
     rxPackets: 0,
     txPackets: 0,
     learned: [],

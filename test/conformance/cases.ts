@@ -54,6 +54,8 @@ export interface Outcome {
   sent: Array<{ to: string; datagram: Buffer }>;
   /** Stats drops by reason name (status, metrics). */
   drops: Record<string, number>;
+  /** Per-VTEP drops (status), by VTEP ('other' = an untracked sender). */
+  vtepDrops: Record<string, number>;
   rxPackets: number;
   txPackets: number;
   /** Fdb learn events: what `vxland monitor` and `fdb show` see. */
@@ -110,38 +112,38 @@ export const CASES: readonly ConformanceCase[] = [
     name: 'rx: shorter than a VXLAN header is truncated',
     config: { peers: [PEER_B] },
     inputs: [{ datagram: Buffer.alloc(5, 0x08), from: PEER_B }],
-    expect: { drops: { rx_truncated: 1 } },
+    expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: a VXLAN header with less than an Ethernet header behind it is truncated',
     config: { peers: [PEER_B] },
     inputs: [{ datagram: vxlanDatagram(VNI, valid).subarray(0, 8 + 13), from: PEER_B }],
-    expect: { drops: { rx_truncated: 1 } },
+    expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: the I flag clear',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, valid, VNI, 0x00)],
-    expect: { drops: { rx_no_i_flag: 1 } },
+    expect: { drops: { rx_no_i_flag: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: a foreign VNI is dropped and its sender named for doctor',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, valid, VNI + 1)],
-    expect: { drops: { rx_wrong_vni: 1 }, foreign: [{ address: PEER_B, vni: VNI + 1 }] },
+    expect: { drops: { rx_wrong_vni: 1 }, vtepDrops: { [PEER_B]: 1 }, foreign: [{ address: PEER_B, vni: VNI + 1 }] },
     drift: { path: 'native', what: DOCTOR_FOREIGN_VNI },
   },
   {
     name: 'rx: a sender outside the accepted set is refused and remembered',
     config: { peers: [PEER_B] },
     inputs: [rx(STRANGER, valid)],
-    expect: { drops: { rx_source_not_allowed: 1 }, refused: [{ address: STRANGER, count: 1 }] },
+    expect: { drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }] },
   },
   {
     name: 'rx: a stranger is refused before its datagram is even parsed',
     config: { peers: [PEER_B] },
     inputs: [{ datagram: Buffer.alloc(5, 0x08), from: STRANGER }],
-    expect: { drops: { rx_source_not_allowed: 1 }, refused: [{ address: STRANGER, count: 1 }] },
+    expect: { drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }] },
   },
   {
     name: 'rx: --accept CIDRs admit a stranger in range',
@@ -159,37 +161,37 @@ export const CASES: readonly ConformanceCase[] = [
     name: 'rx: a multicast source MAC',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, toUs('01:00:5e:00:00:01'))],
-    expect: { drops: { rx_bad_source_mac: 1 } },
+    expect: { drops: { rx_bad_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: a broadcast source MAC',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, toUs(BROADCAST))],
-    expect: { drops: { rx_bad_source_mac: 1 } },
+    expect: { drops: { rx_bad_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: an all-zero source MAC',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, toUs('00:00:00:00:00:00'))],
-    expect: { drops: { rx_bad_source_mac: 1 } },
+    expect: { drops: { rx_bad_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: our own source MAC is a loop',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, toUs(OWN_MAC))],
-    expect: { drops: { rx_own_source_mac: 1 } },
+    expect: { drops: { rx_own_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: one byte over the MTU',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, oversize)],
-    expect: { drops: { rx_oversize: 1 } },
+    expect: { drops: { rx_oversize: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: VLAN-tagged without --allow-vlan',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, tagged)],
-    expect: { drops: { rx_vlan_tagged: 1 } },
+    expect: { drops: { rx_vlan_tagged: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: VLAN-tagged with --allow-vlan, the tag on top of a full MTU',
@@ -201,7 +203,7 @@ export const CASES: readonly ConformanceCase[] = [
     name: 'rx: a source MAC that is a static entry at another VTEP',
     config: { peers: [PEER_B], statics: [{ mac: MAC_X, vtep: PEER_C }] },
     inputs: [rx(PEER_B, valid)],
-    expect: { drops: { rx_static_mac_conflict: 1 } },
+    expect: { drops: { rx_static_mac_conflict: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: a source MAC that is a static entry at the sender is delivered, not learned',
