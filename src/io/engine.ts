@@ -52,7 +52,9 @@ export interface NativeEngineOpenOptions {
 
 /** NativeEngine.openWith(): everything open() takes but the device, which is
  *  handed in instead. */
-export interface NativeEngineStandInOptions extends Omit<NativeEngineOpenOptions, 'addresses' | 'mac'> {
+export interface NativeEngineStandInOptions extends Omit<NativeEngineOpenOptions, 'name' | 'addresses' | 'mac'> {
+  /** What NativeEngine.name shows (no device has it). */
+  name: string;
   /** A non-blocking SOCK_SEQPACKET socket standing in for the TAP: each
    *  message is what a TAP with IFF_VNET_HDR reads or writes (a 10-byte
    *  virtio_net_hdr, then one frame), so the engine's TAP code runs
