@@ -226,7 +226,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     vni_ = static_cast<uint32_t>(num("vni"));
     const int64_t port = num("port");
     const int64_t dstPort = num("dstPort");
-    if (tapFd_ < 0 || mtu_ < 68 || mtu_ > 65535 || vni_ > 0xffffff || port < 0 || port > 65535 || dstPort < 1 ||
+    if (tapFd_ < 0 || mtu_ < 68 || mtu_ > 65535 || vni_ > 0xffffff || port < 0 || port > 65535 || dstPort < 0 ||
         dstPort > 65535) {
       throw Napi::RangeError::New(env, "NativeEngine: tapFd, mtu, vni, port or dstPort out of range");
     }
@@ -250,9 +250,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
     const std::string context = "fd " + std::to_string(tapFd_);
     int hdrSize = static_cast<int>(kVnetHdrBytes);
-    if (ioctl(tapFd_, TUNSETVNETHDRSZ, &hdrSize) < 0) ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
     unsigned offloads = flag("offload") ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
-    if (ioctl(tapFd_, TUNSETOFFLOAD, offloads) == 0) {
+    Napi::Value standIn = o.Get("standIn");
+    if (!standIn.IsUndefined() && standIn.ToBoolean().Value()) {
+      // A SOCK_SEQPACKET stand-in speaks the TAP's framing (virtio header,
+      // one frame per message) and has no kernel that could refuse offloads:
+      // whoever holds its other end plays the kernel.
+      offload_ = offloads != 0;
+    } else if (ioctl(tapFd_, TUNSETVNETHDRSZ, &hdrSize) < 0) {
+      ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
+    } else if (ioctl(tapFd_, TUNSETOFFLOAD, offloads) == 0) {
       offload_ = offloads != 0;
     } else {
       const int err = errno;
@@ -264,6 +271,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     std::string syscall;
     int err = OpenUdpSocket(localAddr, bufferBytes, &udp_, &syscall);
     if (err != 0) ThrowSysError(env, err, syscall, localIp + " port " + std::to_string(port));
+    if (dstPort_ == 0) dstPort_ = static_cast<uint16_t>(udp_.port);
     if (!flag("gro")) {
       int zero = 0;
       (void)setsockopt(udp_.fd, IPPROTO_UDP, 104 /* UDP_GRO */, &zero, sizeof(zero));

@@ -8,11 +8,14 @@
 //   new NativeEngine(options, onEvent)
 //     options: { tapFd, mtu, vni, local, port, dstPort, ownMac: Buffer(6),
 //                offload?, gso?, gro?, coalesce? (default true),
-//                socketBufferBytes? }
-//     tapFd must come from tapOpen(name, { vnetHdr: true }); the engine owns
-//     it once constructed and closes it in stop(). The UDP socket is opened
-//     and bound to local:port here; throws an Error with code/errno/syscall
-//     (errors.h) if that fails.
+//                socketBufferBytes?, standIn? (default false) }
+//     tapFd must come from tapOpen(name, { vnetHdr: true }), or with
+//     standIn: true be a non-blocking SOCK_SEQPACKET socket carrying what a
+//     TAP with IFF_VNET_HDR carries (a virtio_net_hdr, then one frame, per
+//     message; no TUN ioctls; offload as asked). The engine owns it once
+//     constructed and closes it in stop(). The UDP socket is opened and
+//     bound to local:port here; dstPort 0 = the port bound. Throws an Error
+//     with code/errno/syscall (errors.h) if that fails.
 //   start()  starts both threads; the engine keeps the process alive until
 //            stop(). Throws if not idle.
 //   stop()   wakes and joins the threads, closes the TAP fd (the device

@@ -393,6 +393,20 @@ t.test('the socket has its final mode from the start, whatever the umask', async
   }
 });
 
+t.test('a private bind directory left by a killed daemon is removed; a fresh one is left alone', async (t) => {
+  const dir = path.join(tempDir(t), 'run');
+  fs.mkdirSync(dir, { mode: 0o755 });
+  const leftover = path.join(dir, '.vxl-Kill9x');
+  const inUse = path.join(dir, '.vxl-Live00');
+  for (const d of [leftover, inUse]) fs.mkdirSync(d, { mode: 0o700 });
+  fs.writeFileSync(path.join(leftover, 's'), '');
+  const hourAgo = new Date(Date.now() - 3_600_000);
+  fs.utimesSync(leftover, hourAgo, hourAgo);
+  const server = await ControlServer.listen(path.join(dir, 'vxl0.sock'), fakeHandler());
+  t.teardown(() => server.close());
+  t.same(fs.readdirSync(dir).sort(), ['.vxl-Live00', 'vxl0.sock'], 'only the hour-old leftover is gone');
+});
+
 t.test('the server refuses a socket directory others could change', async (t) => {
   const cases: Array<[string, (dir: string) => string, RegExp]> = [
     ['world-writable', (dir) => (fs.chmodSync(dir, 0o777), dir), /is writable by others \(mode 0777\)/],

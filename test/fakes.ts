@@ -1,8 +1,12 @@
 // In-process fakes for the data path's two interfaces: a FakeDevice stands in
 // for the TAP and a FakeNetwork joins FakeBinds like an underlay, so two data
-// paths can exchange frames in one process.
+// paths can exchange frames in one process. Below them, what the native
+// engine needs to run in a test without root (StandInTap, LoopbackPeer).
 
+import { createSocket, type Socket } from 'node:dgram';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { FRAME_HEADROOM_BYTES, type DatagramBind, type FrameBatch, type FrameDevice, type SendDone } from '../src/ports/io';
+import { encodeVxlan, VXLAN_HEADER_BYTES } from '../src/wire/vxlan';
 
 export class FakeDevice implements FrameDevice {
   readonly written: Buffer[] = [];
@@ -141,4 +145,143 @@ export function frame(dst: string, src: string, payload: Buffer | number = 46, e
   mac(src).copy(header, 6);
   header.writeUInt16BE(ethertype, 12);
   return Buffer.concat([header, body]);
+}
+
+// ---- the native engine without root: a stand-in TAP and loopback peers ----
+//
+// NativeEngine.openWith() runs the production engine on a SOCK_SEQPACKET
+// socket instead of a TAP; StandInTap is the kernel's end of it. Its UDP
+// socket binds to loopback, where LoopbackPeer sockets play the other VTEPs
+// (the whole of 127/8 is local on Linux, so every peer has an address of
+// its own).
+
+/** A virtio_net_hdr: what precedes every frame on a TAP with IFF_VNET_HDR. */
+export const VNET_HDR_BYTES = 10;
+
+interface TestAddon {
+  /** native/test_bindings.cc: [engineEnd, peerEnd], both non-blocking. */
+  seqpacketPair(): [number, number];
+}
+
+let testAddon: TestAddon | undefined;
+
+function loadTestAddon(): TestAddon {
+  // Relative to dist/test/; built by npm run build:native, loaded by tests only.
+  testAddon ??= require('../../build/Release/vxland_test.node') as TestAddon;
+  return testAddon;
+}
+
+export interface TapMessage {
+  /** The virtio_net_hdr the engine wrote. */
+  hdr: Buffer;
+  frame: Buffer;
+}
+
+export class StandInTap {
+  /** For NativeEngine.openWith({ tapFd }); the engine's once opened. */
+  readonly engineFd: number;
+  private readonly fd: number;
+  private readonly buf = Buffer.alloc(VNET_HDR_BYTES + 65536 + 64);
+  private closed = false;
+
+  constructor() {
+    [this.engineFd, this.fd] = loadTestAddon().seqpacketPair();
+  }
+
+  /** Hands one frame to the engine as the TAP would; hdr defaults to a
+   *  plain frame (no checksum or segmentation offload asked). */
+  inject(frame: Buffer, hdr: Buffer = Buffer.alloc(VNET_HDR_BYTES)): void {
+    writeSync(this.fd, Buffer.concat([hdr, frame]));
+  }
+
+  /** Every message the engine wrote since the last call, in order. */
+  take(): TapMessage[] {
+    const out: TapMessage[] = [];
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(this.fd, this.buf, 0, this.buf.length, null);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return out;
+        throw err;
+      }
+      out.push({ hdr: Buffer.from(this.buf.subarray(0, VNET_HDR_BYTES)), frame: Buffer.from(this.buf.subarray(VNET_HDR_BYTES, n)) });
+    }
+  }
+
+  /** Closes the kernel's end (the engine then reads EOF: fatal). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+export interface PeerDatagram {
+  msg: Buffer;
+  from: string;
+  fromPort: number;
+}
+
+/** A UDP socket on a loopback address playing a VTEP (or a stranger). */
+export class LoopbackPeer {
+  readonly received: PeerDatagram[] = [];
+  private constructor(
+    private readonly socket: Socket,
+    readonly address: string,
+    readonly port: number,
+  ) {
+    socket.on('message', (msg, rinfo) => this.received.push({ msg, from: rinfo.address, fromPort: rinfo.port }));
+  }
+
+  /** Binds address:port (0 = the kernel picks). */
+  static async open(address: string, port = 0): Promise<LoopbackPeer> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+    return new LoopbackPeer(socket, address, socket.address().port);
+  }
+
+  /** Resolves once the kernel took the datagram (on loopback: queued at the receiver). */
+  send(msg: Buffer, port: number, address = '127.0.0.1'): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.send(msg, port, address, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Everything queued for this socket so far: sends itself a marker and
+   *  waits for it, so whatever arrived before is in `received` (the marker
+   *  is not). false if the marker did not come back in time. */
+  async drain(timeoutMs = 2000): Promise<boolean> {
+    const marker = Buffer.from(`drain ${process.hrtime.bigint()}`);
+    await this.send(marker, this.port, this.address);
+    const arrived = (): number => this.received.findIndex((d) => d.msg.equals(marker));
+    const deadline = Date.now() + timeoutMs;
+    while (arrived() < 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const i = arrived();
+    if (i < 0) return false;
+    this.received.splice(i, 1);
+    return true;
+  }
+
+  /** received, emptied. */
+  take(): PeerDatagram[] {
+    return this.received.splice(0, this.received.length);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+/** A VXLAN datagram (RFC 7348 header: flags, VNI) around `inner`. */
+export function vxlanDatagram(vni: number, inner: Buffer, flags = 0x08): Buffer {
+  const msg = Buffer.alloc(VXLAN_HEADER_BYTES + inner.length);
+  encodeVxlan(msg, 0, vni);
+  msg[0] = flags;
+  inner.copy(msg, VXLAN_HEADER_BYTES);
+  return msg;
 }

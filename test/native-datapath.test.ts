@@ -1,6 +1,7 @@
 // The native data path end to end, in network namespaces: two native VTEPs
 // (test/fixtures/native-vtep.ts, one process per namespace) and a native VTEP
-// against a Linux kernel vxlan device. Skipped unless root.
+// against a Linux kernel vxlan device (skipped unless root); then the same
+// engine without root, on stand-in TAPs and loopback UDP.
 import path from 'node:path';
 import t from 'tap';
 
@@ -18,6 +19,10 @@ import {
   type LineProcess,
   type TapLike,
 } from './helpers/netns';
+import { eventually } from './helpers/control';
+import { openNativeHost } from './helpers/native-host';
+import { LoopbackPeer, StandInTap, frame, mac, vxlanDatagram } from './fakes';
+import { macKeyOf } from '../src/wire/mac';
 
 const VNI = 42;
 const TRANSFER_BYTES = 50 * 1024 * 1024;
@@ -343,4 +348,139 @@ t.test('ICMP port unreachable from a peer with nothing on UDP 4789 counts as its
   const bAtA = sa2.vteps.find((v) => v.vtep === hb.ip);
   t.ok(bAtA !== undefined && bAtA.txPackets > (bAtA0?.txPackets ?? 0), 'A kept sending to B');
   t.equal(bAtA?.drops, 0, 'A still charges no error to B');
+});
+
+// ---- without root: the same engine on stand-in TAPs and loopback UDP ----
+//
+// NativeEngine.openWith() runs the production engine on a socketpair that
+// carries what a TAP with IFF_VNET_HDR carries (test/fakes.ts StandInTap),
+// with its UDP socket on 127.0.0.x: NativeDatapath's contract (Fdb
+// mirroring, learning, source policy, counters) runs in this process, as
+// root or not.
+
+const LOOP_A = '127.0.0.1';
+const LOOP_B = '127.0.0.2';
+const LOOP_C = '127.0.0.3';
+const STRANGER = '127.0.0.66';
+const STAND_IN_MAC_A = '02:00:00:00:01:0a';
+const STAND_IN_MAC_B = '02:00:00:00:01:0b';
+const WAIT_MS = 3000;
+
+/** Frames the stand-in TAP received until `count` arrived or WAIT_MS passed. */
+async function framesAt(tap: StandInTap, count: number): Promise<Buffer[]> {
+  const got: Buffer[] = [];
+  await eventually(() => {
+    got.push(...tap.take().map((m) => m.frame));
+    return got.length >= count;
+  }, WAIT_MS);
+  return got;
+}
+
+t.test('without root: two engines on stand-in TAPs ping each other over loopback and learn through the Fdb', async (t) => {
+  const a = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_A), local: LOOP_A, peers: [LOOP_B] });
+  // Both engines on one port (A's, picked by the kernel), each on its own address.
+  const b = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_B), local: LOOP_B, port: a.engine.port, peers: [LOOP_A] });
+  t.equal(b.engine.port, a.engine.port, 'B bound the port A picked; dstPort 0 = that port');
+
+  const request = frame('ff:ff:ff:ff:ff:ff', STAND_IN_MAC_A, Buffer.from('who has 10.0.0.2'), 0x0806);
+  a.tap.inject(request);
+  t.same(await framesAt(b.tap, 1), [request], "A's broadcast comes out of B's stand-in intact");
+  t.ok(await eventually(() => b.fdb.lookup(VNI, macKeyOf(STAND_IN_MAC_A), Date.now()) === LOOP_A, WAIT_MS), "B's Fdb learned A's MAC at A's address");
+  t.match(b.fdbEvents.find((e) => e.mac === STAND_IN_MAC_A), { type: 'learned', kind: 'learned', vtep: LOOP_A }, 'as a learned event');
+
+  const reply = frame(STAND_IN_MAC_A, STAND_IN_MAC_B, 1400);
+  b.tap.inject(reply);
+  t.same(await framesAt(a.tap, 1), [reply], "B's unicast reply comes out of A's stand-in intact");
+  t.ok(await eventually(() => a.fdb.lookup(VNI, macKeyOf(STAND_IN_MAC_B), Date.now()) === LOOP_B, WAIT_MS), "A's Fdb learned B's MAC");
+
+  const ping = frame(STAND_IN_MAC_B, STAND_IN_MAC_A, 100);
+  a.tap.inject(ping);
+  t.same(await framesAt(b.tap, 1), [ping], 'A now sends to B from the mirror of its Fdb');
+
+  t.ok(await eventually(() => a.stats.snapshot().txPackets === 2 && b.stats.snapshot().rxPackets === 2, WAIT_MS), 'counters caught up');
+  t.match(a.stats.snapshot(), { txPackets: 2, txBytes: request.length + ping.length, rxPackets: 1, rxBytes: reply.length, dropsTotal: 0 });
+  t.match(b.stats.snapshot(), { txPackets: 1, txBytes: reply.length, rxPackets: 2, rxBytes: request.length + ping.length, dropsTotal: 0 });
+  t.ok(await eventually(() => (a.stats.vtepSnapshot().find((v) => v.vtep === LOOP_B)?.txPackets ?? 0) === 2, WAIT_MS), 'per-VTEP counts merged');
+  t.match(a.stats.vtepSnapshot(), [{ vtep: LOOP_B, rxPackets: 1, rxBytes: reply.length, txPackets: 2, txBytes: request.length + ping.length, drops: 0 }]);
+  t.same(a.fatal, [], 'no fatal error');
+
+  b.tap.close();
+  t.ok(await eventually(() => b.fatal.length === 1, WAIT_MS), 'the stand-in closed under the engine is fatal, once');
+  t.match(b.fatal[0], { code: 'VXLAND_DEVICE', syscall: 'read' });
+});
+
+t.test('without root: the flood list reaches every peer and follows the Fdb', async (t) => {
+  const pb = await LoopbackPeer.open(LOOP_B);
+  t.teardown(() => pb.close());
+  const pc = await LoopbackPeer.open(LOOP_C, pb.port);
+  t.teardown(() => pc.close());
+  const a = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_A), dstPort: pb.port, peers: [LOOP_B, LOOP_C] });
+
+  const broadcast = frame('ff:ff:ff:ff:ff:ff', STAND_IN_MAC_A, 60, 0x0806);
+  const unknown = frame(STAND_IN_MAC_B, STAND_IN_MAC_A, 60);
+  a.tap.inject(broadcast);
+  a.tap.inject(unknown);
+  const expected = [vxlanDatagram(VNI, broadcast), vxlanDatagram(VNI, unknown)];
+  for (const p of [pb, pc]) {
+    t.ok(await eventually(() => p.received.length >= 2, WAIT_MS), `${p.address} got the flood`);
+    t.same(p.take().map((d) => d.msg), expected, `${p.address}: broadcast and unknown unicast, each behind an RFC 7348 header`);
+  }
+
+  a.fdb.removePeer(VNI, LOOP_C);
+  await Promise.resolve(); // the flood list is pushed once per burst of changes
+  a.tap.inject(broadcast);
+  t.ok(await eventually(() => pb.received.length >= 1, WAIT_MS), 'B still gets floods');
+  t.ok(await pc.drain(), 'C drained');
+  t.same(pc.take(), [], 'C, no longer a peer, does not');
+
+  a.fdb.removePeer(VNI, LOOP_B);
+  await Promise.resolve();
+  a.tap.inject(broadcast);
+  t.ok(await eventually(() => (a.stats.snapshot().drops.tx_no_destination ?? 0) === 1, WAIT_MS), 'no peer left: tx_no_destination');
+  t.equal(a.stats.snapshot().txPackets, 5, 'two frames to two peers, one to one: one datagram each');
+});
+
+t.test('without root: datagrams are dropped by reason, strangers refused and remembered', async (t) => {
+  const peer = await LoopbackPeer.open(LOOP_B);
+  t.teardown(() => peer.close());
+  const stranger = await LoopbackPeer.open(STRANGER, peer.port);
+  t.teardown(() => stranger.close());
+  const a = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_A), mtu: 1400, dstPort: peer.port, peers: [LOOP_B] });
+  const port = a.engine.port;
+  const to = (inner: Buffer, vni = VNI, flags = 0x08) => vxlanDatagram(vni, inner, flags);
+  const good = frame(STAND_IN_MAC_A, STAND_IN_MAC_B, 64);
+  for (const msg of [
+    Buffer.alloc(5),
+    to(good).subarray(0, 21),
+    to(good, VNI, 0x00),
+    to(good, VNI + 1),
+    to(frame(STAND_IN_MAC_A, 'ff:ff:ff:ff:ff:ff')),
+    to(frame(STAND_IN_MAC_A, '00:00:00:00:00:00')),
+    to(frame(STAND_IN_MAC_B, STAND_IN_MAC_A)),
+    to(frame(STAND_IN_MAC_A, STAND_IN_MAC_B, 1401)),
+    to(frame(STAND_IN_MAC_A, STAND_IN_MAC_B, Buffer.from('0064080045000000', 'hex'), 0x8100)),
+    to(good),
+  ]) {
+    await peer.send(msg, port);
+  }
+  await stranger.send(to(good), port);
+  const expected = {
+    rx_truncated: 2,
+    rx_no_i_flag: 1,
+    rx_wrong_vni: 1,
+    rx_bad_source_mac: 2,
+    rx_own_source_mac: 1,
+    rx_oversize: 1,
+    rx_vlan_tagged: 1,
+    rx_source_not_allowed: 1,
+  };
+  t.ok(await eventually(() => a.stats.snapshot().dropsTotal === 10, WAIT_MS), 'every drop counted');
+  t.same(a.stats.snapshot().drops, expected, 'by reason');
+  t.same(await framesAt(a.tap, 1), [good], 'the valid frame is delivered, alone');
+  t.equal(a.stats.snapshot().rxPackets, 1);
+  t.ok(await eventually(() => a.stats.refusedSenders().length > 0, WAIT_MS), 'the refusal is reported');
+  t.same(a.stats.refusedSenders(), [{ address: STRANGER, count: 1 }], 'the stranger is remembered for doctor');
+  t.notOk(a.fdb.entries().some((e) => e.vtep === STRANGER), 'nothing learned from the stranger');
+  t.ok(await eventually(() => (a.stats.vtepSnapshot().find((v) => v.vtep === LOOP_B)?.drops ?? 0) === 9, WAIT_MS), "the peer's drops are its own");
+  t.match(a.stats.vtepSnapshot().find((v) => v.vtep === 'other'), { drops: 1 }, "the stranger's under other");
 });

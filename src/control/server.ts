@@ -82,6 +82,8 @@ const MAX_SOCKET_PATH_BYTES = 107;
 
 /** Where bindInPlace binds before renaming: <dir>/.vxl-XXXXXX/s. */
 const PRIVATE_DIR_PREFIX = '.vxl-';
+/** A private directory older than this was left by a killed daemon. */
+const STALE_PRIVATE_DIR_AGE_MS = 60_000;
 const PRIVATE_SOCKET_NAME = 's';
 
 const NO_BYTES = Buffer.alloc(0);
@@ -408,6 +410,7 @@ async function bindInPlace(server: net.Server, finalPath: string, euid: number, 
     throw new VxlandError('VXLAND_SOCKET',
       `control socket path ${finalPath} is too long (at most ${MAX_SOCKET_PATH_BYTES} bytes, and ${MAX_SOCKET_PATH_BYTES - suffixBytes} for its directory)`);
   }
+  removeStalePrivateDirs(dir, euid);
   let privateDir: string | undefined;
   try {
     privateDir = fs.mkdtempSync(path.join(dir, PRIVATE_DIR_PREFIX));
@@ -427,6 +430,29 @@ async function bindInPlace(server: net.Server, finalPath: string, euid: number, 
     throw socketError(finalPath, err);
   } finally {
     if (privateDir !== undefined) fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+/** A daemon killed between mkdtemp and rename leaves its private directory
+ *  behind. A live bind needs it for microseconds, so one older than
+ *  STALE_PRIVATE_DIR_AGE_MS is a leftover, whoever's device it was for. */
+function removeStalePrivateDirs(dir: string, euid: number): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  const oldestLiveMs = Date.now() - STALE_PRIVATE_DIR_AGE_MS;
+  for (const name of names) {
+    if (!name.startsWith(PRIVATE_DIR_PREFIX)) continue;
+    const leftover = path.join(dir, name);
+    try {
+      const st = fs.lstatSync(leftover);
+      if (st.isDirectory() && st.uid === euid && st.mtimeMs < oldestLiveMs) fs.rmSync(leftover, { recursive: true, force: true });
+    } catch {
+      // Gone already, or not ours to remove: the bind below does not need it.
+    }
   }
 }
 

@@ -36,7 +36,8 @@ export interface NativeTapPollerConstructor {
 
 /** native/engine_core.h: options of `new NativeEngine(...)`. */
 export interface NativeEngineOptions {
-  /** From tapOpen(name, { vnetHdr: true }); owned by the engine once constructed. */
+  /** From tapOpen(name, { vnetHdr: true }), or a SOCK_SEQPACKET stand-in
+   *  (standIn); owned by the engine once constructed. */
   tapFd: number;
   mtu: number;
   vni: number;
@@ -44,7 +45,7 @@ export interface NativeEngineOptions {
   local: string;
   /** Local UDP port (0 = kernel picks). */
   port: number;
-  /** Destination UDP port of every VTEP. */
+  /** Destination UDP port of every VTEP; 0 = the local port bound. */
   dstPort: number;
   /** The TAP's own MAC (frames claiming it as source are loops). */
   ownMac: Buffer;
@@ -58,6 +59,9 @@ export interface NativeEngineOptions {
   coalesce?: boolean;
   /** SO_RCVBUF/SO_SNDBUF request (forced when privileged); default 8 MiB. */
   socketBufferBytes?: number;
+  /** tapFd is a SOCK_SEQPACKET socket that carries what the TAP would (a
+   *  virtio_net_hdr, then one frame, per message): no TUN ioctls. */
+  standIn?: boolean;
 }
 
 export interface NativeEngineHandle {

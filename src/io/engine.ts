@@ -2,7 +2,9 @@
 // and a UDP socket, driven by two native packet threads (one while traffic
 // is light, see native/engine_core.cc). This wrapper
 // opens and configures the TAP (policy as in src/io/tap.ts), constructs the
-// engine, and exposes the mirror updates, counters and events. Forwarding
+// engine, and exposes the mirror updates, counters and events. openWith()
+// runs the same engine on a socket standing in for the TAP (no root, no
+// device: the native path's unit tests). Forwarding
 // rules stay in src/fdb/fdb.ts; src/datapath/native-datapath.ts joins the two.
 
 import { DROP_REASON_COUNT } from '../ports/drops';
@@ -30,7 +32,7 @@ export interface NativeEngineOpenOptions {
   local: string;
   /** Local UDP port (0 = kernel picks; see NativeEngine.port). */
   port: number;
-  /** UDP port of the other VTEPs; default `port`. */
+  /** UDP port of the other VTEPs; default `port`; 0 = the port bound. */
   dstPort?: number;
   /** Test/diagnostic switches, all default true: TAP TSO/checksum offload,
    *  UDP GSO sends, UDP_GRO receives, TCP coalescing on rx. */
@@ -42,8 +44,28 @@ export interface NativeEngineOpenOptions {
   socketBufferBytes?: number;
 }
 
+/** NativeEngine.openWith(): everything open() takes but the device, which is
+ *  handed in instead. */
+export interface NativeEngineStandInOptions extends Omit<NativeEngineOpenOptions, 'name' | 'addresses' | 'mac'> {
+  /** What NativeEngine.name shows (no device has it). */
+  name: string;
+  /** A non-blocking SOCK_SEQPACKET socket standing in for the TAP: each
+   *  message is what a TAP with IFF_VNET_HDR reads or writes (a 10-byte
+   *  virtio_net_hdr, then one frame), so the engine's TAP code runs
+   *  unchanged and whoever holds the other end plays the kernel (offload on
+   *  means it may send TSO super-frames). The engine's once openWith
+   *  returns; the caller's still if it throws. */
+  tapFd: number;
+  /** The MAC of the device the stand-in plays (frames from it are loops). */
+  mac: Buffer;
+}
+
 function badArgument(message: string): VxlandError {
   return new VxlandError('VXLAND_BAD_ARGUMENT', `invalid argument: ${message}`);
+}
+
+function checkVni(vni: number): void {
+  if (!Number.isInteger(vni) || vni < 0 || vni > 0xffffff) throw badArgument('vni must be 0..16777215');
 }
 
 const SOCKET_SYSCALLS = /^(socket|bind|setsockopt|getsockname|eventfd)/;
@@ -61,7 +83,7 @@ export class NativeEngine implements PacketEngine {
   private onEvent: (event: NativeEngineEvent) => void = () => undefined;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
 
-  private constructor(addon: NativeAddon, o: NativeEngineOpenOptions, fd: number, name: string, mtu: number, mac: Buffer) {
+  private constructor(addon: NativeAddon, o: NativeEngineOpenOptions, fd: number, name: string, mtu: number, mac: Buffer, standIn: boolean) {
     this.name = name;
     this.mtu = mtu;
     this.mac = mac;
@@ -80,6 +102,7 @@ export class NativeEngine implements PacketEngine {
         gro: o.gro,
         coalesce: o.coalesce,
         socketBufferBytes: o.socketBufferBytes,
+        standIn,
       },
       (event) => this.onEvent(event),
     );
@@ -94,25 +117,35 @@ export class NativeEngine implements PacketEngine {
    *  EADDRINUSE), VXLAND_DATAPATH_UNAVAILABLE (addon not built). Nothing is
    *  left behind on failure. */
   static open(o: NativeEngineOpenOptions): NativeEngine {
-    if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw badArgument('vni must be 0..16777215');
-    const mtu = o.mtu;
-    const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu, addresses: o.addresses, mac: o.mac, vnetHdr: true });
+    checkVni(o.vni);
+    const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu: o.mtu, addresses: o.addresses, mac: o.mac, vnetHdr: true });
     const addon = loadAddon();
     let owned = false;
     try {
-      if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
-        throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
-      }
-      try {
-        const engine = new NativeEngine(addon, o, fd, name, mtu, mac);
-        owned = true;
-        return engine;
-      } catch (err) {
-        const code = isNativeSysError(err) && SOCKET_SYSCALLS.test(err.syscall) ? 'VXLAND_SOCKET' : 'VXLAND_DEVICE';
-        throw toVxlandError(err, code);
-      }
+      const engine = NativeEngine.construct(addon, o, fd, name, mac, false);
+      owned = true;
+      return engine;
     } finally {
       if (!owned) addon.tapClose(fd);
+    }
+  }
+
+  /** The engine on a TAP stand-in (see NativeEngineStandInOptions) and a
+   *  UDP socket bound to local:port. Throws as open() does. */
+  static openWith(o: NativeEngineStandInOptions): NativeEngine {
+    checkVni(o.vni);
+    return NativeEngine.construct(loadAddon(), o, o.tapFd, o.name, o.mac, true);
+  }
+
+  private static construct(addon: NativeAddon, o: NativeEngineOpenOptions, fd: number, name: string, mac: Buffer, standIn: boolean): NativeEngine {
+    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
+      throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
+    }
+    try {
+      return new NativeEngine(addon, o, fd, name, o.mtu, mac, standIn);
+    } catch (err) {
+      const code = isNativeSysError(err) && SOCKET_SYSCALLS.test(err.syscall) ? 'VXLAND_SOCKET' : 'VXLAND_DEVICE';
+      throw toVxlandError(err, code);
     }
   }
 

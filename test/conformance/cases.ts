@@ -1,0 +1,305 @@
+// The conformance corpus: what each data path must do with one input, given
+// the configuration it meets. test/conformance.test.ts runs every case
+// through the dgram path (test/fakes.ts) and the native engine (a stand-in
+// TAP and loopback UDP) and holds both to the same expected outcome, so a
+// rule that differs between the paths fails here.
+//
+// Addresses are loopback ones so that the native run can bind them. Fields
+// left out of `expect` are expected empty or zero.
+
+import type { AcceptPolicy } from '../../src/config/config';
+import { frame, vxlanDatagram } from '../fakes';
+
+export const VNI = 42;
+export const MTU = 1450;
+/** The address of the vxland under test; its own MAC. */
+export const LOCAL = '127.0.0.1';
+export const OWN_MAC = '02:00:00:00:00:01';
+export const PEER_B = '127.0.0.2';
+export const PEER_C = '127.0.0.3';
+export const STRANGER = '127.0.0.66';
+/** Every address a case may send from or to. */
+export const REMOTES: readonly string[] = [PEER_B, PEER_C, STRANGER];
+
+const MAC_X = '02:00:00:00:00:aa';
+const MAC_Y = '02:00:00:00:00:bb';
+const MAC_Z = '02:00:00:00:00:cc';
+const BROADCAST = 'ff:ff:ff:ff:ff:ff';
+/** An 802.1Q tag (VID 100) then IPv4: the payload of a tagged frame. */
+const TAG_THEN_IPV4 = Buffer.from('0064080045000000', 'hex');
+
+export interface CaseConfig {
+  vni?: number;
+  mtu?: number;
+  allowVlan?: boolean;
+  /** Default { kind: 'peers' }. */
+  accept?: AcceptPolicy;
+  peers?: readonly string[];
+  statics?: ReadonlyArray<{ mac: string; vtep: string }>;
+  /** Entries learned before the input arrives. */
+  learned?: ReadonlyArray<{ mac: string; vtep: string }>;
+  maxLearnedPerVtep?: number;
+}
+
+export type CaseInput =
+  /** A datagram arriving from `from` (one of REMOTES). */
+  | { datagram: Buffer; from: string }
+  /** A frame read from the TAP. */
+  | { tapFrame: Buffer };
+
+export interface Outcome {
+  /** Frames written to the TAP, in order. */
+  delivered: Buffer[];
+  /** Datagrams sent, by destination (sorted by `to`, then in order). */
+  sent: Array<{ to: string; datagram: Buffer }>;
+  /** Stats drops by reason name (status, metrics). */
+  drops: Record<string, number>;
+  /** Per-VTEP drops (status), by VTEP ('other' = an untracked sender). */
+  vtepDrops: Record<string, number>;
+  rxPackets: number;
+  txPackets: number;
+  /** Fdb learn events: what `vxland monitor` and `fdb show` see. */
+  learned: Array<{ type: 'learned' | 'moved'; mac: string; vtep: string }>;
+  /** Table entries (MACs) and the flood list ('flood') marked used. */
+  used: string[];
+  /** Doctor: senders of foreign VNIs. */
+  foreign: Array<{ address: string; vni: number }>;
+  /** Doctor: senders the source policy refused, with datagram counts. */
+  refused: Array<{ address: string; count: number }>;
+  learnRefused: { fdbFull: number; vtepFull: number; rate: number };
+}
+
+export interface ConformanceCase {
+  name: string;
+  config: CaseConfig;
+  inputs: CaseInput[];
+  expect: Partial<Outcome>;
+  /** A known drift on one path (issue 9): the case runs there as a tap todo. */
+  drift?: { path: 'dgram' | 'native'; what: string };
+}
+
+const rx = (from: string, inner: Buffer, vni = VNI, flags = 0x08): CaseInput => ({ datagram: vxlanDatagram(vni, inner, flags), from });
+const tx = (f: Buffer): CaseInput => ({ tapFrame: f });
+const toUs = (src: string, payload: Buffer | number = 46, ethertype = 0x0800) => frame(OWN_MAC, src, payload, ethertype);
+const fromUs = (dst: string, payload: Buffer | number = 46, ethertype = 0x0800) => frame(dst, OWN_MAC, payload, ethertype);
+const sentTo = (to: string, f: Buffer) => ({ to, datagram: vxlanDatagram(VNI, f) });
+
+const DOCTOR_FOREIGN_VNI = 'the doctor names a foreign-VNI sender only on the dgram path (issue 9)';
+const TX_SIZE_AFTER_LOOKUP = 'tx checks the frame size after the FDB lookup, marking the entry or flood list used (issue 9)';
+const LEARN_REFUSED_UNIT = 'learn refused counts frames on the dgram path, MACs on the native one (issue 9)';
+
+const valid = toUs(MAC_X);
+const fullMtu = toUs(MAC_X, MTU);
+const oversize = toUs(MAC_X, MTU + 1);
+const tagged = toUs(MAC_X, TAG_THEN_IPV4, 0x8100);
+const taggedFullMtu = frame(OWN_MAC, MAC_X, Buffer.concat([TAG_THEN_IPV4, Buffer.alloc(MTU - 4)]), 0x8100);
+
+export const CASES: readonly ConformanceCase[] = [
+  // ---- rx: UDP -> TAP ----
+  {
+    name: 'rx: a valid frame from a peer is delivered and its source learned',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, valid)],
+    expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
+    name: 'rx: a frame of exactly the MTU is delivered',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, fullMtu)],
+    expect: { delivered: [fullMtu], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
+    name: 'rx: shorter than a VXLAN header is truncated',
+    config: { peers: [PEER_B] },
+    inputs: [{ datagram: Buffer.alloc(5, 0x08), from: PEER_B }],
+    expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: a VXLAN header with less than an Ethernet header behind it is truncated',
+    config: { peers: [PEER_B] },
+    inputs: [{ datagram: vxlanDatagram(VNI, valid).subarray(0, 8 + 13), from: PEER_B }],
+    expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: the I flag clear',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, valid, VNI, 0x00)],
+    expect: { drops: { rx_no_i_flag: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: a foreign VNI is dropped and its sender named for doctor',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, valid, VNI + 1)],
+    expect: { drops: { rx_wrong_vni: 1 }, vtepDrops: { [PEER_B]: 1 }, foreign: [{ address: PEER_B, vni: VNI + 1 }] },
+    drift: { path: 'native', what: DOCTOR_FOREIGN_VNI },
+  },
+  {
+    name: 'rx: a sender outside the accepted set is refused and remembered',
+    config: { peers: [PEER_B] },
+    inputs: [rx(STRANGER, valid)],
+    expect: { drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }] },
+  },
+  {
+    name: 'rx: a stranger is refused before its datagram is even parsed',
+    config: { peers: [PEER_B] },
+    inputs: [{ datagram: Buffer.alloc(5, 0x08), from: STRANGER }],
+    expect: { drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }] },
+  },
+  {
+    name: 'rx: --accept CIDRs admit a stranger in range',
+    config: { peers: [PEER_B], accept: { kind: 'cidrs', cidrs: [{ address: '127.0.0.64', prefixLength: 26, family: 4 }] } },
+    inputs: [rx(STRANGER, valid)],
+    expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: STRANGER }] },
+  },
+  {
+    name: 'rx: --accept any admits anyone',
+    config: { peers: [PEER_B], accept: { kind: 'any' } },
+    inputs: [rx(STRANGER, valid)],
+    expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: STRANGER }] },
+  },
+  {
+    name: 'rx: a multicast source MAC',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, toUs('01:00:5e:00:00:01'))],
+    expect: { drops: { rx_bad_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: a broadcast source MAC',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, toUs(BROADCAST))],
+    expect: { drops: { rx_bad_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: an all-zero source MAC',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, toUs('00:00:00:00:00:00'))],
+    expect: { drops: { rx_bad_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: our own source MAC is a loop',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, toUs(OWN_MAC))],
+    expect: { drops: { rx_own_source_mac: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: one byte over the MTU',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, oversize)],
+    expect: { drops: { rx_oversize: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: VLAN-tagged without --allow-vlan',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, tagged)],
+    expect: { drops: { rx_vlan_tagged: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: VLAN-tagged with --allow-vlan, the tag on top of a full MTU',
+    config: { peers: [PEER_B], allowVlan: true },
+    inputs: [rx(PEER_B, tagged), rx(PEER_B, taggedFullMtu)],
+    expect: { delivered: [tagged, taggedFullMtu], rxPackets: 2, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
+    name: 'rx: a source MAC that is a static entry at another VTEP',
+    config: { peers: [PEER_B], statics: [{ mac: MAC_X, vtep: PEER_C }] },
+    inputs: [rx(PEER_B, valid)],
+    expect: { drops: { rx_static_mac_conflict: 1 }, vtepDrops: { [PEER_B]: 1 } },
+  },
+  {
+    name: 'rx: a source MAC that is a static entry at the sender is delivered, not learned',
+    config: { peers: [PEER_B], statics: [{ mac: MAC_X, vtep: PEER_B }] },
+    inputs: [rx(PEER_B, valid)],
+    expect: { delivered: [valid], rxPackets: 1 },
+  },
+  {
+    name: 'rx: a learned MAC heard from another peer moves there',
+    config: { peers: [PEER_B, PEER_C], learned: [{ mac: MAC_X, vtep: PEER_B }] },
+    inputs: [rx(PEER_C, valid)],
+    expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'moved', mac: MAC_X, vtep: PEER_C }] },
+  },
+  {
+    name: 'rx: a VTEP past its share of learned MACs: delivered, learning refused once per MAC',
+    config: { peers: [PEER_C, PEER_B], learned: [{ mac: MAC_Y, vtep: PEER_B }], maxLearnedPerVtep: 1 },
+    inputs: [rx(PEER_B, valid), rx(PEER_B, valid)],
+    expect: { delivered: [valid, valid], rxPackets: 2, learnRefused: { fdbFull: 0, vtepFull: 1, rate: 0 } },
+    drift: { path: 'dgram', what: LEARN_REFUSED_UNIT },
+  },
+
+  // ---- tx: TAP -> UDP ----
+  {
+    name: 'tx: shorter than an Ethernet header is a runt',
+    config: { peers: [PEER_B] },
+    inputs: [tx(Buffer.alloc(10, 0xff))],
+    expect: { drops: { tx_runt: 1 } },
+  },
+  {
+    name: 'tx: one byte over the MTU is dropped, never fragmented',
+    config: { peers: [PEER_B] },
+    inputs: [tx(fromUs(BROADCAST, MTU + 1))],
+    expect: { drops: { tx_oversize: 1 } },
+    drift: { path: 'native', what: TX_SIZE_AFTER_LOOKUP },
+  },
+  {
+    name: 'tx: an oversize frame to a learned MAC does not use the entry',
+    config: { peers: [PEER_B], learned: [{ mac: MAC_X, vtep: PEER_C }] },
+    inputs: [tx(fromUs(MAC_X, MTU + 1))],
+    expect: { drops: { tx_oversize: 1 } },
+    drift: { path: 'native', what: TX_SIZE_AFTER_LOOKUP },
+  },
+  {
+    name: 'tx: VLAN-tagged without --allow-vlan',
+    config: { peers: [PEER_B] },
+    inputs: [tx(fromUs(BROADCAST, TAG_THEN_IPV4, 0x8100))],
+    expect: { drops: { tx_vlan_tagged: 1 } },
+  },
+  {
+    name: 'tx: VLAN-tagged with --allow-vlan, the tag on top of a full MTU',
+    config: { peers: [PEER_B], allowVlan: true },
+    inputs: [tx(frame(BROADCAST, OWN_MAC, Buffer.concat([TAG_THEN_IPV4, Buffer.alloc(MTU - 4)]), 0x8100))],
+    expect: {
+      sent: [sentTo(PEER_B, frame(BROADCAST, OWN_MAC, Buffer.concat([TAG_THEN_IPV4, Buffer.alloc(MTU - 4)]), 0x8100))],
+      txPackets: 1,
+      used: ['flood'],
+    },
+  },
+  {
+    name: 'tx: unicast to a learned MAC goes to its VTEP alone',
+    config: { peers: [PEER_B, PEER_C], learned: [{ mac: MAC_X, vtep: PEER_C }] },
+    inputs: [tx(fromUs(MAC_X, 100))],
+    expect: { sent: [sentTo(PEER_C, fromUs(MAC_X, 100))], txPackets: 1, used: [MAC_X] },
+  },
+  {
+    name: 'tx: unicast to a static MAC goes to its VTEP, even one that is no peer',
+    config: { peers: [PEER_B], statics: [{ mac: MAC_Z, vtep: PEER_C }] },
+    inputs: [tx(fromUs(MAC_Z, 100))],
+    expect: { sent: [sentTo(PEER_C, fromUs(MAC_Z, 100))], txPackets: 1, used: [MAC_Z] },
+  },
+  {
+    name: 'tx: broadcast floods to every peer',
+    config: { peers: [PEER_B, PEER_C] },
+    inputs: [tx(fromUs(BROADCAST, 60))],
+    expect: { sent: [sentTo(PEER_B, fromUs(BROADCAST, 60)), sentTo(PEER_C, fromUs(BROADCAST, 60))], txPackets: 2, used: ['flood'] },
+  },
+  {
+    name: 'tx: multicast floods to every peer',
+    config: { peers: [PEER_B, PEER_C] },
+    inputs: [tx(fromUs('33:33:00:00:00:01', 60))],
+    expect: {
+      sent: [sentTo(PEER_B, fromUs('33:33:00:00:00:01', 60)), sentTo(PEER_C, fromUs('33:33:00:00:00:01', 60))],
+      txPackets: 2,
+      used: ['flood'],
+    },
+  },
+  {
+    name: 'tx: unknown unicast floods to every peer',
+    config: { peers: [PEER_B, PEER_C], learned: [{ mac: MAC_X, vtep: PEER_C }] },
+    inputs: [tx(fromUs(MAC_Y, 60))],
+    expect: { sent: [sentTo(PEER_B, fromUs(MAC_Y, 60)), sentTo(PEER_C, fromUs(MAC_Y, 60))], txPackets: 2, used: ['flood'] },
+  },
+  {
+    name: 'tx: no peer and no entry: no destination',
+    config: {},
+    inputs: [tx(fromUs(BROADCAST, 60)), tx(fromUs(MAC_Y, 60))],
+    expect: { drops: { tx_no_destination: 2 } },
+  },
+];
