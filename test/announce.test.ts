@@ -2,6 +2,7 @@
 // (src/io/announce.ts): a transfer across a peer restart is barely slower than
 // one without, and peers' neighbour entries follow a changed MAC at once.
 import t from 'tap';
+import { eventually } from './helpers/eventually';
 import { createTopology, execJson, ping, skipUnlessRoot, verifiedTcpTransfer, type TransferResult } from './helpers/netns';
 import { datapathsUnderTest, startVxland, type VxlandHandle } from './helpers/vxland';
 
@@ -45,11 +46,8 @@ for (const datapath of datapathsUnderTest()) {
     const rx0 = (await vb.json<any>('status')).stats.rxBytes as number;
     const cut = verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 120_000, seed: 9 });
     cut.catch(() => undefined); // awaited below
-    const until = Date.now() + 60_000;
-    let through = 0;
-    while (Date.now() < until && through < bytes / 4) {
-      through = ((await vb.json<any>('status')).stats.rxBytes as number) - rx0;
-    }
+    const through = await eventually(async () => ((await vb.json<any>('status')).stats.rxBytes as number) - rx0,
+      { until: (n) => n >= bytes / 4, timeoutMs: 60_000, intervalMs: 0, what: 'a quarter of the transfer through B' });
     t.ok(through >= bytes / 4, `B was killed with the transfer under way (${Math.round(through / 1048576)} MB through)`);
     vb.proc.proc.kill('SIGKILL');
     await vb.proc.exited;
@@ -70,13 +68,15 @@ for (const datapath of datapathsUnderTest()) {
     await vb.proc.stop();
     vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir, extraArgs: [...bArgs.extraArgs, '--mac', newMac] });
     const startedMs = Date.now();
-    const moved = { v4: false, v6: false };
-    while (Date.now() - startedMs < NEIGHBOUR_UPDATE_DEADLINE_MS && !(moved.v4 && moved.v6)) {
-      moved.v4 = (await neighbourMac(a.ns, 'vxl0', '10.42.0.2')) === newMac;
-      moved.v6 = (await neighbourMac(a.ns, 'vxl0', 'fd42::2')) === newMac;
-    }
-    t.ok(moved.v4, `the gratuitous ARP moved A's entry for 10.42.0.2 to ${newMac}`);
-    t.ok(moved.v6, `the unsolicited NA moved A's entry for fd42::2 to ${newMac} (within ${Date.now() - startedMs} ms of B answering)`);
+    const moved = await eventually(async () => ({
+      v4: await neighbourMac(a.ns, 'vxl0', '10.42.0.2'),
+      v6: await neighbourMac(a.ns, 'vxl0', 'fd42::2'),
+    }), {
+      until: (m) => m.v4 === newMac && m.v6 === newMac, timeoutMs: NEIGHBOUR_UPDATE_DEADLINE_MS, intervalMs: 0,
+      what: `A's neighbour entries for 10.42.0.2 and fd42::2 moving to ${newMac}`,
+    });
+    t.equal(moved.v4, newMac, `the gratuitous ARP moved A's entry for 10.42.0.2 to ${newMac}`);
+    t.equal(moved.v6, newMac, `the unsolicited NA moved A's entry for fd42::2 to ${newMac} (within ${Date.now() - startedMs} ms of B answering)`);
     const announced = (address: string) => vb.proc.waitForJson((l) => String(l.msg).startsWith(`announced ${address} `), 5_000).then(() => true, () => false);
     t.ok(await announced('10.42.0.2'), 'B logged the gratuitous ARP');
     t.ok(await announced('fd42::2'), 'B logged the unsolicited NA');
