@@ -10,7 +10,12 @@ const CALIBRATION_BYTES = 16 * 1024 * 1024;
 const MAX_TRANSFER_BYTES = 1024 * 1024 * 1024;
 /** The measured transfers last about this long without a restart. */
 const TRANSFER_TARGET_MS = 4_000;
-const RESTART_SLACK_MS = 3_000;
+/** What a restart may cost beyond its outage. TCP doubles its retransmission
+ *  timeout while B is away, so it retries up to about twice the outage after
+ *  the first loss; how long the outage lasts (a node start) depends on the
+ *  machine's load, not on vxland. A neighbour entry left on a wrong MAC
+ *  would cost seconds of ARP probing more. */
+const RESTART_SLACK_MS = 1_500;
 const NEIGHBOUR_UPDATE_DEADLINE_MS = 3_000;
 
 async function neighbourMac(ns: string, dev: string, address: string): Promise<string | null> {
@@ -23,7 +28,7 @@ function intact(r: TransferResult, bytes: number): boolean {
 }
 
 for (const datapath of datapathsUnderTest()) {
-  t.test(`a peer restart during a verified transfer costs at most ${RESTART_SLACK_MS} ms; neighbours follow a new MAC at once (${datapath})`, async (t) => {
+  t.test(`a peer restart during a verified transfer costs at most twice its outage + ${RESTART_SLACK_MS} ms; neighbours follow a new MAC at once (${datapath})`, async (t) => {
     if (skipUnlessRoot(t)) return;
     const topo = await createTopology(t, { hosts: 2, disableIpv6: false });
     const [a, b] = topo.hosts;
@@ -53,12 +58,13 @@ for (const datapath of datapathsUnderTest()) {
     await vb.proc.exited;
     const killedMs = Date.now();
     vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir });
-    t.comment(`B answered again ${Date.now() - killedMs} ms after kill -9`);
+    const outageMs = Date.now() - killedMs;
+    t.comment(`B answered again ${outageMs} ms after kill -9`);
     t.equal(await neighbourMac(a.ns, 'vxl0', '10.42.0.2'), bMac, 'right after the restart, A\'s neighbour entry for B points at B\'s TAP MAC');
     const r = await cut;
     t.ok(intact(r, bytes), 'the transfer across the restart is intact (sha256)', { sent: r.sent, received: r.received });
-    t.ok(r.durationMs <= baseline.durationMs + RESTART_SLACK_MS,
-      `and took ${r.durationMs} ms, at most ${RESTART_SLACK_MS} ms more than without a restart (${baseline.durationMs} ms)`);
+    t.ok(r.durationMs <= baseline.durationMs + 2 * outageMs + RESTART_SLACK_MS,
+      `and took ${r.durationMs} ms, at most twice the outage + ${RESTART_SLACK_MS} ms more than without a restart (${baseline.durationMs} ms)`);
 
     // An admin gives B another MAC. A sends B nothing meanwhile, so only B's
     // announcements can move A's neighbour entries to the new MAC.
