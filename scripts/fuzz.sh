@@ -3,7 +3,11 @@
 # into build/fuzz/ and runs each for a bounded time on a COPY of its corpus
 # (test/fuzz/corpus/<target>/), so the tree is not modified.
 #
-#   bash scripts/fuzz.sh                 build, run all targets (~60 s total)
+#   bash scripts/fuzz.sh                 build, run all targets (~60 s total;
+#                                        `npm run fuzz`)
+#   bash scripts/fuzz.sh --replay        build, run every corpus input once
+#                                        through its target, no fuzzing (a
+#                                        few seconds; what `npm test` runs)
 #   bash scripts/fuzz.sh fuzz_segment    only the named target(s)
 #   bash scripts/fuzz.sh --merge         also merge inputs that add coverage
 #                                        into test/fuzz/corpus/<target>/
@@ -11,14 +15,16 @@
 #                                        77 (with the reason) if not
 #   bash scripts/fuzz.sh --build-only    build and stop
 #
-# Environment: FUZZ_SECONDS (total, default 60, split evenly over targets),
-# FUZZ_STRICT=0 (skip the checks for the fixed findings listed in
-# test/fuzz/fuzz_coalesce.cc, default 1; builds into build/fuzz/lenient/),
+# Environment: FUZZ_SECONDS (total, default 60, split evenly over targets;
+# --replay has no time limit but runs each input once), FUZZ_STRICT=0 (skip
+# the checks for the fixed findings listed in test/fuzz/fuzz_coalesce.cc,
+# default 1; builds into build/fuzz/lenient/),
 # FUZZ_JOBS (parallel workers per target, default 1), CXX (default clang++,
 # then clang++-NN), FUZZ_OUT (logs and reproducers, default fuzz-out/).
 # Exit status: 0 when every target ran clean; 1 on any crash, leak, timeout,
-# out-of-memory or sanitizer report (the reproducer paths are printed);
-# 2 on a build or usage error; 77 when the toolchain is missing.
+# out-of-memory or sanitizer report (the reproducer paths are printed; with
+# --replay, the corpus input that failed); 2 on a build or usage error; 77
+# when the toolchain is missing.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -45,7 +51,8 @@ for a in "$@"; do
     --merge) merge=1 ;;
     --check) mode=check ;;
     --build-only) mode=build ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    --replay) mode=replay ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     fuzz_*) targets+=("$a") ;;
     *) echo "fuzz.sh: unknown argument: $a" >&2; exit 2 ;;
   esac
@@ -113,14 +120,54 @@ for t in "${targets[@]}"; do
 done
 [ "$mode" = build ] && exit 0
 
+export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+SANITIZER_REPORT='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|FUZZ_CHECK failed|SUMMARY:'
+
+# --- Replay ------------------------------------------------------------------
+# Given files (not a directory), libFuzzer runs each once and writes nothing.
+if [ "$mode" = replay ]; then
+  [ "$merge" = 0 ] || { echo "fuzz.sh: --merge needs a fuzzing run, not --replay" >&2; exit 2; }
+  replay_dir=$(mktemp -d)
+  trap 'rm -rf "$probe_dir" "$replay_dir"' EXIT
+  failed=0
+  for t in "${targets[@]}"; do
+    mapfile -t inputs < <(find "$SRC/corpus/$t" -type f | sort)
+    if [ "${#inputs[@]}" -eq 0 ]; then
+      log "$t: FAILED: no corpus inputs in $SRC/corpus/$t"
+      failed=1
+      continue
+    fi
+    logf="$replay_dir/$t.log"
+    rc=0
+    "$BIN/$t" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 "${inputs[@]}" >"$logf" 2>&1 || rc=$?
+    ran=$(grep -c '^Executed ' "$logf" || true)
+    if [ "$rc" -ne 0 ] || [ "$ran" -ne "${#inputs[@]}" ] || grep -qE "$SANITIZER_REPORT" "$logf"; then
+      failed=1
+      log "$t: FAILED (exit $rc) after $ran of ${#inputs[@]} inputs"
+      last=$(grep '^Running: ' "$logf" | tail -n1 | cut -d' ' -f2- || true)
+      [ -z "$last" ] || log "$t: input: $last"
+      [ -z "$last" ] || log "$t:   replay: $BIN/$t $last"
+      grep -E "$SANITIZER_REPORT" "$logf" | head -n 8 || true
+      tail -n 20 "$logf"
+    else
+      log "$t: replayed $ran inputs clean"
+    fi
+  done
+  if [ "$failed" = 1 ]; then
+    log "FAILED: a corpus input crashes its target or trips a sanitizer or check"
+    exit 1
+  fi
+  log "all corpus inputs clean"
+  exit 0
+fi
+
 # --- Run ---------------------------------------------------------------------
 per=$(( TOTAL / ${#targets[@]} ))
 [ "$per" -ge 1 ] || per=1
 stamp=$(date +%Y%m%d-%H%M%S)
 run_dir="$OUT/$stamp"
 mkdir -p "$run_dir"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:allocator_may_return_null=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 log "$CLANGXX, ${#targets[@]} target(s), ${per}s each, output in $run_dir"
 
 failed=0
@@ -145,7 +192,7 @@ for t in "${targets[@]}"; do
   if [ "$rc" -ne 0 ] || [ -n "$repro" ]; then
     failed=1
     log "$t: FAILED (exit $rc) after $runs runs; log: $logf"
-    grep -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|FUZZ_CHECK failed|SUMMARY:' "$logf" | head -n 8 || true
+    grep -E "$SANITIZER_REPORT" "$logf" | head -n 8 || true
     for f in $repro; do
       log "$t: reproducer: $f"
       log "$t:   replay: $BIN/$t $f"

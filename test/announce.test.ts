@@ -2,6 +2,7 @@
 // (src/io/announce.ts): a transfer across a peer restart is barely slower than
 // one without, and peers' neighbour entries follow a changed MAC at once.
 import t from 'tap';
+import { eventually } from './helpers/eventually';
 import { createTopology, execJson, ping, skipUnlessRoot, verifiedTcpTransfer, type TransferResult } from './helpers/netns';
 import { datapathsUnderTest, startVxland, type VxlandHandle } from './helpers/vxland';
 
@@ -9,7 +10,12 @@ const CALIBRATION_BYTES = 16 * 1024 * 1024;
 const MAX_TRANSFER_BYTES = 1024 * 1024 * 1024;
 /** The measured transfers last about this long without a restart. */
 const TRANSFER_TARGET_MS = 4_000;
-const RESTART_SLACK_MS = 3_000;
+/** What a restart may cost beyond its outage. TCP doubles its retransmission
+ *  timeout while B is away, so it retries up to about twice the outage after
+ *  the first loss; how long the outage lasts (a node start) depends on the
+ *  machine's load, not on vxland. A neighbour entry left on a wrong MAC
+ *  would cost seconds of ARP probing more. */
+const RESTART_SLACK_MS = 1_500;
 const NEIGHBOUR_UPDATE_DEADLINE_MS = 3_000;
 
 async function neighbourMac(ns: string, dev: string, address: string): Promise<string | null> {
@@ -22,7 +28,7 @@ function intact(r: TransferResult, bytes: number): boolean {
 }
 
 for (const datapath of datapathsUnderTest()) {
-  t.test(`a peer restart during a verified transfer costs at most ${RESTART_SLACK_MS} ms; neighbours follow a new MAC at once (${datapath})`, async (t) => {
+  t.test(`a peer restart during a verified transfer costs at most twice its outage + ${RESTART_SLACK_MS} ms; neighbours follow a new MAC at once (${datapath})`, async (t) => {
     if (skipUnlessRoot(t)) return;
     const topo = await createTopology(t, { hosts: 2, disableIpv6: false });
     const [a, b] = topo.hosts;
@@ -45,22 +51,20 @@ for (const datapath of datapathsUnderTest()) {
     const rx0 = (await vb.json<any>('status')).stats.rxBytes as number;
     const cut = verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 120_000, seed: 9 });
     cut.catch(() => undefined); // awaited below
-    const until = Date.now() + 60_000;
-    let through = 0;
-    while (Date.now() < until && through < bytes / 4) {
-      through = ((await vb.json<any>('status')).stats.rxBytes as number) - rx0;
-    }
+    const through = await eventually(async () => ((await vb.json<any>('status')).stats.rxBytes as number) - rx0,
+      { until: (n) => n >= bytes / 4, timeoutMs: 60_000, intervalMs: 0, what: 'a quarter of the transfer through B' });
     t.ok(through >= bytes / 4, `B was killed with the transfer under way (${Math.round(through / 1048576)} MB through)`);
     vb.proc.proc.kill('SIGKILL');
     await vb.proc.exited;
     const killedMs = Date.now();
     vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir });
-    t.comment(`B answered again ${Date.now() - killedMs} ms after kill -9`);
+    const outageMs = Date.now() - killedMs;
+    t.comment(`B answered again ${outageMs} ms after kill -9`);
     t.equal(await neighbourMac(a.ns, 'vxl0', '10.42.0.2'), bMac, 'right after the restart, A\'s neighbour entry for B points at B\'s TAP MAC');
     const r = await cut;
     t.ok(intact(r, bytes), 'the transfer across the restart is intact (sha256)', { sent: r.sent, received: r.received });
-    t.ok(r.durationMs <= baseline.durationMs + RESTART_SLACK_MS,
-      `and took ${r.durationMs} ms, at most ${RESTART_SLACK_MS} ms more than without a restart (${baseline.durationMs} ms)`);
+    t.ok(r.durationMs <= baseline.durationMs + 2 * outageMs + RESTART_SLACK_MS,
+      `and took ${r.durationMs} ms, at most twice the outage + ${RESTART_SLACK_MS} ms more than without a restart (${baseline.durationMs} ms)`);
 
     // An admin gives B another MAC. A sends B nothing meanwhile, so only B's
     // announcements can move A's neighbour entries to the new MAC.
@@ -70,13 +74,15 @@ for (const datapath of datapathsUnderTest()) {
     await vb.proc.stop();
     vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir, extraArgs: [...bArgs.extraArgs, '--mac', newMac] });
     const startedMs = Date.now();
-    const moved = { v4: false, v6: false };
-    while (Date.now() - startedMs < NEIGHBOUR_UPDATE_DEADLINE_MS && !(moved.v4 && moved.v6)) {
-      moved.v4 = (await neighbourMac(a.ns, 'vxl0', '10.42.0.2')) === newMac;
-      moved.v6 = (await neighbourMac(a.ns, 'vxl0', 'fd42::2')) === newMac;
-    }
-    t.ok(moved.v4, `the gratuitous ARP moved A's entry for 10.42.0.2 to ${newMac}`);
-    t.ok(moved.v6, `the unsolicited NA moved A's entry for fd42::2 to ${newMac} (within ${Date.now() - startedMs} ms of B answering)`);
+    const moved = await eventually(async () => ({
+      v4: await neighbourMac(a.ns, 'vxl0', '10.42.0.2'),
+      v6: await neighbourMac(a.ns, 'vxl0', 'fd42::2'),
+    }), {
+      until: (m) => m.v4 === newMac && m.v6 === newMac, timeoutMs: NEIGHBOUR_UPDATE_DEADLINE_MS, intervalMs: 0,
+      what: `A's neighbour entries for 10.42.0.2 and fd42::2 moving to ${newMac}`,
+    });
+    t.equal(moved.v4, newMac, `the gratuitous ARP moved A's entry for 10.42.0.2 to ${newMac}`);
+    t.equal(moved.v6, newMac, `the unsolicited NA moved A's entry for fd42::2 to ${newMac} (within ${Date.now() - startedMs} ms of B answering)`);
     const announced = (address: string) => vb.proc.waitForJson((l) => String(l.msg).startsWith(`announced ${address} `), 5_000).then(() => true, () => false);
     t.ok(await announced('10.42.0.2'), 'B logged the gratuitous ARP');
     t.ok(await announced('fd42::2'), 'B logged the unsolicited NA');

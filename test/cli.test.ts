@@ -73,8 +73,9 @@ function fakeHandler(): ControlHandler & { calls: string[] } {
       findings: [{ check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 43, but vxl0 uses VNI 42', fix: 'make both ends use one VNI' }],
     }),
     monitor: (emit) => {
-      const timer = setTimeout(() => emit({ time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned' }), 50);
-      return () => clearTimeout(timer);
+      // Right after the subscription is answered.
+      const timer = setImmediate(() => emit({ time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned' }));
+      return () => clearImmediate(timer);
     },
   };
 }

@@ -25,7 +25,7 @@ import { Fdb, type FdbEvent } from '../src/fdb/fdb';
 import { macKeyOf } from '../src/wire/mac';
 import { CASES, LOCAL, MTU, OWN_MAC, PEER_B, REMOTES, VNI, type CaseConfig, type ConformanceCase, type Outcome } from './conformance/cases';
 import { FakeDevice, FakeNetwork, LoopbackPeer, frame, mac, vxlanDatagram } from './fakes';
-import { eventually } from './helpers/control';
+import { eventually } from './helpers/eventually';
 import { openNativeHost } from './helpers/native-host';
 import type { TapLike } from './helpers/netns';
 
@@ -141,7 +141,7 @@ async function nativeHost(t: TapLike, cfg: CaseConfig, now: () => number, withTx
       eventually(() => {
         const d = h.engine.counters().detail;
         return d.rxDatagrams >= datagrams && d.txTapReads >= frames;
-      }, WAIT_MS),
+      }, { timeoutMs: WAIT_MS }),
     // The engine counts a batch after writing and sending it: once handled()
     // holds, its frames are on the stand-in and its datagrams queued at the peers.
     takeDelivered: async () => h.tap.take().map((m) => m.frame),
@@ -194,14 +194,14 @@ async function run(t: Test, path: PathName, c: ConformanceCase): Promise<Outcome
     if (from === undefined) throw new Error(`${c.name}: an rx case needs a peer for the barrier`);
     const barrier = frame(OWN_MAC, RX_BARRIER_MAC);
     await host.send(from, vxlanDatagram(vni, barrier));
-    t.ok(await eventually(() => host.events.some((e) => e.mac === RX_BARRIER_MAC), WAIT_MS), 'rx barrier: its source was learned');
+    t.ok(await eventually(() => host.events.some((e) => e.mac === RX_BARRIER_MAC), { timeoutMs: WAIT_MS }), 'rx barrier: its source was learned');
     t.same(await host.takeDelivered(), [barrier], 'rx barrier: delivered after the inputs');
   }
   if (txInputs > 0) {
     const barrier = frame(TX_BARRIER_MAC, OWN_MAC);
     host.inject(barrier);
     const barrierUsed = (): boolean => host.fdb.entries().some((e) => e.mac === TX_BARRIER_MAC && e.usedAgoMs === 0);
-    t.ok(await eventually(barrierUsed, WAIT_MS), 'tx barrier: its entry was used');
+    t.ok(await eventually(barrierUsed, { timeoutMs: WAIT_MS }), 'tx barrier: its entry was used');
     t.same(await host.takeSent(), [{ to: PEER_B, datagram: vxlanDatagram(vni, barrier) }], 'tx barrier: sent after the inputs');
   }
 

@@ -4,7 +4,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { addKernelVxlan, createTopology, exec, ip, ping, REPO_ROOT, skipUnlessRoot, spawnDaemon } from './helpers/netns';
+import { eventually } from './helpers/eventually';
+import { addKernelVxlan, createTopology, exec, ip, linkStats, ping, REPO_ROOT, skipUnlessRoot, spawnDaemon } from './helpers/netns';
 import { startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
 async function linkExists(ns: string, dev: string): Promise<boolean> {
@@ -62,7 +63,7 @@ t.test('SIGHUP reloads the config file and applies the difference without droppi
   if (skipUnlessRoot(t)) return;
   const topo = await createTopology(t, { hosts: 3 });
   const [a, b, c] = topo.hosts;
-  await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
+  const kb = await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
   await addKernelVxlan(c, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.3/24' });
   const configFile = path.join(tempDir(t, 'config'), 'vxl0.json');
   writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip] }));
@@ -70,8 +71,10 @@ t.test('SIGHUP reloads the config file and applies the difference without droppi
   t.equal((await ping(a.ns, '10.42.0.3', { count: 2, intervalS: 0.2, timeoutS: 1 })).received, 0, 'C is not a peer yet');
 
   writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, c.ip], logLevel: 'debug', mtu: 1400 }));
+  const atB0 = (await linkStats(b.ns, kb.name)).rxPackets;
   const during = ping(a.ns, '10.42.0.2', { count: 40, intervalS: 0.05, timeoutS: 6 });
-  await new Promise((r) => setTimeout(r, 500));
+  // The reload comes once the pings are flowing, with most of them still to come.
+  await eventually(async () => (await linkStats(b.ns, kb.name)).rxPackets - atB0, { until: (n) => n >= 5, what: 'pings reaching B' });
   v.proc.proc.kill('SIGHUP');
   const result = await during;
   t.equal(result.received, result.transmitted, `no ping to B lost across the reload (${result.received}/${result.transmitted})`);

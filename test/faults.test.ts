@@ -9,10 +9,10 @@ import t from 'tap';
 import {
   addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, verifiedTcpTransfer, vxlandArgv,
 } from './helpers/netns';
+import { DOCTOR_PEER_GRACE_MS } from '../src/doctor';
+import { eventually } from './helpers/eventually';
 import { fillFilesystem, mountTmpfs, TMPFS_PAGE_BYTES } from './helpers/tmpfs';
 import { datapathsUnderTest, startVxland, tempDir, TEST_VNI } from './helpers/vxland';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const datapath of datapathsUnderTest()) {
   t.test(`a corrupt state file is recovered from its backup; both corrupt: refusal naming the file (${datapath})`, async (t) => {
@@ -108,11 +108,15 @@ for (const datapath of datapathsUnderTest()) {
     // to no refused one (the data path's flood list was rolled back too).
     const sentTo = async (): Promise<Map<string, number>> =>
       new Map((await first.json<any>('stats')).vteps.map((v: any) => [v.vtep, v.txPackets as number]));
-    let sent = await sentTo();
-    for (const deadline = Date.now() + 10_000; acknowledged.some((p) => !(sent.get(p)! > 0)) && Date.now() < deadline; sent = await sentTo()) {
+    const sent = await eventually(async () => {
       await ping(a.ns, '10.42.0.99', { count: 1, timeoutS: 1 });
-    }
-    t.ok(acknowledged.every((p) => sent.get(p)! > 0), 'a broadcast reached every acknowledged peer');
+      return sentTo();
+    }, {
+      until: (s) => acknowledged.every((p) => (s.get(p) ?? 0) > 0), timeoutMs: 10_000,
+      what: 'a broadcast sent to every acknowledged peer',
+      describe: (s) => `not sent to ${acknowledged.filter((p) => !((s.get(p) ?? 0) > 0)).join(', ')}`,
+    });
+    t.pass('a broadcast reached every acknowledged peer');
     t.same(refused.filter((p) => (sent.get(p) ?? 0) > 0), [], 'and none of the refused ones');
     const refusedFdb = await first.cli('fdb', 'add', '02:00:00:00:bb:01', '198.51.100.251');
     t.equal(refusedFdb.code, 1, 'a static entry that does not fit is refused too');
@@ -187,13 +191,8 @@ for (const datapath of datapathsUnderTest()) {
     const rx0 = (await vb.json<any>('status')).stats.rxBytes as number;
     const transfer = verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 120_000, seed: 9 });
     transfer.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
-    const waitUntil = Date.now() + 30_000;
-    let rxDuringTransfer = 0;
-    while (Date.now() < waitUntil) {
-      rxDuringTransfer = ((await vb.json<any>('status')).stats.rxBytes as number) - rx0;
-      if (rxDuringTransfer > 20 * 1024 * 1024) break;
-      await sleep(20);
-    }
+    const rxDuringTransfer = await eventually(async () => ((await vb.json<any>('status')).stats.rxBytes as number) - rx0,
+      { until: (n) => n > 20 * 1024 * 1024, timeoutMs: 30_000, what: 'B receiving 20 MB of the transfer' });
     t.ok(rxDuringTransfer > 20 * 1024 * 1024, `the transfer was under way when A was killed (${Math.round(rxDuringTransfer / 1048576)} MB through)`);
     first.proc.proc.kill('SIGKILL');
     await first.proc.exited;
@@ -249,7 +248,9 @@ for (const datapath of datapathsUnderTest()) {
     t.ok(toB && toB.rxPackets > 0 && toB.lastRxMs > 0 && toB.drops === 0, 'while B is heard, with no errors');
     t.ok(va.proc.running, 'vxland is still running');
 
-    await sleep(Math.max(0, startedMs + 11_000 - Date.now()));
+    // Doctor calls a peer silent only once the daemon has run for its grace
+    // period: that time passing is part of what is under test.
+    await new Promise((r) => setTimeout(r, Math.max(0, startedMs + DOCTOR_PEER_GRACE_MS + 1_000 - Date.now())));
     const doctor = await va.cli('doctor');
     t.equal(doctor.code, 1, 'doctor exits 1: it found a problem');
     t.match(doctor.stdout, `nothing was ever received from peer ${c.ip}`, 'doctor names the silent peer');

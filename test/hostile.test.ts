@@ -8,9 +8,10 @@
 import path from 'node:path';
 import t from 'tap';
 import { ANNOUNCEMENTS_DONE_MESSAGE } from '../src/io/announce';
+import { eventually } from './helpers/eventually';
 import {
   createTopology, exec, FIXTURES_DIR, linkStats, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer,
-  vmRssKb, type LineProcess, type TransferResult,
+  vmRssKb, type LineProcess, type LinkStats, type TransferResult,
 } from './helpers/netns';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
@@ -78,7 +79,7 @@ for (const datapath of datapathsUnderTest()) {
         maxLearnedBehindC = Math.max(maxLearnedBehindC, entries.filter((e) => e.kind === 'learned' && e.vtep === c.ip).length);
         maxLearnedTotal = Math.max(maxLearnedTotal, status.fdb.learned);
         fdbSamples++;
-        await new Promise((r) => setTimeout(r, 1000));
+        await new Promise((r) => setTimeout(r, 1000)); // the sampling period, not a wait for anything
       }
     })();
     t.teardown(() => { sampling = false; clearInterval(rssTimer); });
@@ -113,8 +114,6 @@ for (const datapath of datapathsUnderTest()) {
       `transfer ${i + 1} (${r.direction}) arrived intact in ${r.durationMs} ms`, { sent: r.sent, received: r.received, expected: r.expectedSha256 });
     }
 
-    // Let the last datagrams in flight be read before counting.
-    await new Promise((r) => setTimeout(r, 1000));
     sampling = false;
     clearInterval(rssTimer);
     await fdbSampler;
@@ -123,17 +122,32 @@ for (const datapath of datapathsUnderTest()) {
 
     // B's kernel keeps talking to A on its own (ARP/ND reachability probes),
     // so B's count is read on both sides of A's: everything B had sent
-    // before A counted must be in A's figures, nothing B sent after can be.
-    // The second read waits out B's per-VTEP report interval.
-    const b1 = await vb.json<any>('stats');
-    const status = await va.json<any>('status');
-    const a1 = status.stats;
-    const aStats1 = await va.json<any>('stats');
-    await new Promise((r) => setTimeout(r, 500));
-    const b2 = await vb.json<any>('stats');
-    const snmp1 = await udpSnmp(a.ns);
-    const aLink1 = await linkStats(a.ns, a.dev);
-    const sw1 = await linkStats(topo.switchNs!, swPortToA);
+    // before A counted must be in A's figures (once the datagrams in flight
+    // have been read), nothing B sent after can be (once B's engine has
+    // merged its per-VTEP counts, which it does when idle).
+    const sentByBToA = (s: any) => (s.vteps.find((v: any) => v.vtep === a.ip)?.txPackets ?? 0) - (b0.vteps.find((v: any) => v.vtep === a.ip)?.txPackets ?? 0);
+    const accountedAtA = (r: { a1: any; snmp1: Record<string, number>; aLink1: LinkStats; sw1: LinkStats }) =>
+      rxSeen(r.a1) - rxSeen(a0) + (r.snmp1.InErrors - snmp0.InErrors) + (r.aLink1.rxDropped - aLink0.rxDropped) + (r.sw1.txDropped - sw0.txDropped);
+    const floods = flood.sent + macFlood.sent;
+    const before = await eventually(async () => {
+      const b1 = await vb.json<any>('stats');
+      const a1 = (await va.json<any>('status')).stats;
+      const aStats1 = await va.json<any>('stats');
+      const snmp1 = await udpSnmp(a.ns);
+      const aLink1 = await linkStats(a.ns, a.dev);
+      const sw1 = await linkStats(topo.switchNs!, swPortToA);
+      return { b1, a1, aStats1, snmp1, aLink1, sw1 };
+    }, {
+      until: (r) => accountedAtA(r) >= floods + sentByBToA(r.b1), timeoutMs: 10_000, intervalMs: 100,
+      what: 'every datagram sent to A counted by vxland or dropped by the kernel',
+      describe: (r) => `accounted ${accountedAtA(r)} of ${floods + sentByBToA(r.b1)}`,
+    });
+    const { b1, a1, aStats1, snmp1, aLink1, sw1 } = before;
+    const b2 = await eventually(() => vb.json<any>('stats'), {
+      until: (s) => floods + sentByBToA(s) >= accountedAtA(before), timeoutMs: 2_000, intervalMs: 50,
+      what: 'B\'s count of what it sent to A covering everything A counted',
+      describe: (s) => `B sent ${sentByBToA(s)}, A accounted ${accountedAtA(before) - floods} beyond the floods`,
+    });
     const delta = (reason: string) => (a1.drops[reason] ?? 0) - (a0.drops[reason] ?? 0);
 
     // Memory and FDB bounds.
@@ -165,18 +179,19 @@ for (const datapath of datapathsUnderTest()) {
     const inErrors = snmp1.InErrors - snmp0.InErrors;
     const pathDrops = (aLink1.rxDropped - aLink0.rxDropped) + (sw1.txDropped - sw0.txDropped);
     const notAllowed = delta('rx_source_not_allowed');
-    const sentByBToA = (s: any) => (s.vteps.find((v: any) => v.vtep === a.ip)?.txPackets ?? 0) - (b0.vteps.find((v: any) => v.vtep === a.ip)?.txPackets ?? 0);
     const fromB = sentByBToA(b1);
     const fromBLater = sentByBToA(b2);
-    const sentToA = flood.sent + macFlood.sent + fromB;
-    const accountedAtA = countedByVxland + inErrors + pathDrops;
+    const sentToA = floods + fromB;
+    const accounted = accountedAtA(before);
     t.comment(`stranger sent ${flood.sent} (${flood.errors} send errors, ${flood.elapsedMs} ms, ${JSON.stringify(flood.byKind)}); C sent ${macFlood.sent}; B sent ${fromB} (${fromBLater} a moment later)`);
     t.comment(`A: read ${readByVxland}, counted ${countedByVxland}, rx_source_not_allowed ${notAllowed}; kernel: RcvbufErrors ${rcvbufErrors}, InErrors ${inErrors}, path drops ${pathDrops}`);
-    t.ok(accountedAtA >= sentToA && accountedAtA <= sentToA + (fromBLater - fromB),
-      `sent to A (${sentToA}, up to ${sentToA + fromBLater - fromB}) = counted by vxland (delivered or dropped under a reason) + dropped by the kernel (${accountedAtA})`);
+    t.ok(accounted >= sentToA && accounted <= sentToA + (fromBLater - fromB),
+      `sent to A (${sentToA}, up to ${sentToA + fromBLater - fromB}) = counted by vxland (delivered or dropped under a reason) + dropped by the kernel (${accounted})`);
     t.ok(countedByVxland >= readByVxland, 'vxland counted at least one datagram per socket read');
+    // Each of the stranger's datagrams is refused by vxland or dropped by the
+    // kernel before vxland could read it (how many the kernel drops depends
+    // on the machine's load, so no share is fixed).
     t.ok(notAllowed <= flood.sent, 'only the stranger\'s datagrams count as rx_source_not_allowed');
-    t.ok(notAllowed >= 0.95 * flood.sent, `rx_source_not_allowed ${notAllowed} ≥ 95% of the ${flood.sent} datagrams the stranger sent`);
     t.ok(flood.sent - notAllowed <= inErrors + pathDrops, `the stranger's ${flood.sent - notAllowed} uncounted datagrams are within the kernel's drops (${inErrors + pathDrops})`);
     const other = aStats1.vteps.find((v: any) => v.vtep === 'other');
     t.ok(other !== undefined && other.drops >= notAllowed, 'the stranger\'s drops are counted under vtep "other", not a VTEP of its own');

@@ -6,6 +6,7 @@ import t from 'tap';
 
 import { VxlandError } from '../src/errors';
 import { UdpBind } from '../src/io/udp';
+import { eventually } from './helpers/eventually';
 
 const RECEIVE_TIMEOUT_MS = 3000;
 
@@ -159,27 +160,34 @@ t.test('sends go through a connected socket per destination, and ICMP errors rea
   a.start(() => undefined, () => undefined, (address, err) => peerErrors.push({ address, code: (err as NodeJS.ErrnoException).code }));
   const rx = collect(b);
 
-  for (let i = 0; i < 20; i++) {
-    const msg = Buffer.from(`m${i}`);
-    t.equal(await sendP(a, msg, msg.length, '127.0.0.1', b.port), null);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  const got = await rx.next(20);
-  t.same(got.map((g) => g.msg.toString()), Array.from({ length: 20 }, (_, i) => `m${i}`), 'every datagram arrives, in order');
+  let sent = 0;
+  const sendNext = async (): Promise<Received> => {
+    const msg = Buffer.from(`m${sent++}`);
+    const err = await sendP(a, msg, msg.length, '127.0.0.1', b.port);
+    if (err !== null) throw err;
+    return (await rx.next(sent))[sent - 1];
+  };
+  // The first sends leave through the bound socket while the connected one
+  // comes up; from then on, through that one.
+  const first = await eventually(sendNext, { until: (g) => g.port !== a.port, timeoutMs: 3_000, what: 'a datagram from a connected socket' });
+  for (let i = 0; i < 5; i++) await sendNext();
+  const got = await rx.next(sent);
+  t.same(got.map((g) => g.msg.toString()), Array.from({ length: sent }, (_, i) => `m${i}`), `every datagram arrives, in order (${sent})`);
   t.ok(got.every((g) => g.address === '127.0.0.1'), 'from the bound address');
-  t.ok(got.slice(-5).every((g) => g.port !== a.port), 'once connected, from a port of its own (like the kernel vxlan)');
+  t.same(got.slice(-6).map((g) => g.port), Array(6).fill(first.port), 'once connected, from a port of its own (like the kernel vxlan), and it stays');
 
   // A port nobody listens on: the kernel answers ICMP port unreachable.
   const closed = dgram.createSocket('udp4');
   await new Promise<void>((r) => closed.bind(0, '127.0.0.2', () => r()));
   const deadPort = closed.address().port;
   await new Promise<void>((r) => closed.close(() => r()));
-  for (let i = 0; i < 10 && peerErrors.length === 0; i++) {
+  // Until its connected socket is up, a send to it hears no ICMP error.
+  await eventually(async () => {
     await sendP(a, Buffer.from('x'), 1, '127.0.0.2', deadPort);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  t.ok(peerErrors.length > 0, `unreachable port reported (${peerErrors.length})`);
+    return peerErrors.length;
+  }, { until: (n) => n > 0, timeoutMs: 3_000, intervalMs: 50, what: 'an ICMP error reported for the dead port' });
+  t.pass(`unreachable port reported (${peerErrors.length})`);
   t.match(peerErrors[0], { address: '127.0.0.2', code: 'ECONNREFUSED' });
   t.equal(await sendP(a, Buffer.from('still'), 5, '127.0.0.1', b.port), null, 'the bind keeps working');
-  t.equal((await rx.next(21))[20].msg.toString(), 'still');
+  t.equal((await rx.next(sent + 1))[sent].msg.toString(), 'still');
 });

@@ -28,7 +28,7 @@ for (const datapath of datapathsUnderTest()) {
 
     const fdbA = await va.json<any[]>('fdb', 'show');
     const statusB = await vb.json<any>('status');
-    t.ok(fdbA.some((e) => e.vtep === b.ip && e.kind === 'learned'), 'A learned a MAC behind B');
+    t.ok(fdbA.some((e) => e.mac === statusB.mac && e.vtep === b.ip && e.kind === 'learned'), `A learned B's TAP MAC ${statusB.mac} behind B`);
     t.ok(statusB.stats.rxBytes >= TRANSFER_BYTES, 'B counted the bytes it received');
     t.equal(statusB.datapath, datapath);
   });

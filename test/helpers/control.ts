@@ -1,5 +1,5 @@
 // A raw client of a control socket, for tests that misbehave on purpose
-// (never read, never close, send a byte at a time), and a bounded poll.
+// (never read, never close, send a byte at a time).
 
 import net from 'node:net';
 import type { TapLike } from './netns';
@@ -26,14 +26,4 @@ export function openRaw(t: TapLike, socketPath: string, opts: { allowHalfOpen?: 
     closed: new Promise((resolve) => socket.once('close', () => resolve(Date.now()))),
     connected: new Promise((resolve) => socket.once('connect', () => resolve())),
   };
-}
-
-/** Polls until check() holds (true) or deadlineMs passes (false). */
-export async function eventually(check: () => boolean, deadlineMs: number): Promise<boolean> {
-  const until = Date.now() + deadlineMs;
-  while (!check()) {
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return true;
 }

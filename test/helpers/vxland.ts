@@ -5,9 +5,16 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { nativeEngineSupported } from '../../src/io/engine-support';
+import { eventually } from './eventually';
 import { exec, spawnDaemon, vxlandArgv, vxlandJson, type Host, type LineProcess, type TapLike } from './netns';
 
 export const TEST_VNI = 42;
+/** How long a daemon (or a monitor) may take to answer after its start. */
+const START_TIMEOUT_MS = 15_000;
+/** A MAC no test uses otherwise (locally administered). */
+const MONITOR_SENTINEL_MAC = '02:00:5e:00:ee:01';
+/** Where the sentinel entry points while it exists (TEST-NET-1: nobody). */
+const MONITOR_SENTINEL_VTEP = '192.0.2.1';
 
 /** The data paths the integration tests run on: every path this build offers. */
 export function datapathsUnderTest(): string[] {
@@ -77,20 +84,36 @@ export async function startVxland(t: TapLike, host: Host, o: VxlandOptions = {})
       return { code: r.code, stdout: r.stdout, stderr: r.stderr };
     },
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
+  await eventually(async () => {
     if (!proc.running) {
       throw new Error(`vxland exited (${proc.exitCode ?? proc.exitSignal}): ${[...proc.lines, ...proc.stderrLines].slice(-8).join(' | ')}`);
     }
-    if (existsSync(socket)) {
-      try {
-        await handle.json('status');
-        return handle;
-      } catch {
-        /* not answering yet */
-      }
+    if (!existsSync(socket)) return 'no control socket yet';
+    return handle.json('status').then(() => 'answering', (err: Error) => `not answering: ${err.message}`);
+  }, {
+    until: (state) => state === 'answering',
+    timeoutMs: START_TIMEOUT_MS,
+    intervalMs: 100,
+    what: `vxland answering on ${socket}`,
+    describe: (state) => `${state}; last stdout: ${proc.lines.slice(-5).join(' | ')}`,
+  });
+  return handle;
+}
+
+/** Starts `vxland monitor --json` against v and resolves once it is
+ *  subscribed: a sentinel static entry added and deleted until the monitor
+ *  prints it (the CLI prints nothing on subscribing). Its events are in
+ *  `monitor.logs`, the sentinel's first. */
+export async function startMonitor(t: TapLike, v: VxlandHandle): Promise<LineProcess> {
+  const monitor = spawnDaemon(t, v.host.ns, vxlandArgv('monitor', '--json', '--socket', v.socket));
+  const sentinel = MONITOR_SENTINEL_MAC;
+  await eventually(async () => {
+    if (!monitor.running) throw new Error(`vxland monitor exited (${monitor.exitCode ?? monitor.exitSignal}): ${monitor.stderrLines.slice(-3).join(' | ')}`);
+    for (const args of [['fdb', 'add', sentinel, MONITOR_SENTINEL_VTEP], ['fdb', 'del', sentinel]]) {
+      const r = await v.cli(...args);
+      if (r.code !== 0) throw new Error(`vxland ${args.join(' ')}: ${r.stderr.trim()}`);
     }
-    if (Date.now() > deadline) throw new Error(`vxland did not answer on ${socket} within 15 s: ${proc.lines.slice(-5).join(' | ')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+    return monitor.logs.some((e) => e.mac === sentinel);
+  }, { timeoutMs: START_TIMEOUT_MS, intervalMs: 100, what: 'vxland monitor printing the sentinel entry' });
+  return monitor;
 }
