@@ -15,12 +15,12 @@ import type { Logger } from 'pino';
 
 import { VxlandError } from '../errors';
 import type { Fdb, FdbEvent } from '../fdb/fdb';
-import { loadAddon, toVxlandError } from '../io/addon';
+import { addonTableMismatch, loadAddon, toVxlandError } from '../io/addon';
 import type { NativeEngine, NativeEngineEvent } from '../io/engine';
 import { RateLimitedLog } from '../util/rate-limit';
 import { macKeyOf } from '../wire/mac';
 import type { SourceFilter } from './accept';
-import { DROP_REASON_COUNT, DropReason } from './drops';
+import { DROP_REASON_COUNT, type DropReason } from './drops';
 import { learnSource } from './learning';
 import { OTHER_VTEP, type Stats } from './stats';
 
@@ -44,17 +44,22 @@ const TUN_DEVICE = '/dev/net/tun';
 
 /** true when `--datapath native` can run here, else the reason. The engine
  *  itself degrades at run time (no TSO / GSO / GRO), so only the hard
- *  requirements are checked: Linux, /dev/net/tun, the addon with the engine. */
+ *  requirements are checked: Linux, /dev/net/tun, the addon with the engine.
+ *  An addon built from other drop-reason or limit tables is no reason to
+ *  fall back but a broken build: it throws VxlandError
+ *  VXLAND_DATAPATH_UNAVAILABLE naming the first difference. */
 export function nativeEngineSupported(): true | string {
   if (process.platform !== 'linux') return `native data path needs Linux (this is ${process.platform})`;
   if (!existsSync(TUN_DEVICE)) return `${TUN_DEVICE} is missing`;
+  let stale: string | null;
   try {
     const addon = loadAddon();
     if (typeof addon.NativeEngine !== 'function') return 'native addon has no engine (rebuild with npm run build:native)';
-    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) return 'native addon was built for other drop reasons (rebuild)';
+    stale = addonTableMismatch(addon);
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   }
+  if (stale !== null) throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `data path unavailable: ${stale}`);
   return true;
 }
 
@@ -171,22 +176,23 @@ export class NativeDatapath {
     // Refusals are facts about traffic already handled: they are added even
     // when they arrive after stop() (the threads' last reports).
     for (const r of event.refused) stats.refusedSender(r.from, r.count);
+    for (const f of event.foreign) {
+      stats.foreignVni(f.from, f.vni, nowMs, f.count);
+      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
+    }
     if (this.state !== 'running') return;
     for (const l of event.learn) {
       // The engine reports only learnable, non-own source MACs, and each one
-      // once per second at most while the mirror lacks it (not per frame):
-      // on this path the learnRefused counters count refused MACs, on the
-      // dgram path refused frames. The frames were already delivered, so a
-      // drop reason returned here (a static entry the mirror had not seen
-      // yet) is not counted; the mirror refuses the MAC's next frames.
+      // once per second at most while the mirror lacks it (not per frame);
+      // Stats counts a refused MAC that often on both paths. The frames
+      // were already delivered, so a drop reason returned here (a static
+      // entry the mirror had not seen yet) is not counted; the mirror
+      // refuses the MAC's next frames.
       learnSource(fdb, stats, l.vni, l.mac, l.vtep, nowMs);
     }
     // The engine forwards from its mirror, so it tells which entries it
     // sent to (each at most once a second): the table's USED time.
     for (const u of event.used) fdb.markUsed(u.vni, u.mac, nowMs);
-    for (const f of event.foreign) {
-      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
-    }
   }
 
   private pushSourcePolicy(): void {

@@ -5,10 +5,12 @@
 // engine, and exposes the mirror updates, counters and events. Forwarding
 // rules stay in src/fdb/fdb.ts; src/datapath/native-datapath.ts joins the two.
 
-import { DROP_REASON_COUNT } from '../datapath/drops';
+import { DROP_REASON_COUNT, DROP_REASON_NAMES } from '../drop-reasons.generated';
 import { VxlandError } from '../errors';
+import { VNI_MAX } from '../limits.generated';
 import {
   NativeAddon,
+  addonTableMismatch,
   type NativeEngineEvent,
   NativeEngineHandle,
   NativeEngineInfo,
@@ -20,7 +22,7 @@ import {
 } from './addon';
 import { openConfiguredTap } from './tap';
 
-export type { NativeEngineEvent, NativeEngineInfo, NativeEngineRefused, NativeEngineUsed, NativeEngineVtepCounts } from './addon';
+export type { NativeEngineEvent, NativeEngineForeign, NativeEngineInfo, NativeEngineRefused, NativeEngineUsed, NativeEngineVtepCounts } from './addon';
 
 export interface NativeEngineOpenOptions {
   /** TAP name, 1..15 bytes (see ifnameProblem). */
@@ -79,6 +81,8 @@ export class NativeEngine {
   readonly port: number;
   private readonly handle: NativeEngineHandle;
   private readonly counterNames: readonly string[];
+  /** For each counter index: its DropReason, or -1 for a counter that is no drop. */
+  private readonly dropOf: Int32Array;
   private readonly raw: Float64Array;
   private onEvent: (event: NativeEngineEvent) => void = () => undefined;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
@@ -106,6 +110,7 @@ export class NativeEngine {
       (event) => this.onEvent(event),
     );
     this.counterNames = addon.NativeEngine.counterNames;
+    this.dropOf = Int32Array.from(this.counterNames, (n) => (n.startsWith('drop:') ? DROP_REASON_NAMES.indexOf(n.slice(5)) : -1));
     this.raw = new Float64Array(this.counterNames.length);
     this.port = this.handle.info().port;
   }
@@ -116,15 +121,14 @@ export class NativeEngine {
    *  EADDRINUSE), VXLAND_DATAPATH_UNAVAILABLE (addon not built). Nothing is
    *  left behind on failure. */
   static open(o: NativeEngineOpenOptions): NativeEngine {
-    if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > 0xffffff) throw badArgument('vni must be 0..16777215');
+    if (!Number.isInteger(o.vni) || o.vni < 0 || o.vni > VNI_MAX) throw badArgument(`vni must be 0..${VNI_MAX}`);
     const mtu = o.mtu;
     const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu, addresses: o.addresses, mac: o.mac, vnetHdr: true });
     const addon = loadAddon();
     let owned = false;
     try {
-      if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
-        throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
-      }
+      const stale = addonTableMismatch(addon);
+      if (stale !== null) throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `data path unavailable: ${stale}`);
       try {
         const engine = new NativeEngine(addon, o, fd, name, mtu, mac);
         owned = true;
@@ -163,10 +167,6 @@ export class NativeEngine {
     return this.handle.fdbDelete(vni, macKey);
   }
 
-  fdbClear(): void {
-    this.handle.fdbClear();
-  }
-
   setFloodList(vni: number, vteps: readonly string[]): void {
     this.handle.setFloodList(vni, vteps);
   }
@@ -195,9 +195,9 @@ export class NativeEngine {
     const detail: Record<string, number> = {};
     const drops = new Float64Array(DROP_REASON_COUNT);
     for (let i = 0; i < this.counterNames.length; i++) {
-      const name = this.counterNames[i];
-      if (name.startsWith('drop')) drops[Number(name.slice(4))] = this.raw[i];
-      else detail[name] = this.raw[i];
+      const reason = this.dropOf[i];
+      if (reason >= 0) drops[reason] = this.raw[i];
+      else if (!this.counterNames[i].startsWith('drop:')) detail[this.counterNames[i]] = this.raw[i];
     }
     return {
       rxPackets: detail.rxPackets,
