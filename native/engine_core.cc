@@ -52,12 +52,12 @@ constexpr int64_t kObservationMaxDelayMs = 20;
 constexpr int64_t kBusyHousekeepingMs = 5;
 /** A source MAC already reported is not reported again for this long while
  *  the mirror has not caught up (e.g. the table is full). */
-constexpr int64_t kReportSuppressMs = 1000;
+constexpr int64_t kReportSuppressMs = kLearnReportIntervalMs;
 /** An active learned entry is re-reported this often so the table refreshes
  *  it and it does not age out while traffic flows (the kernel refreshes on
  *  every frame; once a second is plenty against a 300 s ageing time). */
 constexpr int64_t kRefreshIntervalMs = 1000;
-constexpr size_t kRecentMaxEntries = 65536;
+constexpr size_t kRecentMaxEntries = static_cast<size_t>(kLearnReportMaxMacs);
 /** The rx thread measures its load over windows of this length... */
 constexpr int64_t kLoadWindowNs = 10 * 1000 * 1000;
 /** ...and hands the tx worker to the tx thread when it slept for less than
@@ -81,7 +81,6 @@ constexpr size_t kSplitHeaderBytes = kMaxSegs * (kVxlanHeaderBytes + 160);
  *  batch holds sends the batch and goes on (UdpSender::MakeRoom). */
 constexpr size_t kTxDatagramsPerRead = kMaxSegs * 4;
 constexpr size_t kRxMaxFrames = UdpReceiver::kMsgs * 64;
-constexpr int kSocketBufferDefaultBytes = 8 * 1024 * 1024;
 
 int64_t MonotonicNs() {
   struct timespec ts;
@@ -91,8 +90,8 @@ int64_t MonotonicNs() {
 
 int64_t NowMs() { return MonotonicNs() / 1000000; }
 
+/** A source MAC offered for learning. */
 struct Observation {
-  bool foreignVni;
   uint32_t vni;
   uint64_t mac;
   Vtep from;
@@ -111,6 +110,13 @@ struct Refused {
   uint64_t count;
 };
 
+/** A sender of datagrams with a VNI not ours, and how many it sent. */
+struct Foreign {
+  Vtep from;
+  uint32_t vni;
+  uint64_t count;
+};
+
 struct EngineEvent {
   enum Kind { kObservations, kFallback, kFatal } kind;
   std::vector<Observation> obs;
@@ -120,6 +126,7 @@ struct EngineEvent {
   int err = 0;
   std::vector<Refused> refused;
   std::vector<UsedKey> used;
+  std::vector<Foreign> foreign;
 };
 
 /** The source policy (src/datapath/accept.ts SourceFilter) as the rx thread
@@ -165,8 +172,28 @@ int DropOf(offload::RxVerdict v) {
   return kRxBadSourceMac;
 }
 
-/** Most refused senders reported per observation batch (stats.ts keeps 64). */
-constexpr size_t kMaxRefusedPerReport = 64;
+/** The checks of a frame read from the TAP that need nothing but the frame
+ *  (runt, VLAN tag, and for a frame that is no GSO super-frame its size and
+ *  checksum offload, completing the checksum in place): -1 when it may go
+ *  on to the lookup, else its DropReason. maxUntagged = Ethernet header +
+ *  MTU. A super-frame's size is checked by the split (TsoSplitHeaders). */
+int TxFrameDrop(const struct virtio_net_hdr& hdr, uint8_t* frame, size_t flen, size_t maxUntagged, bool allowVlan) {
+  if (flen < kEthBytes) return kTxRunt;
+  const bool tagged = IsTagged(frame);
+  if (tagged && !allowVlan) return kTxVlanTagged;
+  if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) return -1;
+  if (flen > maxUntagged + (tagged ? offload::kVlanTagBytes : 0)) return kTxOversize;
+  if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0 &&
+      !offload::CompleteChecksum(frame, flen, hdr.csum_start, hdr.csum_offset)) {
+    return kTxBadOffload;
+  }
+  return -1;
+}
+
+/** Most refused senders, and foreign-VNI senders, reported per observation
+ *  batch (JS keeps no more). */
+constexpr size_t kMaxRefusedPerReport = static_cast<size_t>(kMaxRefusedSenders);
+constexpr size_t kMaxForeignPerReport = static_cast<size_t>(kMaxForeignVniSenders);
 /** ...and used entries this long. */
 constexpr int64_t kUsedMaxDelayMs = 100;
 /** While datagrams keep arriving (poll() is not reached), the socket's
@@ -192,7 +219,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                           InstanceMethod<&Engine::Stop>("stop"),
                                           InstanceMethod<&Engine::FdbSet>("fdbSet"),
                                           InstanceMethod<&Engine::FdbDelete>("fdbDelete"),
-                                          InstanceMethod<&Engine::FdbClear>("fdbClear"),
                                           InstanceMethod<&Engine::SetFloodList>("setFloodList"),
                                           InstanceMethod<&Engine::SetSourcePolicy>("setSourcePolicy"),
                                           InstanceMethod<&Engine::SetAllowVlan>("setAllowVlan"),
@@ -226,7 +252,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     vni_ = static_cast<uint32_t>(num("vni"));
     const int64_t port = num("port");
     const int64_t dstPort = num("dstPort");
-    if (tapFd_ < 0 || mtu_ < 68 || mtu_ > 65535 || vni_ > 0xffffff || port < 0 || port > 65535 || dstPort < 0 ||
+    if (tapFd_ < 0 || mtu_ < kMtuMinBytes || mtu_ > kMtuMaxBytes || vni_ > kVniMax || port < 0 || port > 65535 || dstPort < 0 ||
         dstPort > 65535) {
       throw Napi::RangeError::New(env, "NativeEngine: tapFd, mtu, vni, port or dstPort out of range");
     }
@@ -245,7 +271,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       throw Napi::TypeError::New(env, "options.local is not an IP literal: " + localIp);
     }
     coalesce_ = flag("coalesce");
-    int bufferBytes = kSocketBufferDefaultBytes;
+    int bufferBytes = static_cast<int>(kEngineSocketBufferBytes);
     if (o.Get("socketBufferBytes").IsNumber()) bufferBytes = static_cast<int>(num("socketBufferBytes"));
 
     const std::string context = "fd " + std::to_string(tapFd_);
@@ -360,11 +386,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     return Napi::Boolean::New(env, mirror_.Delete(info[0].As<Napi::Number>().Uint32Value(),
                                                   static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value())));
-  }
-
-  Napi::Value FdbClear(const Napi::CallbackInfo& info) {
-    mirror_.Clear();
-    return info.Env().Undefined();
   }
 
   Napi::Value SetFloodList(const Napi::CallbackInfo& info) {
@@ -509,7 +530,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     o.Set("coalesce", coalesce_);
     o.Set("rcvbufBytes", udp_.rcvbufBytes);
     o.Set("sndbufBytes", udp_.sndbufBytes);
-    o.Set("mirrorSize", static_cast<double>(mirror_.Size()));
     o.Set("state", state_ == State::kIdle ? "idle" : state_ == State::kRunning ? "running" : "stopped");
     return o;
   }
@@ -550,13 +570,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
   void Announce(const std::string& feature, int err, const std::string& message) {
-    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}};
+    auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}, {}};
     Post(ev);
   }
 
   void Fatal(int err, const char* syscall) {
     if (fatal_.exchange(true)) return;
-    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}};
+    auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}, {}};
     Post(ev);
   }
 
@@ -570,14 +590,16 @@ class Engine : public Napi::ObjectWrap<Engine> {
         for (const Observation& ob : e.obs) {
           Napi::Object item = Napi::Object::New(env);
           item.Set("vni", ob.vni);
-          if (ob.foreignVni) {
-            item.Set("from", ob.from.IpString());
-            foreign.Set(foreign.Length(), item);
-          } else {
-            item.Set("mac", static_cast<double>(ob.mac));
-            item.Set("vtep", ob.from.IpString());
-            learn.Set(learn.Length(), item);
-          }
+          item.Set("mac", static_cast<double>(ob.mac));
+          item.Set("vtep", ob.from.IpString());
+          learn.Set(learn.Length(), item);
+        }
+        for (const Foreign& f : e.foreign) {
+          Napi::Object item = Napi::Object::New(env);
+          item.Set("vni", f.vni);
+          item.Set("from", f.from.IpString());
+          item.Set("count", static_cast<double>(f.count));
+          foreign.Set(foreign.Length(), item);
         }
         o.Set("learn", learn);
         o.Set("foreign", foreign);
@@ -641,14 +663,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     size_t operator()(const RecentKey& k) const { return std::hash<uint64_t>()(k.id * 31 + k.vni); }
   };
 
-  static uint64_t IpId(const Vtep& v) {
-    if (v.addr.sa.sa_family == AF_INET) return v.addr.in4.sin_addr.s_addr;
-    uint64_t a, b;
-    memcpy(&a, &v.addr.in6.sin6_addr, 8);
-    memcpy(&b, reinterpret_cast<const uint8_t*>(&v.addr.in6.sin6_addr) + 8, 8);
-    return a * 1000003u ^ b;
-  }
-
   /** The UDP -> TAP direction: its buffers, reports and counters. Owned by
    *  one thread at a time; Step() and Idle() never block. */
   class RxWorker {
@@ -694,7 +708,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       idle_ = true;
       e_->MergeVtepCounts(tally_);
       FlushReports(nowMs, false);
-      if (pending_.empty() && refused_.empty()) return kIdlePollMs;
+      if (Unreported()) return kIdlePollMs;
       const int64_t dueMs = std::min(lastTrafficMs_ + kQuietFlushMs, pendingSinceMs_ + kObservationMaxDelayMs);
       return static_cast<int>(std::max<int64_t>(1, dueMs - nowMs));
     }
@@ -710,16 +724,32 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
 
    private:
-    void Report(bool foreign, uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
-      RecentKey key{foreign ? (vni | 0x80000000u) : vni, foreign ? IpId(from) : mac};
+    bool Unreported() const { return pending_.empty() && refused_.empty() && foreign_.empty(); }
+
+    void Report(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
+      RecentKey key{vni, mac};
       if (!force) {
         auto it = recent_.find(key);
         if (it != recent_.end() && nowMs - it->second < kReportSuppressMs) return;
         if (recent_.size() >= kRecentMaxEntries) recent_.clear();
         recent_[key] = nowMs;
       }
-      if (pending_.empty() && refused_.empty()) pendingSinceMs_ = nowMs;
-      pending_.push_back(Observation{foreign, vni, mac, from});
+      if (Unreported()) pendingSinceMs_ = nowMs;
+      pending_.push_back(Observation{vni, mac, from});
+    }
+
+    // Every datagram with a foreign VNI is counted (as the dgram path's
+    // Stats.foreignVni does), not only the first of a second.
+    void CountForeign(uint32_t vni, const Vtep& from) {
+      for (Foreign& f : foreign_) {
+        if (f.vni == vni && f.from.SameIp(from)) {
+          f.count++;
+          return;
+        }
+      }
+      if (foreign_.size() >= kMaxForeignPerReport) return;
+      if (Unreported()) pendingSinceMs_ = lastTrafficMs_;
+      foreign_.push_back(Foreign{from, vni, 1});
     }
 
     void Refuse(const Vtep& from, uint64_t n) {
@@ -730,18 +760,20 @@ class Engine : public Napi::ObjectWrap<Engine> {
         }
       }
       if (refused_.size() >= kMaxRefusedPerReport) return;
-      if (pending_.empty() && refused_.empty()) pendingSinceMs_ = lastTrafficMs_;
+      if (Unreported()) pendingSinceMs_ = lastTrafficMs_;
       refused_.push_back(Refused{from, n});
     }
 
     // Learning and refusals go out in a pause of traffic, or once they
     // waited kObservationMaxDelayMs; final = the engine is stopping.
     void FlushReports(int64_t nowMs, bool final) {
-      if (pending_.empty() && refused_.empty()) return;
+      if (Unreported()) return;
       if (!final && nowMs - lastTrafficMs_ < kQuietFlushMs && nowMs - pendingSinceMs_ < kObservationMaxDelayMs) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
       ev->obs = std::move(pending_);
       ev->refused = std::move(refused_);
+      ev->foreign = std::move(foreign_);
+      foreign_ = std::vector<Foreign>();
       pending_ = std::vector<Observation>();
       pending_.reserve(1024);
       refused_ = std::vector<Refused>();
@@ -814,7 +846,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
           const offload::RxVerdict verdict =
               offload::DecapVxlan(data + dgrams.Offset(i), dgrams.Bytes(i), rxConfig, &rf);
           if (verdict != offload::RxVerdict::kOk) {
-            if (verdict == offload::RxVerdict::kWrongVni) Report(true, rf.vni, 0, from, nowMs, false);
+            if (verdict == offload::RxVerdict::kWrongVni) CountForeign(rf.vni, from);
             drop(DropOf(verdict));
             continue;
           }
@@ -827,10 +859,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
                 continue;
               case MirrorMatch::Missing:
               case MirrorMatch::OtherVtep:
-                Report(false, rf.vni, src, from, nowMs, false);
+                Report(rf.vni, src, from, nowMs, false);
                 break;
               case MirrorMatch::SameVtep:
-                if (refresh) Report(false, rf.vni, src, from, nowMs, true);
+                if (refresh) Report(rf.vni, src, from, nowMs, true);
                 break;
               case MirrorMatch::PinnedSame:
                 break;
@@ -869,6 +901,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     std::vector<struct iovec> iov_;
     std::vector<Observation> pending_;
     std::vector<Refused> refused_;
+    std::vector<Foreign> foreign_;
     std::unordered_map<RecentKey, int64_t, RecentHash> recent_;
     std::vector<Vtep> errorDests_;
     int64_t lastTrafficMs_;   // the last batch received
@@ -966,6 +999,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
           return -1;
         }
         c_.v[kTxTapReads]++;
+        if (static_cast<size_t>(n) > kVnetHdrBytes + kMaxTapFrameBytes) {
+          // Older kernels report a frame longer than the buffer at its whole
+          // length (newer ones at the part read): larger than the MTU allows.
+          c_.Drop(kTxOversize);
+          continue;
+        }
         uint8_t* frame = tail + kVxlanHeaderBytes;
         const size_t flen = static_cast<size_t>(n) > kVnetHdrBytes ? static_cast<size_t>(n) - kVnetHdrBytes : 0;
         e_->Forward(sender_, hdr_, tail, frame, flen, segLens_, maxUntagged_, wakeMs, used_, c_);
@@ -1010,7 +1049,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     void FlushUsed(int64_t nowMs, bool final) {
       if (used_.empty()) return;
       if (!final && nowMs - lastTrafficMs_ < kQuietFlushMs && nowMs - usedSinceMs_ < kUsedMaxDelayMs) return;
-      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}};
+      auto* ev = new EngineEvent{EngineEvent::kObservations, {}, "", "", "", 0, {}, {}, {}};
       ev->used = std::move(used_);
       used_ = std::vector<UsedKey>();
       used_.reserve(kMaxUsedPerReport);
@@ -1146,9 +1185,28 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
                uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
                LocalCounters& c) {
-    if (flen < kEthBytes) return c.Drop(kTxRunt);
-    const bool tagged = IsTagged(frame);
-    if (tagged && !allowVlan_.load(std::memory_order_relaxed)) return c.Drop(kTxVlanTagged, FramesIn(hdr, flen));
+    // Every check of the frame itself comes before the lookup, as on the
+    // dgram path (src/datapath/tx.ts): a frame that is not sent must not
+    // mark a forwarding entry used.
+    const int drop = TxFrameDrop(hdr, frame, flen, maxUntagged, allowVlan_.load(std::memory_order_relaxed));
+    if (drop >= 0) return c.Drop(drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
+    const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
+    const bool gso = hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE;
+    uint8_t* out = frame + flen;
+    offload::TsoLayout layout;
+    int segs = 1;
+    if (gso) {
+      // Only the headers are written per segment; the payload is sent from
+      // where the read put it.
+      segs = offload::TsoSplitHeaders(frame, flen, hdr, maxFrame, out, kSplitHeaderBytes, kVxlanHeaderBytes, segLens,
+                                      kMaxSegs, &layout);
+      if (segs < 0) {
+        // A super-frame we cannot cut into MTU-sized frames is, as sent, over
+        // the MTU: it is dropped, never fragmented (RFC 7348 §4.3).
+        return c.Drop(segs == offload::kSplitMalformed || segs == offload::kSplitTooBig ? kTxOversize : kTxQueueFull);
+      }
+      c.v[kTxTsoFrames]++;
+    }
     Vtep unicast;
     std::shared_ptr<const std::vector<Vtep>> flood;  // held until every copy is queued
     const Vtep* dests = &unicast;
@@ -1167,21 +1225,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       if (usedDue) used.push_back(UsedKey{vni_, 0});
     }
-    const size_t maxFrame = maxUntagged + (tagged ? offload::kVlanTagBytes : 0);
-    if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-      // Only the headers are written per segment; the payload is sent from
-      // where the read put it.
-      uint8_t* out = frame + flen;
-      offload::TsoLayout layout;
-      const int segs = offload::TsoSplitHeaders(frame, flen, hdr, maxFrame, out, kSplitHeaderBytes,
-                                                kVxlanHeaderBytes, segLens, kMaxSegs, &layout);
-      if (segs < 0) {
-        // A super-frame we cannot cut into MTU-sized frames is, as sent, over
-        // the MTU: it is dropped, never fragmented (RFC 7348 §4.3).
-        return c.Drop(segs == offload::kSplitMalformed || segs == offload::kSplitTooBig ? kTxOversize : kTxQueueFull);
-      }
-      c.v[kTxTsoFrames]++;
-      if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
+    if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
+    if (gso) {
       const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
       for (int s = 0; s < segs; s++) WriteVxlanHeader(out + s * stride);
       sender.Commit(out + segs * stride);
@@ -1194,12 +1239,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       return;
     }
-    if (flen > maxFrame) return c.Drop(kTxOversize);
-    if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0 &&
-        !offload::CompleteChecksum(frame, flen, hdr.csum_start, hdr.csum_offset)) {
-      return c.Drop(kTxRunt);  // checksum offsets beyond the frame: not a frame we can send
-    }
-    if (ndest == 0) return c.Drop(kTxNoDestination);
     WriteVxlanHeader(tail);
     sender.Commit(frame + flen);
     for (size_t d = 0; d < ndest; d++) {
@@ -1255,24 +1294,26 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
 // ---- test-only bindings over the pure offload functions ----
 
-Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
+/** The (vnetHdrAndFrame: Buffer, mtu: number, ...) arguments of a test
+ *  binding: the header into *hdr, the frame copied out. */
+std::vector<uint8_t> VnetFrameArg(const Napi::CallbackInfo& info, const char* usage, struct virtio_net_hdr* hdr) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber()) {
-    throw Napi::TypeError::New(env, "engineSegmentForTest(vnetHdrAndFrame, mtu)");
-  }
+  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsNumber()) throw Napi::TypeError::New(env, usage);
   auto in = info[0].As<Napi::Buffer<uint8_t>>();
   if (in.Length() < kVnetHdrBytes) throw Napi::RangeError::New(env, "buffer shorter than a virtio_net_hdr");
+  memcpy(hdr, in.Data(), kVnetHdrBytes);
+  return std::vector<uint8_t>(in.Data() + kVnetHdrBytes, in.Data() + in.Length());
+}
+
+Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   struct virtio_net_hdr hdr;
-  memcpy(&hdr, in.Data(), kVnetHdrBytes);
-  std::vector<uint8_t> frame(in.Data() + kVnetHdrBytes, in.Data() + in.Length());
+  std::vector<uint8_t> frame = VnetFrameArg(info, "engineSegmentForTest(vnetHdrAndFrame, mtu)", &hdr);
   const size_t mtu = info[1].As<Napi::Number>().Uint32Value();
   const size_t maxFrame = kEthBytes + mtu + (frame.size() >= kEthBytes && IsTagged(frame.data()) ? 4 : 0);
   if (hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-    if (frame.size() > maxFrame) return Napi::Number::New(env, offload::kSplitTooBig);
-    if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
-        !offload::CompleteChecksum(frame.data(), frame.size(), hdr.csum_start, hdr.csum_offset)) {
-      return Napi::Number::New(env, offload::kSplitMalformed);
-    }
+    const int drop = TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + mtu, true);
+    if (drop >= 0) return Napi::Number::New(env, drop == kTxOversize ? offload::kSplitTooBig : offload::kSplitMalformed);
     Napi::Array out = Napi::Array::New(env, 1);
     out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
     return out;
@@ -1294,6 +1335,17 @@ Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
     out.Set(static_cast<uint32_t>(s), seg);
   }
   return out;
+}
+
+/** engineTxDropForTest(vnetHdrAndFrame, mtu, allowVlan): the drop reason's
+ *  name TxFrameDrop gives a frame read from the TAP, or null. */
+Napi::Value TxDropForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct virtio_net_hdr hdr;
+  std::vector<uint8_t> frame = VnetFrameArg(info, "engineTxDropForTest(vnetHdrAndFrame, mtu, allowVlan)", &hdr);
+  const int drop = TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + info[1].As<Napi::Number>().Uint32Value(),
+                               info[2].ToBoolean().Value());
+  return drop < 0 ? env.Null() : Napi::String::New(env, kDropReasonNames[drop]);
 }
 
 Napi::Value CoalesceForTest(const Napi::CallbackInfo& info) {
@@ -1345,7 +1397,15 @@ void InitEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", Engine::Define(env));
   exports.Set("engineSegmentForTest", Napi::Function::New(env, SegmentForTest, "engineSegmentForTest"));
   exports.Set("engineCoalesceForTest", Napi::Function::New(env, CoalesceForTest, "engineCoalesceForTest"));
-  exports.Set("engineDropReasonCount", Napi::Number::New(env, kDropReasonCount));
+  exports.Set("engineTxDropForTest", Napi::Function::New(env, TxDropForTest, "engineTxDropForTest"));
+  Napi::Array names = Napi::Array::New(env, kDropReasonCount);
+  for (uint32_t i = 0; i < kDropReasonCount; i++) names.Set(i, Napi::String::New(env, kDropReasonNames[i]));
+  exports.Set("engineDropReasonNames", names);
+  Napi::Object limits = Napi::Object::New(env);
+#define VXLAND_X(name, value, doc) limits.Set(#name, Napi::Number::New(env, static_cast<double>(k##name)));
+  VXLAND_LIMITS(VXLAND_X)
+#undef VXLAND_X
+  exports.Set("engineLimits", limits);
 }
 
 }  // namespace vxland

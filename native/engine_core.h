@@ -22,7 +22,7 @@
 //            disappears) and the socket, releases the event callback.
 //            Idempotent.
 //   fdbSet(vni, macKey, vtepIp, pinned)  fdbDelete(vni, macKey) -> bool
-//   fdbClear()  setFloodList(vni, vtepIps[])
+//   setFloodList(vni, vtepIps[])
 //   setSourcePolicy(mode, named[], cidrs[])  setAllowVlan(allow)
 //   counters(out: Float64Array)   fills counterNames.length values
 //   takeVtepCounts() -> [{vtep (null = past the table's bound), rxPackets,
@@ -30,11 +30,13 @@
 //       per-VTEP counts since the last call (ICMP errors about sent
 //       datagrams, IP_RECVERR, count as drops of the VTEP they were sent to)
 //   info() -> { port, offload, gso, gro, coalesce, rcvbufBytes, sndbufBytes,
-//               mirrorSize, state }
-//   NativeEngine.counterNames: string[]  (index order; drops are drop0..16
-//                                          = DropReason numbers)
+//               state }
+//   NativeEngine.counterNames: string[]  (index order; drops are
+//                                          "drop:<reason name>", in DropReason order)
+//   engineDropReasonNames: string[]  (native/drop_reasons.h, in order)
+//   engineLimits: { MtuMaxBytes, ... }  (native/limits.h)
 // onEvent(event) runs on the JS thread with one of
-//   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from}],
+//   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from, count}],
 //     refused: [{from, count}], used: [{vni, mac}] }
 //       in the next 5 ms pause of traffic, learning at most 20 ms late
 //       (deduplicated: a source MAC at most once a second); used = mirror

@@ -56,12 +56,6 @@ bool FdbMirror::Delete(uint32_t vni, uint64_t mac) {
   return entries_.erase(Key{vni, mac}) > 0;
 }
 
-void FdbMirror::Clear() {
-  std::lock_guard<std::mutex> lock(mu_);
-  entries_.clear();
-  flood_.clear();
-}
-
 void FdbMirror::SetFloodList(uint32_t vni, std::vector<Vtep> vteps) {
   std::shared_ptr<const std::vector<Vtep>> list = std::make_shared<const std::vector<Vtep>>(std::move(vteps));
   {
@@ -69,11 +63,6 @@ void FdbMirror::SetFloodList(uint32_t vni, std::vector<Vtep> vteps) {
     flood_[vni].vteps.swap(list);
   }
   // The old list is freed here, off the lock, unless a tx thread still holds it.
-}
-
-size_t FdbMirror::Size() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return entries_.size();
 }
 
 /** Sets *due (when asked) once per intervalMs of use. */

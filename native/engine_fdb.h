@@ -49,9 +49,7 @@ class FdbMirror {
  public:
   void Set(uint32_t vni, uint64_t mac, const Vtep& vtep, bool pinned);
   bool Delete(uint32_t vni, uint64_t mac);
-  void Clear();
   void SetFloodList(uint32_t vni, std::vector<Vtep> vteps);
-  size_t Size() const;
 
   /** tx: the unicast VTEP of (vni, mac), false when unknown (flood). When
    *  usedDue is non-null and usedIntervalMs have passed since the entry's

@@ -22,8 +22,9 @@ namespace vxland {
 
 const char* const kCounterNames[kCounterCount] = {
     "rxPackets", "rxBytes", "txPackets", "txBytes",
-    "drop0", "drop1", "drop2", "drop3", "drop4", "drop5", "drop6",
-    "drop7", "drop8", "drop9", "drop10", "drop11", "drop12", "drop13", "drop14", "drop15", "drop16",
+#define VXLAND_X(name, text, doc) "drop:" text,
+    VXLAND_DROP_REASONS(VXLAND_X)
+#undef VXLAND_X
     "rxDatagrams", "txDatagrams", "rxRecvCalls", "rxGroDatagrams", "rxTapWrites", "rxCoalescedWrites",
     "txTapReads", "txTsoFrames", "txSendCalls", "txGsoMessages", "txWorkerSplits", "txWorkerJoins",
 };

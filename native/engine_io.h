@@ -13,18 +13,20 @@
 #include <string>
 #include <vector>
 
+#include "drop_reasons.h"
 #include "engine_fdb.h"
+#include "limits.h"
 
 namespace vxland {
 
-/** Counter indexes; kDropBase + DropReason (src/datapath/drops.ts) are drops. */
+/** Counter indexes; kDropBase + DropReason (native/drop_reasons.h) are drops. */
 enum EngineCounter : int {
   kRxPackets = 0,
   kRxBytes,
   kTxPackets,
   kTxBytes,
   kDropBase,
-  kRxDatagrams = kDropBase + 17,  // outer datagrams received (after GRO split)
+  kRxDatagrams = kDropBase + kDropReasonCount,  // outer datagrams received (after GRO split)
   kTxDatagrams,                   // outer datagrams sent
   kRxRecvCalls,                   // recvmmsg calls that returned data
   kRxGroDatagrams,                // receives that carried more than one datagram (UDP_GRO)
@@ -38,30 +40,9 @@ enum EngineCounter : int {
   kTxWorkerJoins,                 // tx worker handed back to the rx thread
   kCounterCount,
 };
-/** Names in index order, exported to JS (the drop names live in drops.ts). */
+/** Names in index order, exported to JS; a drop counter is "drop:" and
+ *  its reason's name. */
 extern const char* const kCounterNames[kCounterCount];
-constexpr int kDropReasonCount = 17;
-
-/** The DropReason numbers of src/datapath/drops.ts (same values). */
-enum DropReason : int {
-  kRxTruncated = 0,
-  kRxNoIFlag = 1,
-  kRxWrongVni = 2,
-  kRxBadSourceMac = 3,
-  kRxOwnSourceMac = 4,
-  kRxOversize = 5,
-  kRxStaticMacConflict = 6,
-  kRxTapBusy = 7,
-  kRxTapError = 8,
-  kTxRunt = 9,
-  kTxOversize = 10,
-  kTxNoDestination = 11,
-  kTxQueueFull = 12,
-  kTxSendError = 13,
-  kRxSourceNotAllowed = 14,
-  kRxVlanTagged = 15,
-  kTxVlanTagged = 16,
-};
 
 /** Per-thread counter deltas, added to the shared atomics once per batch. */
 struct LocalCounters {
@@ -96,9 +77,9 @@ struct VtepCounts {
  *  under 'other'). */
 class VtepTally {
  public:
-  /** As many as JS gives counters of their own (MAX_TRACKED_VTEPS in
-   *  src/datapath/stats.ts), so that no peer's counts end up in 'other'. */
-  static constexpr size_t kMaxVteps = 4096;
+  /** As many as JS gives counters of their own (one limit, native/limits.h),
+   *  so that no peer's counts end up in 'other'. */
+  static constexpr size_t kMaxVteps = static_cast<size_t>(kMaxTrackedVteps);
   VtepTally();
   /** The counts of v's IP (port ignored). */
   VtepCounts* At(const Vtep& v);

@@ -191,7 +191,7 @@ struct RxConfig {
 };
 
 /** DecapVxlan's answer: kOk, or why the datagram is dropped (each maps to
- *  one DropReason of src/datapath/drops.ts). */
+ *  one DropReason of native/drop_reasons.h). */
 enum class RxVerdict { kOk, kTruncated, kNoIFlag, kWrongVni, kVlanTagged, kOversize, kOwnSourceMac, kBadSourceMac };
 
 /** A decapsulated datagram. vni is set from kNoIFlag on (for reporting a

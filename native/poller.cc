@@ -23,7 +23,6 @@ class TapPoller : public Napi::ObjectWrap<TapPoller> {
                        {
                            InstanceMethod<&TapPoller::Start>("start"),
                            InstanceMethod<&TapPoller::Stop>("stop"),
-                           InstanceMethod<&TapPoller::TruncatedFrames>("truncatedFrames"),
                        });
   }
 
@@ -105,10 +104,6 @@ class TapPoller : public Napi::ObjectWrap<TapPoller> {
     return info.Env().Undefined();
   }
 
-  Napi::Value TruncatedFrames(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(truncatedFrames_));
-  }
-
   // Removes the fd from the loop now (so the caller may close it) and frees
   // the handle once libuv is done with it.
   void CloseHandle() {
@@ -150,10 +145,7 @@ class TapPoller : public Napi::ObjectWrap<TapPoller> {
         break;
       }
       if (n == 0) break;
-      if (static_cast<size_t>(n) > capacity) {
-        ++truncatedFrames_;
-        continue;
-      }
+      if (static_cast<size_t>(n) > capacity) n = static_cast<ssize_t>(capacity);
       offsets_[count] = static_cast<uint32_t>(count * slotBytes_ + headroomBytes_);
       lengths_[count] = static_cast<uint32_t>(n);
       ++count;
@@ -190,7 +182,6 @@ class TapPoller : public Napi::ObjectWrap<TapPoller> {
   uint8_t* data_ = nullptr;
   uint32_t* offsets_ = nullptr;
   uint32_t* lengths_ = nullptr;
-  uint64_t truncatedFrames_ = 0;
   bool started_ = false;
   uv_poll_t* handle_ = nullptr;
   Napi::ObjectReference bufferRef_;

@@ -17,9 +17,12 @@
 //   stop(): stops polling and closes the uv handle. Idempotent; safe inside
 //     the callbacks. The fd is NOT closed (the caller owns it) and may be
 //     closed right after stop() returns.
-//   truncatedFrames(): frames dropped because they exceeded a slot.
 // onFrames(count) runs once per wake-up with 1..batch-limit frames; the
-// buffer contents are valid only until it returns. onError(err) runs at most
+// buffer contents are valid only until it returns. A frame larger than a
+// slot (the device MTU raised behind the caller's back) is delivered cut at
+// the slot's length, which exceeds any frame the MTU allows, so the caller
+// counts it as oversize (newer kernels return the part read, older ones the
+// whole length: both end up the same). onError(err) runs at most
 // once, for a fatal read/poll error (anything but EAGAIN/EINTR, e.g. EBADFD
 // when the TAP was deleted); polling has already stopped then. err has
 // code/errno/syscall (errors.h). An exception thrown by either callback is

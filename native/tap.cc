@@ -169,14 +169,6 @@ int GetIndex(Napi::Env env, int sock, const std::string& ifname) {
   return ifr.ifr_ifindex;
 }
 
-// tapGetIndex(ifname): SIOCGIFINDEX.
-Napi::Value TapGetIndex(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string ifname = ArgString(info, 0, "ifname");
-  ScopedFd sock(ControlSocket(env, AF_INET, ifname));
-  return Napi::Number::New(env, GetIndex(env, sock.get(), ifname));
-}
-
 // tapAddIPv4(ifname, address, prefixLen): SIOCSIFADDR then SIOCSIFNETMASK.
 // SIOCSIFADDR replaces the address carrying label `ifname`; to add a second
 // address pass an alias label "dev:N" (the caller chooses labels).
@@ -277,7 +269,6 @@ void InitTap(Napi::Env env, Napi::Object exports) {
   exports.Set("tapSetUp", Napi::Function::New(env, TapSetUp, "tapSetUp"));
   exports.Set("tapGetMac", Napi::Function::New(env, TapGetMac, "tapGetMac"));
   exports.Set("tapSetMac", Napi::Function::New(env, TapSetMac, "tapSetMac"));
-  exports.Set("tapGetIndex", Napi::Function::New(env, TapGetIndex, "tapGetIndex"));
   exports.Set("tapAddIPv4", Napi::Function::New(env, TapAddIPv4, "tapAddIPv4"));
   exports.Set("tapAddIPv6", Napi::Function::New(env, TapAddIPv6, "tapAddIPv6"));
   exports.Set("tapWrite", Napi::Function::New(env, TapWrite, "tapWrite"));

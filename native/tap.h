@@ -7,7 +7,6 @@
 //   tapSetUp(ifname)                         -> undefined
 //   tapGetMac(ifname)                        -> Buffer (6 bytes)
 //   tapSetMac(ifname, mac: Buffer(6))        -> undefined
-//   tapGetIndex(ifname)                      -> number
 //   tapAddIPv4(ifname, address, prefixLen)   -> undefined
 //   tapAddIPv6(ifname, address, prefixLen)   -> undefined
 //   tapWrite(fd, buffer, offset, length)     -> 0 | positive errno

@@ -19,7 +19,7 @@ import ts from 'typescript';
 /** The layers, bottom first. A top-level file of src/ (cli.ts, daemon.ts,
  *  doctor.ts, errors.ts) is a layer of its own; a directory is one layer. */
 export const LAYERS = [
-  'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports',
+  'tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports',
   'datapath', 'io', 'doctor', 'control', 'daemon', 'cli',
 ] as const;
 export type Layer = (typeof LAYERS)[number];
@@ -29,21 +29,24 @@ export type Layer = (typeof LAYERS)[number];
  *  numbering): datapath/ and io/ meet there and never import each other;
  *  config/ and control/ import neither. */
 export const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
-  errors: [],
-  wire: ['errors'],
-  util: ['errors'],
-  fdb: ['errors', 'wire', 'util'],
-  config: ['errors', 'wire', 'util', 'fdb'],
-  state: ['errors', 'wire', 'util', 'fdb', 'config'],
-  ports: ['errors', 'wire'],
-  datapath: ['errors', 'wire', 'util', 'fdb', 'config', 'ports'],
-  io: ['errors', 'wire', 'util', 'config', 'ports'],
-  doctor: ['errors', 'wire', 'ports'],
-  control: ['errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'doctor'],
-  daemon: ['errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'datapath', 'io', 'doctor', 'control'],
+  // The drop-reason and limit tables generated from native/ (one list, both
+  // languages): constants only, importable from every layer.
+  tables: [],
+  errors: ['tables'],
+  wire: ['tables', 'errors'],
+  util: ['tables', 'errors'],
+  fdb: ['tables', 'errors', 'wire', 'util'],
+  config: ['tables', 'errors', 'wire', 'util', 'fdb'],
+  state: ['tables', 'errors', 'wire', 'util', 'fdb', 'config'],
+  ports: ['tables', 'errors', 'wire'],
+  datapath: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports'],
+  io: ['tables', 'errors', 'wire', 'util', 'config', 'ports'],
+  doctor: ['tables', 'errors', 'wire', 'ports'],
+  control: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'doctor'],
+  daemon: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'datapath', 'io', 'doctor', 'control'],
   // daemon only through the lazy import() of `vxland run`, so that the client
   // commands load neither io/ nor datapath/ (see cliStartupModules).
-  cli: ['errors', 'wire', 'util', 'fdb', 'config', 'ports', 'doctor', 'control', 'daemon'],
+  cli: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports', 'doctor', 'control', 'daemon'],
 };
 
 /** Only these layers may import node:dgram or call require() (the addon). */

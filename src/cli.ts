@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { DATAPATH_CHOICES, DEFAULT_DEV, LOG_LEVELS, VXLAN_IANA_PORT, defaultSocketPath, loadConfig, type ConfigFlags } from './config/config.js';
+import { DATAPATH_CHOICES, DEFAULT_DEV, DEFAULT_MTU, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT, defaultSocketPath, loadConfig, type ConfigFlags } from './config/config.js';
 import { ifnameProblem, normalizeIp } from './config/validate.js';
 import { request, stream } from './control/client.js';
 import {
@@ -58,7 +58,7 @@ export function buildProgram(): Command {
     .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required)')
     .option('--local <ip>', 'local IPv4/IPv6 address to bind and send from; its family picks IPv4 or IPv6 (default: IPv4, any address)')
     .option('--port <n>', `VXLAN UDP port (default ${VXLAN_IANA_PORT}; use 8472 to talk to old Linux kernels)`)
-    .option('--mtu <n>', 'TAP device MTU 68..65000 (default 1450)')
+    .option('--mtu <n>', `TAP device MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
     .option('--address <cidr>', 'address to put on the TAP device, e.g. 10.0.0.1/24 (repeatable; replaces the file\'s list)', collect)
     .option('--peer <ip>', 'remote VTEP to flood to (repeatable; replaces the file\'s list)', collect)
     .option('--ageing <seconds>', 'forget a learned MAC after this long without a frame from it; 0 = never (default 300)')

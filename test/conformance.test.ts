@@ -1,8 +1,7 @@
 // Runs every case of test/conformance/cases.ts through both data paths and
 // holds each to the case's expected outcome: the dgram path (Datapath on
 // test/fakes.ts) and the native engine (NativeEngine.openWith on a stand-in
-// TAP, loopback UDP). Neither needs root. A case marked with a known drift
-// runs as a tap todo on the path that drifts.
+// TAP, loopback UDP). Neither needs root.
 //
 // Both runs take the same steps: set up, feed the inputs, wait until the
 // path counted them, read counters, TAP frames and sent datagrams, then a
@@ -249,8 +248,7 @@ t.test('the corpus names each case once', async (t) => {
 for (const c of CASES) {
   t.test(c.name, async (t) => {
     for (const path of PATHS) {
-      const todo = c.drift?.path === path ? c.drift.what : undefined;
-      await t.test(path, { todo }, async (t) => {
+      await t.test(path, async (t) => {
         const got = await run(t, path, c);
         const want = expected(c);
         for (const key of Object.keys(want) as Array<keyof Outcome>) t.same(got[key], want[key], key);

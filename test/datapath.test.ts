@@ -8,7 +8,10 @@ import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { Stats } from '../src/datapath/stats';
 import { Fdb } from '../src/fdb/fdb';
 import { encodeVxlan } from '../src/wire/vxlan';
+import path from 'node:path';
 import { FakeDevice, FakeNetwork, frame, mac } from './fakes';
+import { createTopology, exec, REPO_ROOT, skipUnlessRoot } from './helpers/netns';
+import { datapathsUnderTest, startVxland } from './helpers/vxland';
 
 const VNI = 42;
 const MAC_A = '02:00:00:00:00:0a';
@@ -237,3 +240,68 @@ t.test('per-VTEP counters: tracked VTEPs count their own traffic', async (t) => 
   await net.settle();
   t.match(a.stats.vtepSnapshot(), [{ vtep: '198.18.0.2', rxPackets: 1, rxBytes: 114, txPackets: 2, txBytes: 278, drops: 0 }]);
 });
+
+t.test('a frame dropped for its size or tag does not mark its FDB entry used', async (t) => {
+  let nowMs = 1_000_000;
+  const now = () => nowMs;
+  const net = new FakeNetwork();
+  const stats = new Stats();
+  const sources = new SourceFilter({ kind: 'peers' });
+  const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 100, now });
+  fdb.subscribe((e) => followFdbEvent(e, stats, sources));
+  fdb.addStatic(VNI, MAC_B, '198.18.0.2');
+  const device = new FakeDevice('vxl0', mac(MAC_A), 1450);
+  const dp = new Datapath({ vni: VNI, dstPort: 4789, fdb, device, bind: net.bind('198.18.0.1'), stats, log: pino({ level: 'silent' }), sources, allowVlan: false, now });
+  dp.start(() => undefined);
+  t.teardown(() => dp.stop());
+  const usedAgoMs = () => fdb.entries().find((e) => e.mac === MAC_B)!.usedAgoMs;
+  nowMs += 60_000;
+  device.inject(frame(MAC_B, MAC_A, 1451), frame(MAC_B, MAC_A, 100, 0x8100), Buffer.from(mac(MAC_B)));
+  await net.settle();
+  t.same(stats.snapshot().drops, { tx_oversize: 1, tx_vlan_tagged: 1, tx_runt: 1 });
+  t.equal(usedAgoMs(), 60_000, 'still unused since it was added');
+  device.inject(frame(MAC_B, MAC_A, 1450));
+  await net.settle();
+  t.equal(usedAgoMs(), 0, 'a frame that is sent marks it used');
+});
+
+// The same on a live daemon, on each data path: with the TAP's MTU raised
+// behind vxland's back (its watcher puts it back soon after), a frame larger
+// than vxland's MTU is dropped as tx_oversize and leaves its destination's
+// USED time alone; a frame sent afterwards to another entry shows that used
+// reports are through.
+const OVERSIZE_DST = '02:00:00:00:0d:01';
+const CONTROL_DST = '02:00:00:00:0d:02';
+const UNUSED_MS = 1_000;
+for (const datapath of datapathsUnderTest()) {
+  t.test(`${datapath}: an oversize frame from the TAP does not mark its FDB entry used`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const v = await startVxland(t, a, { datapath, peers: [b.ip], address: '10.42.0.1/24' });
+    for (const dst of [OVERSIZE_DST, CONTROL_DST]) await v.cli('fdb', 'add', dst, b.ip);
+    const entry = async (dst: string) => (await v.json<any[]>('fdb', 'show')).find((e) => e.mac === dst);
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 10_000;
+      while (!(await check())) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until(`${OVERSIZE_DST} unused for ${UNUSED_MS} ms`, async () => (await entry(OVERSIZE_DST)).usedAgoMs >= UNUSED_MS);
+    const send = (dst: string, payloadBytes: number) =>
+      exec(a.ns, ['python3', path.join(REPO_ROOT, 'test', 'fixtures', 'packet-tcp.py'), v.dev, dst, '02:00:00:00:0d:ff', String(payloadBytes)], { allowFail: true, timeoutMs: 10_000 });
+    // The watcher may restore the MTU before the frame goes out (EMSGSIZE): a few tries.
+    let sent = false;
+    for (let attempt = 0; attempt < 5 && !sent; attempt++) {
+      await exec(a.ns, ['ip', 'link', 'set', v.dev, 'mtu', '2000']);
+      sent = (await send(OVERSIZE_DST, 1600)).code === 0;
+    }
+    t.ok(sent, 'a 1654-byte frame went into the TAP');
+    await until('tx_oversize counted', async () => ((await v.json<any>('stats')).stats.drops.tx_oversize ?? 0) >= 1);
+    t.equal((await send(CONTROL_DST, 100)).code, 0, 'a small frame went into the TAP');
+    await until(`${CONTROL_DST} used`, async () => (await entry(CONTROL_DST)).usedAgoMs < UNUSED_MS);
+    const after = await entry(OVERSIZE_DST);
+    t.ok(after.usedAgoMs >= UNUSED_MS, `${OVERSIZE_DST} still unused (${after.usedAgoMs} ms ago)`);
+  });
+}

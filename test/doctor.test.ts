@@ -1,5 +1,7 @@
 import t from 'tap';
 import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorObservations } from '../src/doctor';
+import { addKernelVxlan, createTopology, exec, skipUnlessRoot } from './helpers/netns';
+import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
 function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservations {
   return {
@@ -78,3 +80,24 @@ t.test('a TAP set down, and what the watcher could not restore, each come with a
   t.match(failed.findings[0], { check: 'tap', problem: /fd42::1\/64 is missing from vxl0.*EACCES/, fix: /ip addr add fd42::1\/64 dev vxl0.*disable_ipv6=0/ });
   t.match(failed.findings[1], { check: 'tap', problem: /could not set it back to 1450.*EINVAL/, fix: /ip link set dev vxl0 mtu 1450/ });
 });
+
+// Against a live daemon on each data path: a kernel VTEP on another VNI is
+// named with its VNI, whichever path received its datagrams.
+for (const datapath of datapathsUnderTest()) {
+  t.test(`${datapath}: doctor names a kernel VTEP sending another VNI`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    await addKernelVxlan(b, { vni: TEST_VNI + 1, remotes: [a.ip], address: '10.42.0.2/24' });
+    const v = await startVxland(t, a, { datapath, peers: [b.ip], address: '10.42.0.1/24' });
+    const named = new RegExp(`vni: ${b.ip.replace(/\./g, '\\.')} sends VXLAN with VNI ${TEST_VNI + 1}, but vxl0 uses VNI ${TEST_VNI}`);
+    // Each round (at most 10, within 20 s) B sends a few ARP requests, then doctor is asked.
+    let stdout = '';
+    const deadline = Date.now() + 20_000;
+    for (let round = 0; round < 10 && Date.now() < deadline && !named.test(stdout); round++) {
+      await exec(b.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '10.42.0.1'], { allowFail: true, timeoutMs: 10_000 });
+      stdout = (await v.cli('doctor')).stdout;
+    }
+    t.match(stdout, named, `doctor names ${b.ip} and VNI ${TEST_VNI + 1}`);
+  });
+}

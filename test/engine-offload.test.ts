@@ -334,3 +334,18 @@ t.test('through two engines on stand-in TAPs: a TSO super-frame is cut, sent and
   // B merges only segments whose TCP checksum is valid: A's were.
   t.match(b.engine.counters().detail, { rxCoalescedWrites: 1, rxTapWrites: 1 }, 'B coalesced them into one TAP write');
 });
+
+t.test('a frame from the TAP is judged before any lookup: runt, tag, size, offload header', async (t) => {
+  const f = tcpFrame({ payload: payloadOf(333), seq: 5, csum: 'partial' });
+  const p = parse(f);
+  const csum = (start: number, offset: number) => vnetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: start, csumOffset: offset });
+  const none = vnetHdr({ flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 });
+  t.equal(addon.engineTxDropForTest(Buffer.concat([csum(p.l4, 16), f]), MTU, false), null, 'a good frame goes on');
+  t.equal(addon.engineTxDropForTest(Buffer.concat([csum(f.length - 1, 16), f]), MTU, false), 'tx_bad_offload', 'checksum field beyond the frame');
+  t.equal(addon.engineTxDropForTest(Buffer.concat([csum(f.length + 100, 0), f]), MTU, false), 'tx_bad_offload', 'checksum start beyond the frame');
+  t.equal(addon.engineTxDropForTest(Buffer.concat([none, f.subarray(0, 13)]), MTU, false), 'tx_runt');
+  t.equal(addon.engineTxDropForTest(Buffer.concat([none, f]), f.length - 15, false), 'tx_oversize', 'one byte over the MTU');
+  const tagged = Buffer.concat([f.subarray(0, 12), Buffer.from([0x81, 0x00, 0x00, 0x05]), f.subarray(12)]);
+  t.equal(addon.engineTxDropForTest(Buffer.concat([none, tagged]), MTU, false), 'tx_vlan_tagged');
+  t.equal(addon.engineTxDropForTest(Buffer.concat([none, tagged]), MTU, true), null, 'allowed with --allow-vlan');
+});

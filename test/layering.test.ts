@@ -67,9 +67,9 @@ t.test('a violation names the importing file, its line and the import', async (t
     [7, '../control/client.js', false, true],
   ], 'imports, type imports, export-from and import() are all read, multi-line ones at their first line');
   t.same(layerViolations([config], imports), [
-    "src/config/bad.ts:2 imports '../io/host.js': config may not import io (config may import errors, wire, util, fdb)",
-    "src/config/bad.ts:5 imports '../datapath/stats': config may not import datapath (config may import errors, wire, util, fdb)",
-    "src/config/bad.ts:7 imports '../control/client.js': config may not import control (config may import errors, wire, util, fdb)",
+    "src/config/bad.ts:2 imports '../io/host.js': config may not import io (config may import tables, errors, wire, util, fdb)",
+    "src/config/bad.ts:5 imports '../datapath/stats': config may not import datapath (config may import tables, errors, wire, util, fdb)",
+    "src/config/bad.ts:7 imports '../control/client.js': config may not import control (config may import tables, errors, wire, util, fdb)",
   ]);
 
   const cli = parseImports('src/cli.ts', "import { runDaemon } from './daemon.js';\nasync function run() { await import('./daemon.js'); }");

@@ -15,6 +15,7 @@
 
 import path from 'node:path';
 import { VxlandError } from '../errors.js';
+import { MTU_MAX_BYTES as MTU_MAX, MTU_MIN_BYTES as MTU_MIN } from '../tables/limits.generated.js';
 import {
   FDB_AGEING_DEFAULT_MS,
   FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S,
@@ -36,8 +37,8 @@ export const DEFAULT_DEV = 'vxl0';
 /** 1500-byte underlay minus 50 bytes of outer Ethernet, IPv4, UDP and VXLAN
  *  headers. Use 1430 over an IPv6 underlay. */
 export const DEFAULT_MTU = 1450;
-export const MTU_MIN = 68;
-export const MTU_MAX = 65_000;
+/** The TAP MTU range of both data paths (native/limits.h says why). */
+export { MTU_MAX, MTU_MIN };
 export const DEFAULT_AGEING_S = FDB_AGEING_DEFAULT_MS / 1000;
 export const DEFAULT_STATE_DIR = '/var/lib/vxland';
 export const DEFAULT_SOCKET_DIR = '/run/vxland';

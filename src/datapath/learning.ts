@@ -14,13 +14,13 @@ export function learnSource(fdb: Fdb, stats: Stats, vni: number, key: number, vt
     case LearnOutcome.StaticConflict:
       return DropReason.RxStaticMacConflict;
     case LearnOutcome.RefusedFull:
-      stats.learnRefusedFull++;
+      stats.learnRefused('fdbFull', vni, key, nowMs);
       return null;
     case LearnOutcome.RefusedVtepFull:
-      stats.learnRefusedVtepFull++;
+      stats.learnRefused('vtepFull', vni, key, nowMs);
       return null;
     case LearnOutcome.RefusedRate:
-      stats.learnRefusedRate++;
+      stats.learnRefused('rate', vni, key, nowMs);
       return null;
     default:
       return null;

@@ -151,22 +151,23 @@ export class NativeDatapath {
     // Refusals are facts about traffic already handled: they are added even
     // when they arrive after stop() (the threads' last reports).
     for (const r of event.refused) stats.refusedSender(r.from, r.count);
+    for (const f of event.foreign) {
+      stats.foreignVni(f.from, f.vni, nowMs, f.count);
+      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
+    }
     if (this.state !== 'running') return;
     for (const l of event.learn) {
       // The engine reports only learnable, non-own source MACs, and each one
-      // once per second at most while the mirror lacks it (not per frame):
-      // on this path the learnRefused counters count refused MACs, on the
-      // dgram path refused frames. The frames were already delivered, so a
-      // drop reason returned here (a static entry the mirror had not seen
-      // yet) is not counted; the mirror refuses the MAC's next frames.
+      // once per second at most while the mirror lacks it (not per frame);
+      // Stats counts a refused MAC that often on both paths. The frames
+      // were already delivered, so a drop reason returned here (a static
+      // entry the mirror had not seen yet) is not counted; the mirror
+      // refuses the MAC's next frames.
       learnSource(fdb, stats, l.vni, l.mac, l.vtep, nowMs);
     }
     // The engine forwards from its mirror, so it tells which entries it
     // sent to (each at most once a second): the table's USED time.
     for (const u of event.used) fdb.markUsed(u.vni, u.mac, nowMs);
-    for (const f of event.foreign) {
-      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
-    }
   }
 
   private pushSourcePolicy(): void {

@@ -8,14 +8,16 @@
 
 import type { ForeignVniSender, StatsSnapshot, VtepCounters } from '../ports/counters';
 import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from '../ports/drops';
+import {
+  LEARN_REPORT_INTERVAL_MS, LEARN_REPORT_MAX_MACS, MAX_FOREIGN_VNI_SENDERS, MAX_REFUSED_SENDERS, MAX_TRACKED_VTEPS,
+} from '../tables/limits.generated';
 
-/** Most VTEPs with counters of their own. */
-export const MAX_TRACKED_VTEPS = 4096;
-/** Most distinct (sender, VNI) pairs remembered for foreign-VNI diagnosis,
- *  and most refused senders remembered for the source policy. */
-export const MAX_FOREIGN_VNI_SENDERS = 64;
-export const MAX_REFUSED_SENDERS = 64;
+// The bounds are the engine's too (native/limits.h).
+export { MAX_FOREIGN_VNI_SENDERS, MAX_REFUSED_SENDERS, MAX_TRACKED_VTEPS };
 export const OTHER_VTEP = 'other';
+
+/** Why learning a MAC was refused (StatsSnapshot.learnRefused). */
+export type LearnRefusal = 'fdbFull' | 'vtepFull' | 'rate';
 
 export class Stats {
   rxPackets = 0;
@@ -30,6 +32,8 @@ export class Stats {
   private readonly other: VtepCounters = newCounters();
   private readonly foreign = new Map<string, ForeignVniSender>();
   private readonly refused = new Map<string, number>();
+  /** `${vni}|${macKey}` -> when its last refusal was counted. */
+  private readonly learnRefusedAt = new Map<string, number>();
   private pull: (() => void) | null = null;
 
   /** For a data path that counts elsewhere (the native engine): `pull`
@@ -62,8 +66,22 @@ export class Stats {
     return this.vteps.get(address) ?? this.other;
   }
 
-  /** Remembers a datagram with a VNI that is not ours, for `vxland doctor`. */
-  foreignVni(address: string, vni: number, nowMs: number): void {
+  /** Counts a refused learning of (vni, macKey), at most once per
+   *  LEARN_REPORT_INTERVAL_MS per MAC: the native engine offers a MAC that
+   *  often, the dgram path on every frame, and both count the same. */
+  learnRefused(why: LearnRefusal, vni: number, macKey: number, nowMs: number): void {
+    const key = `${vni}|${macKey}`;
+    const last = this.learnRefusedAt.get(key);
+    if (last !== undefined && nowMs - last < LEARN_REPORT_INTERVAL_MS) return;
+    if (last === undefined && this.learnRefusedAt.size >= LEARN_REPORT_MAX_MACS) this.learnRefusedAt.clear();
+    this.learnRefusedAt.set(key, nowMs);
+    if (why === 'fdbFull') this.learnRefusedFull++;
+    else if (why === 'vtepFull') this.learnRefusedVtepFull++;
+    else this.learnRefusedRate++;
+  }
+
+  /** Remembers datagrams (count of them) with a VNI that is not ours, for `vxland doctor`. */
+  foreignVni(address: string, vni: number, nowMs: number, count = 1): void {
     const key = `${address}|${vni}`;
     let seen = this.foreign.get(key);
     if (seen === undefined) {
@@ -71,7 +89,7 @@ export class Stats {
       seen = { address, vni, count: 0, lastMs: nowMs };
       this.foreign.set(key, seen);
     }
-    seen.count++;
+    seen.count += count;
     seen.lastMs = nowMs;
   }
 

@@ -8,6 +8,8 @@
 
 import { ERROR_CODES, ErrorCode, VxlandError, toVxlandError, type NativeSysError } from '../errors';
 import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
+import { DROP_REASON_NAMES } from '../tables/drop-reasons.generated';
+import { LIMITS } from '../tables/limits.generated';
 
 /** Relative to dist/src/io/ (where this file runs from). */
 const ADDON_PATH = '../../../build/Release/vxland.node';
@@ -16,7 +18,6 @@ const ADDON_PATH = '../../../build/Release/vxland.node';
 export interface NativeTapPoller {
   start(): void;
   stop(): void;
-  truncatedFrames(): number;
 }
 
 export interface NativeTapPollerConstructor {
@@ -69,7 +70,6 @@ export interface NativeEngineHandle {
   stop(): void;
   fdbSet(vni: number, macKey: number, vtepIp: string, pinned: boolean): void;
   fdbDelete(vni: number, macKey: number): boolean;
-  fdbClear(): void;
   setFloodList(vni: number, vtepIps: readonly string[]): void;
   /** Replaces the source policy (src/datapath/accept.ts rules). */
   setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
@@ -84,7 +84,7 @@ export interface NativeEngineHandle {
 
 export interface NativeEngineConstructor {
   new (options: NativeEngineOptions, onEvent: (event: NativeEngineEvent) => void): NativeEngineHandle;
-  /** Counter names in index order; drop0..drop13 are DropReason numbers. */
+  /** Counter names in index order; a drop counter is 'drop:' + its reason's name. */
   readonly counterNames: readonly string[];
 }
 
@@ -105,7 +105,6 @@ export interface NativeAddon {
   tapGetMac(ifname: string): Buffer;
   /** SIOCSIFHWADDR; before the link goes up. */
   tapSetMac(ifname: string, mac: Buffer): void;
-  tapGetIndex(ifname: string): number;
   /** Replaces the IPv4 address labelled ifname ("dev" or alias "dev:N"). */
   tapAddIPv4(ifname: string, address: string, prefixLength: number): void;
   tapAddIPv6(ifname: string, address: string, prefixLength: number): void;
@@ -119,10 +118,14 @@ export interface NativeAddon {
   /** One Ethernet frame out of ifname on an AF_PACKET socket (CAP_NET_RAW). */
   packetSend(ifname: string, frame: Buffer): void;
   NativeEngine: NativeEngineConstructor;
-  /** Must equal DROP_REASON_COUNT. */
-  engineDropReasonCount: number;
+  /** native/drop_reasons.h in order: must equal DROP_REASON_NAMES (see addonTableMismatch). */
+  engineDropReasonNames: readonly string[];
+  /** native/limits.h: must equal LIMITS. */
+  engineLimits: Readonly<Record<string, number>>;
   /** Test only: splits (vnet hdr + frame) for this MTU; a number is a split error (< 0). */
   engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu: number): Buffer[] | number;
+  /** Test only: the drop reason's name for a frame read from the TAP (vnet hdr + frame), checked before any lookup; null = it may be sent. */
+  engineTxDropForTest(vnetHdrAndFrame: Buffer, mtu: number, allowVlan: boolean): string | null;
   /** Test only: the TAP writes the rx coalescer plans for these inner frames. */
   engineCoalesceForTest(frames: Buffer[]): NativeCoalescedWrite[];
 }
@@ -145,6 +148,26 @@ export function loadAddon(): NativeAddon {
     }
   }
   return cached;
+}
+
+/** null when the addon was built from the drop-reason and limit tables this
+ *  build was generated from (native/drop_reasons.h, native/limits.h), else
+ *  the first difference, for an error message: a stale addon would count
+ *  drops under the wrong names. */
+export function addonTableMismatch(addon: Pick<NativeAddon, 'engineDropReasonNames' | 'engineLimits'>): string | null {
+  const stale = (what: string) => `native addon is stale (rebuild with npm run build:native): ${what}`;
+  const names = addon.engineDropReasonNames;
+  if (!Array.isArray(names)) return stale('it exports no engineDropReasonNames');
+  for (let i = 0; i < Math.max(names.length, DROP_REASON_NAMES.length); i++) {
+    if (names[i] !== DROP_REASON_NAMES[i]) {
+      return stale(`drop reason ${i} is ${JSON.stringify(names[i] ?? null)} in the addon but ${JSON.stringify(DROP_REASON_NAMES[i] ?? null)} in this build`);
+    }
+  }
+  const limits = addon.engineLimits ?? {};
+  for (const key of new Set([...Object.keys(LIMITS), ...Object.keys(limits)])) {
+    if (limits[key] !== LIMITS[key]) return stale(`limit ${key} is ${limits[key] ?? 'missing'} in the addon but ${LIMITS[key] ?? 'missing'} in this build`);
+  }
+  return null;
 }
 
 /** Runs fn, rethrowing any failure as toVxlandError(err, code). */

@@ -7,11 +7,13 @@
 // device: the native path's unit tests). Forwarding
 // rules stay in src/fdb/fdb.ts; src/datapath/native-datapath.ts joins the two.
 
-import { DROP_REASON_COUNT } from '../ports/drops';
+import { DROP_REASON_COUNT, DROP_REASON_NAMES } from '../ports/drops';
+import { VNI_MAX } from '../tables/limits.generated';
 import type { NativeEngineCounters, NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts, PacketEngine } from '../ports/engine';
 import { VxlandError, isNativeSysError, toVxlandError } from '../errors';
 import {
   NativeAddon,
+  addonTableMismatch,
   NativeEngineHandle,
   callNative,
   loadAddon,
@@ -65,7 +67,7 @@ function badArgument(message: string): VxlandError {
 }
 
 function checkVni(vni: number): void {
-  if (!Number.isInteger(vni) || vni < 0 || vni > 0xffffff) throw badArgument('vni must be 0..16777215');
+  if (!Number.isInteger(vni) || vni < 0 || vni > VNI_MAX) throw badArgument(`vni must be 0..${VNI_MAX}`);
 }
 
 const SOCKET_SYSCALLS = /^(socket|bind|setsockopt|getsockname|eventfd)/;
@@ -79,6 +81,8 @@ export class NativeEngine implements PacketEngine {
   readonly port: number;
   private readonly handle: NativeEngineHandle;
   private readonly counterNames: readonly string[];
+  /** For each counter index: its DropReason, or -1 for a counter that is no drop. */
+  private readonly dropOf: Int32Array;
   private readonly raw: Float64Array;
   private onEvent: (event: NativeEngineEvent) => void = () => undefined;
   private state: 'idle' | 'running' | 'stopped' = 'idle';
@@ -107,6 +111,7 @@ export class NativeEngine implements PacketEngine {
       (event) => this.onEvent(event),
     );
     this.counterNames = addon.NativeEngine.counterNames;
+    this.dropOf = Int32Array.from(this.counterNames, (n) => (n.startsWith('drop:') ? DROP_REASON_NAMES.indexOf(n.slice(5)) : -1));
     this.raw = new Float64Array(this.counterNames.length);
     this.port = this.handle.info().port;
   }
@@ -138,9 +143,8 @@ export class NativeEngine implements PacketEngine {
   }
 
   private static construct(addon: NativeAddon, o: NativeEngineOpenOptions, fd: number, name: string, mac: Buffer, standIn: boolean): NativeEngine {
-    if (addon.engineDropReasonCount !== DROP_REASON_COUNT) {
-      throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', 'data path unavailable: native engine built for other drop reasons (rebuild)');
-    }
+    const stale = addonTableMismatch(addon);
+    if (stale !== null) throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `data path unavailable: ${stale}`);
     try {
       return new NativeEngine(addon, o, fd, name, o.mtu, mac, standIn);
     } catch (err) {
@@ -174,10 +178,6 @@ export class NativeEngine implements PacketEngine {
     return this.handle.fdbDelete(vni, macKey);
   }
 
-  fdbClear(): void {
-    this.handle.fdbClear();
-  }
-
   setFloodList(vni: number, vteps: readonly string[]): void {
     this.handle.setFloodList(vni, vteps);
   }
@@ -206,9 +206,9 @@ export class NativeEngine implements PacketEngine {
     const detail: Record<string, number> = {};
     const drops = new Float64Array(DROP_REASON_COUNT);
     for (let i = 0; i < this.counterNames.length; i++) {
-      const name = this.counterNames[i];
-      if (name.startsWith('drop')) drops[Number(name.slice(4))] = this.raw[i];
-      else detail[name] = this.raw[i];
+      const reason = this.dropOf[i];
+      if (reason >= 0) drops[reason] = this.raw[i];
+      else if (!this.counterNames[i].startsWith('drop:')) detail[this.counterNames[i]] = this.raw[i];
     }
     return {
       rxPackets: detail.rxPackets,

@@ -5,12 +5,11 @@
 import { FRAME_HEADROOM_BYTES, FrameBatch, FrameDevice, WriteErrno } from '../ports/io';
 import { ifnameProblem, IFNAME_MAX_BYTES, parseCidr, type Cidr } from '../config/validate';
 import { VxlandError, toVxlandError } from '../errors';
+import { MTU_MAX_BYTES, MTU_MIN_BYTES } from '../tables/limits.generated';
 import { maxFrameBytes } from '../wire/ethernet';
 import { isLearnableMacKey, MAC_BYTES, macKeyAt } from '../wire/mac';
 import { NativeAddon, NativeTapPoller, callNative, loadAddon } from './addon';
 
-export const MIN_TAP_MTU_BYTES = 68;
-export const MAX_TAP_MTU_BYTES = 65521;
 /** IPv6 needs a link MTU of at least this. */
 export const MIN_IPV6_MTU_BYTES = 1280;
 /** Frames read per event-loop wake-up at most. */
@@ -96,8 +95,8 @@ export function openConfiguredTap(options: ConfiguredTapOptions): ConfiguredTap 
   const mtu = options.mtu;
   const nameProblem = ifnameProblem(options.name);
   if (nameProblem !== null) throw badArgument(`interface name ${JSON.stringify(options.name)} ${nameProblem}`);
-  if (!Number.isInteger(mtu) || mtu < MIN_TAP_MTU_BYTES || mtu > MAX_TAP_MTU_BYTES) {
-    throw badArgument(`mtu must be an integer ${MIN_TAP_MTU_BYTES}..${MAX_TAP_MTU_BYTES}`);
+  if (!Number.isInteger(mtu) || mtu < MTU_MIN_BYTES || mtu > MTU_MAX_BYTES) {
+    throw badArgument(`mtu must be an integer ${MTU_MIN_BYTES}..${MTU_MAX_BYTES}`);
   }
   const parsed = (options.addresses ?? []).map(requireCidr);
   if (mtu < MIN_IPV6_MTU_BYTES && parsed.some((p) => p.family === 6)) {
@@ -193,12 +192,6 @@ export class TapDevice implements FrameDevice {
    *  outside buffer. */
   write(buffer: Buffer, offset: number, length: number): WriteErrno {
     return this.addon.tapWrite(this.fd, buffer, offset, length);
-  }
-
-  /** Frames dropped because they were larger than mtu + 18 bytes (only
-   *  possible if someone raised the device MTU behind our back). */
-  truncatedFrames(): number {
-    return this.poller?.truncatedFrames() ?? 0;
   }
 
   /** See FrameDevice.close. Stops the poller before closing the fd. */

@@ -11,10 +11,11 @@ import { isIP } from 'node:net';
 
 import { DatagramBind, SendDone } from '../ports/io';
 import { ERROR_CODES, VxlandError } from '../errors';
+import { DGRAM_SOCKET_BUFFER_BYTES } from '../tables/limits.generated';
 
-/** Requested SO_RCVBUF / SO_SNDBUF; the kernel may clamp it (rmem_max /
- *  wmem_max) and failures are ignored. */
-export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Requested SO_RCVBUF / SO_SNDBUF (native/limits.h); the kernel may clamp
+ *  it (rmem_max / wmem_max) and failures are ignored. */
+export const UDP_SOCKET_BUFFER_BYTES = DGRAM_SOCKET_BUFFER_BYTES;
 
 /** Destinations that get a connected send socket; others use the bound one. */
 export const MAX_CONNECTED_PEERS = 256;

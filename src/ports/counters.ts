@@ -30,7 +30,9 @@ export interface StatsSnapshot {
   drops: Record<string, number>;
   dropsTotal: number;
   /** New or moved MACs not learned: the FDB was full, the VTEP had its
-   *  share (maxLearnedPerVtep), or it learned too fast (learnRatePerS). */
+   *  share (maxLearnedPerVtep), or it learned too fast (learnRatePerS).
+   *  The unit is MACs on both data paths: a MAC that keeps sending counts
+   *  once per LEARN_REPORT_INTERVAL_MS, not once per frame. */
   learnRefused: { fdbFull: number; vtepFull: number; rate: number };
 }
 

@@ -5,7 +5,8 @@
 import type { NativeSysError } from '../errors';
 
 export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
-export interface NativeEngineForeign { vni: number; from: string }
+/** count: datagrams with this VNI from this sender since the last report. */
+export interface NativeEngineForeign { vni: number; from: string; count: number }
 
 /** What the engine counted for one VTEP since takeVtepCounts() last ran. */
 export interface NativeEngineVtepCounts {
@@ -52,7 +53,6 @@ export interface NativeEngineInfo {
   coalesce: boolean;
   rcvbufBytes: number;
   sndbufBytes: number;
-  mirrorSize: number;
   state: 'idle' | 'running' | 'stopped';
 }
 

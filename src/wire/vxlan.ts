@@ -4,10 +4,12 @@
 //  |R|R|R|R|I|R|R|R|            Reserved                           |
 //  |                VXLAN Network Identifier (VNI) |   Reserved    |
 
+import { VNI_MAX } from '../tables/limits.generated';
+
+export { VNI_MAX };
 export const VXLAN_HEADER_BYTES = 8;
 export const VXLAN_DEFAULT_PORT = 4789;
 export const VXLAN_FLAG_I = 0x08;
-export const VNI_MAX = 0xffffff;
 /** Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD_IPV4_BYTES = 50;
 /** Outer IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14). */

@@ -74,8 +74,6 @@ export interface ConformanceCase {
   config: CaseConfig;
   inputs: CaseInput[];
   expect: Partial<Outcome>;
-  /** A known drift on one path (issue 9): the case runs there as a tap todo. */
-  drift?: { path: 'dgram' | 'native'; what: string };
 }
 
 const rx = (from: string, inner: Buffer, vni = VNI, flags = 0x08): CaseInput => ({ datagram: vxlanDatagram(vni, inner, flags), from });
@@ -84,9 +82,6 @@ const toUs = (src: string, payload: Buffer | number = 46, ethertype = 0x0800) =>
 const fromUs = (dst: string, payload: Buffer | number = 46, ethertype = 0x0800) => frame(dst, OWN_MAC, payload, ethertype);
 const sentTo = (to: string, f: Buffer) => ({ to, datagram: vxlanDatagram(VNI, f) });
 
-const DOCTOR_FOREIGN_VNI = 'the doctor names a foreign-VNI sender only on the dgram path (issue 9)';
-const TX_SIZE_AFTER_LOOKUP = 'tx checks the frame size after the FDB lookup, marking the entry or flood list used (issue 9)';
-const LEARN_REFUSED_UNIT = 'learn refused counts frames on the dgram path, MACs on the native one (issue 9)';
 
 const valid = toUs(MAC_X);
 const fullMtu = toUs(MAC_X, MTU);
@@ -131,7 +126,6 @@ export const CASES: readonly ConformanceCase[] = [
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, valid, VNI + 1)],
     expect: { drops: { rx_wrong_vni: 1 }, vtepDrops: { [PEER_B]: 1 }, foreign: [{ address: PEER_B, vni: VNI + 1 }] },
-    drift: { path: 'native', what: DOCTOR_FOREIGN_VNI },
   },
   {
     name: 'rx: a sender outside the accepted set is refused and remembered',
@@ -222,7 +216,6 @@ export const CASES: readonly ConformanceCase[] = [
     config: { peers: [PEER_C, PEER_B], learned: [{ mac: MAC_Y, vtep: PEER_B }], maxLearnedPerVtep: 1 },
     inputs: [rx(PEER_B, valid), rx(PEER_B, valid)],
     expect: { delivered: [valid, valid], rxPackets: 2, learnRefused: { fdbFull: 0, vtepFull: 1, rate: 0 } },
-    drift: { path: 'dgram', what: LEARN_REFUSED_UNIT },
   },
 
   // ---- tx: TAP -> UDP ----
@@ -237,14 +230,12 @@ export const CASES: readonly ConformanceCase[] = [
     config: { peers: [PEER_B] },
     inputs: [tx(fromUs(BROADCAST, MTU + 1))],
     expect: { drops: { tx_oversize: 1 } },
-    drift: { path: 'native', what: TX_SIZE_AFTER_LOOKUP },
   },
   {
     name: 'tx: an oversize frame to a learned MAC does not use the entry',
     config: { peers: [PEER_B], learned: [{ mac: MAC_X, vtep: PEER_C }] },
     inputs: [tx(fromUs(MAC_X, MTU + 1))],
     expect: { drops: { tx_oversize: 1 } },
-    drift: { path: 'native', what: TX_SIZE_AFTER_LOOKUP },
   },
   {
     name: 'tx: VLAN-tagged without --allow-vlan',
