@@ -1,7 +1,7 @@
 // Prometheus metrics (opt-in, --metrics HOST:PORT): process metrics from
 // prom-client plus vxland's counters and gauges, read from Stats and the FDB
-// at scrape time (nothing is updated per packet). Names are listed in the
-// README.
+// at scrape time (nothing is updated per packet). The README's metric table
+// lists them with their labels; test/operability.test.ts holds it to a live scrape.
 
 import http from 'node:http';
 import client from 'prom-client';
@@ -16,23 +16,6 @@ export interface MetricsSources {
   stats: StatsReader;
   fdb: Fdb;
 }
-
-export const METRIC_NAMES = [
-  'vxland_info',
-  'vxland_rx_packets_total',
-  'vxland_rx_bytes_total',
-  'vxland_tx_packets_total',
-  'vxland_tx_bytes_total',
-  'vxland_drops_total',
-  'vxland_learn_refused_total',
-  'vxland_fdb_entries',
-  'vxland_peers',
-  'vxland_vtep_rx_packets_total',
-  'vxland_vtep_rx_bytes_total',
-  'vxland_vtep_tx_packets_total',
-  'vxland_vtep_tx_bytes_total',
-  'vxland_vtep_drops_total',
-] as const;
 
 export function buildRegistry(s: MetricsSources): client.Registry {
   const registry = new client.Registry();
