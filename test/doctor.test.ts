@@ -1,7 +1,11 @@
 import t from 'tap';
-import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorObservations } from '../src/doctor';
+import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorObservations, type Finding } from '../src/doctor';
 import { addKernelVxlan, createTopology, exec, skipUnlessRoot } from './helpers/netns';
+import { awaitFinding } from './helpers/operator';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
+
+/** How long a live daemon may take to name what a sender did. */
+const SENDER_NAMED_MS = 20_000;
 
 function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservations {
   return {
@@ -90,14 +94,41 @@ for (const datapath of datapathsUnderTest()) {
     const [a, b] = topo.hosts;
     await addKernelVxlan(b, { vni: TEST_VNI + 1, remotes: [a.ip], address: '10.42.0.2/24' });
     const v = await startVxland(t, a, { datapath, peers: [b.ip], address: '10.42.0.1/24' });
-    const named = new RegExp(`vni: ${b.ip.replace(/\./g, '\\.')} sends VXLAN with VNI ${TEST_VNI + 1}, but vxl0 uses VNI ${TEST_VNI}`);
-    // Each round (at most 10, within 20 s) B sends a few ARP requests, then doctor is asked.
-    let stdout = '';
-    const deadline = Date.now() + 20_000;
-    for (let round = 0; round < 10 && Date.now() < deadline && !named.test(stdout); round++) {
-      await exec(b.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '10.42.0.1'], { allowFail: true, timeoutMs: 10_000 });
-      stdout = (await v.cli('doctor')).stdout;
-    }
-    t.match(stdout, named, `doctor names ${b.ip} and VNI ${TEST_VNI + 1}`);
+    const foreign = (f: Finding) => f.check === 'vni' && f.problem.startsWith(`${b.ip} sends VXLAN with VNI ${TEST_VNI + 1}, but vxl0 uses VNI ${TEST_VNI}`);
+    // Each round B sends a few ARP requests, then doctor is asked.
+    const report = await awaitFinding(v, foreign, {
+      what: `doctor naming ${b.ip} and VNI ${TEST_VNI + 1}`, timeoutMs: SENDER_NAMED_MS,
+      stimulate: () => exec(b.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '10.42.0.1'], { allowFail: true, timeoutMs: 10_000 }),
+    });
+    t.equal(report.code, 1, 'doctor exits 1');
+    const human = (await v.cli('doctor')).stdout;
+    t.match(human, new RegExp(`vni: ${b.ip.replace(/\./g, '\\.')} sends VXLAN with VNI ${TEST_VNI + 1}, but vxl0 uses VNI ${TEST_VNI} \\(\\d+ datagrams? dropped\\)`), `the human doctor names ${b.ip} and VNI ${TEST_VNI + 1}`);
+  });
+}
+
+// The other live observations doctor judges, on each data path: a daemon
+// with no peers hears a kernel VTEP it does not accept (named as a refused
+// sender) and has nowhere to send its own frames (tx_no_destination).
+for (const datapath of datapathsUnderTest()) {
+  t.test(`${datapath}: doctor names a sender the source policy refused, and drops for want of peers`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: '10.42.0.2/24' });
+    const v = await startVxland(t, a, { datapath, address: '10.42.0.1/24' });
+    const refused = (f: Finding) => f.check === 'source' && f.problem.startsWith(`${b.ip} sent `) && f.fix.includes(`vxland peer add ${b.ip}`);
+    const noPeers = (f: Finding) => f.check === 'drops' && /\d+ × tx_no_destination: there are no peers/.test(f.problem);
+    const report = await awaitFinding(v, refused, {
+      what: `doctor naming ${b.ip} as refused`, timeoutMs: SENDER_NAMED_MS,
+      stimulate: () => Promise.all([
+        exec(b.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '10.42.0.1'], { allowFail: true, timeoutMs: 10_000 }),
+        exec(a.ns, ['ping', '-c', '2', '-i', '0.2', '-W', '1', '10.42.0.2'], { allowFail: true, timeoutMs: 10_000 }),
+      ]),
+    });
+    t.equal(report.code, 1, 'doctor exits 1');
+    t.ok(report.findings.some(noPeers), `and names the frames dropped for want of peers: ${JSON.stringify(report.findings)}`);
+    const status = await v.json<any>('status');
+    t.ok(status.stats.drops.rx_source_not_allowed > 0 && status.stats.drops.tx_no_destination > 0,
+      `status counts both (${JSON.stringify(status.stats.drops)})`);
   });
 }

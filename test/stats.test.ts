@@ -2,6 +2,7 @@ import t from 'tap';
 import { DropReason } from '../src/ports/drops';
 import { MAX_FOREIGN_VNI_SENDERS, MAX_TRACKED_VTEPS, OTHER_VTEP, Stats } from '../src/datapath/stats';
 import { LEARN_REPORT_INTERVAL_MS } from '../src/tables/limits.generated';
+import { eventually } from './helpers/eventually';
 import { createTopology, exec, skipUnlessRoot } from './helpers/netns';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 
@@ -87,14 +88,14 @@ for (const datapath of datapathsUnderTest()) {
       for (const d of out) s.send(d, 4789, '${a.ip}', () => { if (--left === 0) s.close(); });`;
     await exec(b.ns, [process.execPath, '-e', send], { timeoutMs: 10_000 });
     const total = MACS * FRAMES_PER_MAC;
-    let stats: any;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      stats = await v.json<any>('stats');
-      const fromB = stats.vteps.find((x: any) => x.vtep === b.ip) ?? { rxPackets: 0, drops: 0 };
-      if ((fromB.rxPackets + fromB.drops >= total && stats.stats.learnRefused.vtepFull >= MACS - 1) || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const stats = await eventually(() => v.json<any>('stats'), {
+      until: (s) => {
+        const fromB = s.vteps.find((x: any) => x.vtep === b.ip) ?? { rxPackets: 0, drops: 0 };
+        return fromB.rxPackets + fromB.drops >= total && s.stats.learnRefused.vtepFull >= MACS - 1;
+      },
+      timeoutMs: 10_000, intervalMs: 50, what: `all ${total} frames from B counted and ${MACS - 1} MACs refused`,
+      describe: (s) => JSON.stringify({ vteps: s.vteps, learnRefused: s.stats.learnRefused }),
+    });
     t.equal(stats.vteps.find((x: any) => x.vtep === b.ip)?.rxPackets, total, 'every frame was delivered (refused learning drops nothing)');
     t.same(stats.stats.learnRefused, { fdbFull: 0, vtepFull: MACS - 1, rate: 0 }, `${MACS - 1} MACs refused`);
     const learned = (await v.json<any[]>('fdb', 'show')).filter((e) => e.kind === 'learned' && e.vtep === b.ip);

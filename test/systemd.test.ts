@@ -2,6 +2,8 @@
 // verify insists that ExecStart's binary exists and is executable, so the
 // unit is copied to a temp dir with /usr/local/bin/vxland rewritten to a
 // temp stub executable; both the template and an instance are verified.
+// No daemon runs here, so no data path is involved: the notify protocol and
+// the shutdown the unit relies on run on both paths in test/daemon.test.ts.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
