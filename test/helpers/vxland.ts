@@ -33,7 +33,9 @@ export interface VxlandOptions {
   peers?: string[];
   /** Overlay address with prefix, e.g. 10.42.0.1/24. */
   address?: string;
-  datapath?: string;
+  /** Required, so that no test runs on one data path by accident: loop over
+   *  datapathsUnderTest(). */
+  datapath: string;
   dev?: string;
   /** Reuse a state directory (to test restarts); default a fresh temp dir. */
   stateDir?: string;
@@ -62,12 +64,12 @@ export function tempDir(t: TapLike, label: string): string {
 }
 
 /** Starts `vxland run` in host's namespace and resolves once its control socket answers. */
-export async function startVxland(t: TapLike, host: Host, o: VxlandOptions = {}): Promise<VxlandHandle> {
+export async function startVxland(t: TapLike, host: Host, o: VxlandOptions): Promise<VxlandHandle> {
   const dev = o.dev ?? 'vxl0';
   const stateDir = o.stateDir ?? tempDir(t, 'state');
   const socket = o.socket ?? path.join(stateDir, `${dev}.sock`);
   const args = ['run', '--dev', dev, '--vni', String(o.vni ?? TEST_VNI), '--local', host.ip,
-    '--state-dir', stateDir, '--socket', socket, '--datapath', o.datapath ?? 'dgram', '--log-level', 'debug'];
+    '--state-dir', stateDir, '--socket', socket, '--datapath', o.datapath, '--log-level', 'debug'];
   for (const p of o.peers ?? []) args.push('--peer', p);
   if (o.address) args.push('--address', o.address);
   args.push(...(o.extraArgs ?? []));
