@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core_tx.h"
+#include "drop_reasons.h"
 #include "engine_offload.h"
 #include "limits.h"
 
@@ -73,30 +75,39 @@ void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int famil
 
 namespace {
 
-/** Deliver codes of RxCore.classify (drop reasons are >= 0). */
+/** Codes of PacketCore.classifyRx besides drop reasons (>= 0)... */
 constexpr int kCodeDeliver = -1;
 constexpr int kCodeDeliverLearn = -2;
+/** ...and of classifyTx. */
+constexpr int kCodeUnicast = -1;
+constexpr int kCodeFlood = -2;
 /** Longest IP literal of a sender (IPv6 with zone). */
 constexpr size_t kMaxAddressChars = 64;
 
-/** The dgram path's core: a Context and one RxReader over it.
- *  new RxCore({vni, mtu, ownMac, family: 4|6, dstPort}, out: Float64Array(2))
- *  (this.result = out); classify(datagram, fromAddress, nowMs): a drop reason, or -1 deliver, -2 deliver
- *  and offer (vni, mac) = (out[0], out[1]) for learning; for rx_wrong_vni
- *  out[0] is the foreign VNI. Nothing is allocated per call. */
-class RxCore : public Napi::ObjectWrap<RxCore>, public CoreSetters<RxCore> {
+/** The dgram path's core: a Context (one network) and one RxReader over it.
+ *  new PacketCore({vni, mtu, ownMac, family: 4|6, dstPort}, out: Float64Array(2))
+ *  sets this.result = out.
+ *  classifyRx(datagram, fromAddress, nowMs): a drop reason, or -1 deliver,
+ *  -2 deliver and offer (vni, mac) = (out[0], out[1]) for learning; for
+ *  rx_wrong_vni out[0] is the foreign VNI.
+ *  classifyTx(buffer, offsets, lengths, count, codes, nowMs): for each frame
+ *  buffer[offsets[i], +lengths[i]) read from the TAP, codes[i] = a drop
+ *  reason, -1 unicast (the mirror knows its destination MAC) or -2 flood.
+ *  Nothing is allocated per call. */
+class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<PacketCore> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    std::vector<Napi::ClassPropertyDescriptor<RxCore>> props{InstanceMethod<&RxCore::Classify>("classify")};
+    std::vector<Napi::ClassPropertyDescriptor<PacketCore>> props{InstanceMethod<&PacketCore::ClassifyRx>("classifyRx"),
+                                                          InstanceMethod<&PacketCore::ClassifyTx>("classifyTx")};
     AddMethods(&props);
-    return DefineClass(env, "RxCore", props);
+    return DefineClass(env, "PacketCore", props);
   }
 
   Context& CoreContext() { return *ctx_; }
   int CoreFamily() const { return family_; }
   uint16_t CorePort() const { return port_; }
 
-  explicit RxCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RxCore>(info), ctx_(std::make_unique<Context>(NetworkOf(info))), reader_(ctx_.get()) {
+  explicit PacketCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketCore>(info), ctx_(std::make_unique<Context>(NetworkOf(info))), reader_(ctx_.get()) {
     Napi::Object o = info[0].As<Napi::Object>();
     family_ = o.Get("family").ToNumber().Int32Value() == 6 ? AF_INET6 : AF_INET;
     port_ = static_cast<uint16_t>(o.Get("dstPort").ToNumber().Uint32Value());
@@ -111,25 +122,25 @@ class RxCore : public Napi::ObjectWrap<RxCore>, public CoreSetters<RxCore> {
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
         info[1].As<Napi::Float64Array>().ElementLength() < 2) {
-      throw Napi::TypeError::New(env, "RxCore({vni, mtu, ownMac, family, dstPort}, out: Float64Array(2))");
+      throw Napi::TypeError::New(env, "PacketCore({vni, mtu, ownMac, family, dstPort}, out: Float64Array(2))");
     }
     Napi::Object o = info[0].As<Napi::Object>();
     const int64_t vni = o.Get("vni").ToNumber().Int64Value();
     const int64_t mtu = o.Get("mtu").ToNumber().Int64Value();
     Napi::Value mac = o.Get("ownMac");
     if (vni < 0 || vni > kVniMax || mtu < kMtuMinBytes || mtu > kMtuMaxBytes) {
-      throw Napi::RangeError::New(env, "RxCore: vni or mtu out of range");
+      throw Napi::RangeError::New(env, "PacketCore: vni or mtu out of range");
     }
     if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
-      throw Napi::TypeError::New(env, "RxCore: ownMac must be a 6-byte Buffer");
+      throw Napi::TypeError::New(env, "PacketCore: ownMac must be a 6-byte Buffer");
     }
     return Network{static_cast<uint32_t>(vni), static_cast<size_t>(mtu), offload::MacAt(mac.As<Napi::Buffer<uint8_t>>().Data())};
   }
 
-  Napi::Value Classify(const Napi::CallbackInfo& info) {
+  Napi::Value ClassifyRx(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsString() || !info[2].IsNumber()) {
-      throw Napi::TypeError::New(env, "classify(datagram, fromAddress, nowMs)");
+      throw Napi::TypeError::New(env, "classifyRx(datagram, fromAddress, nowMs)");
     }
     auto d = info[0].As<Napi::Buffer<uint8_t>>();
     char ip[kMaxAddressChars];
@@ -146,6 +157,46 @@ class RxCore : public Napi::ObjectWrap<RxCore>, public CoreSetters<RxCore> {
     return Napi::Number::New(env, r.learn ? kCodeDeliverLearn : kCodeDeliver);
   }
 
+  static bool IsArrayOf(const Napi::Value& v, napi_typedarray_type type) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+  }
+
+  Napi::Value ClassifyTx(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[0].IsBuffer() || !IsArrayOf(info[1], napi_uint32_array) ||
+        !IsArrayOf(info[2], napi_uint32_array) || !info[3].IsNumber() || !IsArrayOf(info[4], napi_int32_array) ||
+        !info[5].IsNumber()) {
+      throw Napi::TypeError::New(env, "classifyTx(buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs)");
+    }
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    auto offsets = info[1].As<Napi::Uint32Array>();
+    auto lengths = info[2].As<Napi::Uint32Array>();
+    auto codes = info[4].As<Napi::Int32Array>();
+    const size_t count = info[3].As<Napi::Number>().Uint32Value();
+    if (count > offsets.ElementLength() || count > lengths.ElementLength() || count > codes.ElementLength()) {
+      throw Napi::RangeError::New(env, "classifyTx: count exceeds an array");
+    }
+    const int64_t nowMs = info[5].As<Napi::Number>().Int64Value();
+    const Network& net = ctx_->Networks()[0];
+    const size_t maxUntagged = offload::kEthHeaderBytes + net.mtuBytes;
+    const bool allowVlan = ctx_->AllowVlan();
+    const struct virtio_net_hdr none = {};  // the dgram path's TAP has no offloads
+    for (size_t i = 0; i < count; i++) {
+      const size_t off = offsets[i];
+      const size_t len = lengths[i];
+      if (off > buf.Length() || len > buf.Length() - off) throw Napi::RangeError::New(env, "classifyTx: frame outside the buffer");
+      uint8_t* frame = buf.Data() + off;
+      int code = TxFrameDrop(none, frame, len, maxUntagged, allowVlan);
+      if (code < 0) {
+        TxDests to;
+        TxDestinations(*ctx_, net.vni, frame, nowMs, 0, nullptr, &to);
+        code = to.count == 0 ? kTxNoDestination : to.flooded ? kCodeFlood : kCodeUnicast;
+      }
+      codes[i] = code;
+    }
+    return env.Undefined();
+  }
+
   std::unique_ptr<Context> ctx_;
   RxReader reader_;
   int family_ = AF_INET;
@@ -156,7 +207,7 @@ class RxCore : public Napi::ObjectWrap<RxCore>, public CoreSetters<RxCore> {
 
 }  // namespace
 
-void InitCore(Napi::Env env, Napi::Object exports) { exports.Set("RxCore", RxCore::Define(env)); }
+void InitCore(Napi::Env env, Napi::Object exports) { exports.Set("PacketCore", PacketCore::Define(env)); }
 
 }  // namespace core
 }  // namespace vxland

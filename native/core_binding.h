@@ -1,6 +1,6 @@
 // The packet core's face to JS: the setters that feed a core::Context from
 // the Fdb and the source policy (one implementation, used by the native
-// engine's binding and by the dgram path's RxCore), and RxCore itself.
+// engine's binding and by the dgram path's PacketCore), and PacketCore itself.
 #pragma once
 
 #include <napi.h>
@@ -19,7 +19,7 @@ void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int famil
 
 /** The JS methods that feed a core Context from the Fdb and the source
  *  policy (src/datapath/core-sync.ts calls them), for every JS object that
- *  owns one: the native engine and the dgram path's RxCore. T derives from
+ *  owns one: the native engine and the dgram path's PacketCore. T derives from
  *  Napi::ObjectWrap<T> and CoreSetters<T>, and has CoreContext(),
  *  CoreFamily() (AF_INET/AF_INET6: its socket's) and CorePort() (the VTEPs'
  *  UDP port). */

@@ -25,6 +25,7 @@
 #include "addon.h"
 #include "core_binding.h"
 #include "core_rx.h"
+#include "core_tx.h"
 #include "engine_fdb.h"
 #include "engine_io.h"
 #include "engine_offload.h"
@@ -123,24 +124,6 @@ struct EngineEvent {
   std::vector<Foreign> foreign;
 };
 
-/** The checks of a frame read from the TAP that need nothing but the frame
- *  (runt, VLAN tag, and for a frame that is no GSO super-frame its size and
- *  checksum offload, completing the checksum in place): -1 when it may go
- *  on to the lookup, else its DropReason. maxUntagged = Ethernet header +
- *  MTU. A super-frame's size is checked by the split (TsoSplitHeaders). */
-int TxFrameDrop(const struct virtio_net_hdr& hdr, uint8_t* frame, size_t flen, size_t maxUntagged, bool allowVlan) {
-  if (flen < kEthBytes) return kTxRunt;
-  const bool tagged = IsTagged(frame);
-  if (tagged && !allowVlan) return kTxVlanTagged;
-  if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) return -1;
-  if (flen > maxUntagged + (tagged ? offload::kVlanTagBytes : 0)) return kTxOversize;
-  if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0 &&
-      !offload::CompleteChecksum(frame, flen, hdr.csum_start, hdr.csum_offset)) {
-    return kTxBadOffload;
-  }
-  return -1;
-}
-
 /** Most refused senders, and foreign-VNI senders, reported per observation
  *  batch (JS keeps no more). */
 constexpr size_t kMaxRefusedPerReport = static_cast<size_t>(kMaxRefusedSenders);
@@ -171,7 +154,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
         InstanceMethod<&Engine::TakeVtepCounts>("takeVtepCounts"),
         InstanceMethod<&Engine::Info>("info"),
     };
-    AddMethods(&props);  // the core context's setters, as the dgram path's RxCore has them
+    AddMethods(&props);  // the core context's setters, as the dgram path's PacketCore has them
     Napi::Function ctor = DefineClass(env, "NativeEngine", props);
     Napi::Array names = Napi::Array::New(env, kCounterCount);
     for (uint32_t i = 0; i < kCounterCount; i++) names.Set(i, Napi::String::New(env, kCounterNames[i]));
@@ -959,10 +942,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
                uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
                LocalCounters& c) {
-    // Every check of the frame itself comes before the lookup, as on the
-    // dgram path (src/datapath/tx.ts): a frame that is not sent must not
-    // mark a forwarding entry used.
-    const int drop = TxFrameDrop(hdr, frame, flen, maxUntagged, ctx_->AllowVlan());
+    // Every check of the frame itself (the core's, then the split's) comes
+    // before the lookup: a frame that is not sent must not mark a
+    // forwarding entry used.
+    const int drop = core::TxFrameDrop(hdr, frame, flen, maxUntagged, ctx_->AllowVlan());
     if (drop >= 0) return c.Drop(drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
     const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
     const bool gso = hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE;
@@ -981,24 +964,13 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
       }
       c.v[kTxTsoFrames]++;
     }
-    Vtep unicast;
-    std::shared_ptr<const std::vector<Vtep>> flood;  // held until every copy is queued
-    const Vtep* dests = &unicast;
-    size_t ndest = 0;
+    core::TxDests to;
     bool usedDue = false;
-    bool* const markUsed = used.size() < kMaxUsedPerReport ? &usedDue : nullptr;
-    const uint64_t dstMac = MacAt(frame);
-    if ((frame[0] & 0x01) == 0 && ctx_->mirror.Lookup(vni_, dstMac, &unicast, nowMs, kUsedReportIntervalMs, markUsed)) {
-      ndest = 1;
-      if (usedDue) used.push_back(UsedKey{vni_, dstMac});
-    } else {
-      flood = ctx_->mirror.FloodList(vni_, nowMs, kUsedReportIntervalMs, markUsed);
-      if (flood != nullptr) {
-        dests = flood->data();
-        ndest = flood->size();
-      }
-      if (usedDue) used.push_back(UsedKey{vni_, 0});
-    }
+    core::TxDestinations(*ctx_, vni_, frame, nowMs, kUsedReportIntervalMs, used.size() < kMaxUsedPerReport ? &usedDue : nullptr,
+                         &to);
+    if (usedDue) used.push_back(UsedKey{vni_, to.flooded ? 0 : MacAt(frame)});
+    const Vtep* dests = to.dests;
+    const size_t ndest = to.count;
     if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
     if (gso) {
       const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
@@ -1083,7 +1055,7 @@ Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
   const size_t mtu = info[1].As<Napi::Number>().Uint32Value();
   const size_t maxFrame = kEthBytes + mtu + (frame.size() >= kEthBytes && IsTagged(frame.data()) ? 4 : 0);
   if (hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-    const int drop = TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + mtu, true);
+    const int drop = core::TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + mtu, true);
     if (drop >= 0) return Napi::Number::New(env, drop == kTxOversize ? offload::kSplitTooBig : offload::kSplitMalformed);
     Napi::Array out = Napi::Array::New(env, 1);
     out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
@@ -1114,7 +1086,7 @@ Napi::Value TxDropForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct virtio_net_hdr hdr;
   std::vector<uint8_t> frame = VnetFrameArg(info, "engineTxDropForTest(vnetHdrAndFrame, mtu, allowVlan)", &hdr);
-  const int drop = TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + info[1].As<Napi::Number>().Uint32Value(),
+  const int drop = core::TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + info[1].As<Napi::Number>().Uint32Value(),
                                info[2].ToBoolean().Value());
   return drop < 0 ? env.Null() : Napi::String::New(env, kDropReasonNames[drop]);
 }

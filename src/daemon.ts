@@ -29,8 +29,8 @@ import { TapDevice } from './io/tap.js';
 import { NativeDatapath } from './datapath/native-datapath.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 import { UdpBind } from './io/udp.js';
-import { openRxCore } from './io/core.js';
-import type { RxClassifier } from './ports/core.js';
+import { openPacketCore } from './io/core.js';
+import type { PacketClassifier } from './ports/core.js';
 import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { NeighbourAnnouncer } from './io/announce.js';
@@ -261,9 +261,9 @@ async function openDataPlane(
     device.close();
     throw err;
   }
-  let core: RxClassifier;
+  let core: PacketClassifier;
   try {
-    core = openRxCore({ vni: config.vni, mtu: config.mtu, ownMac: device.mac, family: config.family === 'udp6' ? 6 : 4, dstPort: config.port });
+    core = openPacketCore({ vni: config.vni, mtu: config.mtu, ownMac: device.mac, family: config.family === 'udp6' ? 6 : 4, dstPort: config.port });
   } catch (err) {
     device.close();
     await bind.close();

@@ -1,5 +1,5 @@
 // Feeds a packet core context (ports/core.ts CoreMirror: the native engine's
-// or the dgram path's RxCore) from the Fdb and the SourceFilter: seeded at
+// or the dgram path's PacketCore) from the Fdb and the SourceFilter: seeded at
 // start, then on every change. The one copy of this sync, for both data
 // paths; the core only mirrors, the Fdb stays the authority.
 

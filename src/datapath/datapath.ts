@@ -1,13 +1,13 @@
 // The portable data path: a FrameDevice and a DatagramBind joined by the tx
 // and rx paths, all on the event loop; rx classifies with the packet core
-// (an RxClassifier, fed by CoreSync as the native engine's core is). It owns
+// (an PacketClassifier, fed by CoreSync as the native engine's core is). It owns
 // both sides once started and closes them on stop().
 
 import type { Logger } from 'pino';
 import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
 import type { SourceFilter } from './accept';
-import type { RxClassifier } from '../ports/core';
+import type { PacketClassifier } from '../ports/core';
 import type { DatagramBind, FrameDevice } from '../ports/io';
 import { CoreSync } from './core-sync';
 import { RxPath } from './rx';
@@ -20,8 +20,8 @@ export interface DatapathOptions {
   fdb: Fdb;
   device: FrameDevice;
   bind: DatagramBind;
-  /** The rx rules (src/io/core.ts openRxCore, for this device's MTU and MAC). */
-  core: RxClassifier;
+  /** The rx and tx rules (src/io/core.ts openPacketCore, for this device's MTU and MAC). */
+  core: PacketClassifier;
   stats: Stats;
   log: Logger;
   sources: SourceFilter;
@@ -47,10 +47,10 @@ export class Datapath {
       dstPort: o.dstPort,
       mtu: o.device.mtu,
       fdb: o.fdb,
+      core: o.core,
       bind: o.bind,
       stats: o.stats,
       now,
-      allowVlan: o.allowVlan,
       sendPoolSlots: o.sendPoolSlots,
       onSendError: (address, err) => {
         const { code } = err as NodeJS.ErrnoException;

@@ -1,7 +1,7 @@
 // The native data path: the packet loops run on the engine's threads
 // (src/io/engine.ts); this class keeps the JS side of the contract. It
 // mirrors the Fdb and the source policy into the engine's core context
-// (CoreSync, as the dgram path does into its RxCore), applies the engine's learning
+// (CoreSync, as the dgram path does into its PacketCore), applies the engine's learning
 // observations through learnSource() (the one mapping of Fdb outcomes to
 // counters, as the dgram path uses it), logs
 // foreign-VNI senders rate-limited and fallbacks once, and adds the engine's

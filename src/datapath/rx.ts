@@ -7,7 +7,7 @@
 import { constants as osConstants } from 'node:os';
 import type { Fdb } from '../fdb/fdb';
 import { VXLAN_HEADER_BYTES } from '../wire/vxlan';
-import { RX_DELIVER, RX_DELIVER_LEARN, type RxClassifier } from '../ports/core';
+import { RX_DELIVER, RX_DELIVER_LEARN, type PacketClassifier } from '../ports/core';
 import { DropReason } from '../ports/drops';
 import { learnSource } from './learning';
 import type { FrameDevice } from '../ports/io';
@@ -19,7 +19,7 @@ export interface RxOptions {
   fdb: Fdb;
   device: FrameDevice;
   /** Fed by CoreSync (mirror, flood list, source policy, VLAN option). */
-  core: RxClassifier;
+  core: PacketClassifier;
   stats: Stats;
   now: () => number;
   /** Called for a datagram whose VNI is not ours (rate-limit any logging). */
@@ -34,7 +34,7 @@ export class RxPath {
     const nowMs = this.o.now();
     const vtep = stats.vtep(fromAddress);
     vtep.lastRxMs = nowMs;
-    const verdict = core.classify(msg, fromAddress, nowMs);
+    const verdict = core.classifyRx(msg, fromAddress, nowMs);
     const outcome = verdict < 0 ? this.deliver(msg, verdict, fromAddress, nowMs) : (verdict as DropReason);
     if (outcome === null) {
       const frameBytes = msg.length - VXLAN_HEADER_BYTES;

@@ -7,7 +7,7 @@
 // Error, whose own `code` is the errno name.
 
 import { ERROR_CODES, ErrorCode, VxlandError, toVxlandError, type NativeSysError } from '../errors';
-import type { RxClassifier } from '../ports/core';
+import type { PacketClassifier } from '../ports/core';
 import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
 import { DROP_REASON_NAMES } from '../tables/drop-reasons.generated';
 import { LIMITS } from '../tables/limits.generated';
@@ -89,8 +89,8 @@ export interface NativeEngineConstructor {
   readonly counterNames: readonly string[];
 }
 
-/** native/core_binding.cc: options of `new RxCore(...)` (the dgram path's core). */
-export interface NativeRxCoreOptions {
+/** native/core_binding.cc: options of `new PacketCore(...)` (the dgram path's core). */
+export interface NativePacketCoreOptions {
   vni: number;
   mtu: number;
   /** The TAP's own MAC (frames claiming it as source are loops). */
@@ -131,7 +131,7 @@ export interface NativeAddon {
   packetSend(ifname: string, frame: Buffer): void;
   NativeEngine: NativeEngineConstructor;
   /** The object it returns has `result` set to the array passed in. */
-  RxCore: new (options: NativeRxCoreOptions, result: Float64Array) => RxClassifier;
+  PacketCore: new (options: NativePacketCoreOptions, result: Float64Array) => PacketClassifier;
   /** native/drop_reasons.h in order: must equal DROP_REASON_NAMES (see addonTableMismatch). */
   engineDropReasonNames: readonly string[];
   /** native/limits.h: must equal LIMITS. */

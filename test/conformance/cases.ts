@@ -253,6 +253,12 @@ export const CASES: readonly ConformanceCase[] = [
     expect: { drops: { tx_runt: 1 } },
   },
   {
+    name: 'tx: a bare Ethernet header is no runt: it floods',
+    config: { peers: [PEER_B] },
+    inputs: [tx(fromUs(BROADCAST, 0))],
+    expect: { sent: [sentTo(PEER_B, fromUs(BROADCAST, 0))], txPackets: 1, used: ['flood'] },
+  },
+  {
     name: 'tx: one byte over the MTU is dropped, never fragmented',
     config: { peers: [PEER_B] },
     inputs: [tx(fromUs(BROADCAST, MTU + 1))],

@@ -1,6 +1,6 @@
 // libFuzzer harness: the rx path from received UDP payloads to TAP writes,
 // through the functions the engine's rx worker (native/engine_core.cc
-// RxWorker::Handle, Engine::WriteTap) and the dgram path's RxCore call:
+// RxWorker::Handle, Engine::WriteTap) and the dgram path's PacketCore call:
 // offload::SplitRxMessage (UDP_GRO datagrams), core::RxReader::Classify (the
 // packet core's rx rules, native/core_rx.h: source policy, VXLAN header, VNI
 // -> network, inner frame checks, static-MAC conflict, learning offers),
