@@ -4,6 +4,7 @@
       "target_name": "vxland",
       "sources": [
         "native/addon.cc",
+        "native/core_binding.cc", "native/core_policy.cc", "native/core_rx.cc", "native/core_tx.cc",
         "native/engine_core.cc", "native/engine_fdb.cc", "native/engine_io.cc", "native/engine_offload.cc",
         "native/errors.cc",
         "native/lock.cc",

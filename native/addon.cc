@@ -1,5 +1,6 @@
 // Module entry point: wiring only. Behaviour lives in the per-concern files.
 #include "addon.h"
+#include "core_binding.h"
 
 namespace {
 
@@ -9,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vxland::InitNotify(env, exports);
   vxland::InitLock(env, exports);
   vxland::InitEngine(env, exports);
+  vxland::core::InitCore(env, exports);
   vxland::InitPacket(env, exports);
   return exports;
 }

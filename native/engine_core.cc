@@ -23,6 +23,9 @@
 #include <vector>
 
 #include "addon.h"
+#include "core_binding.h"
+#include "core_rx.h"
+#include "core_tx.h"
 #include "engine_fdb.h"
 #include "engine_io.h"
 #include "engine_offload.h"
@@ -50,14 +53,6 @@ constexpr int64_t kObservationMaxDelayMs = 20;
 /** A thread busy without a pause for this long merges its per-VTEP counts
  *  and drains the error queue between batches. */
 constexpr int64_t kBusyHousekeepingMs = 5;
-/** A source MAC already reported is not reported again for this long while
- *  the mirror has not caught up (e.g. the table is full). */
-constexpr int64_t kReportSuppressMs = kLearnReportIntervalMs;
-/** An active learned entry is re-reported this often so the table refreshes
- *  it and it does not age out while traffic flows (the kernel refreshes on
- *  every frame; once a second is plenty against a 300 s ageing time). */
-constexpr int64_t kRefreshIntervalMs = 1000;
-constexpr size_t kRecentMaxEntries = static_cast<size_t>(kLearnReportMaxMacs);
 /** The rx thread measures its load over windows of this length... */
 constexpr int64_t kLoadWindowNs = 10 * 1000 * 1000;
 /** ...and hands the tx worker to the tx thread when it slept for less than
@@ -129,67 +124,6 @@ struct EngineEvent {
   std::vector<Foreign> foreign;
 };
 
-/** The source policy (src/datapath/accept.ts SourceFilter) as the rx thread
- *  applies it: immutable once built; replaced whole by setSourcePolicy. */
-struct SourcePolicy {
-  enum Mode { kNamed, kAny, kCidrs } mode = kNamed;
-  using Key = std::array<uint8_t, 16>;  // IpKey(): IPv4 as IPv4-mapped
-  std::vector<Key> named;               // sorted
-  struct Range {
-    Key prefix;
-    unsigned bits;
-  };
-  std::vector<Range> ranges;
-
-  bool Accepts(const Key& k) const {
-    if (mode == kAny) return true;
-    if (std::binary_search(named.begin(), named.end(), k)) return true;
-    if (mode != kCidrs) return false;
-    for (const Range& r : ranges) {
-      const unsigned whole = r.bits / 8;
-      if (memcmp(r.prefix.data(), k.data(), whole) != 0) continue;
-      const unsigned rest = r.bits % 8;
-      if (rest == 0) return true;
-      const uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
-      if ((r.prefix[whole] & mask) == (k[whole] & mask)) return true;
-    }
-    return false;
-  }
-};
-
-/** The drop reason counted for a DecapVxlan verdict other than kOk. */
-int DropOf(offload::RxVerdict v) {
-  switch (v) {
-    case offload::RxVerdict::kTruncated: return kRxTruncated;
-    case offload::RxVerdict::kNoIFlag: return kRxNoIFlag;
-    case offload::RxVerdict::kWrongVni: return kRxWrongVni;
-    case offload::RxVerdict::kVlanTagged: return kRxVlanTagged;
-    case offload::RxVerdict::kOversize: return kRxOversize;
-    case offload::RxVerdict::kOwnSourceMac: return kRxOwnSourceMac;
-    case offload::RxVerdict::kBadSourceMac:
-    case offload::RxVerdict::kOk: break;
-  }
-  return kRxBadSourceMac;
-}
-
-/** The checks of a frame read from the TAP that need nothing but the frame
- *  (runt, VLAN tag, and for a frame that is no GSO super-frame its size and
- *  checksum offload, completing the checksum in place): -1 when it may go
- *  on to the lookup, else its DropReason. maxUntagged = Ethernet header +
- *  MTU. A super-frame's size is checked by the split (TsoSplitHeaders). */
-int TxFrameDrop(const struct virtio_net_hdr& hdr, uint8_t* frame, size_t flen, size_t maxUntagged, bool allowVlan) {
-  if (flen < kEthBytes) return kTxRunt;
-  const bool tagged = IsTagged(frame);
-  if (tagged && !allowVlan) return kTxVlanTagged;
-  if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) return -1;
-  if (flen > maxUntagged + (tagged ? offload::kVlanTagBytes : 0)) return kTxOversize;
-  if ((hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) != 0 &&
-      !offload::CompleteChecksum(frame, flen, hdr.csum_start, hdr.csum_offset)) {
-    return kTxBadOffload;
-  }
-  return -1;
-}
-
 /** Most refused senders, and foreign-VNI senders, reported per observation
  *  batch (JS keeps no more). */
 constexpr size_t kMaxRefusedPerReport = static_cast<size_t>(kMaxRefusedSenders);
@@ -210,22 +144,18 @@ constexpr int64_t kUsedReportIntervalMs = 1000;
  *  packet. */
 constexpr size_t kMaxUsedPerReport = 1024;
 
-class Engine : public Napi::ObjectWrap<Engine> {
+class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    Napi::Function ctor = DefineClass(env, "NativeEngine",
-                                      {
-                                          InstanceMethod<&Engine::Start>("start"),
-                                          InstanceMethod<&Engine::Stop>("stop"),
-                                          InstanceMethod<&Engine::FdbSet>("fdbSet"),
-                                          InstanceMethod<&Engine::FdbDelete>("fdbDelete"),
-                                          InstanceMethod<&Engine::SetFloodList>("setFloodList"),
-                                          InstanceMethod<&Engine::SetSourcePolicy>("setSourcePolicy"),
-                                          InstanceMethod<&Engine::SetAllowVlan>("setAllowVlan"),
-                                          InstanceMethod<&Engine::Counters>("counters"),
-                                          InstanceMethod<&Engine::TakeVtepCounts>("takeVtepCounts"),
-                                          InstanceMethod<&Engine::Info>("info"),
-                                      });
+    std::vector<Napi::ClassPropertyDescriptor<Engine>> props{
+        InstanceMethod<&Engine::Start>("start"),
+        InstanceMethod<&Engine::Stop>("stop"),
+        InstanceMethod<&Engine::Counters>("counters"),
+        InstanceMethod<&Engine::TakeVtepCounts>("takeVtepCounts"),
+        InstanceMethod<&Engine::Info>("info"),
+    };
+    AddMethods(&props);  // the core context's setters, as the dgram path's PacketCore has them
+    Napi::Function ctor = DefineClass(env, "NativeEngine", props);
     Napi::Array names = Napi::Array::New(env, kCounterCount);
     for (uint32_t i = 0; i < kCounterCount; i++) names.Set(i, Napi::String::New(env, kCounterNames[i]));
     ctor.Set("counterNames", names);
@@ -262,6 +192,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       throw Napi::TypeError::New(env, "options.ownMac must be a 6-byte Buffer");
     }
     ownMac_ = MacAt(mac.As<Napi::Buffer<uint8_t>>().Data());
+    ctx_ = std::make_unique<core::Context>(core::Network{vni_, mtu_, ownMac_});
     Napi::Value local = o.Get("local");
     if (!local.IsString()) throw Napi::TypeError::New(env, "options.local must be an IP literal");
     const std::string localIp = local.As<Napi::String>().Utf8Value();
@@ -326,6 +257,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     for (auto& c : counters_) c.store(0, std::memory_order_relaxed);
   }
 
+  core::Context& CoreContext() { return *ctx_; }
+  int CoreFamily() const { return family_; }
+  uint16_t CorePort() const { return dstPort_; }
+
   ~Engine() override {
     Shutdown();
     CloseFds();
@@ -363,113 +298,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     state_ = State::kStopped;
     CloseFds();
-    return info.Env().Undefined();
-  }
-
-  Napi::Value FdbSet(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString()) {
-      throw Napi::TypeError::New(env, "fdbSet(vni, macKey, vtepIp, pinned)");
-    }
-    Vtep v;
-    const std::string ip = info[2].As<Napi::String>().Utf8Value();
-    if (!ParseVtep(ip, family_, dstPort_, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
-    mirror_.Set(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()),
-                v, info[3].ToBoolean().Value());
-    return env.Undefined();
-  }
-
-  Napi::Value FdbDelete(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
-      throw Napi::TypeError::New(env, "fdbDelete(vni, macKey)");
-    }
-    return Napi::Boolean::New(env, mirror_.Delete(info[0].As<Napi::Number>().Uint32Value(),
-                                                  static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value())));
-  }
-
-  Napi::Value SetFloodList(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArray()) {
-      throw Napi::TypeError::New(env, "setFloodList(vni, vtepIps[])");
-    }
-    Napi::Array a = info[1].As<Napi::Array>();
-    std::vector<Vtep> vteps;
-    vteps.reserve(a.Length());
-    for (uint32_t i = 0; i < a.Length(); i++) {
-      Vtep v;
-      const std::string ip = a.Get(i).ToString().Utf8Value();
-      if (!ParseVtep(ip, family_, dstPort_, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
-      vteps.push_back(v);
-    }
-    mirror_.SetFloodList(info[0].As<Napi::Number>().Uint32Value(), std::move(vteps));
-    return env.Undefined();
-  }
-
-  /** setSourcePolicy(mode: 'peers'|'any'|'cidrs', named: string[], cidrs: string[]):
-   *  replaces the policy at once (the rx thread picks it up on its next
-   *  receive; traffic does not stop). Addresses of the other IP family than
-   *  the socket's cannot send here and are left out. */
-  Napi::Value SetSourcePolicy(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
-      throw Napi::TypeError::New(env, "setSourcePolicy(mode, named[], cidrs[])");
-    }
-    auto policy = std::make_shared<SourcePolicy>();
-    const std::string mode = info[0].As<Napi::String>().Utf8Value();
-    if (mode == "peers") {
-      policy->mode = SourcePolicy::kNamed;
-    } else if (mode == "any") {
-      policy->mode = SourcePolicy::kAny;
-    } else if (mode == "cidrs") {
-      policy->mode = SourcePolicy::kCidrs;
-    } else {
-      throw Napi::TypeError::New(env, "setSourcePolicy: mode must be peers, any or cidrs");
-    }
-    // Returns false for an address of the other family; throws for text that is no IP.
-    auto parse = [&](const std::string& ip, SourcePolicy::Key* key, bool* v4) {
-      Vtep v;
-      struct in6_addr probe;
-      *v4 = ip.find(':') == std::string::npos;
-      if (!ParseVtep(ip, family_, 0, &v)) {
-        if (inet_pton(AF_INET6, ip.c_str(), &probe) != 1) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
-        return false;
-      }
-      IpKey(v, key->data());
-      return true;
-    };
-    Napi::Array named = info[1].As<Napi::Array>();
-    for (uint32_t i = 0; i < named.Length(); i++) {
-      SourcePolicy::Key k;
-      bool v4;
-      if (parse(named.Get(i).ToString().Utf8Value(), &k, &v4)) policy->named.push_back(k);
-    }
-    std::sort(policy->named.begin(), policy->named.end());
-    Napi::Array cidrs = info[2].As<Napi::Array>();
-    for (uint32_t i = 0; i < cidrs.Length(); i++) {
-      const std::string text = cidrs.Get(i).ToString().Utf8Value();
-      const size_t slash = text.find('/');
-      if (slash == std::string::npos) throw Napi::TypeError::New(env, "not a CIDR: " + text);
-      const unsigned bits = static_cast<unsigned>(strtoul(text.c_str() + slash + 1, nullptr, 10));
-      SourcePolicy::Range r;
-      bool v4;
-      if (!parse(text.substr(0, slash), &r.prefix, &v4)) continue;
-      r.bits = v4 ? bits + 96 : bits;
-      if (r.bits > 128) throw Napi::RangeError::New(env, "CIDR prefix length out of range: " + text);
-      policy->ranges.push_back(r);
-    }
-    {
-      std::lock_guard<std::mutex> lock(policyMu_);
-      policy_ = std::move(policy);
-    }
-    policyGen_.fetch_add(1, std::memory_order_release);
-    return env.Undefined();
-  }
-
-  /** setAllowVlan(allow): deliver and send VLAN-tagged inner frames (RFC 7348
-   *  §6.1: dropped by default). */
-  Napi::Value SetAllowVlan(const Napi::CallbackInfo& info) {
-    allowVlan_.store(info.Length() > 0 && info[0].ToBoolean().Value(), std::memory_order_relaxed);
     return info.Env().Undefined();
   }
 
@@ -654,20 +482,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   // ---- rx: UDP -> TAP ----
 
-  struct RecentKey {
-    uint32_t vni;
-    uint64_t id;
-    bool operator==(const RecentKey& o) const { return vni == o.vni && id == o.id; }
-  };
-  struct RecentHash {
-    size_t operator()(const RecentKey& k) const { return std::hash<uint64_t>()(k.id * 31 + k.vni); }
-  };
-
   /** The UDP -> TAP direction: its buffers, reports and counters. Owned by
    *  one thread at a time; Step() and Idle() never block. */
   class RxWorker {
    public:
-    explicit RxWorker(Engine* e) : e_(e), rx_(e->udp_.fd, e->udp_.gro) {
+    explicit RxWorker(Engine* e) : e_(e), rx_(e->udp_.fd, e->udp_.gro), reader_(e->ctx_.get()) {
       frames_.resize(kRxMaxFrames);
       frameVtep_.resize(kRxMaxFrames);
       next_.resize(kRxMaxFrames);
@@ -675,7 +494,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
       iov_.resize(kMaxSegs + 2);
       pending_.reserve(1024);
       refused_.reserve(kMaxRefusedPerReport);
-      recent_.reserve(1024);
       errorDests_.resize(kErrorsPerDrain);
       lastTrafficMs_ = pendingSinceMs_ = lastErrorDrainMs_ = NowMs();
     }
@@ -726,14 +544,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
    private:
     bool Unreported() const { return pending_.empty() && refused_.empty() && foreign_.empty(); }
 
-    void Report(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs, bool force) {
-      RecentKey key{vni, mac};
-      if (!force) {
-        auto it = recent_.find(key);
-        if (it != recent_.end() && nowMs - it->second < kReportSuppressMs) return;
-        if (recent_.size() >= kRecentMaxEntries) recent_.clear();
-        recent_[key] = nowMs;
-      }
+    void Report(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs) {
       if (Unreported()) pendingSinceMs_ = nowMs;
       pending_.push_back(Observation{vni, mac, from});
     }
@@ -802,18 +613,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
         idle_ = false;
         busySinceMs_ = nowMs;
       }
-      const uint64_t gen = e_->policyGen_.load(std::memory_order_acquire);
-      if (gen != policyGen_) {
-        std::lock_guard<std::mutex> lock(e_->policyMu_);
-        policy_ = e_->policy_;
-        policyGen_ = gen;
-        haveLast_ = false;
-      }
-      const offload::RxConfig rxConfig{e_->vni_, e_->mtu_, e_->ownMac_, e_->allowVlan_.load(std::memory_order_relaxed)};
+      reader_.BeginBatch();
       uint32_t nf = 0;
-      uint64_t lastMac = UINT64_MAX;
-      Vtep lastFrom;
-      bool haveLastFrom = false;
       for (int m = 0; m < n; m++) {
         Vtep from;
         rx_.From(m, &from);
@@ -824,59 +625,20 @@ class Engine : public Napi::ObjectWrap<Engine> {
         // Every datagram of a UDP_GRO message comes from the same sender.
         VtepCounts* vc = tally_.At(from);
         vc->lastRxMs = nowMs;
-        SourcePolicy::Key key;
-        IpKey(from, key.data());
-        if (!haveLast_ || key != lastKey_) {
-          lastKey_ = key;
-          lastAccepted_ = policy_->Accepts(key);
-          haveLast_ = true;
-        }
-        if (!lastAccepted_) {
-          c.Drop(kRxSourceNotAllowed, dgrams.count);
-          vc->drops += dgrams.count;
-          Refuse(from, dgrams.count);
-          continue;
-        }
-        auto drop = [&](int reason) {
-          c.Drop(reason);
-          vc->drops++;
-        };
         for (size_t i = 0; i < dgrams.count; i++) {
-          offload::RxFrame rf;
-          const offload::RxVerdict verdict =
-              offload::DecapVxlan(data + dgrams.Offset(i), dgrams.Bytes(i), rxConfig, &rf);
-          if (verdict != offload::RxVerdict::kOk) {
-            if (verdict == offload::RxVerdict::kWrongVni) CountForeign(rf.vni, from);
-            drop(DropOf(verdict));
+          core::RxResult r;
+          reader_.Classify(data + dgrams.Offset(i), dgrams.Bytes(i), from, nowMs, &r);
+          if (r.drop < 0 && nf == kRxMaxFrames) r.drop = kRxTapBusy;  // cannot happen with UDP_GRO's 64 datagrams per message; counted if it does
+          if (r.drop >= 0) {
+            if (r.drop == kRxWrongVni) CountForeign(r.vni, from);
+            if (r.drop == kRxSourceNotAllowed) Refuse(from, 1);
+            c.Drop(r.drop);
+            vc->drops++;
             continue;
           }
-          const uint64_t src = rf.srcMac;
-          if (src != lastMac || !haveLastFrom || !from.SameIp(lastFrom)) {
-            bool refresh = false;
-            switch (e_->mirror_.Check(rf.vni, src, from, nowMs, kRefreshIntervalMs, &refresh)) {
-              case MirrorMatch::PinnedOther:
-                drop(kRxStaticMacConflict);
-                continue;
-              case MirrorMatch::Missing:
-              case MirrorMatch::OtherVtep:
-                Report(rf.vni, src, from, nowMs, false);
-                break;
-              case MirrorMatch::SameVtep:
-                if (refresh) Report(rf.vni, src, from, nowMs, true);
-                break;
-              case MirrorMatch::PinnedSame:
-                break;
-            }
-            lastMac = src;
-            lastFrom = from;
-            haveLastFrom = true;
-          }
-          if (nf == kRxMaxFrames) {
-            drop(kRxTapBusy);  // cannot happen with UDP_GRO's 64 datagrams per message; counted if it does
-            continue;
-          }
+          if (r.learn) Report(r.vni, r.srcMac, from, nowMs);
           frameVtep_[nf] = vc;
-          frames_[nf++] = offload::GroFrame{rf.frame, static_cast<uint32_t>(rf.frameBytes)};
+          frames_[nf++] = offload::GroFrame{r.frame, static_cast<uint32_t>(r.frameBytes)};
         }
       }
       e_->WriteTap(frames_.data(), frameVtep_.data(), nf, next_.data(), writes_.data(), iov_.data(), c);
@@ -902,18 +664,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
     std::vector<Observation> pending_;
     std::vector<Refused> refused_;
     std::vector<Foreign> foreign_;
-    std::unordered_map<RecentKey, int64_t, RecentHash> recent_;
     std::vector<Vtep> errorDests_;
     int64_t lastTrafficMs_;   // the last batch received
     int64_t pendingSinceMs_;  // the oldest unsent observation or refusal
     int64_t lastErrorDrainMs_;
     bool idle_ = true;         // Idle() ran since the last traffic
     int64_t busySinceMs_ = 0;  // traffic without a pause since then
-    std::shared_ptr<const SourcePolicy> policy_;
-    uint64_t policyGen_ = 0;
-    SourcePolicy::Key lastKey_{};
-    bool lastAccepted_ = false;
-    bool haveLast_ = false;
+    core::RxReader reader_;
   };
 
   void WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
@@ -1185,10 +942,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
   void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
                uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
                LocalCounters& c) {
-    // Every check of the frame itself comes before the lookup, as on the
-    // dgram path (src/datapath/tx.ts): a frame that is not sent must not
-    // mark a forwarding entry used.
-    const int drop = TxFrameDrop(hdr, frame, flen, maxUntagged, allowVlan_.load(std::memory_order_relaxed));
+    // Every check of the frame itself (the core's, then the split's) comes
+    // before the lookup: a frame that is not sent must not mark a
+    // forwarding entry used.
+    const int drop = core::TxFrameDrop(hdr, frame, flen, maxUntagged, ctx_->AllowVlan());
     if (drop >= 0) return c.Drop(drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
     const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
     const bool gso = hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE;
@@ -1207,24 +964,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
       }
       c.v[kTxTsoFrames]++;
     }
-    Vtep unicast;
-    std::shared_ptr<const std::vector<Vtep>> flood;  // held until every copy is queued
-    const Vtep* dests = &unicast;
-    size_t ndest = 0;
+    core::TxDests to;
     bool usedDue = false;
-    bool* const markUsed = used.size() < kMaxUsedPerReport ? &usedDue : nullptr;
-    const uint64_t dstMac = MacAt(frame);
-    if ((frame[0] & 0x01) == 0 && mirror_.Lookup(vni_, dstMac, &unicast, nowMs, kUsedReportIntervalMs, markUsed)) {
-      ndest = 1;
-      if (usedDue) used.push_back(UsedKey{vni_, dstMac});
-    } else {
-      flood = mirror_.FloodList(vni_, nowMs, kUsedReportIntervalMs, markUsed);
-      if (flood != nullptr) {
-        dests = flood->data();
-        ndest = flood->size();
-      }
-      if (usedDue) used.push_back(UsedKey{vni_, 0});
-    }
+    core::TxDestinations(*ctx_, vni_, frame, nowMs, kUsedReportIntervalMs, used.size() < kMaxUsedPerReport ? &usedDue : nullptr,
+                         &to);
+    if (usedDue) used.push_back(UsedKey{vni_, to.flooded ? 0 : MacAt(frame)});
+    const Vtep* dests = to.dests;
+    const size_t ndest = to.count;
     if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
     if (gso) {
       const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
@@ -1267,11 +1013,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   bool coalesce_ = true;
   UdpSocket udp_;
   std::vector<Fallback> startupFallbacks_;
-  FdbMirror mirror_;
-  std::mutex policyMu_;
-  std::shared_ptr<const SourcePolicy> policy_ = std::make_shared<SourcePolicy>();  // named-only, nobody named
-  std::atomic<uint64_t> policyGen_{1};
-  std::atomic<bool> allowVlan_{false};
+  /** The networks, FDB mirror, source policy and VLAN option the workers apply. */
+  std::unique_ptr<core::Context> ctx_;
   State state_ = State::kIdle;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> fatal_{false};
@@ -1312,7 +1055,7 @@ Napi::Value SegmentForTest(const Napi::CallbackInfo& info) {
   const size_t mtu = info[1].As<Napi::Number>().Uint32Value();
   const size_t maxFrame = kEthBytes + mtu + (frame.size() >= kEthBytes && IsTagged(frame.data()) ? 4 : 0);
   if (hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
-    const int drop = TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + mtu, true);
+    const int drop = core::TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + mtu, true);
     if (drop >= 0) return Napi::Number::New(env, drop == kTxOversize ? offload::kSplitTooBig : offload::kSplitMalformed);
     Napi::Array out = Napi::Array::New(env, 1);
     out.Set(0u, Napi::Buffer<uint8_t>::Copy(env, frame.data(), frame.size()));
@@ -1343,7 +1086,7 @@ Napi::Value TxDropForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct virtio_net_hdr hdr;
   std::vector<uint8_t> frame = VnetFrameArg(info, "engineTxDropForTest(vnetHdrAndFrame, mtu, allowVlan)", &hdr);
-  const int drop = TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + info[1].As<Napi::Number>().Uint32Value(),
+  const int drop = core::TxFrameDrop(hdr, frame.data(), frame.size(), kEthBytes + info[1].As<Napi::Number>().Uint32Value(),
                                info[2].ToBoolean().Value());
   return drop < 0 ? env.Null() : Napi::String::New(env, kDropReasonNames[drop]);
 }

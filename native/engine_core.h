@@ -2,7 +2,9 @@
 // workers (rx: UDP -> TAP, tx: TAP -> UDP) run by one thread while traffic
 // is light and by two under load (engine_core.cc says when). JS keeps configuration, the forwarding
 // table and its rules (src/fdb/fdb.ts), logging and control; the engine holds
-// a mirror of the table (engine_fdb.h) and reports what it saw.
+// a packet core context (core_rx.h: a mirror of the table, the source
+// policy), runs the core's per-packet rules (core_rx.h, core_tx.h) and
+// reports what it saw.
 //
 // JS surface added by InitEngine (src/io/engine.ts wraps it):
 //   new NativeEngine(options, onEvent)
@@ -21,9 +23,8 @@
 //   stop()   wakes and joins the threads, closes the TAP fd (the device
 //            disappears) and the socket, releases the event callback.
 //            Idempotent.
-//   fdbSet(vni, macKey, vtepIp, pinned)  fdbDelete(vni, macKey) -> bool
-//   setFloodList(vni, vtepIps[])
-//   setSourcePolicy(mode, named[], cidrs[])  setAllowVlan(allow)
+//   fdbSet, fdbDelete, setFloodList, setSourcePolicy, setAllowVlan: the
+//       core context's setters (core_binding.h CoreSetters)
 //   counters(out: Float64Array)   fills counterNames.length values
 //   takeVtepCounts() -> [{vtep (null = past the table's bound), rxPackets,
 //                         rxBytes, txPackets, txBytes, drops, lastRxAgoMs}]

@@ -5,6 +5,17 @@
 
 namespace vxland {
 
+void IpKey(const Vtep& v, uint8_t out[16]) {
+  if (v.addr.sa.sa_family == AF_INET) {
+    memset(out, 0, 10);
+    out[10] = 0xff;
+    out[11] = 0xff;
+    memcpy(out + 12, &v.addr.in4.sin_addr, 4);
+    return;
+  }
+  memcpy(out, &v.addr.in6.sin6_addr, 16);
+}
+
 bool Vtep::SameIp(const Vtep& o) const {
   if (addr.sa.sa_family != o.addr.sa.sa_family) return false;
   if (addr.sa.sa_family == AF_INET) return addr.in4.sin_addr.s_addr == o.addr.in4.sin_addr.s_addr;
@@ -26,20 +37,22 @@ std::string Vtep::IpString() const {
   return text;
 }
 
-bool ParseVtep(const std::string& ip, int family, uint16_t port, Vtep* out) {
+bool ParseVtep(const std::string& ip, int family, uint16_t port, Vtep* out) { return ParseVtep(ip.c_str(), family, port, out); }
+
+bool ParseVtep(const char* ip, int family, uint16_t port, Vtep* out) {
   memset(&out->addr, 0, sizeof(out->addr));
   if (family == AF_INET) {
     out->addr.in4.sin_family = AF_INET;
     out->addr.in4.sin_port = htons(port);
     out->len = sizeof(struct sockaddr_in);
-    return inet_pton(AF_INET, ip.c_str(), &out->addr.in4.sin_addr) == 1;
+    return inet_pton(AF_INET, ip, &out->addr.in4.sin_addr) == 1;
   }
   out->addr.in6.sin6_family = AF_INET6;
   out->addr.in6.sin6_port = htons(port);
   out->len = sizeof(struct sockaddr_in6);
-  if (inet_pton(AF_INET6, ip.c_str(), &out->addr.in6.sin6_addr) == 1) return true;
+  if (inet_pton(AF_INET6, ip, &out->addr.in6.sin6_addr) == 1) return true;
   struct in_addr v4;
-  if (inet_pton(AF_INET, ip.c_str(), &v4) != 1) return false;
+  if (inet_pton(AF_INET, ip, &v4) != 1) return false;
   out->addr.in6.sin6_addr.s6_addr[10] = 0xff;
   out->addr.in6.sin6_addr.s6_addr[11] = 0xff;
   memcpy(&out->addr.in6.sin6_addr.s6_addr[12], &v4, 4);

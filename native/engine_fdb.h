@@ -32,9 +32,13 @@ struct Vtep {
   std::string IpString() const;
 };
 
+/** The IP of v as 16 bytes (IPv4 as IPv4-mapped IPv6). */
+void IpKey(const Vtep& v, uint8_t out[16]);
+
 /** Parses an IP literal of `family` (AF_INET/AF_INET6) with `port`. IPv4
  *  literals are accepted on an AF_INET6 engine as IPv4-mapped addresses. */
 bool ParseVtep(const std::string& ip, int family, uint16_t port, Vtep* out);
+bool ParseVtep(const char* ip, int family, uint16_t port, Vtep* out);
 
 /** Lookup result for the rx learning check. */
 enum class MirrorMatch {

@@ -114,17 +114,6 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
 
 // ---- VtepTally ----
 
-void IpKey(const Vtep& v, uint8_t out[16]) {
-  if (v.addr.sa.sa_family == AF_INET) {
-    memset(out, 0, 10);
-    out[10] = 0xff;
-    out[11] = 0xff;
-    memcpy(out + 12, &v.addr.in4.sin_addr, 4);
-    return;
-  }
-  memcpy(out, &v.addr.in6.sin6_addr, 16);
-}
-
 VtepTally::VtepTally() : slots_(new Slot[kSlots]) {}
 
 VtepCounts* VtepTally::At(const Vtep& v) {

@@ -129,9 +129,6 @@ class VtepTally {
   Slot* last_ = nullptr;  // the last address looked up: runs come from one VTEP
 };
 
-/** The IP of v as 16 bytes (IPv4 as IPv4-mapped IPv6). */
-void IpKey(const Vtep& v, uint8_t out[16]);
-
 struct UdpSocket {
   int fd = -1;
   bool gro = false;       // UDP_GRO accepted

@@ -29,6 +29,8 @@ import { TapDevice } from './io/tap.js';
 import { NativeDatapath } from './datapath/native-datapath.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 import { UdpBind } from './io/udp.js';
+import { openPacketCore } from './io/core.js';
+import type { PacketClassifier } from './ports/core.js';
 import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { NeighbourAnnouncer } from './io/announce.js';
@@ -259,8 +261,16 @@ async function openDataPlane(
     device.close();
     throw err;
   }
+  let core: PacketClassifier;
+  try {
+    core = openPacketCore({ vni: config.vni, mtu: config.mtu, ownMac: device.mac, family: config.family === 'udp6' ? 6 : 4, dstPort: config.port });
+  } catch (err) {
+    device.close();
+    await bind.close();
+    throw err;
+  }
   const dgram = new Datapath({
-    vni: config.vni, dstPort: config.port, fdb, device, bind, stats, log, sources, allowVlan: config.allowVlan,
+    vni: config.vni, dstPort: config.port, fdb, device, bind, core, stats, log, sources, allowVlan: config.allowVlan,
   });
   return { mac: device.mac, start: (onFatal) => dgram.start(onFatal), stop: () => dgram.stop(), offloads: () => [] };
 }

@@ -21,6 +21,7 @@ import { Datapath } from '../src/datapath/datapath';
 import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { Stats } from '../src/datapath/stats';
 import { Fdb, type FdbEvent } from '../src/fdb/fdb';
+import { openPacketCore } from '../src/io/core';
 import { macKeyOf } from '../src/wire/mac';
 import { CASES, LOCAL, MTU, OWN_MAC, PEER_B, REMOTES, VNI, type CaseConfig, type ConformanceCase, type Outcome } from './conformance/cases';
 import { FakeDevice, FakeNetwork, LoopbackPeer, frame, mac, vxlanDatagram } from './fakes';
@@ -80,8 +81,9 @@ function dgramHost(t: TapLike, cfg: CaseConfig, now: () => number, withTxBarrier
   const sent: Array<{ to: string; datagram: Buffer }> = [];
   const remotes = new Map(REMOTES.map((a) => [a, net.bind(a, FAKE_PORT)]));
   for (const [address, r] of remotes) r.start((msg) => sent.push({ to: address, datagram: Buffer.from(msg) }));
+  const core = openPacketCore({ vni, mtu: device.mtu, ownMac: device.mac, family: 4, dstPort: FAKE_PORT });
   const dp = new Datapath({
-    vni, dstPort: FAKE_PORT, fdb, device, bind, stats, log: pino({ level: 'silent' }), sources, allowVlan: cfg.allowVlan ?? false, now,
+    vni, dstPort: FAKE_PORT, fdb, device, bind, core, stats, log: pino({ level: 'silent' }), sources, allowVlan: cfg.allowVlan ?? false, now,
   });
   dp.start((err) => {
     throw err;

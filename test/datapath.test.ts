@@ -7,6 +7,7 @@ import { Datapath } from '../src/datapath/datapath';
 import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { Stats } from '../src/datapath/stats';
 import { Fdb } from '../src/fdb/fdb';
+import { openPacketCore } from '../src/io/core';
 import { encodeVxlan } from '../src/wire/vxlan';
 import path from 'node:path';
 import { FakeDevice, FakeNetwork, frame, mac } from './fakes';
@@ -28,8 +29,9 @@ function host(net: FakeNetwork, address: string, ownMac: string, opts: HostOptio
   for (const p of opts.peers ?? []) fdb.addPeer(VNI, p);
   const device = new FakeDevice('vxl0', mac(ownMac), opts.mtu ?? 1450);
   const bind = net.bind(address);
+  const core = openPacketCore({ vni: VNI, mtu: device.mtu, ownMac: device.mac, family: 4, dstPort: 4789 });
   const dp = new Datapath({
-    vni: VNI, dstPort: 4789, fdb, device, bind, stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots,
+    vni: VNI, dstPort: 4789, fdb, device, bind, core, stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots,
     sources, allowVlan: opts.allowVlan ?? false,
   });
   const fatal: Error[] = [];
@@ -251,7 +253,8 @@ t.test('a frame dropped for its size or tag does not mark its FDB entry used', a
   fdb.subscribe((e) => followFdbEvent(e, stats, sources));
   fdb.addStatic(VNI, MAC_B, '198.18.0.2');
   const device = new FakeDevice('vxl0', mac(MAC_A), 1450);
-  const dp = new Datapath({ vni: VNI, dstPort: 4789, fdb, device, bind: net.bind('198.18.0.1'), stats, log: pino({ level: 'silent' }), sources, allowVlan: false, now });
+  const core = openPacketCore({ vni: VNI, mtu: device.mtu, ownMac: device.mac, family: 4, dstPort: 4789 });
+  const dp = new Datapath({ vni: VNI, dstPort: 4789, fdb, device, bind: net.bind('198.18.0.1'), core, stats, log: pino({ level: 'silent' }), sources, allowVlan: false, now });
   dp.start(() => undefined);
   t.teardown(() => dp.stop());
   const usedAgoMs = () => fdb.entries().find((e) => e.mac === MAC_B)!.usedAgoMs;

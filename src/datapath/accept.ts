@@ -3,12 +3,13 @@
 // — peers and the destinations of static entries — are heard; everything else
 // is dropped before it can be learned from. Learned entries never widen the
 // set: learning can only point a MAC at an address already accepted.
+// This keeps the policy; the packet core (native/core_policy.h) applies it
+// to each datagram, on both data paths (CoreSync feeds it snapshot()).
 
-import { BlockList } from 'node:net';
 import type { AcceptPolicy } from '../config/config';
-import { ipFamily, type Cidr } from '../config/validate';
+import type { Cidr } from '../config/validate';
 
-/** Everything accepts() depends on, for a copy kept elsewhere (the native engine). */
+/** The policy as the packet core takes it. */
 export interface SourcePolicySnapshot {
   readonly kind: AcceptPolicy['kind'];
   /** The named VTEPs (peers, static destinations). */
@@ -20,7 +21,6 @@ export interface SourcePolicySnapshot {
 export class SourceFilter {
   private readonly named = new Map<string, number>();
   private policy!: AcceptPolicy;
-  private ranges: BlockList | null = null;
   private readonly listeners = new Set<() => void>();
 
   constructor(policy: AcceptPolicy) {
@@ -29,12 +29,7 @@ export class SourceFilter {
 
   /** Replaces the policy (SIGHUP); the named VTEPs stay. */
   setPolicy(policy: AcceptPolicy): void {
-    const ranges = policy.kind === 'cidrs' ? new BlockList() : null;
-    if (policy.kind === 'cidrs') {
-      for (const c of policy.cidrs) ranges!.addSubnet(c.address, c.prefixLength, c.family === 6 ? 'ipv6' : 'ipv4');
-    }
     this.policy = policy;
-    this.ranges = ranges;
     this.changed();
   }
 
@@ -55,8 +50,8 @@ export class SourceFilter {
     }
   }
 
-  /** Calls listener (synchronously) after every change of what accepts()
-   *  answers: a policy set, an address named for the first time or unnamed
+  /** Calls listener (synchronously) after every change of the policy's
+   *  answer: a policy set, an address named for the first time or unnamed
    *  for the last. Returns the unsubscribe function. */
   subscribe(listener: () => void): () => void {
     this.listeners.add(listener);
@@ -73,17 +68,6 @@ export class SourceFilter {
 
   private changed(): void {
     for (const l of this.listeners) l();
-  }
-
-  accepts(address: string): boolean {
-    switch (this.policy.kind) {
-      case 'any':
-        return true;
-      case 'peers':
-        return this.named.has(address);
-      case 'cidrs':
-        return this.named.has(address) || this.ranges!.check(address, ipFamily(address) === 6 ? 'ipv6' : 'ipv4');
-    }
   }
 
   /** What --accept said, for status output. */

@@ -1,12 +1,15 @@
 // The portable data path: a FrameDevice and a DatagramBind joined by the tx
-// and rx paths, all on the event loop. It owns both sides once started and
-// closes them on stop().
+// and rx paths, all on the event loop; rx classifies with the packet core
+// (an PacketClassifier, fed by CoreSync as the native engine's core is). It owns
+// both sides once started and closes them on stop().
 
 import type { Logger } from 'pino';
 import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
 import type { SourceFilter } from './accept';
+import type { PacketClassifier } from '../ports/core';
 import type { DatagramBind, FrameDevice } from '../ports/io';
+import { CoreSync } from './core-sync';
 import { RxPath } from './rx';
 import type { Stats } from './stats';
 import { TxPath } from './tx';
@@ -17,6 +20,8 @@ export interface DatapathOptions {
   fdb: Fdb;
   device: FrameDevice;
   bind: DatagramBind;
+  /** The rx and tx rules (src/io/core.ts openPacketCore, for this device's MTU and MAC). */
+  core: PacketClassifier;
   stats: Stats;
   log: Logger;
   sources: SourceFilter;
@@ -32,6 +37,7 @@ export class Datapath {
   private state: DatapathState = 'idle';
   private readonly tx: TxPath;
   private readonly rx: RxPath;
+  private readonly sync: CoreSync;
 
   constructor(private readonly o: DatapathOptions) {
     const now = o.now ?? Date.now;
@@ -41,24 +47,23 @@ export class Datapath {
       dstPort: o.dstPort,
       mtu: o.device.mtu,
       fdb: o.fdb,
+      core: o.core,
       bind: o.bind,
       stats: o.stats,
       now,
-      allowVlan: o.allowVlan,
       sendPoolSlots: o.sendPoolSlots,
       onSendError: (address, err) => {
         const { code } = err as NodeJS.ErrnoException;
         limited.warn(`send:${code}:${address}`, { err: code, vtep: address }, 'send to VTEP failed');
       },
     });
+    this.sync = new CoreSync(o.core, o.fdb, o.sources, o.vni);
     this.rx = new RxPath({
-      vni: o.vni,
       fdb: o.fdb,
       device: o.device,
+      core: o.core,
       stats: o.stats,
       now,
-      sources: o.sources,
-      allowVlan: o.allowVlan,
       onWrongVni: (vni, from) =>
         limited.warn(`vni:${from}:${vni}`, { vni, expectedVni: o.vni, from }, 'dropped datagram with a foreign VNI'),
     });
@@ -68,6 +73,7 @@ export class Datapath {
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new Error(`data path cannot start when ${this.state}`);
     this.state = 'running';
+    this.sync.start(this.o.allowVlan);
     let failed = false;
     const fatal = (err: Error): void => {
       if (failed || this.state !== 'running') return;
@@ -82,6 +88,7 @@ export class Datapath {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    this.sync.stop();
     this.o.device.close();
     await this.o.bind.close();
   }

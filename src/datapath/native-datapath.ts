@@ -1,7 +1,7 @@
 // The native data path: the packet loops run on the engine's threads
 // (src/io/engine.ts); this class keeps the JS side of the contract. It
-// mirrors the Fdb and the source policy into the engine (seeded at start,
-// then from Fdb and SourceFilter changes), applies the engine's learning
+// mirrors the Fdb and the source policy into the engine's core context
+// (CoreSync, as the dgram path does into its PacketCore), applies the engine's learning
 // observations through learnSource() (the one mapping of Fdb outcomes to
 // counters, as the dgram path uses it), logs
 // foreign-VNI senders rate-limited and fallbacks once, and adds the engine's
@@ -13,10 +13,10 @@
 import type { Logger } from 'pino';
 
 import { VxlandError, toVxlandError } from '../errors';
-import type { Fdb, FdbEvent } from '../fdb/fdb';
+import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
-import { macKeyOf } from '../wire/mac';
 import type { SourceFilter } from './accept';
+import { CoreSync } from './core-sync';
 import { DROP_REASON_COUNT, DropReason } from '../ports/drops';
 import type { NativeEngineEvent, PacketEngine } from '../ports/engine';
 import { learnSource } from './learning';
@@ -42,15 +42,14 @@ export class NativeDatapath {
   private state: DatapathState = 'idle';
   private readonly now: () => number;
   private readonly limited: RateLimitedLog;
-  private unsubscribe: (() => void) | null = null;
-  private unsubscribeSources: (() => void) | null = null;
-  private floodListPushPending = false;
+  private readonly sync: CoreSync;
   /** Engine totals already added into Stats. */
   private readonly merged = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
 
   constructor(private readonly o: NativeDatapathOptions) {
     this.now = o.now ?? Date.now;
     this.limited = new RateLimitedLog(o.log);
+    this.sync = new CoreSync(o.engine, o.fdb, o.sources, o.vni);
   }
 
   get engine(): PacketEngine {
@@ -63,15 +62,8 @@ export class NativeDatapath {
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new VxlandError('VXLAND_INTERNAL', `internal error: data path cannot start when ${this.state}`);
     this.state = 'running';
-    const { engine, fdb, vni, sources } = this.o;
-    engine.setAllowVlan(this.o.allowVlan);
-    this.pushSourcePolicy();
-    this.unsubscribeSources = sources.subscribe(() => this.pushSourcePolicy());
-    engine.setFloodList(vni, fdb.peers(vni));
-    for (const e of fdb.entries()) {
-      if (e.vni === vni && e.kind !== 'peer') engine.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
-    }
-    this.unsubscribe = fdb.subscribe((event) => this.onFdbEvent(event));
+    const { engine } = this.o;
+    this.sync.start(this.o.allowVlan);
     let failed = false;
     engine.start((event) => {
       if (this.state !== 'running' && event.type !== 'observations') return;
@@ -132,10 +124,7 @@ export class NativeDatapath {
     if (this.state === 'stopped') return;
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
-    this.unsubscribe?.();
-    this.unsubscribe = null;
-    this.unsubscribeSources?.();
-    this.unsubscribeSources = null;
+    this.sync.stop();
     this.o.engine.stop();
     if (wasRunning) this.syncStats();
     this.o.stats.pullFrom(null);
@@ -168,37 +157,5 @@ export class NativeDatapath {
     // The engine forwards from its mirror, so it tells which entries it
     // sent to (each at most once a second): the table's USED time.
     for (const u of event.used) fdb.markUsed(u.vni, u.mac, nowMs);
-  }
-
-  private pushSourcePolicy(): void {
-    const p = this.o.sources.snapshot();
-    this.o.engine.setSourcePolicy(p.kind, p.named, p.cidrs.map((c) => `${c.address}/${c.prefixLength}`));
-  }
-
-  private onFdbEvent(e: FdbEvent): void {
-    const { engine, fdb, vni } = this.o;
-    if (e.vni !== vni) return;
-    if (e.kind === 'peer') {
-      // One push per burst (a reload may add thousands of peers in one go):
-      // the engine copies the whole list each time.
-      if (this.floodListPushPending) return;
-      this.floodListPushPending = true;
-      queueMicrotask(() => {
-        this.floodListPushPending = false;
-        if (this.state === 'running') engine.setFloodList(vni, fdb.peers(vni));
-      });
-      return;
-    }
-    switch (e.type) {
-      case 'learned':
-      case 'moved':
-      case 'added':
-        engine.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
-        break;
-      case 'aged':
-      case 'deleted':
-        engine.fdbDelete(vni, macKeyOf(e.mac));
-        break;
-    }
   }
 }

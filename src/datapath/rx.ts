@@ -1,13 +1,13 @@
-// rx: UDP → TAP. Validates the VXLAN header and the inner frame, learns the
-// inner source MAC against the outer source address, and writes the frame to
-// the TAP. Every refusal is a counted DropReason.
+// rx: UDP → TAP on the dgram path. The packet core (native/core_rx.h, the
+// rules the native engine runs too) classifies each datagram; this acts on
+// its verdict: writes the frame to the TAP, counts, records what the doctor
+// reports (foreign VNIs, refused senders), and offers the source MAC to the
+// Fdb when the core says so.
 
 import { constants as osConstants } from 'node:os';
 import type { Fdb } from '../fdb/fdb';
-import { ETH_HEADER_BYTES, ETH_SRC_OFFSET, isVlanTaggedAt, maxFrameBytes } from '../wire/ethernet';
-import { macKeyAt } from '../wire/mac';
-import { decodeVxlan, VXLAN_DECODE_NO_I_FLAG, VXLAN_HEADER_BYTES } from '../wire/vxlan';
-import type { SourceFilter } from './accept';
+import { VXLAN_HEADER_BYTES } from '../wire/vxlan';
+import { RX_DELIVER, RX_DELIVER_LEARN, type PacketClassifier } from '../ports/core';
 import { DropReason } from '../ports/drops';
 import { learnSource } from './learning';
 import type { FrameDevice } from '../ports/io';
@@ -16,73 +16,50 @@ import type { Stats } from './stats';
 const EAGAIN = osConstants.errno.EAGAIN;
 
 export interface RxOptions {
-  vni: number;
   fdb: Fdb;
   device: FrameDevice;
+  /** Fed by CoreSync (mirror, flood list, source policy, VLAN option). */
+  core: PacketClassifier;
   stats: Stats;
   now: () => number;
-  sources: SourceFilter;
-  /** Deliver VLAN-tagged inner frames (RFC 7348 §6.1 says to drop them by default). */
-  allowVlan: boolean;
   /** Called for a datagram whose VNI is not ours (rate-limit any logging). */
   onWrongVni?: (vni: number, fromAddress: string) => void;
 }
 
-/** deliver()'s result when the frame went to the TAP. */
-const DELIVERED = -1;
-
 export class RxPath {
-  private readonly ownMacKey: number;
-
-  constructor(private readonly o: RxOptions) {
-    this.ownMacKey = macKeyAt(o.device.mac, 0);
-  }
+  constructor(private readonly o: RxOptions) {}
 
   onDatagram(msg: Buffer, fromAddress: string): void {
-    const { stats } = this.o;
+    const { stats, core } = this.o;
     const nowMs = this.o.now();
     const vtep = stats.vtep(fromAddress);
     vtep.lastRxMs = nowMs;
-    const outcome = this.deliver(msg, fromAddress, nowMs);
-    if (outcome === DELIVERED) {
+    const verdict = core.classifyRx(msg, fromAddress, nowMs);
+    const outcome = verdict < 0 ? this.deliver(msg, verdict, fromAddress, nowMs) : (verdict as DropReason);
+    if (outcome === null) {
       const frameBytes = msg.length - VXLAN_HEADER_BYTES;
       stats.rxPackets++;
       stats.rxBytes += frameBytes;
       vtep.rxPackets++;
       vtep.rxBytes += frameBytes;
-    } else {
-      stats.drop(outcome);
-      vtep.drops++;
+      return;
     }
+    if (outcome === DropReason.RxSourceNotAllowed) stats.refusedSender(fromAddress);
+    if (outcome === DropReason.RxWrongVni) {
+      const vni = core.result[0];
+      stats.foreignVni(fromAddress, vni, nowMs);
+      this.o.onWrongVni?.(vni, fromAddress);
+    }
+    stats.drop(outcome);
+    vtep.drops++;
   }
 
-  /** Writes the inner frame to the TAP, or says why not. */
-  private deliver(msg: Buffer, fromAddress: string, nowMs: number): DropReason | typeof DELIVERED {
+  /** Writes the inner frame to the TAP (null), or says why not. */
+  private deliver(msg: Buffer, verdict: typeof RX_DELIVER | typeof RX_DELIVER_LEARN | number, fromAddress: string, nowMs: number): DropReason | null {
     const { o } = this;
-    if (!o.sources.accepts(fromAddress)) {
-      o.stats.refusedSender(fromAddress);
-      return DropReason.RxSourceNotAllowed;
-    }
-    const length = msg.length;
-    if (length < VXLAN_HEADER_BYTES + ETH_HEADER_BYTES) return DropReason.RxTruncated;
-    const vni = decodeVxlan(msg, 0, length);
-    if (vni === VXLAN_DECODE_NO_I_FLAG) return DropReason.RxNoIFlag;
-    if (vni !== o.vni) {
-      o.stats.foreignVni(fromAddress, vni, nowMs);
-      o.onWrongVni?.(vni, fromAddress);
-      return DropReason.RxWrongVni;
-    }
-    const frameBytes = length - VXLAN_HEADER_BYTES;
-    const tagged = isVlanTaggedAt(msg, VXLAN_HEADER_BYTES);
-    if (tagged && !o.allowVlan) return DropReason.RxVlanTagged;
-    if (frameBytes > maxFrameBytes(o.device.mtu, tagged)) return DropReason.RxOversize;
-    const sourceKey = macKeyAt(msg, VXLAN_HEADER_BYTES + ETH_SRC_OFFSET);
-    if (sourceKey === this.ownMacKey) return DropReason.RxOwnSourceMac;
-    const refused = learnSource(o.fdb, o.stats, vni, sourceKey, fromAddress, nowMs);
-    if (refused !== null) return refused;
-
-    const errno = o.device.write(msg, VXLAN_HEADER_BYTES, frameBytes);
-    if (errno === 0) return DELIVERED;
+    if (verdict === RX_DELIVER_LEARN) learnSource(o.fdb, o.stats, o.core.result[0], o.core.result[1], fromAddress, nowMs);
+    const errno = o.device.write(msg, VXLAN_HEADER_BYTES, msg.length - VXLAN_HEADER_BYTES);
+    if (errno === 0) return null;
     return errno === EAGAIN ? DropReason.RxTapBusy : DropReason.RxTapError;
   }
 }

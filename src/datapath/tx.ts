@@ -1,11 +1,14 @@
-// tx: TAP → UDP. Looks up each frame's destination MAC in the FDB, floods
-// broadcast, multicast and unknown unicast to the peers, and sends each frame
-// behind a VXLAN header.
+// tx: TAP → UDP on the dgram path. The packet core (native/core_tx.h, the
+// rules the native engine runs too) judges each batch of frames: dropped
+// (runt, VLAN tag, oversize, no destination), unicast or flooded. This acts
+// on the verdicts: takes the destination from the Fdb (which marks the entry
+// used), and sends each frame behind a VXLAN header.
 
 import type { Fdb } from '../fdb/fdb';
-import { ETH_HEADER_BYTES, isVlanTaggedAt, maxFrameBytes } from '../wire/ethernet';
-import { isMulticastMacAt, macKeyAt } from '../wire/mac';
+import { maxFrameBytes } from '../wire/ethernet';
+import { macKeyAt } from '../wire/mac';
 import { encodeVxlan, VXLAN_HEADER_BYTES } from '../wire/vxlan';
+import { TX_FLOOD, TX_UNICAST, type PacketClassifier } from '../ports/core';
 import { DropReason } from '../ports/drops';
 import type { DatagramBind, FrameBatch } from '../ports/io';
 import { SEND_POOL_SLOTS, SendPool } from './send-pool';
@@ -16,11 +19,11 @@ export interface TxOptions {
   dstPort: number;
   mtu: number;
   fdb: Fdb;
+  /** Fed by CoreSync (mirror, flood list, VLAN option). */
+  core: PacketClassifier;
   bind: DatagramBind;
   stats: Stats;
   now: () => number;
-  /** Send VLAN-tagged frames (RFC 7348 §6.1: a VTEP should not, by default). */
-  allowVlan: boolean;
   /** Called for every datagram the underlay refused, with its destination
    *  when known. Rate-limit any logging. */
   onSendError: (address: string | undefined, err: Error) => void;
@@ -29,6 +32,8 @@ export interface TxOptions {
 
 export class TxPath {
   private readonly pool: SendPool;
+  /** classifyTx's verdicts, one per frame of a batch. */
+  private codes = new Int32Array(0);
 
   constructor(private readonly o: TxOptions) {
     const slots = o.sendPoolSlots ?? SEND_POOL_SLOTS;
@@ -52,20 +57,23 @@ export class TxPath {
 
   onFrames(batch: FrameBatch): void {
     const nowMs = this.o.now();
-    for (let i = 0; i < batch.count; i++) this.forward(batch.buffer, batch.offsets[i], batch.lengths[i], nowMs);
+    if (this.codes.length < batch.count) this.codes = new Int32Array(batch.offsets.length);
+    const codes = this.codes;
+    this.o.core.classifyTx(batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs);
+    for (let i = 0; i < batch.count; i++) this.forward(batch.buffer, batch.offsets[i], batch.lengths[i], codes[i], nowMs);
   }
 
-  /** Encapsulates and sends the frame at buf[offset, offset + length). */
-  forward(buf: Buffer, offset: number, length: number, nowMs: number): void {
+  /** Acts on the core's verdict for the frame at buf[offset, offset + length). */
+  private forward(buf: Buffer, offset: number, length: number, verdict: number, nowMs: number): void {
     const { o } = this;
-    if (length < ETH_HEADER_BYTES) return o.stats.drop(DropReason.TxRunt);
-    const tagged = isVlanTaggedAt(buf, offset);
-    if (tagged && !o.allowVlan) return o.stats.drop(DropReason.TxVlanTagged);
-    if (length > maxFrameBytes(o.mtu, tagged)) return o.stats.drop(DropReason.TxOversize);
-
-    const unicast = isMulticastMacAt(buf, offset) ? undefined : o.fdb.lookup(o.vni, macKeyAt(buf, offset), nowMs);
-    const flood = unicast === undefined ? o.fdb.floodList(o.vni, nowMs) : undefined;
-    const copies = flood === undefined ? 1 : flood.length;
+    if (verdict >= 0) return o.stats.drop(verdict as DropReason);
+    let unicast: string | undefined;
+    let flood: readonly string[] | undefined;
+    if (verdict === TX_UNICAST) unicast = o.fdb.lookup(o.vni, macKeyAt(buf, offset), nowMs);
+    else if (verdict === TX_FLOOD) flood = o.fdb.floodList(o.vni, nowMs);
+    // The mirror follows the Fdb synchronously, so both agree; were they
+    // ever apart, the frame would have nowhere to go.
+    const copies = unicast !== undefined ? 1 : flood?.length ?? 0;
     if (copies === 0) return o.stats.drop(DropReason.TxNoDestination);
 
     const slot = this.pool.acquire(copies);
@@ -75,8 +83,8 @@ export class TxPath {
     buf.copy(datagram, VXLAN_HEADER_BYTES, offset, offset + length);
     this.pool.frameBytes[slot] = length;
     const datagramBytes = VXLAN_HEADER_BYTES + length;
-    if (flood === undefined) return this.send(slot, datagramBytes, unicast as string);
-    for (let i = 0; i < flood.length; i++) this.send(slot, datagramBytes, flood[i]);
+    if (unicast !== undefined) return this.send(slot, datagramBytes, unicast);
+    for (let i = 0; i < flood!.length; i++) this.send(slot, datagramBytes, flood![i]);
   }
 
   private send(slot: number, datagramBytes: number, vtep: string): void {

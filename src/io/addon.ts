@@ -7,6 +7,7 @@
 // Error, whose own `code` is the errno name.
 
 import { ERROR_CODES, ErrorCode, VxlandError, toVxlandError, type NativeSysError } from '../errors';
+import type { PacketClassifier } from '../ports/core';
 import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
 import { DROP_REASON_NAMES } from '../tables/drop-reasons.generated';
 import { LIMITS } from '../tables/limits.generated';
@@ -88,6 +89,17 @@ export interface NativeEngineConstructor {
   readonly counterNames: readonly string[];
 }
 
+/** native/core_binding.cc: options of `new PacketCore(...)` (the dgram path's core). */
+export interface NativePacketCoreOptions {
+  vni: number;
+  mtu: number;
+  /** The TAP's own MAC (frames claiming it as source are loops). */
+  ownMac: Buffer;
+  /** The UDP socket's family: mirror and policy addresses are parsed for it. */
+  family: 4 | 6;
+  dstPort: number;
+}
+
 /** One write planned by the coalescer (test-only binding). */
 export interface NativeCoalescedWrite {
   hdr: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number };
@@ -118,6 +130,8 @@ export interface NativeAddon {
   /** One Ethernet frame out of ifname on an AF_PACKET socket (CAP_NET_RAW). */
   packetSend(ifname: string, frame: Buffer): void;
   NativeEngine: NativeEngineConstructor;
+  /** The object it returns has `result` set to the array passed in. */
+  PacketCore: new (options: NativePacketCoreOptions, result: Float64Array) => PacketClassifier;
   /** native/drop_reasons.h in order: must equal DROP_REASON_NAMES (see addonTableMismatch). */
   engineDropReasonNames: readonly string[];
   /** native/limits.h: must equal LIMITS. */
@@ -168,6 +182,12 @@ export function addonTableMismatch(addon: Pick<NativeAddon, 'engineDropReasonNam
     if (limits[key] !== LIMITS[key]) return stale(`limit ${key} is ${limits[key] ?? 'missing'} in the addon but ${LIMITS[key] ?? 'missing'} in this build`);
   }
   return null;
+}
+
+/** Throws VxlandError('VXLAND_DATAPATH_UNAVAILABLE') when addonTableMismatch finds a difference. */
+export function assertAddonTables(addon: Pick<NativeAddon, 'engineDropReasonNames' | 'engineLimits'>): void {
+  const stale = addonTableMismatch(addon);
+  if (stale !== null) throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `data path unavailable: ${stale}`);
 }
 
 /** Runs fn, rethrowing any failure as toVxlandError(err, code). */

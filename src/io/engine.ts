@@ -13,7 +13,7 @@ import type { NativeEngineCounters, NativeEngineEvent, NativeEngineInfo, NativeE
 import { VxlandError, isNativeSysError, toVxlandError } from '../errors';
 import {
   NativeAddon,
-  addonTableMismatch,
+  assertAddonTables,
   NativeEngineHandle,
   callNative,
   loadAddon,
@@ -143,8 +143,7 @@ export class NativeEngine implements PacketEngine {
   }
 
   private static construct(addon: NativeAddon, o: NativeEngineOpenOptions, fd: number, name: string, mac: Buffer, standIn: boolean): NativeEngine {
-    const stale = addonTableMismatch(addon);
-    if (stale !== null) throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `data path unavailable: ${stale}`);
+    assertAddonTables(addon);
     try {
       return new NativeEngine(addon, o, fd, name, o.mtu, mac, standIn);
     } catch (err) {

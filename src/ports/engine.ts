@@ -3,6 +3,7 @@
 // over the addon), and the events and counts that cross between them.
 
 import type { NativeSysError } from '../errors';
+import type { CoreMirror } from './core';
 
 export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
 /** count: datagrams with this VNI from this sender since the last report. */
@@ -72,18 +73,13 @@ export interface NativeEngineCounters {
   detail: Record<string, number>;
 }
 
-/** The engine's packet threads and the mirror they forward from. */
-export interface PacketEngine {
+/** The engine's packet threads and the core context (mirror, policy) they
+ *  classify and forward with. */
+export interface PacketEngine extends CoreMirror {
   /** Starts the packet threads; events arrive on the event loop until stop(). */
   start(onEvent: (event: NativeEngineEvent) => void): void;
   /** Joins the threads and closes the TAP and the socket. Idempotent. */
   stop(): void;
-  fdbSet(vni: number, macKey: number, vtep: string, pinned: boolean): void;
-  fdbDelete(vni: number, macKey: number): boolean;
-  setFloodList(vni: number, vteps: readonly string[]): void;
-  /** Replaces the source policy the rx thread applies (src/datapath/accept.ts rules). */
-  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
-  setAllowVlan(allow: boolean): void;
   /** Per-VTEP counts since the previous call (vtep null = 'other'). */
   takeVtepCounts(): NativeEngineVtepCounts[];
   counters(): NativeEngineCounters;

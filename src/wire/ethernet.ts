@@ -13,8 +13,3 @@ export const VLAN_TAG_BYTES = 4;
 export function maxFrameBytes(mtu: number, tagged: boolean): number {
   return ETH_HEADER_BYTES + mtu + (tagged ? VLAN_TAG_BYTES : 0);
 }
-
-export function isVlanTaggedAt(buf: Buffer, frameOffset: number): boolean {
-  const type = buf.readUInt16BE(frameOffset + ETH_TYPE_OFFSET);
-  return type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ;
-}

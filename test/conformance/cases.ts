@@ -146,6 +146,21 @@ export const CASES: readonly ConformanceCase[] = [
     expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: STRANGER }] },
   },
   {
+    name: 'rx: --accept CIDRs refuse a stranger out of range and admit a non-peer in range',
+    config: { peers: [PEER_B], accept: { kind: 'cidrs', cidrs: [{ address: '127.0.0.0', prefixLength: 30, family: 4 }] } },
+    inputs: [rx(STRANGER, valid), rx(PEER_C, valid)],
+    expect: {
+      delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_C }],
+      drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }],
+    },
+  },
+  {
+    name: 'rx: the VTEP of a static entry is heard though it is no peer',
+    config: { peers: [PEER_B], statics: [{ mac: MAC_Y, vtep: PEER_C }] },
+    inputs: [rx(PEER_C, toUs(MAC_Y))],
+    expect: { delivered: [toUs(MAC_Y)], rxPackets: 1 },
+  },
+  {
     name: 'rx: --accept any admits anyone',
     config: { peers: [PEER_B], accept: { kind: 'any' } },
     inputs: [rx(STRANGER, valid)],
@@ -206,6 +221,18 @@ export const CASES: readonly ConformanceCase[] = [
     expect: { delivered: [valid], rxPackets: 1 },
   },
   {
+    name: 'rx: frames from a new MAC are all delivered and it is learned once',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, valid), rx(PEER_B, fullMtu), rx(PEER_B, valid)],
+    expect: { delivered: [valid, fullMtu, valid], rxPackets: 3, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
+    name: 'rx: a MAC learned at the sender already is delivered with no new learn event',
+    config: { peers: [PEER_B], learned: [{ mac: MAC_X, vtep: PEER_B }] },
+    inputs: [rx(PEER_B, valid)],
+    expect: { delivered: [valid], rxPackets: 1 },
+  },
+  {
     name: 'rx: a learned MAC heard from another peer moves there',
     config: { peers: [PEER_B, PEER_C], learned: [{ mac: MAC_X, vtep: PEER_B }] },
     inputs: [rx(PEER_C, valid)],
@@ -224,6 +251,12 @@ export const CASES: readonly ConformanceCase[] = [
     config: { peers: [PEER_B] },
     inputs: [tx(Buffer.alloc(10, 0xff))],
     expect: { drops: { tx_runt: 1 } },
+  },
+  {
+    name: 'tx: a bare Ethernet header is no runt: it floods',
+    config: { peers: [PEER_B] },
+    inputs: [tx(fromUs(BROADCAST, 0))],
+    expect: { sent: [sentTo(PEER_B, fromUs(BROADCAST, 0))], txPackets: 1, used: ['flood'] },
   },
   {
     name: 'tx: one byte over the MTU is dropped, never fragmented',

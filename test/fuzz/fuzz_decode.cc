@@ -1,56 +1,78 @@
 // libFuzzer harness: the rx path from received UDP payloads to TAP writes,
-// through the engine's own functions as RxWorker::Handle and Engine::WriteTap
-// (native/engine_core.cc) call them: offload::SplitRxMessage (UDP_GRO
-// datagrams), offload::DecapVxlan (VXLAN header and inner frame checks),
+// through the functions the engine's rx worker (native/engine_core.cc
+// RxWorker::Handle, Engine::WriteTap) and the dgram path's PacketCore call:
+// offload::SplitRxMessage (UDP_GRO datagrams), core::RxReader::Classify (the
+// packet core's rx rules, native/core_rx.h: source policy, VXLAN header, VNI
+// -> network, inner frame checks, static-MAC conflict, learning offers),
 // offload::GroPlan or PlanSingles, and offload::GroWriteIov (the TAP write's
-// iovecs). The FDB mirror check and learning stay in RxWorker::Handle. Each received
-// message is its own exact-size allocation, so ASan sees reads past it.
+// iovecs). Each received message is its own exact-size allocation, so ASan
+// sees reads past it.
 //
 // Input layout (missing bytes read as 0):
 //   [u24 VNI][u16 LE MTU][6 bytes own MAC][u8 options: bit 0 no coalescing,
-//   bit 1 allow VLAN-tagged frames]
+//   bit 1 allow VLAN-tagged frames, bit 2 the source policy refuses the
+//   sender, bit 3 every source MAC is pinned (static) at another VTEP]
 //   then up to 32 messages (one recvmmsg): [u16 LE length][u16 LE UDP_GRO
 //   segment size, 0 = none][length bytes: VXLAN header + frame, repeated]
 //
 // Checked beyond ASan/UBSan: the datagrams of a message tile it exactly; a
-// datagram DecapVxlan accepts satisfies every rx rule (length, I flag, VNI,
-// tag policy, MTU, source MAC neither ours nor group nor zero) and its frame
-// is the datagram past the VXLAN header; a refused one is refused for a rule
-// it breaks. Every accepted frame is written exactly once; iovecs add up to
-// the write's bytes with no underflow; coalesced writes are consistent TSO
+// datagram the core delivers satisfies every rx rule (sender accepted,
+// length, I flag, VNI, tag policy, MTU, source MAC neither ours nor group nor
+// zero nor pinned elsewhere) and its frame is the datagram past the VXLAN
+// header; a refused one is refused for a rule it breaks; a source MAC is
+// offered for learning exactly once (the mirror stays empty, the clock
+// stands still). Every accepted frame is written exactly once; iovecs add up
+// to the write's bytes with no underflow; coalesced writes are consistent TSO
 // frames whose segments fit the MTU; single writes are unmodified.
+#include <set>
+#include <utility>
+
+#include "../../native/core_rx.h"
+#include "../../native/drop_reasons.h"
 #include "fuzz_common.h"
 
 using namespace vxland::offload;
+using vxland::Vtep;
+namespace core = vxland::core;
 
 namespace {
 
 constexpr uint32_t kMaxSegs = 64;      // engine_core.cc
 constexpr size_t kRxMaxFrames = 32 * 64;
 
+struct Rules {
+  uint32_t vni;
+  size_t mtuBytes;
+  uint64_t ownMac;
+  bool allowVlan;
+  bool refuseSender;
+  bool pinElsewhere;
+};
+
 /** The rules a datagram must meet, as properties (which one is checked first
- *  is DecapVxlan's business; the harness checks the reason is one it breaks). */
-bool Breaks(RxVerdict v, const uint8_t* d, size_t dl, const RxConfig& cfg) {
+ *  is the core's business; the harness checks the reason is one it breaks). */
+bool Breaks(int reason, const uint8_t* d, size_t dl, const Rules& cfg) {
   const uint8_t* f = d + kVxlanHeaderBytes;
   const bool tagged = dl >= kVxlanHeaderBytes + 14 && (Get16(f + 12) == 0x8100 || Get16(f + 12) == 0x88a8);
-  switch (v) {
-    case RxVerdict::kTruncated: return dl < kVxlanHeaderBytes + 14;
-    case RxVerdict::kNoIFlag: return (d[0] & 0x08) == 0;
-    case RxVerdict::kWrongVni: return (static_cast<uint32_t>(d[4]) << 16 | d[5] << 8 | d[6]) != cfg.vni;
-    case RxVerdict::kVlanTagged: return tagged && !cfg.allowVlan;
-    case RxVerdict::kOversize: return dl - kVxlanHeaderBytes > 14 + cfg.mtuBytes + (tagged ? 4 : 0);
-    case RxVerdict::kOwnSourceMac: return MacAt(f + 6) == cfg.ownMac;
-    case RxVerdict::kBadSourceMac: return MacAt(f + 6) == 0 || (f[6] & 1) != 0;
-    case RxVerdict::kOk: break;
+  switch (reason) {
+    case vxland::kRxSourceNotAllowed: return cfg.refuseSender;
+    case vxland::kRxTruncated: return dl < kVxlanHeaderBytes + 14;
+    case vxland::kRxNoIFlag: return (d[0] & 0x08) == 0;
+    case vxland::kRxWrongVni: return (static_cast<uint32_t>(d[4]) << 16 | d[5] << 8 | d[6]) != cfg.vni;
+    case vxland::kRxVlanTagged: return tagged && !cfg.allowVlan;
+    case vxland::kRxOversize: return dl - kVxlanHeaderBytes > 14 + cfg.mtuBytes + (tagged ? 4 : 0);
+    case vxland::kRxOwnSourceMac: return MacAt(f + 6) == cfg.ownMac;
+    case vxland::kRxBadSourceMac: return MacAt(f + 6) == 0 || (f[6] & 1) != 0;
+    case vxland::kRxStaticMacConflict: return cfg.pinElsewhere;
+    default: return false;
   }
-  return false;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fuzz::Reader r(data, size);
-  RxConfig cfg;
+  Rules cfg;
   cfg.vni = r.U24();
   cfg.mtuBytes = r.U16();
   uint8_t macBytes[6];
@@ -59,6 +81,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t opts = r.U8();
   const bool coalesce = (opts & 1) == 0;
   cfg.allowVlan = (opts & 2) != 0;
+  cfg.refuseSender = (opts & 4) != 0;
+  cfg.pinElsewhere = (opts & 8) != 0;
+
+  core::Context ctx(core::Network{cfg.vni, cfg.mtuBytes, cfg.ownMac});
+  ctx.SetAllowVlan(cfg.allowVlan);
+  auto policy = std::make_shared<core::SourcePolicy>();
+  if (!cfg.refuseSender) policy->mode = core::SourcePolicy::kAny;
+  ctx.SetPolicy(policy);
+  Vtep sender, elsewhere;
+  FUZZ_CHECK(vxland::ParseVtep("192.0.2.1", AF_INET, 4789, &sender) && vxland::ParseVtep("192.0.2.9", AF_INET, 4789, &elsewhere),
+             "test addresses");
+  core::RxReader reader(&ctx);
+  std::set<std::pair<uint32_t, uint64_t>> offered;
 
   std::vector<fuzz::OwnedFrame> msgs;
   std::vector<size_t> segBytes;
@@ -71,6 +106,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // RxWorker::Handle.
   std::vector<GroFrame> frames;
   std::vector<std::vector<uint8_t>> copies;  // what each frame held before GroPlan
+  reader.BeginBatch();
   for (size_t m = 0; m < msgs.size(); m++) {
     uint8_t* buf = msgs[m].data;
     const size_t len = msgs[m].len;
@@ -84,22 +120,30 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(i + 1 == dg.count || dl == dg.seg, "datagram %zu (not last) has %zu bytes, seg %zu", i, dl, dg.seg);
       uint8_t* d = buf + tiled;
       tiled += dl;
-      RxFrame rf;
-      const RxVerdict v = DecapVxlan(d, dl, cfg, &rf);
-      if (v != RxVerdict::kOk) {
-        FUZZ_CHECK(Breaks(v, d, dl, cfg), "datagram refused (verdict %d) for a rule it meets", static_cast<int>(v));
+      if (cfg.pinElsewhere && dl >= kVxlanHeaderBytes + 14) {
+        ctx.mirror.Set(cfg.vni, MacAt(d + kVxlanHeaderBytes + 6), elsewhere, true);
+        reader.BeginBatch();  // as a new batch would see the mirror change
+      }
+      core::RxResult rr;
+      reader.Classify(d, dl, sender, 0, &rr);
+      if (rr.drop >= 0) {
+        FUZZ_CHECK(Breaks(rr.drop, d, dl, cfg), "datagram refused (reason %d) for a rule it meets", rr.drop);
         continue;
       }
-      for (RxVerdict rule : {RxVerdict::kTruncated, RxVerdict::kNoIFlag, RxVerdict::kWrongVni, RxVerdict::kVlanTagged,
-                             RxVerdict::kOversize, RxVerdict::kOwnSourceMac, RxVerdict::kBadSourceMac}) {
-        FUZZ_CHECK(!Breaks(rule, d, dl, cfg), "datagram accepted but breaks rule %d", static_cast<int>(rule));
+      for (int rule : {vxland::kRxSourceNotAllowed, vxland::kRxTruncated, vxland::kRxNoIFlag, vxland::kRxWrongVni,
+                       vxland::kRxVlanTagged, vxland::kRxOversize, vxland::kRxOwnSourceMac, vxland::kRxBadSourceMac,
+                       vxland::kRxStaticMacConflict}) {
+        FUZZ_CHECK(!Breaks(rule, d, dl, cfg), "datagram delivered but breaks rule %d", rule);
       }
-      FUZZ_CHECK(rf.frame == d + kVxlanHeaderBytes && rf.frameBytes == dl - kVxlanHeaderBytes && rf.vni == cfg.vni &&
-                     rf.srcMac == MacAt(rf.frame + 6),
-                 "decapsulated frame is not the datagram past its VXLAN header");
+      FUZZ_CHECK(rr.frame == d + kVxlanHeaderBytes && rr.frameBytes == dl - kVxlanHeaderBytes && rr.vni == cfg.vni &&
+                     rr.srcMac == MacAt(rr.frame + 6),
+                 "delivered frame is not the datagram past its VXLAN header");
+      const bool first = offered.insert({rr.vni, rr.srcMac}).second;
+      FUZZ_CHECK(rr.learn == first, "source MAC %012llx offered %s", static_cast<unsigned long long>(rr.srcMac),
+                 first ? "not at its first frame" : "again");
       if (frames.size() < kRxMaxFrames) {
-        frames.push_back(GroFrame{rf.frame, static_cast<uint32_t>(rf.frameBytes)});
-        copies.emplace_back(rf.frame, rf.frame + rf.frameBytes);
+        frames.push_back(GroFrame{rr.frame, static_cast<uint32_t>(rr.frameBytes)});
+        copies.emplace_back(rr.frame, rr.frame + rr.frameBytes);
       }
     }
     FUZZ_CHECK(tiled == len, "datagrams cover %zu of %zu bytes", tiled, len);

@@ -25,7 +25,13 @@
 // parses with consistent IP lengths, has valid TCP and IPv4 header
 // checksums, consecutive sequence numbers and IPv4 IDs, the flag rules, the
 // payload in order, the header otherwise unchanged, the VXLAN prefix room
-// untouched; CompleteChecksum's result and the checksum it stores.
+// untouched; CompleteChecksum's result and the checksum it stores. First,
+// the packet core's frame checks (core::TxFrameDrop, what Engine::Forward and
+// the dgram path's PacketCore call before anything else), with VLAN tags
+// allowed and refused: runt, tag, oversize and bad offload exactly when the
+// frame is one.
+#include "../../native/core_tx.h"
+#include "../../native/drop_reasons.h"
 #include "fuzz_common.h"
 
 using namespace vxland::offload;
@@ -172,6 +178,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (frame.size() > 65536 + 64) frame.resize(65536 + 64);  // a TAP read's limit
   const bool tagged = frame.size() >= 14 && (Get16(frame.data() + 12) == 0x8100 || Get16(frame.data() + 12) == 0x88a8);
   const size_t maxFrame = 14 + mtu + (tagged ? 4 : 0);
+  for (const bool allowVlan : {false, true}) {
+    std::vector<uint8_t> copy = frame;
+    const int drop = vxland::core::TxFrameDrop(hdr, copy.data(), copy.size(), 14 + mtu, allowVlan);
+    int want = -1;
+    if (frame.size() < 14) want = vxland::kTxRunt;
+    else if (tagged && !allowVlan) want = vxland::kTxVlanTagged;
+    else if (hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE && frame.size() > maxFrame) want = vxland::kTxOversize;
+    const bool csumCase = want < 0 && hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE && (hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM);
+    FUZZ_CHECK(drop == want || (csumCase && drop == vxland::kTxBadOffload), "TxFrameDrop gave %d, expected %d", drop, want);
+  }
   if (frame.size() < 14) return 0;  // the engine drops runts before any offload work
   if (hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
     CheckSplit(frame, hdr, maxFrame, (opts & 0x40) ? tightCap : kSplitOverhead, maxSegs, true);

@@ -207,6 +207,12 @@ def decode_seeds():
     msg = b''.join(tagged)
     write('fuzz_decode', 'vlan-allowed', allow + struct.pack('<HH', len(msg), len(tagged[0])) + msg +
           struct.pack('<HH', 0, 0))
+    # the sender refused by the source policy (options bit 2), and every
+    # source MAC pinned at another VTEP (bit 3)
+    frames = [vxlan(vni, tcp_frame(False, payload(300, i), seq=i * 300, ip_id=i)) for i in range(2)]
+    recs = b''.join(struct.pack('<HH', len(m), 0) + m for m in frames)
+    write('fuzz_decode', 'refused', head[:-1] + b'\x04' + recs)
+    write('fuzz_decode', 'pinned', head[:-1] + b'\x08' + recs)
 
 
 if __name__ == '__main__':

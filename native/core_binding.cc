@@ -1,0 +1,213 @@
+#include "core_binding.h"
+
+#include <arpa/inet.h>
+
+#include <string>
+#include <vector>
+
+#include "core_tx.h"
+#include "drop_reasons.h"
+#include "engine_offload.h"
+#include "limits.h"
+
+namespace vxland {
+namespace core {
+
+void NapiFdbSet(Context& ctx, const Napi::CallbackInfo& info, int family, uint16_t port) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsString()) {
+    throw Napi::TypeError::New(env, "fdbSet(vni, macKey, vtepIp, pinned)");
+  }
+  Vtep v;
+  const std::string ip = info[2].As<Napi::String>().Utf8Value();
+  if (!ParseVtep(ip, family, port, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
+  ctx.mirror.Set(info[0].As<Napi::Number>().Uint32Value(), static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()),
+                 v, info[3].ToBoolean().Value());
+}
+
+Napi::Value NapiFdbDelete(Context& ctx, const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+    throw Napi::TypeError::New(env, "fdbDelete(vni, macKey)");
+  }
+  return Napi::Boolean::New(env, ctx.mirror.Delete(info[0].As<Napi::Number>().Uint32Value(),
+                                                   static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value())));
+}
+
+void NapiSetFloodList(Context& ctx, const Napi::CallbackInfo& info, int family, uint16_t port) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArray()) {
+    throw Napi::TypeError::New(env, "setFloodList(vni, vtepIps[])");
+  }
+  Napi::Array a = info[1].As<Napi::Array>();
+  std::vector<Vtep> vteps;
+  vteps.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Vtep v;
+    const std::string ip = a.Get(i).ToString().Utf8Value();
+    if (!ParseVtep(ip, family, port, &v)) throw Napi::TypeError::New(env, "not an IP literal: " + ip);
+    vteps.push_back(v);
+  }
+  ctx.mirror.SetFloodList(info[0].As<Napi::Number>().Uint32Value(), std::move(vteps));
+}
+
+void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int family) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
+    throw Napi::TypeError::New(env, "setSourcePolicy(mode, named[], cidrs[])");
+  }
+  auto strings = [](Napi::Array a) {
+    std::vector<std::string> out;
+    out.reserve(a.Length());
+    for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).ToString().Utf8Value());
+    return out;
+  };
+  auto policy = std::make_shared<SourcePolicy>();
+  bool rangeError = false;
+  const std::string err = BuildSourcePolicy(info[0].As<Napi::String>().Utf8Value(), strings(info[1].As<Napi::Array>()),
+                                            strings(info[2].As<Napi::Array>()), family, policy.get(), &rangeError);
+  if (!err.empty()) {
+    if (rangeError) throw Napi::RangeError::New(env, err);
+    throw Napi::TypeError::New(env, err);
+  }
+  ctx.SetPolicy(std::move(policy));
+}
+
+namespace {
+
+/** Codes of PacketCore.classifyRx besides drop reasons (>= 0)... */
+constexpr int kCodeDeliver = -1;
+constexpr int kCodeDeliverLearn = -2;
+/** ...and of classifyTx. */
+constexpr int kCodeUnicast = -1;
+constexpr int kCodeFlood = -2;
+/** Longest IP literal of a sender (IPv6 with zone). */
+constexpr size_t kMaxAddressChars = 64;
+
+/** The dgram path's core: a Context (one network) and one RxReader over it.
+ *  new PacketCore({vni, mtu, ownMac, family: 4|6, dstPort}, out: Float64Array(2))
+ *  sets this.result = out.
+ *  classifyRx(datagram, fromAddress, nowMs): a drop reason, or -1 deliver,
+ *  -2 deliver and offer (vni, mac) = (out[0], out[1]) for learning; for
+ *  rx_wrong_vni out[0] is the foreign VNI.
+ *  classifyTx(buffer, offsets, lengths, count, codes, nowMs): for each frame
+ *  buffer[offsets[i], +lengths[i]) read from the TAP, codes[i] = a drop
+ *  reason, -1 unicast (the mirror knows its destination MAC) or -2 flood.
+ *  Nothing is allocated per call. */
+class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<PacketCore> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    std::vector<Napi::ClassPropertyDescriptor<PacketCore>> props{InstanceMethod<&PacketCore::ClassifyRx>("classifyRx"),
+                                                          InstanceMethod<&PacketCore::ClassifyTx>("classifyTx")};
+    AddMethods(&props);
+    return DefineClass(env, "PacketCore", props);
+  }
+
+  Context& CoreContext() { return *ctx_; }
+  int CoreFamily() const { return family_; }
+  uint16_t CorePort() const { return port_; }
+
+  explicit PacketCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketCore>(info), ctx_(std::make_unique<Context>(NetworkOf(info))), reader_(ctx_.get()) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    family_ = o.Get("family").ToNumber().Int32Value() == 6 ? AF_INET6 : AF_INET;
+    port_ = static_cast<uint16_t>(o.Get("dstPort").ToNumber().Uint32Value());
+    out_ = Napi::Persistent(info[1].As<Napi::Float64Array>());
+    outData_ = out_.Value().Data();
+    info.This().As<Napi::Object>().Set("result", info[1]);
+  }
+
+ private:
+  static Network NetworkOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[1].As<Napi::Float64Array>().ElementLength() < 2) {
+      throw Napi::TypeError::New(env, "PacketCore({vni, mtu, ownMac, family, dstPort}, out: Float64Array(2))");
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    const int64_t vni = o.Get("vni").ToNumber().Int64Value();
+    const int64_t mtu = o.Get("mtu").ToNumber().Int64Value();
+    Napi::Value mac = o.Get("ownMac");
+    if (vni < 0 || vni > kVniMax || mtu < kMtuMinBytes || mtu > kMtuMaxBytes) {
+      throw Napi::RangeError::New(env, "PacketCore: vni or mtu out of range");
+    }
+    if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
+      throw Napi::TypeError::New(env, "PacketCore: ownMac must be a 6-byte Buffer");
+    }
+    return Network{static_cast<uint32_t>(vni), static_cast<size_t>(mtu), offload::MacAt(mac.As<Napi::Buffer<uint8_t>>().Data())};
+  }
+
+  Napi::Value ClassifyRx(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsString() || !info[2].IsNumber()) {
+      throw Napi::TypeError::New(env, "classifyRx(datagram, fromAddress, nowMs)");
+    }
+    auto d = info[0].As<Napi::Buffer<uint8_t>>();
+    char ip[kMaxAddressChars];
+    size_t n = 0;
+    napi_get_value_string_utf8(env, info[1], ip, sizeof(ip), &n);
+    Vtep from;
+    if (!ParseVtep(ip, family_, port_, &from)) throw Napi::TypeError::New(env, std::string("not an IP literal: ") + ip);
+    reader_.BeginBatch();
+    RxResult r;
+    reader_.Classify(d.Data(), d.Length(), from, info[2].As<Napi::Number>().Int64Value(), &r);
+    outData_[0] = r.vni;
+    if (r.drop >= 0) return Napi::Number::New(env, r.drop);
+    outData_[1] = static_cast<double>(r.srcMac);
+    return Napi::Number::New(env, r.learn ? kCodeDeliverLearn : kCodeDeliver);
+  }
+
+  static bool IsArrayOf(const Napi::Value& v, napi_typedarray_type type) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+  }
+
+  Napi::Value ClassifyTx(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[0].IsBuffer() || !IsArrayOf(info[1], napi_uint32_array) ||
+        !IsArrayOf(info[2], napi_uint32_array) || !info[3].IsNumber() || !IsArrayOf(info[4], napi_int32_array) ||
+        !info[5].IsNumber()) {
+      throw Napi::TypeError::New(env, "classifyTx(buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs)");
+    }
+    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
+    auto offsets = info[1].As<Napi::Uint32Array>();
+    auto lengths = info[2].As<Napi::Uint32Array>();
+    auto codes = info[4].As<Napi::Int32Array>();
+    const size_t count = info[3].As<Napi::Number>().Uint32Value();
+    if (count > offsets.ElementLength() || count > lengths.ElementLength() || count > codes.ElementLength()) {
+      throw Napi::RangeError::New(env, "classifyTx: count exceeds an array");
+    }
+    const int64_t nowMs = info[5].As<Napi::Number>().Int64Value();
+    const Network& net = ctx_->Networks()[0];
+    const size_t maxUntagged = offload::kEthHeaderBytes + net.mtuBytes;
+    const bool allowVlan = ctx_->AllowVlan();
+    const struct virtio_net_hdr none = {};  // the dgram path's TAP has no offloads
+    for (size_t i = 0; i < count; i++) {
+      const size_t off = offsets[i];
+      const size_t len = lengths[i];
+      if (off > buf.Length() || len > buf.Length() - off) throw Napi::RangeError::New(env, "classifyTx: frame outside the buffer");
+      uint8_t* frame = buf.Data() + off;
+      int code = TxFrameDrop(none, frame, len, maxUntagged, allowVlan);
+      if (code < 0) {
+        TxDests to;
+        TxDestinations(*ctx_, net.vni, frame, nowMs, 0, nullptr, &to);
+        code = to.count == 0 ? kTxNoDestination : to.flooded ? kCodeFlood : kCodeUnicast;
+      }
+      codes[i] = code;
+    }
+    return env.Undefined();
+  }
+
+  std::unique_ptr<Context> ctx_;
+  RxReader reader_;
+  int family_ = AF_INET;
+  uint16_t port_ = 0;
+  Napi::Reference<Napi::Float64Array> out_;
+  double* outData_ = nullptr;
+};
+
+}  // namespace
+
+void InitCore(Napi::Env env, Napi::Object exports) { exports.Set("PacketCore", PacketCore::Define(env)); }
+
+}  // namespace core
+}  // namespace vxland

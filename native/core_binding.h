@@ -1,0 +1,70 @@
+// The packet core's face to JS: the setters that feed a core::Context from
+// the Fdb and the source policy (one implementation, used by the native
+// engine's binding and by the dgram path's PacketCore), and PacketCore itself.
+#pragma once
+
+#include <napi.h>
+
+#include <vector>
+
+#include "core_rx.h"
+
+namespace vxland {
+namespace core {
+
+void NapiFdbSet(Context& ctx, const Napi::CallbackInfo& info, int family, uint16_t port);
+Napi::Value NapiFdbDelete(Context& ctx, const Napi::CallbackInfo& info);
+void NapiSetFloodList(Context& ctx, const Napi::CallbackInfo& info, int family, uint16_t port);
+void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int family);
+
+/** The JS methods that feed a core Context from the Fdb and the source
+ *  policy (src/datapath/core-sync.ts calls them), for every JS object that
+ *  owns one: the native engine and the dgram path's PacketCore. T derives from
+ *  Napi::ObjectWrap<T> and CoreSetters<T>, and has CoreContext(),
+ *  CoreFamily() (AF_INET/AF_INET6: its socket's) and CorePort() (the VTEPs'
+ *  UDP port). */
+template <typename T>
+class CoreSetters {
+ public:
+  /** Appends fdbSet, fdbDelete, setFloodList, setSourcePolicy and setAllowVlan. */
+  static void AddMethods(std::vector<Napi::ClassPropertyDescriptor<T>>* props) {
+    using Method = Napi::Value (T::*)(const Napi::CallbackInfo&);
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("fdbSet", static_cast<Method>(&CoreSetters::FdbSet)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("fdbDelete", static_cast<Method>(&CoreSetters::FdbDelete)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setFloodList", static_cast<Method>(&CoreSetters::SetFloodList)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setSourcePolicy", static_cast<Method>(&CoreSetters::SetSourcePolicy)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setAllowVlan", static_cast<Method>(&CoreSetters::SetAllowVlan)));
+  }
+
+  /** fdbSet(vni, macKey, vtepIp, pinned). */
+  Napi::Value FdbSet(const Napi::CallbackInfo& info) {
+    NapiFdbSet(Self()->CoreContext(), info, Self()->CoreFamily(), Self()->CorePort());
+    return info.Env().Undefined();
+  }
+  /** fdbDelete(vni, macKey): whether it was there. */
+  Napi::Value FdbDelete(const Napi::CallbackInfo& info) { return NapiFdbDelete(Self()->CoreContext(), info); }
+  /** setFloodList(vni, vtepIps[]). */
+  Napi::Value SetFloodList(const Napi::CallbackInfo& info) {
+    NapiSetFloodList(Self()->CoreContext(), info, Self()->CoreFamily(), Self()->CorePort());
+    return info.Env().Undefined();
+  }
+  /** setSourcePolicy(mode, named[], cidrs[]): replaces the policy at once
+   *  (readers pick it up at their next batch; traffic does not stop). */
+  Napi::Value SetSourcePolicy(const Napi::CallbackInfo& info) {
+    NapiSetSourcePolicy(Self()->CoreContext(), info, Self()->CoreFamily());
+    return info.Env().Undefined();
+  }
+  /** setAllowVlan(allow): deliver and send VLAN-tagged inner frames (RFC 7348 §6.1: dropped by default). */
+  Napi::Value SetAllowVlan(const Napi::CallbackInfo& info) {
+    Self()->CoreContext().SetAllowVlan(info.Length() > 0 && info[0].ToBoolean().Value());
+    return info.Env().Undefined();
+  }
+
+ private:
+  T* Self() { return static_cast<T*>(this); }
+};
+
+void InitCore(Napi::Env env, Napi::Object exports);
+
+}  // namespace core
+}  // namespace vxland

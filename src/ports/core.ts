@@ -1,0 +1,42 @@
+// The packet core as the data paths see it (native/core_rx.h, core_tx.h). Both the
+// native engine (ports/engine.ts PacketEngine) and the dgram path's PacketCore
+// (src/io/core.ts) hold a core context: the mirror of the FDB, the flood
+// lists, the source policy and the VLAN option, which src/datapath/
+// core-sync.ts feeds from the Fdb and the SourceFilter, the same way for
+// both.
+
+/** The part of a core context the JS side writes. */
+export interface CoreMirror {
+  fdbSet(vni: number, macKey: number, vtep: string, pinned: boolean): void;
+  fdbDelete(vni: number, macKey: number): boolean;
+  setFloodList(vni: number, vteps: readonly string[]): void;
+  /** Replaces the source policy the rx rules apply (src/datapath/accept.ts keeps it). */
+  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
+  setAllowVlan(allow: boolean): void;
+}
+
+/** PacketClassifier.classifyRx(): deliver the frame (datagram past its VXLAN header) to the TAP. */
+export const RX_DELIVER = -1;
+/** PacketClassifier.classifyRx(): deliver it, and offer (result[0] = VNI,
+ *  result[1] = source MAC key) from the sender to the Fdb for learning. */
+export const RX_DELIVER_LEARN = -2;
+
+/** PacketClassifier.classifyTx(): send the frame to the VTEP the Fdb has
+ *  for its destination MAC (the mirror has it too). */
+export const TX_UNICAST = -1;
+/** PacketClassifier.classifyTx(): send a copy to every VTEP of the flood list (not empty). */
+export const TX_FLOOD = -2;
+
+/** The rx and tx rules as the dgram path calls them: one datagram, or one
+ *  batch of frames read from the TAP, at a time. */
+export interface PacketClassifier extends CoreMirror {
+  /** Written by classifyRx(): [0] the datagram's VNI (for rx_wrong_vni, the
+   *  foreign one), [1] the source MAC key when RX_DELIVER_LEARN. */
+  readonly result: Float64Array;
+  /** The verdict for datagram from fromAddress at nowMs (the Fdb's clock): a
+   *  DropReason, RX_DELIVER or RX_DELIVER_LEARN. */
+  classifyRx(datagram: Buffer, fromAddress: string, nowMs: number): number;
+  /** For each frame buffer[offsets[i], offsets[i] + lengths[i]) of the
+   *  first count, codes[i] = a DropReason, TX_UNICAST or TX_FLOOD. */
+  classifyTx(buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number): void;
+}

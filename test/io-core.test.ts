@@ -1,0 +1,30 @@
+// openPacketCore (the dgram path's handle on the packet core): what it
+// refuses, and classify calls that could reach outside their buffers.
+import t from 'tap';
+
+import { openPacketCore } from '../src/io/core';
+import { DropReason } from '../src/ports/drops';
+import { MTU_MAX_BYTES } from '../src/tables/limits.generated';
+import { mac, vxlanDatagram, frame } from './fakes';
+
+const OWN = mac('02:00:00:00:00:01');
+
+t.test('out-of-range options are VXLAND_BAD_ARGUMENT', async (t) => {
+  for (const o of [{ mtu: MTU_MAX_BYTES + 1 }, { vni: 1 << 24 }, { ownMac: Buffer.alloc(5) }]) {
+    t.throws(
+      () => openPacketCore({ vni: 42, mtu: 1450, ownMac: OWN, family: 4, dstPort: 4789, ...o }),
+      { code: 'VXLAND_BAD_ARGUMENT' },
+      JSON.stringify(Object.keys(o)),
+    );
+  }
+});
+
+t.test('classify refuses what is not an address or reaches past a buffer', async (t) => {
+  const core = openPacketCore({ vni: 42, mtu: 1450, ownMac: OWN, family: 4, dstPort: 4789 });
+  core.setSourcePolicy('any', [], []);
+  t.throws(() => core.classifyRx(Buffer.alloc(30), 'not-an-ip', 0), /not an IP literal/);
+  t.throws(() => core.classifyTx(Buffer.alloc(20), Uint32Array.of(10), Uint32Array.of(11), 1, new Int32Array(1), 0), /outside the buffer/);
+  t.throws(() => core.classifyTx(Buffer.alloc(20), Uint32Array.of(0), Uint32Array.of(14), 2, new Int32Array(2), 0), /count exceeds/);
+  t.equal(core.classifyRx(vxlanDatagram(43, frame('02:00:00:00:00:01', '02:00:00:00:00:02')), '198.18.0.9', 0), DropReason.RxWrongVni);
+  t.equal(core.result[0], 43, 'the foreign VNI is in result[0]');
+});
