@@ -1,5 +1,5 @@
 import t from 'tap';
-import { formatMacKey, isLearnableMacKey, isMulticastMacAt, macKeyAt, macKeyOf, parseMac } from '../src/wire/mac';
+import { formatMacKey, isLearnableMacKey, macKeyAt, macKeyOf, parseMac } from '../src/wire/mac';
 
 t.test('parseMac normalises and rejects malformed text', async (t) => {
   t.equal(parseMac('AA-BB-cc-dd-EE-0f'), 'aa:bb:cc:dd:ee:0f');
@@ -24,6 +24,4 @@ t.test('multicast, broadcast and zero MACs are not learnable', async (t) => {
   t.notOk(isLearnableMacKey(0));
   t.ok(isLearnableMacKey(macKeyOf('02:00:00:00:00:01')));
   t.ok(isLearnableMacKey(macKeyOf('fe:ff:ff:ff:ff:ff')));
-  t.ok(isMulticastMacAt(Buffer.from('01005e000001', 'hex'), 0));
-  t.notOk(isMulticastMacAt(Buffer.from('02005e000001', 'hex'), 0));
 });

@@ -7,15 +7,7 @@ import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { Fdb, LearnOutcome } from '../src/fdb/fdb';
 import { formatMacKey, isLearnableMacKey, macKeyAt, macKeyOf, parseMac } from '../src/wire/mac';
-import {
-  decodeVxlan,
-  encodeVxlan,
-  VNI_MAX,
-  VXLAN_DECODE_NO_I_FLAG,
-  VXLAN_DECODE_TRUNCATED,
-  VXLAN_FLAG_I,
-  VXLAN_HEADER_BYTES,
-} from '../src/wire/vxlan';
+import { encodeVxlan, VNI_MAX, VXLAN_FLAG_I, VXLAN_HEADER_BYTES } from '../src/wire/vxlan';
 
 const seedFromEnv = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);
 const RUNS = { numRuns: 2000, ...(seedFromEnv === undefined ? {} : { seed: seedFromEnv }) };
@@ -31,45 +23,17 @@ const vniArb = fc.integer({ min: 0, max: VNI_MAX });
 const bytesArb = (max: number) => fc.uint8Array({ minLength: 0, maxLength: max }).map((u) => Buffer.from(u));
 
 t.test('VXLAN header', async (t) => {
-  check(t, 'encode then decode gives the VNI back, at any offset, touching only the 8 header bytes', fc.property(
+  // Decoding is the packet core's: fuzzed in test/fuzz/fuzz_decode.cc.
+  check(t, 'encode writes the VNI at any offset, touching only the 8 header bytes', fc.property(
     vniArb, fc.nat({ max: 64 }), fc.nat({ max: 64 }), fc.integer({ min: 0, max: 255 }),
     (vni, before, after, fill) => {
       const buf = Buffer.alloc(before + VXLAN_HEADER_BYTES + after, fill);
       encodeVxlan(buf, before, vni);
-      if (decodeVxlan(buf, before, VXLAN_HEADER_BYTES + after) !== vni) return false;
+      if (buf.readUIntBE(before + 4, 3) !== vni) return false;
       if (buf[before] !== VXLAN_FLAG_I || buf.readUInt32BE(before) !== VXLAN_FLAG_I << 24 || buf[before + 7] !== 0) return false;
       for (let i = 0; i < before; i++) if (buf[i] !== fill) return false;
       for (let i = before + VXLAN_HEADER_BYTES; i < buf.length; i++) if (buf[i] !== fill) return false;
       return true;
-    }));
-
-  check(t, 'decode never throws on any buffer and returns a VNI in range or a documented negative code', fc.property(
-    bytesArb(80), fc.nat({ max: 80 }),
-    (buf, offsetSeed) => {
-      const offset = buf.length === 0 ? 0 : offsetSeed % (buf.length + 1);
-      const r = decodeVxlan(buf, offset, buf.length - offset);
-      if (r === VXLAN_DECODE_TRUNCATED) return buf.length - offset < VXLAN_HEADER_BYTES;
-      if (r === VXLAN_DECODE_NO_I_FLAG) return buf.length - offset >= VXLAN_HEADER_BYTES && (buf[offset] & VXLAN_FLAG_I) === 0;
-      return Number.isInteger(r) && r >= 0 && r <= VNI_MAX && (buf[offset] & VXLAN_FLAG_I) !== 0
-        && r === buf.readUIntBE(offset + 4, 3);
-    }));
-
-  check(t, 'reserved bits never change the VNI', fc.property(
-    vniArb, fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 0xffffff }), fc.integer({ min: 0, max: 255 }),
-    (vni, flagsNoise, reserved1, reserved2) => {
-      const buf = Buffer.alloc(VXLAN_HEADER_BYTES + 14);
-      encodeVxlan(buf, 0, vni);
-      buf[0] |= flagsNoise; // every flag bit but I is reserved; I stays set
-      buf.writeUIntBE(reserved1, 1, 3);
-      buf[7] = reserved2;
-      return decodeVxlan(buf, 0, buf.length) === vni;
-    }));
-
-  check(t, 'a header with the I flag clear is refused whatever the other bits say', fc.property(
-    bytesArb(40).filter((b) => b.length >= VXLAN_HEADER_BYTES),
-    (buf) => {
-      buf[0] &= ~VXLAN_FLAG_I;
-      return decodeVxlan(buf, 0, buf.length) === VXLAN_DECODE_NO_I_FLAG;
     }));
 });
 

@@ -28,11 +28,6 @@ export function formatMacKey(key: number): string {
   return hex.replace(/(..)(?!$)/g, '$1:');
 }
 
-/** Group bit set: multicast or broadcast. */
-export function isMulticastMacAt(buf: Buffer, offset: number): boolean {
-  return (buf[offset] & 0x01) !== 0;
-}
-
 export function isMulticastMacKey(key: number): boolean {
   return Math.floor(key / 2 ** 40) % 2 === 1;
 }

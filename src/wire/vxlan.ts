@@ -15,22 +15,8 @@ export const VXLAN_OVERHEAD_IPV4_BYTES = 50;
 /** Outer IPv6 (40) + UDP (8) + VXLAN (8) + inner Ethernet (14). */
 export const VXLAN_OVERHEAD_IPV6_BYTES = 70;
 
-/** decodeVxlan results below zero; a result >= 0 is the VNI. */
-export const VXLAN_DECODE_TRUNCATED = -1;
-export const VXLAN_DECODE_NO_I_FLAG = -2;
-
 /** Writes a header with only the I flag set and all reserved bits zero. */
 export function encodeVxlan(buf: Buffer, offset: number, vni: number): void {
   buf.writeUInt32BE(VXLAN_FLAG_I << 24, offset);
   buf.writeUInt32BE((vni & VNI_MAX) << 8 >>> 0, offset + 4);
-}
-
-/** Returns the VNI of the header at buf[offset, offset + length), or a
- *  VXLAN_DECODE_* value. Reserved bits are ignored, as RFC 7348 §5 says a
- *  receiver must; note that the Linux vxlan driver departs from this and drops
- *  frames with unknown flags or non-zero reserved bits. */
-export function decodeVxlan(buf: Buffer, offset: number, length: number): number {
-  if (length < VXLAN_HEADER_BYTES) return VXLAN_DECODE_TRUNCATED;
-  if ((buf[offset] & VXLAN_FLAG_I) === 0) return VXLAN_DECODE_NO_I_FLAG;
-  return buf.readUIntBE(offset + 4, 3);
 }

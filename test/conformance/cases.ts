@@ -116,9 +116,17 @@ export const CASES: readonly ConformanceCase[] = [
     expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
+    // RFC 7348 §5: a receiver ignores the reserved bits (the Linux driver
+    // departs from this and drops unknown flags).
+    name: 'rx: reserved flag and header bits are ignored',
+    config: { peers: [PEER_B] },
+    inputs: [{ datagram: (() => { const d = vxlanDatagram(VNI, valid, 0xff); d.writeUIntBE(0xffffff, 1, 3); d[7] = 0xff; return d; })(), from: PEER_B }],
+    expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
     name: 'rx: the I flag clear',
     config: { peers: [PEER_B] },
-    inputs: [rx(PEER_B, valid, VNI, 0x00)],
+    inputs: [rx(PEER_B, valid, VNI, 0xf7)],
     expect: { drops: { rx_no_i_flag: 1 }, vtepDrops: { [PEER_B]: 1 } },
   },
   {
