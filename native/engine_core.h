@@ -1,6 +1,6 @@
 // The native data path engine: packet work off the JS event loop, in two
 // workers (rx: UDP -> TAP, tx: TAP -> UDP) run by one thread while traffic
-// is light and by two under load (engine_core.cc says when). JS keeps configuration, the forwarding
+// is light and by two under load (engine_sched.h says when). JS keeps configuration, the forwarding
 // table and its rules (src/fdb/fdb.ts), logging and control; the engine holds
 // a packet core context (core_rx.h: a mirror of the table, the source
 // policy), runs the core's per-packet rules (core_rx.h, core_tx.h) and
@@ -46,15 +46,265 @@
 //       each post wakes the JS thread, which on a small host delays packets.
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
-// Test-only pure functions (engine_offload.h):
-//   engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu) -> Buffer[] | number (kSplit* error)
-//   engineCoalesceForTest(frames: Buffer[]) -> [{ hdr: {...}, frame: Buffer, count }]
 #pragma once
 
 #include <napi.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core_binding.h"
+#include "core_rx.h"
+#include "engine_fdb.h"
+#include "engine_io.h"
+#include "engine_offload.h"
+#include "engine_sched.h"
 
 namespace vxland {
 
 void InitEngine(Napi::Env env, Napi::Object exports);
 
+// What the engine's files share: its constants, the events it posts, and
+// the Engine class (the binding in engine_binding.cc, its workers in
+// engine_rx.{h,cc} and engine_tx.{h,cc}, its threads in engine_sched.cc).
+namespace engine {
+
+using offload::IsTagged;
+using offload::kVnetHdrBytes;
+using offload::kVxlanFlagI;
+using offload::kVxlanHeaderBytes;
+using offload::MacAt;
+
+constexpr size_t kEthBytes = offload::kEthHeaderBytes;
+/** Poll timeout of both threads when idle: bounds how long a missed wake-up
+ *  could delay stop(). */
+constexpr int kIdlePollMs = 100;
+/** What the threads tell JS (learning, refusals, used entries) waits for
+ *  a pause in traffic this long: each post wakes the JS thread, which on a
+ *  small host would otherwise compete with the packets in flight... */
+constexpr int64_t kQuietFlushMs = 5;
+/** ...but observations wait at most this long (learning must not lag)... */
+constexpr int64_t kObservationMaxDelayMs = 20;
+/** A thread busy without a pause for this long merges its per-VTEP counts
+ *  and drains the error queue between batches. */
+constexpr int64_t kBusyHousekeepingMs = 5;
+/** TAP reads per wake-up before the send batch is flushed. */
+constexpr int kTxReadsPerWake = 64;
+/** A TAP read: a 64 KiB GSO super-frame plus Ethernet and tag. */
+constexpr size_t kMaxTapFrameBytes = 65536 + 64;
+/** Segments per TSO super-frame and per coalesced TAP write at most. */
+constexpr int kMaxSegs = 64;
+/** Room a split needs beyond the frame: per segment a VXLAN header and a
+ *  copy of the headers (Ethernet + tag + IPv6 + TCP with options <= 138). */
+constexpr size_t kSplitHeaderBytes = kMaxSegs * (kVxlanHeaderBytes + 160);
+/** Datagrams reserved per TAP read; a frame flooded to more VTEPs than a
+ *  batch holds sends the batch and goes on (UdpSender::MakeRoom). */
+constexpr size_t kTxDatagramsPerRead = kMaxSegs * 4;
+constexpr size_t kRxMaxFrames = UdpReceiver::kMsgs * 64;
+
+inline int64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+inline int64_t NowMs() { return MonotonicNs() / 1000000; }
+
+/** A source MAC offered for learning. */
+struct Observation {
+  uint32_t vni;
+  uint64_t mac;
+  Vtep from;
+};
+
+/** A forwarding entry the tx thread sent to: (vni, mac), mac 0 = the flood
+ *  list of vni (FLOOD_MAC, as the table lists it). */
+struct UsedKey {
+  uint32_t vni;
+  uint64_t mac;
+};
+
+/** A sender refused by the source policy and how many datagrams it sent. */
+struct Refused {
+  Vtep from;
+  uint64_t count;
+};
+
+/** A sender of datagrams with a VNI not ours, and how many it sent. */
+struct Foreign {
+  Vtep from;
+  uint32_t vni;
+  uint64_t count;
+};
+
+struct EngineEvent {
+  enum Kind { kObservations, kFallback, kFatal } kind;
+  std::vector<Observation> obs;
+  std::string feature;
+  std::string message;
+  std::string syscall;
+  int err = 0;
+  std::vector<Refused> refused;
+  std::vector<UsedKey> used;
+  std::vector<Foreign> foreign;
+};
+
+/** Most refused senders, and foreign-VNI senders, reported per observation
+ *  batch (JS keeps no more). */
+constexpr size_t kMaxRefusedPerReport = static_cast<size_t>(kMaxRefusedSenders);
+constexpr size_t kMaxForeignPerReport = static_cast<size_t>(kMaxForeignVniSenders);
+/** ...and used entries this long. */
+constexpr int64_t kUsedMaxDelayMs = 100;
+/** While datagrams keep arriving (poll() is not reached), the socket's
+ *  error queue (ICMP errors about our sends) is drained this often. */
+constexpr int64_t kErrorDrainMs = 100;
+/** Error-queue entries read per drain at most. */
+constexpr int kErrorsPerDrain = 64;
+/** An entry the tx thread sends to is reported as used at most this often
+ *  (the table's USED column: resolution a second, like the kernel's ageing
+ *  granularity matters, not per frame). */
+constexpr int64_t kUsedReportIntervalMs = 1000;
+/** Used entries per report at most; past it entries are reported in a later
+ *  report (their mirror time is not advanced), so nothing is allocated per
+ *  packet. */
+constexpr size_t kMaxUsedPerReport = 1024;
+
+class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+
+  explicit Engine(const Napi::CallbackInfo& info);
+
+  core::Context& CoreContext() { return *ctx_; }
+  int CoreFamily() const { return family_; }
+  uint16_t CorePort() const { return dstPort_; }
+
+  ~Engine() override;
+
+ private:
+  struct Fallback {
+    const char* feature;
+    int err;
+    const char* message;
+  };
+  enum class State { kIdle, kRunning, kStopped };
+
+  // ---- JS methods (engine_binding.cc) ----
+
+  Napi::Value Start(const Napi::CallbackInfo& info);
+
+  Napi::Value Stop(const Napi::CallbackInfo& info);
+
+  Napi::Value Counters(const Napi::CallbackInfo& info);
+
+  /** The per-VTEP counts since the last call: [{vtep (null = addresses
+   *  past the table's bound), rxPackets, rxBytes, txPackets, txBytes, drops,
+   *  lastRxAgoMs (-1 = none)}]. */
+  Napi::Value TakeVtepCounts(const Napi::CallbackInfo& info);
+
+  Napi::Value Info(const Napi::CallbackInfo& info);
+
+  // ---- lifecycle (engine_binding.cc) ----
+
+  void Shutdown();
+
+  void CloseFds();
+
+  // ---- events, from any thread (engine_binding.cc) ----
+
+  void Post(EngineEvent* ev);
+
+  void Announce(const std::string& feature, int err, const std::string& message);
+
+  void Fatal(int err, const char* syscall);
+
+  static Napi::Value ToJs(Napi::Env env, const EngineEvent& e);
+
+  /** Adds a thread's per-VTEP counts to the engine's (no wake-up: JS
+   *  takes them when it reads its counters, takeVtepCounts()). */
+  void MergeVtepCounts(VtepTally& tally) {
+    if (tally.Empty()) return;
+    std::lock_guard<std::mutex> lock(vtepMu_);
+    vtepCounts_.MergeFrom(tally);
+  }
+
+  void Publish(LocalCounters& c) {
+    for (int i = 0; i < kCounterCount; i++) {
+      if (c.v[i] != 0) {
+        counters_[i].fetch_add(c.v[i], std::memory_order_relaxed);
+        c.v[i] = 0;
+      }
+    }
+  }
+
+  // ---- rx: UDP -> TAP (engine_rx.cc) ----
+
+  class RxWorker;  // engine_rx.h
+
+  void WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
+                offload::GroWrite* writes, struct iovec* iov, LocalCounters& c);
+
+  // ---- tx: TAP -> UDP (engine_tx.cc) ----
+
+  class TxWorker;  // engine_tx.h
+
+  // ---- the two packet threads (engine_sched.cc; engine_sched.h says who runs the tx worker) ----
+
+  static void Signal(int fd);
+  static void Drain(int fd);
+
+  void RxThread();
+
+  void TxThread();
+
+  /** Segments a TAP read would have made (for drop counts): a GSO
+   *  super-frame counts as its segments. */
+  static uint64_t FramesIn(const struct virtio_net_hdr& hdr, size_t flen);
+
+  void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
+               uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
+               LocalCounters& c);
+
+  void WriteVxlanHeader(uint8_t* p) const;
+
+  int tapFd_ = -1;
+  int wakeFd_ = -1;
+  int family_ = AF_INET;
+  size_t mtu_ = 0;
+  uint32_t vni_ = 0;
+  uint16_t dstPort_ = 0;
+  uint64_t ownMac_ = 0;
+  bool offload_ = false;
+  bool coalesce_ = true;
+  UdpSocket udp_;
+  std::vector<Fallback> startupFallbacks_;
+  /** The networks, FDB mirror, source policy and VLAN option the workers apply. */
+  std::unique_ptr<core::Context> ctx_;
+  State state_ = State::kIdle;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> fatal_{false};
+  std::atomic<bool> gsoActive_{false};
+  std::atomic<uint64_t> counters_[kCounterCount];
+  std::mutex vtepMu_;
+  VtepTally vtepCounts_;  // merged by the threads, taken by JS (vtepMu_)
+  std::unique_ptr<RxWorker> rxWorker_;
+  std::unique_ptr<TxWorker> txWorker_;
+  /** Which thread runs the tx worker (TxOwner); changed only by its owner. */
+  std::atomic<int> txOwner_{kTxOnRxThread};
+  /** eventfds: the rx thread hands the tx worker over / gets it back. */
+  int handToTxFd_ = -1;
+  int handToRxFd_ = -1;
+  std::thread rx_;
+  std::thread tx_;
+  Napi::FunctionReference onEvent_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+}  // namespace engine
 }  // namespace vxland

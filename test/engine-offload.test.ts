@@ -5,12 +5,11 @@
 // same work in two engines' own loops, on stand-in TAPs (no root).
 import t from 'tap';
 
-import { loadAddon } from '../src/io/addon';
-import type { TapMessage } from './fakes';
+import { loadTestAddon, type TapMessage } from './fakes';
 import { eventually } from './helpers/eventually';
 import { openNativeHost } from './helpers/native-host';
 
-const addon = loadAddon();
+const addon = loadTestAddon();
 const MTU = 1450;
 const MSS = 1398; // 1450 - 20 (IPv4) - 32 (TCP with timestamps)
 const VNET_F_NEEDS_CSUM = 1;

@@ -158,14 +158,29 @@ export function frame(dst: string, src: string, payload: Buffer | number = 46, e
 /** A virtio_net_hdr: what precedes every frame on a TAP with IFF_VNET_HDR. */
 export const VNET_HDR_BYTES = 10;
 
-interface TestAddon {
-  /** native/test_bindings.cc: [engineEnd, peerEnd], both non-blocking. */
+/** One write planned by the engine's coalescer (engineCoalesceForTest). */
+export interface CoalescedWrite {
+  hdr: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number };
+  frame: Buffer;
+  count: number;
+  first: number;
+}
+
+/** native/test_bindings.cc: bindings only tests load, never src/. */
+export interface TestAddon {
+  /** [engineEnd, peerEnd], both non-blocking. */
   seqpacketPair(): [number, number];
+  /** Splits (vnet hdr + frame) for this MTU; a number is a split error (< 0). */
+  engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu: number): Buffer[] | number;
+  /** The drop reason's name for a frame read from the TAP (vnet hdr + frame), checked before any lookup; null = it may be sent. */
+  engineTxDropForTest(vnetHdrAndFrame: Buffer, mtu: number, allowVlan: boolean): string | null;
+  /** The TAP writes the rx coalescer plans for these inner frames. */
+  engineCoalesceForTest(frames: Buffer[]): CoalescedWrite[];
 }
 
 let testAddon: TestAddon | undefined;
 
-function loadTestAddon(): TestAddon {
+export function loadTestAddon(): TestAddon {
   // Relative to dist/test/; built by npm run build:native, loaded by tests only.
   testAddon ??= require('../../build/Release/vxland_test.node') as TestAddon;
   return testAddon;

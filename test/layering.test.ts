@@ -2,7 +2,8 @@
 // under src/ follows them, a violation is named by file, line and import, and
 // the CLI's client commands load neither the native addon nor src/io/ (read
 // from the compiled start-up graph, and seen in real client processes against
-// a live daemon on both data paths), while `vxland run` does load them.
+// a live daemon on both data paths), while `vxland run` does load them; and
+// the production addon exports no test-only binding.
 import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +17,8 @@ import {
   sourceFiles,
   type Layer,
 } from '../scripts/import-graph';
+import { loadAddon } from '../src/io/addon';
+import { loadTestAddon } from './fakes';
 import { createTopology, exec, REPO_ROOT, skipUnlessRoot, vxlandArgv } from './helpers/netns';
 import { datapathsUnderTest, startVxland, tempDir } from './helpers/vxland';
 
@@ -93,6 +96,14 @@ t.test('the compiled CLI loads neither src/io/ nor src/datapath/ before a comman
   if (startup === null) throw new Error('dist/src/cli.js is not built');
   t.ok(startup.includes('dist/src/control/client.js') && startup.includes('dist/src/config/config.js'), `the start-up graph is read (${startup.length} files)`);
   t.same(startup.filter((f) => /^dist\/src\/(io|datapath)\//.test(f)), [], 'no io/ or datapath/ module');
+});
+
+t.test('test-only bindings are in the test addon, never in the production one', async (t) => {
+  const production = Object.keys(loadAddon());
+  t.ok(production.includes('NativeEngine') && production.includes('PacketCore'), `read the production addon's ${production.length} exports`);
+  t.same(production.filter((name) => name.includes('ForTest')), [], 'no *ForTest export in build/Release/vxland.node');
+  const testOnly = Object.keys(loadTestAddon()).filter((name) => name.includes('ForTest')).sort();
+  t.same(testOnly, ['engineCoalesceForTest', 'engineSegmentForTest', 'engineTxDropForTest'], 'they are in build/Release/vxland_test.node');
 });
 
 interface LoadTrace { modules: string[]; dlopened: string[] }

@@ -100,14 +100,6 @@ export interface NativePacketCoreOptions {
   dstPort: number;
 }
 
-/** One write planned by the coalescer (test-only binding). */
-export interface NativeCoalescedWrite {
-  hdr: { flags: number; gsoType: number; hdrLen: number; gsoSize: number; csumStart: number; csumOffset: number };
-  frame: Buffer;
-  count: number;
-  first: number;
-}
-
 /** The addon's exports. Functions throw NativeSysError unless noted. */
 export interface NativeAddon {
   /** vnetHdr: IFF_VNET_HDR (for the native engine only). */
@@ -136,12 +128,6 @@ export interface NativeAddon {
   engineDropReasonNames: readonly string[];
   /** native/limits.h: must equal LIMITS. */
   engineLimits: Readonly<Record<string, number>>;
-  /** Test only: splits (vnet hdr + frame) for this MTU; a number is a split error (< 0). */
-  engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu: number): Buffer[] | number;
-  /** Test only: the drop reason's name for a frame read from the TAP (vnet hdr + frame), checked before any lookup; null = it may be sent. */
-  engineTxDropForTest(vnetHdrAndFrame: Buffer, mtu: number, allowVlan: boolean): string | null;
-  /** Test only: the TAP writes the rx coalescer plans for these inner frames. */
-  engineCoalesceForTest(frames: Buffer[]): NativeCoalescedWrite[];
 }
 
 let cached: NativeAddon | undefined;

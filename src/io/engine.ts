@@ -1,6 +1,6 @@
 // The native engine (native/engine_core.h): a TAP opened with IFF_VNET_HDR
 // and a UDP socket, driven by two native packet threads (one while traffic
-// is light, see native/engine_core.cc). This wrapper
+// is light, see native/engine_sched.h). This wrapper
 // opens and configures the TAP (policy as in src/io/tap.ts), constructs the
 // engine, and exposes the mirror updates, counters and events. openWith()
 // runs the same engine on a socket standing in for the TAP (no root, no

@@ -1,5 +1,5 @@
 // libFuzzer harness: the rx path from received UDP payloads to TAP writes,
-// through the functions the engine's rx worker (native/engine_core.cc
+// through the functions the engine's rx worker (native/engine_rx.cc
 // RxWorker::Handle, Engine::WriteTap) and the dgram path's PacketCore call:
 // offload::SplitRxMessage (UDP_GRO datagrams), core::RxReader::Classify (the
 // packet core's rx rules, native/core_rx.h: source policy, VXLAN header, VNI
@@ -37,7 +37,7 @@ namespace core = vxland::core;
 
 namespace {
 
-constexpr uint32_t kMaxSegs = 64;      // engine_core.cc
+constexpr uint32_t kMaxSegs = 64;      // engine_core.h
 constexpr size_t kRxMaxFrames = 32 * 64;
 
 struct Rules {

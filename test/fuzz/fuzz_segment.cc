@@ -1,5 +1,5 @@
 // libFuzzer harness: the tx path's offload work on one TAP read, as
-// Engine::Forward (native/engine_core.cc) does it: a virtio_net_hdr and a
+// Engine::Forward (native/engine_tx.cc) does it: a virtio_net_hdr and a
 // frame; GSO frames go through offload::TsoSplitHeaders (what the engine
 // calls: headers per segment, payload left in the frame) and
 // offload::TsoSplit (the copying variant), each checked on its own; others
@@ -39,7 +39,7 @@ using namespace vxland::offload;
 namespace {
 
 constexpr size_t kPrefix = 8;                      // VXLAN header, as the engine passes
-constexpr size_t kSplitOverhead = 64 * (8 + 160);  // engine_core.cc kSplitHeaderBytes
+constexpr size_t kSplitOverhead = 64 * (8 + 160);  // engine_core.h kSplitHeaderBytes
 constexpr uint8_t kFill = 0xa5;
 
 void CheckComplete(std::vector<uint8_t>& frame, const struct virtio_net_hdr& hdr) {

@@ -1,0 +1,331 @@
+// The engine's N-API binding: the NativeEngine class's options, lifecycle,
+// counters, info and events (the JS surface engine_core.h lists), and the
+// constants the addon exports with it.
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "addon.h"
+#include "engine_core.h"
+#include "engine_rx.h"
+#include "engine_tx.h"
+#include "errors.h"
+
+namespace vxland {
+namespace engine {
+
+Napi::Function Engine::Define(Napi::Env env) {
+  std::vector<Napi::ClassPropertyDescriptor<Engine>> props{
+      InstanceMethod<&Engine::Start>("start"),
+      InstanceMethod<&Engine::Stop>("stop"),
+      InstanceMethod<&Engine::Counters>("counters"),
+      InstanceMethod<&Engine::TakeVtepCounts>("takeVtepCounts"),
+      InstanceMethod<&Engine::Info>("info"),
+  };
+  AddMethods(&props);  // the core context's setters, as the dgram path's PacketCore has them
+  Napi::Function ctor = DefineClass(env, "NativeEngine", props);
+  Napi::Array names = Napi::Array::New(env, kCounterCount);
+  for (uint32_t i = 0; i < kCounterCount; i++) names.Set(i, Napi::String::New(env, kCounterNames[i]));
+  ctor.Set("counterNames", names);
+  return ctor;
+}
+
+Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction()) {
+    throw Napi::TypeError::New(env, "NativeEngine(options, onEvent)");
+  }
+  Napi::Object o = info[0].As<Napi::Object>();
+  auto num = [&](const char* key) -> int64_t {
+    Napi::Value v = o.Get(key);
+    if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string("options.") + key + " must be a number");
+    return v.As<Napi::Number>().Int64Value();
+  };
+  auto flag = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    return v.IsUndefined() ? true : v.ToBoolean().Value();
+  };
+  tapFd_ = static_cast<int>(num("tapFd"));
+  mtu_ = static_cast<size_t>(num("mtu"));
+  vni_ = static_cast<uint32_t>(num("vni"));
+  const int64_t port = num("port");
+  const int64_t dstPort = num("dstPort");
+  if (tapFd_ < 0 || mtu_ < kMtuMinBytes || mtu_ > kMtuMaxBytes || vni_ > kVniMax || port < 0 || port > 65535 || dstPort < 0 ||
+      dstPort > 65535) {
+    throw Napi::RangeError::New(env, "NativeEngine: tapFd, mtu, vni, port or dstPort out of range");
+  }
+  dstPort_ = static_cast<uint16_t>(dstPort);
+  Napi::Value mac = o.Get("ownMac");
+  if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
+    throw Napi::TypeError::New(env, "options.ownMac must be a 6-byte Buffer");
+  }
+  ownMac_ = MacAt(mac.As<Napi::Buffer<uint8_t>>().Data());
+  ctx_ = std::make_unique<core::Context>(core::Network{vni_, mtu_, ownMac_});
+  Napi::Value local = o.Get("local");
+  if (!local.IsString()) throw Napi::TypeError::New(env, "options.local must be an IP literal");
+  const std::string localIp = local.As<Napi::String>().Utf8Value();
+  Vtep localAddr;
+  family_ = localIp.find(':') == std::string::npos ? AF_INET : AF_INET6;
+  if (!ParseVtep(localIp, family_, static_cast<uint16_t>(port), &localAddr)) {
+    throw Napi::TypeError::New(env, "options.local is not an IP literal: " + localIp);
+  }
+  coalesce_ = flag("coalesce");
+  int bufferBytes = static_cast<int>(kEngineSocketBufferBytes);
+  if (o.Get("socketBufferBytes").IsNumber()) bufferBytes = static_cast<int>(num("socketBufferBytes"));
+
+  const std::string context = "fd " + std::to_string(tapFd_);
+  int hdrSize = static_cast<int>(kVnetHdrBytes);
+  unsigned offloads = flag("offload") ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
+  Napi::Value standIn = o.Get("standIn");
+  if (!standIn.IsUndefined() && standIn.ToBoolean().Value()) {
+    // A SOCK_SEQPACKET stand-in speaks the TAP's framing (virtio header,
+    // one frame per message) and has no kernel that could refuse offloads:
+    // whoever holds its other end plays the kernel.
+    offload_ = offloads != 0;
+  } else if (ioctl(tapFd_, TUNSETVNETHDRSZ, &hdrSize) < 0) {
+    ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
+  } else if (ioctl(tapFd_, TUNSETOFFLOAD, offloads) == 0) {
+    offload_ = offloads != 0;
+  } else {
+    const int err = errno;
+    offload_ = false;
+    (void)ioctl(tapFd_, TUNSETOFFLOAD, 0u);
+    if (offloads != 0) startupFallbacks_.push_back({"tso", err, "TUNSETOFFLOAD refused: reading frames one by one without TSO"});
+  }
+
+  std::string syscall;
+  int err = OpenUdpSocket(localAddr, bufferBytes, &udp_, &syscall);
+  if (err != 0) ThrowSysError(env, err, syscall, localIp + " port " + std::to_string(port));
+  if (dstPort_ == 0) dstPort_ = static_cast<uint16_t>(udp_.port);
+  if (!flag("gro")) {
+    int zero = 0;
+    (void)setsockopt(udp_.fd, IPPROTO_UDP, 104 /* UDP_GRO */, &zero, sizeof(zero));
+    udp_.gro = false;
+  } else if (!udp_.gro) {
+    startupFallbacks_.push_back({"gro", ENOPROTOOPT, "UDP_GRO unavailable: receiving datagrams one by one (recvmmsg)"});
+  }
+  if (!flag("gso")) {
+    udp_.gso = false;
+  } else if (!udp_.gso) {
+    startupFallbacks_.push_back({"gso", ENOPROTOOPT, "UDP_SEGMENT unavailable: sending with plain sendmmsg"});
+  }
+  gsoActive_.store(udp_.gso);
+  for (int* fd : {&wakeFd_, &handToTxFd_, &handToRxFd_}) {
+    *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (*fd < 0) {
+      err = errno;
+      for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_}) {
+        if (*open >= 0) ::close(*open);
+        *open = -1;
+      }
+      ThrowSysError(env, err, "eventfd", "");
+    }
+  }
+  onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
+  for (auto& c : counters_) c.store(0, std::memory_order_relaxed);
+}
+
+Engine::~Engine() {
+  Shutdown();
+  CloseFds();
+}
+
+Napi::Value Engine::Start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (state_ != State::kIdle) throw Napi::Error::New(env, "NativeEngine can only start once");
+  tsfn_ = Napi::ThreadSafeFunction::New(env, onEvent_.Value(), "vxland:engine", 0, 1);
+  state_ = State::kRunning;
+  Ref();  // the threads use this object until stop()
+  for (const Fallback& f : startupFallbacks_) Announce(f.feature, f.err, f.message);
+  rxWorker_ = std::make_unique<RxWorker>(this);
+  txWorker_ = std::make_unique<TxWorker>(this);
+  rx_ = std::thread([this] { RxThread(); });
+  tx_ = std::thread([this] { TxThread(); });
+  return env.Undefined();
+}
+
+Napi::Value Engine::Stop(const Napi::CallbackInfo& info) {
+  if (state_ == State::kRunning) {
+    Shutdown();
+    tsfn_.Release();
+    Unref();
+  }
+  state_ = State::kStopped;
+  CloseFds();
+  return info.Env().Undefined();
+}
+
+Napi::Value Engine::Counters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[0].As<Napi::Float64Array>().ElementLength() < kCounterCount) {
+    throw Napi::TypeError::New(env, "counters(out: Float64Array of counterNames.length)");
+  }
+  Napi::Float64Array out = info[0].As<Napi::Float64Array>();
+  for (int i = 0; i < kCounterCount; i++) out[i] = static_cast<double>(counters_[i].load(std::memory_order_relaxed));
+  return env.Undefined();
+}
+
+Napi::Value Engine::TakeVtepCounts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct Taken {
+    bool other;
+    Vtep vtep;
+    VtepCounts c;
+  };
+  std::vector<Taken> taken;
+  {
+    std::lock_guard<std::mutex> lock(vtepMu_);
+    taken.reserve(vtepCounts_.Size() + 1);
+    vtepCounts_.Drain([&](const Vtep* v, const VtepCounts& c) { taken.push_back(Taken{v == nullptr, v ? *v : Vtep(), c}); });
+  }
+  Napi::Array out = Napi::Array::New(env, taken.size());
+  const int64_t nowMs = NowMs();
+  uint32_t n = 0;
+  for (const Taken& t : taken) {
+    const VtepCounts& c = t.c;
+    Napi::Object item = Napi::Object::New(env);
+    if (t.other) item.Set("vtep", env.Null());
+    else item.Set("vtep", t.vtep.IpString());
+    item.Set("rxPackets", static_cast<double>(c.rxPackets));
+    item.Set("rxBytes", static_cast<double>(c.rxBytes));
+    item.Set("txPackets", static_cast<double>(c.txPackets));
+    item.Set("txBytes", static_cast<double>(c.txBytes));
+    item.Set("drops", static_cast<double>(c.drops));
+    item.Set("lastRxAgoMs", static_cast<double>(c.lastRxMs == 0 ? -1 : std::max<int64_t>(0, nowMs - c.lastRxMs)));
+    out.Set(n++, item);
+  }
+  return out;
+}
+
+Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("port", udp_.port);
+  o.Set("offload", offload_);
+  o.Set("gso", gsoActive_.load());
+  o.Set("gro", udp_.gro);
+  o.Set("coalesce", coalesce_);
+  o.Set("rcvbufBytes", udp_.rcvbufBytes);
+  o.Set("sndbufBytes", udp_.sndbufBytes);
+  o.Set("state", state_ == State::kIdle ? "idle" : state_ == State::kRunning ? "running" : "stopped");
+  return o;
+}
+
+void Engine::Shutdown() {
+  stopping_.store(true);
+  if (wakeFd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wakeFd_, &one, sizeof(one));
+  }
+  if (!rx_.joinable() && !tx_.joinable()) return;  // never started, or shut down already
+  if (rx_.joinable()) rx_.join();
+  if (tx_.joinable()) tx_.join();
+  // The threads are gone (or failed): what they queued and counted goes
+  // out from here, once.
+  txWorker_->Finish();
+  rxWorker_->Finish();
+}
+
+void Engine::CloseFds() {
+  for (int* fd : {&tapFd_, &udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_}) {
+    if (*fd >= 0) ::close(*fd);
+    *fd = -1;
+  }
+}
+
+void Engine::Post(EngineEvent* ev) {
+  napi_status s = tsfn_.NonBlockingCall(ev, [](Napi::Env env, Napi::Function cb, EngineEvent* e) {
+    std::unique_ptr<EngineEvent> owned(e);
+    if (env == nullptr || cb.IsEmpty()) return;
+    cb.Call({ToJs(env, *e)});
+  });
+  if (s != napi_ok) delete ev;
+}
+
+void Engine::Announce(const std::string& feature, int err, const std::string& message) {
+  auto* ev = new EngineEvent{EngineEvent::kFallback, {}, feature, message, "", err, {}, {}, {}};
+  Post(ev);
+}
+
+void Engine::Fatal(int err, const char* syscall) {
+  if (fatal_.exchange(true)) return;
+  auto* ev = new EngineEvent{EngineEvent::kFatal, {}, "", "", syscall, err, {}, {}, {}};
+  Post(ev);
+}
+
+Napi::Value Engine::ToJs(Napi::Env env, const EngineEvent& e) {
+  Napi::Object o = Napi::Object::New(env);
+  switch (e.kind) {
+    case EngineEvent::kObservations: {
+      o.Set("type", "observations");
+      Napi::Array learn = Napi::Array::New(env);
+      Napi::Array foreign = Napi::Array::New(env);
+      for (const Observation& ob : e.obs) {
+        Napi::Object item = Napi::Object::New(env);
+        item.Set("vni", ob.vni);
+        item.Set("mac", static_cast<double>(ob.mac));
+        item.Set("vtep", ob.from.IpString());
+        learn.Set(learn.Length(), item);
+      }
+      for (const Foreign& f : e.foreign) {
+        Napi::Object item = Napi::Object::New(env);
+        item.Set("vni", f.vni);
+        item.Set("from", f.from.IpString());
+        item.Set("count", static_cast<double>(f.count));
+        foreign.Set(foreign.Length(), item);
+      }
+      o.Set("learn", learn);
+      o.Set("foreign", foreign);
+      Napi::Array refused = Napi::Array::New(env, e.refused.size());
+      for (size_t i = 0; i < e.refused.size(); i++) {
+        Napi::Object item = Napi::Object::New(env);
+        item.Set("from", e.refused[i].from.IpString());
+        item.Set("count", static_cast<double>(e.refused[i].count));
+        refused.Set(static_cast<uint32_t>(i), item);
+      }
+      o.Set("refused", refused);
+      Napi::Array used = Napi::Array::New(env, e.used.size());
+      for (size_t i = 0; i < e.used.size(); i++) {
+        Napi::Object item = Napi::Object::New(env);
+        item.Set("vni", e.used[i].vni);
+        item.Set("mac", static_cast<double>(e.used[i].mac));
+        used.Set(static_cast<uint32_t>(i), item);
+      }
+      o.Set("used", used);
+      break;
+    }
+    case EngineEvent::kFallback:
+      o.Set("type", "fallback");
+      o.Set("feature", e.feature);
+      o.Set("errno", e.err);
+      o.Set("message", e.message);
+      break;
+    case EngineEvent::kFatal:
+      o.Set("type", "fatal");
+      o.Set("error", SysError(env, e.err, e.syscall, "native engine").Value());
+      break;
+  }
+  return o;
+}
+
+}  // namespace engine
+
+void InitEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("NativeEngine", engine::Engine::Define(env));
+  Napi::Array names = Napi::Array::New(env, kDropReasonCount);
+  for (uint32_t i = 0; i < kDropReasonCount; i++) names.Set(i, Napi::String::New(env, kDropReasonNames[i]));
+  exports.Set("engineDropReasonNames", names);
+  Napi::Object limits = Napi::Object::New(env);
+#define VXLAND_X(name, value, doc) limits.Set(#name, Napi::Number::New(env, static_cast<double>(k##name)));
+  VXLAND_LIMITS(VXLAND_X)
+#undef VXLAND_X
+  exports.Set("engineLimits", limits);
+}
+
+}  // namespace vxland
