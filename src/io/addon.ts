@@ -72,7 +72,7 @@ export interface NativeEngineHandle {
   fdbSet(vni: number, macKey: number, vtepIp: string, pinned: boolean): void;
   fdbDelete(vni: number, macKey: number): boolean;
   setFloodList(vni: number, vtepIps: readonly string[]): void;
-  /** Replaces the source policy (src/datapath/accept.ts rules). */
+  /** Replaces the source policy (kept by src/datapath/accept.ts, applied by native/core_policy.h). */
   setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
   /** Deliver and send VLAN-tagged inner frames. */
   setAllowVlan(allow: boolean): void;
