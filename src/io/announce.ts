@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
 import type { Cidr } from '../config/validate.js';
 import { normalizeIp } from '../config/validate.js';
 import { encodeGratuitousArp, GRATUITOUS_ARP_FRAME_BYTES } from '../wire/arp.js';
-import { encodeUnsolicitedNa, IPV6_ADDRESS_BYTES, UNSOLICITED_NA_FRAME_BYTES } from '../wire/ndisc.js';
+import { ipv4Number, ipv6Bytes } from '../wire/ip.js';
+import { encodeUnsolicitedNa, UNSOLICITED_NA_FRAME_BYTES } from '../wire/ndisc.js';
 import { callNative, loadAddon } from './addon.js';
 
 export const ANNOUNCE_COUNT = 2;
@@ -131,25 +132,12 @@ export class NeighbourAnnouncer {
 function encodeFrame(mac: Buffer, cidr: Cidr): Buffer {
   if (cidr.family === 4) {
     const frame = Buffer.alloc(GRATUITOUS_ARP_FRAME_BYTES);
-    const ipv4 = cidr.address.split('.').reduce((acc, part) => acc * 256 + Number(part), 0);
-    encodeGratuitousArp(frame, 0, mac, 0, ipv4);
+    encodeGratuitousArp(frame, 0, mac, 0, ipv4Number(cidr.address));
     return frame;
   }
   const frame = Buffer.alloc(UNSOLICITED_NA_FRAME_BYTES);
   encodeUnsolicitedNa(frame, 0, mac, 0, ipv6Bytes(cidr.address), 0);
   return frame;
-}
-
-/** The 16 bytes of a canonical IPv6 literal (see normalizeIp). */
-function ipv6Bytes(address: string): Buffer {
-  const [head, tail = ''] = address.split('::');
-  const groups = (text: string): string[] => (text === '' ? [] : text.split(':'));
-  const left = groups(head);
-  const right = address.includes('::') ? groups(tail) : [];
-  const all = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
-  const out = Buffer.alloc(IPV6_ADDRESS_BYTES);
-  all.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-  return out;
 }
 
 /** The IPv6 addresses of dev that finished duplicate address detection
