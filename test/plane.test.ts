@@ -4,7 +4,8 @@
 // namespaces against a kernel host with two vxlan devices on one port
 // (test/fixtures/plane-host.ts opens the DataPlane as the daemon does).
 
-import t from 'tap';
+import t, { type Test } from 'tap';
+import path from 'node:path';
 import pino from 'pino';
 import { SourceFilter } from '../src/datapath/accept';
 import { followFdbEvent } from '../src/datapath/follow-fdb';
@@ -16,7 +17,10 @@ import { NativeEngine } from '../src/io/engine';
 import { macKeyOf } from '../src/wire/mac';
 import { FakeDevice, FakeNetwork, LoopbackPeer, StandInTap, frame, mac, vxlanDatagram } from './fakes';
 import { eventually } from './helpers/eventually';
-import type { TapLike } from './helpers/netns';
+import {
+  FIXTURES_DIR, addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer, type LineProcess, type TapLike,
+} from './helpers/netns';
+import { datapathsUnderTest } from './helpers/vxland';
 
 const LOCAL = '127.0.0.1';
 const PEER_B = '127.0.0.2';
@@ -285,5 +289,86 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     t.equal(back.dev, 'vxl43', 'the same network can be added again');
     await rig.plane.removeNetwork(99);
     t.pass('removing an unknown VNI is a no-op');
+  });
+}
+
+// ---- in namespaces: one plane with networks 42 and 43 facing a kernel host ----
+
+/** vxland's TAPs and the kernel's vxlan devices all have this MAC: the same
+ *  MAC lives in both networks, on both sides. */
+const SHARED_MAC = '02:00:00:00:5a:01';
+const KERNEL_MAC = '02:00:00:00:5b:01';
+const TRANSFER_BYTES = 20 * 1024 * 1024;
+const BIG_TRANSFER_BYTES = 100 * 1024 * 1024;
+
+/** tcpdump on dev counting frames of filter until stopped. */
+async function capture(t: TapLike, ns: string, dev: string, filter: string): Promise<{ stop(): Promise<number> }> {
+  const p = spawnDaemon(t, ns, ['tcpdump', '-i', dev, '-n', '-p', '-w', '/dev/null', filter]);
+  await eventually(() => p.stderrLines.some((l) => l.includes('listening on')), { timeoutMs: 10_000 });
+  return {
+    async stop() {
+      p.proc.kill('SIGINT');
+      await p.exited;
+      const m = p.stderrLines.map((l) => /^(\d+) packets? captured/.exec(l)).find((x) => x !== null);
+      if (!m) throw new Error(`tcpdump on ${dev} printed no count: ${p.stderrLines.join(' | ')}`);
+      return Number(m[1]);
+    },
+  };
+}
+
+async function transferIn(t: Test, from: string, to: { ns: string; ip: string }, bytes: number, label: string): Promise<void> {
+  const r = await verifiedTcpTransfer({ serverNs: to.ns, serverIp: to.ip, clientNs: from, bytes, timeoutMs: 90_000 });
+  t.equal(r.received.bytes, bytes, `${label}: all bytes arrived`);
+  t.equal(r.received.sha256, r.expectedSha256, `${label}: sha256 verified`);
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`${datapath}: networks 42 and 43 on one port, facing a kernel host with two vxlan devices`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    for (const vni of [42, 43]) {
+      await addKernelVxlan(b, { name: `vxk${vni}`, vni, remotes: [a.ip], address: `10.${vni}.0.2/24`, mac: KERNEL_MAC });
+    }
+    const host: LineProcess = spawnDaemon(t, a.ns, [process.execPath, path.join(FIXTURES_DIR, 'plane-host.js'), '--datapath', datapath, '--local', a.ip,
+      ...[42, 43].flatMap((vni) => ['--net', `vni=${vni},dev=vxl${vni},address=10.${vni}.0.1/24,peer=${b.ip},mac=${SHARED_MAC}`])]);
+    const ready = await host.waitForJson((j) => j.event === 'ready' || j.event === 'fatal', 15_000);
+    t.equal(ready.event, 'ready', `the plane is up (${JSON.stringify(ready)})`);
+    t.same((ready.networks as Array<{ vni: number }>).map((n) => n.vni), [42, 43]);
+
+    await t.test('ping in each network at the same time', async (t) => {
+      const [p42, p43] = await Promise.all([ping(a.ns, '10.42.0.2', { count: 5, intervalS: 0.2 }), ping(a.ns, '10.43.0.2', { count: 5, intervalS: 0.2 })]);
+      t.equal(p42.received, 5, 'network 42');
+      t.equal(p43.received, 5, 'network 43');
+    });
+
+    await t.test("a verified transfer in each at the same time; 42's frames never reach 43's TAP", async (t) => {
+      const on43 = await capture(t, a.ns, 'vxl43', 'net 10.42.0.0/24');
+      const on42 = await capture(t, a.ns, 'vxl42', 'net 10.42.0.0/24');
+      await Promise.all([
+        transferIn(t, b.ns, { ns: a.ns, ip: '10.42.0.1' }, TRANSFER_BYTES, '42: kernel -> vxland'),
+        transferIn(t, a.ns, { ns: b.ns, ip: '10.43.0.2' }, TRANSFER_BYTES, '43: vxland -> kernel'),
+      ]);
+      const [seen42, seen43] = [await on42.stop(), await on43.stop()];
+      t.ok(seen42 > 1000, `the capture works: ${seen42} frames of 10.42/24 on vxl42`);
+      t.equal(seen43, 0, 'and none of them on vxl43');
+    });
+
+    await t.test('removing network 43 while a transfer runs in 42: the transfer completes intact', async (t) => {
+      let finished = false;
+      const running = transferIn(t, b.ns, { ns: a.ns, ip: '10.42.0.1' }, BIG_TRANSFER_BYTES, '42 during the removal').finally(() => {
+        finished = true;
+      });
+      const rxBytes = async () => Number((await exec(a.ns, ['cat', '/sys/class/net/vxl42/statistics/rx_bytes'])).stdout.trim());
+      const before = await rxBytes();
+      await eventually(async () => (await rxBytes()) - before > 4 * 1024 * 1024, { timeoutMs: 30_000 });
+      host.proc.kill('SIGUSR1');
+      await host.waitForJson((j) => j.event === 'removed' && j.vni === 43, 10_000);
+      t.notOk(finished, 'network 43 was removed while the transfer ran');
+      t.equal((await exec(a.ns, ['ip', 'link', 'show', 'vxl43'], { allowFail: true })).code === 0, false, 'vxl43 is gone');
+      await running;
+      t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2 })).received, 3, 'network 42 still carries traffic');
+    });
+    t.same(host.logs.filter((j) => j.event === 'fatal'), [], 'no fatal error');
   });
 }
