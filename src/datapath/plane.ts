@@ -57,7 +57,8 @@ export interface DataPlane {
    *  before or after start(). Rejects with a VxlandError and leaves nothing open on failure
    *  (VXLAND_NETWORK_EXISTS when the VNI or dev is already served). Other networks' traffic is undisturbed. */
   addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane>;
-  /** Stops carrying the network and closes its TAP; other networks undisturbed. Unknown vni: no-op. */
+  /** Stops carrying the network and closes its TAP; other networks undisturbed. Unknown vni: no-op.
+   *  Its Stats keep their totals but give their per-VTEP series back to the host's budget. */
   removeNetwork(vni: number): Promise<void>;
   /** The offloads in effect now (StatusResult.offloads), host-wide. */
   offloads(): string[];
@@ -69,7 +70,7 @@ export interface DataPlane {
  *  being removed holds its VNI and dev until its TAP is gone (re-adding the
  *  same dev at once waits for that). */
 class Networks {
-  private readonly served = new Map<number, NetworkPlane>();
+  private readonly served = new Map<number, NetworkPlane & { stats: Stats }>();
   private readonly removing = new Map<number, { dev: string; done: Promise<void> }>();
   stopped = false;
 
@@ -83,8 +84,8 @@ class Networks {
     }
   }
 
-  add(n: NetworkPlane): NetworkPlane {
-    this.served.set(n.vni, n);
+  add(n: NetworkPlane, stats: Stats): NetworkPlane {
+    this.served.set(n.vni, { ...n, stats });
     return n;
   }
 
@@ -93,7 +94,10 @@ class Networks {
     const n = this.served.get(vni);
     if (n === undefined) return this.removing.get(vni)?.done;
     this.served.delete(vni);
-    const done = remove().finally(() => this.removing.delete(vni));
+    const done = remove().finally(() => {
+      this.removing.delete(vni);
+      n.stats.releaseVteps();
+    });
     this.removing.set(vni, { dev: n.dev, done });
     return done;
   }
@@ -130,7 +134,7 @@ export class DgramPlane implements DataPlane {
       device.close();
       throw err;
     }
-    return this.networks.add({ vni: o.vni, dev: device.name, mac: device.mac });
+    return this.networks.add({ vni: o.vni, dev: device.name, mac: device.mac }, o.stats);
   }
 
   removeNetwork(vni: number): Promise<void> {
@@ -179,7 +183,7 @@ export class NativePlane implements DataPlane {
       this.io.engine.removeNetwork(o.vni);
       throw err;
     }
-    return this.networks.add({ vni: o.vni, dev: tap.dev, mac: tap.mac });
+    return this.networks.add({ vni: o.vni, dev: tap.dev, mac: tap.mac }, o.stats);
   }
 
   removeNetwork(vni: number): Promise<void> {
