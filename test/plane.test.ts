@@ -183,6 +183,15 @@ async function nativeRig(t: TapLike): Promise<Rig> {
 
 const RIGS = { dgram: dgramRig, native: nativeRig } as const;
 
+/** A started rig carrying network 42 (peer B). */
+async function startedWith42(t: TapLike & { fail(m: string): void }, makeRig: (t: TapLike) => Rig | Promise<Rig>): Promise<{ rig: Rig; n42: Net }> {
+  const rig = await makeRig(t);
+  const n42 = network(42, [PEER_B], OWN_42);
+  await rig.plane.addNetwork(n42.options);
+  rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
+  return { rig, n42 };
+}
+
 for (const [name, makeRig] of Object.entries(RIGS)) {
   t.test(`${name}: two networks on one plane`, async (t) => {
     const rig = await makeRig(t);
@@ -257,10 +266,7 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
   });
 
   t.test(`${name}: a network added and removed while another carries traffic`, async (t) => {
-    const rig = await makeRig(t);
-    const n42 = network(42, [PEER_B], OWN_42);
-    await rig.plane.addNetwork(n42.options);
-    rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
+    const { rig, n42 } = await startedWith42(t, makeRig);
     const ROUNDS = 6;
     const PER_ROUND = 50;
     let sent = 0;
@@ -292,11 +298,9 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     await rig.plane.removeNetwork(99);
     t.pass('removing an unknown VNI is a no-op');
   });
+
   t.test(`${name}: a network removed while its own datagrams arrive, ten times over`, async (t) => {
-    const rig = await makeRig(t);
-    const n42 = network(42, [PEER_B], OWN_42);
-    await rig.plane.addNetwork(n42.options);
-    rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
+    const { rig, n42 } = await startedWith42(t, makeRig);
     const CYCLES = 10;
     const PER_CYCLE = 40;
     let accounted = 0;
