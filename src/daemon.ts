@@ -8,7 +8,8 @@
 // control/handler.ts.
 
 import pino, { type Logger } from 'pino';
-import { resolveDatapath, type Config, type DatapathKind } from './config/config.js';
+import { resolveDatapath, type Config } from './config/config.js';
+import { openDataPlane, type DataPlane, type NetworkPlane } from './open-plane.js';
 import { planReload } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
 import { DaemonControl } from './control/handler.js';
@@ -16,21 +17,14 @@ import type { MonitorEvent } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
 import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
-import { Datapath } from './datapath/datapath.js';
 import { followFdbEvent } from './datapath/follow-fdb.js';
 import * as hostFacts from './io/host.js';
 import { Stats } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
 import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
-import { NativeEngine } from './io/engine.js';
 import { nativeEngineSupported } from './io/engine-support.js';
-import { TapDevice } from './io/tap.js';
-import { NativeDatapath } from './datapath/native-datapath.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
-import { UdpBind } from './io/udp.js';
-import { openPacketCore } from './io/core.js';
-import type { PacketClassifier } from './ports/core.js';
 import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { NeighbourAnnouncer } from './io/announce.js';
@@ -101,14 +95,20 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     }
   };
 
-  let datapath: DataPlane;
+  let plane: DataPlane;
+  let network: NetworkPlane;
   try {
-    datapath = await openDataPlane(datapathKind, config, { fdb, stats, log, sources, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex') });
-    cleanups.push(() => datapath.stop());
+    plane = await openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats: stats, log });
+    cleanups.push(() => plane.stop());
+    network = await plane.addNetwork({
+      vni: config.vni, dev: config.dev, mtu: config.mtu, addresses: config.addresses, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex'),
+      fdb, sources, stats, allowVlan: config.allowVlan,
+    });
   } catch (err) {
     await runCleanups();
     throw err;
   }
+  const datapath = { mac: network.mac, start: (onFatal: (err: Error) => void) => plane.start(onFatal), offloads: () => plane.offloads() };
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -224,55 +224,6 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   );
   tellSystemd('READY=1', log);
   return { stop };
-}
-
-/** What the daemon needs of either data path. */
-interface DataPlane {
-  /** The TAP device's own MAC. */
-  readonly mac: Buffer;
-  start(onFatal: (err: Error) => void): void;
-  /** Stops traffic and closes the TAP and the socket. Idempotent. */
-  stop(): Promise<void>;
-  /** The offloads in effect now (StatusResult.offloads). */
-  offloads(): string[];
-}
-
-/** Opens the TAP and the UDP side of the chosen data path; nothing is left
- *  open when it throws. */
-async function openDataPlane(
-  kind: DatapathKind,
-  config: Config,
-  shared: { fdb: Fdb; stats: Stats; log: Logger; sources: SourceFilter; mac: Buffer },
-): Promise<DataPlane> {
-  const { fdb, stats, log, sources, mac } = shared;
-  if (kind === 'native') {
-    const engine = NativeEngine.open({
-      name: config.dev, mtu: config.mtu, addresses: [...config.addresses], mac, vni: config.vni,
-      local: config.local ?? (config.family === 'udp6' ? '::' : '0.0.0.0'), port: config.port,
-    });
-    const native = new NativeDatapath({ vni: config.vni, fdb, engine, stats, log, sources, allowVlan: config.allowVlan });
-    return { mac: engine.mac, start: (onFatal) => native.start(onFatal), stop: () => native.stop(), offloads: () => native.offloads() };
-  }
-  const device = TapDevice.open({ name: config.dev, mtu: config.mtu, addresses: [...config.addresses], mac });
-  let bind: UdpBind;
-  try {
-    bind = await UdpBind.open({ port: config.port, address: config.local ?? undefined, family: config.family });
-  } catch (err) {
-    device.close();
-    throw err;
-  }
-  let core: PacketClassifier;
-  try {
-    core = openPacketCore({ vni: config.vni, mtu: config.mtu, ownMac: device.mac, family: config.family === 'udp6' ? 6 : 4, dstPort: config.port });
-  } catch (err) {
-    device.close();
-    await bind.close();
-    throw err;
-  }
-  const dgram = new Datapath({
-    vni: config.vni, dstPort: config.port, fdb, device, bind, core, stats, log, sources, allowVlan: config.allowVlan,
-  });
-  return { mac: device.mac, start: (onFatal) => dgram.start(onFatal), stop: () => dgram.stop(), offloads: () => [] };
 }
 
 /** Root only, or root and the members of --control-group. */

@@ -1,0 +1,44 @@
+// openDataPlane: the host's data plane (src/datapath/plane.ts) wired to
+// src/io/ (UdpBind, openPacketCore and TapDevice for the dgram path, one
+// NativeEngine for the native one). It lives at the daemon layer because
+// datapath/ must not import io/ and io/ must not import datapath/.
+
+import { DgramPlane, NativePlane, type DataPlane, type HostPlaneOptions } from './datapath/plane.js';
+import { openPacketCore } from './io/core.js';
+import { NativeEngine } from './io/engine.js';
+import { TapDevice } from './io/tap.js';
+import { UdpBind } from './io/udp.js';
+import type { PacketClassifier } from './ports/core.js';
+
+export type { DataPlane, HostPlaneOptions, NetworkPlane, NetworkPlaneOptions } from './datapath/plane.js';
+
+/** Binds the UDP socket (EADDRINUSE etc. -> VxlandError VXLAND_SOCKET with
+ *  errno/syscall); networks come with addNetwork(). Nothing is left open
+ *  when it rejects. */
+export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
+  if (o.kind === 'native') {
+    const engine = NativeEngine.open({ local: o.local ?? (o.family === 'udp6' ? '::' : '0.0.0.0'), port: o.port });
+    return new NativePlane(
+      {
+        engine,
+        openTap: (n) => {
+          const tap = engine.openNetwork({ vni: n.vni, name: n.dev, mtu: n.mtu, addresses: n.addresses, mac: n.mac });
+          return { slot: tap.slot, mac: tap.mac, dev: tap.name };
+        },
+      },
+      o,
+    );
+  }
+  const bind = await UdpBind.open({ port: o.port, address: o.local ?? undefined, family: o.family });
+  let core: PacketClassifier;
+  try {
+    core = openPacketCore({ family: o.family === 'udp6' ? 6 : 4, dstPort: o.port });
+  } catch (err) {
+    await bind.close();
+    throw err;
+  }
+  return new DgramPlane(
+    { bind, core, openDevice: (n) => TapDevice.open({ name: n.dev, mtu: n.mtu, addresses: [...n.addresses], mac: n.mac }) },
+    o,
+  );
+}
