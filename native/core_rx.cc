@@ -63,8 +63,9 @@ const Network* RxReader::Find(uint32_t vni) const {
   return nullptr;
 }
 
-bool RxReader::Offer(uint32_t vni, uint64_t mac, int64_t nowMs) {
-  const RecentKey key{vni, mac};
+bool RxReader::Offer(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs) {
+  RecentKey key{vni, mac, {}};
+  IpKey(from, key.from.data());
   auto it = recent_.find(key);
   if (it != recent_.end() && nowMs - it->second < kLearnReportIntervalMs) return false;
   if (recent_.size() >= kRecentMaxEntries) recent_.clear();
@@ -120,7 +121,7 @@ void RxReader::Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, 
       return;
     case MirrorMatch::Missing:
     case MirrorMatch::OtherVtep:
-      out->learn = Offer(rf.vni, rf.srcMac, nowMs);
+      out->learn = Offer(rf.vni, rf.srcMac, from, nowMs);
       break;
     case MirrorMatch::SameVtep:
       out->learn = refresh;

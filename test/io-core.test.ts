@@ -1,5 +1,7 @@
 // openPacketCore (the dgram path's handle on the packet core): what it
-// refuses, and classify calls that could reach outside their buffers.
+// refuses, classify calls that could reach outside their buffers, and the
+// drop reason of a refused TAP write.
+import { constants as osConstants } from 'node:os';
 import t from 'tap';
 
 import { openPacketCore } from '../src/io/core';
@@ -27,4 +29,11 @@ t.test('classify refuses what is not an address or reaches past a buffer', async
   t.throws(() => core.classifyTx(Buffer.alloc(20), Uint32Array.of(0), Uint32Array.of(14), 2, new Int32Array(2), 0), /count exceeds/);
   t.equal(core.classifyRx(vxlanDatagram(43, frame('02:00:00:00:00:01', '02:00:00:00:00:02')), '198.18.0.9', 0), DropReason.RxWrongVni);
   t.equal(core.result[0], 43, 'the foreign VNI is in result[0]');
+});
+
+t.test('a TAP write refused with EAGAIN is rx_tap_busy, with any other errno rx_tap_error (the engine counts by the same rule)', async (t) => {
+  const core = openPacketCore({ vni: 42, mtu: 1450, ownMac: OWN, family: 4, dstPort: 4789 });
+  const { EAGAIN, EIO, EINVAL, ENOBUFS } = osConstants.errno;
+  t.equal(core.rxTapWriteDrop(EAGAIN), DropReason.RxTapBusy, 'EAGAIN');
+  for (const errno of [EIO, EINVAL, ENOBUFS]) t.equal(core.rxTapWriteDrop(errno), DropReason.RxTapError, `errno ${errno}`);
 });

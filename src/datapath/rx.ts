@@ -4,7 +4,6 @@
 // reports (foreign VNIs, refused senders), and offers the source MAC to the
 // Fdb when the core says so.
 
-import { constants as osConstants } from 'node:os';
 import type { Fdb } from '../fdb/fdb';
 import { VXLAN_HEADER_BYTES } from '../wire/vxlan';
 import { RX_DELIVER, RX_DELIVER_LEARN, type PacketClassifier } from '../ports/core';
@@ -12,8 +11,6 @@ import { DropReason } from '../ports/drops';
 import { learnSource } from './learning';
 import type { FrameDevice } from '../ports/io';
 import type { Stats } from './stats';
-
-const EAGAIN = osConstants.errno.EAGAIN;
 
 export interface RxOptions {
   fdb: Fdb;
@@ -60,6 +57,6 @@ export class RxPath {
     if (verdict === RX_DELIVER_LEARN) learnSource(o.fdb, o.stats, o.core.result[0], o.core.result[1], fromAddress, nowMs);
     const errno = o.device.write(msg, VXLAN_HEADER_BYTES, msg.length - VXLAN_HEADER_BYTES);
     if (errno === 0) return null;
-    return errno === EAGAIN ? DropReason.RxTapBusy : DropReason.RxTapError;
+    return o.core.rxTapWriteDrop(errno) as DropReason;
   }
 }

@@ -39,4 +39,7 @@ export interface PacketClassifier extends CoreMirror {
   /** For each frame buffer[offsets[i], offsets[i] + lengths[i]) of the
    *  first count, codes[i] = a DropReason, TX_UNICAST or TX_FLOOD. */
   classifyTx(buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number): void;
+  /** The DropReason of a frame classifyRx() delivered that the TAP write
+   *  refused with this errno (the native engine counts its own by the same rule). */
+  rxTapWriteDrop(errno: number): number;
 }
