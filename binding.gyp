@@ -23,8 +23,9 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
-      "cflags": ["-O2", "-Wall", "-Wextra"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra"]
+      "cflags": ["-O3", "-flto=auto", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-flto=auto", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall", "-Wextra"],
+      "ldflags": ["-O3", "-flto=auto"]
     },
     {
       "target_name": "vxland_test",
@@ -41,8 +42,9 @@
       ],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17", "-std=gnu++20"],
-      "cflags": ["-O2", "-Wall", "-Wextra"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O2", "-Wall", "-Wextra"]
+      "cflags": ["-O3", "-flto=auto", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-flto=auto", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall", "-Wextra"],
+      "ldflags": ["-O3", "-flto=auto"]
     }
   ]
 }

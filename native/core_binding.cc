@@ -114,14 +114,18 @@ constexpr size_t kMaxAddressChars = 64;
  *  classifyTx(vni, buffer, offsets, lengths, count, codes, nowMs): for each
  *  frame buffer[offsets[i], +lengths[i]) read from network vni's TAP,
  *  codes[i] = a drop reason, -1 unicast (the mirror knows its destination
- *  MAC) or -2 flood. Nothing is allocated per call. */
+ *  MAC) or -2 flood.
+ *  rxTapWriteDrop(errno): the drop reason of a frame the TAP write refused
+ *  with errno (RxTapWriteDrop, as the engine counts it).
+ *  Nothing is allocated per call. */
 class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<PacketCore> {
  public:
   static Napi::Function Define(Napi::Env env) {
     std::vector<Napi::ClassPropertyDescriptor<PacketCore>> props{InstanceMethod<&PacketCore::ClassifyRx>("classifyRx"),
                                                           InstanceMethod<&PacketCore::ClassifyTx>("classifyTx"),
                                                           InstanceMethod<&PacketCore::AddNetwork>("addNetwork"),
-                                                          InstanceMethod<&PacketCore::RemoveNetwork>("removeNetwork")};
+                                                          InstanceMethod<&PacketCore::RemoveNetwork>("removeNetwork"),
+                                                          InstanceMethod<&PacketCore::RxTapWriteDropOf>("rxTapWriteDrop")};
     AddMethods(&props);
     return DefineClass(env, "PacketCore", props);
   }
@@ -174,6 +178,12 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
     if (r.drop >= 0) return Napi::Number::New(env, r.drop);
     outData_[1] = static_cast<double>(r.srcMac);
     return Napi::Number::New(env, r.learn ? kCodeDeliverLearn : kCodeDeliver);
+  }
+
+  Napi::Value RxTapWriteDropOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "rxTapWriteDrop(errno)");
+    return Napi::Number::New(env, RxTapWriteDrop(info[0].As<Napi::Number>().Int32Value()));
   }
 
   static bool IsArrayOf(const Napi::Value& v, napi_typedarray_type type) {

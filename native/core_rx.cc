@@ -133,8 +133,9 @@ void RxReader::BeginBatch() {
   haveLastFrom_ = false;
 }
 
-bool RxReader::Offer(uint32_t vni, uint64_t mac, int64_t nowMs) {
-  const RecentKey key{vni, mac};
+bool RxReader::Offer(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs) {
+  RecentKey key{vni, mac, {}};
+  IpKey(from, key.from.data());
   auto it = recent_.find(key);
   if (it != recent_.end() && nowMs - it->second < kLearnReportIntervalMs) return false;
   if (recent_.size() >= kRecentMaxEntries) recent_.clear();
@@ -193,7 +194,7 @@ void RxReader::Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, 
       return;
     case MirrorMatch::Missing:
     case MirrorMatch::OtherVtep:
-      out->learn = Offer(rf.vni, rf.srcMac, nowMs);
+      out->learn = Offer(rf.vni, rf.srcMac, from, nowMs);
       break;
     case MirrorMatch::SameVtep:
       out->learn = refresh;

@@ -12,14 +12,17 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "core_policy.h"
+#include "drop_reasons.h"
 #include "engine_fdb.h"
 
 namespace vxland {
@@ -123,6 +126,11 @@ struct RxResult {
   size_t frameBytes;
 };
 
+/** The drop reason of a delivered frame that the TAP write refused with
+ *  errno err: both data paths count their TAP write failures by this rule
+ *  (the engine's rx worker directly, the dgram path through PacketCore). */
+inline int RxTapWriteDrop(int err) { return err == EAGAIN ? kRxTapBusy : kRxTapError; }
+
 /** One reader of a Context (the engine's rx worker, a dgram path's binding):
  *  its snapshot of the policy and its memory of recent learning offers.
  *  Used by one thread at a time. */
@@ -140,21 +148,28 @@ class RxReader {
   /** Classifies datagram d[0, dl) from `from` received at nowMs
    *  (CLOCK_MONOTONIC or any steady clock in ms). A MAC is offered for
    *  learning when the mirror lacks it or has it at another VTEP (at most
-   *  once per kLearnReportIntervalMs while that lasts), and once a second
+   *  once per kLearnReportIntervalMs per sending VTEP while that lasts: a
+   *  MAC that moves is offered from its new VTEP at once), and once a second
    *  while it stays at the same VTEP (so the table's entry does not age out
    *  while traffic flows). */
   void Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, RxResult* out);
 
  private:
-  bool Offer(uint32_t vni, uint64_t mac, int64_t nowMs);
+  bool Offer(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs);
 
+  /** A learning offer: (VNI, MAC, the sender's IP as IpKey()). */
   struct RecentKey {
     uint32_t vni;
     uint64_t id;
-    bool operator==(const RecentKey& o) const { return vni == o.vni && id == o.id; }
+    SourcePolicy::Key from;
+    bool operator==(const RecentKey& o) const { return vni == o.vni && id == o.id && from == o.from; }
   };
   struct RecentHash {
-    size_t operator()(const RecentKey& k) const { return std::hash<uint64_t>()(k.id * 31 + k.vni); }
+    size_t operator()(const RecentKey& k) const {
+      uint64_t ip[2];
+      memcpy(ip, k.from.data(), sizeof(ip));
+      return std::hash<uint64_t>()((k.id * 31 + k.vni) ^ (ip[0] * 0x9e3779b97f4a7c15ull) ^ ip[1]);
+    }
   };
 
   Context* ctx_;

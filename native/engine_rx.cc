@@ -180,7 +180,7 @@ void Engine::WriteTap(const core::Network& net, offload::GroFrame* frames, VtepC
       r = ::writev(fd, iov, static_cast<int>(wr.count + 1));
     } while (r < 0 && errno == EINTR);
     c.v[kRxTapWrites]++;
-    const int reason = r < 0 ? (errno == EAGAIN ? kRxTapBusy : kRxTapError) : -1;
+    const int reason = r < 0 ? core::RxTapWriteDrop(errno) : -1;
     uint32_t k = wr.first;
     for (uint32_t s = 0; s < wr.count; s++, k = next[k]) {
       VtepCounts* vc = frameVtep[k];

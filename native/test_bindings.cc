@@ -8,6 +8,9 @@
 //       engineEnd goes to NativeEngine.openWith({ tapFd }) (src/io/engine.ts);
 //       the test reads and writes peerEnd (fs.readSync/writeSync) and
 //       closes it. Throws an Error with code/errno/syscall (errors.h).
+//   shutdownRead(fd)
+//       shutdown(fd, SHUT_RD) on peerEnd: the engine's writes to engineEnd
+//       then fail with EPIPE (a TAP refusing frames), its reads still work.
 //   engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu) -> Buffer[] | number (kSplit* error)
 //       the engine's TSO split (engine_offload.h) as its tx worker runs it
 //   engineCoalesceForTest(frames: Buffer[]) -> [{ hdr: {...}, frame: Buffer, count, first }]
@@ -147,9 +150,17 @@ Napi::Value SeqpacketPair(const Napi::CallbackInfo& info) {
   return out;
 }
 
+Napi::Value ShutdownRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "shutdownRead(fd)");
+  if (shutdown(info[0].As<Napi::Number>().Int32Value(), SHUT_RD) < 0) vxland::ThrowSysError(env, errno, "shutdown", "");
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace vxland::engine;
   exports.Set("seqpacketPair", Napi::Function::New(env, SeqpacketPair, "seqpacketPair"));
+  exports.Set("shutdownRead", Napi::Function::New(env, ShutdownRead, "shutdownRead"));
   exports.Set("engineSegmentForTest", Napi::Function::New(env, SegmentForTest, "engineSegmentForTest"));
   exports.Set("engineCoalesceForTest", Napi::Function::New(env, CoalesceForTest, "engineCoalesceForTest"));
   exports.Set("engineTxDropForTest", Napi::Function::New(env, TxDropForTest, "engineTxDropForTest"));

@@ -170,6 +170,8 @@ export interface CoalescedWrite {
 export interface TestAddon {
   /** [engineEnd, peerEnd], both non-blocking. */
   seqpacketPair(): [number, number];
+  /** shutdown(fd, SHUT_RD): the other end's writes fail with EPIPE. */
+  shutdownRead(fd: number): void;
   /** Splits (vnet hdr + frame) for this MTU; a number is a split error (< 0). */
   engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu: number): Buffer[] | number;
   /** The drop reason's name for a frame read from the TAP (vnet hdr + frame), checked before any lookup; null = it may be sent. */
@@ -223,6 +225,12 @@ export class StandInTap {
       if (n === 0) return out;  // the engine closed its end (every message carries a virtio_net_hdr)
       out.push({ hdr: Buffer.from(this.buf.subarray(0, VNET_HDR_BYTES)), frame: Buffer.from(this.buf.subarray(VNET_HDR_BYTES, n)) });
     }
+  }
+
+  /** From now on the engine's writes fail with EPIPE, as a TAP refusing
+   *  frames; what it reads is unaffected. */
+  refuseWrites(): void {
+    loadTestAddon().shutdownRead(this.fd);
   }
 
   /** Closes the kernel's end (the engine then reads EOF: fatal). Idempotent. */

@@ -1,5 +1,7 @@
 // openPacketCore (the dgram path's handle on the packet core): what it
-// refuses, and classify calls that could reach outside their buffers.
+// refuses, classify calls that could reach outside their buffers, and the
+// drop reason of a refused TAP write.
+import { constants as osConstants } from 'node:os';
 import t from 'tap';
 
 import { openPacketCore } from '../src/io/core';
@@ -48,4 +50,11 @@ t.test('networks are keyed by VNI: added once, removed with their entries', asyn
   t.notOk(core.fdbDelete(43, 0x020000000009), 'its mirror entries went with it');
   t.ok(core.addNetwork({ vni: 43, mtu: 1450, ownMac: OWN }), 'and it can come back');
   t.equal(core.classifyRx(vxlanDatagram(43, inner), peer, 0), DropReason.RxSourceNotAllowed, 'with a policy of its own (nobody named yet)');
+});
+
+t.test('a TAP write refused with EAGAIN is rx_tap_busy, with any other errno rx_tap_error (the engine counts by the same rule)', async (t) => {
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
+  const { EAGAIN, EIO, EINVAL, ENOBUFS } = osConstants.errno;
+  t.equal(core.rxTapWriteDrop(EAGAIN), DropReason.RxTapBusy, 'EAGAIN');
+  for (const errno of [EIO, EINVAL, ENOBUFS]) t.equal(core.rxTapWriteDrop(errno), DropReason.RxTapError, `errno ${errno}`);
 });

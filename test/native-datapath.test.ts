@@ -465,6 +465,36 @@ t.test('without root: the flood list reaches every peer and follows the Fdb', as
   t.equal(a.stats.snapshot().txPackets, 5, 'two frames to two peers, one to one: one datagram each');
 });
 
+t.test('without root: a TAP write refused with EAGAIN counts as rx_tap_busy, with another errno (EPIPE) as rx_tap_error', async (t) => {
+  const peer = await LoopbackPeer.open(LOOP_B);
+  t.teardown(() => peer.close());
+  const a = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_A), dstPort: peer.port, peers: [LOOP_B] });
+  const port = a.engine.port;
+  const datagram = vxlanDatagram(VNI, frame(STAND_IN_MAC_A, STAND_IN_MAC_B, 1400));
+  // Nobody reads the stand-in: the engine's end's send buffer
+  // (net.core.wmem_default, 208 KiB by default: about 90 such frames) fills,
+  // and the writes past it get EAGAIN.
+  const FLOOD = 256;
+  for (let i = 0; i < FLOOD; i++) await peer.send(datagram, port);
+  const settled = (total: number) => () => {
+    const s = a.stats.snapshot();
+    return s.rxPackets + s.dropsTotal === total;
+  };
+  t.ok(await eventually(settled(FLOOD), { timeoutMs: WAIT_MS }), 'every datagram delivered or dropped');
+  const full = a.stats.snapshot();
+  t.ok(full.rxPackets > 0 && full.rxPackets < FLOOD, `some delivered (${full.rxPackets}), not all`);
+  t.same(full.drops, { rx_tap_busy: FLOOD - full.rxPackets }, 'the rest counted as rx_tap_busy');
+  t.equal(a.tap.take().length, full.rxPackets, 'the stand-in holds exactly the frames counted as delivered');
+
+  a.tap.refuseWrites();
+  const REFUSED = 3;
+  for (let i = 0; i < REFUSED; i++) await peer.send(datagram, port);
+  t.ok(await eventually(settled(FLOOD + REFUSED), { timeoutMs: WAIT_MS }), 'the refused datagrams are counted');
+  t.same(a.stats.snapshot().drops, { rx_tap_busy: FLOOD - full.rxPackets, rx_tap_error: REFUSED }, 'EPIPE: rx_tap_error');
+  t.equal(a.stats.snapshot().rxPackets, full.rxPackets, 'nothing more delivered');
+  t.same(a.fatal, [], 'a refused write is not fatal');
+});
+
 t.test('without root: datagrams are dropped by reason, strangers refused and remembered', async (t) => {
   const peer = await LoopbackPeer.open(LOOP_B);
   t.teardown(() => peer.close());

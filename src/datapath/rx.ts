@@ -5,7 +5,6 @@
 // records what the doctor reports (foreign VNIs, refused senders), and offers
 // the source MAC to the network's Fdb when the core says so.
 
-import { constants as osConstants } from 'node:os';
 import type { Fdb } from '../fdb/fdb';
 import { VXLAN_HEADER_BYTES } from '../wire/vxlan';
 import { RX_DELIVER, RX_DELIVER_LEARN, isHostLevelDrop, type PacketClassifier } from '../ports/core';
@@ -13,8 +12,6 @@ import { DropReason } from '../ports/drops';
 import { learnSource } from './learning';
 import type { FrameDevice } from '../ports/io';
 import type { Stats } from './stats';
-
-const EAGAIN = osConstants.errno.EAGAIN;
 
 /** What rx needs of one network. */
 export interface RxNetwork {
@@ -71,6 +68,6 @@ export class RxPath {
     if (verdict === RX_DELIVER_LEARN) learnSource(net.fdb, net.stats, net.vni, this.o.core.result[1], fromAddress, nowMs);
     const errno = net.device.write(msg, VXLAN_HEADER_BYTES, msg.length - VXLAN_HEADER_BYTES);
     if (errno === 0) return null;
-    return errno === EAGAIN ? DropReason.RxTapBusy : DropReason.RxTapError;
+    return this.o.core.rxTapWriteDrop(errno) as DropReason;
   }
 }

@@ -61,6 +61,9 @@ export interface PacketClassifier extends CoreMirror {
    *  first count, read from network vni's TAP, codes[i] = a DropReason,
    *  TX_UNICAST or TX_FLOOD. Throws for a vni no network has. */
   classifyTx(vni: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number): void;
+  /** The DropReason of a frame classifyRx() delivered that the TAP write
+   *  refused with this errno (the native engine counts its own by the same rule). */
+  rxTapWriteDrop(errno: number): number;
 }
 
 /** Drops decided before the datagram's network is known: counted in the host's Stats. */

@@ -286,6 +286,17 @@ export const CASES: readonly ConformanceCase[] = [
     expect: { delivered: [valid], rxPackets: 1, learned: [{ type: 'moved', mac: MAC_X, vtep: PEER_C }] },
   },
   {
+    // Within the core's once-a-second bound on learning offers for one MAC:
+    // the offer from the new VTEP is not held back by the one from the old.
+    name: 'rx: a MAC heard from one peer, then from another right after, is learned there and moves at once',
+    config: { peers: [PEER_B, PEER_C] },
+    inputs: [rx(PEER_B, valid), rx(PEER_C, valid)],
+    expect: {
+      delivered: [valid, valid], rxPackets: 2,
+      learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }, { type: 'moved', mac: MAC_X, vtep: PEER_C }],
+    },
+  },
+  {
     name: 'rx: a VTEP past its share of learned MACs: delivered, learning refused once per MAC',
     config: { peers: [PEER_C, PEER_B], learned: [{ mac: MAC_Y, vtep: PEER_B }], maxLearnedPerVtep: 1 },
     inputs: [rx(PEER_B, valid), rx(PEER_B, valid)],
