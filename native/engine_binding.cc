@@ -126,6 +126,12 @@ void Engine::OnTapClosed(uint32_t vni) {
   Post(ev);
 }
 
+void Engine::TapFailed(const core::Network& net, int err, const char* syscall) {
+  auto* ev = new EngineEvent{EngineEvent::kTapFailed, {}, "", static_cast<const Tap*>(net.io.get())->name, syscall, err, {}, {}, {}};
+  ev->vni = net.vni;
+  Post(ev);
+}
+
 void Engine::Reconfigure() {
   if (state_ != State::kRunning) return;
   Signal(reconfigRxFd_);
@@ -160,7 +166,8 @@ Napi::Value Engine::AddNetwork(const Napi::CallbackInfo& info) {
       else startupFallbacks_.push_back({"tso", err, message});
     }
   }
-  n.io = std::shared_ptr<Tap>(new Tap{this, fd, n.vni});
+  Napi::Value name = o.Get("name");
+  n.io = std::shared_ptr<Tap>(new Tap{this, fd, n.vni, name.IsString() ? name.As<Napi::String>().Utf8Value() : std::string()});
   uint32_t slot = 0;
   if (!ctx_->AddNetwork(n, &slot)) {
     // Every slot taken: the fd stays the caller's.
@@ -382,6 +389,11 @@ Napi::Value Engine::ToJs(Napi::Env env, const EngineEvent& e) {
     case EngineEvent::kTapClosed:
       o.Set("type", "tapClosed");
       o.Set("vni", e.err);
+      break;
+    case EngineEvent::kTapFailed:
+      o.Set("type", "tapFailed");
+      o.Set("vni", e.vni);
+      o.Set("error", SysError(env, e.err, e.syscall, e.message).Value());
       break;
     case EngineEvent::kFatal:
       o.Set("type", "fatal");

@@ -17,14 +17,15 @@
 //                (default true), socketBufferBytes? }
 //     The UDP socket is opened and bound to local:port here; dstPort 0 =
 //     the port bound. Throws an Error with code/errno/syscall (errors.h).
-//   addNetwork({ vni, mtu, ownMac: Buffer(6), tapFd, standIn? }) -> slot
+//   addNetwork({ vni, mtu, ownMac: Buffer(6), tapFd, standIn?, name? }) -> slot
 //     (-1: the VNI is served already). tapFd must come from tapOpen(name,
 //     { vnetHdr: true }), or with standIn: true be a non-blocking
 //     SOCK_SEQPACKET socket carrying what a TAP with IFF_VNET_HDR carries (a
 //     virtio_net_hdr, then one frame, per message; no TUN ioctls). The
 //     engine owns the fd once this returns (the caller's still if it
 //     throws) and closes it after removeNetwork or stop. slot indexes
-//     netCounters() and takeVtepCounts().
+//     netCounters() and takeVtepCounts(). name (the device's) goes into
+//     the message of a 'tapFailed' error.
 //   removeNetwork(vni) -> bool: stops carrying it, drops its mirror entries;
 //     the TAP fd is closed once no worker holds it any more (while running:
 //     a 'tapClosed' event follows; before start: at once).
@@ -61,6 +62,9 @@
 //       once a second, at most 100 ms late. Nothing is posted per packet:
 //       each post wakes the JS thread, which on a small host delays packets.
 //   { type: 'tapClosed', vni }  a removed network's TAP fd is closed
+//   { type: 'tapFailed', vni, error }  once per TAP: reading it failed (EOF
+//       = EBADFD: the device was deleted); the workers read it no more and
+//       go on with the other networks; JS removes the network (or stops)
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
 #pragma once
@@ -162,7 +166,7 @@ struct Foreign {
 };
 
 struct EngineEvent {
-  enum Kind { kObservations, kFallback, kFatal, kTapClosed } kind;
+  enum Kind { kObservations, kFallback, kFatal, kTapClosed, kTapFailed } kind;
   std::vector<Observation> obs;
   std::string feature;
   std::string message;
@@ -171,6 +175,8 @@ struct EngineEvent {
   std::vector<Refused> refused;
   std::vector<UsedKey> used;
   std::vector<Foreign> foreign;
+  /** kTapFailed: the network's VNI (its device's name is in message). */
+  uint32_t vni = 0;
 };
 
 /** Most refused senders, and foreign-VNI senders, reported per observation
@@ -203,6 +209,8 @@ struct Tap {
   Engine* engine;
   int fd;
   uint32_t vni;
+  /** The device's name, for errors (may be empty). */
+  std::string name;
   ~Tap();
 };
 
@@ -222,6 +230,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
 
   /** Tap::~Tap: tells JS (while running) that vni's TAP fd is closed. */
   void OnTapClosed(uint32_t vni);
+
+  /** A worker could not read net's TAP: tells JS ('tapFailed'); the caller
+   *  stops reading it. */
+  void TapFailed(const core::Network& net, int err, const char* syscall);
 
  private:
   struct Fallback {

@@ -38,9 +38,7 @@ void Engine::RxThread() {
     if (r < 0) return;
     bool more = r > 0;
     if (txHere) {
-      r = tx->Step();
-      if (r < 0) return;
-      more |= r > 0;
+      more |= tx->Step() > 0;
     }
     const int64_t nowNs = MonotonicNs();
     if (nowNs - windowStartNs >= kLoadWindowNs) {
@@ -104,7 +102,6 @@ void Engine::TxThread() {
       continue;
     }
     const int r = tx->Step();
-    if (r < 0) return;
     const int64_t nowNs = MonotonicNs();
     if (nowNs - windowStartNs >= kJoinWindowNs) {
       // Asleep for most of the window: the rx thread can carry the tx

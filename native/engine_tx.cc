@@ -26,13 +26,23 @@ Engine::TxWorker::TxWorker(Engine* e)
 }
 
 void Engine::TxWorker::Refresh() {
-  if (!view_.Refresh()) return;
+  if (view_.Refresh()) Rebuild();
+}
+
+void Engine::TxWorker::Rebuild() {
   nets_.clear();
   fds_.clear();
+  std::vector<const Tap*> stillFailed;
   for (const core::Network& n : view_.Table().nets) {
+    const Tap* tap = static_cast<const Tap*>(n.io.get());
+    if (std::find(failed_.begin(), failed_.end(), tap) != failed_.end()) {
+      stillFailed.push_back(tap);
+      continue;
+    }
     nets_.push_back(&n);
-    fds_.push_back(TapFd(n));
+    fds_.push_back(tap->fd);
   }
+  failed_.swap(stillFailed);
   ready_.resize(fds_.size());
   nextNet_ = 0;
 }
@@ -52,12 +62,16 @@ int Engine::TxWorker::ReadTap(const core::Network& net, int budget, int64_t wake
         *empty = true;
         break;
       }
-      e_->Fatal(errno, "read");
-      return -1;
+      e_->TapFailed(net, errno, "read");
+      failed_.push_back(static_cast<const Tap*>(net.io.get()));
+      *empty = true;
+      break;
     }
     if (n == 0) {
-      e_->Fatal(EBADFD, "read");
-      return -1;
+      e_->TapFailed(net, EBADFD, "read");
+      failed_.push_back(static_cast<const Tap*>(net.io.get()));
+      *empty = true;
+      break;
     }
     reads++;
     c_.v[kTxTapReads]++;
@@ -81,10 +95,10 @@ int Engine::TxWorker::Step() {
   int reads = 0;
   bool more = false;
   const size_t count = nets_.size();
+  const size_t failedBefore = failed_.size();
   if (count == 1) {
     bool empty = false;
     reads = ReadTap(*nets_[0], kTxReadsPerWake, wakeMs, &empty);
-    if (reads < 0) return -1;
     more = !empty;
   } else if (count > 1) {
     // One poll finds the TAPs with frames, rather than a read of each.
@@ -96,13 +110,12 @@ int Engine::TxWorker::Step() {
         const size_t i = (first + k) % count;
         if (ready_[i].revents == 0) continue;
         bool empty = false;
-        const int r = ReadTap(*nets_[i], kTxReadsPerWake - reads, wakeMs, &empty);
-        if (r < 0) return -1;
-        reads += r;
+        reads += ReadTap(*nets_[i], kTxReadsPerWake - reads, wakeMs, &empty);
         more |= !empty;
       }
     }
   }
+  if (failed_.size() != failedBefore) Rebuild();
   sender_.Flush();
   e_->Publish(c_);
   if (!hadUsed && !used_.empty()) usedSinceMs_ = wakeMs;

@@ -24,8 +24,8 @@ class Engine::TxWorker {
   void Refresh();
 
   /** Up to kTxReadsPerWake TAP reads over all TAPs, sent as one batch.
-   *  Returns 1 when a TAP may hold more, 0 when they were emptied, -1 after
-   *  a fatal error (already reported). */
+   *  Returns 1 when a TAP may hold more, 0 when they were emptied. A
+   *  failed TAP is not fatal (Engine::TapFailed). */
   int Step();
 
   /** Sends the reports that are due; returns how long the thread may
@@ -41,13 +41,21 @@ class Engine::TxWorker {
   void FlushUsed(int64_t nowMs, bool final);
 
   /** Reads network net's TAP until it is empty or budget reads were made;
-   *  returns the reads, or -1 after a fatal error. */
+   *  returns the reads. A TAP that fails (read error, EOF: the device was
+   *  deleted) is reported once (Engine::TapFailed) and read no more. */
   int ReadTap(const core::Network& net, int budget, int64_t wakeMs, bool* empty);
+
+  /** nets_ and fds_ from view_'s table, without the failed TAPs. */
+  void Rebuild();
 
   Engine* e_;
   core::NetworkView view_;
   std::vector<const core::Network*> nets_;  // into view_'s table
   std::vector<int> fds_;
+  /** TAPs that failed and are not removed yet: polling them would wake at
+   *  once (POLLERR/POLLHUP), reading them fails again. Only TAPs still in
+   *  view_'s table, so no address is reused while listed. */
+  std::vector<const Tap*> failed_;
   std::vector<struct pollfd> ready_;
   size_t nextNet_ = 0;  // round robin: which TAP is read first
   LocalCounters c_;

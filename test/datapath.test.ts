@@ -184,6 +184,26 @@ t.test('a device failure reaches onFatal once and stop closes both sides', async
   t.ok(a.bind.closed);
 });
 
+t.test("a network with onFailed: its device's failure goes there, not to onFatal; it stays until removed", async (t) => {
+  const net = new FakeNetwork();
+  const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });
+  const failures: Error[] = [];
+  const device = new FakeDevice('vxl43', mac(MAC_A));
+  a.dp.addNetwork({ vni: 43, fdb: new Fdb({ ageingMs: 300_000, maxLearned: 100 }), device, stats: new Stats(), sources: new SourceFilter({ kind: 'peers' }), allowVlan: false, onFailed: (e) => failures.push(e) });
+  const gone = Object.assign(new Error('read failed: File descriptor in bad state (EBADFD) [vxl43]'), { code: 'EBADFD', errno: 77, syscall: 'read' });
+  device.fail(gone);
+  t.match(failures, [{ code: 'VXLAND_DEVICE', errno: 77, syscall: 'read', message: /\[vxl43\]$/ }], 'onFailed gets VXLAND_DEVICE with errno and syscall');
+  t.same(a.fatal, [], 'onFatal is not called');
+  t.notOk(device.closed, 'the network is carried until removeNetwork');
+  const b = host(net, '198.18.0.2', MAC_B, { peers: ['198.18.0.1'] });
+  const f = frame(MAC_A, MAC_B);
+  b.device.inject(f);
+  await net.settle();
+  t.same(a.device.written, [f], 'network 42 carries on');
+  await a.dp.removeNetwork(43);
+  t.ok(device.closed, 'removeNetwork closes the failed device');
+});
+
 t.test('by default only peers and static VTEPs are heard, and learning never leaves that set', async (t) => {
   const net = new FakeNetwork();
   const a = host(net, '198.18.0.1', MAC_A, { peers: ['198.18.0.2'] });

@@ -233,7 +233,7 @@ export class StandInTap {
     loadTestAddon().shutdownRead(this.fd);
   }
 
-  /** Closes the kernel's end (the engine then reads EOF: fatal). Idempotent. */
+  /** Closes the kernel's end: the engine reads EOF, a failure of this TAP (EBADFD). Idempotent. */
   close(): void {
     if (this.closed) return;
     this.closed = true;

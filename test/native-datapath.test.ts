@@ -390,6 +390,8 @@ const STRANGER = '127.0.0.66';
 const STAND_IN_MAC_A = '02:00:00:00:01:0a';
 const STAND_IN_MAC_B = '02:00:00:00:01:0b';
 const WAIT_MS = 3000;
+/** Linux's EBADFD, what the engine reports for a TAP read that ends (node's os.constants.errno lacks it). */
+const EBADFD = 77;
 
 /** Frames the stand-in TAP received until `count` arrived or WAIT_MS passed. */
 async function framesAt(tap: StandInTap, count: number): Promise<Buffer[]> {
@@ -493,6 +495,28 @@ t.test('without root: a TAP write refused with EAGAIN counts as rx_tap_busy, wit
   t.same(a.stats.snapshot().drops, { rx_tap_busy: FLOOD - full.rxPackets, rx_tap_error: REFUSED }, 'EPIPE: rx_tap_error');
   t.equal(a.stats.snapshot().rxPackets, full.rxPackets, 'nothing more delivered');
   t.same(a.fatal, [], 'a refused write is not fatal');
+});
+
+t.test("without root: a network's stand-in failing goes to its onFailed; the threads carry the other network on", async (t) => {
+  const peer = await LoopbackPeer.open(LOOP_B);
+  t.teardown(() => peer.close());
+  const a = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_A), dstPort: peer.port, peers: [LOOP_B], separateHostStats: true });
+  const failures: Error[] = [];
+  const n43 = a.addNetwork({ vni: 43, mac: mac(STAND_IN_MAC_B), peers: [LOOP_B], name: 'vxl43', onFailed: (err) => failures.push(err) });
+  n43.tap.close();
+  t.ok(await eventually(() => failures.length === 1, { timeoutMs: WAIT_MS }), 'reading EOF from the stand-in is a failure of network 43');
+  t.match(failures[0], { code: 'VXLAND_DEVICE', errno: EBADFD, syscall: 'read', message: /\(EBADFD\) \[vxl43\]$/ }, 'with the errno, naming the device');
+  t.same(a.fatal, [], 'not fatal');
+
+  const rxFrame = frame(STAND_IN_MAC_A, STAND_IN_MAC_B, 200);
+  await peer.send(vxlanDatagram(VNI, rxFrame), a.engine.port);
+  t.same(await framesAt(a.tap, 1), [rxFrame], 'rx: network 42 still delivers');
+  const txFrame = frame('ff:ff:ff:ff:ff:ff', STAND_IN_MAC_A, 200);
+  a.tap.inject(txFrame);
+  t.ok(await eventually(() => peer.received.some((d) => d.msg.equals(vxlanDatagram(VNI, txFrame))), { timeoutMs: WAIT_MS }), 'tx: the tx worker still reads network 42');
+  await a.dp.removeNetwork(43);
+  t.equal(failures.length, 1, 'reported once');
+  t.same(a.fatal, [], 'and still not fatal');
 });
 
 t.test('without root: datagrams are dropped by reason, strangers refused and remembered', async (t) => {

@@ -10,7 +10,8 @@ import pino from 'pino';
 import { SourceFilter } from '../src/datapath/accept';
 import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { DgramPlane, NativePlane, type DataPlane, type NetworkPlaneOptions } from '../src/datapath/plane';
-import { Stats } from '../src/datapath/stats';
+import { Stats, VtepBudget } from '../src/datapath/stats';
+import type { VxlandError } from '../src/errors';
 import { Fdb } from '../src/fdb/fdb';
 import { openPacketCore } from '../src/io/core';
 import { NativeEngine } from '../src/io/engine';
@@ -18,7 +19,7 @@ import { macKeyOf } from '../src/wire/mac';
 import { FakeDevice, FakeNetwork, LoopbackPeer, StandInTap, frame, mac, vxlanDatagram } from './fakes';
 import { eventually } from './helpers/eventually';
 import {
-  FIXTURES_DIR, addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer, type LineProcess, type TapLike,
+  FIXTURES_DIR, addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer, type Host, type LineProcess, type TapLike,
 } from './helpers/netns';
 import { datapathsUnderTest } from './helpers/vxland';
 
@@ -53,10 +54,16 @@ interface Rig {
   sent(): Promise<Array<{ to: string; datagram: Buffer }>>;
   /** Whether network vni's TAP is closed (the device is gone). */
   tapClosed(vni: number): boolean;
+  /** Network vni's TAP fails as a deleted device does (reads end: EBADFD). */
+  failTap(vni: number): void;
 }
 
-function network(vni: number, peers: string[], ownMac: string): Net {
-  const stats = new Stats();
+/** Linux's EBADFD, what a TAP reads once its device is deleted (node's
+ *  os.constants.errno lacks it). */
+const EBADFD = 77;
+
+function network(vni: number, peers: string[], ownMac: string, budget?: VtepBudget): Net {
+  const stats = new Stats(budget);
   const sources = new SourceFilter({ kind: 'peers' });
   const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 1000 });
   fdb.subscribe((e) => followFdbEvent(e, stats, sources));
@@ -110,6 +117,8 @@ function dgramRig(t: TapLike): Rig {
       return got.splice(0);
     },
     tapClosed: (vni) => devices.get(vni)!.closed,
+    // What TapDevice's poller reports for a device deleted under it.
+    failTap: (vni) => devices.get(vni)!.fail(Object.assign(new Error(`read failed: File descriptor in bad state (EBADFD) [vxl${vni}]`), { code: 'EBADFD', errno: EBADFD, syscall: 'read' })),
   };
 }
 
@@ -129,7 +138,7 @@ async function nativeRig(t: TapLike): Promise<Rig> {
       engine,
       openTap: (o) => {
         const tap = new StandInTap();
-        const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd });
+        const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd, name: o.dev });
         taps.get(o.vni)?.close();
         taps.set(o.vni, tap);
         closed.delete(o.vni);
@@ -178,6 +187,8 @@ async function nativeRig(t: TapLike): Promise<Rig> {
         return true;
       }
     },
+    // The engine reads EOF, which it takes as EBADFD (what a deleted TAP reads).
+    failTap: (vni) => taps.get(vni)!.close(),
   };
 }
 
@@ -332,6 +343,61 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     t.same(rig.hostStats.snapshot().drops, { rx_wrong_vni: CYCLES * PER_CYCLE - accounted }, 'and nothing else was dropped');
     t.comment(`${delivered} delivered to 43 before its removal took effect, ${CYCLES * PER_CYCLE - accounted} after`);
   });
+
+  t.test(`${name}: a network whose TAP fails is removed alone, while another carries traffic`, async (t) => {
+    const { rig, n42 } = await startedWith42(t, makeRig);
+    const budget = new VtepBudget();
+    const n43 = network(43, [PEER_B], OWN_43, budget);
+    const failures: VxlandError[] = [];
+    await rig.plane.addNetwork({ ...n43.options, onFailed: (err) => failures.push(err) });
+    const f43 = frame(OWN_43, MAC_X);
+    await rig.send(PEER_B, vxlanDatagram(43, f43));
+    t.same(await rig.deliveredAtLeast(43, 1), [f43], '43 carries traffic before its TAP fails');
+    await eventually(() => n43.stats.vtepSnapshot().length === 1, { timeoutMs: WAIT_MS });
+    t.equal(budget.inUse, 1, "43's series for B is taken from the budget");
+
+    const ROUNDS = 6;
+    const PER_ROUND = 50;
+    let sent = 0;
+    let received = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < PER_ROUND; i++) await rig.send(PEER_B, vxlanDatagram(42, frame(OWN_42, MAC_X, Buffer.from(`r${round} #${sent++}`))));
+      if (round === 2) {
+        rig.failTap(43);
+        await eventually(() => failures.length > 0, { timeoutMs: WAIT_MS, what: 'onFailed for 43' });
+      }
+      received += (await rig.deliveredAtLeast(42, sent - received)).length;
+    }
+    t.equal(received, sent, `all ${sent} frames of network 42 arrived`);
+    t.match(n42.stats.snapshot(), { rxPackets: sent, dropsTotal: 0 }, 'and none was dropped');
+    t.equal(failures.length, 1, 'onFailed ran once');
+    t.match(failures[0], { code: 'VXLAND_DEVICE', errno: EBADFD, syscall: 'read' }, 'with the errno and the failed call');
+    t.match(failures[0].message, /^TAP device error: read failed: .*\(EBADFD\) \[vxl43\]$/, 'one line naming the device');
+    if (name === 'dgram') t.ok(rig.tapClosed(43), "the failed network's device is closed");  // the native stand-in's end was closed to fail it
+
+    const AFTER = 3;
+    for (let i = 0; i < AFTER; i++) await rig.send(PEER_B, vxlanDatagram(43, frame(OWN_43, MAC_X, Buffer.from(`after #${i}`))));
+    const barrier = frame(OWN_42, MAC_X, Buffer.from('barrier'));
+    await rig.send(PEER_B, vxlanDatagram(42, barrier));
+    t.same(await rig.deliveredAtLeast(42, 1), [barrier], '42 carries on');
+    await eventually(() => rig.hostStats.snapshot().drops.rx_wrong_vni === AFTER, { timeoutMs: WAIT_MS, describe: () => JSON.stringify(rig.hostStats.snapshot().drops) });
+    t.pass("43's datagrams are host-level rx_wrong_vni from then on");
+    t.equal(budget.inUse, 0, "43's per-VTEP series are given back to the budget");
+    t.equal(failures.length, 1, 'still one onFailed');
+    const back = await rig.plane.addNetwork(network(43, [PEER_B], OWN_43).options);
+    t.equal(back.dev, 'vxl43', 'the failed network can be added again');
+  });
+
+  t.test(`${name}: without onFailed, a TAP failure is the plane's onFatal`, async (t) => {
+    const rig = await makeRig(t);
+    await rig.plane.addNetwork(network(42, [PEER_B], OWN_42).options);
+    await rig.plane.addNetwork(network(43, [PEER_B], OWN_43).options);
+    const fatal: Error[] = [];
+    rig.plane.start((err) => fatal.push(err));
+    rig.failTap(43);
+    await eventually(() => fatal.length > 0, { timeoutMs: WAIT_MS, what: 'onFatal' });
+    t.match(fatal, [{ code: 'VXLAND_DEVICE', errno: EBADFD, syscall: 'read' }], 'VXLAND_DEVICE with the errno, as before');
+  });
 }
 
 
@@ -359,6 +425,39 @@ async function capture(t: TapLike, ns: string, dev: string, filter: string): Pro
   };
 }
 
+/** Host A: the plane (plane-host.ts) with networks 42 and 43; host B: the
+ *  kernel with a vxlan device for each. */
+async function planeFacingKernel(t: Test, datapath: string): Promise<{ a: Host; b: Host; host: LineProcess }> {
+  const topo = await createTopology(t, { hosts: 2 });
+  const [a, b] = topo.hosts;
+  for (const vni of [42, 43]) {
+    await addKernelVxlan(b, { name: `vxk${vni}`, vni, remotes: [a.ip], address: `10.${vni}.0.2/24`, mac: KERNEL_MAC });
+  }
+  const host: LineProcess = spawnDaemon(t, a.ns, [process.execPath, path.join(FIXTURES_DIR, 'plane-host.js'), '--datapath', datapath, '--local', a.ip,
+    ...[42, 43].flatMap((vni) => ['--net', `vni=${vni},dev=vxl${vni},address=10.${vni}.0.1/24,peer=${b.ip},mac=${SHARED_MAC}`])]);
+  const ready = await host.waitForJson((j) => j.event === 'ready' || j.event === 'fatal', 15_000);
+  t.equal(ready.event, 'ready', `the plane is up (${JSON.stringify(ready)})`);
+  t.same((ready.networks as Array<{ vni: number }>).map((n) => n.vni), [42, 43]);
+  return { a, b, host };
+}
+
+/** Runs a 100 MB verified transfer kernel -> vxland in network 42 and calls
+ *  during() once 4 MB of it arrived; resolves when the transfer completed,
+ *  with whether it was still running when during() finished. */
+async function transferIn42During(t: Test, a: Host, b: Host, label: string, during: () => Promise<void>): Promise<boolean> {
+  let finished = false;
+  const running = transferIn(t, b.ns, { ns: a.ns, ip: '10.42.0.1' }, BIG_TRANSFER_BYTES, label).finally(() => {
+    finished = true;
+  });
+  const rxBytes = async () => Number((await exec(a.ns, ['cat', '/sys/class/net/vxl42/statistics/rx_bytes'])).stdout.trim());
+  const before = await rxBytes();
+  await eventually(async () => (await rxBytes()) - before > 4 * 1024 * 1024, { timeoutMs: 30_000 });
+  await during();
+  const overlapped = !finished;
+  await running;
+  return overlapped;
+}
+
 async function transferIn(t: Test, from: string, to: { ns: string; ip: string }, bytes: number, label: string): Promise<void> {
   const r = await verifiedTcpTransfer({ serverNs: to.ns, serverIp: to.ip, clientNs: from, bytes, timeoutMs: 90_000 });
   t.equal(r.received.bytes, bytes, `${label}: all bytes arrived`);
@@ -368,16 +467,7 @@ async function transferIn(t: Test, from: string, to: { ns: string; ip: string },
 for (const datapath of datapathsUnderTest()) {
   t.test(`${datapath}: networks 42 and 43 on one port, facing a kernel host with two vxlan devices`, async (t) => {
     if (skipUnlessRoot(t)) return;
-    const topo = await createTopology(t, { hosts: 2 });
-    const [a, b] = topo.hosts;
-    for (const vni of [42, 43]) {
-      await addKernelVxlan(b, { name: `vxk${vni}`, vni, remotes: [a.ip], address: `10.${vni}.0.2/24`, mac: KERNEL_MAC });
-    }
-    const host: LineProcess = spawnDaemon(t, a.ns, [process.execPath, path.join(FIXTURES_DIR, 'plane-host.js'), '--datapath', datapath, '--local', a.ip,
-      ...[42, 43].flatMap((vni) => ['--net', `vni=${vni},dev=vxl${vni},address=10.${vni}.0.1/24,peer=${b.ip},mac=${SHARED_MAC}`])]);
-    const ready = await host.waitForJson((j) => j.event === 'ready' || j.event === 'fatal', 15_000);
-    t.equal(ready.event, 'ready', `the plane is up (${JSON.stringify(ready)})`);
-    t.same((ready.networks as Array<{ vni: number }>).map((n) => n.vni), [42, 43]);
+    const { a, b, host } = await planeFacingKernel(t, datapath);
 
     await t.test('ping in each network at the same time', async (t) => {
       const [p42, p43] = await Promise.all([ping(a.ns, '10.42.0.2', { count: 5, intervalS: 0.2 }), ping(a.ns, '10.43.0.2', { count: 5, intervalS: 0.2 })]);
@@ -398,20 +488,33 @@ for (const datapath of datapathsUnderTest()) {
     });
 
     await t.test('removing network 43 while a transfer runs in 42: the transfer completes intact', async (t) => {
-      let finished = false;
-      const running = transferIn(t, b.ns, { ns: a.ns, ip: '10.42.0.1' }, BIG_TRANSFER_BYTES, '42 during the removal').finally(() => {
-        finished = true;
+      const overlapped = await transferIn42During(t, a, b, '42 during the removal', async () => {
+        host.proc.kill('SIGUSR1');
+        await host.waitForJson((j) => j.event === 'removed' && j.vni === 43, 10_000);
+        t.equal((await exec(a.ns, ['ip', 'link', 'show', 'vxl43'], { allowFail: true })).code === 0, false, 'vxl43 is gone');
       });
-      const rxBytes = async () => Number((await exec(a.ns, ['cat', '/sys/class/net/vxl42/statistics/rx_bytes'])).stdout.trim());
-      const before = await rxBytes();
-      await eventually(async () => (await rxBytes()) - before > 4 * 1024 * 1024, { timeoutMs: 30_000 });
-      host.proc.kill('SIGUSR1');
-      await host.waitForJson((j) => j.event === 'removed' && j.vni === 43, 10_000);
-      t.notOk(finished, 'network 43 was removed while the transfer ran');
-      t.equal((await exec(a.ns, ['ip', 'link', 'show', 'vxl43'], { allowFail: true })).code === 0, false, 'vxl43 is gone');
-      await running;
+      t.ok(overlapped, 'network 43 was removed while the transfer ran');
       t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2 })).received, 3, 'network 42 still carries traffic');
     });
     t.same(host.logs.filter((j) => j.event === 'fatal'), [], 'no fatal error');
+  });
+
+  t.test(`${datapath}: network 43's TAP deleted from outside while a transfer runs in 42`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const { a, b, host } = await planeFacingKernel(t, datapath);
+    let failed: Record<string, unknown> = {};
+    const overlapped = await transferIn42During(t, a, b, '42 while vxl43 is deleted', async () => {
+      await exec(a.ns, ['ip', 'link', 'del', 'vxl43']);
+      failed = await host.waitForJson((j) => j.event === 'failed', 10_000);
+    });
+    t.ok(overlapped, 'vxl43 was deleted while the transfer ran');
+    t.match(failed, { vni: 43, code: 'VXLAND_DEVICE', syscall: 'read', errno: Number }, 'the rig reports the failure of network 43');
+    t.match(failed.message, /\[vxl43\]$/, 'naming the device');
+    t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2 })).received, 3, 'network 42 still carries traffic');
+    t.equal((await ping(b.ns, '10.43.0.1', { count: 2, intervalS: 0.2 })).received, 0, 'network 43 carries nothing');
+    host.proc.kill('SIGUSR2');
+    const stats = await host.waitForJson((j) => j.event === 'stats', 10_000);
+    t.ok(((stats.host as { drops: Record<string, number> }).drops.rx_wrong_vni ?? 0) > 0, "the kernel's datagrams for 43 are host-level rx_wrong_vni");
+    t.same(host.logs.filter((j) => j.event === 'fatal' || j.event === 'failed').length, 1, 'one failure, no fatal error');
   });
 }

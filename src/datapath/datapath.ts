@@ -6,7 +6,7 @@
 // once added and closes them on stop() (a device also on removeNetwork()).
 
 import type { Logger } from 'pino';
-import { VxlandError } from '../errors';
+import { VxlandError, toVxlandError } from '../errors';
 import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
 import type { SourceFilter } from './accept';
@@ -40,11 +40,17 @@ export interface DatapathNetworkOptions {
   stats: Stats;
   sources: SourceFilter;
   allowVlan: boolean;
+  /** Its device failed (FrameDevice onFatal): VxlandError VXLAND_DEVICE
+   *  with errno/syscall, the device named. The network stays added (its
+   *  datagrams hit the dead device's write errors) until removeNetwork(vni).
+   *  Without it, the failure is the data path's onFatal. */
+  onFailed?: (err: VxlandError) => void;
 }
 
 interface Network extends RxNetwork {
   readonly tx: TxPath;
   readonly sync: CoreSync;
+  readonly onFailed?: (err: VxlandError) => void;
 }
 
 type DatapathState = 'idle' | 'running' | 'stopped';
@@ -94,7 +100,7 @@ export class Datapath {
         this.limited.warn(`send:${code}:${address}`, { err: code, vtep: address, vni: n.vni }, 'send to VTEP failed');
       },
     });
-    const network: Network = { vni: n.vni, fdb: n.fdb, device: n.device, stats: n.stats, tx, sync: new CoreSync(this.o.core, n.fdb, n.sources, n.vni) };
+    const network: Network = { vni: n.vni, fdb: n.fdb, device: n.device, stats: n.stats, tx, sync: new CoreSync(this.o.core, n.fdb, n.sources, n.vni), onFailed: n.onFailed };
     this.networks.set(n.vni, network);
     network.sync.start(n.allowVlan);
     if (this.state === 'running') this.startDevice(network);
@@ -112,7 +118,8 @@ export class Datapath {
   }
 
   /** Starts the socket and every network's device. onFatal runs at most
-   *  once, if the socket or a device fails for good. */
+   *  once, if the socket fails for good, or the device of a network
+   *  without onFailed. */
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new Error(`data path cannot start when ${this.state}`);
     this.state = 'running';
@@ -138,7 +145,15 @@ export class Datapath {
   }
 
   private startDevice(n: Network): void {
-    n.device.start((batch) => n.tx.onFrames(batch), (err) => this.fatal(err));
+    n.device.start(
+      (batch) => n.tx.onFrames(batch),
+      (err) => {
+        if (this.state !== 'running' || this.networks.get(n.vni) !== n) return;
+        const failure = toVxlandError(err, 'VXLAND_DEVICE');
+        if (n.onFailed !== undefined) n.onFailed(failure);
+        else this.fatal(failure);
+      },
+    );
   }
 
   /** An ICMP error about a datagram sent earlier names no network: host-level. */

@@ -47,6 +47,11 @@ export interface NativeNetworkOptions {
   sources: SourceFilter;
   /** Deliver and send VLAN-tagged inner frames (RFC 7348 §6.1: off by default). */
   allowVlan: boolean;
+  /** Its TAP failed (read error; the device deleted): VxlandError
+   *  VXLAND_DEVICE with errno/syscall, the device named. The network is
+   *  still carried (its datagrams are dropped as TAP write errors) until
+   *  removeNetwork(vni). Without it, the failure is the data path's onFatal. */
+  onFailed?: (err: VxlandError) => void;
 }
 
 interface Network {
@@ -74,6 +79,8 @@ export class NativeDatapath {
   private readonly merged = newTotals();
   /** removeNetwork() calls waiting for their TAP to close, by vni. */
   private readonly closing = new Map<number, Array<() => void>>();
+  private onFatal: (err: VxlandError) => void = () => undefined;
+  private failed = false;
 
   constructor(private readonly o: NativeDatapathOptions) {
     this.now = o.now ?? Date.now;
@@ -116,19 +123,23 @@ export class NativeDatapath {
   }
 
   /** Starts the threads. onFatal runs at most once (VxlandError with
-   *  errno/syscall: VXLAND_DEVICE for a TAP, VXLAND_SOCKET for the socket). */
+   *  errno/syscall: VXLAND_SOCKET for the socket, VXLAND_DEVICE for the
+   *  TAP of a network without onFailed). */
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new VxlandError('VXLAND_INTERNAL', `internal error: data path cannot start when ${this.state}`);
     this.state = 'running';
-    let failed = false;
+    this.onFatal = onFatal;
     this.o.engine.start((event) => {
       if (event.type === 'tapClosed') return this.onTapClosed(event.vni);
       if (this.state !== 'running' && event.type !== 'observations') return;
       if (event.type === 'fatal') {
-        if (failed) return;
-        failed = true;
         const code = /^(recv|send|socket|bind)/.test(event.error.syscall) ? 'VXLAND_SOCKET' : 'VXLAND_DEVICE';
-        onFatal(toVxlandError(event.error, code));
+        this.fatal(toVxlandError(event.error, code));
+      } else if (event.type === 'tapFailed') {
+        const err = toVxlandError(event.error, 'VXLAND_DEVICE');
+        const onFailed = this.networks.get(event.vni)?.o.onFailed;
+        if (onFailed !== undefined) onFailed(err);
+        else if (this.networks.has(event.vni)) this.fatal(err);
       } else {
         this.onEngineEvent(event);
       }
@@ -159,6 +170,12 @@ export class NativeDatapath {
     this.networks.clear();
     for (const waiters of this.closing.values()) for (const done of waiters) done();
     this.closing.clear();
+  }
+
+  private fatal(err: VxlandError): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.onFatal(err);
   }
 
   private tapClosed(vni: number): Promise<void> {
@@ -227,7 +244,7 @@ export class NativeDatapath {
     }
   }
 
-  private onEngineEvent(event: Exclude<NativeEngineEvent, { type: 'fatal' | 'tapClosed' }>): void {
+  private onEngineEvent(event: Exclude<NativeEngineEvent, { type: 'fatal' | 'tapClosed' | 'tapFailed' }>): void {
     if (event.type === 'fallback') {
       this.o.log.warn({ feature: event.feature, errno: event.errno }, `native data path: ${event.message}`);
       return;

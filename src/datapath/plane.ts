@@ -41,6 +41,15 @@ export interface NetworkPlaneOptions {
   sources: SourceFilter;
   stats: Stats;
   allowVlan: boolean;
+  /** The network's TAP failed (a read error, EBADFD: the device deleted
+   *  from outside with `ip link del`): the plane has stopped carrying this
+   *  network alone, exactly as removeNetwork(vni) does (TAP closed, its
+   *  VNI a host-level rx_wrong_vni from then on, its per-VTEP series given
+   *  back), and calls this once, after that removal, with a VxlandError
+   *  VXLAND_DEVICE carrying errno/syscall and naming the device. The other
+   *  networks are undisturbed. Without it, a TAP failure is the plane's
+   *  onFatal (as for a single-network daemon). */
+  onFailed?: (err: VxlandError) => void;
 }
 
 export interface NetworkPlane {
@@ -51,7 +60,8 @@ export interface NetworkPlane {
 
 export interface DataPlane {
   readonly kind: DatapathKind;
-  /** Starts the UDP side (and any networks already added). onFatal at most once (socket gone). */
+  /** Starts the UDP side (and any networks already added). onFatal at most once (socket gone, or
+   *  the TAP of a network added without onFailed). */
   start(onFatal: (err: Error) => void): void;
   /** Opens the network's TAP (name, MTU, MAC, addresses, up) and carries its traffic from now on,
    *  before or after start(). Rejects with a VxlandError and leaves nothing open on failure
@@ -101,6 +111,20 @@ class Networks {
     this.removing.set(vni, { dev: n.dev, done });
     return done;
   }
+
+  /** The data path's onFailed for network o (undefined without o.onFailed):
+   *  removes the network, then tells o.onFailed, once. */
+  failure(o: NetworkPlaneOptions, remove: () => Promise<void>): ((err: VxlandError) => void) | undefined {
+    const { onFailed } = o;
+    if (onFailed === undefined) return undefined;
+    let reported = false;
+    return (err) => {
+      if (reported || this.served.get(o.vni) === undefined) return;
+      reported = true;
+      const tell = () => onFailed(err);
+      void this.remove(o.vni, remove).then(tell, tell);
+    };
+  }
 }
 
 /** What the dgram plane needs of src/io/. */
@@ -129,7 +153,8 @@ export class DgramPlane implements DataPlane {
     await this.networks.admit(o);
     const device = this.io.openDevice(o);
     try {
-      this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan });
+      const onFailed = this.networks.failure(o, () => this.dp.removeNetwork(o.vni));
+      this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, onFailed });
     } catch (err) {
       device.close();
       throw err;
@@ -178,7 +203,8 @@ export class NativePlane implements DataPlane {
     await this.networks.admit(o);
     const tap = this.io.openTap(o);
     try {
-      this.dp.addNetwork({ vni: o.vni, slot: tap.slot, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan });
+      const onFailed = this.networks.failure(o, () => this.dp.removeNetwork(o.vni));
+      this.dp.addNetwork({ vni: o.vni, slot: tap.slot, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, onFailed });
     } catch (err) {
       this.io.engine.removeNetwork(o.vni);
       throw err;

@@ -65,6 +65,8 @@ export interface NativeStandInOptions {
   tapFd: number;
   /** The MAC of the device the stand-in plays (frames from it are loops). */
   mac: Buffer;
+  /** The name of the device it plays, for the 'tapFailed' error (optional). */
+  name?: string;
 }
 
 /** NativeEngine.openWith(): the host options and a first stand-in network. */
@@ -177,7 +179,7 @@ export class NativeEngine implements PacketEngine {
     const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu: o.mtu, addresses: o.addresses, mac: o.mac, vnetHdr: true });
     let owned = false;
     try {
-      const slot = this.attach({ vni: o.vni, mtu: o.mtu, ownMac: mac, tapFd: fd });
+      const slot = this.attach({ vni: o.vni, mtu: o.mtu, ownMac: mac, tapFd: fd, name });
       owned = true;
       return { vni: o.vni, slot, name, mac };
     } finally {
@@ -188,7 +190,7 @@ export class NativeEngine implements PacketEngine {
   /** Another network on a TAP stand-in; its slot. Throws as openNetwork(). */
   addStandIn(o: NativeStandInOptions): number {
     checkVni(o.vni);
-    return this.attach({ vni: o.vni, mtu: o.mtu, ownMac: o.mac, tapFd: o.tapFd, standIn: true });
+    return this.attach({ vni: o.vni, mtu: o.mtu, ownMac: o.mac, tapFd: o.tapFd, standIn: true, name: o.name });
   }
 
   private attach(n: Parameters<PacketEngine['addNetwork']>[0]): number {

@@ -48,6 +48,11 @@ export type NativeEngineEvent =
     }
   /** A removed network's TAP is closed (no worker holds it any more). */
   | { type: 'tapClosed'; vni: number }
+  /** Reading network vni's TAP failed (EOF as EBADFD: the device was
+   *  deleted); once per TAP. The threads read it no more and carry the
+   *  other networks on; it is still served until removeNetwork(vni). The
+   *  error's message names the device (addNetwork's name). */
+  | { type: 'tapFailed'; vni: number; error: NativeSysError }
   | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
   | { type: 'fatal'; error: NativeSysError };
 
@@ -98,7 +103,7 @@ export interface PacketEngine extends CoreMirror {
   stop(): void;
   /** Carries network n from now on over the TAP fd (owned by the engine once
    *  this returns): its slot, or -1 when the VNI is served already. */
-  addNetwork(n: CoreNetwork & { tapFd: number; standIn?: boolean }): number;
+  addNetwork(n: CoreNetwork & { tapFd: number; standIn?: boolean; name?: string }): number;
   /** Stops carrying it; while running, a 'tapClosed' event says when its TAP is closed. */
   removeNetwork(vni: number): boolean;
   /** Per-VTEP counts since the previous call (vtep null = 'other'). */

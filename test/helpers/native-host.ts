@@ -11,6 +11,7 @@ import { SourceFilter } from '../../src/datapath/accept';
 import { followFdbEvent } from '../../src/datapath/follow-fdb';
 import { NativeDatapath } from '../../src/datapath/native-datapath';
 import { Stats } from '../../src/datapath/stats';
+import type { VxlandError } from '../../src/errors';
 import { Fdb, type FdbEvent, type FdbOptions } from '../../src/fdb/fdb';
 import { NativeEngine } from '../../src/io/engine';
 import { StandInTap } from '../fakes';
@@ -47,6 +48,10 @@ export interface NativeNetworkOptions {
   peers?: readonly string[];
   accept?: AcceptPolicy;
   allowVlan?: boolean;
+  /** The device the stand-in plays (named in a TAP failure's message). */
+  name?: string;
+  /** See NativeNetworkOptions.onFailed in src/datapath/native-datapath.ts. */
+  onFailed?: (err: VxlandError) => void;
 }
 
 export interface NativeNetwork {
@@ -119,14 +124,14 @@ export function openNativeHost(t: TapLike, o: NativeHostOptions): NativeHost {
     const netTap = new StandInTap();
     let slot: number;
     try {
-      slot = engine.addStandIn({ vni: n.vni, mtu: n.mtu ?? 1450, mac: n.mac, tapFd: netTap.engineFd });
+      slot = engine.addStandIn({ vni: n.vni, mtu: n.mtu ?? 1450, mac: n.mac, tapFd: netTap.engineFd, name: n.name });
     } catch (err) {
       closeSync(netTap.engineFd);
       netTap.close();
       throw err;
     }
     taps.push(netTap);
-    dp.addNetwork({ vni: n.vni, slot, fdb: netFdb, stats: netStats, sources: netSources, allowVlan: n.allowVlan ?? false });
+    dp.addNetwork({ vni: n.vni, slot, fdb: netFdb, stats: netStats, sources: netSources, allowVlan: n.allowVlan ?? false, onFailed: n.onFailed });
     return { vni: n.vni, fdb: netFdb, stats: netStats, sources: netSources, tap: netTap };
   };
   let closed: Promise<void> | undefined;
