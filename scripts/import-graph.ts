@@ -49,6 +49,11 @@ export const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   cli: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports', 'doctor', 'control', 'daemon'],
 };
 
+/** Top-level files of src/ that belong to another layer than their name:
+ *  open-plane.ts wires io/ into datapath/'s data plane, which neither of
+ *  those layers may do, so it sits with the daemon. */
+const TOP_LEVEL_LAYER: Readonly<Record<string, Layer>> = { 'open-plane': 'daemon' };
+
 /** Only these layers may import node:dgram or call require() (the addon). */
 const IO_ONLY_MODULES = new Set(['node:dgram', 'dgram']);
 
@@ -70,6 +75,7 @@ export function layerOf(file: string): Layer | null {
   const parts = file.split('/');
   if (parts[0] !== 'src' || parts.length < 2) return null;
   const name = parts.length === 2 ? parts[1].replace(/\.(ts|js)$/, '') : parts[1];
+  if (parts.length === 2 && Object.hasOwn(TOP_LEVEL_LAYER, name)) return TOP_LEVEL_LAYER[name];
   return (LAYERS as readonly string[]).includes(name) ? (name as Layer) : null;
 }
 
