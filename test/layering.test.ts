@@ -30,7 +30,7 @@ const DATAPATH_DIR = path.join(REPO_ROOT, 'dist', 'src', 'datapath') + path.sep;
 t.test('every import under src/ follows the layer rules', async (t) => {
   const files = sourceFiles(REPO_ROOT);
   const imports = readImports(REPO_ROOT);
-  t.ok(files.includes('src/io/addon.ts') && files.includes('src/cli.ts') && imports.some((i) => i.file === 'src/daemon.ts' && i.target === 'src/io/engine.ts'), `read ${files.length} files, ${imports.length} imports`);
+  t.ok(files.includes('src/io/addon.ts') && files.includes('src/cli.ts') && imports.some((i) => i.file === 'src/open-plane.ts' && i.target === 'src/io/engine.ts'), `read ${files.length} files, ${imports.length} imports`);
   t.same(layerViolations(files, imports), [], 'no import breaks a layer rule');
 });
 
