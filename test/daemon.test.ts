@@ -145,6 +145,24 @@ for (const datapath of datapathsUnderTest()) {
     t.equal((await v.cli('peer', 'add', '198.51.100.43', '--vni', '43')).code, 0);
     t.same(await v.json('peer', 'list', '--vni', '42'), [b.ip], 'a peer added to 43 is not a peer of 42');
     t.ok(JSON.parse(readFileSync(path.join(v.stateDir, 'vxl43.json'), 'utf8')).peers.includes('198.51.100.43'), 'saved in vxl43.json');
+
+    // A third network at run time, next to the two of the file.
+    await addKernelVxlan(b, { name: 'vxk44', vni: 44, remotes: [a.ip], address: '10.44.0.2/24' });
+    t.equal((await v.cli('network', 'add', '--vni', '44', '--peer', b.ip, '--address', '10.44.0.1/24')).code, 0, 'network add 44');
+    t.equal((await v.cli('fdb', 'add', '02:00:00:00:44:01', '198.51.100.44', '--vni', '44')).code, 0, 'a static entry in 44');
+    for (const peer of ['10.42.0.2', '10.43.0.2', '10.44.0.2']) {
+      t.equal((await ping(a.ns, peer, { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, `${peer} answers with three networks up`);
+    }
+    v.proc.proc.kill('SIGKILL');
+    await v.proc.exited;
+    const again = await startVxland(t, a, { datapath, hostFile: v.file, stateDir: v.stateDir, socket: v.socket });
+    t.same((await again.json<any[]>('network', 'list')).map((n) => [n.vni, n.origin]), [[42, 'config'], [43, 'config'], [44, 'runtime']], 'after kill -9: every network');
+    t.same(await again.json('peer', 'list', '--vni', '43'), [b.ip, '198.51.100.43'], 'a runtime peer of a config network');
+    t.match((await again.json<any[]>('fdb', 'show', '--vni', '44')).filter((e) => e.kind === 'static'), [{ mac: '02:00:00:00:44:01', vtep: '198.51.100.44' }], 'a static entry of a runtime network');
+    t.equal((await again.cli('network', 'del', '--vni', '44')).code, 0, 'network del 44');
+    for (const peer of ['10.42.0.2', '10.43.0.2']) {
+      t.equal((await ping(a.ns, peer, { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, `${peer} still answers`);
+    }
   });
 
   t.test(`network add and del at run time; kill -9 and restart brings every network, peer and static entry back (${datapath})`, async (t) => {

@@ -83,7 +83,13 @@ export class DaemonControl implements ControlHandler {
 
   stats(selector: NetworkSelector): StatsResult {
     const n = this.o.networks.select(selector);
-    return { stats: n.stats.snapshot(), vteps: n.stats.vtepSnapshot() };
+    return { stats: this.oneNetworkView(n.stats.snapshot()), vteps: n.stats.vtepSnapshot() };
+  }
+
+  /** A daemon with one network shows its counters as a single-network
+   *  daemon did: with the host's drops (truncated, no I flag, wrong VNI). */
+  private oneNetworkView(network: StatsSnapshot): StatsSnapshot {
+    return this.o.networks.size === 1 ? withHostDrops(network, this.o.hostStats.snapshot()) : network;
   }
 
   logLevel(level: string | undefined): LogLevelResult {
@@ -157,7 +163,7 @@ export class DaemonControl implements ControlHandler {
       networks: blocks,
     };
     if (blocks.length !== 1) return result;
-    return { ...blocks[0], ...result, stats: withHostDrops(blocks[0].stats, hostSnapshot) };
+    return { ...blocks[0], ...result, stats: this.oneNetworkView(blocks[0].stats) };
   }
 
   private networkStatus(n: ServedNetwork): NetworkStatus {

@@ -65,8 +65,8 @@ export interface NetworkStatus {
 
 /** The host's part, then one block per network. With exactly one network
  *  (or one selected) its fields are also at the top level, as a
- *  single-network daemon showed them, its stats then including the host's
- *  drops. */
+ *  single-network daemon showed them; when the daemon has just that one,
+ *  those stats include the host's drops. */
 export interface StatusResult extends Partial<NetworkStatus> {
   pid: number;
   uptimeS: number;
@@ -114,6 +114,7 @@ export interface FdbFlushResult {
 }
 
 export interface StatsResult {
+  /** The network's counters; with one network only, the host's drops too. */
   stats: StatsSnapshot;
   /** Per-VTEP counters; tx counts datagrams handed to the socket. */
   vteps: Array<VtepCounters & { vtep: string }>;
