@@ -53,8 +53,8 @@ void NapiSetFloodList(Context& ctx, const Napi::CallbackInfo& info, int family, 
 
 void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int family) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray() || !info[2].IsArray()) {
-    throw Napi::TypeError::New(env, "setSourcePolicy(mode, named[], cidrs[])");
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsArray() || !info[3].IsArray()) {
+    throw Napi::TypeError::New(env, "setSourcePolicy(vni, mode, named[], cidrs[])");
   }
   auto strings = [](Napi::Array a) {
     std::vector<std::string> out;
@@ -64,13 +64,32 @@ void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int famil
   };
   auto policy = std::make_shared<SourcePolicy>();
   bool rangeError = false;
-  const std::string err = BuildSourcePolicy(info[0].As<Napi::String>().Utf8Value(), strings(info[1].As<Napi::Array>()),
-                                            strings(info[2].As<Napi::Array>()), family, policy.get(), &rangeError);
+  const std::string err = BuildSourcePolicy(info[1].As<Napi::String>().Utf8Value(), strings(info[2].As<Napi::Array>()),
+                                            strings(info[3].As<Napi::Array>()), family, policy.get(), &rangeError);
   if (!err.empty()) {
     if (rangeError) throw Napi::RangeError::New(env, err);
     throw Napi::TypeError::New(env, err);
   }
-  ctx.SetPolicy(std::move(policy));
+  ctx.SetPolicy(info[0].As<Napi::Number>().Uint32Value(), std::move(policy));
+}
+
+Network NapiNetworkOf(Napi::Env env, const Napi::Value& v, const char* what) {
+  if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(what) + ": {vni, mtu, ownMac}");
+  Napi::Object o = v.As<Napi::Object>();
+  const int64_t vni = o.Get("vni").ToNumber().Int64Value();
+  const int64_t mtu = o.Get("mtu").ToNumber().Int64Value();
+  Napi::Value mac = o.Get("ownMac");
+  if (vni < 0 || vni > kVniMax || mtu < kMtuMinBytes || mtu > kMtuMaxBytes) {
+    throw Napi::RangeError::New(env, std::string(what) + ": vni or mtu out of range");
+  }
+  if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
+    throw Napi::TypeError::New(env, std::string(what) + ": ownMac must be a 6-byte Buffer");
+  }
+  Network n;
+  n.vni = static_cast<uint32_t>(vni);
+  n.mtuBytes = static_cast<size_t>(mtu);
+  n.ownMac = offload::MacAt(mac.As<Napi::Buffer<uint8_t>>().Data());
+  return n;
 }
 
 namespace {
@@ -84,21 +103,25 @@ constexpr int kCodeFlood = -2;
 /** Longest IP literal of a sender (IPv6 with zone). */
 constexpr size_t kMaxAddressChars = 64;
 
-/** The dgram path's core: a Context (one network) and one RxReader over it.
- *  new PacketCore({vni, mtu, ownMac, family: 4|6, dstPort}, out: Float64Array(2))
- *  sets this.result = out.
+/** The dgram path's core: a Context (any number of networks) and one
+ *  RxReader over it.
+ *  new PacketCore({family: 4|6, dstPort}, out: Float64Array(2)) sets this.result = out.
+ *  addNetwork({vni, mtu, ownMac}): false when the VNI is served already.
+ *  removeNetwork(vni): drops it with its mirror entries; false when unknown.
  *  classifyRx(datagram, fromAddress, nowMs): a drop reason, or -1 deliver,
- *  -2 deliver and offer (vni, mac) = (out[0], out[1]) for learning; for
- *  rx_wrong_vni out[0] is the foreign VNI.
- *  classifyTx(buffer, offsets, lengths, count, codes, nowMs): for each frame
- *  buffer[offsets[i], +lengths[i]) read from the TAP, codes[i] = a drop
- *  reason, -1 unicast (the mirror knows its destination MAC) or -2 flood.
- *  Nothing is allocated per call. */
+ *  -2 deliver and offer (vni, mac) = (out[0], out[1]) for learning; out[0]
+ *  is the datagram's VNI (the network's, or for rx_wrong_vni the foreign one).
+ *  classifyTx(vni, buffer, offsets, lengths, count, codes, nowMs): for each
+ *  frame buffer[offsets[i], +lengths[i]) read from network vni's TAP,
+ *  codes[i] = a drop reason, -1 unicast (the mirror knows its destination
+ *  MAC) or -2 flood. Nothing is allocated per call. */
 class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<PacketCore> {
  public:
   static Napi::Function Define(Napi::Env env) {
     std::vector<Napi::ClassPropertyDescriptor<PacketCore>> props{InstanceMethod<&PacketCore::ClassifyRx>("classifyRx"),
-                                                          InstanceMethod<&PacketCore::ClassifyTx>("classifyTx")};
+                                                          InstanceMethod<&PacketCore::ClassifyTx>("classifyTx"),
+                                                          InstanceMethod<&PacketCore::AddNetwork>("addNetwork"),
+                                                          InstanceMethod<&PacketCore::RemoveNetwork>("removeNetwork")};
     AddMethods(&props);
     return DefineClass(env, "PacketCore", props);
   }
@@ -107,7 +130,13 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
   int CoreFamily() const { return family_; }
   uint16_t CorePort() const { return port_; }
 
-  explicit PacketCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketCore>(info), ctx_(std::make_unique<Context>(NetworkOf(info))), reader_(ctx_.get()) {
+  explicit PacketCore(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PacketCore>(info), ctx_(std::make_unique<Context>()), reader_(ctx_.get()) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[1].As<Napi::Float64Array>().ElementLength() < 2) {
+      throw Napi::TypeError::New(env, "PacketCore({family, dstPort}, out: Float64Array(2))");
+    }
     Napi::Object o = info[0].As<Napi::Object>();
     family_ = o.Get("family").ToNumber().Int32Value() == 6 ? AF_INET6 : AF_INET;
     port_ = static_cast<uint16_t>(o.Get("dstPort").ToNumber().Uint32Value());
@@ -117,24 +146,14 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
   }
 
  private:
-  static Network NetworkOf(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsTypedArray() ||
-        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-        info[1].As<Napi::Float64Array>().ElementLength() < 2) {
-      throw Napi::TypeError::New(env, "PacketCore({vni, mtu, ownMac, family, dstPort}, out: Float64Array(2))");
-    }
-    Napi::Object o = info[0].As<Napi::Object>();
-    const int64_t vni = o.Get("vni").ToNumber().Int64Value();
-    const int64_t mtu = o.Get("mtu").ToNumber().Int64Value();
-    Napi::Value mac = o.Get("ownMac");
-    if (vni < 0 || vni > kVniMax || mtu < kMtuMinBytes || mtu > kMtuMaxBytes) {
-      throw Napi::RangeError::New(env, "PacketCore: vni or mtu out of range");
-    }
-    if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
-      throw Napi::TypeError::New(env, "PacketCore: ownMac must be a 6-byte Buffer");
-    }
-    return Network{static_cast<uint32_t>(vni), static_cast<size_t>(mtu), offload::MacAt(mac.As<Napi::Buffer<uint8_t>>().Data())};
+  Napi::Value AddNetwork(const Napi::CallbackInfo& info) {
+    Network n = NapiNetworkOf(info.Env(), info[0], "addNetwork");
+    return Napi::Boolean::New(info.Env(), ctx_->AddNetwork(std::move(n), nullptr));
+  }
+
+  Napi::Value RemoveNetwork(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "removeNetwork(vni)");
+    return Napi::Boolean::New(info.Env(), ctx_->RemoveNetwork(info[0].As<Napi::Number>().Uint32Value(), nullptr));
   }
 
   Napi::Value ClassifyRx(const Napi::CallbackInfo& info) {
@@ -163,23 +182,26 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
 
   Napi::Value ClassifyTx(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 6 || !info[0].IsBuffer() || !IsArrayOf(info[1], napi_uint32_array) ||
-        !IsArrayOf(info[2], napi_uint32_array) || !info[3].IsNumber() || !IsArrayOf(info[4], napi_int32_array) ||
-        !info[5].IsNumber()) {
-      throw Napi::TypeError::New(env, "classifyTx(buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs)");
+    if (info.Length() < 7 || !info[0].IsNumber() || !info[1].IsBuffer() || !IsArrayOf(info[2], napi_uint32_array) ||
+        !IsArrayOf(info[3], napi_uint32_array) || !info[4].IsNumber() || !IsArrayOf(info[5], napi_int32_array) ||
+        !info[6].IsNumber()) {
+      throw Napi::TypeError::New(env, "classifyTx(vni, buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs)");
     }
-    auto buf = info[0].As<Napi::Buffer<uint8_t>>();
-    auto offsets = info[1].As<Napi::Uint32Array>();
-    auto lengths = info[2].As<Napi::Uint32Array>();
-    auto codes = info[4].As<Napi::Int32Array>();
-    const size_t count = info[3].As<Napi::Number>().Uint32Value();
+    const uint32_t vni = info[0].As<Napi::Number>().Uint32Value();
+    auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+    auto offsets = info[2].As<Napi::Uint32Array>();
+    auto lengths = info[3].As<Napi::Uint32Array>();
+    auto codes = info[5].As<Napi::Int32Array>();
+    const size_t count = info[4].As<Napi::Number>().Uint32Value();
     if (count > offsets.ElementLength() || count > lengths.ElementLength() || count > codes.ElementLength()) {
       throw Napi::RangeError::New(env, "classifyTx: count exceeds an array");
     }
-    const int64_t nowMs = info[5].As<Napi::Number>().Int64Value();
-    const Network& net = ctx_->Networks()[0];
-    const size_t maxUntagged = offload::kEthHeaderBytes + net.mtuBytes;
-    const bool allowVlan = ctx_->AllowVlan();
+    const int64_t nowMs = info[6].As<Napi::Number>().Int64Value();
+    reader_.BeginBatch();
+    const Network* net = reader_.Table().Find(vni);
+    if (net == nullptr) throw Napi::RangeError::New(env, "classifyTx: no network has vni " + std::to_string(vni));
+    const size_t maxUntagged = offload::kEthHeaderBytes + net->mtuBytes;
+    const bool allowVlan = net->allowVlan;
     const struct virtio_net_hdr none = {};  // the dgram path's TAP has no offloads
     for (size_t i = 0; i < count; i++) {
       const size_t off = offsets[i];
@@ -189,7 +211,7 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
       int code = TxFrameDrop(none, frame, len, maxUntagged, allowVlan);
       if (code < 0) {
         TxDests to;
-        TxDestinations(*ctx_, net.vni, frame, nowMs, 0, nullptr, &to);
+        TxDestinations(*ctx_, net->vni, frame, nowMs, 0, nullptr, &to);
         code = to.count == 0 ? kTxNoDestination : to.flooded ? kCodeFlood : kCodeUnicast;
       }
       codes[i] = code;

@@ -16,6 +16,8 @@ void NapiFdbSet(Context& ctx, const Napi::CallbackInfo& info, int family, uint16
 Napi::Value NapiFdbDelete(Context& ctx, const Napi::CallbackInfo& info);
 void NapiSetFloodList(Context& ctx, const Napi::CallbackInfo& info, int family, uint16_t port);
 void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int family);
+/** The {vni, mtu, ownMac: Buffer(6)} of a network to add; throws a TypeError/RangeError. */
+Network NapiNetworkOf(Napi::Env env, const Napi::Value& v, const char* what);
 
 /** The JS methods that feed a core Context from the Fdb and the source
  *  policy (src/datapath/core-sync.ts calls them), for every JS object that
@@ -48,15 +50,18 @@ class CoreSetters {
     NapiSetFloodList(Self()->CoreContext(), info, Self()->CoreFamily(), Self()->CorePort());
     return info.Env().Undefined();
   }
-  /** setSourcePolicy(mode, named[], cidrs[]): replaces the policy at once
-   *  (readers pick it up at their next batch; traffic does not stop). */
+  /** setSourcePolicy(vni, mode, named[], cidrs[]): replaces the network's
+   *  policy at once (readers pick it up at their next batch; traffic does
+   *  not stop). Unknown vni: ignored. */
   Napi::Value SetSourcePolicy(const Napi::CallbackInfo& info) {
     NapiSetSourcePolicy(Self()->CoreContext(), info, Self()->CoreFamily());
     return info.Env().Undefined();
   }
-  /** setAllowVlan(allow): deliver and send VLAN-tagged inner frames (RFC 7348 §6.1: dropped by default). */
+  /** setAllowVlan(vni, allow): the network delivers and sends VLAN-tagged
+   *  inner frames (RFC 7348 §6.1: dropped by default). Unknown vni: ignored. */
   Napi::Value SetAllowVlan(const Napi::CallbackInfo& info) {
-    Self()->CoreContext().SetAllowVlan(info.Length() > 0 && info[0].ToBoolean().Value());
+    if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "setAllowVlan(vni, allow)");
+    Self()->CoreContext().SetAllowVlan(info[0].As<Napi::Number>().Uint32Value(), info[1].ToBoolean().Value());
     return info.Env().Undefined();
   }
 

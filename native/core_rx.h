@@ -2,7 +2,8 @@
 // engine's rx worker calls them on the buffers recvmmsg filled, and the dgram
 // path calls them through the addon (native/core_binding.cc) on each datagram
 // node:dgram hands over. Per datagram, in the order the drop reasons are
-// counted: source policy, truncated, I flag, VNI -> network, inner frame
+// counted: truncated, I flag, VNI -> network (the drops so far are
+// host-level: no network is known yet), the network's source policy, inner frame
 // (VLAN tag, MTU, own / bad source MAC: offload::DecapVxlan), static-MAC
 // conflict (FDB mirror), and whether to offer the source MAC for learning.
 // The FDB's authority (learning decisions, caps, rate, ageing) stays in
@@ -24,40 +25,97 @@
 namespace vxland {
 namespace core {
 
-/** One network (one VNI) as the rx rules see it. */
+/** One network (one VNI) as the rx and tx rules see it. */
 struct Network {
-  uint32_t vni;
-  size_t mtuBytes;  // TAP MTU: inner frames up to 14 + mtuBytes (+ 4 when tagged)
-  uint64_t ownMac;  // the TAP's, 48-bit, first byte most significant
+  uint32_t vni = 0;
+  size_t mtuBytes = 0;  // TAP MTU: inner frames up to 14 + mtuBytes (+ 4 when tagged)
+  uint64_t ownMac = 0;  // the TAP's, 48-bit, first byte most significant
+  bool allowVlan = false;
+  /** Who may send datagrams of this network; never null (default: named-only, nobody named). */
+  std::shared_ptr<const SourcePolicy> policy;
+  uint32_t slot = 0;  // set by Context::AddNetwork: 0 .. kMaxNetworks-1 (engine_fdb.h)
+  /** The data path's per-network state (the engine's TAP). Released with the
+   *  last snapshot that holds the network, on whichever thread drops it last. */
+  std::shared_ptr<void> io;
 };
 
-/** What both data paths classify against: networks by VNI, the FDB mirror,
- *  the source policy and the VLAN option. Written from the JS thread (the
- *  sync of src/datapath/core-sync.ts), read by RxReaders on any thread. */
+/** The networks at one moment; immutable, replaced whole on every change. */
+struct NetworkTable {
+  std::vector<Network> nets;  // sorted by VNI
+  const Network* Find(uint32_t vni) const;
+};
+
+/** What both data paths classify against: networks by VNI (each with its
+ *  MTU, MAC, source policy and VLAN option) and the FDB mirror. Written from
+ *  the JS thread (the sync of src/datapath/core-sync.ts, network add and
+ *  remove), read by any thread through snapshots: a reader takes the table
+ *  when the generation moved (once per batch), never a lock per datagram. */
 class Context {
  public:
-  /** Today a daemon serves one network; the table is keyed by VNI already. */
-  explicit Context(const Network& network) : networks_{network} {}
+  Context();
 
   FdbMirror mirror;
 
-  void SetPolicy(std::shared_ptr<const SourcePolicy> policy);
-  void SetAllowVlan(bool allow) { allowVlan_.store(allow, std::memory_order_relaxed); }
-  bool AllowVlan() const { return allowVlan_.load(std::memory_order_relaxed); }
-  const std::vector<Network>& Networks() const { return networks_; }
+  /** Adds a network (its slot is chosen here); false when the VNI is served
+   *  already or every slot is taken. Slots are handed out round the ring, so
+   *  a freed slot is reused as late as possible (a reader still counting
+   *  into it from an old snapshot hits nobody new). */
+  bool AddNetwork(Network n, uint32_t* slot);
+  /** Removes the network and its mirror entries and flood list; *removed
+   *  (may be null) gets what it was. False when unknown. */
+  bool RemoveNetwork(uint32_t vni, Network* removed);
+  bool SetPolicy(uint32_t vni, std::shared_ptr<const SourcePolicy> policy);
+  bool SetAllowVlan(uint32_t vni, bool allow);
+  /** The current table (never null). */
+  std::shared_ptr<const NetworkTable> Snapshot() const;
+  uint64_t Generation() const { return gen_.load(std::memory_order_acquire); }
+  /** Drops every network (their io with them, once no reader holds them). */
+  void Clear();
 
  private:
-  friend class RxReader;
-  const std::vector<Network> networks_;
-  std::mutex policyMu_;
-  std::shared_ptr<const SourcePolicy> policy_ = std::make_shared<SourcePolicy>();  // named-only, nobody named
-  std::atomic<uint64_t> policyGen_{1};
-  std::atomic<bool> allowVlan_{false};
+  template <typename Fn>
+  bool Change(uint32_t vni, Fn fn);
+  void Publish(std::shared_ptr<const NetworkTable> t);
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const NetworkTable> table_;
+  std::atomic<uint64_t> gen_{1};
+  std::vector<bool> slotUsed_;
+  uint32_t nextSlot_ = 0;
+};
+
+/** A reader's copy of the table, refreshed when the generation moved. */
+class NetworkView {
+ public:
+  /** Holds an empty table until the first Refresh(). */
+  explicit NetworkView(const Context* ctx) : ctx_(ctx), table_(std::make_shared<const NetworkTable>()) {}
+  /** True when the table changed since the last call. */
+  bool Refresh() {
+    const uint64_t gen = ctx_->Generation();
+    if (gen == gen_) return false;
+    table_ = ctx_->Snapshot();
+    gen_ = gen;
+    return true;
+  }
+  const NetworkTable& Table() const { return *table_; }
+  /** Lets go of the table (and whatever io only it held). */
+  void Release() {
+    table_ = std::make_shared<const NetworkTable>();
+    gen_ = 0;
+  }
+
+ private:
+  const Context* ctx_;
+  std::shared_ptr<const NetworkTable> table_;
+  uint64_t gen_ = 0;
 };
 
 /** One datagram's verdict. */
 struct RxResult {
-  int drop;       // a DropReason (native/drop_reasons.h), or -1: write frame to the TAP
+  int drop;       // a DropReason (native/drop_reasons.h), or -1: write frame to the network's TAP
+  /** The datagram's network (null: dropped before one was known, a host-level
+   *  drop); valid until the reader's next BeginBatch. */
+  const Network* net;
   bool learn;     // (deliver only) offer (vni, srcMac, sender) to the table for learning
   uint32_t vni;   // set from the I-flag check on (kRxWrongVni: the foreign VNI)
   uint64_t srcMac;
@@ -72,9 +130,12 @@ class RxReader {
  public:
   explicit RxReader(Context* ctx);
 
-  /** Call before each batch of Classify calls: picks up a new policy or VLAN
-   *  option, and forgets what the previous batch cached about the mirror. */
+  /** Call before each batch of Classify calls: picks up a changed network
+   *  table, and forgets what the previous batch cached about the mirror. */
   void BeginBatch();
+
+  const NetworkTable& Table() const { return view_.Table(); }
+  NetworkView& View() { return view_; }
 
   /** Classifies datagram d[0, dl) from `from` received at nowMs
    *  (CLOCK_MONOTONIC or any steady clock in ms). A MAC is offered for
@@ -85,7 +146,6 @@ class RxReader {
   void Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, RxResult* out);
 
  private:
-  const Network* Find(uint32_t vni) const;
   bool Offer(uint32_t vni, uint64_t mac, int64_t nowMs);
 
   struct RecentKey {
@@ -98,15 +158,15 @@ class RxReader {
   };
 
   Context* ctx_;
-  std::shared_ptr<const SourcePolicy> policy_;
-  uint64_t policyGen_ = 0;
-  bool allowVlan_ = false;
-  // The last sender's policy answer (runs of datagrams come from one VTEP).
+  NetworkView view_;
+  // The last (sender, network)'s policy answer (runs of datagrams come from one VTEP).
   SourcePolicy::Key lastKey_{};
+  const Network* lastNet_ = nullptr;
   bool lastAccepted_ = false;
   bool haveLastKey_ = false;
-  // The last (source MAC, sender) checked against the mirror in this batch.
+  // The last (network, source MAC, sender) checked against the mirror in this batch.
   uint64_t lastMac_ = UINT64_MAX;
+  uint32_t lastMacVni_ = 0;
   Vtep lastFrom_;
   bool haveLastFrom_ = false;
   std::unordered_map<RecentKey, int64_t, RecentHash> recent_;

@@ -23,6 +23,9 @@ Napi::Function Engine::Define(Napi::Env env) {
       InstanceMethod<&Engine::Start>("start"),
       InstanceMethod<&Engine::Stop>("stop"),
       InstanceMethod<&Engine::Counters>("counters"),
+      InstanceMethod<&Engine::NetCounters>("netCounters"),
+      InstanceMethod<&Engine::AddNetwork>("addNetwork"),
+      InstanceMethod<&Engine::RemoveNetwork>("removeNetwork"),
       InstanceMethod<&Engine::TakeVtepCounts>("takeVtepCounts"),
       InstanceMethod<&Engine::Info>("info"),
   };
@@ -31,6 +34,7 @@ Napi::Function Engine::Define(Napi::Env env) {
   Napi::Array names = Napi::Array::New(env, kCounterCount);
   for (uint32_t i = 0; i < kCounterCount; i++) names.Set(i, Napi::String::New(env, kCounterNames[i]));
   ctor.Set("counterNames", names);
+  ctor.Set("netCounterCount", Napi::Number::New(env, kNetCounterCount));
   return ctor;
 }
 
@@ -49,22 +53,15 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
     Napi::Value v = o.Get(key);
     return v.IsUndefined() ? true : v.ToBoolean().Value();
   };
-  tapFd_ = static_cast<int>(num("tapFd"));
-  mtu_ = static_cast<size_t>(num("mtu"));
-  vni_ = static_cast<uint32_t>(num("vni"));
   const int64_t port = num("port");
   const int64_t dstPort = num("dstPort");
-  if (tapFd_ < 0 || mtu_ < kMtuMinBytes || mtu_ > kMtuMaxBytes || vni_ > kVniMax || port < 0 || port > 65535 || dstPort < 0 ||
-      dstPort > 65535) {
-    throw Napi::RangeError::New(env, "NativeEngine: tapFd, mtu, vni, port or dstPort out of range");
+  if (port < 0 || port > 65535 || dstPort < 0 || dstPort > 65535) {
+    throw Napi::RangeError::New(env, "NativeEngine: port or dstPort out of range");
   }
   dstPort_ = static_cast<uint16_t>(dstPort);
-  Napi::Value mac = o.Get("ownMac");
-  if (!mac.IsBuffer() || mac.As<Napi::Buffer<uint8_t>>().Length() != 6) {
-    throw Napi::TypeError::New(env, "options.ownMac must be a 6-byte Buffer");
-  }
-  ownMac_ = MacAt(mac.As<Napi::Buffer<uint8_t>>().Data());
-  ctx_ = std::make_unique<core::Context>(core::Network{vni_, mtu_, ownMac_});
+  ctx_ = std::make_unique<core::Context>();
+  netCounters_.reset(new std::atomic<uint64_t>[kMaxNetworks * kNetCounterCount]);
+  for (size_t i = 0; i < kMaxNetworks * kNetCounterCount; i++) netCounters_[i].store(0, std::memory_order_relaxed);
   Napi::Value local = o.Get("local");
   if (!local.IsString()) throw Napi::TypeError::New(env, "options.local must be an IP literal");
   const std::string localIp = local.As<Napi::String>().Utf8Value();
@@ -77,25 +74,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   int bufferBytes = static_cast<int>(kEngineSocketBufferBytes);
   if (o.Get("socketBufferBytes").IsNumber()) bufferBytes = static_cast<int>(num("socketBufferBytes"));
 
-  const std::string context = "fd " + std::to_string(tapFd_);
-  int hdrSize = static_cast<int>(kVnetHdrBytes);
-  unsigned offloads = flag("offload") ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
-  Napi::Value standIn = o.Get("standIn");
-  if (!standIn.IsUndefined() && standIn.ToBoolean().Value()) {
-    // A SOCK_SEQPACKET stand-in speaks the TAP's framing (virtio header,
-    // one frame per message) and has no kernel that could refuse offloads:
-    // whoever holds its other end plays the kernel.
-    offload_ = offloads != 0;
-  } else if (ioctl(tapFd_, TUNSETVNETHDRSZ, &hdrSize) < 0) {
-    ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
-  } else if (ioctl(tapFd_, TUNSETOFFLOAD, offloads) == 0) {
-    offload_ = offloads != 0;
-  } else {
-    const int err = errno;
-    offload_ = false;
-    (void)ioctl(tapFd_, TUNSETOFFLOAD, 0u);
-    if (offloads != 0) startupFallbacks_.push_back({"tso", err, "TUNSETOFFLOAD refused: reading frames one by one without TSO"});
-  }
+  offload_ = flag("offload");
 
   std::string syscall;
   int err = OpenUdpSocket(localAddr, bufferBytes, &udp_, &syscall);
@@ -114,11 +93,11 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
     startupFallbacks_.push_back({"gso", ENOPROTOOPT, "UDP_SEGMENT unavailable: sending with plain sendmmsg"});
   }
   gsoActive_.store(udp_.gso);
-  for (int* fd : {&wakeFd_, &handToTxFd_, &handToRxFd_}) {
+  for (int* fd : {&wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
     *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (*fd < 0) {
       err = errno;
-      for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_}) {
+      for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
         if (*open >= 0) ::close(*open);
         *open = -1;
       }
@@ -134,11 +113,95 @@ Engine::~Engine() {
   CloseFds();
 }
 
+Tap::~Tap() {
+  if (fd < 0) return;
+  ::close(fd);
+  engine->OnTapClosed(vni);
+}
+
+void Engine::OnTapClosed(uint32_t vni) {
+  if (!postTapClosed_.load()) return;
+  auto* ev = new EngineEvent{EngineEvent::kTapClosed, {}, "", "", "", 0, {}, {}, {}};
+  ev->err = static_cast<int>(vni);
+  Post(ev);
+}
+
+void Engine::Reconfigure() {
+  if (state_ != State::kRunning) return;
+  Signal(reconfigRxFd_);
+  Signal(reconfigTxFd_);
+}
+
+Napi::Value Engine::AddNetwork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (state_ == State::kStopped) throw Napi::Error::New(env, "NativeEngine: stopped");
+  core::Network n = core::NapiNetworkOf(env, info[0], "addNetwork");
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Value fdv = o.Get("tapFd");
+  if (!fdv.IsNumber() || fdv.As<Napi::Number>().Int32Value() < 0) throw Napi::TypeError::New(env, "addNetwork: tapFd must be an fd");
+  const int fd = fdv.As<Napi::Number>().Int32Value();
+  Napi::Value standIn = o.Get("standIn");
+  if (ctx_->Snapshot()->Find(n.vni) != nullptr) return Napi::Number::New(env, -1);
+  const std::string context = "fd " + std::to_string(fd);
+  int hdrSize = static_cast<int>(kVnetHdrBytes);
+  const unsigned offloads = offload_ ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
+  if (!standIn.IsUndefined() && standIn.ToBoolean().Value()) {
+    // A SOCK_SEQPACKET stand-in speaks the TAP's framing (virtio header,
+    // one frame per message) and has no kernel that could refuse offloads:
+    // whoever holds its other end plays the kernel.
+  } else if (ioctl(fd, TUNSETVNETHDRSZ, &hdrSize) < 0) {
+    ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
+  } else if (ioctl(fd, TUNSETOFFLOAD, offloads) != 0) {
+    const int err = errno;
+    (void)ioctl(fd, TUNSETOFFLOAD, 0u);
+    if (offloads != 0 && !tapOffloadRefused_.exchange(true)) {
+      const char* message = "TUNSETOFFLOAD refused: reading frames one by one without TSO";
+      if (state_ == State::kRunning) Announce("tso", err, message);
+      else startupFallbacks_.push_back({"tso", err, message});
+    }
+  }
+  n.io = std::shared_ptr<Tap>(new Tap{this, fd, n.vni});
+  uint32_t slot = 0;
+  if (!ctx_->AddNetwork(n, &slot)) {
+    // Every slot taken: the fd stays the caller's.
+    static_cast<Tap*>(n.io.get())->fd = -1;
+    throw Napi::RangeError::New(env, "addNetwork: no free network slot (at most " + std::to_string(kMaxNetworks) + ")");
+  }
+  std::atomic<uint64_t>* c = netCounters_.get() + static_cast<size_t>(slot) * kNetCounterCount;
+  for (int i = 0; i < kNetCounterCount; i++) c[i].store(0, std::memory_order_relaxed);
+  Reconfigure();
+  return Napi::Number::New(env, slot);
+}
+
+Napi::Value Engine::RemoveNetwork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "removeNetwork(vni)");
+  const bool removed = ctx_->RemoveNetwork(info[0].As<Napi::Number>().Uint32Value(), nullptr);
+  if (removed) Reconfigure();
+  return Napi::Boolean::New(env, removed);
+}
+
+Napi::Value Engine::NetCounters(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[1].As<Napi::Float64Array>().ElementLength() < kNetCounterCount) {
+    throw Napi::TypeError::New(env, "netCounters(slot, out: Float64Array of netCounterCount)");
+  }
+  const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+  if (slot >= kMaxNetworks) throw Napi::RangeError::New(env, "netCounters: slot out of range");
+  Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+  const std::atomic<uint64_t>* c = netCounters_.get() + static_cast<size_t>(slot) * kNetCounterCount;
+  for (int i = 0; i < kNetCounterCount; i++) out[i] = static_cast<double>(c[i].load(std::memory_order_relaxed));
+  return env.Undefined();
+}
+
 Napi::Value Engine::Start(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (state_ != State::kIdle) throw Napi::Error::New(env, "NativeEngine can only start once");
   tsfn_ = Napi::ThreadSafeFunction::New(env, onEvent_.Value(), "vxland:engine", 0, 1);
   state_ = State::kRunning;
+  postTapClosed_.store(true);
   Ref();  // the threads use this object until stop()
   for (const Fallback& f : startupFallbacks_) Announce(f.feature, f.err, f.message);
   rxWorker_ = std::make_unique<RxWorker>(this);
@@ -174,6 +237,7 @@ Napi::Value Engine::Counters(const Napi::CallbackInfo& info) {
 Napi::Value Engine::TakeVtepCounts(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   struct Taken {
+    uint32_t net;
     bool other;
     Vtep vtep;
     VtepCounts c;
@@ -182,7 +246,9 @@ Napi::Value Engine::TakeVtepCounts(const Napi::CallbackInfo& info) {
   {
     std::lock_guard<std::mutex> lock(vtepMu_);
     taken.reserve(vtepCounts_.Size() + 1);
-    vtepCounts_.Drain([&](const Vtep* v, const VtepCounts& c) { taken.push_back(Taken{v == nullptr, v ? *v : Vtep(), c}); });
+    vtepCounts_.Drain([&](uint32_t net, const Vtep* v, const VtepCounts& c) {
+      taken.push_back(Taken{net, v == nullptr, v ? *v : Vtep(), c});
+    });
   }
   Napi::Array out = Napi::Array::New(env, taken.size());
   const int64_t nowMs = NowMs();
@@ -190,6 +256,7 @@ Napi::Value Engine::TakeVtepCounts(const Napi::CallbackInfo& info) {
   for (const Taken& t : taken) {
     const VtepCounts& c = t.c;
     Napi::Object item = Napi::Object::New(env);
+    item.Set("slot", static_cast<double>(t.net) - 1);
     if (t.other) item.Set("vtep", env.Null());
     else item.Set("vtep", t.vtep.IpString());
     item.Set("rxPackets", static_cast<double>(c.rxPackets));
@@ -207,7 +274,7 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("port", udp_.port);
-  o.Set("offload", offload_);
+  o.Set("offload", offload_ && !tapOffloadRefused_.load());
   o.Set("gso", gsoActive_.load());
   o.Set("gro", udp_.gro);
   o.Set("coalesce", coalesce_);
@@ -219,6 +286,7 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
 
 void Engine::Shutdown() {
   stopping_.store(true);
+  postTapClosed_.store(false);
   if (wakeFd_ >= 0) {
     uint64_t one = 1;
     (void)!write(wakeFd_, &one, sizeof(one));
@@ -233,7 +301,11 @@ void Engine::Shutdown() {
 }
 
 void Engine::CloseFds() {
-  for (int* fd : {&tapFd_, &udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_}) {
+  // The workers' snapshots, then the table: the last holders of the TAPs.
+  rxWorker_.reset();
+  txWorker_.reset();
+  if (ctx_ != nullptr) ctx_->Clear();
+  for (int* fd : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }
@@ -285,6 +357,7 @@ Napi::Value Engine::ToJs(Napi::Env env, const EngineEvent& e) {
       Napi::Array refused = Napi::Array::New(env, e.refused.size());
       for (size_t i = 0; i < e.refused.size(); i++) {
         Napi::Object item = Napi::Object::New(env);
+        item.Set("vni", e.refused[i].vni);
         item.Set("from", e.refused[i].from.IpString());
         item.Set("count", static_cast<double>(e.refused[i].count));
         refused.Set(static_cast<uint32_t>(i), item);
@@ -305,6 +378,10 @@ Napi::Value Engine::ToJs(Napi::Env env, const EngineEvent& e) {
       o.Set("feature", e.feature);
       o.Set("errno", e.err);
       o.Set("message", e.message);
+      break;
+    case EngineEvent::kTapClosed:
+      o.Set("type", "tapClosed");
+      o.Set("vni", e.err);
       break;
     case EngineEvent::kFatal:
       o.Set("type", "fatal");

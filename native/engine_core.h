@@ -6,44 +6,61 @@
 // policy), runs the core's per-packet rules (core_rx.h, core_tx.h) and
 // reports what it saw.
 //
+// One engine per host: one UDP socket and its two workers serve every
+// network (any number of TAPs, added and removed while traffic flows; the
+// tx worker polls all of them, the rx worker writes each frame to the TAP
+// of the network the core classified it into).
+//
 // JS surface added by InitEngine (src/io/engine.ts wraps it):
 //   new NativeEngine(options, onEvent)
-//     options: { tapFd, mtu, vni, local, port, dstPort, ownMac: Buffer(6),
-//                offload?, gso?, gro?, coalesce? (default true),
-//                socketBufferBytes?, standIn? (default false) }
-//     tapFd must come from tapOpen(name, { vnetHdr: true }), or with
-//     standIn: true be a non-blocking SOCK_SEQPACKET socket carrying what a
-//     TAP with IFF_VNET_HDR carries (a virtio_net_hdr, then one frame, per
-//     message; no TUN ioctls; offload as asked). The engine owns it once
-//     constructed and closes it in stop(). The UDP socket is opened and
-//     bound to local:port here; dstPort 0 = the port bound. Throws an Error
-//     with code/errno/syscall (errors.h) if that fails.
+//     options: { local, port, dstPort, offload?, gso?, gro?, coalesce?
+//                (default true), socketBufferBytes? }
+//     The UDP socket is opened and bound to local:port here; dstPort 0 =
+//     the port bound. Throws an Error with code/errno/syscall (errors.h).
+//   addNetwork({ vni, mtu, ownMac: Buffer(6), tapFd, standIn? }) -> slot
+//     (-1: the VNI is served already). tapFd must come from tapOpen(name,
+//     { vnetHdr: true }), or with standIn: true be a non-blocking
+//     SOCK_SEQPACKET socket carrying what a TAP with IFF_VNET_HDR carries (a
+//     virtio_net_hdr, then one frame, per message; no TUN ioctls). The
+//     engine owns the fd once this returns (the caller's still if it
+//     throws) and closes it after removeNetwork or stop. slot indexes
+//     netCounters() and takeVtepCounts().
+//   removeNetwork(vni) -> bool: stops carrying it, drops its mirror entries;
+//     the TAP fd is closed once no worker holds it any more (while running:
+//     a 'tapClosed' event follows; before start: at once).
 //   start()  starts both threads; the engine keeps the process alive until
 //            stop(). Throws if not idle.
-//   stop()   wakes and joins the threads, closes the TAP fd (the device
-//            disappears) and the socket, releases the event callback.
+//   stop()   wakes and joins the threads, closes every TAP fd (the devices
+//            disappear) and the socket, releases the event callback.
 //            Idempotent.
 //   fdbSet, fdbDelete, setFloodList, setSourcePolicy, setAllowVlan: the
 //       core context's setters (core_binding.h CoreSetters)
-//   counters(out: Float64Array)   fills counterNames.length values
-//   takeVtepCounts() -> [{vtep (null = past the table's bound), rxPackets,
-//                         rxBytes, txPackets, txBytes, drops, lastRxAgoMs}]
+//   counters(out: Float64Array)   fills counterNames.length host values
+//   netCounters(slot, out: Float64Array)  fills the network's
+//       netCounterCount values: rxPackets, rxBytes, txPackets, txBytes, then
+//       drops in DropReason order
+//   takeVtepCounts() -> [{slot (-1 = host-level), vtep (null = past the
+//                         table's bound), rxPackets, rxBytes, txPackets,
+//                         txBytes, drops, lastRxAgoMs}]
 //       per-VTEP counts since the last call (ICMP errors about sent
-//       datagrams, IP_RECVERR, count as drops of the VTEP they were sent to)
+//       datagrams, IP_RECVERR, count as host-level drops of the VTEP they
+//       were sent to)
 //   info() -> { port, offload, gso, gro, coalesce, rcvbufBytes, sndbufBytes,
 //               state }
 //   NativeEngine.counterNames: string[]  (index order; drops are
 //                                          "drop:<reason name>", in DropReason order)
+//   NativeEngine.netCounterCount: number
 //   engineDropReasonNames: string[]  (native/drop_reasons.h, in order)
 //   engineLimits: { MtuMaxBytes, ... }  (native/limits.h)
 // onEvent(event) runs on the JS thread with one of
 //   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from, count}],
-//     refused: [{from, count}], used: [{vni, mac}] }
+//     refused: [{vni, from, count}], used: [{vni, mac}] }
 //       in the next 5 ms pause of traffic, learning at most 20 ms late
 //       (deduplicated: a source MAC at most once a second); used = mirror
 //       entries the tx side sent to (mac 0 = the flood list), each at most
 //       once a second, at most 100 ms late. Nothing is posted per packet:
 //       each post wakes the JS thread, which on a small host delays packets.
+//   { type: 'tapClosed', vni }  a removed network's TAP fd is closed
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
 //   { type: 'fatal', error }  once; error has code/errno/syscall
 #pragma once
@@ -130,9 +147,10 @@ struct UsedKey {
   uint64_t mac;
 };
 
-/** A sender refused by the source policy and how many datagrams it sent. */
+/** A sender refused by a network's source policy and how many datagrams it sent. */
 struct Refused {
   Vtep from;
+  uint32_t vni;
   uint64_t count;
 };
 
@@ -144,7 +162,7 @@ struct Foreign {
 };
 
 struct EngineEvent {
-  enum Kind { kObservations, kFallback, kFatal } kind;
+  enum Kind { kObservations, kFallback, kFatal, kTapClosed } kind;
   std::vector<Observation> obs;
   std::string feature;
   std::string message;
@@ -175,6 +193,21 @@ constexpr int64_t kUsedReportIntervalMs = 1000;
  *  packet. */
 constexpr size_t kMaxUsedPerReport = 1024;
 
+class Engine;
+
+/** A network's TAP as the workers use it (core::Network::io): the fd is
+ *  closed when the last snapshot holding the network lets go of it, on
+ *  whichever thread that is, so no worker ever writes to a closed (or
+ *  reused) fd. */
+struct Tap {
+  Engine* engine;
+  int fd;
+  uint32_t vni;
+  ~Tap();
+};
+
+inline int TapFd(const core::Network& n) { return static_cast<const Tap*>(n.io.get())->fd; }
+
 class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -186,6 +219,9 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   uint16_t CorePort() const { return dstPort_; }
 
   ~Engine() override;
+
+  /** Tap::~Tap: tells JS (while running) that vni's TAP fd is closed. */
+  void OnTapClosed(uint32_t vni);
 
  private:
   struct Fallback {
@@ -202,6 +238,15 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   Napi::Value Stop(const Napi::CallbackInfo& info);
 
   Napi::Value Counters(const Napi::CallbackInfo& info);
+
+  Napi::Value NetCounters(const Napi::CallbackInfo& info);
+
+  Napi::Value AddNetwork(const Napi::CallbackInfo& info);
+
+  Napi::Value RemoveNetwork(const Napi::CallbackInfo& info);
+
+  /** Wakes both threads to pick up a changed network table. */
+  void Reconfigure();
 
   /** The per-VTEP counts since the last call: [{vtep (null = addresses
    *  past the table's bound), rxPackets, rxBytes, txPackets, txBytes, drops,
@@ -241,14 +286,20 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
         c.v[i] = 0;
       }
     }
+    c.DrainNets([this](uint32_t slot, const uint64_t* v) {
+      std::atomic<uint64_t>* to = netCounters_.get() + static_cast<size_t>(slot) * kNetCounterCount;
+      for (int i = 0; i < kNetCounterCount; i++) {
+        if (v[i] != 0) to[i].fetch_add(v[i], std::memory_order_relaxed);
+      }
+    });
   }
 
   // ---- rx: UDP -> TAP (engine_rx.cc) ----
 
   class RxWorker;  // engine_rx.h
 
-  void WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
-                offload::GroWrite* writes, struct iovec* iov, LocalCounters& c);
+  void WriteTap(const core::Network& net, offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf,
+                uint32_t* next, offload::GroWrite* writes, struct iovec* iov, LocalCounters& c);
 
   // ---- tx: TAP -> UDP (engine_tx.cc) ----
 
@@ -267,30 +318,33 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
    *  super-frame counts as its segments. */
   static uint64_t FramesIn(const struct virtio_net_hdr& hdr, size_t flen);
 
-  void Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
-               uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
+  void Forward(UdpSender& sender, const core::Network& net, const struct virtio_net_hdr& hdr, uint8_t* tail,
+               uint8_t* frame, size_t flen, uint32_t* segLens, int64_t nowMs, std::vector<UsedKey>& used,
                LocalCounters& c);
 
-  void WriteVxlanHeader(uint8_t* p) const;
+  static void WriteVxlanHeader(uint8_t* p, uint32_t vni);
 
-  int tapFd_ = -1;
   int wakeFd_ = -1;
+  /** eventfds: the network table changed (one per thread: each refreshes the workers it runs). */
+  int reconfigRxFd_ = -1;
+  int reconfigTxFd_ = -1;
   int family_ = AF_INET;
-  size_t mtu_ = 0;
-  uint32_t vni_ = 0;
   uint16_t dstPort_ = 0;
-  uint64_t ownMac_ = 0;
-  bool offload_ = false;
+  bool offload_ = false;  // TAP offloads asked for
+  std::atomic<bool> tapOffloadRefused_{false};
+  /** Tap::~Tap posts 'tapClosed' while this is set (running, not stopping). */
+  std::atomic<bool> postTapClosed_{false};
   bool coalesce_ = true;
   UdpSocket udp_;
   std::vector<Fallback> startupFallbacks_;
-  /** The networks, FDB mirror, source policy and VLAN option the workers apply. */
+  /** The networks (each with its TAP, source policy, VLAN option) and the FDB mirror the workers apply. */
   std::unique_ptr<core::Context> ctx_;
   State state_ = State::kIdle;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> fatal_{false};
   std::atomic<bool> gsoActive_{false};
   std::atomic<uint64_t> counters_[kCounterCount];
+  std::unique_ptr<std::atomic<uint64_t>[]> netCounters_;  // kMaxNetworks * kNetCounterCount
   std::mutex vtepMu_;
   VtepTally vtepCounts_;  // merged by the threads, taken by JS (vtepMu_)
   std::unique_ptr<RxWorker> rxWorker_;

@@ -85,6 +85,20 @@ static void MarkUsed(int64_t* reportedMs, int64_t nowMs, int64_t intervalMs, boo
   if (*due) *reportedMs = nowMs;
 }
 
+void FdbMirror::RemoveVni(uint32_t vni) {
+  std::shared_ptr<const std::vector<Vtep>> list;  // freed outside the lock
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (it->first.vni == vni) it = entries_.erase(it);
+    else ++it;
+  }
+  auto f = flood_.find(vni);
+  if (f != flood_.end()) {
+    list = std::move(f->second.vteps);
+    flood_.erase(f);
+  }
+}
+
 bool FdbMirror::Lookup(uint32_t vni, uint64_t mac, Vtep* out, int64_t nowMs, int64_t usedIntervalMs, bool* usedDue) {
   if (usedDue != nullptr) *usedDue = false;
   std::lock_guard<std::mutex> lock(mu_);

@@ -18,6 +18,10 @@
 
 namespace vxland {
 
+/** Networks one packet core context serves at once at most (core::Context
+ *  slots): a network's slot indexes its counters in the engine. */
+constexpr uint32_t kMaxNetworks = 1024;
+
 /** An outer IPv4/IPv6 address plus UDP port. */
 struct Vtep {
   union {
@@ -54,6 +58,8 @@ class FdbMirror {
   void Set(uint32_t vni, uint64_t mac, const Vtep& vtep, bool pinned);
   bool Delete(uint32_t vni, uint64_t mac);
   void SetFloodList(uint32_t vni, std::vector<Vtep> vteps);
+  /** Forgets every entry and the flood list of vni (its network is gone). */
+  void RemoveVni(uint32_t vni);
 
   /** tx: the unicast VTEP of (vni, mac), false when unknown (flood). When
    *  usedDue is non-null and usedIntervalMs have passed since the entry's

@@ -114,21 +114,24 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
 
 // ---- VtepTally ----
 
-VtepTally::VtepTally() : slots_(new Slot[kSlots]) {}
+VtepTally::VtepTally()
+    : slots_(new Slot[kSlots]), overflow_(new VtepCounts[kNetKeys]), overflowUsed_(new bool[kNetKeys]()) {
+  overflowNets_.reserve(kNetKeys);
+}
 
-VtepCounts* VtepTally::At(const Vtep& v) {
+VtepCounts* VtepTally::At(const Vtep& v, uint32_t net) {
   uint8_t key[16];
   IpKey(v, key);
-  if (last_ != nullptr && memcmp(last_->key, key, 16) == 0) return &last_->counts;
+  if (last_ != nullptr && last_->net == net && memcmp(last_->key, key, 16) == 0) return &last_->counts;
   uint64_t a, b;
   memcpy(&a, key, 8);
   memcpy(&b, key + 8, 8);
-  uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full);
+  uint64_t h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ (static_cast<uint64_t>(net) * 0x165667b19e3779f9ull);
   size_t i = static_cast<size_t>(h >> 32) & (kSlots - 1);
   for (size_t probe = 0; probe < kSlots; probe++, i = (i + 1) & (kSlots - 1)) {
     Slot& s = slots_[i];
     if (s.full) {
-      if (memcmp(s.key, key, 16) == 0) {
+      if (s.net == net && memcmp(s.key, key, 16) == 0) {
         last_ = &s;
         return &s.counts;
       }
@@ -136,14 +139,14 @@ VtepCounts* VtepTally::At(const Vtep& v) {
     }
     if (used_ == kMaxVteps) break;
     s.full = true;
+    s.net = net;
     memcpy(s.key, key, 16);
     s.vtep = v;
     order_[used_++] = static_cast<uint16_t>(i);
     last_ = &s;
     return &s.counts;
   }
-  overflowUsed_ = true;
-  return &overflow_;
+  return Overflow(net);
 }
 
 static_assert((VtepTally::kMaxVteps * 2 & (VtepTally::kMaxVteps * 2 - 1)) == 0, "slot count is a power of two");
@@ -186,7 +189,7 @@ void UdpSender::MakeRoom(const uint8_t* keepEnd) {
 }
 
 void UdpSender::Add(const Vtep& dest, const uint8_t* head, size_t headBytes, const uint8_t* body, size_t bodyBytes) {
-  if (datagrams_ == kMaxDatagrams) return ctr_->Drop(kTxQueueFull);  // the caller asked Tail() for too few
+  if (datagrams_ == kMaxDatagrams) return ctr_->NetDrop(net_, kTxQueueFull);  // the caller asked Tail() for too few
   const uint32_t bytes = static_cast<uint32_t>(headBytes + bodyBytes);
   Seg& seg = segs_[datagrams_];
   seg.iovFirst = static_cast<uint32_t>(iovUsed_);
@@ -200,14 +203,14 @@ void UdpSender::Add(const Vtep& dest, const uint8_t* head, size_t headBytes, con
     // run on into this datagram's.
     Msg& last = msgs_.back();
     if (last.total == last.segs * last.segBytes && bytes <= last.segBytes && last.segs < kMaxGsoSegments &&
-        last.total + bytes <= kMaxGsoBytes && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
+        last.total + bytes <= kMaxGsoBytes && last.net == net_ && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
         last.dest.len == dest.len) {
       last.total += bytes;
       last.segs++;
       return;
     }
   }
-  msgs_.push_back(Msg{dest, index, bytes, bytes, 1});
+  msgs_.push_back(Msg{dest, net_, index, bytes, bytes, 1});
 }
 
 void UdpSender::Expand(size_t from) {
@@ -216,7 +219,7 @@ void UdpSender::Expand(size_t from) {
     const Msg& m = msgs_[i];
     for (uint32_t s = 0; s < m.segs; s++) {
       const uint32_t len = segs_[m.segFirst + s].bytes;
-      scratch_.push_back(Msg{m.dest, m.segFirst + s, len, len, 1});
+      scratch_.push_back(Msg{m.dest, m.net, m.segFirst + s, len, len, 1});
     }
   }
   msgs_.resize(from);
@@ -272,9 +275,12 @@ void UdpSender::Flush() {
         ctr_->v[kTxPackets] += m.segs;
         ctr_->v[kTxDatagrams] += m.segs;
         ctr_->v[kTxBytes] += inner;
+        uint64_t* nc = ctr_->Net(m.net);
+        nc[kNetTxPackets] += m.segs;
+        nc[kNetTxBytes] += inner;
         if (m.segs > 1) ctr_->v[kTxGsoMessages]++;
         if (tally_ != nullptr) {
-          VtepCounts* vc = tally_->At(m.dest);
+          VtepCounts* vc = tally_->At(m.dest, m.net + 1);
           vc->txPackets += m.segs;
           vc->txBytes += inner;
         }
@@ -289,8 +295,8 @@ void UdpSender::Flush() {
     if (err == EAGAIN || err == ENOBUFS) {
       if (waits++ < kSendWaitRounds && WaitWritable()) continue;
       for (size_t k = i; k < total; k++) {
-        ctr_->Drop(kTxQueueFull, msgs_[k].segs);
-        if (tally_ != nullptr) tally_->At(msgs_[k].dest)->drops += msgs_[k].segs;
+        ctr_->NetDrop(msgs_[k].net, kTxQueueFull, msgs_[k].segs);
+        if (tally_ != nullptr) tally_->At(msgs_[k].dest, msgs_[k].net + 1)->drops += msgs_[k].segs;
       }
       break;
     }
@@ -310,8 +316,8 @@ void UdpSender::Flush() {
       retried = true;
       continue;
     }
-    ctr_->Drop(kTxSendError, msgs_[i].segs);
-    if (tally_ != nullptr) tally_->At(msgs_[i].dest)->drops += msgs_[i].segs;
+    ctr_->NetDrop(msgs_[i].net, kTxSendError, msgs_[i].segs);
+    if (tally_ != nullptr) tally_->At(msgs_[i].dest, msgs_[i].net + 1)->drops += msgs_[i].segs;
     i++;
     retried = false;
   }

@@ -44,11 +44,58 @@ enum EngineCounter : int {
  *  its reason's name. */
 extern const char* const kCounterNames[kCounterCount];
 
-/** Per-thread counter deltas, added to the shared atomics once per batch. */
+/** Per-network counter indexes (one set per network slot); kNetDropBase +
+ *  DropReason are the network's drops. */
+enum NetCounter : int {
+  kNetRxPackets = 0,
+  kNetRxBytes,
+  kNetTxPackets,
+  kNetTxBytes,
+  kNetDropBase,
+  kNetCounterCount = kNetDropBase + kDropReasonCount,
+};
+
+/** Per-thread counter deltas, added to the shared atomics once per batch:
+ *  the host's (diagnostics, totals, and the drops that happen before a
+ *  datagram's network is known) and each network slot's. */
 struct LocalCounters {
   uint64_t v[kCounterCount] = {};
+  LocalCounters() : net_(new uint64_t[kMaxNetworks * kNetCounterCount]()), isDirty_(new bool[kMaxNetworks]()) {
+    dirty_.reserve(kMaxNetworks);
+  }
+  /** A host-level drop. */
   void Drop(int reason, uint64_t n = 1) { v[kDropBase + reason] += n; }
+  /** Network slot's counters (NetCounter indexes). */
+  uint64_t* Net(uint32_t slot) {
+    if (!isDirty_[slot]) {
+      isDirty_[slot] = true;
+      dirty_.push_back(slot);
+    }
+    return net_.get() + static_cast<size_t>(slot) * kNetCounterCount;
+  }
+  void NetDrop(uint32_t slot, int reason, uint64_t n = 1) { Net(slot)[kNetDropBase + reason] += n; }
+  /** Calls fn(slot, counters) for every slot counted in since the last call
+   *  and zeroes them. */
+  template <typename Fn>
+  void DrainNets(Fn fn) {
+    for (uint32_t slot : dirty_) {
+      uint64_t* c = net_.get() + static_cast<size_t>(slot) * kNetCounterCount;
+      fn(slot, c);
+      for (int i = 0; i < kNetCounterCount; i++) c[i] = 0;
+      isDirty_[slot] = false;
+    }
+    dirty_.clear();
+  }
+
+ private:
+  std::unique_ptr<uint64_t[]> net_;
+  std::unique_ptr<bool[]> isDirty_;
+  std::vector<uint32_t> dirty_;
 };
+
+/** VtepTally's network key: a network slot + 1, or kHostNet for counts
+ *  before a network was known (host-level drops, ICMP errors). */
+constexpr uint32_t kHostNet = 0;
 
 /** What one packet thread counted for one VTEP since its last report. */
 struct VtepCounts {
@@ -69,63 +116,74 @@ struct VtepCounts {
   }
 };
 
-/** Per-VTEP counts in a fixed open-addressed table (no allocation while
- *  counting): a packet thread's since it last merged them, or the engine's
- *  since JS last took them. Addresses are taken from the network, so the
- *  table is bounded: past kMaxVteps distinct addresses the rest are summed
- *  in the overflow, which is reported without an address (JS counts it
- *  under 'other'). */
+/** Per-VTEP counts per network in a fixed open-addressed table (no
+ *  allocation while counting): a packet thread's since it last merged them,
+ *  or the engine's since JS last took them. Addresses are taken from the
+ *  network, so the table is bounded, in total over all networks (as JS's
+ *  VtepBudget): past kMaxVteps distinct (network, address) pairs the rest
+ *  are summed in the network's overflow, which is reported without an
+ *  address (JS counts it under 'other'). */
 class VtepTally {
  public:
   /** As many as JS gives counters of their own (one limit, native/limits.h),
    *  so that no peer's counts end up in 'other'. */
   static constexpr size_t kMaxVteps = static_cast<size_t>(kMaxTrackedVteps);
   VtepTally();
-  /** The counts of v's IP (port ignored). */
-  VtepCounts* At(const Vtep& v);
-  bool Empty() const { return used_ == 0 && !overflowUsed_; }
+  /** The counts of v's IP (port ignored) in network key net (slot + 1, or kHostNet). */
+  VtepCounts* At(const Vtep& v, uint32_t net);
+  bool Empty() const { return used_ == 0 && overflowNets_.empty(); }
   /** Adds all of other's counts into this table and empties other. */
   void MergeFrom(VtepTally& other) {
-    other.Drain([this](const Vtep* v, const VtepCounts& c) {
-      if (v != nullptr) {
-        At(*v)->Add(c);
-      } else {
-        overflowUsed_ = true;
-        overflow_.Add(c);
-      }
+    other.Drain([this](uint32_t net, const Vtep* v, const VtepCounts& c) {
+      if (v != nullptr) At(*v, net)->Add(c);
+      else Overflow(net)->Add(c);
     });
   }
-  size_t Size() const { return used_; }
-  /** Calls fn(vtep, counts) for every address, then fn(nullptr, overflow)
-   *  when the overflow saw anything, and empties the table. */
+  size_t Size() const { return used_ + overflowNets_.size(); }
+  /** Calls fn(net, vtep, counts) for every (network, address), then
+   *  fn(net, nullptr, overflow) for every network whose overflow saw
+   *  anything, and empties the table. */
   template <typename Fn>
   void Drain(Fn fn) {
     for (size_t i = 0; i < used_; i++) {
       Slot& s = slots_[order_[i]];
-      fn(&s.vtep, s.counts);
+      fn(s.net, &s.vtep, s.counts);
       s.full = false;
       s.counts = VtepCounts();
     }
     used_ = 0;
     last_ = nullptr;
-    if (overflowUsed_) fn(nullptr, overflow_);
-    overflow_ = VtepCounts();
-    overflowUsed_ = false;
+    for (uint32_t net : overflowNets_) {
+      fn(net, nullptr, overflow_[net]);
+      overflow_[net] = VtepCounts();
+      overflowUsed_[net] = false;
+    }
+    overflowNets_.clear();
   }
 
  private:
   static constexpr size_t kSlots = 2 * kMaxVteps;  // load factor <= 1/2
+  static constexpr size_t kNetKeys = kMaxNetworks + 1;
   struct Slot {
     bool full = false;
+    uint32_t net = 0;
     uint8_t key[16];
     Vtep vtep;
     VtepCounts counts;
   };
+  VtepCounts* Overflow(uint32_t net) {
+    if (!overflowUsed_[net]) {
+      overflowUsed_[net] = true;
+      overflowNets_.push_back(net);
+    }
+    return &overflow_[net];
+  }
   std::unique_ptr<Slot[]> slots_;
   uint16_t order_[kMaxVteps];
   size_t used_ = 0;
-  VtepCounts overflow_;
-  bool overflowUsed_ = false;
+  std::unique_ptr<VtepCounts[]> overflow_;  // by network key
+  std::unique_ptr<bool[]> overflowUsed_;
+  std::vector<uint32_t> overflowNets_;
   Slot* last_ = nullptr;  // the last address looked up: runs come from one VTEP
 };
 
@@ -160,6 +218,8 @@ class UdpSender {
   uint8_t* Tail(size_t bytes, size_t datagrams);
   /** Marks the arena used up to `end` (a pointer from the last Tail() region). */
   void Commit(const uint8_t* end);
+  /** The network slot the datagrams Add()ed from now on are counted in. */
+  void SetNet(uint32_t slot) { net_ = slot; }
   /** Queues one datagram of head[0, headBytes) + body[0, bodyBytes) for
    *  dest (body may be null). Joins the previous message into one
    *  UDP_SEGMENT run when possible. */
@@ -176,6 +236,7 @@ class UdpSender {
  private:
   struct Msg {
     Vtep dest;
+    uint32_t net;       // network slot
     uint32_t segFirst;  // index into segs_
     uint32_t total;     // bytes of all segments
     uint32_t segBytes;  // bytes of each segment but the last
@@ -205,6 +266,7 @@ class UdpSender {
   std::vector<struct mmsghdr> mm_;
   std::unique_ptr<uint8_t[]> cmsg_;
   size_t datagrams_ = 0;
+  uint32_t net_ = 0;
 };
 
 /** recvmmsg into fixed buffers big enough for a UDP_GRO super-datagram. */

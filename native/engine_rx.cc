@@ -70,16 +70,16 @@ void Engine::RxWorker::CountForeign(uint32_t vni, const Vtep& from) {
   foreign_.push_back(Foreign{from, vni, 1});
 }
 
-void Engine::RxWorker::Refuse(const Vtep& from, uint64_t n) {
+void Engine::RxWorker::Refuse(const Vtep& from, uint32_t vni, uint64_t n) {
   for (Refused& r : refused_) {
-    if (r.from.SameIp(from)) {
+    if (r.vni == vni && r.from.SameIp(from)) {
       r.count += n;
       return;
     }
   }
   if (refused_.size() >= kMaxRefusedPerReport) return;
   if (Unreported()) pendingSinceMs_ = lastTrafficMs_;
-  refused_.push_back(Refused{from, n});
+  refused_.push_back(Refused{from, vni, n});
 }
 
 void Engine::RxWorker::FlushReports(int64_t nowMs, bool final) {
@@ -101,7 +101,7 @@ void Engine::RxWorker::DrainErrors(int64_t nowMs) {
   lastErrorDrainMs_ = nowMs;
   const int ne = rx_.ReceiveErrors(errorDests_.data(), kErrorsPerDrain);
   if (ne == 0) return;
-  for (int i = 0; i < ne; i++) tally_.At(errorDests_[i])->drops++;
+  for (int i = 0; i < ne; i++) tally_.At(errorDests_[i], kHostNet)->drops++;
   c_.Drop(kTxSendError, static_cast<uint64_t>(ne));
   e_->Publish(c_);
 }
@@ -117,6 +117,9 @@ void Engine::RxWorker::Handle(int n) {
   }
   reader_.BeginBatch();
   uint32_t nf = 0;
+  // Frames go to the TAP in runs of one network (a coalesced write never
+  // mixes networks).
+  const core::Network* runNet = nullptr;
   for (int m = 0; m < n; m++) {
     Vtep from;
     rx_.From(m, &from);
@@ -124,26 +127,33 @@ void Engine::RxWorker::Handle(int n) {
     const offload::RxDatagrams dgrams = offload::SplitRxMessage(rx_.Len(m), rx_.SegBytes(m));
     if (dgrams.count > 1) c.v[kRxGroDatagrams]++;
     c.v[kRxDatagrams] += dgrams.count;
-    // Every datagram of a UDP_GRO message comes from the same sender.
-    VtepCounts* vc = tally_.At(from);
-    vc->lastRxMs = nowMs;
     for (size_t i = 0; i < dgrams.count; i++) {
       core::RxResult r;
       reader_.Classify(data + dgrams.Offset(i), dgrams.Bytes(i), from, nowMs, &r);
+      // Every datagram of a UDP_GRO message comes from the same sender
+      // (the tally caches the last lookup).
+      VtepCounts* vc = tally_.At(from, r.net == nullptr ? kHostNet : r.net->slot + 1);
+      vc->lastRxMs = nowMs;
+      if (r.drop < 0 && r.net != runNet && nf > 0) {
+        e_->WriteTap(*runNet, frames_.data(), frameVtep_.data(), nf, next_.data(), writes_.data(), iov_.data(), c);
+        nf = 0;
+      }
       if (r.drop < 0 && nf == kRxMaxFrames) r.drop = kRxTapBusy;  // cannot happen with UDP_GRO's 64 datagrams per message; counted if it does
       if (r.drop >= 0) {
         if (r.drop == kRxWrongVni) CountForeign(r.vni, from);
-        if (r.drop == kRxSourceNotAllowed) Refuse(from, 1);
-        c.Drop(r.drop);
+        if (r.drop == kRxSourceNotAllowed) Refuse(from, r.vni, 1);
+        if (r.net == nullptr) c.Drop(r.drop);
+        else c.NetDrop(r.net->slot, r.drop);
         vc->drops++;
         continue;
       }
       if (r.learn) Report(r.vni, r.srcMac, from, nowMs);
+      runNet = r.net;
       frameVtep_[nf] = vc;
       frames_[nf++] = offload::GroFrame{r.frame, static_cast<uint32_t>(r.frameBytes)};
     }
   }
-  e_->WriteTap(frames_.data(), frameVtep_.data(), nf, next_.data(), writes_.data(), iov_.data(), c);
+  if (nf > 0) e_->WriteTap(*runNet, frames_.data(), frameVtep_.data(), nf, next_.data(), writes_.data(), iov_.data(), c);
   e_->Publish(c);
   // Counts and the error queue wait for Idle(), off the packet's way,
   // unless traffic never lets up.
@@ -154,8 +164,10 @@ void Engine::RxWorker::Handle(int n) {
   FlushReports(nowMs, false);
 }
 
-void Engine::WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf, uint32_t* next,
-                      offload::GroWrite* writes, struct iovec* iov, LocalCounters& c) {
+void Engine::WriteTap(const core::Network& net, offload::GroFrame* frames, VtepCounts* const* frameVtep, uint32_t nf,
+                      uint32_t* next, offload::GroWrite* writes, struct iovec* iov, LocalCounters& c) {
+  const int fd = TapFd(net);
+  uint64_t* nc = c.Net(net.slot);
   const uint32_t nw = coalesce_ ? offload::GroPlan(frames, nf, next, writes, kMaxSegs) : offload::PlanSingles(frames, nf, writes);
   for (uint32_t w = 0; w < nw; w++) {
     const offload::GroWrite& wr = writes[w];
@@ -165,7 +177,7 @@ void Engine::WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, u
     offload::GroWriteIov(frames, next, wr, iov + 1, &innerBytes);
     ssize_t r;
     do {
-      r = ::writev(tapFd_, iov, static_cast<int>(wr.count + 1));
+      r = ::writev(fd, iov, static_cast<int>(wr.count + 1));
     } while (r < 0 && errno == EINTR);
     c.v[kRxTapWrites]++;
     const int reason = r < 0 ? (errno == EAGAIN ? kRxTapBusy : kRxTapError) : -1;
@@ -180,12 +192,14 @@ void Engine::WriteTap(offload::GroFrame* frames, VtepCounts* const* frameVtep, u
       }
     }
     if (reason >= 0) {
-      c.Drop(reason, wr.count);
+      nc[kNetDropBase + reason] += wr.count;
       continue;
     }
     if (wr.count > 1) c.v[kRxCoalescedWrites]++;
     c.v[kRxPackets] += wr.count;
     c.v[kRxBytes] += innerBytes;
+    nc[kNetRxPackets] += wr.count;
+    nc[kNetRxBytes] += innerBytes;
   }
 }
 

@@ -1,5 +1,6 @@
 // The engine's rx worker (UDP -> TAP): batches from the socket, each datagram
-// through the packet core (core_rx.h), frames written to the TAP.
+// through the packet core (core_rx.h), frames written to the TAP of the
+// network the core picked.
 #pragma once
 
 #include "engine_core.h"
@@ -24,6 +25,9 @@ class Engine::RxWorker {
    *  sleep before the next one is. */
   int Idle(int64_t nowMs);
 
+  /** Picks up a changed network table (letting go of removed TAPs). */
+  void Refresh() { reader_.BeginBatch(); }
+
   /** poll() saw POLLERR: the error queue holds ICMP errors. */
   void OnPollError() { DrainErrors(NowMs()); }
 
@@ -39,7 +43,7 @@ class Engine::RxWorker {
   // Stats.foreignVni does), not only the first of a second.
   void CountForeign(uint32_t vni, const Vtep& from);
 
-  void Refuse(const Vtep& from, uint64_t n);
+  void Refuse(const Vtep& from, uint32_t vni, uint64_t n);
 
   // Learning and refusals go out in a pause of traffic, or once they
   // waited kObservationMaxDelayMs; final = the engine is stopping.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "engine_core.h"
 #include "engine_rx.h"
@@ -26,6 +27,9 @@ void Engine::Drain(int fd) {
 void Engine::RxThread() {
   RxWorker* rx = rxWorker_.get();
   TxWorker* tx = txWorker_.get();
+  constexpr size_t kFixed = 4;
+  std::vector<struct pollfd> p;
+  p.reserve(kFixed + kMaxNetworks);
   int64_t windowStartNs = MonotonicNs();
   int64_t sleptNs = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
@@ -53,29 +57,48 @@ void Engine::RxThread() {
     }
     if (more) continue;
     int timeout = rx->Idle(nowNs / 1000000);
-    struct pollfd p[4] = {{udp_.fd, POLLIN, 0}, {wakeFd_, POLLIN, 0}, {handToRxFd_, POLLIN, 0}, {tapFd_, POLLIN, 0}};
-    if (txHere) timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
-    const int pr = ::poll(p, txHere ? 4 : 3, timeout);
+    // The fixed fds, then (while it runs the tx worker) every TAP.
+    p.resize(kFixed);
+    p[0] = {udp_.fd, POLLIN, 0};
+    p[1] = {wakeFd_, POLLIN, 0};
+    p[2] = {handToRxFd_, POLLIN, 0};
+    p[3] = {reconfigRxFd_, POLLIN, 0};
+    if (txHere) {
+      timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
+      for (int fd : tx->fds()) p.push_back({fd, POLLIN, 0});
+    }
+    const int pr = ::poll(p.data(), p.size(), timeout);
     if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
     sleptNs += MonotonicNs() - nowNs;
     if (p[1].revents & POLLIN) return;
     if (p[0].revents & POLLERR) rx->OnPollError();
     if (p[2].revents & POLLIN) Drain(handToRxFd_);
+    if (p[3].revents & POLLIN) {
+      Drain(reconfigRxFd_);
+      rx->Refresh();
+      if (txOwner_.load(std::memory_order_acquire) == kTxOnRxThread) tx->Refresh();
+    }
     // TAP POLLERR/POLLHUP/POLLNVAL: the tx worker's next read learns the errno.
   }
 }
 
 void Engine::TxThread() {
   TxWorker* tx = txWorker_.get();
+  constexpr size_t kFixed = 2;
+  std::vector<struct pollfd> p;
+  p.reserve(kFixed + kMaxNetworks);
   int64_t windowStartNs = 0;
   int64_t sleptNs = 0;
   while (!stopping_.load(std::memory_order_relaxed)) {
     if (txOwner_.load(std::memory_order_acquire) != kTxOnTxThread) {
-      struct pollfd p[2] = {{handToTxFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-      const int pr = ::poll(p, 2, kIdlePollMs);
+      // The rx thread runs the tx worker (and refreshes it); this one only
+      // waits for the hand-over. A reconfiguration meant for it is moot.
+      struct pollfd q[3] = {{handToTxFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}, {reconfigTxFd_, POLLIN, 0}};
+      const int pr = ::poll(q, 3, kIdlePollMs);
       if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
-      if (p[1].revents & POLLIN) return;
-      if (p[0].revents & POLLIN) Drain(handToTxFd_);
+      if (q[1].revents & POLLIN) return;
+      if (q[2].revents & POLLIN) Drain(reconfigTxFd_);
+      if (q[0].revents & POLLIN) Drain(handToTxFd_);
       windowStartNs = MonotonicNs();
       sleptNs = 0;
       continue;
@@ -97,11 +120,18 @@ void Engine::TxThread() {
     }
     if (r > 0) continue;
     const int untilWindowEndMs = static_cast<int>((windowStartNs + kJoinWindowNs - nowNs) / 1000000) + 1;
-    struct pollfd p[2] = {{tapFd_, POLLIN, 0}, {wakeFd_, POLLIN, 0}};
-    const int pr = ::poll(p, 2, std::min(tx->Idle(nowNs / 1000000), untilWindowEndMs));
+    p.resize(kFixed);
+    p[0] = {wakeFd_, POLLIN, 0};
+    p[1] = {reconfigTxFd_, POLLIN, 0};
+    for (int fd : tx->fds()) p.push_back({fd, POLLIN, 0});
+    const int pr = ::poll(p.data(), p.size(), std::min(tx->Idle(nowNs / 1000000), untilWindowEndMs));
     if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
     sleptNs += MonotonicNs() - nowNs;
-    if (p[1].revents & POLLIN) return;
+    if (p[0].revents & POLLIN) return;
+    if (p[1].revents & POLLIN) {
+      Drain(reconfigTxFd_);
+      tx->Refresh();
+    }
     // TAP POLLERR/POLLHUP/POLLNVAL: the next read learns the errno.
   }
 }

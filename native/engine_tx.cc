@@ -13,30 +13,43 @@ namespace engine {
 
 Engine::TxWorker::TxWorker(Engine* e)
     : e_(e),
+      view_(e->ctx_.get()),
       sender_(e->udp_.fd, e->udp_.gso, e->wakeFd_, &c_, &tally_,
               [e](int err) {
                 e->gsoActive_.store(false);
                 e->Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
-              }),
-      maxUntagged_(kEthBytes + e->mtu_) {
+              }) {
   used_.reserve(kMaxUsedPerReport);
+  Refresh();
   lastTrafficMs_ = usedSinceMs_ = NowMs();
   e->gsoActive_.store(e->udp_.gso);
 }
 
-int Engine::TxWorker::Step() {
-  bool empty = false;
-  const int64_t wakeMs = NowMs();
-  const bool hadUsed = !used_.empty();
+void Engine::TxWorker::Refresh() {
+  if (!view_.Refresh()) return;
+  nets_.clear();
+  fds_.clear();
+  for (const core::Network& n : view_.Table().nets) {
+    nets_.push_back(&n);
+    fds_.push_back(TapFd(n));
+  }
+  ready_.resize(fds_.size());
+  nextNet_ = 0;
+}
+
+int Engine::TxWorker::ReadTap(const core::Network& net, int budget, int64_t wakeMs, bool* empty) {
+  const int fd = TapFd(net);
+  sender_.SetNet(net.slot);
   int reads = 0;
-  for (; reads < kTxReadsPerWake; reads++) {
+  *empty = false;
+  while (reads < budget) {
     uint8_t* tail = sender_.Tail(kVxlanHeaderBytes + kMaxTapFrameBytes + kSplitHeaderBytes, kTxDatagramsPerRead);
     struct iovec rv[2] = {{&hdr_, kVnetHdrBytes}, {tail + kVxlanHeaderBytes, kMaxTapFrameBytes}};
-    ssize_t n = ::readv(e_->tapFd_, rv, 2);
+    ssize_t n = ::readv(fd, rv, 2);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
-        empty = true;
+        *empty = true;
         break;
       }
       e_->Fatal(errno, "read");
@@ -46,16 +59,49 @@ int Engine::TxWorker::Step() {
       e_->Fatal(EBADFD, "read");
       return -1;
     }
+    reads++;
     c_.v[kTxTapReads]++;
     if (static_cast<size_t>(n) > kVnetHdrBytes + kMaxTapFrameBytes) {
       // Older kernels report a frame longer than the buffer at its whole
       // length (newer ones at the part read): larger than the MTU allows.
-      c_.Drop(kTxOversize);
+      c_.NetDrop(net.slot, kTxOversize);
       continue;
     }
     uint8_t* frame = tail + kVxlanHeaderBytes;
     const size_t flen = static_cast<size_t>(n) > kVnetHdrBytes ? static_cast<size_t>(n) - kVnetHdrBytes : 0;
-    e_->Forward(sender_, hdr_, tail, frame, flen, segLens_, maxUntagged_, wakeMs, used_, c_);
+    e_->Forward(sender_, net, hdr_, tail, frame, flen, segLens_, wakeMs, used_, c_);
+  }
+  return reads;
+}
+
+int Engine::TxWorker::Step() {
+  Refresh();
+  const int64_t wakeMs = NowMs();
+  const bool hadUsed = !used_.empty();
+  int reads = 0;
+  bool more = false;
+  const size_t count = nets_.size();
+  if (count == 1) {
+    bool empty = false;
+    reads = ReadTap(*nets_[0], kTxReadsPerWake, wakeMs, &empty);
+    if (reads < 0) return -1;
+    more = !empty;
+  } else if (count > 1) {
+    // One poll finds the TAPs with frames, rather than a read of each.
+    for (size_t i = 0; i < count; i++) ready_[i] = {fds_[i], POLLIN, 0};
+    if (::poll(ready_.data(), count, 0) > 0) {
+      const size_t first = nextNet_ % count;
+      nextNet_ = first + 1;
+      for (size_t k = 0; k < count && reads < kTxReadsPerWake; k++) {
+        const size_t i = (first + k) % count;
+        if (ready_[i].revents == 0) continue;
+        bool empty = false;
+        const int r = ReadTap(*nets_[i], kTxReadsPerWake - reads, wakeMs, &empty);
+        if (r < 0) return -1;
+        reads += r;
+        more |= !empty;
+      }
+    }
   }
   sender_.Flush();
   e_->Publish(c_);
@@ -69,7 +115,7 @@ int Engine::TxWorker::Step() {
     if (wakeMs - busySinceMs_ >= kBusyHousekeepingMs) e_->MergeVtepCounts(tally_);  // see RxWorker::Handle
   }
   FlushUsed(wakeMs, false);
-  return empty ? 0 : 1;
+  return more ? 1 : 0;
 }
 
 int Engine::TxWorker::Idle(int64_t nowMs) {
@@ -103,14 +149,15 @@ uint64_t Engine::FramesIn(const struct virtio_net_hdr& hdr, size_t flen) {
   return (flen - hdr.hdr_len + hdr.gso_size - 1) / hdr.gso_size;
 }
 
-void Engine::Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_t* tail, uint8_t* frame, size_t flen,
-                     uint32_t* segLens, size_t maxUntagged, int64_t nowMs, std::vector<UsedKey>& used,
+void Engine::Forward(UdpSender& sender, const core::Network& net, const struct virtio_net_hdr& hdr, uint8_t* tail,
+                     uint8_t* frame, size_t flen, uint32_t* segLens, int64_t nowMs, std::vector<UsedKey>& used,
                      LocalCounters& c) {
+  const size_t maxUntagged = kEthBytes + net.mtuBytes;
   // Every check of the frame itself (the core's, then the split's) comes
   // before the lookup: a frame that is not sent must not mark a
   // forwarding entry used.
-  const int drop = core::TxFrameDrop(hdr, frame, flen, maxUntagged, ctx_->AllowVlan());
-  if (drop >= 0) return c.Drop(drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
+  const int drop = core::TxFrameDrop(hdr, frame, flen, maxUntagged, net.allowVlan);
+  if (drop >= 0) return c.NetDrop(net.slot, drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
   const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
   const bool gso = hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE;
   uint8_t* out = frame + flen;
@@ -124,21 +171,21 @@ void Engine::Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_
     if (segs < 0) {
       // A super-frame we cannot cut into MTU-sized frames is, as sent, over
       // the MTU: it is dropped, never fragmented (RFC 7348 §4.3).
-      return c.Drop(segs == offload::kSplitMalformed || segs == offload::kSplitTooBig ? kTxOversize : kTxQueueFull);
+      return c.NetDrop(net.slot, segs == offload::kSplitMalformed || segs == offload::kSplitTooBig ? kTxOversize : kTxQueueFull);
     }
     c.v[kTxTsoFrames]++;
   }
   core::TxDests to;
   bool usedDue = false;
-  core::TxDestinations(*ctx_, vni_, frame, nowMs, kUsedReportIntervalMs, used.size() < kMaxUsedPerReport ? &usedDue : nullptr,
+  core::TxDestinations(*ctx_, net.vni, frame, nowMs, kUsedReportIntervalMs, used.size() < kMaxUsedPerReport ? &usedDue : nullptr,
                        &to);
-  if (usedDue) used.push_back(UsedKey{vni_, to.flooded ? 0 : MacAt(frame)});
+  if (usedDue) used.push_back(UsedKey{net.vni, to.flooded ? 0 : MacAt(frame)});
   const Vtep* dests = to.dests;
   const size_t ndest = to.count;
-  if (ndest == 0) return c.Drop(kTxNoDestination, static_cast<uint64_t>(segs));
+  if (ndest == 0) return c.NetDrop(net.slot, kTxNoDestination, static_cast<uint64_t>(segs));
   if (gso) {
     const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
-    for (int s = 0; s < segs; s++) WriteVxlanHeader(out + s * stride);
+    for (int s = 0; s < segs; s++) WriteVxlanHeader(out + s * stride, net.vni);
     sender.Commit(out + segs * stride);
     for (size_t d = 0; d < ndest; d++) {
       for (int s = 0; s < segs; s++) {
@@ -149,7 +196,7 @@ void Engine::Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_
     }
     return;
   }
-  WriteVxlanHeader(tail);
+  WriteVxlanHeader(tail, net.vni);
   sender.Commit(frame + flen);
   for (size_t d = 0; d < ndest; d++) {
     sender.MakeRoom(frame + flen);
@@ -157,12 +204,12 @@ void Engine::Forward(UdpSender& sender, const struct virtio_net_hdr& hdr, uint8_
   }
 }
 
-void Engine::WriteVxlanHeader(uint8_t* p) const {
+void Engine::WriteVxlanHeader(uint8_t* p, uint32_t vni) {
   p[0] = kVxlanFlagI;
   p[1] = p[2] = p[3] = 0;
-  p[4] = static_cast<uint8_t>(vni_ >> 16);
-  p[5] = static_cast<uint8_t>(vni_ >> 8);
-  p[6] = static_cast<uint8_t>(vni_);
+  p[4] = static_cast<uint8_t>(vni >> 16);
+  p[5] = static_cast<uint8_t>(vni >> 8);
+  p[6] = static_cast<uint8_t>(vni);
   p[7] = 0;
 }
 

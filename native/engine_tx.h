@@ -1,6 +1,9 @@
-// The engine's tx worker (TAP -> UDP): frames read from the TAP, each through
-// the packet core (core_tx.h), sent as VXLAN datagrams in batches.
+// The engine's tx worker (TAP -> UDP): frames read from every network's TAP,
+// each through the packet core (core_tx.h), sent as VXLAN datagrams in
+// batches.
 #pragma once
+
+#include <poll.h>
 
 #include "engine_core.h"
 
@@ -14,11 +17,15 @@ class Engine::TxWorker {
  public:
   explicit TxWorker(Engine* e);
 
-  int fd() const { return e_->tapFd_; }
+  /** The TAP fds to poll for POLLIN (as of the last Refresh). */
+  const std::vector<int>& fds() const { return fds_; }
 
-  /** Up to kTxReadsPerWake TAP reads, sent as one batch. Returns 1 when
-   *  the TAP may hold more, 0 when it was emptied, -1 after a fatal error
-   *  (already reported). */
+  /** Picks up a changed network table (letting go of removed TAPs). */
+  void Refresh();
+
+  /** Up to kTxReadsPerWake TAP reads over all TAPs, sent as one batch.
+   *  Returns 1 when a TAP may hold more, 0 when they were emptied, -1 after
+   *  a fatal error (already reported). */
   int Step();
 
   /** Sends the reports that are due; returns how long the thread may
@@ -33,11 +40,19 @@ class Engine::TxWorker {
   // kUsedMaxDelayMs; final = the engine is stopping.
   void FlushUsed(int64_t nowMs, bool final);
 
+  /** Reads network net's TAP until it is empty or budget reads were made;
+   *  returns the reads, or -1 after a fatal error. */
+  int ReadTap(const core::Network& net, int budget, int64_t wakeMs, bool* empty);
+
   Engine* e_;
+  core::NetworkView view_;
+  std::vector<const core::Network*> nets_;  // into view_'s table
+  std::vector<int> fds_;
+  std::vector<struct pollfd> ready_;
+  size_t nextNet_ = 0;  // round robin: which TAP is read first
   LocalCounters c_;
   VtepTally tally_;
   UdpSender sender_;
-  const size_t maxUntagged_;
   struct virtio_net_hdr hdr_;
   uint32_t segLens_[kMaxSegs];
   std::vector<UsedKey> used_;

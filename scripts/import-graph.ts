@@ -24,6 +24,10 @@ export const LAYERS = [
 ] as const;
 export type Layer = (typeof LAYERS)[number];
 
+/** Top-level files of src/ that belong to a layer of another name:
+ *  open-plane.ts wires io/ into datapath/, which only the daemon layer may. */
+const FILE_LAYERS: Readonly<Record<string, Layer>> = { 'open-plane': 'daemon' };
+
 /** What each layer may import besides itself. ports/ holds the contracts
  *  between layers (interfaces, the types that cross them, the drop-reason
  *  numbering): datapath/ and io/ meet there and never import each other;
@@ -49,11 +53,6 @@ export const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   cli: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports', 'doctor', 'control', 'daemon'],
 };
 
-/** Top-level files of src/ that belong to another layer than their name:
- *  open-plane.ts wires io/ into datapath/'s data plane, which neither of
- *  those layers may do, so it sits with the daemon. */
-const TOP_LEVEL_LAYER: Readonly<Record<string, Layer>> = { 'open-plane': 'daemon' };
-
 /** Only these layers may import node:dgram or call require() (the addon). */
 const IO_ONLY_MODULES = new Set(['node:dgram', 'dgram']);
 
@@ -75,7 +74,7 @@ export function layerOf(file: string): Layer | null {
   const parts = file.split('/');
   if (parts[0] !== 'src' || parts.length < 2) return null;
   const name = parts.length === 2 ? parts[1].replace(/\.(ts|js)$/, '') : parts[1];
-  if (parts.length === 2 && Object.hasOwn(TOP_LEVEL_LAYER, name)) return TOP_LEVEL_LAYER[name];
+  if (parts.length === 2 && Object.hasOwn(FILE_LAYERS, name)) return FILE_LAYERS[name];
   return (LAYERS as readonly string[]).includes(name) ? (name as Layer) : null;
 }
 

@@ -23,7 +23,7 @@ import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
 import { followFdbEvent } from './datapath/follow-fdb.js';
 import type { DataPlane } from './datapath/plane.js';
-import { Stats } from './datapath/stats.js';
+import { Stats, VtepBudget } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
 import * as hostFacts from './io/host.js';
@@ -80,8 +80,9 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     return [...(networksStore.load() ?? [])];
   });
 
-  // TODO(i10-plane): one VtepBudget shared by every Stats (new Stats(budget)).
-  const newStats = (): Stats => new Stats();
+  // One budget of per-VTEP series for the host: bounded in total, not per network.
+  const vtepBudget = new VtepBudget();
+  const newStats = (): Stats => new Stats(vtepBudget);
   const hostStats = newStats();
   const plane: DataPlane = await startOrUndo(() =>
     openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));

@@ -1,87 +1,44 @@
-// TEMPORARY adapter (replaced by i10-plane at merge): openDataPlane over
-// today's single-network Datapath / NativeDatapath. It serves one network at
-// a time; each network opens its own TAP and UDP socket, so the socket is
-// bound by addNetwork, not by openDataPlane.
+// openDataPlane: the host's data plane (src/datapath/plane.ts) wired to
+// src/io/ (UdpBind, openPacketCore and TapDevice for the dgram path, one
+// NativeEngine for the native one). It lives at the daemon layer because
+// datapath/ must not import io/ and io/ must not import datapath/.
 
-import { VxlandError } from './errors';
-import type { DataPlane, HostPlaneOptions, NetworkPlane, NetworkPlaneOptions } from './datapath/plane';
-import { Datapath } from './datapath/datapath';
-import { NativeDatapath } from './datapath/native-datapath';
-import { openPacketCore } from './io/core';
-import { NativeEngine } from './io/engine';
-import { TapDevice } from './io/tap';
-import { UdpBind } from './io/udp';
+import { DgramPlane, NativePlane, type DataPlane, type HostPlaneOptions } from './datapath/plane.js';
+import { openPacketCore } from './io/core.js';
+import { NativeEngine } from './io/engine.js';
+import { TapDevice } from './io/tap.js';
+import { UdpBind } from './io/udp.js';
+import type { PacketClassifier } from './ports/core.js';
 
-interface Served {
-  plane: NetworkPlane;
-  start(onFatal: (err: Error) => void): void;
-  stop(): Promise<void>;
-  offloads(): string[];
-}
+export type { DataPlane, HostPlaneOptions, NetworkPlane, NetworkPlaneOptions } from './datapath/plane.js';
 
-export async function openDataPlane(h: HostPlaneOptions): Promise<DataPlane> {
-  let served: Served | null = null;
-  let onFatal: ((err: Error) => void) | null = null;
-  let stopped = false;
-
-  const open = async (o: NetworkPlaneOptions): Promise<Served> => {
-    if (h.kind === 'native') {
-      const engine = NativeEngine.open({
-        name: o.dev, mtu: o.mtu, addresses: [...o.addresses], mac: o.mac, vni: o.vni,
-        local: h.local ?? (h.family === 'udp6' ? '::' : '0.0.0.0'), port: h.port,
-      });
-      const native = new NativeDatapath({ vni: o.vni, fdb: o.fdb, engine, stats: o.stats, log: h.log, sources: o.sources, allowVlan: o.allowVlan });
-      return { plane: { vni: o.vni, dev: o.dev, mac: engine.mac }, start: (f) => native.start(f), stop: () => native.stop(), offloads: () => native.offloads() };
-    }
-    const device = TapDevice.open({ name: o.dev, mtu: o.mtu, addresses: [...o.addresses], mac: o.mac });
-    let bind: UdpBind;
-    try {
-      bind = await UdpBind.open({ port: h.port, address: h.local ?? undefined, family: h.family });
-    } catch (err) {
-      device.close();
-      throw err;
-    }
-    try {
-      const core = openPacketCore({ vni: o.vni, mtu: o.mtu, ownMac: device.mac, family: h.family === 'udp6' ? 6 : 4, dstPort: h.port });
-      const dgram = new Datapath({ vni: o.vni, dstPort: h.port, fdb: o.fdb, device, bind, core, stats: o.stats, log: h.log, sources: o.sources, allowVlan: o.allowVlan });
-      return { plane: { vni: o.vni, dev: o.dev, mac: device.mac }, start: (f) => dgram.start(f), stop: () => dgram.stop(), offloads: () => [] };
-    } catch (err) {
-      device.close();
-      await bind.close();
-      throw err;
-    }
-  };
-
-  return {
-    kind: h.kind,
-    start(fatal) {
-      onFatal = fatal;
-      served?.start(fatal);
-    },
-    async addNetwork(o) {
-      if (served !== null) {
-        const same = served.plane.vni === o.vni || served.plane.dev === o.dev;
-        throw new VxlandError(same ? 'VXLAND_NETWORK_EXISTS' : 'VXLAND_INTERNAL', same
-          ? `network vni ${o.vni} (${o.dev}) clashes with vni ${served.plane.vni} (${served.plane.dev}), already served`
-          : `internal error: this build serves one network at a time (vni ${served.plane.vni} is served); several networks need the i10-plane data plane`);
-      }
-      if (stopped) throw new VxlandError('VXLAND_INTERNAL', 'internal error: data plane is stopped');
-      served = await open(o);
-      if (onFatal !== null) served.start(onFatal);
-      return served.plane;
-    },
-    async removeNetwork(vni) {
-      if (served === null || served.plane.vni !== vni) return;
-      const s = served;
-      served = null;
-      await s.stop();
-    },
-    offloads: () => served?.offloads() ?? [],
-    async stop() {
-      stopped = true;
-      const s = served;
-      served = null;
-      await s?.stop();
-    },
-  };
+/** Binds the UDP socket (EADDRINUSE etc. -> VxlandError VXLAND_SOCKET with
+ *  errno/syscall); networks come with addNetwork(). Nothing is left open
+ *  when it rejects. */
+export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
+  if (o.kind === 'native') {
+    const engine = NativeEngine.open({ local: o.local ?? (o.family === 'udp6' ? '::' : '0.0.0.0'), port: o.port });
+    return new NativePlane(
+      {
+        engine,
+        openTap: (n) => {
+          const tap = engine.openNetwork({ vni: n.vni, name: n.dev, mtu: n.mtu, addresses: n.addresses, mac: n.mac });
+          return { slot: tap.slot, mac: tap.mac, dev: tap.name };
+        },
+      },
+      o,
+    );
+  }
+  const bind = await UdpBind.open({ port: o.port, address: o.local ?? undefined, family: o.family });
+  let core: PacketClassifier;
+  try {
+    core = openPacketCore({ family: o.family === 'udp6' ? 6 : 4, dstPort: o.port });
+  } catch (err) {
+    await bind.close();
+    throw err;
+  }
+  return new DgramPlane(
+    { bind, core, openDevice: (n) => TapDevice.open({ name: n.dev, mtu: n.mtu, addresses: [...n.addresses], mac: n.mac }) },
+    o,
+  );
 }

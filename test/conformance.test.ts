@@ -23,7 +23,7 @@ import { Stats } from '../src/datapath/stats';
 import { Fdb, type FdbEvent } from '../src/fdb/fdb';
 import { openPacketCore } from '../src/io/core';
 import { macKeyOf } from '../src/wire/mac';
-import { CASES, LOCAL, MTU, OWN_MAC, PEER_B, REMOTES, VNI, type CaseConfig, type ConformanceCase, type Outcome } from './conformance/cases';
+import { CASES, LOCAL, MTU, OWN_MAC, OWN_MAC_2, PEER_B, REMOTES, VNI, type CaseConfig, type ConformanceCase, type Outcome, type SecondOutcome } from './conformance/cases';
 import { FakeDevice, FakeNetwork, LoopbackPeer, frame, mac, vxlanDatagram } from './fakes';
 import { eventually } from './helpers/eventually';
 import { openNativeHost } from './helpers/native-host';
@@ -43,11 +43,22 @@ const RX_BARRIER_MAC = '02:00:00:00:ba:01';
 /** ...a frame to this MAC, seeded at PEER_B, its tx ones. */
 const TX_BARRIER_MAC = '02:00:00:00:ba:02';
 
+/** The second network of a case (CaseConfig.second). */
+interface CaseNetwork {
+  stats: Stats;
+  events: FdbEvent[];
+  /** Frames written to its TAP since the last call. */
+  takeDelivered(): Promise<Buffer[]>;
+}
+
 interface CaseHost {
   fdb: Fdb;
   stats: Stats;
+  /** Host-level drops and foreign-VNI senders. */
+  hostStats: Stats;
   /** Fdb events since the seeding. */
   events: FdbEvent[];
+  second: CaseNetwork | null;
   send(from: string, datagram: Buffer): Promise<void>;
   inject(tapFrame: Buffer): void;
   /** Waits until the path has handled this many datagrams and TAP frames. */
@@ -65,15 +76,37 @@ function seed(fdb: Fdb, cfg: CaseConfig, withTxBarrier: boolean): void {
   if (withTxBarrier) fdb.learn(vni, macKeyOf(TX_BARRIER_MAC), PEER_B, SEED_MS);
 }
 
+/** The host's Stats counts per VTEP the VTEPs its networks know (as a
+ *  network's Stats does its own), so a host-level drop names its sender. */
+function trackInHost(fdb: Fdb, hostStats: Stats): void {
+  for (const e of fdb.entries()) hostStats.track(e.vtep);
+  fdb.subscribe((e) => {
+    if (e.type !== 'aged' && e.type !== 'deleted') hostStats.track(e.vtep);
+  });
+}
+
+function secondFdb(second: NonNullable<CaseConfig['second']>, now: () => number) {
+  const stats = new Stats();
+  const sources = new SourceFilter(second.accept ?? { kind: 'peers' });
+  const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 1000, now });
+  fdb.subscribe((e) => followFdbEvent(e, stats, sources));
+  for (const p of second.peers ?? []) fdb.addPeer(second.vni, p);
+  const events: FdbEvent[] = [];
+  fdb.subscribe((e) => events.push(e));
+  return { stats, sources, fdb, events };
+}
+
 function dgramHost(t: TapLike, cfg: CaseConfig, now: () => number, withTxBarrier: boolean): CaseHost {
   const vni = cfg.vni ?? VNI;
   const net = new FakeNetwork();
   const stats = new Stats();
+  const hostStats = new Stats();
   const sources = new SourceFilter(cfg.accept ?? { kind: 'peers' });
   const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 1000, maxLearnedPerVtep: cfg.maxLearnedPerVtep, now });
   fdb.subscribe((e) => followFdbEvent(e, stats, sources));
   for (const p of cfg.peers ?? []) fdb.addPeer(vni, p);
   seed(fdb, cfg, withTxBarrier);
+  trackInHost(fdb, hostStats);
   const events: FdbEvent[] = [];
   fdb.subscribe((e) => events.push(e));
   const device = new FakeDevice('vxl0', mac(OWN_MAC), cfg.mtu ?? MTU);
@@ -81,17 +114,34 @@ function dgramHost(t: TapLike, cfg: CaseConfig, now: () => number, withTxBarrier
   const sent: Array<{ to: string; datagram: Buffer }> = [];
   const remotes = new Map(REMOTES.map((a) => [a, net.bind(a, FAKE_PORT)]));
   for (const [address, r] of remotes) r.start((msg) => sent.push({ to: address, datagram: Buffer.from(msg) }));
-  const core = openPacketCore({ vni, mtu: device.mtu, ownMac: device.mac, family: 4, dstPort: FAKE_PORT });
-  const dp = new Datapath({
-    vni, dstPort: FAKE_PORT, fdb, device, bind, core, stats, log: pino({ level: 'silent' }), sources, allowVlan: cfg.allowVlan ?? false, now,
-  });
+  const core = openPacketCore({ family: 4, dstPort: FAKE_PORT });
+  const dp = new Datapath({ dstPort: FAKE_PORT, bind, core, hostStats, log: pino({ level: 'silent' }), now });
+  dp.addNetwork({ vni, fdb, device, stats, sources, allowVlan: cfg.allowVlan ?? false });
+  let second: CaseNetwork | null = null;
+  if (cfg.second !== undefined) {
+    const n = secondFdb(cfg.second, now);
+    trackInHost(n.fdb, hostStats);
+    const device2 = new FakeDevice('vxl1', mac(OWN_MAC_2), MTU);
+    dp.addNetwork({ vni: cfg.second.vni, fdb: n.fdb, device: device2, stats: n.stats, sources: n.sources, allowVlan: false });
+    let taken = 0;
+    second = {
+      stats: n.stats,
+      events: n.events,
+      takeDelivered: async () => {
+        await net.settle();
+        const out = device2.written.slice(taken);
+        taken = device2.written.length;
+        return out;
+      },
+    };
+  }
   dp.start((err) => {
     throw err;
   });
   t.teardown(() => dp.stop());
   let deliveredTaken = 0;
   return {
-    fdb, stats, events,
+    fdb, stats, hostStats, events, second,
     send: (from, datagram) =>
       new Promise((resolve) => remotes.get(from)!.send(datagram, datagram.length, LOCAL, FAKE_PORT, () => resolve())),
     inject: (f) => device.inject(f),
@@ -131,11 +181,23 @@ async function nativeHost(t: TapLike, cfg: CaseConfig, now: () => number, withTx
     fdb: { maxLearnedPerVtep: cfg.maxLearnedPerVtep },
     now,
     seed: (fdb) => seed(fdb, cfg, withTxBarrier),
+    separateHostStats: true,
   });
+  trackInHost(h.fdb, h.hostStats);
+  let second: CaseNetwork | null = null;
+  if (cfg.second !== undefined) {
+    const n = h.addNetwork({ vni: cfg.second.vni, mac: mac(OWN_MAC_2), peers: cfg.second.peers, accept: cfg.second.accept });
+    trackInHost(n.fdb, h.hostStats);
+    const events: FdbEvent[] = [];
+    n.fdb.subscribe((e) => events.push(e));
+    second = { stats: n.stats, events, takeDelivered: async () => n.tap.take().map((m) => m.frame) };
+  }
   return {
     fdb: h.fdb,
     stats: h.stats,
+    hostStats: h.hostStats,
     events: h.fdbEvents,
+    second,
     send: (from, datagram) => remotes.get(from)!.send(datagram, h.engine.port),
     inject: (f) => h.tap.inject(f),
     handled: (datagrams, frames) =>
@@ -187,7 +249,10 @@ async function run(t: Test, path: PathName, c: ConformanceCase): Promise<Outcome
   }
   t.ok(await host.handled(rxInputs, txInputs), 'the path handled every input');
   const counted = host.stats.snapshot();
+  const hostCounted = host.hostStats.snapshot();
+  const secondCounted = host.second?.stats.snapshot();
   const delivered = await host.takeDelivered();
+  const secondDelivered = await host.second?.takeDelivered();
   const sent = await host.takeSent();
 
   if (rxInputs > 0) {
@@ -207,29 +272,42 @@ async function run(t: Test, path: PathName, c: ConformanceCase): Promise<Outcome
   }
 
   const after = host.stats.snapshot();
+  const learnedIn = (events: FdbEvent[]) =>
+    events
+      .filter((e) => (e.type === 'learned' || e.type === 'moved') && e.mac !== RX_BARRIER_MAC)
+      .map((e) => ({ type: e.type as 'learned' | 'moved', mac: e.mac, vtep: e.vtep }));
+  const vtepDrops = (stats: Stats) => Object.fromEntries(stats.vtepSnapshot().filter((v) => v.drops > 0).map((v) => [v.vtep, v.drops]));
+  const secondOutcome: SecondOutcome | undefined =
+    host.second === null
+      ? undefined
+      : { delivered: secondDelivered!, drops: secondCounted!.drops, learned: learnedIn(host.second.events), refused: host.second.stats.refusedSenders() };
   return {
     delivered,
     sent: byDestination(sent),
     drops: counted.drops,
-    vtepDrops: Object.fromEntries(host.stats.vtepSnapshot().filter((v) => v.drops > 0).map((v) => [v.vtep, v.drops])),
+    vtepDrops: vtepDrops(host.stats),
+    hostDrops: hostCounted.drops,
+    hostVtepDrops: vtepDrops(host.hostStats),
     rxPackets: counted.rxPackets,
     txPackets: counted.txPackets,
-    learned: host.events
-      .filter((e) => (e.type === 'learned' || e.type === 'moved') && e.mac !== RX_BARRIER_MAC)
-      .map((e) => ({ type: e.type as 'learned' | 'moved', mac: e.mac, vtep: e.vtep })),
+    learned: learnedIn(host.events),
     used: usedSince(host.fdb, usedBefore),
-    foreign: host.stats.foreignVniSenders().map((f) => ({ address: f.address, vni: f.vni })),
+    foreign: host.hostStats.foreignVniSenders().map((f) => ({ address: f.address, vni: f.vni })),
     refused: host.stats.refusedSenders(),
     learnRefused: after.learnRefused,
+    ...(secondOutcome !== undefined ? { second: secondOutcome } : {}),
   };
 }
 
 function expected(c: ConformanceCase): Outcome {
+  const { second, ...rest } = c.expect;
   return {
     delivered: [],
     sent: [],
     drops: {},
     vtepDrops: {},
+    hostDrops: {},
+    hostVtepDrops: {},
     rxPackets: 0,
     txPackets: 0,
     learned: [],
@@ -237,9 +315,10 @@ function expected(c: ConformanceCase): Outcome {
     foreign: [],
     refused: [],
     learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 },
-    ...c.expect,
+    ...rest,
     ...(c.expect.sent ? { sent: byDestination(c.expect.sent) } : {}),
     ...(c.expect.used ? { used: [...c.expect.used].sort() } : {}),
+    ...(c.config.second !== undefined ? { second: { delivered: [], drops: {}, learned: [], refused: [], ...second } } : {}),
   };
 }
 

@@ -27,13 +27,14 @@ function setup() {
   const sources = new SourceFilter({ kind: 'peers' });
   const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 100, now: () => NOW_MS });
   fdb.subscribe((e) => followFdbEvent(e, stats, sources));
-  const core = openPacketCore({ vni: VNI, mtu: 1450, ownMac: mac(OWN), family: 4, dstPort: 4789 });
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
+  core.addNetwork({ vni: VNI, mtu: 1450, ownMac: mac(OWN) });
   const sync = new CoreSync(core, fdb, sources, VNI);
   const rx = (from: string, src: string, nowMs = NOW_MS, inner?: Buffer) =>
     core.classifyRx(vxlanDatagram(VNI, inner ?? frame(OWN, src)), from, nowMs);
   const codes = new Int32Array(1);
   const tx = (f: Buffer) => {
-    core.classifyTx(f, Uint32Array.of(0), Uint32Array.of(f.length), 1, codes, NOW_MS);
+    core.classifyTx(VNI, f, Uint32Array.of(0), Uint32Array.of(f.length), 1, codes, NOW_MS);
     return codes[0];
   };
   return { fdb, sources, core, sync, rx, tx };

@@ -29,11 +29,9 @@ function host(net: FakeNetwork, address: string, ownMac: string, opts: HostOptio
   for (const p of opts.peers ?? []) fdb.addPeer(VNI, p);
   const device = new FakeDevice('vxl0', mac(ownMac), opts.mtu ?? 1450);
   const bind = net.bind(address);
-  const core = openPacketCore({ vni: VNI, mtu: device.mtu, ownMac: device.mac, family: 4, dstPort: 4789 });
-  const dp = new Datapath({
-    vni: VNI, dstPort: 4789, fdb, device, bind, core, stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots,
-    sources, allowVlan: opts.allowVlan ?? false,
-  });
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
+  const dp = new Datapath({ dstPort: 4789, bind, core, hostStats: stats, log: pino({ level: 'silent' }), sendPoolSlots: opts.sendPoolSlots });
+  dp.addNetwork({ vni: VNI, fdb, device, stats, sources, allowVlan: opts.allowVlan ?? false });
   const fatal: Error[] = [];
   dp.start((e) => fatal.push(e));
   return { fdb, device, bind, stats, dp, fatal };
@@ -253,8 +251,9 @@ t.test('a frame dropped for its size or tag does not mark its FDB entry used', a
   fdb.subscribe((e) => followFdbEvent(e, stats, sources));
   fdb.addStatic(VNI, MAC_B, '198.18.0.2');
   const device = new FakeDevice('vxl0', mac(MAC_A), 1450);
-  const core = openPacketCore({ vni: VNI, mtu: device.mtu, ownMac: device.mac, family: 4, dstPort: 4789 });
-  const dp = new Datapath({ vni: VNI, dstPort: 4789, fdb, device, bind: net.bind('198.18.0.1'), core, stats, log: pino({ level: 'silent' }), sources, allowVlan: false, now });
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
+  const dp = new Datapath({ dstPort: 4789, bind: net.bind('198.18.0.1'), core, hostStats: stats, log: pino({ level: 'silent' }), now });
+  dp.addNetwork({ vni: VNI, fdb, device, stats, sources, allowVlan: false });
   dp.start(() => undefined);
   t.teardown(() => dp.stop());
   const usedAgoMs = () => fdb.entries().find((e) => e.mac === MAC_B)!.usedAgoMs;

@@ -220,6 +220,7 @@ export class StandInTap {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') return out;
         throw err;
       }
+      if (n === 0) return out;  // the engine closed its end (every message carries a virtio_net_hdr)
       out.push({ hdr: Buffer.from(this.buf.subarray(0, VNET_HDR_BYTES)), frame: Buffer.from(this.buf.subarray(VNET_HDR_BYTES, n)) });
     }
   }

@@ -9,10 +9,11 @@ import { mac, vxlanDatagram, frame } from './fakes';
 
 const OWN = mac('02:00:00:00:00:01');
 
-t.test('out-of-range options are VXLAND_BAD_ARGUMENT', async (t) => {
+t.test('a network out of range is VXLAND_BAD_ARGUMENT', async (t) => {
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
   for (const o of [{ mtu: MTU_MAX_BYTES + 1 }, { vni: 1 << 24 }, { ownMac: Buffer.alloc(5) }]) {
     t.throws(
-      () => openPacketCore({ vni: 42, mtu: 1450, ownMac: OWN, family: 4, dstPort: 4789, ...o }),
+      () => core.addNetwork({ vni: 42, mtu: 1450, ownMac: OWN, ...o }),
       { code: 'VXLAND_BAD_ARGUMENT' },
       JSON.stringify(Object.keys(o)),
     );
@@ -20,11 +21,31 @@ t.test('out-of-range options are VXLAND_BAD_ARGUMENT', async (t) => {
 });
 
 t.test('classify refuses what is not an address or reaches past a buffer', async (t) => {
-  const core = openPacketCore({ vni: 42, mtu: 1450, ownMac: OWN, family: 4, dstPort: 4789 });
-  core.setSourcePolicy('any', [], []);
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
+  t.ok(core.addNetwork({ vni: 42, mtu: 1450, ownMac: OWN }));
+  core.setSourcePolicy(42, 'any', [], []);
   t.throws(() => core.classifyRx(Buffer.alloc(30), 'not-an-ip', 0), /not an IP literal/);
-  t.throws(() => core.classifyTx(Buffer.alloc(20), Uint32Array.of(10), Uint32Array.of(11), 1, new Int32Array(1), 0), /outside the buffer/);
-  t.throws(() => core.classifyTx(Buffer.alloc(20), Uint32Array.of(0), Uint32Array.of(14), 2, new Int32Array(2), 0), /count exceeds/);
+  t.throws(() => core.classifyTx(42, Buffer.alloc(20), Uint32Array.of(10), Uint32Array.of(11), 1, new Int32Array(1), 0), /outside the buffer/);
+  t.throws(() => core.classifyTx(42, Buffer.alloc(20), Uint32Array.of(0), Uint32Array.of(14), 2, new Int32Array(2), 0), /count exceeds/);
+  t.throws(() => core.classifyTx(43, Buffer.alloc(20), Uint32Array.of(0), Uint32Array.of(14), 1, new Int32Array(1), 0), /no network has vni 43/);
   t.equal(core.classifyRx(vxlanDatagram(43, frame('02:00:00:00:00:01', '02:00:00:00:00:02')), '198.18.0.9', 0), DropReason.RxWrongVni);
   t.equal(core.result[0], 43, 'the foreign VNI is in result[0]');
+});
+
+t.test('networks are keyed by VNI: added once, removed with their entries', async (t) => {
+  const core = openPacketCore({ family: 4, dstPort: 4789 });
+  t.ok(core.addNetwork({ vni: 42, mtu: 1450, ownMac: OWN }));
+  t.notOk(core.addNetwork({ vni: 42, mtu: 1400, ownMac: OWN }), 'the same VNI twice is refused');
+  t.ok(core.addNetwork({ vni: 43, mtu: 1450, ownMac: OWN }));
+  const peer = '198.18.0.2';
+  for (const vni of [42, 43]) core.setSourcePolicy(vni, 'peers', [peer], []);
+  const inner = frame('02:00:00:00:00:01', '02:00:00:00:00:02');
+  t.equal(core.classifyRx(vxlanDatagram(43, inner), peer, 0), -2, 'network 43 delivers');
+  core.fdbSet(43, 0x020000000009, peer, false);
+  t.ok(core.removeNetwork(43));
+  t.notOk(core.removeNetwork(43), 'unknown once removed');
+  t.equal(core.classifyRx(vxlanDatagram(43, inner), peer, 0), DropReason.RxWrongVni, 'its VNI is foreign now');
+  t.notOk(core.fdbDelete(43, 0x020000000009), 'its mirror entries went with it');
+  t.ok(core.addNetwork({ vni: 43, mtu: 1450, ownMac: OWN }), 'and it can come back');
+  t.equal(core.classifyRx(vxlanDatagram(43, inner), peer, 0), DropReason.RxSourceNotAllowed, 'with a policy of its own (nobody named yet)');
 });

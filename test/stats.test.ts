@@ -1,6 +1,6 @@
 import t from 'tap';
 import { DropReason } from '../src/ports/drops';
-import { MAX_FOREIGN_VNI_SENDERS, MAX_TRACKED_VTEPS, OTHER_VTEP, Stats } from '../src/datapath/stats';
+import { MAX_FOREIGN_VNI_SENDERS, MAX_TRACKED_VTEPS, OTHER_VTEP, Stats, VtepBudget } from '../src/datapath/stats';
 import { LEARN_REPORT_INTERVAL_MS } from '../src/tables/limits.generated';
 import { eventually } from './helpers/eventually';
 import { createTopology, exec, skipUnlessRoot } from './helpers/netns';
@@ -102,3 +102,20 @@ for (const datapath of datapathsUnderTest()) {
     t.equal(learned.length, 1, 'one MAC learned behind the peer');
   });
 }
+
+t.test('stats of the networks share one per-VTEP budget', async (t) => {
+  const budget = new VtepBudget(3);
+  const a = new Stats(budget);
+  const b = new Stats(budget);
+  a.track('192.0.2.1');
+  a.track('192.0.2.2');
+  b.track('192.0.2.1');
+  b.track('192.0.2.3');
+  t.same(a.vtepSnapshot().map((v) => v.vtep), ['192.0.2.1', '192.0.2.2']);
+  t.same(b.vtepSnapshot().map((v) => v.vtep), ['192.0.2.1'], 'the third series took the last of the budget');
+  b.vtep('192.0.2.3').rxPackets++;
+  t.same(b.vtepSnapshot().map((v) => v.vtep), ['192.0.2.1', 'other'], 'past it, other');
+  a.releaseVteps();
+  b.track('192.0.2.3');
+  t.same(b.vtepSnapshot().map((v) => v.vtep), ['192.0.2.1', '192.0.2.3', 'other'], 'a released Stats gives its series back');
+});

@@ -1,6 +1,6 @@
-// Feeds a packet core context (ports/core.ts CoreMirror: the native engine's
-// or the dgram path's PacketCore) from the Fdb and the SourceFilter: seeded at
-// start, then on every change. The one copy of this sync, for both data
+// Feeds one network of a packet core context (ports/core.ts CoreMirror: the
+// native engine's or the dgram path's PacketCore) from that network's Fdb and
+// SourceFilter: seeded at start, then on every change. One per network. The one copy of this sync, for both data
 // paths; the core only mirrors, the Fdb stays the authority.
 
 import type { Fdb, FdbEvent } from '../fdb/fdb';
@@ -23,7 +23,7 @@ export class CoreSync {
   /** Seeds the core (VLAN option, policy, flood list, entries) and follows changes until stop(). */
   start(allowVlan: boolean): void {
     const { core, fdb, vni, sources } = this;
-    core.setAllowVlan(allowVlan);
+    core.setAllowVlan(vni, allowVlan);
     this.pushSourcePolicy();
     this.unsubscribeSources = sources.subscribe(() => this.pushSourcePolicy());
     core.setFloodList(vni, fdb.peers(vni));
@@ -43,7 +43,7 @@ export class CoreSync {
 
   private pushSourcePolicy(): void {
     const p = this.sources.snapshot();
-    this.core.setSourcePolicy(p.kind, p.named, p.cidrs.map((c) => `${c.address}/${c.prefixLength}`));
+    this.core.setSourcePolicy(this.vni, p.kind, p.named, p.cidrs.map((c) => `${c.address}/${c.prefixLength}`));
   }
 
   private onFdbEvent(e: FdbEvent): void {

@@ -1,95 +1,158 @@
-// The portable data path: a FrameDevice and a DatagramBind joined by the tx
-// and rx paths, all on the event loop; rx classifies with the packet core
-// (an PacketClassifier, fed by CoreSync as the native engine's core is). It owns
-// both sides once started and closes them on stop().
+// The portable data path: one DatagramBind and one packet core for the host,
+// and per network a FrameDevice and its tx path, all on the event loop; rx
+// classifies with the packet core (a PacketClassifier, fed by one CoreSync
+// per network as the native engine's core is) and writes each frame to the
+// device of the network the core picked. It owns the bind and every device
+// once added and closes them on stop() (a device also on removeNetwork()).
 
 import type { Logger } from 'pino';
+import { VxlandError } from '../errors';
 import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
 import type { SourceFilter } from './accept';
 import type { PacketClassifier } from '../ports/core';
+import { DropReason } from '../ports/drops';
 import type { DatagramBind, FrameDevice } from '../ports/io';
 import { CoreSync } from './core-sync';
-import { RxPath } from './rx';
+import { RxPath, type RxNetwork } from './rx';
 import type { Stats } from './stats';
 import { TxPath } from './tx';
 
 export interface DatapathOptions {
-  vni: number;
   dstPort: number;
-  fdb: Fdb;
-  device: FrameDevice;
   bind: DatagramBind;
-  /** The rx and tx rules (src/io/core.ts openPacketCore, for this device's MTU and MAC). */
+  /** The rx and tx rules (src/io/core.ts openPacketCore); networks are added to it here. */
   core: PacketClassifier;
-  stats: Stats;
+  /** Host-level drops (before a datagram's network is known) and foreign-VNI senders. */
+  hostStats: Stats;
   log: Logger;
+  now?: () => number;
+  /** Datagrams that may be in flight at once per network (default SEND_POOL_SLOTS). */
+  sendPoolSlots?: number;
+}
+
+/** One network on the dgram path. */
+export interface DatapathNetworkOptions {
+  vni: number;
+  fdb: Fdb;
+  /** Owned by the data path once added (closed on removeNetwork or stop). */
+  device: FrameDevice;
+  stats: Stats;
   sources: SourceFilter;
   allowVlan: boolean;
-  now?: () => number;
-  /** Datagrams that may be in flight at once (default SEND_POOL_SLOTS). */
-  sendPoolSlots?: number;
+}
+
+interface Network extends RxNetwork {
+  readonly tx: TxPath;
+  readonly sync: CoreSync;
 }
 
 type DatapathState = 'idle' | 'running' | 'stopped';
 
 export class Datapath {
   private state: DatapathState = 'idle';
-  private readonly tx: TxPath;
   private readonly rx: RxPath;
-  private readonly sync: CoreSync;
+  private readonly networks = new Map<number, Network>();
+  private readonly now: () => number;
+  private readonly limited: RateLimitedLog;
+  private onFatal: (err: Error) => void = () => undefined;
+  private failed = false;
 
   constructor(private readonly o: DatapathOptions) {
-    const now = o.now ?? Date.now;
-    const limited = new RateLimitedLog(o.log);
-    this.tx = new TxPath({
-      vni: o.vni,
-      dstPort: o.dstPort,
-      mtu: o.device.mtu,
-      fdb: o.fdb,
-      core: o.core,
-      bind: o.bind,
-      stats: o.stats,
-      now,
-      sendPoolSlots: o.sendPoolSlots,
-      onSendError: (address, err) => {
-        const { code } = err as NodeJS.ErrnoException;
-        limited.warn(`send:${code}:${address}`, { err: code, vtep: address }, 'send to VTEP failed');
-      },
-    });
-    this.sync = new CoreSync(o.core, o.fdb, o.sources, o.vni);
+    this.now = o.now ?? Date.now;
+    this.limited = new RateLimitedLog(o.log);
     this.rx = new RxPath({
-      fdb: o.fdb,
-      device: o.device,
       core: o.core,
-      stats: o.stats,
-      now,
+      hostStats: o.hostStats,
+      network: (vni) => this.networks.get(vni),
+      now: this.now,
       onWrongVni: (vni, from) =>
-        limited.warn(`vni:${from}:${vni}`, { vni, expectedVni: o.vni, from }, 'dropped datagram with a foreign VNI'),
+        this.limited.warn(`vni:${from}:${vni}`, { vni, from, served: [...this.networks.keys()] }, 'dropped datagram with a VNI no network has'),
     });
   }
 
-  /** Starts both directions. onFatal runs at most once, if either side fails for good. */
+  /** Carries the network from now on (its device starts delivering at once
+   *  when running). Throws VxlandError VXLAND_NETWORK_EXISTS when the VNI is
+   *  served already, VXLAND_BAD_ARGUMENT when the core refuses it (vni, MTU
+   *  or MAC out of range); the device is not taken then. */
+  addNetwork(n: DatapathNetworkOptions): void {
+    if (this.state === 'stopped') throw new VxlandError('VXLAND_INTERNAL', 'internal error: data path is stopped');
+    if (this.networks.has(n.vni)) throw new VxlandError('VXLAND_NETWORK_EXISTS', `network already exists: vni ${n.vni} is served already`);
+    if (!this.o.core.addNetwork({ vni: n.vni, mtu: n.device.mtu, ownMac: n.device.mac })) throw new VxlandError('VXLAND_NETWORK_EXISTS', `network already exists: vni ${n.vni} is served already`);
+    const tx = new TxPath({
+      vni: n.vni,
+      dstPort: this.o.dstPort,
+      mtu: n.device.mtu,
+      fdb: n.fdb,
+      core: this.o.core,
+      bind: this.o.bind,
+      stats: n.stats,
+      now: this.now,
+      sendPoolSlots: this.o.sendPoolSlots,
+      onSendError: (address, err) => {
+        const { code } = err as NodeJS.ErrnoException;
+        this.limited.warn(`send:${code}:${address}`, { err: code, vtep: address, vni: n.vni }, 'send to VTEP failed');
+      },
+    });
+    const network: Network = { vni: n.vni, fdb: n.fdb, device: n.device, stats: n.stats, tx, sync: new CoreSync(this.o.core, n.fdb, n.sources, n.vni) };
+    this.networks.set(n.vni, network);
+    network.sync.start(n.allowVlan);
+    if (this.state === 'running') this.startDevice(network);
+  }
+
+  /** Stops carrying the network and closes its device; the others go on.
+   *  Unknown vni: no-op. */
+  async removeNetwork(vni: number): Promise<void> {
+    const n = this.networks.get(vni);
+    if (n === undefined) return;
+    this.networks.delete(vni);
+    n.sync.stop();
+    this.o.core.removeNetwork(vni);
+    n.device.close();
+  }
+
+  /** Starts the socket and every network's device. onFatal runs at most
+   *  once, if the socket or a device fails for good. */
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new Error(`data path cannot start when ${this.state}`);
     this.state = 'running';
-    this.sync.start(this.o.allowVlan);
-    let failed = false;
-    const fatal = (err: Error): void => {
-      if (failed || this.state !== 'running') return;
-      failed = true;
-      onFatal(err);
-    };
-    this.o.device.start((batch) => this.tx.onFrames(batch), fatal);
-    this.o.bind.start((msg, from) => this.rx.onDatagram(msg, from), fatal, (address, err) => this.tx.onPeerError(address, err));
+    this.onFatal = onFatal;
+    for (const n of this.networks.values()) this.startDevice(n);
+    this.o.bind.start(
+      (msg, from) => this.rx.onDatagram(msg, from),
+      (err) => this.fatal(err),
+      (address, err) => this.onPeerError(address, err),
+    );
   }
 
-  /** Closes the device and the socket. Idempotent. */
+  /** Closes every device and the socket. Idempotent. */
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
-    this.sync.stop();
-    this.o.device.close();
+    for (const n of this.networks.values()) {
+      n.sync.stop();
+      n.device.close();
+    }
+    this.networks.clear();
     await this.o.bind.close();
+  }
+
+  private startDevice(n: Network): void {
+    n.device.start((batch) => n.tx.onFrames(batch), (err) => this.fatal(err));
+  }
+
+  /** An ICMP error about a datagram sent earlier names no network: host-level. */
+  private onPeerError(address: string, err: Error): void {
+    const { hostStats } = this.o;
+    hostStats.drop(DropReason.TxSendError);
+    hostStats.vtep(address).drops++;
+    const { code } = err as NodeJS.ErrnoException;
+    this.limited.warn(`send:${code}:${address}`, { err: code, vtep: address }, 'send to VTEP failed');
+  }
+
+  private fatal(err: Error): void {
+    if (this.failed || this.state !== 'running') return;
+    this.failed = true;
+    this.onFatal(err);
   }
 }

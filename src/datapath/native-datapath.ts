@@ -1,14 +1,15 @@
 // The native data path: the packet loops run on the engine's threads
-// (src/io/engine.ts); this class keeps the JS side of the contract. It
-// mirrors the Fdb and the source policy into the engine's core context
-// (CoreSync, as the dgram path does into its PacketCore), applies the engine's learning
-// observations through learnSource() (the one mapping of Fdb outcomes to
-// counters, as the dgram path uses it), logs
-// foreign-VNI senders rate-limited and fallbacks once, and adds the engine's
-// counters (totals, drops, per-VTEP counts, refused senders) into Stats so
-// status and stats show one set of numbers whichever path runs. Counts are
-// pulled (syncStats), not pushed: a push would wake the JS thread while
-// packets are in flight.
+// (src/io/engine.ts: one engine per host, any number of networks); this class
+// keeps the JS side of the contract. Per network it mirrors the Fdb and the
+// source policy into the engine's core context (CoreSync, as the dgram path
+// does into its PacketCore); it applies the engine's learning observations
+// through learnSource() (the one mapping of Fdb outcomes to counters, as the
+// dgram path uses it), logs foreign-VNI senders rate-limited and fallbacks
+// once, and adds the engine's counters (totals, drops, per-VTEP counts,
+// refused senders) into each network's Stats and the host's, so status and
+// stats show one set of numbers whichever path runs. Counts are pulled
+// (syncStats), not pushed: a push would wake the JS thread while packets are
+// in flight.
 
 import type { Logger } from 'pino';
 
@@ -22,18 +23,43 @@ import type { NativeEngineEvent, PacketEngine } from '../ports/engine';
 import { learnSource } from './learning';
 import { OTHER_VTEP, type Stats } from './stats';
 
+/** How long removeNetwork() waits for the engine to close the TAP (it does
+ *  at the workers' next wake-up, well within this). */
+export const TAP_CLOSE_TIMEOUT_MS = 2_000;
+
 export interface NativeDatapathOptions {
-  vni: number;
-  fdb: Fdb;
   /** Opened with NativeEngine.open(); owned (stopped) by the data path once started. */
   engine: PacketEngine;
-  stats: Stats;
+  /** Host-level drops (before a datagram's network is known) and foreign-VNI senders. */
+  hostStats: Stats;
   log: Logger;
+  now?: () => number;
+}
+
+/** One network on the native path; its TAP is the engine's already (slot). */
+export interface NativeNetworkOptions {
+  vni: number;
+  /** PacketEngine.addNetwork()'s answer for this network's TAP. */
+  slot: number;
+  fdb: Fdb;
+  stats: Stats;
   /** Who may send (--accept); mirrored into the engine on every change. */
   sources: SourceFilter;
   /** Deliver and send VLAN-tagged inner frames (RFC 7348 §6.1: off by default). */
   allowVlan: boolean;
-  now?: () => number;
+}
+
+interface Network {
+  readonly o: NativeNetworkOptions;
+  readonly sync: CoreSync;
+  /** Engine totals already added into the network's Stats. */
+  readonly merged: Totals;
+}
+
+interface Totals { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Float64Array }
+
+function newTotals(): Totals {
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
 }
 
 type DatapathState = 'idle' | 'running' | 'stopped';
@@ -42,30 +68,61 @@ export class NativeDatapath {
   private state: DatapathState = 'idle';
   private readonly now: () => number;
   private readonly limited: RateLimitedLog;
-  private readonly sync: CoreSync;
-  /** Engine totals already added into Stats. */
-  private readonly merged = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
+  private readonly networks = new Map<number, Network>();
+  private readonly bySlot = new Map<number, Network>();
+  /** Host-level engine totals already added into hostStats. */
+  private readonly merged = newTotals();
+  /** removeNetwork() calls waiting for their TAP to close, by vni. */
+  private readonly closing = new Map<number, Array<() => void>>();
 
   constructor(private readonly o: NativeDatapathOptions) {
     this.now = o.now ?? Date.now;
     this.limited = new RateLimitedLog(o.log);
-    this.sync = new CoreSync(o.engine, o.fdb, o.sources, o.vni);
   }
 
   get engine(): PacketEngine {
     return this.o.engine;
   }
 
-  /** Seeds the engine's mirror, subscribes to the Fdb and starts the
-   *  threads. onFatal runs at most once (VxlandError with errno/syscall:
-   *  VXLAND_DEVICE for the TAP, VXLAND_SOCKET for the socket). */
+  /** Carries a network whose TAP the engine holds already (slot). Throws
+   *  VxlandError VXLAND_NETWORK_EXISTS when the VNI is served here. */
+  addNetwork(n: NativeNetworkOptions): void {
+    if (this.state === 'stopped') throw new VxlandError('VXLAND_INTERNAL', 'internal error: data path is stopped');
+    if (this.networks.has(n.vni)) throw new VxlandError('VXLAND_NETWORK_EXISTS', `network already exists: vni ${n.vni} is served already`);
+    const network: Network = { o: n, sync: new CoreSync(this.o.engine, n.fdb, n.sources, n.vni), merged: newTotals() };
+    this.networks.set(n.vni, network);
+    this.bySlot.set(n.slot, network);
+    network.sync.start(n.allowVlan);
+    n.stats.pullFrom(() => this.syncStats());
+  }
+
+  /** Stops carrying the network; resolves once its TAP is closed (the
+   *  device is gone). Its final counts are in its Stats by then. Unknown
+   *  vni: no-op. */
+  async removeNetwork(vni: number): Promise<void> {
+    const n = this.networks.get(vni);
+    if (n === undefined) return;
+    this.syncStats();
+    n.sync.stop();
+    this.networks.delete(vni);
+    const closed = this.state === 'running' ? this.tapClosed(vni) : Promise.resolve();
+    this.o.engine.removeNetwork(vni);
+    await closed;
+    // The workers let go of the network before its TAP closed: nothing
+    // more is counted into its slot.
+    this.syncNetwork(n);
+    this.bySlot.delete(n.o.slot);
+    n.o.stats.pullFrom(null);
+  }
+
+  /** Starts the threads. onFatal runs at most once (VxlandError with
+   *  errno/syscall: VXLAND_DEVICE for a TAP, VXLAND_SOCKET for the socket). */
   start(onFatal: (err: Error) => void): void {
     if (this.state !== 'idle') throw new VxlandError('VXLAND_INTERNAL', `internal error: data path cannot start when ${this.state}`);
     this.state = 'running';
-    const { engine } = this.o;
-    this.sync.start(this.o.allowVlan);
     let failed = false;
-    engine.start((event) => {
+    this.o.engine.start((event) => {
+      if (event.type === 'tapClosed') return this.onTapClosed(event.vni);
       if (this.state !== 'running' && event.type !== 'observations') return;
       if (event.type === 'fatal') {
         if (failed) return;
@@ -76,15 +133,63 @@ export class NativeDatapath {
         this.onEngineEvent(event);
       }
     });
-    this.o.stats.pullFrom(() => this.syncStats());
+    this.o.hostStats.pullFrom(() => this.syncStats());
   }
 
-  /** Adds what the engine counted since the last call into Stats (totals,
-   *  drops, per-VTEP counts). Every Stats snapshot calls it first. */
+  /** The engine's offloads in effect now (StatusResult.offloads): GSO can
+   *  drop out at run time (EIO from a send). */
+  offloads(): string[] {
+    const info = this.o.engine.info();
+    const on: Array<[boolean, string]> = [[info.offload, 'tso'], [info.gso, 'udp-gso'], [info.gro, 'udp-gro'], [info.coalesce, 'tcp-coalesce']];
+    return on.filter(([enabled]) => enabled).map(([, name]) => name);
+  }
+
+  /** Stops the threads (every TAP disappears, the socket closes),
+   *  unsubscribes from the Fdbs and adds the final counts into the Stats.
+   *  Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    const wasRunning = this.state === 'running';
+    this.state = 'stopped';
+    for (const n of this.networks.values()) n.sync.stop();
+    this.o.engine.stop();
+    if (wasRunning) this.syncStats();
+    for (const n of this.networks.values()) n.o.stats.pullFrom(null);
+    this.o.hostStats.pullFrom(null);
+    this.networks.clear();
+    for (const waiters of this.closing.values()) for (const done of waiters) done();
+    this.closing.clear();
+  }
+
+  private tapClosed(vni: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, TAP_CLOSE_TIMEOUT_MS);
+      timer.unref();
+      const waiters = this.closing.get(vni) ?? [];
+      waiters.push(done);
+      this.closing.set(vni, waiters);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  }
+
+  private onTapClosed(vni: number): void {
+    const waiters = this.closing.get(vni);
+    const done = waiters?.shift();
+    if (waiters?.length === 0) this.closing.delete(vni);
+    done?.();
+  }
+
+  /** Adds what the engine counted since the last call into the Stats
+   *  (totals, drops, per-VTEP counts). Every Stats snapshot calls it first. */
   private syncStats(): void {
-    const { engine, stats } = this.o;
+    const { engine, hostStats } = this.o;
     const nowMs = this.now();
     for (const v of engine.takeVtepCounts()) {
+      const stats = v.slot < 0 ? hostStats : this.bySlot.get(v.slot)?.o.stats;
+      if (stats === undefined) continue;  // a network removed meanwhile
       const c = stats.vtep(v.vtep ?? OTHER_VTEP);
       c.rxPackets += v.rxPackets;
       c.rxBytes += v.rxBytes;
@@ -93,8 +198,20 @@ export class NativeDatapath {
       c.drops += v.drops;
       if (v.lastRxAgoMs >= 0) c.lastRxMs = Math.max(c.lastRxMs, nowMs - v.lastRxAgoMs);
     }
-    const c = engine.counters();
-    const m = this.merged;
+    const h = engine.counters();
+    // Host-level: only drops (the totals are the networks').
+    for (let reason = 0; reason < DROP_REASON_COUNT; reason++) {
+      const d = h.drops[reason] - this.merged.drops[reason];
+      if (d > 0) hostStats.addDrops(reason as DropReason, d);
+      this.merged.drops[reason] = h.drops[reason];
+    }
+    for (const n of this.networks.values()) this.syncNetwork(n);
+  }
+
+  private syncNetwork(n: Network): void {
+    const c = this.o.engine.netCounters(n.o.slot);
+    const { stats } = n.o;
+    const m = n.merged;
     stats.rxPackets += c.rxPackets - m.rxPackets;
     stats.rxBytes += c.rxBytes - m.rxBytes;
     stats.txPackets += c.txPackets - m.txPackets;
@@ -110,39 +227,18 @@ export class NativeDatapath {
     }
   }
 
-  /** The engine's offloads in effect now (StatusResult.offloads): GSO can
-   *  drop out at run time (EIO from a send). */
-  offloads(): string[] {
-    const info = this.o.engine.info();
-    const on: Array<[boolean, string]> = [[info.offload, 'tso'], [info.gso, 'udp-gso'], [info.gro, 'udp-gro'], [info.coalesce, 'tcp-coalesce']];
-    return on.filter(([enabled]) => enabled).map(([, name]) => name);
-  }
-
-  /** Stops the threads (the TAP disappears, the socket closes), unsubscribes
-   *  from the Fdb and adds the final counts into Stats. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.state === 'stopped') return;
-    const wasRunning = this.state === 'running';
-    this.state = 'stopped';
-    this.sync.stop();
-    this.o.engine.stop();
-    if (wasRunning) this.syncStats();
-    this.o.stats.pullFrom(null);
-  }
-
-  private onEngineEvent(event: Exclude<NativeEngineEvent, { type: 'fatal' }>): void {
+  private onEngineEvent(event: Exclude<NativeEngineEvent, { type: 'fatal' | 'tapClosed' }>): void {
     if (event.type === 'fallback') {
       this.o.log.warn({ feature: event.feature, errno: event.errno }, `native data path: ${event.message}`);
       return;
     }
-    const { fdb, stats } = this.o;
     const nowMs = this.now();
     // Refusals are facts about traffic already handled: they are added even
     // when they arrive after stop() (the threads' last reports).
-    for (const r of event.refused) stats.refusedSender(r.from, r.count);
+    for (const r of event.refused) this.networkOf(r.vni)?.o.stats.refusedSender(r.from, r.count);
     for (const f of event.foreign) {
-      stats.foreignVni(f.from, f.vni, nowMs, f.count);
-      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, expectedVni: this.o.vni, from: f.from }, 'dropped datagram with a foreign VNI');
+      this.o.hostStats.foreignVni(f.from, f.vni, nowMs, f.count);
+      this.limited.warn(`vni:${f.from}:${f.vni}`, { vni: f.vni, from: f.from, served: [...this.networks.keys()] }, 'dropped datagram with a VNI no network has');
     }
     if (this.state !== 'running') return;
     for (const l of event.learn) {
@@ -152,10 +248,15 @@ export class NativeDatapath {
       // were already delivered, so a drop reason returned here (a static
       // entry the mirror had not seen yet) is not counted; the mirror
       // refuses the MAC's next frames.
-      learnSource(fdb, stats, l.vni, l.mac, l.vtep, nowMs);
+      const n = this.networkOf(l.vni);
+      if (n !== undefined) learnSource(n.o.fdb, n.o.stats, l.vni, l.mac, l.vtep, nowMs);
     }
     // The engine forwards from its mirror, so it tells which entries it
     // sent to (each at most once a second): the table's USED time.
-    for (const u of event.used) fdb.markUsed(u.vni, u.mac, nowMs);
+    for (const u of event.used) this.networkOf(u.vni)?.o.fdb.markUsed(u.vni, u.mac, nowMs);
+  }
+
+  private networkOf(vni: number): Network | undefined {
+    return this.networks.get(vni);
   }
 }

@@ -1,12 +1,20 @@
-// The data plane's contract (design10.md): one host, one UDP socket per
-// (local address, port), any number of networks, each a VNI with its TAP,
-// Fdb, SourceFilter and Stats. The daemon opens it once (src/open-plane.ts)
-// and adds and removes networks at run time.
+// The data plane of a host (design10.md "Data plane contract"): one UDP side
+// shared by every network, networks (VNI + TAP + Fdb + policy + Stats) added
+// and removed at run time, on either data path. The two implementations here
+// work over injected io objects (src/open-plane.ts wires src/io/ into them;
+// tests inject fakes or stand-in TAPs): DgramPlane over a DatagramBind, a
+// PacketCore and a FrameDevice per network; NativePlane over one engine.
 
 import type { Logger } from 'pino';
 import type { DatapathKind } from '../config/config';
+import { VxlandError } from '../errors';
 import type { Fdb } from '../fdb/fdb';
+import type { PacketClassifier } from '../ports/core';
+import type { PacketEngine } from '../ports/engine';
+import type { DatagramBind, FrameDevice } from '../ports/io';
 import type { SourceFilter } from './accept';
+import { Datapath } from './datapath';
+import { NativeDatapath } from './native-datapath';
 import type { Stats } from './stats';
 
 export interface HostPlaneOptions {
@@ -17,7 +25,7 @@ export interface HostPlaneOptions {
   family: 'udp4' | 'udp6';
   /** Also the destination port of sent datagrams. */
   port: number;
-  /** Host-level drops (before a network is known) and foreign-VNI senders. */
+  /** Host-level drops + foreign-VNI senders. */
   hostStats: Stats;
   log: Logger;
 }
@@ -49,10 +57,145 @@ export interface DataPlane {
    *  before or after start(). Rejects with a VxlandError and leaves nothing open on failure
    *  (VXLAND_NETWORK_EXISTS when the VNI or dev is already served). Other networks' traffic is undisturbed. */
   addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane>;
-  /** Stops carrying the network and closes its TAP; other networks undisturbed. Unknown vni: no-op. */
+  /** Stops carrying the network and closes its TAP; other networks undisturbed. Unknown vni: no-op.
+   *  Its Stats keep their totals but give their per-VTEP series back to the host's budget. */
   removeNetwork(vni: number): Promise<void>;
   /** The offloads in effect now (StatusResult.offloads), host-wide. */
   offloads(): string[];
   /** Stops everything, closes every TAP and the socket. Idempotent. */
   stop(): Promise<void>;
+}
+
+/** The VNI/dev bookkeeping both planes share: uniqueness, and a network
+ *  being removed holds its VNI and dev until its TAP is gone (re-adding the
+ *  same dev at once waits for that). */
+class Networks {
+  private readonly served = new Map<number, NetworkPlane & { stats: Stats }>();
+  private readonly removing = new Map<number, { dev: string; done: Promise<void> }>();
+  stopped = false;
+
+  /** Waits for a removal of the same VNI or dev, then refuses a duplicate. */
+  async admit(o: NetworkPlaneOptions): Promise<void> {
+    for (const [vni, r] of this.removing) if (vni === o.vni || r.dev === o.dev) await r.done;
+    if (this.stopped) throw new VxlandError('VXLAND_INTERNAL', 'internal error: the data plane is stopped');
+    for (const n of this.served.values()) {
+      if (n.vni === o.vni) throw new VxlandError('VXLAND_NETWORK_EXISTS', `network already exists: vni ${o.vni} is served (dev ${n.dev})`);
+      if (n.dev === o.dev) throw new VxlandError('VXLAND_NETWORK_EXISTS', `network already exists: dev ${o.dev} serves vni ${n.vni}`);
+    }
+  }
+
+  add(n: NetworkPlane, stats: Stats): NetworkPlane {
+    this.served.set(n.vni, { ...n, stats });
+    return n;
+  }
+
+  /** Runs remove() for a served vni (no-op otherwise), holding its VNI and dev meanwhile. */
+  async remove(vni: number, remove: () => Promise<void>): Promise<void> {
+    const n = this.served.get(vni);
+    if (n === undefined) return this.removing.get(vni)?.done;
+    this.served.delete(vni);
+    const done = remove().finally(() => {
+      this.removing.delete(vni);
+      n.stats.releaseVteps();
+    });
+    this.removing.set(vni, { dev: n.dev, done });
+    return done;
+  }
+}
+
+/** What the dgram plane needs of src/io/. */
+export interface DgramPlaneIo {
+  bind: DatagramBind;
+  /** One for the host (src/io/core.ts openPacketCore). */
+  core: PacketClassifier;
+  /** Opens and configures a network's TAP (src/io/tap.ts TapDevice.open). */
+  openDevice(o: NetworkPlaneOptions): FrameDevice;
+}
+
+export class DgramPlane implements DataPlane {
+  readonly kind = 'dgram';
+  private readonly dp: Datapath;
+  private readonly networks = new Networks();
+
+  constructor(private readonly io: DgramPlaneIo, o: Pick<HostPlaneOptions, 'port' | 'hostStats' | 'log'> & { now?: () => number }) {
+    this.dp = new Datapath({ dstPort: o.port, bind: io.bind, core: io.core, hostStats: o.hostStats, log: o.log, now: o.now });
+  }
+
+  start(onFatal: (err: Error) => void): void {
+    this.dp.start(onFatal);
+  }
+
+  async addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane> {
+    await this.networks.admit(o);
+    const device = this.io.openDevice(o);
+    try {
+      this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan });
+    } catch (err) {
+      device.close();
+      throw err;
+    }
+    return this.networks.add({ vni: o.vni, dev: device.name, mac: device.mac }, o.stats);
+  }
+
+  removeNetwork(vni: number): Promise<void> {
+    return this.networks.remove(vni, () => this.dp.removeNetwork(vni));
+  }
+
+  offloads(): string[] {
+    return [];
+  }
+
+  async stop(): Promise<void> {
+    this.networks.stopped = true;
+    await this.dp.stop();
+  }
+}
+
+/** What the native plane needs of src/io/. */
+export interface NativePlaneIo {
+  /** One for the host (src/io/engine.ts NativeEngine.open). */
+  engine: PacketEngine;
+  /** Opens and configures a network's TAP and hands it to the engine
+   *  (NativeEngine.openNetwork): its slot and the TAP's MAC. Throws
+   *  VxlandError, leaving nothing open. */
+  openTap(o: NetworkPlaneOptions): { slot: number; mac: Buffer; dev: string };
+}
+
+export class NativePlane implements DataPlane {
+  readonly kind = 'native';
+  private readonly dp: NativeDatapath;
+  private readonly networks = new Networks();
+
+  constructor(private readonly io: NativePlaneIo, o: Pick<HostPlaneOptions, 'hostStats' | 'log'> & { now?: () => number }) {
+    this.dp = new NativeDatapath({ engine: io.engine, hostStats: o.hostStats, log: o.log, now: o.now });
+  }
+
+  start(onFatal: (err: Error) => void): void {
+    this.dp.start(onFatal);
+  }
+
+  async addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane> {
+    await this.networks.admit(o);
+    const tap = this.io.openTap(o);
+    try {
+      this.dp.addNetwork({ vni: o.vni, slot: tap.slot, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan });
+    } catch (err) {
+      this.io.engine.removeNetwork(o.vni);
+      throw err;
+    }
+    return this.networks.add({ vni: o.vni, dev: tap.dev, mac: tap.mac }, o.stats);
+  }
+
+  removeNetwork(vni: number): Promise<void> {
+    return this.networks.remove(vni, () => this.dp.removeNetwork(vni));
+  }
+
+  offloads(): string[] {
+    return this.dp.offloads();
+  }
+
+  async stop(): Promise<void> {
+    this.networks.stopped = true;
+    await this.dp.stop();
+  }
 }

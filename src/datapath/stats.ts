@@ -16,6 +16,31 @@ import {
 export { MAX_FOREIGN_VNI_SENDERS, MAX_REFUSED_SENDERS, MAX_TRACKED_VTEPS };
 export const OTHER_VTEP = 'other';
 
+/** The per-VTEP counter series a host may have, shared by the Stats of all
+ *  its networks and the host's own: MAX_TRACKED_VTEPS in total, not per
+ *  network (each tracked (network, VTEP) takes one). */
+export class VtepBudget {
+  private used = 0;
+
+  constructor(readonly max: number = MAX_TRACKED_VTEPS) {}
+
+  /** Takes one series; false when none is left. */
+  take(): boolean {
+    if (this.used >= this.max) return false;
+    this.used++;
+    return true;
+  }
+
+  /** Gives back n series (a network's Stats that is dropped). */
+  release(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+}
+
 /** Why learning a MAC was refused (StatsSnapshot.learnRefused). */
 export type LearnRefusal = 'fdbFull' | 'vtepFull' | 'rate';
 
@@ -35,6 +60,15 @@ export class Stats {
   /** `${vni}|${macKey}` -> when its last refusal was counted. */
   private readonly learnRefusedAt = new Map<string, number>();
   private pull: (() => void) | null = null;
+
+  /** budget: shared by every Stats of the host (default: one of its own). */
+  constructor(private readonly budget: VtepBudget = new VtepBudget()) {}
+
+  /** Gives this Stats' per-VTEP series back to the budget (its network is gone). */
+  releaseVteps(): void {
+    this.budget.release(this.vteps.size);
+    this.vteps.clear();
+  }
 
   /** For a data path that counts elsewhere (the native engine): `pull`
    *  brings its counts in and runs before every snapshot, so what status
@@ -56,9 +90,9 @@ export class Stats {
     return this.drops[reason];
   }
 
-  /** Gives `address` counters of its own (idempotent; bounded by MAX_TRACKED_VTEPS). */
+  /** Gives `address` counters of its own (idempotent; bounded by the shared budget). */
   track(address: string): void {
-    if (!this.vteps.has(address) && this.vteps.size < MAX_TRACKED_VTEPS) this.vteps.set(address, newCounters());
+    if (!this.vteps.has(address) && this.budget.take()) this.vteps.set(address, newCounters());
   }
 
   /** The counters of a tracked VTEP, or the shared OTHER_VTEP ones. */

@@ -59,7 +59,7 @@ export class TxPath {
     const nowMs = this.o.now();
     if (this.codes.length < batch.count) this.codes = new Int32Array(batch.offsets.length);
     const codes = this.codes;
-    this.o.core.classifyTx(batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs);
+    this.o.core.classifyTx(this.o.vni, batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs);
     for (let i = 0; i < batch.count; i++) this.forward(batch.buffer, batch.offsets[i], batch.lengths[i], codes[i], nowMs);
   }
 

@@ -7,7 +7,7 @@
 // Error, whose own `code` is the errno name.
 
 import { ERROR_CODES, ErrorCode, VxlandError, toVxlandError, type NativeSysError } from '../errors';
-import type { PacketClassifier } from '../ports/core';
+import type { CoreNetwork, PacketClassifier } from '../ports/core';
 import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
 import { DROP_REASON_NAMES } from '../tables/drop-reasons.generated';
 import { LIMITS } from '../tables/limits.generated';
@@ -36,22 +36,15 @@ export interface NativeTapPollerConstructor {
   ): NativeTapPoller;
 }
 
-/** native/engine_core.h: options of `new NativeEngine(...)`. */
+/** native/engine_core.h: options of `new NativeEngine(...)` (one per host). */
 export interface NativeEngineOptions {
-  /** From tapOpen(name, { vnetHdr: true }), or a SOCK_SEQPACKET stand-in
-   *  (standIn); owned by the engine once constructed. */
-  tapFd: number;
-  mtu: number;
-  vni: number;
   /** Local IP literal the UDP socket binds to. */
   local: string;
   /** Local UDP port (0 = kernel picks). */
   port: number;
   /** Destination UDP port of every VTEP; 0 = the local port bound. */
   dstPort: number;
-  /** The TAP's own MAC (frames claiming it as source are loops). */
-  ownMac: Buffer;
-  /** TAP TSO/checksum offload (TUNSETOFFLOAD); default true. */
+  /** TAP TSO/checksum offload (TUNSETOFFLOAD) for every TAP; default true. */
   offload?: boolean;
   /** UDP GSO (UDP_SEGMENT) sends; default true. */
   gso?: boolean;
@@ -61,6 +54,13 @@ export interface NativeEngineOptions {
   coalesce?: boolean;
   /** SO_RCVBUF/SO_SNDBUF request (forced when privileged); default 8 MiB. */
   socketBufferBytes?: number;
+}
+
+/** native/engine_core.h: a network's TAP for NativeEngine addNetwork(). */
+export interface NativeEngineNetwork extends CoreNetwork {
+  /** From tapOpen(name, { vnetHdr: true }), or a SOCK_SEQPACKET stand-in
+   *  (standIn); owned by the engine once addNetwork returns. */
+  tapFd: number;
   /** tapFd is a SOCK_SEQPACKET socket that carries what the TAP would (a
    *  virtio_net_hdr, then one frame, per message): no TUN ioctls. */
   standIn?: boolean;
@@ -72,11 +72,17 @@ export interface NativeEngineHandle {
   fdbSet(vni: number, macKey: number, vtepIp: string, pinned: boolean): void;
   fdbDelete(vni: number, macKey: number): boolean;
   setFloodList(vni: number, vtepIps: readonly string[]): void;
-  /** Replaces the source policy (kept by src/datapath/accept.ts, applied by native/core_policy.h). */
-  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
-  /** Deliver and send VLAN-tagged inner frames. */
-  setAllowVlan(allow: boolean): void;
+  /** Replaces a network's source policy (kept by src/datapath/accept.ts, applied by native/core_policy.h). */
+  setSourcePolicy(vni: number, mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
+  /** The network delivers and sends VLAN-tagged inner frames. */
+  setAllowVlan(vni: number, allow: boolean): void;
+  /** The network's slot, or -1 when its VNI is served already. */
+  addNetwork(n: NativeEngineNetwork): number;
+  /** Its TAP fd closes once no worker holds it ('tapClosed' event while running). */
+  removeNetwork(vni: number): boolean;
   counters(out: Float64Array): void;
+  /** rxPackets, rxBytes, txPackets, txBytes, then drops by DropReason. */
+  netCounters(slot: number, out: Float64Array): void;
   /** Per-VTEP counts since the previous call; vtep null = addresses past
    *  the engine's bound (counted under 'other'). */
   takeVtepCounts(): NativeEngineVtepCounts[];
@@ -87,14 +93,12 @@ export interface NativeEngineConstructor {
   new (options: NativeEngineOptions, onEvent: (event: NativeEngineEvent) => void): NativeEngineHandle;
   /** Counter names in index order; a drop counter is 'drop:' + its reason's name. */
   readonly counterNames: readonly string[];
+  /** Length of netCounters()' output. */
+  readonly netCounterCount: number;
 }
 
 /** native/core_binding.cc: options of `new PacketCore(...)` (the dgram path's core). */
 export interface NativePacketCoreOptions {
-  vni: number;
-  mtu: number;
-  /** The TAP's own MAC (frames claiming it as source are loops). */
-  ownMac: Buffer;
   /** The UDP socket's family: mirror and policy addresses are parsed for it. */
   family: 4 | 6;
   dstPort: number;

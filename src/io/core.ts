@@ -6,15 +6,20 @@
 // array the addon walks) and a setImmediate of delay, to save one addon call
 // per datagram, which costs little next to the 'message' event itself.
 
-import type { PacketClassifier } from '../ports/core';
+import type { CoreNetwork, PacketClassifier } from '../ports/core';
 import { assertAddonTables, callNative, loadAddon, type NativePacketCoreOptions } from './addon';
 
 export type PacketCoreOptions = NativePacketCoreOptions;
 
-/** Throws VxlandError: VXLAND_DATAPATH_UNAVAILABLE (addon missing or built
- *  from other tables), VXLAND_BAD_ARGUMENT (vni, mtu or MAC out of range). */
+/** One per host (the networks are added to it). Throws VxlandError:
+ *  VXLAND_DATAPATH_UNAVAILABLE (addon missing or built from other tables);
+ *  its addNetwork throws VXLAND_BAD_ARGUMENT (vni, mtu or MAC out of range). */
 export function openPacketCore(o: PacketCoreOptions): PacketClassifier {
   const addon = loadAddon();
   assertAddonTables(addon);
-  return callNative('VXLAND_BAD_ARGUMENT', () => new addon.PacketCore(o, new Float64Array(2)));
+  const core = callNative('VXLAND_BAD_ARGUMENT', () => new addon.PacketCore(o, new Float64Array(2)));
+  // A network out of range (vni, mtu, MAC) is the caller's argument error.
+  const add = core.addNetwork.bind(core);
+  Object.defineProperty(core, 'addNetwork', { value: (n: CoreNetwork) => callNative('VXLAND_BAD_ARGUMENT', () => add(n)) });
+  return core;
 }

@@ -5,14 +5,29 @@
 // core-sync.ts feeds from the Fdb and the SourceFilter, the same way for
 // both.
 
-/** The part of a core context the JS side writes. */
+import { DropReason } from './drops';
+
+/** The part of a core context the JS side writes. A context serves any
+ *  number of networks (one per VNI; each data path adds and removes them,
+ *  which drops a removed network's entries and flood list); the setters of
+ *  a VNI no network has are ignored. */
 export interface CoreMirror {
   fdbSet(vni: number, macKey: number, vtep: string, pinned: boolean): void;
   fdbDelete(vni: number, macKey: number): boolean;
   setFloodList(vni: number, vteps: readonly string[]): void;
-  /** Replaces the source policy the rx rules apply (src/datapath/accept.ts keeps it). */
-  setSourcePolicy(mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
-  setAllowVlan(allow: boolean): void;
+  /** Replaces network vni's source policy (src/datapath/accept.ts keeps it):
+   *  a sender accepted by another network is not accepted by this one. */
+  setSourcePolicy(vni: number, mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
+  setAllowVlan(vni: number, allow: boolean): void;
+}
+
+/** A network as the core's rules see it. */
+export interface CoreNetwork {
+  vni: number;
+  /** TAP MTU in bytes. */
+  mtu: number;
+  /** The TAP's own MAC (frames claiming it as source are loops). */
+  ownMac: Buffer;
 }
 
 /** PacketClassifier.classifyRx(): deliver the frame (datagram past its VXLAN header) to the TAP. */
@@ -30,13 +45,25 @@ export const TX_FLOOD = -2;
 /** The rx and tx rules as the dgram path calls them: one datagram, or one
  *  batch of frames read from the TAP, at a time. */
 export interface PacketClassifier extends CoreMirror {
-  /** Written by classifyRx(): [0] the datagram's VNI (for rx_wrong_vni, the
-   *  foreign one), [1] the source MAC key when RX_DELIVER_LEARN. */
+  /** Written by classifyRx(): [0] the datagram's VNI (its network's; for
+   *  rx_wrong_vni, the foreign one), [1] the source MAC key when RX_DELIVER_LEARN. */
   readonly result: Float64Array;
+  /** false when the VNI is served already. */
+  addNetwork(n: CoreNetwork): boolean;
+  /** Drops the network with its entries and flood list; false when unknown. */
+  removeNetwork(vni: number): boolean;
   /** The verdict for datagram from fromAddress at nowMs (the Fdb's clock): a
-   *  DropReason, RX_DELIVER or RX_DELIVER_LEARN. */
+   *  DropReason, RX_DELIVER or RX_DELIVER_LEARN (write it to the TAP of
+   *  network result[0]). Truncated, no I flag and wrong VNI are decided
+   *  before a network is known (host-level); the rest are network result[0]'s. */
   classifyRx(datagram: Buffer, fromAddress: string, nowMs: number): number;
   /** For each frame buffer[offsets[i], offsets[i] + lengths[i]) of the
-   *  first count, codes[i] = a DropReason, TX_UNICAST or TX_FLOOD. */
-  classifyTx(buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number): void;
+   *  first count, read from network vni's TAP, codes[i] = a DropReason,
+   *  TX_UNICAST or TX_FLOOD. Throws for a vni no network has. */
+  classifyTx(vni: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number): void;
+}
+
+/** Drops decided before the datagram's network is known: counted in the host's Stats. */
+export function isHostLevelDrop(reason: number): boolean {
+  return reason === DropReason.RxTruncated || reason === DropReason.RxNoIFlag || reason === DropReason.RxWrongVni;
 }

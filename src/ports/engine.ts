@@ -3,14 +3,17 @@
 // over the addon), and the events and counts that cross between them.
 
 import type { NativeSysError } from '../errors';
-import type { CoreMirror } from './core';
+import type { CoreMirror, CoreNetwork } from './core';
 
 export interface NativeEngineLearn { vni: number; mac: number; vtep: string }
 /** count: datagrams with this VNI from this sender since the last report. */
 export interface NativeEngineForeign { vni: number; from: string; count: number }
 
-/** What the engine counted for one VTEP since takeVtepCounts() last ran. */
+/** What the engine counted for one VTEP in one network since takeVtepCounts() last ran. */
 export interface NativeEngineVtepCounts {
+  /** The network's slot (PacketEngine.addNetwork), or -1 for host-level counts
+   *  (datagrams dropped before their network was known, ICMP errors). */
+  slot: number;
   /** The VTEP's IP, or null for the sum over addresses past the engine's
    *  per-report bound (count them under 'other'). */
   vtep: string | null;
@@ -28,8 +31,8 @@ export interface NativeEngineVtepCounts {
 /** A forwarding entry (or, mac 0, the flood list) the engine sent to. */
 export interface NativeEngineUsed { vni: number; mac: number }
 
-/** A sender refused by the source policy and its datagrams since the previous report. */
-export interface NativeEngineRefused { from: string; count: number }
+/** A sender refused by network vni's source policy and its datagrams since the previous report. */
+export interface NativeEngineRefused { vni: number; from: string; count: number }
 
 /** The engine's events. Observations carry learning (deduplicated), foreign
  *  VNIs, refused senders (at most 64 per event) and used entries. */
@@ -43,6 +46,8 @@ export type NativeEngineEvent =
        *  at most once a second; mac 0 (FLOOD_MAC) = the flood list of vni. */
       used: NativeEngineUsed[];
     }
+  /** A removed network's TAP is closed (no worker holds it any more). */
+  | { type: 'tapClosed'; vni: number }
   | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
   | { type: 'fatal'; error: NativeSysError };
 
@@ -57,7 +62,18 @@ export interface NativeEngineInfo {
   state: 'idle' | 'running' | 'stopped';
 }
 
-/** A snapshot of the engine's counters (totals since open). */
+/** A network's counters (totals since it was added). */
+export interface NativeNetworkCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  /** Indexed by DropReason. */
+  drops: Float64Array;
+}
+
+/** A snapshot of the engine's host counters (totals since open; drops only
+ *  the host-level ones, those before a datagram's network is known). */
 export interface NativeEngineCounters {
   rxPackets: number;
   rxBytes: number;
@@ -73,15 +89,21 @@ export interface NativeEngineCounters {
   detail: Record<string, number>;
 }
 
-/** The engine's packet threads and the core context (mirror, policy) they
- *  classify and forward with. */
+/** The engine's packet threads (one socket, any number of TAPs) and the core
+ *  context (networks, mirror, policies) they classify and forward with. */
 export interface PacketEngine extends CoreMirror {
   /** Starts the packet threads; events arrive on the event loop until stop(). */
   start(onEvent: (event: NativeEngineEvent) => void): void;
-  /** Joins the threads and closes the TAP and the socket. Idempotent. */
+  /** Joins the threads and closes every TAP and the socket. Idempotent. */
   stop(): void;
+  /** Carries network n from now on over the TAP fd (owned by the engine once
+   *  this returns): its slot, or -1 when the VNI is served already. */
+  addNetwork(n: CoreNetwork & { tapFd: number; standIn?: boolean }): number;
+  /** Stops carrying it; while running, a 'tapClosed' event says when its TAP is closed. */
+  removeNetwork(vni: number): boolean;
   /** Per-VTEP counts since the previous call (vtep null = 'other'). */
   takeVtepCounts(): NativeEngineVtepCounts[];
   counters(): NativeEngineCounters;
+  netCounters(slot: number): NativeNetworkCounters;
   info(): NativeEngineInfo;
 }

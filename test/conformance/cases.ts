@@ -15,6 +15,7 @@ export const MTU = 1450;
 /** The address of the vxland under test; its own MAC. */
 export const LOCAL = '127.0.0.1';
 export const OWN_MAC = '02:00:00:00:00:01';
+export const OWN_MAC_2 = '02:00:00:00:00:02';
 export const PEER_B = '127.0.0.2';
 export const PEER_C = '127.0.0.3';
 export const STRANGER = '127.0.0.66';
@@ -39,6 +40,8 @@ export interface CaseConfig {
   /** Entries learned before the input arrives. */
   learned?: ReadonlyArray<{ mac: string; vtep: string }>;
   maxLearnedPerVtep?: number;
+  /** A second network on the same host (the datagram's VNI picks it; its TAP's MAC is OWN_MAC_2). */
+  second?: { vni: number; peers?: readonly string[]; accept?: AcceptPolicy };
 }
 
 export type CaseInput =
@@ -62,18 +65,30 @@ export interface Outcome {
   learned: Array<{ type: 'learned' | 'moved'; mac: string; vtep: string }>;
   /** Table entries (MACs) and the flood list ('flood') marked used. */
   used: string[];
-  /** Doctor: senders of foreign VNIs. */
+  /** Drops before a datagram's network is known: the host's Stats, and its per-VTEP drops. */
+  hostDrops: Record<string, number>;
+  hostVtepDrops: Record<string, number>;
+  /** Doctor: senders of VNIs no network has (the host's Stats). */
   foreign: Array<{ address: string; vni: number }>;
   /** Doctor: senders the source policy refused, with datagram counts. */
   refused: Array<{ address: string; count: number }>;
   learnRefused: { fdbFull: number; vtepFull: number; rate: number };
+  /** The second network's side, when the case has one (fields left out: empty). */
+  second?: SecondOutcome;
+}
+
+export interface SecondOutcome {
+  delivered: Buffer[];
+  drops: Record<string, number>;
+  learned: Array<{ type: 'learned' | 'moved'; mac: string; vtep: string }>;
+  refused: Array<{ address: string; count: number }>;
 }
 
 export interface ConformanceCase {
   name: string;
   config: CaseConfig;
   inputs: CaseInput[];
-  expect: Partial<Outcome>;
+  expect: Partial<Omit<Outcome, 'second'>> & { second?: Partial<SecondOutcome> };
 }
 
 const rx = (from: string, inner: Buffer, vni = VNI, flags = 0x08): CaseInput => ({ datagram: vxlanDatagram(vni, inner, flags), from });
@@ -107,13 +122,13 @@ export const CASES: readonly ConformanceCase[] = [
     name: 'rx: shorter than a VXLAN header is truncated',
     config: { peers: [PEER_B] },
     inputs: [{ datagram: Buffer.alloc(5, 0x08), from: PEER_B }],
-    expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
+    expect: { hostDrops: { rx_truncated: 1 }, hostVtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: a VXLAN header with less than an Ethernet header behind it is truncated',
     config: { peers: [PEER_B] },
     inputs: [{ datagram: vxlanDatagram(VNI, valid).subarray(0, 8 + 13), from: PEER_B }],
-    expect: { drops: { rx_truncated: 1 }, vtepDrops: { [PEER_B]: 1 } },
+    expect: { hostDrops: { rx_truncated: 1 }, hostVtepDrops: { [PEER_B]: 1 } },
   },
   {
     // RFC 7348 §5: a receiver ignores the reserved bits (the Linux driver
@@ -127,13 +142,35 @@ export const CASES: readonly ConformanceCase[] = [
     name: 'rx: the I flag clear',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, valid, VNI, 0xf7)],
-    expect: { drops: { rx_no_i_flag: 1 }, vtepDrops: { [PEER_B]: 1 } },
+    expect: { hostDrops: { rx_no_i_flag: 1 }, hostVtepDrops: { [PEER_B]: 1 } },
   },
   {
     name: 'rx: a foreign VNI is dropped and its sender named for doctor',
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, valid, VNI + 1)],
-    expect: { drops: { rx_wrong_vni: 1 }, vtepDrops: { [PEER_B]: 1 }, foreign: [{ address: PEER_B, vni: VNI + 1 }] },
+    expect: { hostDrops: { rx_wrong_vni: 1 }, hostVtepDrops: { [PEER_B]: 1 }, foreign: [{ address: PEER_B, vni: VNI + 1 }] },
+  },
+  // ---- several networks on one host ----
+  {
+    name: 'rx: with two networks, a VNI neither has is a host-level drop',
+    config: { peers: [PEER_B], second: { vni: VNI + 1, peers: [PEER_B] } },
+    inputs: [rx(PEER_B, valid, VNI + 2)],
+    expect: { hostDrops: { rx_wrong_vni: 1 }, hostVtepDrops: { [PEER_B]: 1 }, foreign: [{ address: PEER_B, vni: VNI + 2 }] },
+  },
+  {
+    name: 'rx: a peer of network 42 only is not allowed in network 43',
+    config: { peers: [PEER_B], second: { vni: VNI + 1, peers: [PEER_C] } },
+    inputs: [rx(PEER_B, valid, VNI + 1)],
+    expect: { second: { drops: { rx_source_not_allowed: 1 }, refused: [{ address: PEER_B, count: 1 }] } },
+  },
+  {
+    name: 'rx: the same MAC in two networks is delivered to each and learned in each',
+    config: { peers: [PEER_B], second: { vni: VNI + 1, peers: [PEER_B] } },
+    inputs: [rx(PEER_B, valid), rx(PEER_B, valid, VNI + 1)],
+    expect: {
+      delivered: [valid], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }],
+      second: { delivered: [valid], learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+    },
   },
   {
     name: 'rx: a sender outside the accepted set is refused and remembered',
@@ -142,10 +179,12 @@ export const CASES: readonly ConformanceCase[] = [
     expect: { drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }] },
   },
   {
-    name: 'rx: a stranger is refused before its datagram is even parsed',
+    // The source policy is a network's: it applies once the VNI names one,
+    // so a stranger's runt is a host-level drop like anyone's.
+    name: 'rx: a truncated datagram from a stranger is a host-level drop',
     config: { peers: [PEER_B] },
     inputs: [{ datagram: Buffer.alloc(5, 0x08), from: STRANGER }],
-    expect: { drops: { rx_source_not_allowed: 1 }, vtepDrops: { other: 1 }, refused: [{ address: STRANGER, count: 1 }] },
+    expect: { hostDrops: { rx_truncated: 1 }, hostVtepDrops: { other: 1 } },
   },
   {
     name: 'rx: --accept CIDRs admit a stranger in range',

@@ -84,11 +84,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.refuseSender = (opts & 4) != 0;
   cfg.pinElsewhere = (opts & 8) != 0;
 
-  core::Context ctx(core::Network{cfg.vni, cfg.mtuBytes, cfg.ownMac});
-  ctx.SetAllowVlan(cfg.allowVlan);
+  core::Context ctx;
+  core::Network net;
+  net.vni = cfg.vni;
+  net.mtuBytes = cfg.mtuBytes;
+  net.ownMac = cfg.ownMac;
+  net.allowVlan = cfg.allowVlan;
   auto policy = std::make_shared<core::SourcePolicy>();
   if (!cfg.refuseSender) policy->mode = core::SourcePolicy::kAny;
-  ctx.SetPolicy(policy);
+  net.policy = policy;
+  FUZZ_CHECK(ctx.AddNetwork(net, nullptr), "add network");
   Vtep sender, elsewhere;
   FUZZ_CHECK(vxland::ParseVtep("192.0.2.1", AF_INET, 4789, &sender) && vxland::ParseVtep("192.0.2.9", AF_INET, 4789, &elsewhere),
              "test addresses");

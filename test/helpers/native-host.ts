@@ -35,6 +35,26 @@ export interface NativeHostOptions {
   /** Runs on the Fdb after the peers are added, before the engine starts
    *  (static and learned entries reach the engine's mirror at start). */
   seed?: (fdb: Fdb) => void;
+  /** Host-level counts in a Stats of their own (default: in the first network's). */
+  separateHostStats?: boolean;
+}
+
+/** Another network on the same engine (NativeHost.addNetwork). */
+export interface NativeNetworkOptions {
+  vni: number;
+  mac: Buffer;
+  mtu?: number;
+  peers?: readonly string[];
+  accept?: AcceptPolicy;
+  allowVlan?: boolean;
+}
+
+export interface NativeNetwork {
+  vni: number;
+  fdb: Fdb;
+  stats: Stats;
+  sources: SourceFilter;
+  tap: StandInTap;
 }
 
 export interface NativeHost {
@@ -42,18 +62,23 @@ export interface NativeHost {
   dp: NativeDatapath;
   fdb: Fdb;
   stats: Stats;
+  /** Host-level drops and foreign-VNI senders (the first network's stats unless separateHostStats). */
+  hostStats: Stats;
   sources: SourceFilter;
   tap: StandInTap;
   /** Fdb events since start (seeded entries not included). */
   fdbEvents: FdbEvent[];
   fatal: Error[];
-  /** Stops the data path and closes the stand-in. Idempotent; also a teardown. */
+  /** Another network on a stand-in of its own, carried at once. */
+  addNetwork(o: NativeNetworkOptions): NativeNetwork;
+  /** Stops the data path and closes the stand-ins. Idempotent; also a teardown. */
   close(): Promise<void>;
 }
 
 export function openNativeHost(t: TapLike, o: NativeHostOptions): NativeHost {
   const now = o.now ?? Date.now;
   const stats = new Stats();
+  const hostStats = o.separateHostStats === true ? new Stats() : stats;
   const sources = new SourceFilter(o.accept ?? { kind: 'peers' });
   const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 1000, now, ...o.fdb });
   fdb.subscribe((e) => followFdbEvent(e, stats, sources));
@@ -78,16 +103,39 @@ export function openNativeHost(t: TapLike, o: NativeHostOptions): NativeHost {
     tap.close();
     throw err;
   }
-  const dp = new NativeDatapath({ vni: o.vni, fdb, engine, stats, log: pino({ level: 'silent' }), sources, allowVlan: o.allowVlan ?? false, now });
+  const dp = new NativeDatapath({ engine, hostStats, log: pino({ level: 'silent' }), now });
+  dp.addNetwork({ vni: o.vni, slot: engine.first!.slot, fdb, stats, sources, allowVlan: o.allowVlan ?? false });
   const fdbEvents: FdbEvent[] = [];
   fdb.subscribe((e) => fdbEvents.push(e));
   const fatal: Error[] = [];
   dp.start((err) => fatal.push(err));
+  const taps = [tap];
+  const addNetwork = (n: NativeNetworkOptions): NativeNetwork => {
+    const netStats = new Stats();
+    const netSources = new SourceFilter(n.accept ?? { kind: 'peers' });
+    const netFdb = new Fdb({ ageingMs: 300_000, maxLearned: 1000, now, ...o.fdb });
+    netFdb.subscribe((e) => followFdbEvent(e, netStats, netSources));
+    for (const p of n.peers ?? []) netFdb.addPeer(n.vni, p);
+    const netTap = new StandInTap();
+    let slot: number;
+    try {
+      slot = engine.addStandIn({ vni: n.vni, mtu: n.mtu ?? 1450, mac: n.mac, tapFd: netTap.engineFd });
+    } catch (err) {
+      closeSync(netTap.engineFd);
+      netTap.close();
+      throw err;
+    }
+    taps.push(netTap);
+    dp.addNetwork({ vni: n.vni, slot, fdb: netFdb, stats: netStats, sources: netSources, allowVlan: n.allowVlan ?? false });
+    return { vni: n.vni, fdb: netFdb, stats: netStats, sources: netSources, tap: netTap };
+  };
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
-    closed ??= dp.stop().then(() => tap.close());
+    closed ??= dp.stop().then(() => {
+      for (const x of taps) x.close();
+    });
     return closed;
   };
   t.teardown(close);
-  return { engine, dp, fdb, stats, sources, tap, fdbEvents, fatal, close };
+  return { engine, dp, fdb, stats, hostStats, sources, tap, fdbEvents, fatal, addNetwork, close };
 }

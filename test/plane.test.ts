@@ -1,0 +1,417 @@
+// The host's data plane (src/datapath/plane.ts) with several networks, on
+// both data paths: without root over fakes (dgram: FakeNetwork and
+// FakeDevices) and stand-in TAPs (native: one engine on loopback), then in
+// namespaces against a kernel host with two vxlan devices on one port
+// (test/fixtures/plane-host.ts opens the DataPlane as the daemon does).
+
+import t, { type Test } from 'tap';
+import path from 'node:path';
+import pino from 'pino';
+import { SourceFilter } from '../src/datapath/accept';
+import { followFdbEvent } from '../src/datapath/follow-fdb';
+import { DgramPlane, NativePlane, type DataPlane, type NetworkPlaneOptions } from '../src/datapath/plane';
+import { Stats } from '../src/datapath/stats';
+import { Fdb } from '../src/fdb/fdb';
+import { openPacketCore } from '../src/io/core';
+import { NativeEngine } from '../src/io/engine';
+import { macKeyOf } from '../src/wire/mac';
+import { FakeDevice, FakeNetwork, LoopbackPeer, StandInTap, frame, mac, vxlanDatagram } from './fakes';
+import { eventually } from './helpers/eventually';
+import {
+  FIXTURES_DIR, addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer, type LineProcess, type TapLike,
+} from './helpers/netns';
+import { datapathsUnderTest } from './helpers/vxland';
+
+const LOCAL = '127.0.0.1';
+const PEER_B = '127.0.0.2';
+const PEER_C = '127.0.0.3';
+const MAC_X = '02:00:00:00:00:aa';
+const OWN_42 = '02:00:00:00:42:01';
+const OWN_43 = '02:00:00:00:43:01';
+const BROADCAST = 'ff:ff:ff:ff:ff:ff';
+const WAIT_MS = 3_000;
+
+interface Net {
+  vni: number;
+  fdb: Fdb;
+  stats: Stats;
+  sources: SourceFilter;
+  options: NetworkPlaneOptions;
+}
+
+/** A plane under test with the peers B and C in front of it. */
+interface Rig {
+  plane: DataPlane;
+  hostStats: Stats;
+  send(from: string, datagram: Buffer): Promise<void>;
+  inject(vni: number, f: Buffer): void;
+  /** Frames written to network vni's TAP since the last call. */
+  delivered(vni: number): Promise<Buffer[]>;
+  /** Until network vni's TAP has n frames (counting since its last delivered()). */
+  deliveredAtLeast(vni: number, n: number): Promise<Buffer[]>;
+  /** Datagrams B and C received since the last call. */
+  sent(): Promise<Array<{ to: string; datagram: Buffer }>>;
+  /** Whether network vni's TAP is closed (the device is gone). */
+  tapClosed(vni: number): boolean;
+}
+
+function network(vni: number, peers: string[], ownMac: string): Net {
+  const stats = new Stats();
+  const sources = new SourceFilter({ kind: 'peers' });
+  const fdb = new Fdb({ ageingMs: 300_000, maxLearned: 1000 });
+  fdb.subscribe((e) => followFdbEvent(e, stats, sources));
+  for (const p of peers) fdb.addPeer(vni, p);
+  return { vni, fdb, stats, sources, options: { vni, dev: `vxl${vni}`, mtu: 1450, addresses: [], mac: mac(ownMac), fdb, sources, stats, allowVlan: false } };
+}
+
+function dgramRig(t: TapLike): Rig {
+  const net = new FakeNetwork();
+  const hostStats = new Stats();
+  const devices = new Map<number, FakeDevice>();
+  const taken = new Map<number, number>();
+  const plane = new DgramPlane(
+    {
+      bind: net.bind(LOCAL),
+      core: openPacketCore({ family: 4, dstPort: 4789 }),
+      openDevice: (o) => {
+        const d = new FakeDevice(o.dev, o.mac, o.mtu);
+        devices.set(o.vni, d);
+        taken.set(o.vni, 0);
+        return d;
+      },
+    },
+    { port: 4789, hostStats, log: pino({ level: 'silent' }) },
+  );
+  const got: Array<{ to: string; datagram: Buffer }> = [];
+  const peers = new Map([PEER_B, PEER_C].map((a) => [a, net.bind(a)]));
+  for (const [a, b] of peers) b.start((msg) => got.push({ to: a, datagram: Buffer.from(msg) }));
+  t.teardown(() => plane.stop());
+  const take = (vni: number): Buffer[] => {
+    const d = devices.get(vni)!;
+    const out = d.written.slice(taken.get(vni));
+    taken.set(vni, d.written.length);
+    return out;
+  };
+  return {
+    plane,
+    hostStats,
+    send: (from, d) => new Promise((resolve) => peers.get(from)!.send(d, d.length, LOCAL, 4789, () => resolve())),
+    inject: (vni, f) => devices.get(vni)!.inject(f),
+    delivered: async (vni) => {
+      await net.settle();
+      return take(vni);
+    },
+    deliveredAtLeast: async (vni) => {
+      await net.settle();
+      return take(vni);
+    },
+    sent: async () => {
+      await net.settle();
+      return got.splice(0);
+    },
+    tapClosed: (vni) => devices.get(vni)!.closed,
+  };
+}
+
+async function nativeRig(t: TapLike): Promise<Rig> {
+  const b = await LoopbackPeer.open(PEER_B);
+  const c = await LoopbackPeer.open(PEER_C, b.port);
+  t.teardown(() => b.close());
+  t.teardown(() => c.close());
+  const peers = new Map([[PEER_B, b], [PEER_C, c]]);
+  const hostStats = new Stats();
+  const engine = NativeEngine.open({ local: LOCAL, port: 0, dstPort: b.port });
+  const taps = new Map<number, StandInTap>();
+  const closed = new Set<number>();
+  const pending = new Map<number, Buffer[]>();
+  const plane = new NativePlane(
+    {
+      engine,
+      openTap: (o) => {
+        const tap = new StandInTap();
+        const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd });
+        taps.get(o.vni)?.close();
+        taps.set(o.vni, tap);
+        closed.delete(o.vni);
+        pending.delete(o.vni);
+        return { slot, mac: o.mac, dev: o.dev };
+      },
+    },
+    { hostStats, log: pino({ level: 'silent' }) },
+  );
+  t.teardown(async () => {
+    await plane.stop();
+    for (const tap of taps.values()) tap.close();
+  });
+  const pull = (vni: number): Buffer[] => {
+    const list = pending.get(vni) ?? [];
+    list.push(...taps.get(vni)!.take().map((m) => m.frame));
+    pending.set(vni, list);
+    return list;
+  };
+  return {
+    plane,
+    hostStats,
+    send: (from, d) => peers.get(from)!.send(d, engine.port),
+    inject: (vni, f) => taps.get(vni)!.inject(f),
+    delivered: async (vni) => pull(vni).splice(0),
+    deliveredAtLeast: async (vni, n) => {
+      await eventually(() => pull(vni).length >= n, { timeoutMs: WAIT_MS });
+      return pull(vni).splice(0);
+    },
+    sent: async () => {
+      const out: Array<{ to: string; datagram: Buffer }> = [];
+      for (const [address, peer] of peers) {
+        if (!(await peer.drain())) throw new Error(`${address}: drain marker lost`);
+        out.push(...peer.take().map((d) => ({ to: address, datagram: d.msg })));
+      }
+      return out;
+    },
+    tapClosed: (vni) => {
+      if (closed.has(vni)) return true;
+      // The engine's end is closed once writing to ours fails (EPIPE/ECONNREFUSED).
+      try {
+        taps.get(vni)!.inject(frame(BROADCAST, OWN_43));
+        return false;
+      } catch {
+        closed.add(vni);
+        return true;
+      }
+    },
+  };
+}
+
+const RIGS = { dgram: dgramRig, native: nativeRig } as const;
+
+/** A started rig carrying network 42 (peer B). */
+async function startedWith42(t: TapLike & { fail(m: string): void }, makeRig: (t: TapLike) => Rig | Promise<Rig>): Promise<{ rig: Rig; n42: Net }> {
+  const rig = await makeRig(t);
+  const n42 = network(42, [PEER_B], OWN_42);
+  await rig.plane.addNetwork(n42.options);
+  rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
+  return { rig, n42 };
+}
+
+for (const [name, makeRig] of Object.entries(RIGS)) {
+  t.test(`${name}: two networks on one plane`, async (t) => {
+    const rig = await makeRig(t);
+    const n42 = network(42, [PEER_B], OWN_42);
+    const n43 = network(43, [PEER_B, PEER_C], OWN_43);
+    const a = await rig.plane.addNetwork(n42.options);
+    t.same([a.vni, a.dev, a.mac], [42, 'vxl42', mac(OWN_42)], 'addNetwork answers with the network it opened');
+    await rig.plane.addNetwork(n43.options);
+    rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
+
+    await t.test('each network gets its own frames, the same MAC in both is two entries', async (t) => {
+      const f42 = frame(OWN_42, MAC_X, Buffer.from('for 42'));
+      const f43 = frame(OWN_43, MAC_X, Buffer.from('for 43'));
+      await rig.send(PEER_B, vxlanDatagram(42, f42));
+      await rig.send(PEER_B, vxlanDatagram(43, f43));
+      t.same(await rig.deliveredAtLeast(43, 1), [f43], "network 43's TAP has only its frame");
+      t.same(await rig.delivered(42), [f42], "network 42's TAP has only its frame");
+      await eventually(() => n43.fdb.lookup(43, macKeyOf(MAC_X), Date.now()) !== undefined, { timeoutMs: WAIT_MS });
+      t.equal(n42.fdb.lookup(42, macKeyOf(MAC_X), Date.now()), PEER_B, 'learned in 42');
+      t.equal(n43.fdb.lookup(43, macKeyOf(MAC_X), Date.now()), PEER_B, 'and in 43, apart');
+      t.match(n42.stats.snapshot(), { rxPackets: 1, rxBytes: f42.length, dropsTotal: 0 });
+      t.match(n43.stats.snapshot(), { rxPackets: 1, rxBytes: f43.length, dropsTotal: 0 });
+    });
+
+    await t.test('the source policy is per network', async (t) => {
+      const f = frame(OWN_42, '02:00:00:00:00:cc');
+      await rig.send(PEER_C, vxlanDatagram(42, f));
+      const barrier = frame(OWN_43, '02:00:00:00:00:cd');
+      await rig.send(PEER_C, vxlanDatagram(43, barrier));
+      t.same(await rig.deliveredAtLeast(43, 1), [barrier], 'C, a peer of 43, is heard in 43');
+      t.same(await rig.delivered(42), [], 'but not in 42');
+      await eventually(() => n42.stats.refusedSenders().length > 0, { timeoutMs: WAIT_MS });
+      t.same(n42.stats.snapshot().drops, { rx_source_not_allowed: 1 }, 'refused in 42');
+      t.same(n42.stats.refusedSenders(), [{ address: PEER_C, count: 1 }]);
+      t.same(n43.stats.snapshot().drops, {}, '43 dropped nothing');
+      t.same(rig.hostStats.snapshot().drops, {}, 'nor the host');
+    });
+
+    await t.test('a VNI no network has is a host-level drop', async (t) => {
+      await rig.send(PEER_B, vxlanDatagram(44, frame(OWN_42, MAC_X)));
+      const barrier = frame(OWN_42, '02:00:00:00:00:ce');
+      await rig.send(PEER_B, vxlanDatagram(42, barrier));
+      t.same(await rig.deliveredAtLeast(42, 1), [barrier]);
+      await eventually(() => rig.hostStats.foreignVniSenders().length > 0, { timeoutMs: WAIT_MS });
+      t.same(rig.hostStats.snapshot().drops, { rx_wrong_vni: 1 }, 'counted in the host Stats');
+      t.match(rig.hostStats.foreignVniSenders(), [{ address: PEER_B, vni: 44, count: 1 }], 'sender and VNI named');
+      t.same([n42.stats.snapshot().drops, n43.stats.snapshot().drops], [{ rx_source_not_allowed: 1 }, {}], 'in no network');
+    });
+
+    await t.test('tx: each TAP floods to its own peers with its own VNI', async (t) => {
+      const b42 = frame(BROADCAST, OWN_42, Buffer.from('flood 42'));
+      const b43 = frame(BROADCAST, OWN_43, Buffer.from('flood 43'));
+      rig.inject(42, b42);
+      rig.inject(43, b43);
+      await eventually(() => n42.stats.snapshot().txPackets === 1 && n43.stats.snapshot().txPackets === 2, { timeoutMs: WAIT_MS });
+      const sent = (await rig.sent()).sort((x, y) => x.to.localeCompare(y.to) || x.datagram.compare(y.datagram));
+      t.same(sent, [
+        { to: PEER_B, datagram: vxlanDatagram(42, b42) },
+        { to: PEER_B, datagram: vxlanDatagram(43, b43) },
+        { to: PEER_C, datagram: vxlanDatagram(43, b43) },
+      ].sort((x, y) => x.to.localeCompare(y.to) || x.datagram.compare(y.datagram)));
+      t.match(n42.stats.vtepSnapshot(), [{ vtep: PEER_B, txPackets: 1 }]);
+      t.match(n43.stats.vtepSnapshot().map((v) => [v.vtep, v.txPackets]).sort(), [[PEER_B, 1], [PEER_C, 1]]);
+    });
+
+    await t.test('a VNI or dev served already is refused', async (t) => {
+      const again = network(42, [], '02:00:00:00:42:09');
+      await t.rejects(rig.plane.addNetwork({ ...again.options, dev: 'other' }), { code: 'VXLAND_NETWORK_EXISTS' });
+      const byDev = network(45, [], '02:00:00:00:45:09');
+      await t.rejects(rig.plane.addNetwork({ ...byDev.options, dev: 'vxl43' }), { code: 'VXLAND_NETWORK_EXISTS' });
+    });
+  });
+
+  t.test(`${name}: a network added and removed while another carries traffic`, async (t) => {
+    const { rig, n42 } = await startedWith42(t, makeRig);
+    const ROUNDS = 6;
+    const PER_ROUND = 50;
+    let sent = 0;
+    let received = 0;
+    const n43 = network(43, [PEER_B], OWN_43);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (let i = 0; i < PER_ROUND; i++) await rig.send(PEER_B, vxlanDatagram(42, frame(OWN_42, MAC_X, Buffer.from(`r${round} #${sent++}`))));
+      if (round === 1) await rig.plane.addNetwork(n43.options);
+      if (round === 2) {
+        const f = frame(OWN_43, MAC_X);
+        await rig.send(PEER_B, vxlanDatagram(43, f));
+        t.same(await rig.deliveredAtLeast(43, 1), [f], 'the added network carries traffic at once');
+      }
+      if (round === 3) {
+        await rig.plane.removeNetwork(43);
+        t.ok(rig.tapClosed(43), "the removed network's TAP is closed once removeNetwork resolves");
+      }
+      received += (await rig.deliveredAtLeast(42, sent - received)).length;
+    }
+    t.equal(received, sent, `all ${sent} frames of network 42 arrived`);
+    t.match(n42.stats.snapshot(), { rxPackets: sent, dropsTotal: 0 }, 'and none was dropped');
+    await rig.send(PEER_B, vxlanDatagram(43, frame(OWN_43, MAC_X)));
+    await rig.send(PEER_B, vxlanDatagram(42, frame(OWN_42, MAC_X)));
+    await rig.deliveredAtLeast(42, 1);
+    await eventually(() => rig.hostStats.snapshot().drops.rx_wrong_vni === 1, { timeoutMs: WAIT_MS });
+    t.pass('after removal, VNI 43 is foreign');
+    const back = await rig.plane.addNetwork(network(43, [PEER_B], OWN_43).options);
+    t.equal(back.dev, 'vxl43', 'the same network can be added again');
+    await rig.plane.removeNetwork(99);
+    t.pass('removing an unknown VNI is a no-op');
+  });
+
+  t.test(`${name}: a network removed while its own datagrams arrive, ten times over`, async (t) => {
+    const { rig, n42 } = await startedWith42(t, makeRig);
+    const CYCLES = 10;
+    const PER_CYCLE = 40;
+    let accounted = 0;
+    let delivered = 0;
+    for (let cycle = 0; cycle < CYCLES; cycle++) {
+      const n43 = network(43, [PEER_B], OWN_43);
+      await rig.plane.addNetwork(n43.options);
+      const sends: Array<Promise<void>> = [];
+      const send = (i: number) => sends.push(rig.send(PEER_B, vxlanDatagram(43, frame(OWN_43, MAC_X, Buffer.from(`cycle ${cycle} #${i}`)))));
+      for (let i = 0; i < PER_CYCLE / 2; i++) send(i);
+      // Removed once its traffic flows, while more of it is on the way.
+      const got = await rig.deliveredAtLeast(43, 1);
+      const removal = rig.plane.removeNetwork(43);
+      for (let i = PER_CYCLE / 2; i < PER_CYCLE; i++) send(i);
+      await Promise.all(sends);
+      await removal;
+      const probe = frame(OWN_42, MAC_X, Buffer.from(`probe ${cycle}`));
+      await rig.send(PEER_B, vxlanDatagram(42, probe));
+      t.same(await rig.deliveredAtLeast(42, 1), [probe], `cycle ${cycle}: network 42 carries on`);
+      got.push(...(await rig.delivered(43)));
+      t.ok(got.every((f) => f.subarray(14).toString().startsWith(`cycle ${cycle} #`)), `cycle ${cycle}: 43's TAP got only this cycle's frames (${got.length})`);
+      const s = n43.stats.snapshot();
+      t.equal(s.rxPackets, got.length, `cycle ${cycle}: its Stats count what its TAP got`);
+      accounted += s.rxPackets + s.dropsTotal;
+      delivered += s.rxPackets;
+    }
+    await eventually(() => accounted + (rig.hostStats.snapshot().drops.rx_wrong_vni ?? 0) === CYCLES * PER_CYCLE, { timeoutMs: WAIT_MS });
+    t.pass(`every one of the ${CYCLES * PER_CYCLE} datagrams of 43 was delivered, dropped in 43, or a host-level wrong VNI`);
+    t.same(rig.hostStats.snapshot().drops, { rx_wrong_vni: CYCLES * PER_CYCLE - accounted }, 'and nothing else was dropped');
+    t.comment(`${delivered} delivered to 43 before its removal took effect, ${CYCLES * PER_CYCLE - accounted} after`);
+  });
+}
+
+
+// ---- in namespaces: one plane with networks 42 and 43 facing a kernel host ----
+
+/** vxland's TAPs and the kernel's vxlan devices all have this MAC: the same
+ *  MAC lives in both networks, on both sides. */
+const SHARED_MAC = '02:00:00:00:5a:01';
+const KERNEL_MAC = '02:00:00:00:5b:01';
+const TRANSFER_BYTES = 20 * 1024 * 1024;
+const BIG_TRANSFER_BYTES = 100 * 1024 * 1024;
+
+/** tcpdump on dev counting frames of filter until stopped. */
+async function capture(t: TapLike, ns: string, dev: string, filter: string): Promise<{ stop(): Promise<number> }> {
+  const p = spawnDaemon(t, ns, ['tcpdump', '-i', dev, '-n', '-p', '-w', '/dev/null', filter]);
+  await eventually(() => p.stderrLines.some((l) => l.includes('listening on')), { timeoutMs: 10_000 });
+  return {
+    async stop() {
+      p.proc.kill('SIGINT');
+      await p.exited;
+      const m = p.stderrLines.map((l) => /^(\d+) packets? captured/.exec(l)).find((x) => x !== null);
+      if (!m) throw new Error(`tcpdump on ${dev} printed no count: ${p.stderrLines.join(' | ')}`);
+      return Number(m[1]);
+    },
+  };
+}
+
+async function transferIn(t: Test, from: string, to: { ns: string; ip: string }, bytes: number, label: string): Promise<void> {
+  const r = await verifiedTcpTransfer({ serverNs: to.ns, serverIp: to.ip, clientNs: from, bytes, timeoutMs: 90_000 });
+  t.equal(r.received.bytes, bytes, `${label}: all bytes arrived`);
+  t.equal(r.received.sha256, r.expectedSha256, `${label}: sha256 verified`);
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`${datapath}: networks 42 and 43 on one port, facing a kernel host with two vxlan devices`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    for (const vni of [42, 43]) {
+      await addKernelVxlan(b, { name: `vxk${vni}`, vni, remotes: [a.ip], address: `10.${vni}.0.2/24`, mac: KERNEL_MAC });
+    }
+    const host: LineProcess = spawnDaemon(t, a.ns, [process.execPath, path.join(FIXTURES_DIR, 'plane-host.js'), '--datapath', datapath, '--local', a.ip,
+      ...[42, 43].flatMap((vni) => ['--net', `vni=${vni},dev=vxl${vni},address=10.${vni}.0.1/24,peer=${b.ip},mac=${SHARED_MAC}`])]);
+    const ready = await host.waitForJson((j) => j.event === 'ready' || j.event === 'fatal', 15_000);
+    t.equal(ready.event, 'ready', `the plane is up (${JSON.stringify(ready)})`);
+    t.same((ready.networks as Array<{ vni: number }>).map((n) => n.vni), [42, 43]);
+
+    await t.test('ping in each network at the same time', async (t) => {
+      const [p42, p43] = await Promise.all([ping(a.ns, '10.42.0.2', { count: 5, intervalS: 0.2 }), ping(a.ns, '10.43.0.2', { count: 5, intervalS: 0.2 })]);
+      t.equal(p42.received, 5, 'network 42');
+      t.equal(p43.received, 5, 'network 43');
+    });
+
+    await t.test("a verified transfer in each at the same time; 42's frames never reach 43's TAP", async (t) => {
+      const on43 = await capture(t, a.ns, 'vxl43', 'net 10.42.0.0/24');
+      const on42 = await capture(t, a.ns, 'vxl42', 'net 10.42.0.0/24');
+      await Promise.all([
+        transferIn(t, b.ns, { ns: a.ns, ip: '10.42.0.1' }, TRANSFER_BYTES, '42: kernel -> vxland'),
+        transferIn(t, a.ns, { ns: b.ns, ip: '10.43.0.2' }, TRANSFER_BYTES, '43: vxland -> kernel'),
+      ]);
+      const [seen42, seen43] = [await on42.stop(), await on43.stop()];
+      t.ok(seen42 > 1000, `the capture works: ${seen42} frames of 10.42/24 on vxl42`);
+      t.equal(seen43, 0, 'and none of them on vxl43');
+    });
+
+    await t.test('removing network 43 while a transfer runs in 42: the transfer completes intact', async (t) => {
+      let finished = false;
+      const running = transferIn(t, b.ns, { ns: a.ns, ip: '10.42.0.1' }, BIG_TRANSFER_BYTES, '42 during the removal').finally(() => {
+        finished = true;
+      });
+      const rxBytes = async () => Number((await exec(a.ns, ['cat', '/sys/class/net/vxl42/statistics/rx_bytes'])).stdout.trim());
+      const before = await rxBytes();
+      await eventually(async () => (await rxBytes()) - before > 4 * 1024 * 1024, { timeoutMs: 30_000 });
+      host.proc.kill('SIGUSR1');
+      await host.waitForJson((j) => j.event === 'removed' && j.vni === 43, 10_000);
+      t.notOk(finished, 'network 43 was removed while the transfer ran');
+      t.equal((await exec(a.ns, ['ip', 'link', 'show', 'vxl43'], { allowFail: true })).code === 0, false, 'vxl43 is gone');
+      await running;
+      t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2 })).received, 3, 'network 42 still carries traffic');
+    });
+    t.same(host.logs.filter((j) => j.event === 'fatal'), [], 'no fatal error');
+  });
+}
