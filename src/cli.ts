@@ -7,14 +7,22 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { DATAPATH_CHOICES, DEFAULT_DEV, DEFAULT_MTU, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT, defaultSocketPath, loadConfig, type ConfigFlags } from './config/config.js';
-import { ifnameProblem, normalizeIp } from './config/validate.js';
+import {
+  DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT, loadConfig,
+  type ConfigFlags,
+} from './config/config.js';
+import { ifnameProblem, normalizeIp, parseDecimal, VNI_MAX } from './config/validate.js';
 import { request, stream } from './control/client.js';
 import {
   RUNTIME_LOG_LEVELS,
   type FdbShowResult,
   type LogLevelResult,
   type MonitorEvent,
+  type NetworkChangeResult,
+  type NetworkListResult,
+  type NetworkSelector,
+  type NetworkShowResult,
+  type NetworkStatus,
   type PeerChangeResult,
   type PeerListResult,
   type StatsResult,
@@ -35,6 +43,8 @@ export function exitCodeFor(err: unknown): number {
 
 interface ClientOptions {
   socket?: string;
+  /** The network selector (and, for `network add`, the new network's). */
+  vni?: string;
   dev?: string;
   json?: boolean;
 }
@@ -53,9 +63,9 @@ export function buildProgram(): Command {
   program
     .command('run')
     .description('run the VXLAN daemon in the foreground (needs CAP_NET_ADMIN, and CAP_NET_RAW to announce its addresses)')
-    .option('--config <file>', 'JSON config file; flags override its settings')
-    .option('--dev <name>', `TAP device name (default ${DEFAULT_DEV})`)
-    .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required)')
+    .option('--config <file>', `JSON config file (default ${DEFAULT_CONFIG_FILE} when it exists); flags override its settings`)
+    .option('--dev <name>', `TAP device name (default ${DEFAULT_DEV}); this and the other network flags describe one network, and are refused with a file that lists "networks"`)
+    .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required without a config file)')
     .option('--local <ip>', 'local IPv4/IPv6 address to bind and send from; its family picks IPv4 or IPv6 (default: IPv4, any address)')
     .option('--port <n>', `VXLAN UDP port (default ${VXLAN_IANA_PORT}; use 8472 to talk to old Linux kernels)`)
     .option('--mtu <n>', `TAP device MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
@@ -65,7 +75,7 @@ export function buildProgram(): Command {
     .option('--max-fdb <n>', 'most learned MACs kept (default 16384)')
     .option('--datapath <kind>', `data path: ${DATAPATH_CHOICES.join(', ')} (default auto)`)
     .option('--state-dir <dir>', 'where runtime peer/fdb changes are saved (default /var/lib/vxland)')
-    .option('--socket <path>', 'control socket (default /run/vxland/<dev>.sock)')
+    .option('--socket <path>', `control socket (default ${DEFAULT_SOCKET})`)
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default info)`)
     .option('--metrics <host:port>', 'serve Prometheus metrics on this address, e.g. 127.0.0.1:9798 (default off)')
     .option('--accept <who>', 'who may send us VXLAN: peers (peers and static entries\' VTEPs), any, or CIDR[,CIDR...] (default peers)')
@@ -74,6 +84,7 @@ export function buildProgram(): Command {
     .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
     .option('--control-group <group>', 'group that may use the control socket besides root (default: root only)')
     .option('--mac <mac>', 'MAC address of the TAP device, unicast (default: the one saved in the state dir, else a random one saved there)')
+    .option('--bridge <name>', 'existing Linux bridge to put the TAP device into (default: none)')
     .action(async (flags: ConfigFlags) => {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
@@ -83,21 +94,21 @@ export function buildProgram(): Command {
 
   const peer = program.command('peer').description('manage the flood list (remote VTEPs)');
   clientCommand(peer, 'add <ip>', 'add a remote VTEP', async (opts, ip) => {
-    const result = (await request(socketOf(opts), 'peer.add', { ip: requireIp(ip) })) as PeerChangeResult;
+    const result = (await request(socketOf(opts), 'peer.add', { ...selectorOf(opts), ip: requireIp(ip) })) as PeerChangeResult;
     print(opts, result, () => (result.changed ? `added peer ${result.ip}` : `${result.ip} is already a peer`));
   });
   clientCommand(peer, 'del <ip>', 'remove a remote VTEP', async (opts, ip) => {
-    const result = (await request(socketOf(opts), 'peer.del', { ip: requireIp(ip) })) as PeerChangeResult;
+    const result = (await request(socketOf(opts), 'peer.del', { ...selectorOf(opts), ip: requireIp(ip) })) as PeerChangeResult;
     print(opts, result, () => `removed peer ${result.ip}`);
   });
   clientCommand(peer, 'list', 'list remote VTEPs', async (opts) => {
-    const result = (await request(socketOf(opts), 'peer.list')) as PeerListResult;
+    const result = (await request(socketOf(opts), 'peer.list', selectorOf(opts))) as PeerListResult;
     print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER'], result.map((ip) => [ip]))));
   });
 
   const fdb = program.command('fdb').description('show and edit the forwarding database');
   clientCommand(fdb, 'show', 'list FDB entries (peers appear as 00:00:00:00:00:00)', async (opts) => {
-    const result = (await request(socketOf(opts), 'fdb.show')) as FdbShowResult;
+    const result = (await request(socketOf(opts), 'fdb.show', selectorOf(opts))) as FdbShowResult;
     print(opts, result, () =>
       formatTable(
         ['MAC', 'DST', 'VNI', 'TYPE', 'UPDATED', 'USED'],
@@ -107,12 +118,12 @@ export function buildProgram(): Command {
   });
   clientCommand(fdb, 'add <mac> <ip>', 'pin a MAC address to a remote VTEP (static entry)', async (opts, mac, ip) => {
     const params = { mac: requireUnicastMac(mac), ip: requireIp(ip) };
-    const result = await request(socketOf(opts), 'fdb.add', params);
+    const result = await request(socketOf(opts), 'fdb.add', { ...selectorOf(opts), ...params });
     print(opts, result, () => `added ${params.mac} dst ${params.ip}`);
   });
   clientCommand(fdb, 'del <mac>', 'remove a static or learned entry', async (opts, mac) => {
     const params = { mac: requireMac(mac) };
-    const result = await request(socketOf(opts), 'fdb.del', params);
+    const result = await request(socketOf(opts), 'fdb.del', { ...selectorOf(opts), ...params });
     print(opts, result, () => `removed ${params.mac}`);
   });
   clientCommand(
@@ -121,19 +132,59 @@ export function buildProgram(): Command {
     'remove learned and static entries (peers stay)',
     async (opts) => {
       const learned = (opts as ClientOptions & { learned?: boolean }).learned === true;
-      const result = (await request(socketOf(opts), 'fdb.flush', { learned })) as { removed: number };
+      const result = (await request(socketOf(opts), 'fdb.flush', { ...selectorOf(opts), learned })) as { removed: number };
       print(opts, result, () => `removed ${plural(result.removed, learned ? 'learned entry' : 'entry', learned ? 'learned entries' : 'entries')}`);
     },
     (cmd) => cmd.option('--learned', 'remove learned entries only'),
   );
 
-  clientCommand(program, 'status', 'show the daemon\'s settings, counters and FDB size', async (opts) => {
-    const result = (await request(socketOf(opts), 'status')) as StatusResult;
+  const network = program.command('network').description('list, show, add and delete the networks (VNIs) the daemon serves');
+  clientCommand(network, 'list', 'list the networks', async (opts) => {
+    const result = (await request(socketOf(opts), 'network.list')) as NetworkListResult;
+    print(opts, result, () => result.length === 0 ? 'no networks' : formatTable(
+      ['VNI', 'DEV', 'MAC', 'MTU', 'PEERS', 'BRIDGE', 'ORIGIN'],
+      result.map((n) => [String(n.vni), n.dev, n.mac, String(n.mtu), String(n.peers), n.bridge ?? '-', n.origin]),
+    ));
+  });
+  clientCommand(network, 'show', 'show one network: its status and settings', async (opts) => {
+    const result = (await request(socketOf(opts), 'network.show', selectorOf(opts))) as NetworkShowResult;
+    print(opts, result, () => formatNetworkShow(result));
+  });
+  clientCommand(
+    network,
+    'add',
+    'serve another network from now on (saved: it comes back after a restart); --vni is required',
+    async (opts) => {
+      const result = (await request(socketOf(opts), 'network.add', { network: networkFlagsOf(opts) }, NETWORK_CHANGE_TIMEOUT_MS)) as NetworkChangeResult;
+      print(opts, result, () => `added network vni ${result.vni} (${result.dev})`);
+    },
+    (cmd) => cmd
+      .option('--mtu <n>', `TAP MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
+      .option('--address <cidr>', 'address for the TAP device (repeatable)', collect)
+      .option('--peer <ip>', 'remote VTEP to flood to (repeatable)', collect)
+      .option('--bridge <name>', 'existing Linux bridge to put the TAP device into')
+      .option('--mac <mac>', 'MAC address of the TAP device (default: saved, else random)')
+      .option('--accept <who>', 'who may send us VXLAN: peers, any, or CIDR[,CIDR...] (default peers)')
+      .option('--ageing <seconds>', 'forget a learned MAC after this long; 0 = never (default 300)')
+      .option('--max-fdb <n>', 'most learned MACs kept (default 16384)')
+      .option('--max-fdb-per-vtep <n>', 'most learned MACs behind one VTEP (default 4096)')
+      .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
+      .option('--allow-vlan', 'carry VLAN-tagged inner frames'),
+  );
+  clientCommand(network, 'del', 'stop serving a network added with "network add" (--vni or --dev required)', async (opts) => {
+    const selector = selectorOf(opts);
+    if (selector.vni === undefined && selector.dev === undefined) throw usage('say which network to delete: --vni N or --dev NAME');
+    const result = (await request(socketOf(opts), 'network.del', { ...selector }, NETWORK_CHANGE_TIMEOUT_MS)) as NetworkChangeResult;
+    print(opts, result, () => `removed network vni ${result.vni} (${result.dev})`);
+  });
+
+  clientCommand(program, 'status', 'show the daemon\'s settings, then each network\'s counters and FDB size (--vni/--dev: that network only)', async (opts) => {
+    const result = (await request(socketOf(opts), 'status', selectorOf(opts))) as StatusResult;
     print(opts, result, () => formatStatus(result));
   });
 
   clientCommand(program, 'stats', 'counters per VTEP and drops by reason', async (opts) => {
-    const result = (await request(socketOf(opts), 'stats')) as StatsResult;
+    const result = (await request(socketOf(opts), 'stats', selectorOf(opts))) as StatsResult;
     print(opts, result, () => formatStats(result));
   });
 
@@ -144,7 +195,7 @@ export function buildProgram(): Command {
     await stream(socketOf(opts), 'monitor', (event) => {
       const e = event as MonitorEvent;
       process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatMonitorEvent(e)}\n`);
-    }, stop.signal);
+    }, stop.signal, selectorOf(opts));
   });
 
   clientCommand(program, 'log-level [level]', `show or set the daemon's log level (${RUNTIME_LOG_LEVELS.join(', ')})`, async (opts, level) => {
@@ -155,8 +206,8 @@ export function buildProgram(): Command {
     print(opts, result, () => (result.level === result.previous ? `log level: ${result.level}` : `log level: ${result.level} (was ${result.previous})`));
   });
 
-  clientCommand(program, 'doctor', 'check for MTU, VNI, peer, drop and checksum problems and say how to fix them (exit 1 if any)', async (opts) => {
-    const result = (await request(socketOf(opts), 'doctor', {}, DOCTOR_TIMEOUT_MS)) as DoctorReport;
+  clientCommand(program, 'doctor', 'check for MTU, VNI, peer, drop and checksum problems and say how to fix them (exit 1 if any; --vni/--dev: the host and that network)', async (opts) => {
+    const result = (await request(socketOf(opts), 'doctor', selectorOf(opts), DOCTOR_TIMEOUT_MS)) as DoctorReport;
     print(opts, result, () => formatDoctor(result));
     if (!result.ok) process.exitCode = EXIT_RUNTIME_ERROR;
   });
@@ -166,6 +217,14 @@ export function buildProgram(): Command {
 
 /** doctor looks up routes and reads /sys, which may take longer than a plain request. */
 const DOCTOR_TIMEOUT_MS = 15_000;
+/** Opening or closing a TAP (and, native, the engine's hand-over) takes longer than a plain request. */
+const NETWORK_CHANGE_TIMEOUT_MS = 15_000;
+
+/** The flags of `network add` as the daemon validates them (NetworkFlags). */
+function networkFlagsOf(opts: ClientOptions): Record<string, unknown> {
+  const { socket: _socket, json: _json, ...flags } = opts as ClientOptions & Record<string, unknown>;
+  return Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
+}
 
 function formatStats(r: StatsResult): string {
   const vteps = formatTable(
@@ -187,7 +246,9 @@ function formatMonitorEvent(e: MonitorEvent): string {
 
 function formatDoctor(r: DoctorReport): string {
   if (r.ok) return `no problems found (checked: ${r.checks.join(', ')})`;
-  const lines = r.findings.map((f) => `✖ ${f.check}: ${f.problem}\n  fix: ${f.fix}`);
+  const networks = new Set(r.findings.map((f) => f.vni).filter((vni) => vni !== undefined));
+  const where = (vni: number | undefined): string => (networks.size > 1 && vni !== undefined ? ` (vni ${vni})` : '');
+  const lines = r.findings.map((f) => `✖ ${f.check}${where(f.vni)}: ${f.problem}\n  fix: ${f.fix}`);
   return `${lines.join('\n')}\n${plural(r.findings.length, 'problem', 'problems')} found`;
 }
 
@@ -201,8 +262,9 @@ function clientCommand(
   const cmd = parent
     .command(nameAndArgs)
     .description(description)
-    .option('--socket <path>', 'control socket (default /run/vxland/<dev>.sock)')
-    .option('--dev <name>', `device whose daemon to talk to (default ${DEFAULT_DEV})`)
+    .option('--socket <path>', `control socket (default ${DEFAULT_SOCKET})`)
+    .option('--vni <n>', 'the network, by VNI (needed only when the daemon serves several)')
+    .option('--dev <name>', 'the network, by TAP device name')
     .option('--json', 'print the result as JSON');
   extra(cmd).action(async (...actionArgs: unknown[]) => {
     // commander passes the positional arguments, then the options, then the command.
@@ -213,11 +275,24 @@ function clientCommand(
 }
 
 function socketOf(opts: ClientOptions): string {
-  if (opts.socket !== undefined) return path.resolve(opts.socket);
-  const dev = opts.dev ?? DEFAULT_DEV;
-  const problem = ifnameProblem(dev);
-  if (problem !== null) throw usage(`--dev must be a Linux interface name: "${dev}" ${problem}`);
-  return defaultSocketPath(dev);
+  return opts.socket !== undefined ? path.resolve(opts.socket) : DEFAULT_SOCKET;
+}
+
+/** --vni and --dev as the request's network selector; checked here so that
+ *  a malformed one is a usage error and nothing is sent. */
+function selectorOf(opts: ClientOptions): NetworkSelector & Record<string, unknown> {
+  const selector: NetworkSelector & Record<string, unknown> = {};
+  if (opts.vni !== undefined) {
+    const vni = parseDecimal(opts.vni);
+    if (vni === null || vni > VNI_MAX) throw usage(`--vni must be an integer 0..${VNI_MAX} (got "${opts.vni}")`);
+    selector.vni = vni;
+  }
+  if (opts.dev !== undefined) {
+    const problem = ifnameProblem(opts.dev);
+    if (problem !== null) throw usage(`--dev must be a Linux interface name: "${opts.dev}" ${problem}`);
+    selector.dev = opts.dev;
+  }
+  return selector;
 }
 
 function usage(message: string): VxlandError {
@@ -259,25 +334,51 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 }
 
 function formatStatus(s: StatusResult): string {
-  const drops = Object.entries(s.stats.drops);
-  const lines: [string, string][] = [
-    ['device', `${s.dev} (${s.mac})`],
-    ['vni', String(s.vni)],
-    ['local', s.local === null ? 'any' : s.local],
-    ['port', String(s.port)],
-    ['mtu', String(s.mtu)],
-    ['datapath', s.offloads.length === 0 ? s.datapath : `${s.datapath} (${s.offloads.join(', ')})`],
+  const hostDrops = Object.entries(s.host.drops);
+  const host = labelled([
     ['pid', String(s.pid)],
     ['uptime', formatDuration(s.uptimeS)],
-    ['fdb', `${plural(s.fdb.size, 'entry', 'entries')} (${s.fdb.learned} learned), ${plural(s.fdb.peers, 'peer', 'peers')}`],
-    ['rx', `${s.stats.rxPackets} packets, ${s.stats.rxBytes} bytes`],
-    ['tx', `${s.stats.txPackets} packets, ${s.stats.txBytes} bytes`],
+    ['datapath', s.offloads.length === 0 ? s.datapath : `${s.datapath} (${s.offloads.join(', ')})`],
+    ['local', s.local === null ? 'any' : s.local],
+    ['port', String(s.port)],
+    ['networks', String(s.networks.length)],
+    ['host drops', hostDrops.length === 0 ? 'none' : hostDrops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
+  ], '');
+  return [host, ...s.networks.map((n) => `\nnetwork vni ${n.vni} (${n.dev}):\n${formatNetwork(n)}`)].join('\n');
+}
+
+function formatNetwork(n: NetworkStatus): string {
+  const drops = Object.entries(n.stats.drops);
+  return labelled([
+    ['device', `${n.dev} (${n.mac})`],
+    ['vni', String(n.vni)],
+    ['mtu', String(n.mtu)],
+    ['addresses', n.addresses.length === 0 ? 'none' : n.addresses.join(', ')],
+    ['bridge', n.bridge ?? 'none'],
+    ['origin', n.origin === 'config' ? 'config file' : 'added at run time'],
+    ['fdb', `${plural(n.fdb.size, 'entry', 'entries')} (${n.fdb.learned} learned), ${plural(n.fdb.peers, 'peer', 'peers')}`],
+    ['rx', `${n.stats.rxPackets} packets, ${n.stats.rxBytes} bytes`],
+    ['tx', `${n.stats.txPackets} packets, ${n.stats.txBytes} bytes`],
     ['drops', drops.length === 0 ? 'none' : drops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
-    ['accept', s.accept],
-    ['learn refused', `${s.stats.learnRefused.fdbFull} fdb full, ${s.stats.learnRefused.vtepFull} vtep full, ${s.stats.learnRefused.rate} rate`],
-  ];
+    ['accept', n.accept],
+    ['learn refused', `${n.stats.learnRefused.fdbFull} fdb full, ${n.stats.learnRefused.vtepFull} vtep full, ${n.stats.learnRefused.rate} rate`],
+  ], '  ');
+}
+
+function formatNetworkShow(r: NetworkShowResult): string {
+  const settings = r.settings as { peers: string[]; fdb: Array<{ mac: string; vtep: string }>; ageingS: number; maxFdb: number; maxFdbPerVtep: number; learnRatePerS: number; allowVlan: boolean };
+  return `network vni ${r.vni} (${r.dev}):\n${formatNetwork(r)}\n${labelled([
+    ['peers', settings.peers.length === 0 ? 'none' : settings.peers.join(', ')],
+    ['static', settings.fdb.length === 0 ? 'none' : settings.fdb.map((e) => `${e.mac} dst ${e.vtep}`).join(', ')],
+    ['limits', `ageing ${settings.ageingS} s, max-fdb ${settings.maxFdb}, max-fdb-per-vtep ${settings.maxFdbPerVtep}, learn-rate ${settings.learnRatePerS}/s`],
+    ['allow vlan', settings.allowVlan ? 'yes' : 'no'],
+  ], '  ')}`;
+}
+
+/** "label:  value" lines, the values aligned. */
+function labelled(lines: ReadonlyArray<[string, string]>, indent: string): string {
   const width = Math.max(...lines.map(([label]) => label.length));
-  return lines.map(([label, value]) => `${`${label}:`.padEnd(width + 2)}${value}`).join('\n');
+  return lines.map(([label, value]) => `${indent}${`${label}:`.padEnd(width + 2)}${value}`).join('\n');
 }
 
 function plural(count: number, one: string, many: string): string {

@@ -1,114 +1,171 @@
-// `vxland run`: wires a validated Config to the TAP device, the UDP socket,
-// the FDB, the data path and the control socket, and owns the process's life:
-// SIGTERM/SIGINT shut down cleanly (exit 0), a fatal data-path error exits 1.
+// `vxland run`: one daemon per host. It opens the data plane once (one UDP
+// socket for every network), then serves each network of the config (and
+// those added at run time with `vxland network add`, saved in the state
+// dir): its Fdb, SourceFilter, Stats, state file, TAP MAC, TAP, announcer
+// and TAP watcher. It owns the process's life: SIGTERM/SIGINT shut down
+// cleanly (exit 0), a fatal data-path error exits 1, SIGHUP re-reads the
+// config file and applies the difference (config/reload.ts).
 //
-// Peers and static FDB entries come from the config file and from the state
-// file (what `vxland peer add` / `fdb add` changed at runtime; the union of
-// both is used). The control requests themselves are answered by
+// A network's peers and static FDB entries come from the config and from its
+// state file (what `vxland peer add` / `fdb add` changed at run time; the
+// union of both is used). The control requests themselves are answered by
 // control/handler.ts.
 
 import pino, { type Logger } from 'pino';
-import { resolveDatapath, type Config } from './config/config.js';
-import { openDataPlane, type DataPlane, type NetworkPlane } from './open-plane.js';
-import { planReload } from './config/reload.js';
+import { networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
+import { appliedConfig, planReload, type NetworkReloadPlan } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
-import { DaemonControl } from './control/handler.js';
+import { DaemonControl, saveNetworkState, type NetworkLifecycle } from './control/handler.js';
+import { Networks, type ServedNetwork } from './control/networks.js';
 import type { MonitorEvent } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
 import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
 import { followFdbEvent } from './datapath/follow-fdb.js';
-import * as hostFacts from './io/host.js';
-import { Stats } from './datapath/stats.js';
+import type { DataPlane } from './datapath/plane.js';
+import { Stats, VtepBudget } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
+import * as hostFacts from './io/host.js';
 import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
 import { nativeEngineSupported } from './io/engine-support.js';
-import { formatMacKey, macKeyAt } from './wire/mac.js';
-import { StateStore, type PersistedState } from './state/store.js';
-import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { NeighbourAnnouncer } from './io/announce.js';
 import { TapWatch } from './io/tap-watch.js';
 import { StateLock } from './io/state-lock.js';
+import { openDataPlane } from './open-plane.js';
+import { NetworksStore } from './state/networks-store.js';
+import { StateStore, type PersistedState } from './state/store.js';
+import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { RateLimitedLog } from './util/rate-limit.js';
+import { formatMacKey, macKeyAt } from './wire/mac.js';
 
 /** How often learned entries are checked for ageing. */
 export const FDB_SWEEP_INTERVAL_MS = 1_000;
+/** The daemon's lock in the state dir: one daemon per state dir. */
+export const DAEMON_LOCK_NAME = 'vxland';
 
 export interface RunningDaemon {
   /** Shuts down as on SIGTERM, but resolves instead of exiting. Idempotent. */
   stop(): Promise<void>;
 }
 
-/** Starts the daemon. Resolves once the TAP device, the UDP socket and the
- *  control socket are up and systemd has been told READY=1. Rejects with a
- *  VxlandError (leaving nothing open) when startup fails. After that the
- *  process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path error. */
-export async function runDaemon(config: Config, reloadConfig?: () => Config): Promise<RunningDaemon> {
+/** Starts the daemon. Resolves once the UDP socket, every network's TAP and
+ *  the control socket are up and systemd has been told READY=1. Rejects
+ *  with a VxlandError (leaving nothing open) when startup fails. After that
+ *  the process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path
+ *  error. */
+export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig): Promise<RunningDaemon> {
   const datapathKind = resolveDatapath(config.datapath, nativeEngineSupported);
-  const log = pino({ level: config.logLevel, base: { pid: process.pid, dev: config.dev } });
+  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
   const startedMs = Date.now();
 
-  const fdbLog = new RateLimitedLog(log);
-  const store = new StateStore({ stateDir: config.stateDir, dev: config.dev, log });
-  const stats = new Stats();
-  const sources = new SourceFilter(config.accept);
-  const monitors = new Set<(event: MonitorEvent) => void>();
-  const fdb = new Fdb({
-    ageingMs: config.ageingS * 1000,
-    maxLearned: config.maxFdb,
-    maxLearnedPerVtep: config.maxFdbPerVtep,
-    learnRatePerS: config.learnRatePerS,
-  });
-  fdb.subscribe((e) => {
-    followFdbEvent(e, stats, sources);
-    const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
-    if (e.type === 'moved') fdbLog.warn(`moved:${e.mac}`, fields, 'learned MAC moved to another VTEP');
-    else log.debug(fields, 'fdb change');
-    if (monitors.size > 0) {
-      const event: MonitorEvent = { time: new Date().toISOString(), ...e };
-      for (const emit of monitors) emit(event);
-    }
-  });
-  // Before anything reads or writes the state: a second daemon on the same
-  // state file must refuse here, not overwrite the first one's changes.
-  const stateLock = StateLock.acquire(config.stateDir, config.dev);
-  let saved: PersistedState | null;
-  try {
-    store.removeStaleTemps();
-    saved = store.load();
-  } catch (err) {
-    stateLock.release();
-    throw err;
-  }
-  seedFdb(fdb, config, saved, log);
-  const tapMac = chooseTapMac(config.mac, saved);
-
-  const cleanups: (() => Promise<void> | void)[] = [() => stateLock.release()];
-  const runCleanups = async (): Promise<void> => {
-    for (const cleanup of cleanups.splice(0).reverse()) {
-      try {
-        await cleanup();
-      } catch (err) {
-        log.warn({ err }, 'error during shutdown');
-      }
+  const cleanups: Cleanup[] = [];
+  const runCleanups = (): Promise<void> => runInReverse(cleanups, log, 'error during shutdown');
+  const startOrUndo = async <T>(step: () => Promise<T> | T): Promise<T> => {
+    try {
+      return await step();
+    } catch (err) {
+      await runCleanups();
+      throw err;
     }
   };
 
-  let plane: DataPlane;
-  let network: NetworkPlane;
-  try {
-    plane = await openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats: stats, log });
-    cleanups.push(() => plane.stop());
-    network = await plane.addNetwork({
-      vni: config.vni, dev: config.dev, mtu: config.mtu, addresses: config.addresses, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex'),
-      fdb, sources, stats, allowVlan: config.allowVlan,
+  // Before anything reads or writes the state: a second daemon on the same
+  // state dir must refuse here, not overwrite the first one's changes.
+  const stateLock = StateLock.acquire(config.stateDir, DAEMON_LOCK_NAME);
+  cleanups.push(() => stateLock.release());
+  const networksStore = new NetworksStore({ stateDir: config.stateDir, family: config.family, log });
+  const runtime: NetworkConfig[] = await startOrUndo(() => {
+    networksStore.removeStaleTemps();
+    return [...(networksStore.load() ?? [])];
+  });
+
+  // One budget of per-VTEP series for the host: bounded in total, not per network.
+  const vtepBudget = new VtepBudget();
+  const newStats = (): Stats => new Stats(vtepBudget);
+  const hostStats = newStats();
+  const plane: DataPlane = await startOrUndo(() =>
+    openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
+  cleanups.push(() => plane.stop());
+
+  const networks = new Networks();
+  const closers = new Map<number, () => Promise<void>>();
+  const fdbLog = new RateLimitedLog(log);
+
+  /** Serves one network; on failure nothing of it stays open. */
+  const openNetwork = async (n: NetworkConfig, origin: ServedNetwork['origin']): Promise<ServedNetwork> => {
+    const nlog = log.child({ vni: n.vni, dev: n.dev });
+    const store = new StateStore({ stateDir: config.stateDir, dev: n.dev, log: nlog });
+    store.removeStaleTemps();
+    const saved = store.load();
+    const stats = newStats();
+    const sources = new SourceFilter(n.accept);
+    const monitors = new Set<(event: MonitorEvent) => void>();
+    const fdb = new Fdb({ ageingMs: n.ageingS * 1000, maxLearned: n.maxFdb, maxLearnedPerVtep: n.maxFdbPerVtep, learnRatePerS: n.learnRatePerS });
+    fdb.subscribe((e) => {
+      followFdbEvent(e, stats, sources);
+      const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
+      if (e.type === 'moved') fdbLog.warn(`moved:${e.vni}:${e.mac}`, fields, 'learned MAC moved to another VTEP');
+      else log.debug(fields, 'fdb change');
+      if (monitors.size > 0) {
+        const event: MonitorEvent = { time: new Date().toISOString(), ...e };
+        for (const emit of monitors) emit(event);
+      }
     });
-  } catch (err) {
-    await runCleanups();
-    throw err;
-  }
-  const datapath = { mac: network.mac, start: (onFatal: (err: Error) => void) => plane.start(onFatal), offloads: () => plane.offloads() };
+    seedFdb(fdb, n, config.family, saved, nlog);
+    const tapMac = chooseTapMac(n.mac, saved);
+    const opened = await plane.addNetwork({
+      vni: n.vni, dev: n.dev, mtu: n.mtu, addresses: n.addresses, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex'),
+      fdb, sources, stats, allowVlan: n.allowVlan,
+    });
+    const undo: Cleanup[] = [() => plane.removeNetwork(n.vni)];
+    const close = (): Promise<void> => runInReverse(undo, nlog, 'error while closing the network');
+    try {
+      if (n.bridge !== null) {
+        throw new VxlandError('VXLAND_CONFIG_INVALID', `network ${networkLabel(n)}: bridge attachment (bridge ${n.bridge}) is not in this build`);
+      }
+      const deviceMac = formatMacKey(macKeyAt(opened.mac, 0));
+      keepTapMac(store, stateWithMac(saved, n.vni, deviceMac), tapMac.source, nlog);
+      const tapAddresses = n.addresses.map((text) => parseCidr(text)!);
+      const announcer = new NeighbourAnnouncer({ dev: n.dev, mac: opened.mac, addresses: tapAddresses, log: nlog, canFlood: () => fdb.peers(n.vni).length > 0 });
+      announcer.start();
+      undo.push(() => announcer.stop());
+      const tapWatch = new TapWatch({ dev: n.dev, mtu: n.mtu, addresses: tapAddresses, log: nlog });
+      tapWatch.start();
+      undo.push(() => tapWatch.stop());
+      const served: ServedNetwork = {
+        config: n, origin, mac: deviceMac, fdb, stats, sources, store, monitors, tapCondition: () => tapWatch.condition(),
+      };
+      networks.add(served);
+      undo.push(() => networks.delete(n.vni));
+      closers.set(n.vni, close);
+      nlog.info({ mac: deviceMac, mtu: n.mtu, peers: fdb.peers(n.vni).length, state: store.path, origin }, 'network up');
+      return served;
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  };
+  const closeNetwork = async (vni: number): Promise<void> => {
+    const close = closers.get(vni);
+    closers.delete(vni);
+    await close?.();
+  };
+  cleanups.push(async () => {
+    for (const vni of [...closers.keys()].reverse()) await closeNetwork(vni);
+  });
+
+  await startOrUndo(async () => {
+    for (const n of config.networks) await openNetwork(n, 'config');
+    for (const n of runtime) {
+      const clash = networks.clash(n);
+      if (clash !== undefined) {
+        log.warn({ vni: n.vni, dev: n.dev, clashesWith: networkLabel(clash.config) }, 'a network added at run time is now in the config file too; the config file\'s is used');
+        continue;
+      }
+      await openNetwork(n, 'runtime');
+    }
+  });
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
@@ -119,49 +176,63 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     return stopping;
   };
 
-  datapath.start((err) => {
+  plane.start((err) => {
     log.fatal({ err }, 'data path failed; exiting');
     void stop().finally(() => process.exit(1));
   });
 
-  const deviceMac = formatMacKey(macKeyAt(datapath.mac, 0));
-  keepTapMac(store, stateWithMac(saved, config.vni, deviceMac), tapMac.source, log);
-  const tapAddresses = config.addresses.map((text) => parseCidr(text)!);
-  const announcer = new NeighbourAnnouncer({ dev: config.dev, mac: datapath.mac, addresses: tapAddresses, log, canFlood: () => fdb.peers(config.vni).length > 0 });
-  announcer.start();
-  cleanups.push(() => announcer.stop());
-  const tapWatch = new TapWatch({ dev: config.dev, mtu: config.mtu, addresses: tapAddresses, log });
-  tapWatch.start();
-  cleanups.push(() => tapWatch.stop());
-  const datapathInfo = { kind: datapathKind, mac: deviceMac, offloads: () => datapath.offloads() };
-  const handler = new DaemonControl(config, datapathInfo, fdb, stats, store, log, startedMs, monitors, sources, hostFacts, () => tapWatch.condition());
-  let control: ControlServer;
-  try {
-    control = await ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup));
-  } catch (err) {
-    await runCleanups();
-    throw err;
-  }
+  const saveRuntime = (next: NetworkConfig[]): void => {
+    networksStore.save(next);
+    runtime.splice(0, runtime.length, ...next);
+  };
+  const lifecycle: NetworkLifecycle = {
+    async add(n) {
+      const hadState = new StateStore({ stateDir: config.stateDir, dev: n.dev }).load() !== null;
+      const served = await openNetwork(n, 'runtime');
+      try {
+        saveRuntime([...runtime, n]);
+      } catch (err) {
+        await closeNetwork(n.vni);
+        if (!hadState) served.store.discard();
+        throw err;
+      }
+      return served;
+    },
+    async remove(served) {
+      saveRuntime(runtime.filter((r) => r.vni !== served.config.vni));
+      await closeNetwork(served.config.vni);
+      try {
+        served.store.discard();
+      } catch (err) {
+        log.warn({ err, vni: served.config.vni }, 'cannot remove the state file of a deleted network');
+      }
+    },
+  };
+
+  const handler = new DaemonControl({
+    host: { port: config.port, local: config.local, family: config.family },
+    datapath: { kind: datapathKind, offloads: () => plane.offloads() },
+    networks, lifecycle, hostStats, hostFacts, log, startedMs,
+  });
+  const control = await startOrUndo(() => ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup)));
   cleanups.push(() => control.close());
 
   if (config.metrics !== null) {
     const { host, port } = config.metrics;
-    let metrics: MetricsServer;
-    try {
-      metrics = await MetricsServer.listen(host, port, buildRegistry({ dev: config.dev, vni: config.vni, datapath: datapathKind, stats, fdb }));
-    } catch (err) {
-      await runCleanups();
-      throw err;
-    }
+    const registry = buildRegistry({
+      datapath: datapathKind, hostStats,
+      networks: () => networks.all().map((n) => ({ vni: n.config.vni, dev: n.config.dev, stats: n.stats, fdb: n.fdb })),
+    });
+    const metrics = await startOrUndo(() => MetricsServer.listen(host, port, registry));
     cleanups.push(() => metrics.close());
     log.info({ metrics: metrics.address }, 'serving Prometheus metrics on /metrics');
   }
 
-  if (config.ageingS > 0) {
-    const sweep = setInterval(() => fdb.sweep(), FDB_SWEEP_INTERVAL_MS);
-    sweep.unref();
-    cleanups.push(() => clearInterval(sweep));
-  }
+  const sweep = setInterval(() => {
+    for (const n of networks.all()) n.fdb.sweep();
+  }, FDB_SWEEP_INTERVAL_MS);
+  sweep.unref();
+  cleanups.push(() => clearInterval(sweep));
   const watchdogMs = watchdogIntervalMs();
   if (watchdogMs !== null) {
     const watchdog = setInterval(() => tellSystemd('WATCHDOG=1', log), watchdogMs);
@@ -169,32 +240,61 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
     cleanups.push(() => clearInterval(watchdog));
   }
 
+  // What the config file said at the last (re)load; networks added at run
+  // time are not the file's and never in it.
   let current = config;
-  const onReload = (): void => {
+  const reload = async (): Promise<void> => {
     if (reloadConfig === undefined) return void log.warn('SIGHUP ignored: no config to reload');
+    let next: HostConfig;
     try {
-      const next = reloadConfig();
-      const plan = planReload(current, next);
-      for (const ip of plan.removePeers) fdb.removePeer(config.vni, ip);
-      for (const ip of plan.addPeers) fdb.addPeer(config.vni, ip);
-      const staticMacs = new Set(fdb.staticEntries().map((e) => e.mac));
-      for (const mac of plan.removeStatic) {
-        if (staticMacs.has(mac)) fdb.remove(config.vni, mac);
-      }
-      for (const entry of plan.addStatic) fdb.addStatic(config.vni, entry.mac, entry.vtep);
-      if (plan.logLevel !== null) log.level = plan.logLevel;
-      if (plan.accept !== null) sources.setPolicy(plan.accept);
-      handler.saveState();
-      current = { ...next, ...Object.fromEntries(plan.needRestart.map((key) => [key, current[key as keyof Config]])) } as Config;
-      log.info(
-        { addPeers: plan.addPeers, removePeers: plan.removePeers, addStatic: plan.addStatic.map((e) => e.mac), removeStatic: plan.removeStatic,
-          logLevel: plan.logLevel, accept: plan.accept === null ? null : sources.describe() },
-        'config reloaded',
-      );
-      if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'these settings changed but apply only after a restart');
+      next = reloadConfig();
     } catch (err) {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed; keeping the running configuration');
+      return void log.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed; keeping the running configuration');
     }
+    const plan = planReload(current, next);
+    if (plan.logLevel !== null) log.level = plan.logLevel;
+    const failed: Array<{ vni: number; err: string }> = [];
+    for (const vni of plan.removeNetworks) {
+      if (networks.get(vni)?.origin === 'config') await closeNetwork(vni);
+    }
+    for (const p of plan.networks) {
+      const served = networks.get(p.vni);
+      if (served === undefined) continue;
+      try {
+        applyNetworkPlan(served, p);
+      } catch (err) {
+        failed.push({ vni: p.vni, err: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    const added: NetworkConfig[] = [];
+    for (const n of plan.addNetworks) {
+      try {
+        await openNetwork(n, 'config');
+        added.push(n);
+      } catch (err) {
+        failed.push({ vni: n.vni, err: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    const applied = appliedConfig(current, next, plan);
+    // A network that could not be opened is not running: the next reload tries it again.
+    current = { ...applied, networks: applied.networks.filter((n) => networks.get(n.vni)?.origin === 'config') };
+    for (const n of current.networks) networks.get(n.vni)!.config = n;
+    log.info(
+      {
+        addNetworks: added.map((n) => n.vni), removeNetworks: plan.removeNetworks, logLevel: plan.logLevel,
+        networks: plan.networks.map((p) => ({
+          vni: p.vni, addPeers: p.addPeers, removePeers: p.removePeers, addStatic: p.addStatic.map((e) => e.mac), removeStatic: p.removeStatic,
+          accept: p.accept === null ? null : networks.get(p.vni)?.sources.describe() ?? null,
+        })),
+      },
+      'config reloaded',
+    );
+    if (failed.length > 0) log.error({ failed }, 'config reload: some networks could not be changed; they keep running as they were');
+    if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'these settings changed but apply only after a restart');
+  };
+  let reloading = Promise.resolve();
+  const onReload = (): void => {
+    reloading = reloading.then(reload, (err) => log.error({ err }, 'config reload failed'));
   };
   process.on('SIGHUP', onReload);
   cleanups.unshift(() => {
@@ -217,13 +317,40 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
 
   log.info(
     {
-      vni: config.vni, port: config.port, local: config.local, datapath: datapathKind, mtu: config.mtu, mac: deviceMac,
-      peers: fdb.peers(config.vni).length, socket: control.path, state: store.path,
+      port: config.port, local: config.local, datapath: datapathKind, socket: control.path,
+      networks: networks.all().map((n) => ({ vni: n.config.vni, dev: n.config.dev, origin: n.origin })),
     },
     'vxland started',
   );
   tellSystemd('READY=1', log);
   return { stop };
+}
+
+type Cleanup = () => Promise<void> | void;
+
+/** Runs and empties steps, last first; a step that throws is logged and the rest still run. */
+async function runInReverse(steps: Cleanup[], log: Logger, message: string): Promise<void> {
+  for (const step of steps.splice(0).reverse()) {
+    try {
+      await step();
+    } catch (err) {
+      log.warn({ err }, message);
+    }
+  }
+}
+
+/** A reload's changes to one running network, saved to its state file. */
+function applyNetworkPlan(n: ServedNetwork, p: NetworkReloadPlan): void {
+  const { fdb } = n;
+  for (const ip of p.removePeers) fdb.removePeer(p.vni, ip);
+  for (const ip of p.addPeers) fdb.addPeer(p.vni, ip);
+  const staticMacs = new Set(fdb.staticEntries().map((e) => e.mac));
+  for (const mac of p.removeStatic) {
+    if (staticMacs.has(mac)) fdb.remove(p.vni, mac);
+  }
+  for (const entry of p.addStatic) fdb.addStatic(p.vni, entry.mac, entry.vtep);
+  if (p.accept !== null) n.sources.setPolicy(p.accept);
+  saveNetworkState(n);
 }
 
 /** Root only, or root and the members of --control-group. */
@@ -234,22 +361,22 @@ function controlAccess(group: string | null): { gid?: number } {
   return { gid };
 }
 
-function seedFdb(fdb: Fdb, config: Config, saved: ReturnType<StateStore['load']>, log: Logger): void {
-  for (const peer of config.peers) fdb.addPeer(config.vni, peer);
-  for (const entry of config.fdb) fdb.addStatic(config.vni, entry.mac, entry.vtep);
+function seedFdb(fdb: Fdb, n: NetworkConfig, family: HostConfig['family'], saved: PersistedState | null, log: Logger): void {
+  for (const peer of n.peers) fdb.addPeer(n.vni, peer);
+  for (const entry of n.fdb) fdb.addStatic(n.vni, entry.mac, entry.vtep);
   if (saved === null) return;
-  if (saved.vni !== config.vni) {
-    log.warn({ savedVni: saved.vni, vni: config.vni }, 'state file belongs to another VNI; its entries are not used and will be replaced');
+  if (saved.vni !== n.vni) {
+    log.warn({ savedVni: saved.vni, vni: n.vni }, 'state file belongs to another VNI; its entries are not used and will be replaced');
     return;
   }
-  const family = config.family === 'udp6' ? 6 : 4;
+  const want = family === 'udp6' ? 6 : 4;
   const reachable = (vtep: string): boolean => {
-    if (ipFamily(vtep) === family) return true;
-    log.warn({ vtep, family: config.family }, 'saved VTEP does not match the socket family; ignored');
+    if (ipFamily(vtep) === want) return true;
+    log.warn({ vtep, family }, 'saved VTEP does not match the socket family; ignored');
     return false;
   };
-  for (const peer of saved.peers) if (reachable(peer)) fdb.addPeer(config.vni, peer);
-  for (const entry of saved.fdb) if (reachable(entry.vtep)) fdb.addStatic(config.vni, entry.mac, entry.vtep);
+  for (const peer of saved.peers) if (reachable(peer)) fdb.addPeer(n.vni, peer);
+  for (const entry of saved.fdb) if (reachable(entry.vtep)) fdb.addStatic(n.vni, entry.mac, entry.vtep);
 }
 
 /** Saves the TAP's MAC on first start so that it survives restarts. A state

@@ -10,7 +10,22 @@ import { VXLAN_OVERHEAD_IPV4_BYTES, VXLAN_OVERHEAD_IPV6_BYTES } from './wire/vxl
 /** A peer silent for this long after start is reported. */
 export const DOCTOR_PEER_GRACE_MS = 10_000;
 
-export interface DoctorObservations {
+/** What doctor judges of the host as a whole: the UDP socket all networks
+ *  share and the namespace. */
+export interface HostObservations {
+  port: number;
+  /** The networks served, to name them in the VNI finding. */
+  served: ReadonlyArray<{ vni: number; dev: string }>;
+  /** Senders of datagrams whose VNI no network has. */
+  foreignVnis: readonly ForeignVniSender[];
+  /** Drops before a network is known (truncated, no I flag, wrong VNI). */
+  stats: StatsSnapshot;
+  /** Tcp InCsumErrors of the daemon's namespace, when readable. */
+  tcpInCsumErrors: number | null;
+}
+
+/** What doctor judges of one network. */
+export interface NetworkObservations {
   dev: string;
   vni: number;
   port: number;
@@ -23,20 +38,19 @@ export interface DoctorObservations {
   vteps: ReadonlyArray<{ vtep: string; rxPackets: number; drops: number; lastRxMs: number }>;
   /** Underlay interfaces towards the peers (or of the local address) and their MTU. */
   underlay: ReadonlyArray<{ interface: string; mtu: number; towards: string }>;
-  foreignVnis: readonly ForeignVniSender[];
   /** Senders the source policy refused, with counts. */
   refusedSenders: ReadonlyArray<{ address: string; count: number }>;
   /** The source policy as status shows it. */
   accept: string;
   stats: StatsSnapshot;
-  /** Tcp InCsumErrors of the daemon's namespace, when readable. */
-  tcpInCsumErrors: number | null;
   /** The TAP as the daemon's watcher last saw it (src/io/tap-watch.ts). */
   tap: TapCondition;
 }
 
 export interface Finding {
   check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum' | 'tap';
+  /** The network it concerns; absent for a host-level finding. */
+  vni?: number;
   problem: string;
   fix: string;
 }
@@ -47,12 +61,17 @@ export interface DoctorReport {
   findings: Finding[];
 }
 
-export function diagnose(o: DoctorObservations): DoctorReport {
-  const findings = [...checkMtu(o), ...checkVni(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkChecksums(o), ...checkTap(o)];
+/** The host-level checks once, then each network's. */
+export function diagnose(host: HostObservations, networks: readonly NetworkObservations[]): DoctorReport {
+  const findings = [...checkVni(host), ...checkAdvisedDrops(host.stats), ...checkChecksums(host)];
+  for (const o of networks) {
+    const own = [...checkMtu(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkTap(o)];
+    findings.push(...own.map((f) => ({ ...f, vni: o.vni })));
+  }
   return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings };
 }
 
-function checkMtu(o: DoctorObservations): Finding[] {
+function checkMtu(o: NetworkObservations): Finding[] {
   const overhead = o.family === 'udp6' ? VXLAN_OVERHEAD_IPV6_BYTES : VXLAN_OVERHEAD_IPV4_BYTES;
   const seen = new Set<string>();
   const out: Finding[] = [];
@@ -71,15 +90,21 @@ function checkMtu(o: DoctorObservations): Finding[] {
   return out;
 }
 
-function checkVni(o: DoctorObservations): Finding[] {
-  return o.foreignVnis.map((s) => ({
+function checkVni(h: HostObservations): Finding[] {
+  const only = h.served.length === 1 ? h.served[0] : null;
+  const vnis = h.served.map((n) => n.vni).join(', ');
+  return h.foreignVnis.map((s) => ({
     check: 'vni' as const,
-    problem: `${s.address} sends VXLAN with VNI ${s.vni}, but ${o.dev} uses VNI ${o.vni} (${s.count} datagram${s.count === 1 ? '' : 's'} dropped)`,
-    fix: `make both ends use one VNI: set "id ${o.vni}" on ${s.address}'s vxlan device, or run vxland with --vni ${s.vni}`,
+    problem: only !== null
+      ? `${s.address} sends VXLAN with VNI ${s.vni}, but ${only.dev} uses VNI ${only.vni} (${s.count} datagram${s.count === 1 ? '' : 's'} dropped)`
+      : `${s.address} sends VXLAN with VNI ${s.vni}, which no network of this host has (${h.served.length === 0 ? 'it has none' : `it serves VNI ${vnis}`}; ${s.count} datagram${s.count === 1 ? '' : 's'} dropped)`,
+    fix: only !== null
+      ? `make both ends use one VNI: set "id ${only.vni}" on ${s.address}'s vxlan device, or run vxland with --vni ${s.vni}`
+      : `set ${s.address}'s vxlan device to a VNI served here, or add the network: "vxland network add --vni ${s.vni} ..."`,
   }));
 }
 
-function checkPeers(o: DoctorObservations): Finding[] {
+function checkPeers(o: NetworkObservations): Finding[] {
   if (o.uptimeMs < DOCTOR_PEER_GRACE_MS) return [];
   const byVtep = new Map(o.vteps.map((v) => [v.vtep, v]));
   return o.peers
@@ -91,7 +116,7 @@ function checkPeers(o: DoctorObservations): Finding[] {
     }));
 }
 
-function checkSources(o: DoctorObservations): Finding[] {
+function checkSources(o: NetworkObservations): Finding[] {
   return o.refusedSenders.map((s) => ({
     check: 'source' as const,
     problem: `${s.address} sent ${s.count} VXLAN datagram${s.count === 1 ? '' : 's'}, dropped because it is not an accepted VTEP (--accept ${o.accept})`,
@@ -130,12 +155,17 @@ const DROP_ADVICE: Readonly<Record<string, { problem: string; fix: string }>> = 
   },
 };
 
-function checkDrops(o: DoctorObservations): Finding[] {
+function checkAdvisedDrops(stats: StatsSnapshot): Finding[] {
   const out: Finding[] = [];
-  for (const [reason, count] of Object.entries(o.stats.drops)) {
+  for (const [reason, count] of Object.entries(stats.drops)) {
     const advice = DROP_ADVICE[reason];
     if (advice !== undefined) out.push({ check: 'drops', problem: `${count} × ${reason}: ${advice.problem}`, fix: advice.fix });
   }
+  return out;
+}
+
+function checkDrops(o: NetworkObservations): Finding[] {
+  const out = checkAdvisedDrops(o.stats);
   if ((o.stats.drops.tx_no_destination ?? 0) > 0 && o.peers.length === 0) {
     out.push({
       check: 'drops',
@@ -146,16 +176,16 @@ function checkDrops(o: DoctorObservations): Finding[] {
   return out;
 }
 
-function checkChecksums(o: DoctorObservations): Finding[] {
+function checkChecksums(o: HostObservations): Finding[] {
   if (o.tcpInCsumErrors === null || o.tcpInCsumErrors === 0) return [];
   return [{
     check: 'checksum',
-    problem: `the TCP stack of ${o.dev}'s namespace counted ${o.tcpInCsumErrors} segments with bad checksums (TcpInCsumErrors); a kernel vxlan peer behind a veth sends inner checksums unfinished`,
+    problem: `the TCP stack of vxland's namespace counted ${o.tcpInCsumErrors} segments with bad checksums (TcpInCsumErrors); a kernel vxlan peer behind a veth sends inner checksums unfinished`,
     fix: 'on that peer, turn tx checksum offload off on its underlay veth ("ethtool -K VETH tx off")',
   }];
 }
 
-function checkTap(o: DoctorObservations): Finding[] {
+function checkTap(o: NetworkObservations): Finding[] {
   const { dev, down, unrestored } = o.tap;
   const out: Finding[] = [];
   if (down) {

@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   VXLAND_DEVICE: 'TAP device error',
   VXLAND_SOCKET: 'UDP socket error',
   VXLAND_NETWORK_EXISTS: 'network already exists',
+  VXLAND_NETWORK_UNKNOWN: 'no such network',
+  VXLAND_NETWORK_AMBIGUOUS: 'several networks; say which',
   VXLAND_INTERNAL: 'internal error',
 } as const;
 

@@ -3,22 +3,33 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ControlHandler, StatusResult } from '../src/control/protocol.js';
+import type { ControlHandler, NetworkSelector, NetworkStatus, StatusResult } from '../src/control/protocol.js';
 import { ControlServer } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import type { FdbEntry } from '../src/fdb/fdb.js';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
-const STATUS: StatusResult = {
-  accept: 'peers',
-  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: '192.0.2.1', mtu: 1450, datapath: 'native', offloads: ['tso', 'udp-gso', 'udp-gro', 'tcp-coalesce'], uptimeS: 3723, pid: 4321,
+const NET42: NetworkStatus = {
+  accept: 'peers', dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, mtu: 1450, addresses: ['10.42.0.1/24'], bridge: null, origin: 'config',
   stats: {
     rxPackets: 10, rxBytes: 1000, txPackets: 20, txBytes: 2000,
     drops: { 'wrong-vni': 3, 'static-conflict': 1 }, dropsTotal: 4, learnRefused: { fdbFull: 2, vtepFull: 0, rate: 1 },
   },
   fdb: { size: 3, learned: 1, peers: 1 },
 };
+const NET43: NetworkStatus = {
+  accept: 'any', dev: 'vxl43', mac: '02:aa:bb:cc:dd:43', vni: 43, mtu: 1400, addresses: [], bridge: 'br43', origin: 'runtime',
+  stats: { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } },
+  fdb: { size: 0, learned: 0, peers: 0 },
+};
+const HOST_PART = {
+  port: 4789, local: '192.0.2.1', datapath: 'native', offloads: ['tso', 'udp-gso', 'udp-gro', 'tcp-coalesce'], uptimeS: 3723, pid: 4321,
+  host: { drops: { rx_no_i_flag: 2 }, dropsTotal: 2 },
+};
+/** A daemon with two networks: no selector shows both; --vni 42 the one. */
+const STATUS_BOTH: StatusResult = { ...HOST_PART, networks: [NET42, NET43] };
+const STATUS: StatusResult = { ...NET42, ...HOST_PART, networks: [NET42] };
 
 const ENTRIES: FdbEntry[] = [
   { vni: 42, mac: '00:00:00:00:00:00', vtep: '192.0.2.2', kind: 'peer', updatedAgoMs: 0, usedAgoMs: 1500 },
@@ -26,41 +37,68 @@ const ENTRIES: FdbEntry[] = [
   { vni: 42, mac: '02:00:00:00:00:02', vtep: '198.51.100.10', kind: 'learned', updatedAgoMs: 12_000, usedAgoMs: 0 },
 ];
 
-/** A daemon stand-in that records every call it receives. */
-function fakeHandler(): ControlHandler & { calls: string[] } {
+/** How the stand-in records a selector: "" for none, else " --vni 43" / " --dev x". */
+function sel(n: NetworkSelector): string {
+  return `${n.vni !== undefined ? ` --vni ${n.vni}` : ''}${n.dev !== undefined ? ` --dev ${n.dev}` : ''}`;
+}
+
+/** A daemon stand-in that records every call it receives; `several`: it
+ *  refuses a per-network request that does not say which network. */
+function fakeHandler(several = false): ControlHandler & { calls: string[] } {
   const peers = ['192.0.2.2'];
   const calls: string[] = [];
   return {
     calls,
-    status: () => STATUS,
-    peerAdd: (ip) => {
+    status: (n) => (n.vni === 42 ? STATUS : STATUS_BOTH),
+    networkList: () => [NET42, NET43].map((n) => ({ vni: n.vni, dev: n.dev, mac: n.mac, mtu: n.mtu, peers: n.fdb.peers, bridge: n.bridge, origin: n.origin })),
+    networkShow: (n) => {
+      calls.push(`network.show${sel(n)}`);
+      return { ...NET43, settings: { peers: ['192.0.2.3'], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096, learnRatePerS: 500, allowVlan: false } };
+    },
+    networkAdd: async (flags) => {
+      calls.push(`network.add ${JSON.stringify(flags)}`);
+      if (flags.vni === '42') throw new VxlandError('VXLAND_NETWORK_EXISTS', 'vni 42 is already served (network vni 42 (vxl0))');
+      return { vni: Number(flags.vni), dev: (flags.dev as string | undefined) ?? `vxl${String(flags.vni)}` };
+    },
+    networkDel: async (n) => {
+      calls.push(`network.del${sel(n)}`);
+      return { vni: n.vni ?? 43, dev: n.dev ?? `vxl${n.vni}` };
+    },
+    peerAdd: (_n, ip) => {
       calls.push(`peer.add ${ip}`);
       const changed = !peers.includes(ip);
       if (changed) peers.push(ip);
       return { ip, changed };
     },
-    peerDel: (ip) => {
+    peerDel: (_n, ip) => {
       calls.push(`peer.del ${ip}`);
       if (!peers.includes(ip)) throw new VxlandError('VXLAND_NOT_FOUND', `${ip} is not a peer of vxl0 (vni 42)`);
       peers.splice(peers.indexOf(ip), 1);
       return { ip, changed: true };
     },
-    peerList: () => [...peers],
+    peerList: (n) => {
+      if (n.vni === 77) throw new VxlandError('VXLAND_NETWORK_UNKNOWN', 'no network with vni 77 (networks: vni 42 (vxl0), vni 43 (vxl43))');
+      if (n.vni === undefined && n.dev === undefined && several) {
+        throw new VxlandError('VXLAND_NETWORK_AMBIGUOUS', 'this daemon serves 2 networks (vni 42 (vxl0), vni 43 (vxl43)); say which with --vni N or --dev NAME');
+      }
+      calls.push(`peer.list${sel(n)}`);
+      return [...peers];
+    },
     fdbShow: () => ENTRIES,
-    fdbAdd: (mac, ip) => {
+    fdbAdd: (_n, mac, ip) => {
       calls.push(`fdb.add ${mac} ${ip}`);
       return { mac, ip };
     },
-    fdbDel: (mac) => {
+    fdbDel: (_n, mac) => {
       calls.push(`fdb.del ${mac}`);
       throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on vxl0 (vni 42)`);
     },
-    fdbFlush: (learnedOnly) => {
+    fdbFlush: (_n, learnedOnly) => {
       calls.push(`fdb.flush ${learnedOnly}`);
       return { removed: learnedOnly ? 1 : 2 };
     },
     stats: () => ({
-      stats: STATUS.stats,
+      stats: NET42.stats,
       vteps: [{ vtep: '192.0.2.2', rxPackets: 7, rxBytes: 700, txPackets: 5, txBytes: 500, drops: 1, lastRxMs: Date.now() - 3000 }],
     }),
     logLevel: (level) => {
@@ -72,7 +110,7 @@ function fakeHandler(): ControlHandler & { calls: string[] } {
       checks: ['mtu', 'vni'],
       findings: [{ check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 43, but vxl0 uses VNI 42', fix: 'make both ends use one VNI' }],
     }),
-    monitor: (emit) => {
+    monitor: (_n, emit) => {
       // Right after the subscription is answered.
       const timer = setImmediate(() => emit({ time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned' }));
       return () => clearImmediate(timer);
@@ -96,11 +134,11 @@ function vxland(...args: string[]): Promise<Run> {
   });
 }
 
-async function daemon(t: tap.Test): Promise<{ socket: string; handler: ReturnType<typeof fakeHandler> }> {
+async function daemon(t: tap.Test, several = false): Promise<{ socket: string; handler: ReturnType<typeof fakeHandler> }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const socket = path.join(dir, 'vxl0.sock');
-  const handler = fakeHandler();
+  const handler = fakeHandler(several);
   const server = await ControlServer.listen(socket, handler);
   t.teardown(() => server.close());
   return { socket, handler };
@@ -121,7 +159,7 @@ t.test('peer commands, human output', async (t) => {
     code: 0, stdout: '198.51.100.7 is already a peer\n', stderr: '',
   });
   t.same(await vxland('peer', 'del', '192.0.2.2', '--socket', socket), { code: 0, stdout: 'removed peer 192.0.2.2\n', stderr: '' });
-  t.same(handler.calls, ['peer.add 198.51.100.7', 'peer.add 198.51.100.7', 'peer.del 192.0.2.2']);
+  t.same(handler.calls, ['peer.list', 'peer.add 198.51.100.7', 'peer.add 198.51.100.7', 'peer.del 192.0.2.2']);
 });
 
 t.test('fdb commands, human output', async (t) => {
@@ -146,37 +184,104 @@ t.test('fdb commands, human output', async (t) => {
   t.same(handler.calls, ['fdb.add 02:00:00:00:00:ab 192.0.2.2', 'fdb.flush true', 'fdb.flush false']);
 });
 
-t.test('status, human output', async (t) => {
+t.test('status, human output: the host, then one block per network', async (t) => {
   const { socket } = await daemon(t);
   const run = await vxland('status', '--socket', socket);
   t.equal(run.code, 0);
   t.equal(
     run.stdout,
     [
-      'device:        vxl0 (02:aa:bb:cc:dd:ee)',
-      'vni:           42',
-      'local:         192.0.2.1',
-      'port:          4789',
-      'mtu:           1450',
-      'datapath:      native (tso, udp-gso, udp-gro, tcp-coalesce)',
-      'pid:           4321',
-      'uptime:        1h 2m 3s',
-      'fdb:           3 entries (1 learned), 1 peer',
-      'rx:            10 packets, 1000 bytes',
-      'tx:            20 packets, 2000 bytes',
-      'drops:         wrong-vni 3, static-conflict 1',
-      'accept:        peers',
-      'learn refused: 2 fdb full, 0 vtep full, 1 rate',
+      'pid:        4321',
+      'uptime:     1h 2m 3s',
+      'datapath:   native (tso, udp-gso, udp-gro, tcp-coalesce)',
+      'local:      192.0.2.1',
+      'port:       4789',
+      'networks:   2',
+      'host drops: rx_no_i_flag 2',
+      '',
+      'network vni 42 (vxl0):',
+      '  device:        vxl0 (02:aa:bb:cc:dd:ee)',
+      '  vni:           42',
+      '  mtu:           1450',
+      '  addresses:     10.42.0.1/24',
+      '  bridge:        none',
+      '  origin:        config file',
+      '  fdb:           3 entries (1 learned), 1 peer',
+      '  rx:            10 packets, 1000 bytes',
+      '  tx:            20 packets, 2000 bytes',
+      '  drops:         wrong-vni 3, static-conflict 1',
+      '  accept:        peers',
+      '  learn refused: 2 fdb full, 0 vtep full, 1 rate',
+      '',
+      'network vni 43 (vxl43):',
+      '  device:        vxl43 (02:aa:bb:cc:dd:43)',
+      '  vni:           43',
+      '  mtu:           1400',
+      '  addresses:     none',
+      '  bridge:        br43',
+      '  origin:        added at run time',
+      '  fdb:           0 entries (0 learned), 0 peers',
+      '  rx:            0 packets, 0 bytes',
+      '  tx:            0 packets, 0 bytes',
+      '  drops:         none',
+      '  accept:        any',
+      '  learn refused: 0 fdb full, 0 vtep full, 0 rate',
       '',
     ].join('\n'),
   );
+  const one = await vxland('status', '--vni', '42', '--socket', socket);
+  t.equal(one.stdout.split('\n').filter((l) => l.startsWith('network vni')).length, 1, '--vni 42: one network block');
+});
+
+t.test('network list, show, add and del: human output and --json', async (t) => {
+  const { socket, handler } = await daemon(t);
+  t.same(await vxland('network', 'list', '--socket', socket), {
+    code: 0, stderr: '',
+    stdout: [
+      'VNI  DEV    MAC                MTU   PEERS  BRIDGE  ORIGIN',
+      '42   vxl0   02:aa:bb:cc:dd:ee  1450  1      -       config',
+      '43   vxl43  02:aa:bb:cc:dd:43  1400  0      br43    runtime',
+      '',
+    ].join('\n'),
+  });
+  t.same(JSON.parse((await vxland('network', 'list', '--json', '--socket', socket)).stdout).map((n: { vni: number }) => n.vni), [42, 43]);
+  const show = await vxland('network', 'show', '--vni', '43', '--socket', socket);
+  t.equal(show.code, 0);
+  t.match(show.stdout, /^network vni 43 \(vxl43\):\n {2}device: +vxl43 \(02:aa:bb:cc:dd:43\)\n/);
+  t.match(show.stdout, /\n {2}peers: +192\.0\.2\.3\n {2}static: +none\n {2}limits: +ageing 300 s, max-fdb 16384, max-fdb-per-vtep 4096, learn-rate 500\/s\n {2}allow vlan: +no\n$/);
+  t.same(await vxland('network', 'add', '--vni', '44', '--address', '10.44.0.1/24', '--peer', '192.0.2.4', '--peer', '192.0.2.5', '--bridge', 'br44', '--mtu', '1400', '--allow-vlan', '--socket', socket),
+    { code: 0, stdout: 'added network vni 44 (vxl44)\n', stderr: '' });
+  t.same(JSON.parse((await vxland('network', 'add', '--vni', '45', '--dev', 'blue', '--json', '--socket', socket)).stdout), { vni: 45, dev: 'blue' });
+  t.same(await vxland('network', 'del', '--vni', '44', '--socket', socket), { code: 0, stdout: 'removed network vni 44 (vxl44)\n', stderr: '' });
+  t.same(JSON.parse((await vxland('network', 'del', '--dev', 'blue', '--json', '--socket', socket)).stdout), { vni: 43, dev: 'blue' });
+  failsWith(t, await vxland('network', 'add', '--vni', '42', '--socket', socket), 1, 'vni 42 is already served (network vni 42 (vxl0))');
+  const before = handler.calls.length;
+  failsWith(t, await vxland('network', 'del', '--socket', socket), 2, 'say which network to delete: --vni N or --dev NAME');
+  failsWith(t, await vxland('network', 'show', '--vni', 'x', '--socket', socket), 2, '--vni must be an integer 0..16777215 (got "x")');
+  t.equal(handler.calls.length, before, 'neither was sent');
+  t.same(handler.calls.filter((c) => c.startsWith('network.')), [
+    'network.show --vni 43',
+    'network.add {"vni":"44","address":["10.44.0.1/24"],"peer":["192.0.2.4","192.0.2.5"],"bridge":"br44","mtu":"1400","allowVlan":true}',
+    'network.add {"vni":"45","dev":"blue"}',
+    'network.del --vni 44', 'network.del --dev blue', 'network.add {"vni":"42"}',
+  ], 'the flags arrive as the daemon validates them');
+});
+
+t.test('per-network commands: --vni/--dev reach the daemon; its selection errors are one line, exit 1', async (t) => {
+  const { socket, handler } = await daemon(t, true);
+  t.equal((await vxland('peer', 'list', '--vni', '43', '--socket', socket)).code, 0);
+  t.equal((await vxland('peer', 'list', '--dev', 'vxl43', '--socket', socket)).code, 0);
+  t.same(handler.calls, ['peer.list --vni 43', 'peer.list --dev vxl43']);
+  failsWith(t, await vxland('peer', 'list', '--vni', '77', '--socket', socket), 1, 'no network with vni 77 (networks: vni 42 (vxl0), vni 43 (vxl43))');
+  failsWith(t, await vxland('peer', 'list', '--socket', socket), 1,
+    'this daemon serves 2 networks (vni 42 (vxl0), vni 43 (vxl43)); say which with --vni N or --dev NAME');
 });
 
 t.test('--json prints the daemon\'s answer', async (t) => {
   const { socket } = await daemon(t);
   const status = await vxland('status', '--json', '--socket', socket);
   t.equal(status.code, 0);
-  t.same(JSON.parse(status.stdout), STATUS);
+  t.same(JSON.parse(status.stdout), STATUS_BOTH);
   t.same(JSON.parse((await vxland('fdb', 'show', '--json', '--socket', socket)).stdout), ENTRIES);
   t.same(JSON.parse((await vxland('peer', 'list', '--json', '--socket', socket)).stdout), ['192.0.2.2']);
   t.same(JSON.parse((await vxland('peer', 'add', 'FD00::0001', '--json', '--socket', socket)).stdout), { ip: 'fd00::1', changed: true });
@@ -214,9 +319,9 @@ t.test('no daemon: one line, exit 1', async (t) => {
   const socket = path.join(dir, 'vxl0.sock');
   failsWith(t, await vxland('status', '--socket', socket), 1, `no vxland daemon is listening on ${socket}`);
   failsWith(t, await vxland('peer', 'list', '--json', '--socket', socket), 1, `no vxland daemon is listening on ${socket}`);
-  const byDev = await vxland('status', '--dev', 'vxl-none');
-  t.equal(byDev.code, 1);
-  t.match(byDev.stderr, /^vxland: (no vxland daemon is listening on|permission denied opening) \/run\/vxland\/vxl-none\.sock/);
+  const byDefault = await vxland('status', '--dev', 'vxl-none');
+  t.equal(byDefault.code, 1);
+  t.match(byDefault.stderr, /^vxland: (no vxland daemon is listening on|permission denied opening|refusing to trust control socket) \/run\/vxland\/vxland\.sock/, 'without --socket: the one socket per daemon');
 });
 
 t.test('run: help, bad settings and an unavailable data path', async (t) => {

@@ -3,7 +3,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig, resolveDatapath, type ConfigFlags } from '../src/config/config.js';
+import {
+  loadConfig, networkFromFile, networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type HostConfig,
+} from '../src/config/config.js';
 import { CONFIG_FILE_MAX_BYTES } from '../src/config/file.js';
 import { VxlandError } from '../src/errors.js';
 
@@ -19,11 +21,25 @@ function writeConfig(t: tap.Test, content: unknown): string {
   return file;
 }
 
+/** A default config file that does not exist: what /etc/vxland/vxland.json is on a host without one. */
+const NO_DEFAULT_FILE = path.join(os.tmpdir(), 'vxland-config-test-no-default.json');
+
+function load(flags: ConfigFlags, env: ConfigEnv = {}): HostConfig {
+  return loadConfig(flags, env, NO_DEFAULT_FILE);
+}
+
+/** The host's settings and its one network's, side by side (a single-network config). */
+function one(flags: ConfigFlags, env: ConfigEnv = {}) {
+  const { networks, ...host } = load(flags, env);
+  if (networks.length !== 1) throw new Error(`expected one network, got ${networks.length}`);
+  return { ...host, ...networks[0] };
+}
+
 /** Asserts loadConfig refuses flags with exactly this code and a message containing `message`. */
 function refuses(t: tap.Test, flags: ConfigFlags, message: string, code = 'VXLAND_CONFIG_INVALID'): void {
   let caught: unknown = null;
   try {
-    loadConfig(flags);
+    load(flags);
   } catch (err) {
     caught = err;
   }
@@ -31,20 +47,22 @@ function refuses(t: tap.Test, flags: ConfigFlags, message: string, code = 'VXLAN
   t.match(caught, { code, message }, message);
 }
 
-t.test('defaults with only a vni', async (t) => {
-  const config = loadConfig({ vni: '42' });
+t.test('defaults with only a vni: one host, one network', async (t) => {
+  const config = load({ vni: '42' });
   t.same(config, {
-    dev: 'vxl0', vni: 42, local: null, family: 'udp4', port: 4789, mtu: 1450, addresses: [], peers: [], fdb: [],
-    ageingS: 300, maxFdb: 16384, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxl0.sock',
-    logLevel: 'info', metrics: null, maxFdbPerVtep: 4096, learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false,
-    controlGroup: null, mac: null,
+    local: null, family: 'udp4', port: 4789, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
+    logLevel: 'info', metrics: null, controlGroup: null,
+    networks: [{
+      vni: 42, dev: 'vxl0', mtu: 1450, addresses: [], peers: [], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096,
+      learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false, mac: null, bridge: null,
+    }],
   });
 });
 
 t.test('the TAP MAC: --mac or "mac", normalised; unicast and not zero', async (t) => {
-  t.equal(loadConfig({ vni: '1', mac: '02-42-0A-2A-00-01' }).mac, '02:42:0a:2a:00:01');
-  t.equal(loadConfig({ vni: '1', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:02');
-  t.equal(loadConfig({ vni: '1', mac: '02:00:00:00:00:03', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:03', 'the flag wins');
+  t.equal(one({ vni: '1', mac: '02-42-0A-2A-00-01' }).mac, '02:42:0a:2a:00:01');
+  t.equal(one({ vni: '1', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:02');
+  t.equal(one({ vni: '1', mac: '02:00:00:00:00:03', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:03', 'the flag wins');
   refuses(t, { vni: '1', mac: '01:00:5e:00:00:01' }, 'mac must be a unicast address, not zero (got 01:00:5e:00:00:01)');
   refuses(t, { vni: '1', mac: 'ff:ff:ff:ff:ff:ff' }, 'mac must be a unicast address, not zero');
   refuses(t, { vni: '1', mac: '00:00:00:00:00:00' }, 'mac must be a unicast address, not zero');
@@ -53,11 +71,11 @@ t.test('the TAP MAC: --mac or "mac", normalised; unicast and not zero', async (t
 });
 
 t.test('hardening and metrics settings', async (t) => {
-  const c = loadConfig({ vni: '1', accept: '192.0.2.0/24,198.51.100.7/32', allowVlan: true, maxFdbPerVtep: '10', learnRate: '0', metrics: '127.0.0.1:9798', controlGroup: 'vxland' });
+  const c = one({ vni: '1', accept: '192.0.2.0/24,198.51.100.7/32', allowVlan: true, maxFdbPerVtep: '10', learnRate: '0', metrics: '127.0.0.1:9798', controlGroup: 'vxland' });
   t.same(c.accept, { kind: 'cidrs', cidrs: [{ address: '192.0.2.0', prefixLength: 24, family: 4 }, { address: '198.51.100.7', prefixLength: 32, family: 4 }] });
   t.same([c.allowVlan, c.maxFdbPerVtep, c.learnRatePerS, c.metrics, c.controlGroup], [true, 10, 0, { host: '127.0.0.1', port: 9798 }, 'vxland']);
-  t.same(loadConfig({ vni: '1', accept: 'any' }).accept, { kind: 'any' });
-  t.same(loadConfig({ vni: '1', metrics: '[::1]:9798' }).metrics, { host: '::1', port: 9798 });
+  t.same(one({ vni: '1', accept: 'any' }).accept, { kind: 'any' });
+  t.same(one({ vni: '1', metrics: '[::1]:9798' }).metrics, { host: '::1', port: 9798 });
   const bad: Array<[Record<string, unknown>, string]> = [
     [{ accept: 'everyone' }, 'accept must be "peers", "any" or CIDRs like 192.0.2.0/24,198.51.100.7/32 (got "everyone")'],
     [{ accept: 'fd00::/64' }, 'accept fd00::/64 is IPv6 but the VXLAN socket is IPv4'],
@@ -67,15 +85,15 @@ t.test('hardening and metrics settings', async (t) => {
     [{ maxFdbPerVtep: '0' }, 'max-fdb-per-vtep must be an integer >= 1 (got "0")'],
     [{ controlGroup: 'a b' }, 'control-group must be a group name (got "a b")'],
   ];
-  for (const [flags, message] of bad) t.throws(() => loadConfig({ vni: '1', ...flags }), { code: 'VXLAND_CONFIG_INVALID', message }, message);
+  for (const [flags, message] of bad) t.throws(() => load({ vni: '1', ...flags }), { code: 'VXLAND_CONFIG_INVALID', message }, message);
 });
 
-t.test('socket path follows the device name', async (t) => {
-  t.equal(loadConfig({ vni: '1', dev: 'blue' }).socket, '/run/vxland/blue.sock');
+t.test('one control socket per daemon, whatever the device', async (t) => {
+  t.equal(load({ vni: '1', dev: 'blue' }).socket, '/run/vxland/vxland.sock');
 });
 
 t.test('an IPv6 local address selects udp6 and canonical form', async (t) => {
-  const config = loadConfig({ vni: '1', local: 'FD00:0::0001', peer: ['fd00::0002'] });
+  const config = one({ vni: '1', local: 'FD00:0::0001', peer: ['fd00::0002'] });
   t.equal(config.local, 'fd00::1');
   t.equal(config.family, 'udp6');
   t.same(config.peers, ['fd00::2']);
@@ -87,7 +105,7 @@ t.test('file settings are used and flags override them', async (t) => {
     peers: ['192.0.2.2', '192.0.2.3'], fdb: [{ mac: '02:00:00:00:00:0A', vtep: '192.0.2.2' }],
     ageingS: 0, maxFdb: 10, datapath: 'dgram', stateDir: 'state', socket: 'ctl.sock', logLevel: 'debug',
   });
-  const fromFile = loadConfig({ config: file });
+  const fromFile = one({ config: file });
   const dir = path.dirname(file);
   t.equal(fromFile.dev, 'red');
   t.equal(fromFile.vni, 7);
@@ -103,7 +121,7 @@ t.test('file settings are used and flags override them', async (t) => {
   t.equal(fromFile.socket, path.join(dir, 'ctl.sock'));
   t.equal(fromFile.logLevel, 'debug');
 
-  const merged = loadConfig({ config: file, vni: '8', port: '4789', peer: ['198.51.100.1'], address: ['10.8.0.1/16'], logLevel: 'warn' });
+  const merged = one({ config: file, vni: '8', port: '4789', peer: ['198.51.100.1'], address: ['10.8.0.1/16'], logLevel: 'warn' });
   t.equal(merged.vni, 8, 'flag wins');
   t.equal(merged.port, 4789);
   t.same(merged.peers, ['198.51.100.1'], 'repeated --peer replaces the list');
@@ -114,12 +132,15 @@ t.test('file settings are used and flags override them', async (t) => {
 
 t.test('VXLAND_CONFIG names the file when --config is absent', async (t) => {
   const file = writeConfig(t, { vni: 99 });
-  t.equal(loadConfig({}, { VXLAND_CONFIG: file }).vni, 99);
+  t.equal(one({}, { VXLAND_CONFIG: file }).vni, 99);
 });
 
 t.test('the result is deeply frozen', async (t) => {
   const file = writeConfig(t, { vni: 1, peers: ['192.0.2.2'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }] });
-  const config = loadConfig({ config: file });
+  const host = load({ config: file });
+  const config = host.networks[0];
+  t.ok(Object.isFrozen(host));
+  t.ok(Object.isFrozen(host.networks), 'the networks list too');
   t.ok(Object.isFrozen(config));
   t.ok(Object.isFrozen(config.peers));
   t.ok(Object.isFrozen(config.fdb));
@@ -194,7 +215,7 @@ function loadInChild(file: string): { code?: string; message?: string; elapsedMs
     const { loadConfig } = require(${JSON.stringify(path.resolve(__dirname, '..', 'src', 'config', 'config.js'))});
     const start = performance.now();
     let out = { loaded: true };
-    try { loadConfig({ config: ${JSON.stringify(file)} }); } catch (err) { out = { code: err.code, message: err.message }; }
+    try { loadConfig({ config: ${JSON.stringify(file)} }, {}, ''); } catch (err) { out = { code: err.code, message: err.message }; }
     console.log(JSON.stringify({ ...out, elapsedMs: performance.now() - start }));`;
   const r = spawnSync(process.execPath, ['-e', script], { timeout: CHILD_TIMEOUT_MS, killSignal: 'SIGKILL', encoding: 'utf8' });
   if (r.error !== undefined || r.status !== 0) return { timedOut: true, message: `${r.error?.message ?? ''} ${r.stderr}` };
@@ -232,10 +253,10 @@ t.test('a file of exactly the size cap, and a symlink to a config file, are read
   const full = path.join(dir, 'full.json');
   fs.writeFileSync(full, `{"vni": 5${' '.repeat(CONFIG_FILE_MAX_BYTES - 10)}}`);
   t.equal(fs.statSync(full).size, CONFIG_FILE_MAX_BYTES);
-  t.equal(loadConfig({ config: full }).vni, 5);
+  t.equal(one({ config: full }).vni, 5);
   const link = path.join(dir, 'link.json');
   fs.symlinkSync(full, link);
-  t.equal(loadConfig({ config: link }).vni, 5);
+  t.equal(one({ config: link }).vni, 5);
 });
 
 t.test('a key given twice is refused, named by its path', async (t) => {
@@ -270,7 +291,7 @@ t.test('a file at the size cap full of peers or static entries validates in line
     const file = writeConfig(t, content);
     t.ok(fs.statSync(file).size <= CONFIG_FILE_MAX_BYTES, `${label}: the file fits the cap (${fs.statSync(file).size} bytes)`);
     const start = performance.now();
-    const config = loadConfig({ config: file });
+    const config = one({ config: file });
     const elapsedMs = performance.now() - start;
     t.equal(config[label].length, count, `${label}: all ${count} are loaded`);
     t.ok(elapsedMs < FULL_FILE_VALIDATION_MAX_MS, `${label}: validated in ${Math.round(elapsedMs)} ms`);
@@ -290,4 +311,99 @@ t.test('resolveDatapath: auto picks native where it can run, native fails clearl
     code: 'VXLAND_DATAPATH_UNAVAILABLE',
     message: 'native data path unavailable: /dev/net/tun is missing; use --datapath dgram or auto',
   });
+});
+
+const HOST_FILE = {
+  local: '192.0.2.1', port: 4789, datapath: 'dgram', socket: 'ctl.sock', stateDir: 'state', logLevel: 'debug', metrics: '127.0.0.1:9470', controlGroup: null,
+  networks: [
+    { vni: 42, dev: 'vxl42', mtu: 1450, addresses: ['10.42.0.1/24'], peers: ['192.0.2.2'], fdb: [], ageingS: 300, maxFdb: 16384,
+      maxFdbPerVtep: 4096, learnRatePerS: 500, accept: 'peers', allowVlan: false, mac: null, bridge: null },
+    { vni: 43, peers: ['192.0.2.3'], accept: '192.0.2.0/24', bridge: 'br43', mac: '02:00:00:00:43:01' },
+  ],
+};
+
+t.test('a host file: host settings and every network, defaults filled in per network', async (t) => {
+  const file = writeConfig(t, HOST_FILE);
+  const dir = path.dirname(file);
+  const c = load({ config: file });
+  t.same([c.local, c.family, c.port, c.datapath, c.socket, c.stateDir, c.logLevel, c.metrics, c.controlGroup],
+    ['192.0.2.1', 'udp4', 4789, 'dgram', path.join(dir, 'ctl.sock'), path.join(dir, 'state'), 'debug', { host: '127.0.0.1', port: 9470 }, null]);
+  t.same(c.networks.map((n) => [n.vni, n.dev, n.mtu, n.peers, n.bridge, n.mac]), [
+    [42, 'vxl42', 1450, ['192.0.2.2'], null, null],
+    [43, 'vxl43', 1450, ['192.0.2.3'], 'br43', '02:00:00:00:43:01'],
+  ], 'a network without dev gets vxl<VNI>');
+  t.same(c.networks[1].accept, { kind: 'cidrs', cidrs: [{ address: '192.0.2.0', prefixLength: 24, family: 4 }] });
+  t.ok(Object.isFrozen(c.networks[1].peers), 'deeply frozen');
+  t.same(load({ config: writeConfig(t, { networks: [] }) }).networks, [], 'no networks at all is a host waiting for "network add"');
+  t.equal(load({ config: file, port: '8472', logLevel: 'warn' }).port, 8472, 'host flags still override the file');
+});
+
+t.test('a host file: errors name the network', async (t) => {
+  const net = (extra: Record<string, unknown>) => writeConfig(t, { networks: [{ vni: 42 }, { vni: 43, ...extra }] });
+  const cases: [string, string][] = [
+    [net({ mtu: 70000 }), 'networks[1] (vni 43): mtu must be an integer 68..65481 (got 70000)'],
+    [net({ peers: ['fd00::2'] }), 'networks[1] (vni 43): peer fd00::2 is IPv6 but the VXLAN socket is IPv4'],
+    [net({ colour: 'red' }), 'networks[1] (vni 43): unknown key "colour" (known keys: vni, dev, mtu,'],
+    [net({ bridge: 'a bridge too long' }), 'networks[1] (vni 43): bridge must be a Linux interface name'],
+    [net({ fdb: [{ mac: 'zz', vtep: '192.0.2.2' }] }), 'networks[1] (vni 43): fdb[0].mac must be a MAC address'],
+    [writeConfig(t, { networks: [{ vni: 42 }, { dev: 'x' }] }), 'networks[1]: vni is required'],
+    [writeConfig(t, { networks: [{ vni: 42 }, { vni: 'x' }] }), 'networks[1]: vni must be an integer 0..16777215 (got "x")'],
+    [writeConfig(t, { networks: [{ vni: 42 }, 7] }), 'networks[1] must be a JSON object'],
+    [writeConfig(t, { networks: { vni: 42 } }), 'networks must be a list of network objects'],
+  ];
+  for (const [file, message] of cases) refuses(t, { config: file }, message);
+});
+
+t.test('a host file: duplicate VNI or dev refused, naming both entries', async (t) => {
+  refuses(t, { config: writeConfig(t, { networks: [{ vni: 42 }, { vni: 43 }, { vni: 42, dev: 'other' }] }) },
+    'networks[2] (vni 42): vni 42 is already used by networks[0]');
+  refuses(t, { config: writeConfig(t, { networks: [{ vni: 42, dev: 'blue' }, { vni: 43, dev: 'blue' }] }) },
+    'networks[1] (vni 43): dev blue is already used by networks[0]');
+  refuses(t, { config: writeConfig(t, { networks: [{ vni: 42 }, { vni: 43, dev: 'vxl42' }] }) },
+    'networks[1] (vni 43): dev vxl42 is already used by networks[0]');
+});
+
+t.test('a host file: network keys at the top level and per-network flags are refused by name', async (t) => {
+  const file = writeConfig(t, HOST_FILE);
+  refuses(t, { config: writeConfig(t, { vni: 42, networks: [] }) },
+    '"vni" is a network setting; with "networks" in the file it belongs in each networks[] entry');
+  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, networks)');
+  for (const [flags, flag] of [[{ peer: ['192.0.2.9'] }, '--peer'], [{ vni: '44' }, '--vni'], [{ bridge: 'br0' }, '--bridge'], [{ allowVlan: true }, '--allow-vlan']] as Array<[ConfigFlags, string]>) {
+    refuses(t, { config: file, ...flags }, `${flag} describes one network, but config file ${file} lists "networks"`);
+  }
+});
+
+t.test("today's single-network file is one network; its host keys are the host's", async (t) => {
+  const file = writeConfig(t, { vni: 7, dev: 'red', port: 8472, peers: ['192.0.2.2'], socket: 'ctl.sock', bridge: 'br0' });
+  const c = load({ config: file });
+  t.equal(c.port, 8472);
+  t.equal(c.socket, path.join(path.dirname(file), 'ctl.sock'));
+  t.same(c.networks.map((n) => [n.vni, n.dev, n.peers, n.bridge]), [[7, 'red', ['192.0.2.2'], 'br0']]);
+});
+
+t.test('the default file is read when it exists and nothing else names a file', async (t) => {
+  const file = writeConfig(t, { networks: [{ vni: 42 }, { vni: 43 }] });
+  t.same(loadConfig({}, {}, file).networks.map((n) => n.vni), [42, 43], 'the default file when it exists');
+  const other = writeConfig(t, { vni: 9 });
+  t.same(loadConfig({ config: other }, {}, file).networks.map((n) => n.vni), [9], '--config wins');
+  t.same(loadConfig({}, { VXLAND_CONFIG: other }, file).networks.map((n) => n.vni), [9], 'VXLAND_CONFIG wins');
+  t.same(loadConfig({ vni: '5' }, { VXLAND_CONFIG: '' }, file).networks.map((n) => n.vni), [5], 'an empty VXLAND_CONFIG means no file');
+  t.same(load({ vni: '5' }).networks.map((n) => n.vni), [5], 'no default file: the flags alone');
+});
+
+t.test('a network from flags (network add) is validated as a file network; dev defaults to vxl<VNI>', async (t) => {
+  const n = networkFromFlags({ vni: '44', address: ['10.44.0.1/24'], peer: ['192.0.2.2'], mtu: '1400', bridge: 'br44', accept: 'any' }, 'udp4');
+  t.same([n.vni, n.dev, n.mtu, n.addresses, n.peers, n.bridge, n.accept], [44, 'vxl44', 1400, ['10.44.0.1/24'], ['192.0.2.2'], 'br44', { kind: 'any' }]);
+  t.ok(Object.isFrozen(n));
+  t.throws(() => networkFromFlags({ dev: 'x' }, 'udp4'), { code: 'VXLAND_CONFIG_INVALID', message: 'vni is required (--vni N)' });
+  t.throws(() => networkFromFlags({ vni: '44', mtu: '9' }, 'udp4'), { code: 'VXLAND_CONFIG_INVALID', message: 'mtu must be an integer 68..65481 (got "9")' });
+  t.throws(() => networkFromFlags({ vni: '44', peer: ['192.0.2.2'] }, 'udp6'), { message: 'peer 192.0.2.2 is IPv4 but the VXLAN socket is IPv6' });
+});
+
+t.test('networkToFile and networkFromFile round-trip a network', async (t) => {
+  for (const n of load({ config: writeConfig(t, HOST_FILE) }).networks) {
+    const text = JSON.stringify(networkToFile(n));
+    t.same(networkFromFile(JSON.parse(text), 'udp4', 'networks[0]'), n, `vni ${n.vni}`);
+  }
+  t.throws(() => networkFromFile({ vni: 1, mtu: 1 }, 'udp4', 'networks[3]'), { message: 'networks[3]: mtu must be an integer 68..65481 (got 1)' });
 });

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { request, stream } from '../src/control/client.js';
-import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type StatusResult } from '../src/control/protocol.js';
+import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type NetworkSelector, type NetworkStatus, type StatusResult } from '../src/control/protocol.js';
 import { ControlServer, type ControlLimits } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import { openRaw, type RawClient } from './helpers/control.js';
@@ -13,12 +13,21 @@ import { eventually } from './helpers/eventually.js';
 
 const CLI = path.resolve(__dirname, '..', 'src', 'cli.js');
 
-const STATUS: StatusResult = {
-  accept: 'peers',
-  dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, port: 4789, local: null, mtu: 1450, datapath: 'dgram', offloads: [], uptimeS: 5, pid: 1,
+const NETWORK_STATUS: NetworkStatus = {
+  accept: 'peers', dev: 'vxl0', mac: '02:aa:bb:cc:dd:ee', vni: 42, mtu: 1450, addresses: [], bridge: null, origin: 'config',
   stats: { rxPackets: 1, rxBytes: 100, txPackets: 2, txBytes: 200, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } },
   fdb: { size: 1, learned: 0, peers: 1 },
 };
+const STATUS: StatusResult = {
+  ...NETWORK_STATUS, port: 4789, local: null, datapath: 'dgram', offloads: [], uptimeS: 5, pid: 1,
+  host: { drops: {}, dropsTotal: 0 }, networks: [NETWORK_STATUS],
+};
+
+/** How the fake records a selector: "" for none, else " [vni 43]" / " [dev x]". */
+function sel(n: NetworkSelector): string {
+  const parts = [n.vni !== undefined ? `vni ${n.vni}` : '', n.dev !== undefined ? `dev ${n.dev}` : ''].filter(Boolean);
+  return parts.length === 0 ? '' : ` [${parts.join(' ')}]`;
+}
 
 /** An in-memory daemon: a peer list, a record of the calls it received and
  *  how many status requests it answered. */
@@ -34,36 +43,50 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; ans
       answered.status++;
       return STATUS;
     },
-    peerAdd: (ip) => {
-      calls.push(`peerAdd ${ip}`);
+    networkList: () => [{ vni: 42, dev: 'vxl0', mac: NETWORK_STATUS.mac, mtu: 1450, peers: 1, bridge: null, origin: 'config' }],
+    networkShow: (n) => {
+      calls.push(`networkShow${sel(n)}`);
+      return { ...NETWORK_STATUS, settings: {} };
+    },
+    networkAdd: async (flags) => {
+      calls.push(`networkAdd ${JSON.stringify(flags)}`);
+      return { vni: Number(flags.vni), dev: `vxl${String(flags.vni)}` };
+    },
+    networkDel: async (n) => {
+      calls.push(`networkDel${sel(n)}`);
+      return { vni: n.vni ?? 0, dev: n.dev ?? 'vxl0' };
+    },
+    peerAdd: (n, ip) => {
+      calls.push(`peerAdd${sel(n)} ${ip}`);
       if (peers.includes(ip)) return { ip, changed: false };
       peers.push(ip);
       return { ip, changed: true };
     },
-    peerDel: (ip) => {
-      calls.push(`peerDel ${ip}`);
+    peerDel: (n, ip) => {
+      calls.push(`peerDel${sel(n)} ${ip}`);
       if (!peers.includes(ip)) throw new VxlandError('VXLAND_NOT_FOUND', `${ip} is not a peer of vxl0 (vni 42)`);
       peers.splice(peers.indexOf(ip), 1);
       return { ip, changed: true };
     },
     peerList: () => [...peers],
     fdbShow: () => [],
-    fdbAdd: async (mac, ip) => {
-      calls.push(`fdbAdd ${mac} ${ip}`);
+    fdbAdd: async (n, mac, ip) => {
+      calls.push(`fdbAdd${sel(n)} ${mac} ${ip}`);
       return { mac, ip };
     },
     fdbDel: () => {
       throw new Error('disk on fire');
     },
-    fdbFlush: (learnedOnly) => {
-      calls.push(`fdbFlush ${learnedOnly}`);
+    fdbFlush: (n, learnedOnly) => {
+      calls.push(`fdbFlush${sel(n)} ${learnedOnly}`);
       return { removed: 3 };
     },
-    stats: () => ({ stats: STATUS.stats, vteps: [] }),
+    stats: () => ({ stats: NETWORK_STATUS.stats, vteps: [] }),
     logLevel: (level) => ({ level: level ?? 'info', previous: 'info' }),
     doctor: () => ({ ok: true, checks: ['mtu'], findings: [] }),
-    monitor: (emit) => {
-      calls.push('monitor');
+    monitor: (n, emit) => {
+      if (n.vni === 99) throw new VxlandError('VXLAND_NETWORK_UNKNOWN', 'no network with vni 99 (networks: vni 42 (vxl0))');
+      calls.push(`monitor${sel(n)}`);
       const timer = setInterval(() => emit({ time: 't', type: 'learned', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', kind: 'learned' }), 20);
       return () => {
         calls.push('monitor stopped');
@@ -137,6 +160,41 @@ t.test('round trip of every method', async (t) => {
   t.same(handler.calls, [
     'peerAdd fd00::2', 'peerAdd 192.0.2.2', 'peerDel 192.0.2.2', 'fdbAdd 02:00:00:00:00:aa 192.0.2.9', 'fdbFlush true', 'fdbFlush false',
   ]);
+});
+
+t.test('network methods and the network selector', async (t) => {
+  const handler = fakeHandler();
+  const { socketPath } = await startServer(t, handler);
+  t.same(await request(socketPath, 'network.list'), [{ vni: 42, dev: 'vxl0', mac: NETWORK_STATUS.mac, mtu: 1450, peers: 1, bridge: null, origin: 'config' }]);
+  t.same(await request(socketPath, 'network.add', { network: { vni: '44', peer: ['192.0.2.4'], bridge: 'br0' } }), { vni: 44, dev: 'vxl44' });
+  t.same(await request(socketPath, 'network.del', { vni: 44 }), { vni: 44, dev: 'vxl0' });
+  await request(socketPath, 'network.show', { dev: 'vxl43' });
+  await request(socketPath, 'peer.add', { vni: 43, ip: '192.0.2.5' });
+  await request(socketPath, 'fdb.flush', { dev: 'vxl43', vni: 43 });
+  t.same(handler.calls, [
+    'networkAdd {"vni":"44","peer":["192.0.2.4"],"bridge":"br0"}', 'networkDel [vni 44]', 'networkShow [dev vxl43]', 'peerAdd [vni 43] 192.0.2.5',
+    'fdbFlush [vni 43 dev vxl43] false',
+  ], 'the selector reaches the handler as sent');
+  const refused: Array<[string, Record<string, unknown>, string]> = [
+    ['peer.list', { vni: 16777216 }, 'vni must be an integer 0..16777215 (got 16777216)'],
+    ['peer.list', { vni: '42' }, 'vni must be an integer 0..16777215 (got "42")'],
+    ['fdb.show', { dev: 7 }, 'dev must be an interface name (got 7)'],
+    ['network.del', {}, 'say which network: --vni N or --dev NAME'],
+    ['network.add', { network: { vni: '44', colour: 'red' } }, 'unknown network setting "colour"'],
+    ['network.add', { network: 'vni 44' }, 'network must be an object of network settings'],
+  ];
+  for (const [method, params, message] of refused) {
+    t.match(await requestError(request(socketPath, method, params)), { code: 'VXLAND_BAD_ARGUMENT', message }, `${method} ${JSON.stringify(params)}: ${message}`);
+  }
+  t.equal(handler.calls.length, 5, 'none of the refused requests reached the handler');
+});
+
+t.test('monitor with an unknown network is refused before it streams', async (t) => {
+  const handler = fakeHandler();
+  const { socketPath } = await startServer(t, handler);
+  const err = await stream(socketPath, 'monitor', () => t.fail('no event'), undefined, { vni: 99 }).then(() => null, (e: VxlandError) => e);
+  t.match(err, { code: 'VXLAND_NETWORK_UNKNOWN', message: 'no network with vni 99 (networks: vni 42 (vxl0))' });
+  t.notOk(handler.calls.includes('monitor'), 'no subscription was made');
 });
 
 t.test('the socket is private and removed on close', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorObservations, type Finding } from '../src/doctor';
+import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorReport, type Finding, type HostObservations, type NetworkObservations } from '../src/doctor';
 import { addKernelVxlan, createTopology, exec, skipUnlessRoot } from './helpers/netns';
 import { awaitFinding } from './helpers/operator';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
@@ -7,7 +7,12 @@ import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
 /** How long a live daemon may take to name what a sender did. */
 const SENDER_NAMED_MS = 20_000;
 
-function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservations {
+/** One network's observations and the host's, as a one-network daemon has them. */
+type Observations = NetworkObservations & Pick<HostObservations, 'foreignVnis' | 'tcpInCsumErrors'> & { hostStats?: HostObservations['stats'] };
+
+const NO_COUNTS = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } };
+
+function healthy(overrides: Partial<Observations> = {}): Observations {
   return {
     dev: 'vxl0', vni: 42, port: 4789, local: '192.0.2.1', family: 'udp4', mtu: 1450,
     uptimeMs: 60_000, peers: ['192.0.2.2'],
@@ -23,34 +28,44 @@ function healthy(overrides: Partial<DoctorObservations> = {}): DoctorObservation
   };
 }
 
+function networkPart(o: Observations): NetworkObservations {
+  const { foreignVnis: _foreign, tcpInCsumErrors: _csum, hostStats: _host, ...network } = o;
+  return network;
+}
+
+/** The host's checks and the one network's. */
+function check(o: Observations): DoctorReport {
+  return diagnose({ port: o.port, served: [{ vni: o.vni, dev: o.dev }], foreignVnis: o.foreignVnis, tcpInCsumErrors: o.tcpInCsumErrors, stats: o.hostStats ?? NO_COUNTS }, [networkPart(o)]);
+}
+
 t.test('a healthy daemon has no findings', async (t) => {
-  t.same(diagnose(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings: [] });
+  t.same(check(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings: [] });
 });
 
 t.test('MTU: underlay minus 50 (IPv4) or 70 (IPv6)', async (t) => {
-  const v4 = diagnose(healthy({ underlay: [{ interface: 'eth0', mtu: 1400, towards: '192.0.2.1' }] }));
+  const v4 = check(healthy({ underlay: [{ interface: 'eth0', mtu: 1400, towards: '192.0.2.1' }] }));
   t.equal(v4.findings.length, 1);
   t.match(v4.findings[0], { check: 'mtu', problem: /vxl0 MTU 1450 .* eth0 .* MTU 1400, .* at most MTU 1350/, fix: /--mtu 1350, or raise the MTU of eth0 to 1500/ });
-  const v6 = diagnose(healthy({ family: 'udp6', local: 'fd00::1', underlay: [{ interface: 'eth0', mtu: 1500, towards: 'fd00::1' }] }));
+  const v6 = check(healthy({ family: 'udp6', local: 'fd00::1', underlay: [{ interface: 'eth0', mtu: 1500, towards: 'fd00::1' }] }));
   t.match(v6.findings, [{ check: 'mtu', fix: /--mtu 1430/ }], 'IPv6 needs 20 bytes more');
-  t.equal(diagnose(healthy({ mtu: 1430, family: 'udp6' })).findings.length, 0);
+  t.equal(check(healthy({ mtu: 1430, family: 'udp6' })).findings.length, 0);
 });
 
 t.test('VNI mismatch names the sender and both VNIs', async (t) => {
-  const r = diagnose(healthy({ foreignVnis: [{ address: '192.0.2.7', vni: 43, count: 5, lastMs: 1 }] }));
+  const r = check(healthy({ foreignVnis: [{ address: '192.0.2.7', vni: 43, count: 5, lastMs: 1 }] }));
   t.match(r.findings, [{ check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 43, but vxl0 uses VNI 42 (5 datagrams dropped)', fix: /id 42.*--vni 43/ }]);
 });
 
 t.test('a peer never heard from is reported after the grace period', async (t) => {
   const silent = { vteps: [{ vtep: '192.0.2.2', rxPackets: 0, drops: 0, lastRxMs: 0 }] };
-  t.match(diagnose(healthy(silent)).findings, [{ check: 'peer', problem: /nothing was ever received from peer 192\.0\.2\.2/, fix: /dst 192\.0\.2\.1.*dstport 4789/ }]);
-  t.same(diagnose(healthy({ ...silent, uptimeMs: DOCTOR_PEER_GRACE_MS - 1 })).findings, [], 'not right after start');
-  t.match(diagnose(healthy({ vteps: [] })).findings, [{ check: 'peer' }], 'untracked counts as silent');
+  t.match(check(healthy(silent)).findings, [{ check: 'peer', problem: /nothing was ever received from peer 192\.0\.2\.2/, fix: /dst 192\.0\.2\.1.*dstport 4789/ }]);
+  t.same(check(healthy({ ...silent, uptimeMs: DOCTOR_PEER_GRACE_MS - 1 })).findings, [], 'not right after start');
+  t.match(check(healthy({ vteps: [] })).findings, [{ check: 'peer' }], 'untracked counts as silent');
 });
 
 t.test('drops that point to a misconfiguration', async (t) => {
   const stats = { ...healthy().stats, drops: { rx_oversize: 3, tx_no_destination: 2, rx_truncated: 9 } };
-  const r = diagnose(healthy({ stats, peers: [], vteps: [] }));
+  const r = check(healthy({ stats, peers: [], vteps: [] }));
   t.match(r.findings, [
     { check: 'drops', problem: /3 × rx_oversize/, fix: /same MTU/ },
     { check: 'drops', problem: /2 × tx_no_destination: there are no peers/, fix: /vxland peer add/ },
@@ -59,20 +74,20 @@ t.test('drops that point to a misconfiguration', async (t) => {
 });
 
 t.test('inner checksum errors point at the veth offload', async (t) => {
-  t.match(diagnose(healthy({ tcpInCsumErrors: 4 })).findings, [{ check: 'checksum', fix: /ethtool -K VETH tx off/ }]);
-  t.same(diagnose(healthy({ tcpInCsumErrors: null })).findings, [], 'unreadable counter: no finding');
+  t.match(check(healthy({ tcpInCsumErrors: 4 })).findings, [{ check: 'checksum', fix: /ethtool -K VETH tx off/ }]);
+  t.same(check(healthy({ tcpInCsumErrors: null })).findings, [], 'unreadable counter: no finding');
 });
 
 t.test('senders refused by the source policy are named', async (t) => {
-  const r = diagnose(healthy({ refusedSenders: [{ address: '192.0.2.66', count: 12 }] }));
+  const r = check(healthy({ refusedSenders: [{ address: '192.0.2.66', count: 12 }] }));
   t.match(r.findings, [{ check: 'source', problem: /192\.0\.2\.66 sent 12 VXLAN datagrams, dropped .*--accept peers/, fix: /vxland peer add 192\.0\.2\.66/ }]);
 });
 
 t.test('a TAP set down, and what the watcher could not restore, each come with a fix', async (t) => {
-  const down = diagnose(healthy({ tap: { dev: 'vxl0', down: true, unrestored: [] } }));
+  const down = check(healthy({ tap: { dev: 'vxl0', down: true, unrestored: [] } }));
   t.equal(down.ok, false);
   t.match(down.findings, [{ check: 'tap', problem: /vxl0 is down/, fix: /ip link set dev vxl0 up/ }]);
-  const failed = diagnose(healthy({
+  const failed = check(healthy({
     tap: {
       dev: 'vxl0', down: false, unrestored: [
         { what: 'address', value: 'fd42::1/64', reason: 'ioctl(SIOCSIFADDR) failed: Permission denied (EACCES)' },
@@ -83,6 +98,25 @@ t.test('a TAP set down, and what the watcher could not restore, each come with a
   t.equal(failed.findings.length, 2);
   t.match(failed.findings[0], { check: 'tap', problem: /fd42::1\/64 is missing from vxl0.*EACCES/, fix: /ip addr add fd42::1\/64 dev vxl0.*disable_ipv6=0/ });
   t.match(failed.findings[1], { check: 'tap', problem: /could not set it back to 1450.*EINVAL/, fix: /ip link set dev vxl0 mtu 1450/ });
+});
+
+t.test('several networks: a foreign VNI is a host finding naming the VNIs served; network findings carry their VNI', async (t) => {
+  const net42 = networkPart(healthy());
+  const n43 = networkPart(healthy({ vni: 43, dev: 'vxl43', peers: [], vteps: [], tap: { dev: 'vxl43', down: true, unrestored: [] } }));
+  const host: HostObservations = {
+    port: 4789, served: [{ vni: 42, dev: 'vxl0' }, { vni: 43, dev: 'vxl43' }], tcpInCsumErrors: 0,
+    foreignVnis: [{ address: '192.0.2.7', vni: 44, count: 1, lastMs: 1 }],
+    stats: { ...NO_COUNTS, drops: { rx_no_i_flag: 2, rx_wrong_vni: 1 }, dropsTotal: 3 },
+  };
+  const r = diagnose(host, [net42, n43]);
+  t.match(r.findings, [
+    { check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 44, which no network of this host has (it serves VNI 42, 43; 1 datagram dropped)', fix: /vxland network add --vni 44/ },
+    { check: 'drops', problem: /2 × rx_no_i_flag/ },
+    { check: 'tap', vni: 43, problem: /vxl43 is down/ },
+  ]);
+  t.equal(r.findings.length, 3, 'no finding for the healthy network 42');
+  t.notOk('vni' in r.findings[0], 'host findings name no network');
+  t.same(diagnose(host, [net42]).findings.map((f) => f.check), ['vni', 'drops'], 'doctor --vni 42: the host\'s checks and that network\'s');
 });
 
 // Against a live daemon on each data path: a kernel VTEP on another VNI is

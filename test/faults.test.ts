@@ -139,7 +139,7 @@ for (const datapath of datapathsUnderTest()) {
     const [a, b] = topo.hosts;
     const stateDir = tempDir(t, 'faults-lock');
     const statePath = path.join(stateDir, 'vxl0.json');
-    const lockPath = path.join(stateDir, 'vxl0.lock');
+    const lockPath = path.join(stateDir, 'vxland.lock');
     const first = await startVxland(t, a, { datapath, stateDir });
     t.equal((await first.cli('peer', 'add', '198.51.100.7')).code, 0, 'peer added on the first daemon');
     const firstPid = (await first.json<any>('status')).pid as number;

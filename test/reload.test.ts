@@ -2,52 +2,75 @@
 // config file was replaced by something hostile.
 import { execFileSync } from 'node:child_process';
 import { rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { loadConfig } from '../src/config/config';
-import { planReload } from '../src/config/reload';
+import { loadConfig, networkFromFlags, type HostConfig } from '../src/config/config';
+import { appliedConfig, planReload } from '../src/config/reload';
 import { addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, vxlandArgv } from './helpers/netns';
 import { datapathsUnderTest, startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
-const base = loadConfig({ vni: '42', peer: [], dev: 'vxl0' });
+const base = loadConfig({ vni: '42', peer: [], dev: 'vxl0' }, {}, path.join(os.tmpdir(), 'vxland-reload-test-no-default.json'));
 
-function withFile(values: Record<string, unknown>) {
-  return Object.freeze({ ...base, ...values }) as typeof base;
+/** base with host settings and its network's settings replaced, and more networks after it. */
+function withFile(network: Record<string, unknown>, host: Record<string, unknown> = {}, more: HostConfig['networks'] = []): HostConfig {
+  return Object.freeze({ ...base, ...host, networks: Object.freeze([Object.freeze({ ...base.networks[0], ...network }), ...more]) }) as HostConfig;
 }
+
+const NO_CHANGE = { addNetworks: [], removeNetworks: [], networks: [], logLevel: null, needRestart: [] };
 
 t.test('peers and static entries: add what is new, remove what the old file had and the new one lacks', async (t) => {
   const current = withFile({ peers: ['192.0.2.2', '192.0.2.3'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }, { mac: '02:00:00:00:00:02', vtep: '192.0.2.2' }] });
   const next = withFile({ peers: ['192.0.2.3', '192.0.2.4'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.9' }] });
-  t.match(planReload(current, next), {
-    addPeers: ['192.0.2.4'],
-    removePeers: ['192.0.2.2'],
-    addStatic: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.9' }],
-    removeStatic: ['02:00:00:00:00:02'],
-    logLevel: null,
-    accept: null,
-    needRestart: [],
+  t.same(planReload(current, next), {
+    ...NO_CHANGE,
+    networks: [{
+      vni: 42,
+      addPeers: ['192.0.2.4'],
+      removePeers: ['192.0.2.2'],
+      addStatic: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.9' }],
+      removeStatic: ['02:00:00:00:00:02'],
+      accept: null,
+    }],
   });
 });
 
-t.test('log level and source policy apply; fixed settings need a restart', async (t) => {
-  const next = withFile({ logLevel: 'debug', accept: { kind: 'any' }, mtu: 1400, port: 8472 });
+t.test('log level and source policy apply; fixed settings need a restart, named with their network', async (t) => {
+  const next = withFile({ accept: { kind: 'any' }, mtu: 1400 }, { logLevel: 'debug', port: 8472 });
   const plan = planReload(base, next);
   t.equal(plan.logLevel, 'debug');
-  t.same(plan.accept, { kind: 'any' });
-  t.same(plan.needRestart.sort(), ['mtu', 'port']);
+  t.same(plan.networks.map((n) => n.accept), [{ kind: 'any' }]);
+  t.same(plan.needRestart.sort(), ['networks (vni 42).mtu', 'port']);
+  const applied = appliedConfig(base, next, plan);
+  t.same([applied.port, applied.logLevel, applied.networks[0].mtu, applied.networks[0].accept], [base.port, 'debug', base.networks[0].mtu, { kind: 'any' }],
+    'what runs after the reload: the restart-only settings keep their running value');
 });
 
 t.test('an unchanged file changes nothing', async (t) => {
-  t.same(planReload(base, withFile({})), { addPeers: [], removePeers: [], addStatic: [], removeStatic: [], logLevel: null, accept: null, needRestart: [] });
+  t.same(planReload(base, withFile({})), NO_CHANGE);
+});
+
+t.test('networks the new file adds or no longer lists are added and removed; a network is known by its VNI', async (t) => {
+  const n43 = networkFromFlags({ vni: '43', peer: ['192.0.2.3'] }, 'udp4');
+  const n44 = networkFromFlags({ vni: '44' }, 'udp4');
+  const current = withFile({}, {}, [n43]);
+  const plan = planReload(current, withFile({}, {}, [networkFromFlags({ vni: '43', peer: ['192.0.2.4'] }, 'udp4'), n44]));
+  t.same(plan.addNetworks.map((n) => n.vni), [44]);
+  t.same(plan.removeNetworks, []);
+  t.same(plan.networks, [{ vni: 43, addPeers: ['192.0.2.4'], removePeers: ['192.0.2.3'], addStatic: [], removeStatic: [], accept: null }]);
+  const dropped = planReload(current, Object.freeze({ ...base, networks: Object.freeze([n44]) }));
+  t.same([dropped.addNetworks.map((n) => n.vni), dropped.removeNetworks], [[44], [42, 43]]);
+  const renamed = planReload(current, withFile({ dev: 'blue' }, {}, [n43]));
+  t.same(renamed.needRestart, ['networks (vni 42).dev'], 'a network that keeps its VNI keeps its dev until a restart');
 });
 
 t.test('a full-size flood list is planned in linear time', async (t) => {
   const peers = Array.from({ length: 70_000 }, (_, i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
   const full = withFile({ peers });
   const added = planReload(base, full);
-  t.equal(added.addPeers.length, peers.length, 'all added');
+  t.equal(added.networks[0].addPeers.length, peers.length, 'all added');
   const removed = planReload(full, withFile({ peers: peers.slice(1) }));
-  t.same(removed.removePeers, [peers[0]], 'and one removed');
+  t.same(removed.networks[0].removePeers, [peers[0]], 'and one removed');
 });
 
 /** What the issue asks of a hostile config path: a clear error in under a second. */
@@ -78,7 +101,7 @@ for (const datapath of datapathsUnderTest()) {
       t.ok((failed.time as number) - sentMs < REFUSAL_MAX_MS, `${label}: logged ${(failed.time as number) - sentMs} ms after SIGHUP: ${failed.err}`);
       const pinged = await during;
       t.equal(pinged.received, pinged.transmitted, `${label}: no ping lost across the reload (${pinged.received}/${pinged.transmitted})`);
-      t.equal((await v.json<any>('status')).dev, v.dev, `${label}: status answers`);
+      t.equal((await v.json<any>('status')).networks[0].dev, v.dev, `${label}: status answers`);
       t.same(await v.json('peer', 'list'), [b.ip], `${label}: the running peers are kept`);
       t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.1, timeoutS: 2 })).received, 3, `${label}: B still answers after the reload`);
     }
@@ -88,7 +111,7 @@ for (const datapath of datapathsUnderTest()) {
     writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, spare] }));
     v.proc.proc.kill('SIGHUP');
     const reloaded = await v.proc.waitForJson((l) => l.msg === 'config reloaded', 5000);
-    t.same(reloaded.addPeers, [spare], 'a regular file in its place reloads again');
+    t.same((reloaded.networks as Array<{ addPeers: string[] }>)[0].addPeers, [spare], 'a regular file in its place reloads again');
     t.same(await v.json('peer', 'list'), [b.ip, spare]);
   });
 
@@ -109,5 +132,26 @@ for (const datapath of datapathsUnderTest()) {
       t.equal(r.stderr.trim(), `vxland: cannot read config file ${file}: ${reason}`, `${file}: names the problem`);
       t.ok(elapsedMs < REFUSAL_MAX_MS, `${file}: in ${elapsedMs} ms`);
     }
+  });
+
+  t.test(`SIGHUP removes the networks the host file no longer lists and adds the new ones (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    await addKernelVxlan(b, { vni: 43, remotes: [a.ip], address: '10.43.0.2/24' });
+    const dir = tempDir(t, 'config');
+    const configFile = path.join(dir, 'vxland.json');
+    const hostFile = (networks: object[]) => JSON.stringify({ local: a.ip, datapath, stateDir: dir, socket: path.join(dir, 'vxland.sock'), logLevel: 'debug', networks });
+    writeFileSync(configFile, hostFile([{ vni: 42, dev: 'vxl42', peers: [b.ip], addresses: ['10.42.0.1/24'] }]));
+    const v = await startVxland(t, a, { datapath, hostFile: configFile, socket: path.join(dir, 'vxland.sock'), stateDir: dir, dev: 'vxl42' });
+    t.same((await v.json<any[]>('network', 'list')).map((n) => n.vni), [42]);
+
+    writeFileSync(configFile, hostFile([{ vni: 43, dev: 'vxl43', peers: [b.ip], addresses: ['10.43.0.1/24'] }]));
+    v.proc.proc.kill('SIGHUP');
+    const reloaded = await v.proc.waitForJson((l) => l.msg === 'config reloaded', 5000);
+    t.same([reloaded.addNetworks, reloaded.removeNetworks], [[43], [42]], 'the log names what changed');
+    t.same((await v.json<any[]>('network', 'list')).map((n) => [n.vni, n.dev, n.origin]), [[43, 'vxl43', 'config']], 'network list shows the new set');
+    t.not((await exec(a.ns, ['ip', 'link', 'show', 'dev', 'vxl42'], { allowFail: true })).code, 0, 'the removed network\'s TAP is gone');
+    t.equal((await ping(a.ns, '10.43.0.2', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'the added network carries traffic');
   });
 }

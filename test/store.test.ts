@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { STATE_FORMAT_VERSION, StateStore, type PersistedState } from '../src/state/store.js';
 import { VxlandError } from '../src/errors.js';
+import { networkFromFlags } from '../src/config/config.js';
+import { NETWORKS_FILE_NAME, NetworksStore } from '../src/state/networks-store.js';
 import { fillFilesystem, mountTmpfs, tmpfsSkipReason, TMPFS_PAGE_BYTES } from './helpers/tmpfs.js';
 
 const FIRST: PersistedState = { vni: 42, peers: ['192.0.2.2'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }] };
@@ -233,4 +235,49 @@ t.test('the TAP MAC is saved and read back; a file without one has none; a bad o
     fs.rmSync(path.join(dir, 'vxl0.json.bak'), { force: true });
     t.match(loadError(store()), { code: 'VXLAND_STATE_CORRUPT', message: /is not a unicast MAC address/ }, `mac ${JSON.stringify(bad)} refused`);
   }
+});
+
+t.test('discard removes a network\'s state file and its backup, and nothing else', async (t) => {
+  const { dir, store } = setup(t);
+  const s = store();
+  s.save(FIRST);
+  s.save(SECOND);
+  fs.writeFileSync(path.join(dir, 'vxl1.json'), 'other network');
+  s.discard();
+  t.same(fs.readdirSync(dir).sort(), ['vxl1.json'], 'vxl0.json and vxl0.json.bak are gone');
+  t.equal(store().load(), null, 'a new store of that network starts empty');
+  s.save(FIRST);
+  t.notOk(fs.existsSync(path.join(dir, 'vxl0.json.bak')), 'a save after discard makes no backup of the discarded state');
+});
+
+t.test('the networks added at run time: saved atomically with a backup, read back validated', async (t) => {
+  const { dir } = setup(t);
+  const warnings: string[] = [];
+  const open = () => new NetworksStore({ stateDir: dir, family: 'udp4', log: { warn: (_o: object, msg: string) => void warnings.push(msg) } });
+  const n44 = networkFromFlags({ vni: '44', address: ['10.44.0.1/24'], peer: ['192.0.2.4'], bridge: 'br44', accept: '192.0.2.0/24' }, 'udp4');
+  const n45 = networkFromFlags({ vni: '45', dev: 'blue', mtu: '1400', mac: '02:00:00:00:45:01' }, 'udp4');
+  t.equal(open().load(), null, 'none yet');
+  const store = open();
+  store.save([n44]);
+  store.save([n44, n45]);
+  const file = path.join(dir, NETWORKS_FILE_NAME);
+  t.match(JSON.parse(fs.readFileSync(file, 'utf8')), { version: 1, networks: [{ vni: 44, accept: '192.0.2.0/24', bridge: 'br44' }, { vni: 45, dev: 'blue' }] },
+    'as a config file\'s networks[] entries');
+  t.equal(fs.statSync(file).mode & 0o777, 0o600);
+  t.same(open().load(), [n44, n45], 'read back equal');
+  t.same(JSON.parse(fs.readFileSync(`${file}.bak`, 'utf8')).networks.map((n: { vni: number }) => n.vni), [44], 'the backup holds the previous list');
+
+  fs.writeFileSync(file, '{"version":1,"networks":[{"vni":44');
+  t.same(open().load(), [n44], 'a truncated file: the backup is used');
+  t.match(warnings, ['networks file unusable; recovered the previous state from its backup']);
+  fs.writeFileSync(file, JSON.stringify({ version: 1, networks: [{ vni: 44, mtu: 7 }] }));
+  fs.writeFileSync(`${file}.bak`, JSON.stringify({ version: 1, networks: [{ vni: 44, colour: 'red' }] }));
+  t.throws(() => open().load(), {
+    code: 'VXLAND_STATE_CORRUPT',
+    message: new RegExp(`${NETWORKS_FILE_NAME}: networks\\[0\\]: mtu must be an integer 68\\.\\.65481 \\(got 7\\); backup .*networks\\[0\\]: unknown key "colour"`),
+  }, 'both bad: refused, each file\'s problem named as in a config file');
+});
+
+t.test('the networks file cannot be mistaken for a network\'s state file', async (t) => {
+  t.ok(NETWORKS_FILE_NAME.replace(/\.json$/, '').length > 15, `${NETWORKS_FILE_NAME}: no interface name (15 bytes at most) makes <dev>.json of it`);
 });

@@ -1,18 +1,24 @@
-// The daemon's configuration: a JSON file (--config FILE) overlaid with CLI
-// flags, validated once here and then deeply frozen. Nothing downstream
-// re-checks a Config; every message a user sees about a bad setting comes
-// from this file.
+// The daemon's configuration: one host (local address, port, data path,
+// control socket, state dir, log level, metrics) serving any number of
+// networks (a VNI with its TAP, flood list, FDB limits and source policy).
+// Read from a JSON file (--config FILE, else VXLAND_CONFIG, else
+// /etc/vxland/vxland.json when it exists) overlaid with CLI flags, validated
+// once here and then deeply frozen. Nothing downstream re-checks a config;
+// every message a user sees about a bad setting comes from this file.
 //
-// Example file (every key optional except vni):
-//   {
-//     "dev": "vxl0", "vni": 42, "local": "192.0.2.1", "port": 4789,
-//     "mtu": 1450, "addresses": ["10.42.0.1/24", "fd42::1/64"],
-//     "peers": ["192.0.2.2"], "fdb": [{ "mac": "02:00:00:00:00:02", "vtep": "192.0.2.2" }],
-//     "ageingS": 300, "maxFdb": 16384, "datapath": "auto",
-//     "stateDir": "/var/lib/vxland", "socket": "/run/vxland/vxl0.sock", "logLevel": "info"
-//   }
+// Host file (every key optional; each network needs a vni):
+//   { "local": "192.0.2.1", "port": 4789, "datapath": "auto", "socket": "/run/vxland/vxland.sock",
+//     "stateDir": "/var/lib/vxland", "logLevel": "info", "metrics": "127.0.0.1:9470", "controlGroup": null,
+//     "networks": [ { "vni": 42, "dev": "vxl42", "mtu": 1450, "addresses": ["10.42.0.1/24"],
+//       "peers": ["192.0.2.2"], "fdb": [], "ageingS": 300, "maxFdb": 16384, "maxFdbPerVtep": 4096,
+//       "learnRatePerS": 500, "accept": "peers", "allowVlan": false, "mac": null, "bridge": null } ] }
+// A file without "networks" (the single-network format: vni and the other
+// network keys at the top level) is one network; so are the flags of
+// `vxland run` without a file. Per-network flags are refused with a file
+// that lists networks: there they would have no one network to apply to.
 // Relative paths in the file are taken relative to the file's directory.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { VxlandError } from '../errors.js';
 import { MTU_MAX_BYTES as MTU_MAX, MTU_MIN_BYTES as MTU_MIN } from '../tables/limits.generated.js';
@@ -42,6 +48,10 @@ export { MTU_MAX, MTU_MIN };
 export const DEFAULT_AGEING_S = FDB_AGEING_DEFAULT_MS / 1000;
 export const DEFAULT_STATE_DIR = '/var/lib/vxland';
 export const DEFAULT_SOCKET_DIR = '/run/vxland';
+/** One control socket per daemon (per host). */
+export const DEFAULT_SOCKET = path.join(DEFAULT_SOCKET_DIR, 'vxland.sock');
+/** Read when neither --config nor VXLAND_CONFIG names a file, if it exists. */
+export const DEFAULT_CONFIG_FILE = '/etc/vxland/vxland.json';
 
 export const DATAPATH_CHOICES = ['auto', 'native', 'dgram'] as const;
 export type DatapathChoice = (typeof DATAPATH_CHOICES)[number];
@@ -64,14 +74,11 @@ export interface StaticFdbConfig {
   readonly vtep: string;
 }
 
-export interface Config {
-  readonly dev: string;
+/** One network: a VNI with its TAP device, flood list, FDB and source policy. */
+export interface NetworkConfig {
   readonly vni: number;
-  /** Address to bind and the source of encapsulated packets; null = any. */
-  readonly local: string | null;
-  /** udp6 when local is IPv6, otherwise udp4. All peers share this family. */
-  readonly family: 'udp4' | 'udp6';
-  readonly port: number;
+  /** The TAP device's name. */
+  readonly dev: string;
   readonly mtu: number;
   /** CIDRs put on the TAP device, as written by the user. */
   readonly addresses: readonly string[];
@@ -86,15 +93,24 @@ export interface Config {
   readonly maxFdbPerVtep: number;
   /** New or moved MACs learned per second per VTEP; 0 = no limit. */
   readonly learnRatePerS: number;
-  /** Who may send us VXLAN; see src/datapath/accept.ts. */
+  /** Who may send us VXLAN for this network; see src/datapath/accept.ts. */
   readonly accept: AcceptPolicy;
   /** Carry VLAN-tagged inner frames (off by default, RFC 7348 §6.1). */
   readonly allowVlan: boolean;
-  /** Group allowed to use the control socket besides root; null = root only. */
-  readonly controlGroup: string | null;
   /** The TAP's MAC (normalised, unicast, not zero); null = the one saved in
    *  the state file, else a random locally administered one saved there. */
   readonly mac: string | null;
+  /** An existing Linux bridge the TAP is put into; null = none. */
+  readonly bridge: string | null;
+}
+
+/** The daemon: one UDP socket, one control socket, one state dir, its networks. */
+export interface HostConfig {
+  /** Address to bind and the source of encapsulated packets; null = any. */
+  readonly local: string | null;
+  /** udp6 when local is IPv6, otherwise udp4. All peers of all networks share it. */
+  readonly family: 'udp4' | 'udp6';
+  readonly port: number;
   /** As requested; resolveDatapath() decides what runs. */
   readonly datapath: DatapathChoice;
   readonly stateDir: string;
@@ -102,15 +118,17 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Where to serve Prometheus metrics; null = not at all (the default). */
   readonly metrics: { readonly host: string; readonly port: number } | null;
+  /** Group allowed to use the control socket besides root; null = root only. */
+  readonly controlGroup: string | null;
+  /** VNIs and devs are unique among them. May be empty (networks added at run time). */
+  readonly networks: readonly NetworkConfig[];
 }
 
-/** CLI flags as commander hands them over: values are unparsed strings. */
-export interface ConfigFlags {
-  config?: string;
+/** The flags that describe one network (`vxland run`, `vxland network add`):
+ *  values are unparsed strings as commander hands them over. */
+export interface NetworkFlags {
   dev?: string;
   vni?: string | number;
-  local?: string;
-  port?: string | number;
   mtu?: string | number;
   /** Repeated --address; replaces the file's list when given. */
   address?: string[];
@@ -118,31 +136,50 @@ export interface ConfigFlags {
   peer?: string[];
   ageing?: string | number;
   maxFdb?: string | number;
+  maxFdbPerVtep?: string | number;
+  learnRate?: string | number;
+  accept?: string;
+  allowVlan?: boolean;
+  mac?: string;
+  bridge?: string;
+}
+
+/** `vxland run`'s flags: the host's and one network's. */
+export interface ConfigFlags extends NetworkFlags {
+  config?: string;
+  local?: string;
+  port?: string | number;
   datapath?: string;
   stateDir?: string;
   socket?: string;
   logLevel?: string;
   metrics?: string;
-  maxFdbPerVtep?: string | number;
-  learnRate?: string | number;
-  accept?: string;
-  allowVlan?: boolean;
   controlGroup?: string;
-  mac?: string;
 }
 
 /** VXLAND_CONFIG names a config file used when --config is not given. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
-const FILE_KEYS = [
-  'dev', 'vni', 'local', 'port', 'mtu', 'addresses', 'peers', 'fdb',
-  'ageingS', 'maxFdb', 'datapath', 'stateDir', 'socket', 'logLevel', 'metrics',
-  'maxFdbPerVtep', 'learnRatePerS', 'accept', 'allowVlan', 'controlGroup', 'mac',
+const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup'] as const;
+const NETWORK_KEYS = [
+  'vni', 'dev', 'mtu', 'addresses', 'peers', 'fdb', 'ageingS', 'maxFdb', 'maxFdbPerVtep', 'learnRatePerS',
+  'accept', 'allowVlan', 'mac', 'bridge',
 ] as const;
-type FileKey = (typeof FILE_KEYS)[number];
+type NetworkKey = (typeof NETWORK_KEYS)[number];
+/** Each network key with the flag that sets it (fdb: only the file). */
+const NETWORK_FLAG: Readonly<Record<NetworkKey, { flag: string; name: keyof NetworkFlags } | null>> = {
+  vni: { flag: '--vni', name: 'vni' }, dev: { flag: '--dev', name: 'dev' }, mtu: { flag: '--mtu', name: 'mtu' },
+  addresses: { flag: '--address', name: 'address' }, peers: { flag: '--peer', name: 'peer' }, fdb: null,
+  ageingS: { flag: '--ageing', name: 'ageing' }, maxFdb: { flag: '--max-fdb', name: 'maxFdb' },
+  maxFdbPerVtep: { flag: '--max-fdb-per-vtep', name: 'maxFdbPerVtep' }, learnRatePerS: { flag: '--learn-rate', name: 'learnRate' },
+  accept: { flag: '--accept', name: 'accept' }, allowVlan: { flag: '--allow-vlan', name: 'allowVlan' },
+  mac: { flag: '--mac', name: 'mac' }, bridge: { flag: '--bridge', name: 'bridge' },
+};
 
-export function defaultSocketPath(dev: string): string {
-  return path.join(DEFAULT_SOCKET_DIR, `${dev}.sock`);
+/** The dev a network gets when none is named: vxl<VNI> in a host file and
+ *  for `network add`; today's vxl0 for a single network from flags. */
+export function defaultDevFor(vni: number): string {
+  return `vxl${vni}`;
 }
 
 /** The one place that decides which data path runs. nativeSupport answers
@@ -165,26 +202,19 @@ export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => tru
   }
 }
 
-/** Merges the config file (flags.config, else env.VXLAND_CONFIG) with the
- *  flags (flags win), validates and deep-freezes the result. Throws
- *  VxlandError VXLAND_CONFIG_FILE (unreadable, not a regular file, over
- *  CONFIG_FILE_MAX_BYTES) or
- *  VXLAND_CONFIG_INVALID with a message naming the offending setting. */
-export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
-  const file = flags.config ?? env.VXLAND_CONFIG;
-  const fromFile = file !== undefined && file !== '' ? readConfigFile(file) : { values: {}, dir: process.cwd() };
-  const raw = fromFile.values;
-  const source = (key: FileKey, flag: string, flagValue: unknown): Source =>
+/** Merges the config file (flags.config, else env.VXLAND_CONFIG, else
+ *  defaultFile when it exists; an empty name means none) with the flags
+ *  (flags win), validates and deep-freezes the result. Throws VxlandError
+ *  VXLAND_CONFIG_FILE (unreadable, not a regular file, over
+ *  CONFIG_FILE_MAX_BYTES) or VXLAND_CONFIG_INVALID with a message naming the
+ *  offending setting (and, in a host file, the network: "networks[1] (vni 43): ..."). */
+export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile: string = DEFAULT_CONFIG_FILE): HostConfig {
+  const named = flags.config ?? env.VXLAND_CONFIG ?? (existsSync(defaultFile) ? defaultFile : undefined);
+  const file = named !== undefined && named !== '' ? readConfigFile(named) : null;
+  const raw: Record<string, unknown> = file?.values ?? {};
+  const dir = file?.dir ?? process.cwd();
+  const source = (key: string, flag: string, flagValue: unknown): Source =>
     flagValue !== undefined ? { name: flag, value: flagValue, fromFlag: true } : { name: key, value: raw[key], fromFlag: false };
-
-  const devSource = source('dev', '--dev', flags.dev);
-  const dev = devSource.value === undefined ? DEFAULT_DEV : requireString(devSource);
-  const devProblem = ifnameProblem(dev);
-  if (devProblem !== null) invalid(`dev must be a Linux interface name: "${dev}" ${devProblem}`);
-
-  const vniSource = source('vni', '--vni', flags.vni);
-  if (vniSource.value === undefined) invalid('vni is required (--vni N or "vni" in the config file)');
-  const vni = integerIn(vniSource, 'vni', 0, VNI_MAX);
 
   const localSource = source('local', '--local', flags.local);
   let local: string | null = null;
@@ -197,51 +227,155 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   const family = localFamily === 6 ? 'udp6' : 'udp4';
 
   const port = optionalIntegerIn(source('port', '--port', flags.port), 'port', 1, 65_535, VXLAN_IANA_PORT);
-  const mtu = optionalIntegerIn(source('mtu', '--mtu', flags.mtu), 'mtu', MTU_MIN, MTU_MAX, DEFAULT_MTU);
+  const datapath = oneOf(source('datapath', '--datapath', flags.datapath), 'datapath', DATAPATH_CHOICES, 'auto');
+  const logLevel = oneOf(source('logLevel', '--log-level', flags.logLevel), 'log-level', LOG_LEVELS, 'info');
+  const stateDir = optionalPath(source('stateDir', '--state-dir', flags.stateDir), 'state-dir', dir) ?? DEFAULT_STATE_DIR;
+  const socket = optionalPath(source('socket', '--socket', flags.socket), 'socket', dir) ?? DEFAULT_SOCKET;
+  const metrics = metricsEndpoint(source('metrics', '--metrics', flags.metrics));
+  const groupSource = source('controlGroup', '--control-group', flags.controlGroup);
+  const controlGroup = groupSource.value === undefined || groupSource.value === null ? null : requireString(groupSource);
+  if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
-  const addresses = stringList(source('addresses', '--address', flags.address), 'addresses').map((text) => {
+  let networks: NetworkConfig[];
+  if (file !== null && Object.hasOwn(raw, 'networks')) {
+    const given = NETWORK_KEYS.map((key) => NETWORK_FLAG[key]).find((f) => f !== null && flags[f.name] !== undefined);
+    if (given) {
+      invalid(`${given.flag} describes one network, but config file ${named} lists "networks"; set it in the file's networks[] entry, or use "vxland network add"`);
+    }
+    networks = networksOf(raw.networks, localFamily);
+  } else {
+    const networkSource = (key: NetworkKey): Source => {
+      const f = NETWORK_FLAG[key];
+      return f === null ? { name: key, value: raw[key], fromFlag: false } : source(key, f.flag, flags[f.name]);
+    };
+    if (networkSource('vni').value === undefined) invalid('vni is required (--vni N or "vni" in the config file)');
+    networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV)];
+  }
+
+  return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, networks } satisfies HostConfig);
+}
+
+/** One network from `vxland network add`'s flags (or the equivalent control
+ *  request), validated as a network of a config file is; dev defaults to
+ *  vxl<VNI>. Throws VXLAND_CONFIG_INVALID naming the flag. */
+export function networkFromFlags(flags: NetworkFlags, family: 'udp4' | 'udp6'): NetworkConfig {
+  const source = (key: NetworkKey): Source => {
+    const f = NETWORK_FLAG[key];
+    return { name: f?.flag ?? key, value: f === null ? undefined : flags[f.name], fromFlag: true };
+  };
+  if (flags.vni === undefined) invalid('vni is required (--vni N)');
+  return deepFreeze(parseNetwork(source, family === 'udp6' ? 6 : 4, null));
+}
+
+/** One entry of a "networks" list (a host file's, or the host state file's
+ *  networks added at run time); `where` prefixes every message. */
+export function networkFromFile(value: unknown, family: 'udp4' | 'udp6', where: string): NetworkConfig {
+  return deepFreeze(fileNetwork(value, family === 'udp6' ? 6 : 4, where));
+}
+
+/** A network as a "networks" entry of a config file: what networkFromFile reads back. */
+export function networkToFile(n: NetworkConfig): Record<NetworkKey, unknown> {
+  return {
+    vni: n.vni, dev: n.dev, mtu: n.mtu, addresses: n.addresses, peers: n.peers, fdb: n.fdb, ageingS: n.ageingS,
+    maxFdb: n.maxFdb, maxFdbPerVtep: n.maxFdbPerVtep, learnRatePerS: n.learnRatePerS, accept: describeAccept(n.accept),
+    allowVlan: n.allowVlan, mac: n.mac, bridge: n.bridge,
+  };
+}
+
+/** The source policy as written in a file or shown by status: "peers", "any" or the CIDR list. */
+export function describeAccept(policy: AcceptPolicy): string {
+  return policy.kind === 'cidrs' ? policy.cidrs.map((c) => `${c.address}/${c.prefixLength}`).join(',') : policy.kind;
+}
+
+/** How a network is named in messages: "vni 42 (vxl42)". */
+export function networkLabel(n: { vni: number; dev: string }): string {
+  return `vni ${n.vni} (${n.dev})`;
+}
+
+function networksOf(value: unknown, localFamily: IpFamily): NetworkConfig[] {
+  if (!Array.isArray(value)) invalid(`networks must be a list of network objects (got ${show(value)})`);
+  const networks: NetworkConfig[] = [];
+  const byVni = new Map<number, number>();
+  const byDev = new Map<string, number>();
+  value.forEach((item: unknown, index) => {
+    const where = networkWhere(item, index);
+    const n = fileNetwork(item, localFamily, where);
+    const vniAt = byVni.get(n.vni);
+    if (vniAt !== undefined) invalid(`${where}: vni ${n.vni} is already used by networks[${vniAt}]`);
+    const devAt = byDev.get(n.dev);
+    if (devAt !== undefined) invalid(`${where}: dev ${n.dev} is already used by networks[${devAt}]`);
+    byVni.set(n.vni, index);
+    byDev.set(n.dev, index);
+    networks.push(n);
+  });
+  return networks;
+}
+
+/** "networks[1] (vni 43)", or "networks[1]" when its vni is not an integer. */
+function networkWhere(item: unknown, index: number): string {
+  const vni = typeof item === 'object' && item !== null ? (item as { vni?: unknown }).vni : undefined;
+  return Number.isInteger(vni) ? `networks[${index}] (vni ${vni as number})` : `networks[${index}]`;
+}
+
+function fileNetwork(item: unknown, localFamily: IpFamily, where: string): NetworkConfig {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be a JSON object`);
+  const values = item as Record<string, unknown>;
+  for (const key of Object.keys(values)) {
+    if (!(NETWORK_KEYS as readonly string[]).includes(key)) invalid(`${where}: unknown key "${key}" (known keys: ${NETWORK_KEYS.join(', ')})`);
+  }
+  return naming(where, () => {
+    if (values.vni === undefined) invalid('vni is required');
+    return parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null);
+  });
+}
+
+/** Runs parse, prefixing its VXLAND_CONFIG_INVALID message with where. */
+function naming<T>(where: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    if (err instanceof VxlandError && err.code === 'VXLAND_CONFIG_INVALID') invalid(`${where}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The one validation of a network's settings, wherever they come from.
+ *  defaultDev null = vxl<VNI>. */
+function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily, defaultDev: string | null): NetworkConfig {
+  const vni = integerIn(source('vni'), 'vni', 0, VNI_MAX);
+  const devSource = source('dev');
+  const dev = devSource.value === undefined || devSource.value === null ? defaultDev ?? defaultDevFor(vni) : requireString(devSource);
+  const devProblem = ifnameProblem(dev);
+  if (devProblem !== null) invalid(`dev must be a Linux interface name: "${dev}" ${devProblem}`);
+
+  const mtu = optionalIntegerIn(source('mtu'), 'mtu', MTU_MIN, MTU_MAX, DEFAULT_MTU);
+  const addresses = stringList(source('addresses'), 'addresses').map((text) => {
     if (parseCidr(text) === null) invalid(`address must be a CIDR like 10.0.0.1/24 or fd00::1/64 (got ${show(text)})`);
     return text;
   });
-
   const peers: string[] = [];
   const listedPeers = new Set<string>();
-  for (const text of stringList(source('peers', '--peer', flags.peer), 'peers')) {
+  for (const text of stringList(source('peers'), 'peers')) {
     const peer = vtepAddress(text, 'peer', localFamily);
     if (listedPeers.has(peer)) invalid(`peer ${peer} is listed twice`);
     listedPeers.add(peer);
     peers.push(peer);
   }
-
-  const fdb = staticEntries(raw.fdb, localFamily);
-
-  const ageingS = optionalIntegerIn(source('ageingS', '--ageing', flags.ageing), 'ageing', 0, Number.MAX_SAFE_INTEGER, DEFAULT_AGEING_S, 'seconds (0 = never)');
-  const maxFdb = optionalIntegerIn(source('maxFdb', '--max-fdb', flags.maxFdb), 'max-fdb', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_DEFAULT);
-
-  const datapathSource = source('datapath', '--datapath', flags.datapath);
-  const datapath = oneOf(datapathSource, 'datapath', DATAPATH_CHOICES, 'auto');
-  const logLevel = oneOf(source('logLevel', '--log-level', flags.logLevel), 'log-level', LOG_LEVELS, 'info');
-
-  const stateDir = optionalPath(source('stateDir', '--state-dir', flags.stateDir), 'state-dir', fromFile.dir) ?? DEFAULT_STATE_DIR;
-  const socket = optionalPath(source('socket', '--socket', flags.socket), 'socket', fromFile.dir) ?? defaultSocketPath(dev);
-
-  const metrics = metricsEndpoint(source('metrics', '--metrics', flags.metrics));
-  const maxFdbPerVtep = optionalIntegerIn(source('maxFdbPerVtep', '--max-fdb-per-vtep', flags.maxFdbPerVtep), 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_PER_VTEP_DEFAULT);
-  const learnRatePerS = optionalIntegerIn(source('learnRatePerS', '--learn-rate', flags.learnRate), 'learn-rate', 0, Number.MAX_SAFE_INTEGER, FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S, 'MACs per second per VTEP (0 = no limit)');
-  const accept = acceptPolicy(source('accept', '--accept', flags.accept), localFamily);
-  const allowVlanSource = source('allowVlan', '--allow-vlan', flags.allowVlan);
+  const fdb = staticEntries(source('fdb').value, localFamily);
+  const ageingS = optionalIntegerIn(source('ageingS'), 'ageing', 0, Number.MAX_SAFE_INTEGER, DEFAULT_AGEING_S, 'seconds (0 = never)');
+  const maxFdb = optionalIntegerIn(source('maxFdb'), 'max-fdb', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_DEFAULT);
+  const maxFdbPerVtep = optionalIntegerIn(source('maxFdbPerVtep'), 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_PER_VTEP_DEFAULT);
+  const learnRatePerS = optionalIntegerIn(source('learnRatePerS'), 'learn-rate', 0, Number.MAX_SAFE_INTEGER, FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S, 'MACs per second per VTEP (0 = no limit)');
+  const accept = acceptPolicy(source('accept'), localFamily);
+  const allowVlanSource = source('allowVlan');
   if (allowVlanSource.value !== undefined && typeof allowVlanSource.value !== 'boolean') invalid(`allowVlan must be true or false (got ${show(allowVlanSource.value)})`);
   const allowVlan = allowVlanSource.value === true;
-  const groupSource = source('controlGroup', '--control-group', flags.controlGroup);
-  const controlGroup = groupSource.value === undefined ? null : requireString(groupSource);
-  if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
-
-  const mac = tapMac(source('mac', '--mac', flags.mac));
-
-  return deepFreeze({
-    dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
-    maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup, mac,
-  } satisfies Config);
+  const mac = tapMac(source('mac'));
+  const bridgeSource = source('bridge');
+  const bridge = bridgeSource.value === undefined || bridgeSource.value === null ? null : requireString(bridgeSource);
+  const bridgeProblem = bridge === null ? null : ifnameProblem(bridge);
+  if (bridgeProblem !== null) invalid(`bridge must be a Linux interface name: "${bridge}" ${bridgeProblem}`);
+  return { vni, dev, mtu, addresses, peers, fdb, ageingS, maxFdb, maxFdbPerVtep, learnRatePerS, accept, allowVlan, mac, bridge };
 }
 
 interface Source {
@@ -251,7 +385,7 @@ interface Source {
   fromFlag: boolean;
 }
 
-function readConfigFile(file: string): { values: Partial<Record<FileKey, unknown>>; dir: string } {
+function readConfigFile(file: string): { values: Record<string, unknown>; dir: string } {
   const text = readConfigText(file);
   let parsed: unknown;
   try {
@@ -263,12 +397,16 @@ function readConfigFile(file: string): { values: Partial<Record<FileKey, unknown
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     invalid(`config file ${file} must contain a JSON object`);
   }
+  const hostFile = Object.hasOwn(parsed, 'networks');
+  const known: readonly string[] = hostFile ? [...HOST_KEYS, 'networks'] : [...HOST_KEYS, ...NETWORK_KEYS];
   for (const key of Object.keys(parsed)) {
-    if (!(FILE_KEYS as readonly string[]).includes(key)) {
-      invalid(`config file ${file}: unknown key "${key}" (known keys: ${FILE_KEYS.join(', ')})`);
+    if (known.includes(key)) continue;
+    if (hostFile && (NETWORK_KEYS as readonly string[]).includes(key)) {
+      invalid(`config file ${file}: "${key}" is a network setting; with "networks" in the file it belongs in each networks[] entry`);
     }
+    invalid(`config file ${file}: unknown key "${key}" (known keys: ${known.join(', ')})`);
   }
-  return { values: parsed as Partial<Record<FileKey, unknown>>, dir: path.dirname(path.resolve(file)) };
+  return { values: parsed as Record<string, unknown>, dir: path.dirname(path.resolve(file)) };
 }
 
 function invalid(message: string): never {
@@ -386,7 +524,7 @@ function tapMac(source: Source): string | null {
 
 /** "127.0.0.1:9798" or "[::1]:9798"; a host is required so that exposing
  *  metrics beyond loopback is a visible choice. */
-function metricsEndpoint(source: Source): Config['metrics'] {
+function metricsEndpoint(source: Source): HostConfig['metrics'] {
   if (source.value === undefined || source.value === null) return null;
   const text = requireString(source);
   const m = /^(?:\[([^\]]+)\]|([^:]+)):([0-9]+)$/.exec(text);

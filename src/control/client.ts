@@ -114,6 +114,7 @@ export function stream(
   method: string,
   onEvent: (event: unknown) => void,
   signal?: AbortSignal,
+  params: Record<string, unknown> = {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
@@ -133,7 +134,7 @@ export function stream(
       else resolve();
     };
     signal?.addEventListener('abort', () => finish(null), { once: true });
-    socket.on('connect', () => socket.write(encodeMessage({ id: 1, method, params: {} })));
+    socket.on('connect', () => socket.write(encodeMessage({ id: 1, method, params })));
     socket.on('error', (err: NodeJS.ErrnoException) => finish(answered ? null : connectError(socketPath, err)));
     socket.on('close', () =>
       finish(answered ? null : new VxlandError('VXLAND_CONTROL_PROTOCOL', `vxland daemon on ${socketPath} closed the connection without answering`)),

@@ -1,16 +1,17 @@
-// The daemon's answers to control requests: each change is applied to the
-// live FDB at once and saved atomically before it is acknowledged; if saving
-// fails the change is undone and the client gets the error.
+// The daemon's answers to control requests. A per-network request selects
+// its network first (control/networks.ts); each change is applied to that
+// network's live FDB at once and saved atomically to its state file before
+// it is acknowledged; if saving fails the change is undone and the client
+// gets the error. Adding and removing networks is the daemon's (it opens and
+// closes the TAP); the handler validates the request and asks it.
 
 import type { Logger } from 'pino';
-import type { Config, DatapathKind } from '../config/config.js';
+import { describeAccept, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type NetworkConfig, type NetworkFlags } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
-import { diagnose, type DoctorReport } from '../doctor.js';
+import { diagnose, type DoctorReport, type NetworkObservations } from '../doctor.js';
 import { VxlandError } from '../errors.js';
-import type { Fdb } from '../fdb/fdb.js';
-import type { StatsReader } from '../ports/counters.js';
-import type { TapCondition } from '../ports/tap-condition.js';
-import type { StateStore } from '../state/store.js';
+import type { ForeignVniSender, StatsReader, StatsSnapshot } from '../ports/counters.js';
+import { exists, type Networks, type ServedNetwork } from './networks.js';
 import type {
   ControlHandler,
   FdbChangeResult,
@@ -18,19 +19,31 @@ import type {
   FdbShowResult,
   LogLevelResult,
   MonitorEvent,
+  NetworkChangeResult,
+  NetworkListResult,
+  NetworkSelector,
+  NetworkShowResult,
+  NetworkStatus,
   PeerChangeResult,
   PeerListResult,
   StatsResult,
   StatusResult,
 } from './protocol.js';
 
+export type { AcceptDescription, ServedNetwork } from './networks.js';
+
 /** What status shows of the running data path. */
 export interface DatapathInfo {
   kind: DatapathKind;
-  /** The TAP device's own MAC address. */
-  mac: string;
   /** The offloads in effect now (they can drop out at run time). */
   offloads(): string[];
+}
+
+/** The host's settings every network shares. */
+export interface HostInfo {
+  port: number;
+  local: string | null;
+  family: 'udp4' | 'udp6';
 }
 
 /** What doctor asks the host about the underlay (src/io/host.ts answers);
@@ -43,173 +56,280 @@ export interface HostFacts {
   tcpInCsumErrors(): number | null;
 }
 
-/** What status and doctor show of the source policy (SourceFilter.describe). */
-export interface AcceptDescription {
-  describe(): string;
+/** The daemon's side of `network add` / `network del`. */
+export interface NetworkLifecycle {
+  /** Opens and serves the network, persisted as added at run time. Throws a
+   *  VxlandError and leaves nothing behind (no TAP, no entry) on failure. */
+  add(config: NetworkConfig): Promise<ServedNetwork>;
+  /** Stops serving a network added at run time and forgets it. */
+  remove(network: ServedNetwork): Promise<void>;
 }
 
-/** The control-plane operations, applied to the live FDB and persisted. */
-export class DaemonControl implements ControlHandler {
-  constructor(
-    private readonly config: Config,
-    private readonly datapath: DatapathInfo,
-    private readonly fdb: Fdb,
-    private readonly counters: StatsReader,
-    private readonly store: StateStore,
-    private readonly log: Logger,
-    private readonly startedMs: number,
-    private readonly monitors: Set<(event: MonitorEvent) => void>,
-    private readonly sources: AcceptDescription,
-    private readonly host: HostFacts,
-    private readonly tapCondition: () => TapCondition = () => ({ dev: config.dev, down: false, unrestored: [] }),
-  ) {}
+export interface DaemonControlOptions {
+  host: HostInfo;
+  datapath: DatapathInfo;
+  networks: Networks;
+  lifecycle: NetworkLifecycle;
+  /** Host-level drops and foreign-VNI senders (the data plane's hostStats). */
+  hostStats: StatsReader;
+  hostFacts: HostFacts;
+  log: Logger;
+  startedMs: number;
+}
 
-  stats(): StatsResult {
-    return { stats: this.counters.snapshot(), vteps: this.counters.vtepSnapshot() };
+/** The control-plane operations, applied to the live FDBs and persisted. */
+export class DaemonControl implements ControlHandler {
+  constructor(private readonly o: DaemonControlOptions) {}
+
+  stats(selector: NetworkSelector): StatsResult {
+    const n = this.o.networks.select(selector);
+    return { stats: this.oneNetworkView(n.stats.snapshot()), vteps: n.stats.vtepSnapshot() };
+  }
+
+  /** A daemon with one network shows its counters as a single-network
+   *  daemon did: with the host's drops (truncated, no I flag, wrong VNI). */
+  private oneNetworkView(network: StatsSnapshot): StatsSnapshot {
+    return this.o.networks.size === 1 ? withHostDrops(network, this.o.hostStats.snapshot()) : network;
   }
 
   logLevel(level: string | undefined): LogLevelResult {
-    const previous = this.log.level;
+    const { log } = this.o;
+    const previous = log.level;
     if (level !== undefined && level !== previous) {
-      this.log.level = level;
-      this.log.warn({ level, previous }, 'log level changed');
+      log.level = level;
+      log.warn({ level, previous }, 'log level changed');
     }
-    return { level: this.log.level, previous };
+    return { level: log.level, previous };
   }
 
-  monitor(emit: (event: MonitorEvent) => void): () => void {
-    this.monitors.add(emit);
-    return () => this.monitors.delete(emit);
+  monitor(selector: NetworkSelector, emit: (event: MonitorEvent) => void): () => void {
+    const { monitors } = this.o.networks.select(selector);
+    monitors.add(emit);
+    return () => monitors.delete(emit);
   }
 
-  doctor(): DoctorReport {
-    const { dev, vni, port, local, family, mtu } = this.config;
-    const peers = this.fdb.peers(vni);
+  doctor(selector: NetworkSelector): DoctorReport {
+    const all = this.o.networks.all();
+    const chosen = selector.vni === undefined && selector.dev === undefined ? all : [this.o.networks.select(selector)];
+    // The host's stats hold the foreign-VNI senders; a data plane that
+    // counts them per network has them there: both are read.
+    const foreign = mergeForeign([this.o.hostStats, ...all.map((n) => n.stats)].flatMap((s) => s.foreignVniSenders()));
+    return diagnose(
+      {
+        port: this.o.host.port,
+        served: all.map((n) => ({ vni: n.config.vni, dev: n.config.dev })),
+        foreignVnis: foreign,
+        stats: this.o.hostStats.snapshot(),
+        tcpInCsumErrors: this.o.hostFacts.tcpInCsumErrors(),
+      },
+      chosen.map((n) => this.observe(n)),
+    );
+  }
+
+  private observe(n: ServedNetwork): NetworkObservations {
+    const { port, local, family } = this.o.host;
+    const facts = this.o.hostFacts;
+    const peers = n.fdb.peers(n.config.vni);
     const underlay: { interface: string; mtu: number; towards: string }[] = [];
-    const towards = local !== null ? [local] : peers;
-    for (const address of towards) {
-      const name = local !== null ? this.host.interfaceWithAddress(address) : this.host.interfaceTowards(address);
-      const underlayMtu = name === null ? null : this.host.interfaceMtu(name);
+    for (const address of local !== null ? [local] : peers) {
+      const name = local !== null ? facts.interfaceWithAddress(address) : facts.interfaceTowards(address);
+      const underlayMtu = name === null ? null : facts.interfaceMtu(name);
       if (name !== null && underlayMtu !== null) underlay.push({ interface: name, mtu: underlayMtu, towards: address });
     }
-    return diagnose({
-      dev, vni, port, local, family, mtu, peers, underlay,
-      uptimeMs: Date.now() - this.startedMs,
-      vteps: this.counters.vtepSnapshot(),
-      foreignVnis: this.counters.foreignVniSenders(),
-      refusedSenders: this.counters.refusedSenders(),
-      accept: this.sources.describe(),
-      stats: this.counters.snapshot(),
-      tcpInCsumErrors: this.host.tcpInCsumErrors(),
-      tap: this.tapCondition(),
-    });
-  }
-
-  status(): StatusResult {
-    const { dev, vni, port, local, mtu } = this.config;
     return {
-      dev, mac: this.datapath.mac, vni, port, local, mtu,
-      datapath: this.datapath.kind,
-      offloads: this.datapath.offloads(),
-      uptimeS: Math.floor((Date.now() - this.startedMs) / 1000),
-      pid: process.pid,
-      stats: this.counters.snapshot(),
-      fdb: { size: this.fdb.size, learned: this.fdb.learnedCount, peers: this.fdb.peers(vni).length },
-      accept: this.sources.describe(),
+      dev: n.config.dev, vni: n.config.vni, port, local, family, mtu: n.config.mtu, peers, underlay,
+      uptimeMs: Date.now() - this.o.startedMs,
+      vteps: n.stats.vtepSnapshot(),
+      refusedSenders: n.stats.refusedSenders(),
+      accept: n.sources.describe(),
+      stats: n.stats.snapshot(),
+      tap: n.tapCondition(),
     };
   }
 
-  peerAdd(ip: string): PeerChangeResult {
-    this.requireReachable(ip);
-    const changed = this.fdb.addPeer(this.config.vni, ip);
-    if (changed) this.persistOrUndo(() => this.fdb.removePeer(this.config.vni, ip));
-    this.log.info({ peer: ip, changed }, 'peer add');
+  status(selector: NetworkSelector): StatusResult {
+    const { host, datapath, networks, hostStats, startedMs } = this.o;
+    const chosen = selector.vni === undefined && selector.dev === undefined ? networks.all() : [networks.select(selector)];
+    const blocks = chosen.map((n) => this.networkStatus(n));
+    const hostSnapshot = hostStats.snapshot();
+    const result: StatusResult = {
+      pid: process.pid,
+      uptimeS: Math.floor((Date.now() - startedMs) / 1000),
+      datapath: datapath.kind,
+      offloads: datapath.offloads(),
+      port: host.port,
+      local: host.local,
+      host: { drops: hostSnapshot.drops, dropsTotal: hostSnapshot.dropsTotal },
+      networks: blocks,
+    };
+    if (blocks.length !== 1) return result;
+    return { ...blocks[0], ...result, stats: this.oneNetworkView(blocks[0].stats) };
+  }
+
+  private networkStatus(n: ServedNetwork): NetworkStatus {
+    const { vni, dev, mtu, addresses, bridge } = n.config;
+    return {
+      vni, dev, mac: n.mac, mtu, addresses: [...addresses], bridge, origin: n.origin,
+      stats: n.stats.snapshot(),
+      fdb: { size: n.fdb.size, learned: n.fdb.learnedCount, peers: n.fdb.peers(vni).length },
+      accept: n.sources.describe(),
+    };
+  }
+
+  networkList(): NetworkListResult {
+    return this.o.networks.all().map((n) => ({
+      vni: n.config.vni, dev: n.config.dev, mac: n.mac, mtu: n.config.mtu, peers: n.fdb.peers(n.config.vni).length,
+      bridge: n.config.bridge, origin: n.origin,
+    }));
+  }
+
+  networkShow(selector: NetworkSelector): NetworkShowResult {
+    const n = this.o.networks.select(selector);
+    const { vni } = n.config;
+    const now = { peers: n.fdb.peers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
+    return { ...this.networkStatus(n), settings: { ...networkToFile(n.config), ...now, mac: n.mac, accept: describeAccept(n.config.accept) } };
+  }
+
+  async networkAdd(flags: Record<string, unknown>): Promise<NetworkChangeResult> {
+    const config = networkFromFlags(flags as NetworkFlags, this.o.host.family);
+    const clash = this.o.networks.clash(config);
+    if (clash !== undefined) throw exists(config, clash.config);
+    const n = await this.o.lifecycle.add(config);
+    this.o.log.info({ vni: config.vni, dev: config.dev }, 'network added');
+    return { vni: n.config.vni, dev: n.config.dev };
+  }
+
+  async networkDel(selector: NetworkSelector): Promise<NetworkChangeResult> {
+    const n = this.o.networks.select(selector);
+    if (n.origin === 'config') {
+      throw new VxlandError(
+        'VXLAND_BAD_ARGUMENT',
+        `network ${networkLabel(n.config)} comes from the config file (or the flags of vxland run), not from "network add"; remove it there and reload (kill -HUP, systemctl reload vxland)`,
+      );
+    }
+    await this.o.lifecycle.remove(n);
+    this.o.log.info({ vni: n.config.vni, dev: n.config.dev }, 'network deleted');
+    return { vni: n.config.vni, dev: n.config.dev };
+  }
+
+  peerAdd(selector: NetworkSelector, ip: string): PeerChangeResult {
+    const n = this.o.networks.select(selector);
+    const { vni } = n.config;
+    this.requireReachable(n, ip);
+    const changed = n.fdb.addPeer(vni, ip);
+    if (changed) this.persistOrUndo(n, () => n.fdb.removePeer(vni, ip));
+    this.o.log.info({ vni, peer: ip, changed }, 'peer add');
     return { ip, changed };
   }
 
-  peerDel(ip: string): PeerChangeResult {
-    if (!this.fdb.removePeer(this.config.vni, ip)) {
-      throw new VxlandError('VXLAND_NOT_FOUND', `${ip} is not a peer of ${this.config.dev} (vni ${this.config.vni})`);
-    }
-    this.persistOrUndo(() => this.fdb.addPeer(this.config.vni, ip));
-    this.log.info({ peer: ip }, 'peer deleted');
+  peerDel(selector: NetworkSelector, ip: string): PeerChangeResult {
+    const n = this.o.networks.select(selector);
+    const { vni } = n.config;
+    if (!n.fdb.removePeer(vni, ip)) throw new VxlandError('VXLAND_NOT_FOUND', `${ip} is not a peer of ${n.config.dev} (vni ${vni})`);
+    this.persistOrUndo(n, () => n.fdb.addPeer(vni, ip));
+    this.o.log.info({ vni, peer: ip }, 'peer deleted');
     return { ip, changed: true };
   }
 
-  peerList(): PeerListResult {
-    return [...this.fdb.peers(this.config.vni)];
+  peerList(selector: NetworkSelector): PeerListResult {
+    const n = this.o.networks.select(selector);
+    return [...n.fdb.peers(n.config.vni)];
   }
 
-  fdbShow(): FdbShowResult {
-    return this.fdb.entries();
+  fdbShow(selector: NetworkSelector): FdbShowResult {
+    return this.o.networks.select(selector).fdb.entries();
   }
 
-  fdbAdd(mac: string, ip: string): FdbChangeResult {
-    this.requireReachable(ip);
-    const previous = this.staticEntry(mac);
-    this.fdb.addStatic(this.config.vni, mac, ip);
-    this.persistOrUndo(() => {
-      if (previous) this.fdb.addStatic(this.config.vni, mac, previous.vtep);
-      else this.fdb.remove(this.config.vni, mac);
+  fdbAdd(selector: NetworkSelector, mac: string, ip: string): FdbChangeResult {
+    const n = this.o.networks.select(selector);
+    const { vni } = n.config;
+    this.requireReachable(n, ip);
+    const previous = staticEntry(n, mac);
+    n.fdb.addStatic(vni, mac, ip);
+    this.persistOrUndo(n, () => {
+      if (previous) n.fdb.addStatic(vni, mac, previous.vtep);
+      else n.fdb.remove(vni, mac);
     });
-    this.log.info({ mac, vtep: ip }, 'static fdb entry added');
+    this.o.log.info({ vni, mac, vtep: ip }, 'static fdb entry added');
     return { mac, ip };
   }
 
-  fdbDel(mac: string): FdbChangeResult {
-    const previous = this.staticEntry(mac);
-    if (!this.fdb.remove(this.config.vni, mac)) {
-      throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on ${this.config.dev} (vni ${this.config.vni})`);
-    }
-    if (previous) this.persistOrUndo(() => this.fdb.addStatic(this.config.vni, mac, previous.vtep));
-    this.log.info({ mac }, 'fdb entry deleted');
+  fdbDel(selector: NetworkSelector, mac: string): FdbChangeResult {
+    const n = this.o.networks.select(selector);
+    const { vni } = n.config;
+    const previous = staticEntry(n, mac);
+    if (!n.fdb.remove(vni, mac)) throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on ${n.config.dev} (vni ${vni})`);
+    if (previous) this.persistOrUndo(n, () => n.fdb.addStatic(vni, mac, previous.vtep));
+    this.o.log.info({ vni, mac }, 'fdb entry deleted');
     return { mac };
   }
 
-  fdbFlush(learnedOnly: boolean): FdbFlushResult {
-    const statics = this.fdb.staticEntries();
-    const removed = this.fdb.flush({ learnedOnly });
+  fdbFlush(selector: NetworkSelector, learnedOnly: boolean): FdbFlushResult {
+    const n = this.o.networks.select(selector);
+    const statics = n.fdb.staticEntries();
+    const removed = n.fdb.flush({ learnedOnly });
     if (!learnedOnly && statics.length > 0) {
-      this.persistOrUndo(() => {
-        for (const entry of statics) this.fdb.addStatic(entry.vni, entry.mac, entry.vtep);
+      this.persistOrUndo(n, () => {
+        for (const entry of statics) n.fdb.addStatic(entry.vni, entry.mac, entry.vtep);
       });
     }
-    this.log.info({ removed, learnedOnly }, 'fdb flushed');
+    this.o.log.info({ vni: n.config.vni, removed, learnedOnly }, 'fdb flushed');
     return { removed };
   }
 
-  private staticEntry(mac: string): { vtep: string } | undefined {
-    return this.fdb.staticEntries().find((e) => e.vni === this.config.vni && e.mac === mac);
-  }
-
   /** All peers share the UDP socket, so they must be of its family. */
-  private requireReachable(ip: string): void {
-    const family = this.config.family === 'udp6' ? 6 : 4;
+  private requireReachable(n: ServedNetwork, ip: string): void {
+    const family = this.o.host.family === 'udp6' ? 6 : 4;
     if (ipFamily(ip) !== family) {
-      throw new VxlandError(
-        'VXLAND_BAD_ARGUMENT',
-        `${ip} is IPv${ipFamily(ip)} but ${this.config.dev} sends VXLAN over IPv${family}`,
-      );
+      throw new VxlandError('VXLAND_BAD_ARGUMENT', `${ip} is IPv${ipFamily(ip)} but ${n.config.dev} sends VXLAN over IPv${family}`);
     }
   }
 
-  /** Saves the peers and static entries now in the FDB; throws VXLAND_STATE_IO. */
-  saveState(): void {
-    this.store.save({
-      vni: this.config.vni,
-      peers: this.fdb.peers(this.config.vni),
-      fdb: this.fdb.staticEntries().filter((e) => e.vni === this.config.vni).map(({ mac, vtep }) => ({ mac, vtep })),
-      mac: this.datapath.mac,
-    });
-  }
-
-  private persistOrUndo(undo: () => void): void {
+  private persistOrUndo(n: ServedNetwork, undo: () => void): void {
     try {
-      this.saveState();
+      saveNetworkState(n);
     } catch (err) {
       undo();
-      this.log.error({ err }, 'cannot save state; change undone');
+      this.o.log.error({ err, vni: n.config.vni }, 'cannot save state; change undone');
       throw err;
     }
   }
+}
+
+/** Saves the network's peers and static entries now in its FDB, and its
+ *  TAP MAC, to its state file; throws VXLAND_STATE_IO. */
+export function saveNetworkState(n: ServedNetwork): void {
+  const { vni } = n.config;
+  n.store.save({
+    vni,
+    peers: n.fdb.peers(vni),
+    fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
+    mac: n.mac,
+  });
+}
+
+function staticEntry(n: ServedNetwork, mac: string): { vtep: string } | undefined {
+  return n.fdb.staticEntries().find((e) => e.vni === n.config.vni && e.mac === mac);
+}
+
+/** A network's counters with the host's drops added, for the one-network view. */
+function withHostDrops(network: StatsSnapshot, host: StatsSnapshot): StatsSnapshot {
+  const drops = { ...network.drops };
+  for (const [reason, count] of Object.entries(host.drops)) drops[reason] = (drops[reason] ?? 0) + count;
+  return { ...network, drops, dropsTotal: network.dropsTotal + host.dropsTotal };
+}
+
+/** One entry per (sender, VNI), counts added. */
+function mergeForeign(senders: ForeignVniSender[]): ForeignVniSender[] {
+  const byKey = new Map<string, ForeignVniSender>();
+  for (const s of senders) {
+    const key = `${s.address}|${s.vni}`;
+    const seen = byKey.get(key);
+    if (seen === undefined) byKey.set(key, { ...s });
+    else {
+      seen.count += s.count;
+      seen.lastMs = Math.max(seen.lastMs, s.lastMs);
+    }
+  }
+  return [...byKey.values()];
 }

@@ -10,66 +10,105 @@ import type { Fdb } from '../fdb/fdb';
 import { VxlandError } from '../errors';
 
 export interface MetricsSources {
-  dev: string;
-  vni: number;
   datapath: string;
-  stats: StatsReader;
-  fdb: Fdb;
+  /** Host-level drops (before a network is known). */
+  hostStats: StatsReader;
+  /** The networks served at scrape time (they come and go at run time). */
+  networks: () => ReadonlyArray<{ vni: number; dev: string; stats: StatsReader; fdb: Fdb }>;
 }
 
+/** The drops that happen before a datagram's network is known: always
+ *  exported (0 until one happens), so the series exist from the start. */
+const HOST_DROP_REASONS: readonly string[] = ['rx_truncated', 'rx_no_i_flag', 'rx_wrong_vni'];
+
+/** Every per-network series carries a vni label; the per-VTEP ones stay
+ *  bounded in total because all networks' Stats share one VTEP budget. */
 export function buildRegistry(s: MetricsSources): client.Registry {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const each = (fn: (n: ReturnType<MetricsSources['networks']>[number], vni: string) => void): void => {
+    for (const n of s.networks()) fn(n, String(n.vni));
+  };
 
   new client.Gauge({
-    name: 'vxland_info', help: 'Constant 1, labelled with the daemon\'s device, VNI and data path',
+    name: 'vxland_info', help: 'Constant 1 per network, labelled with its device, VNI and the data path',
     labelNames: ['dev', 'vni', 'datapath'], registers,
-    collect() { this.set({ dev: s.dev, vni: String(s.vni), datapath: s.datapath }, 1); },
+    collect() {
+      this.reset();
+      each((n, vni) => this.set({ dev: n.dev, vni, datapath: s.datapath }, 1));
+    },
   });
-  const total = (name: string, help: string, read: () => number) =>
-    new client.Counter({ name, help, registers, collect() { this.reset(); this.inc(read()); } });
-  total('vxland_rx_packets_total', 'Frames decapsulated and written to the TAP device', () => s.stats.snapshot().rxPackets);
-  total('vxland_rx_bytes_total', 'Bytes of inner frames written to the TAP device', () => s.stats.snapshot().rxBytes);
-  total('vxland_tx_packets_total', 'VXLAN datagrams sent', () => s.stats.snapshot().txPackets);
-  total('vxland_tx_bytes_total', 'Bytes of inner frames sent', () => s.stats.snapshot().txBytes);
+  const total = (name: string, help: string, field: 'rxPackets' | 'rxBytes' | 'txPackets' | 'txBytes') =>
+    new client.Counter({
+      name, help, labelNames: ['vni'], registers,
+      collect() {
+        this.reset();
+        each((n, vni) => this.inc({ vni }, n.stats.snapshot()[field]));
+      },
+    });
+  total('vxland_rx_packets_total', 'Frames decapsulated and written to the TAP device', 'rxPackets');
+  total('vxland_rx_bytes_total', 'Bytes of inner frames written to the TAP device', 'rxBytes');
+  total('vxland_tx_packets_total', 'VXLAN datagrams sent', 'txPackets');
+  total('vxland_tx_bytes_total', 'Bytes of inner frames sent', 'txBytes');
   new client.Counter({
     name: 'vxland_learn_refused_total', help: 'New or moved MACs not learned, by reason (fdb_full, vtep_full, rate)',
+    labelNames: ['vni', 'reason'], registers,
+    collect() {
+      this.reset();
+      each((n, vni) => {
+        const { fdbFull, vtepFull, rate } = n.stats.snapshot().learnRefused;
+        this.inc({ vni, reason: 'fdb_full' }, fdbFull);
+        this.inc({ vni, reason: 'vtep_full' }, vtepFull);
+        this.inc({ vni, reason: 'rate' }, rate);
+      });
+    },
+  });
+  new client.Counter({
+    name: 'vxland_drops_total', help: 'Frames and datagrams of a network dropped, by reason', labelNames: ['vni', 'reason'], registers,
+    collect() {
+      this.reset();
+      each((n, vni) => {
+        for (const [reason, count] of Object.entries(n.stats.snapshot().drops)) this.inc({ vni, reason }, count);
+      });
+    },
+  });
+  new client.Counter({
+    name: 'vxland_host_drops_total', help: 'Datagrams dropped before a network is known (truncated, no I flag, unknown VNI), by reason',
     labelNames: ['reason'], registers,
     collect() {
       this.reset();
-      const { fdbFull, vtepFull, rate } = s.stats.snapshot().learnRefused;
-      this.inc({ reason: 'fdb_full' }, fdbFull);
-      this.inc({ reason: 'vtep_full' }, vtepFull);
-      this.inc({ reason: 'rate' }, rate);
+      const drops = s.hostStats.snapshot().drops;
+      for (const reason of HOST_DROP_REASONS) this.inc({ reason }, drops[reason] ?? 0);
+      for (const [reason, count] of Object.entries(drops)) if (!HOST_DROP_REASONS.includes(reason)) this.inc({ reason }, count);
     },
   });
-
-  new client.Counter({
-    name: 'vxland_drops_total', help: 'Frames and datagrams dropped, by reason', labelNames: ['reason'], registers,
+  new client.Gauge({
+    name: 'vxland_fdb_entries', help: 'FDB entries by kind (peer, static, learned)', labelNames: ['vni', 'kind'], registers,
     collect() {
       this.reset();
-      for (const [reason, count] of Object.entries(s.stats.snapshot().drops)) this.inc({ reason }, count);
+      each((n, vni) => {
+        const counts: Record<string, number> = { peer: 0, static: 0, learned: 0 };
+        for (const e of n.fdb.entries()) counts[e.kind]++;
+        for (const [kind, count] of Object.entries(counts)) this.set({ vni, kind }, count);
+      });
     },
   });
   new client.Gauge({
-    name: 'vxland_fdb_entries', help: 'FDB entries by kind (peer, static, learned)', labelNames: ['kind'], registers,
+    name: 'vxland_peers', help: 'VTEPs in the flood list', labelNames: ['vni'], registers,
     collect() {
-      const counts: Record<string, number> = { peer: 0, static: 0, learned: 0 };
-      for (const e of s.fdb.entries()) counts[e.kind]++;
-      for (const [kind, n] of Object.entries(counts)) this.set({ kind }, n);
+      this.reset();
+      each((n, vni) => this.set({ vni }, n.fdb.peers(n.vni).length));
     },
-  });
-  new client.Gauge({
-    name: 'vxland_peers', help: 'VTEPs in the flood list', registers,
-    collect() { this.set(s.fdb.peers(s.vni).length); },
   });
   const perVtep = (name: string, help: string, field: 'rxPackets' | 'rxBytes' | 'txPackets' | 'txBytes' | 'drops') =>
     new client.Counter({
-      name, help, labelNames: ['vtep'], registers,
+      name, help, labelNames: ['vni', 'vtep'], registers,
       collect() {
         this.reset();
-        for (const v of s.stats.vtepSnapshot()) this.inc({ vtep: v.vtep }, v[field]);
+        each((n, vni) => {
+          for (const v of n.stats.vtepSnapshot()) this.inc({ vni, vtep: v.vtep }, v[field]);
+        });
       },
     });
   perVtep('vxland_vtep_rx_packets_total', 'Frames received from each VTEP', 'rxPackets');

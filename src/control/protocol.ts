@@ -13,7 +13,7 @@ import { FLOOD_MAC, parseMac, type FdbEntry } from '../fdb/fdb.js';
 import type { StatsSnapshot, VtepCounters } from '../ports/counters.js';
 import type { DoctorReport } from '../doctor.js';
 import type { FdbEvent } from '../fdb/fdb.js';
-import { normalizeIp } from '../config/validate.js';
+import { isVni, normalizeIp } from '../config/validate.js';
 
 /** Longest request line accepted, newline excluded; longer → error, then close. */
 export const MAX_REQUEST_LINE_BYTES = 64 * 1024;
@@ -40,25 +40,60 @@ export type ControlResponse =
   | { id: number; ok: true; result: unknown }
   | { id: number | null; ok: false; error: ControlError };
 
-export interface StatusResult {
+/** Which network a request is about: by VNI or by TAP name. Neither = the
+ *  only network (VXLAND_NETWORK_AMBIGUOUS when there are several). */
+export interface NetworkSelector {
+  vni?: number;
+  dev?: string;
+}
+
+export interface NetworkStatus {
+  vni: number;
   dev: string;
   /** The TAP device's own MAC address. */
   mac: string;
-  vni: number;
-  port: number;
-  /** null = bound to any address. */
-  local: string | null;
   mtu: number;
-  datapath: string;
-  /** Offloads in effect on the data path: "tso" (TAP TSO and checksum
-   *  offload), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
-  offloads: string[];
-  uptimeS: number;
-  pid: number;
+  addresses: string[];
+  bridge: string | null;
+  /** 'config': from the config file; 'runtime': added with `vxland network add`. */
+  origin: 'config' | 'runtime';
   stats: StatsSnapshot;
   fdb: { size: number; learned: number; peers: number };
   /** The source policy (--accept): "peers", "any" or the CIDR list. */
   accept: string;
+}
+
+/** The host's part, then one block per network. With exactly one network
+ *  (or one selected) its fields are also at the top level, as a
+ *  single-network daemon showed them; when the daemon has just that one,
+ *  those stats include the host's drops. */
+export interface StatusResult extends Partial<NetworkStatus> {
+  pid: number;
+  uptimeS: number;
+  datapath: string;
+  /** Offloads in effect on the data path: "tso" (TAP TSO and checksum
+   *  offload), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
+  offloads: string[];
+  port: number;
+  /** null = bound to any address. */
+  local: string | null;
+  /** Drops before a network is known: rx_truncated, rx_no_i_flag, rx_wrong_vni. */
+  host: { drops: Record<string, number>; dropsTotal: number };
+  networks: NetworkStatus[];
+}
+
+/** `vxland network list`: one row per network. */
+export type NetworkListResult = Array<{
+  vni: number; dev: string; mac: string; mtu: number; peers: number; bridge: string | null; origin: 'config' | 'runtime';
+}>;
+
+/** `vxland network show`: the network's status and its settings as a
+ *  config file's networks[] entry would hold them (peers as now, not as configured). */
+export type NetworkShowResult = NetworkStatus & { settings: Record<string, unknown> };
+
+export interface NetworkChangeResult {
+  vni: number;
+  dev: string;
 }
 
 export interface PeerChangeResult {
@@ -66,9 +101,9 @@ export interface PeerChangeResult {
   /** false when peer.add found it present already (not an error). */
   changed: boolean;
 }
-/** The flood list of the daemon's VNI, in insertion order. */
+/** The flood list of the network's VNI, in insertion order. */
 export type PeerListResult = string[];
-/** Peers appear with mac 00:00:00:00:00:00 and kind 'peer'. */
+/** The network's entries; peers appear with mac 00:00:00:00:00:00 and kind 'peer'. */
 export type FdbShowResult = FdbEntry[];
 export interface FdbChangeResult {
   mac: string;
@@ -79,6 +114,7 @@ export interface FdbFlushResult {
 }
 
 export interface StatsResult {
+  /** The network's counters; with one network only, the host's drops too. */
   stats: StatsSnapshot;
   /** Per-VTEP counters; tx counts datagrams handed to the socket. */
   vteps: Array<VtepCounters & { vtep: string }>;
@@ -96,45 +132,63 @@ export type MonitorEvent = FdbEvent & { time: string };
 export const RUNTIME_LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** What the daemon supplies to the server. Throw VxlandError for a refusal
- *  (e.g. VXLAND_NOT_FOUND); any other throw is reported as VXLAND_INTERNAL. */
+ *  (e.g. VXLAND_NOT_FOUND, VXLAND_NETWORK_UNKNOWN); any other throw is
+ *  reported as VXLAND_INTERNAL. Per-network methods take the selector. */
 export interface ControlHandler {
-  status(): StatusResult | Promise<StatusResult>;
-  peerAdd(ip: string): PeerChangeResult | Promise<PeerChangeResult>;
+  status(n: NetworkSelector): StatusResult | Promise<StatusResult>;
+  networkList(): NetworkListResult;
+  networkShow(n: NetworkSelector): NetworkShowResult;
+  /** flags as `vxland network add` sends them (NetworkFlags of config.ts);
+   *  the handler validates them as a config file's network. */
+  networkAdd(flags: Record<string, unknown>): Promise<NetworkChangeResult>;
+  networkDel(n: NetworkSelector): Promise<NetworkChangeResult>;
+  peerAdd(n: NetworkSelector, ip: string): PeerChangeResult | Promise<PeerChangeResult>;
   /** Throws VXLAND_NOT_FOUND for an unknown peer. */
-  peerDel(ip: string): PeerChangeResult | Promise<PeerChangeResult>;
-  peerList(): PeerListResult | Promise<PeerListResult>;
-  fdbShow(): FdbShowResult | Promise<FdbShowResult>;
-  fdbAdd(mac: string, ip: string): FdbChangeResult | Promise<FdbChangeResult>;
+  peerDel(n: NetworkSelector, ip: string): PeerChangeResult | Promise<PeerChangeResult>;
+  peerList(n: NetworkSelector): PeerListResult | Promise<PeerListResult>;
+  fdbShow(n: NetworkSelector): FdbShowResult | Promise<FdbShowResult>;
+  fdbAdd(n: NetworkSelector, mac: string, ip: string): FdbChangeResult | Promise<FdbChangeResult>;
   /** Throws VXLAND_NOT_FOUND when no static or learned entry has that MAC. */
-  fdbDel(mac: string): FdbChangeResult | Promise<FdbChangeResult>;
-  fdbFlush(learnedOnly: boolean): FdbFlushResult | Promise<FdbFlushResult>;
-  stats(): StatsResult;
-  /** Sets the level when given; answers the level in force. */
+  fdbDel(n: NetworkSelector, mac: string): FdbChangeResult | Promise<FdbChangeResult>;
+  fdbFlush(n: NetworkSelector, learnedOnly: boolean): FdbFlushResult | Promise<FdbFlushResult>;
+  stats(n: NetworkSelector): StatsResult;
+  /** Sets the level when given; answers the level in force (host-wide). */
   logLevel(level: string | undefined): LogLevelResult;
-  doctor(): DoctorReport | Promise<DoctorReport>;
-  /** Calls emit for every event until the returned function is called. */
-  monitor(emit: (event: MonitorEvent) => void): () => void;
+  /** The host's checks, and those of the selected network (all of them when none is named). */
+  doctor(n: NetworkSelector): DoctorReport | Promise<DoctorReport>;
+  /** Calls emit for every event of the network until the returned function is called. */
+  monitor(n: NetworkSelector, emit: (event: MonitorEvent) => void): () => void;
 }
+
+/** The flags `network.add` accepts (NetworkFlags of config.ts). */
+const NETWORK_ADD_FLAGS = [
+  'vni', 'dev', 'mtu', 'address', 'peer', 'ageing', 'maxFdb', 'maxFdbPerVtep', 'learnRate', 'accept', 'allowVlan', 'mac', 'bridge',
+] as const;
 
 /** Every method, with its params check and the handler call it maps to. */
 export const METHODS: Readonly<Record<string, (handler: ControlHandler, params: Record<string, unknown>) => unknown>> = {
-  'status': (h) => h.status(),
-  'peer.add': (h, p) => h.peerAdd(ipParam(p, 'ip')),
-  'peer.del': (h, p) => h.peerDel(ipParam(p, 'ip')),
-  'peer.list': (h) => h.peerList(),
-  'fdb.show': (h) => h.fdbShow(),
-  'fdb.add': (h, p) => h.fdbAdd(unicastMacParam(p, 'mac'), ipParam(p, 'ip')),
-  'fdb.del': (h, p) => h.fdbDel(macParam(p, 'mac')),
-  'fdb.flush': (h, p) => h.fdbFlush(booleanParam(p, 'learned')),
-  'stats': (h) => h.stats(),
+  'status': (h, p) => h.status(selectorParam(p)),
+  'network.list': (h) => h.networkList(),
+  'network.show': (h, p) => h.networkShow(selectorParam(p)),
+  'network.add': (h, p) => h.networkAdd(networkFlagsParam(p)),
+  'network.del': (h, p) => h.networkDel(requiredSelectorParam(p)),
+  'peer.add': (h, p) => h.peerAdd(selectorParam(p), ipParam(p, 'ip')),
+  'peer.del': (h, p) => h.peerDel(selectorParam(p), ipParam(p, 'ip')),
+  'peer.list': (h, p) => h.peerList(selectorParam(p)),
+  'fdb.show': (h, p) => h.fdbShow(selectorParam(p)),
+  'fdb.add': (h, p) => h.fdbAdd(selectorParam(p), unicastMacParam(p, 'mac'), ipParam(p, 'ip')),
+  'fdb.del': (h, p) => h.fdbDel(selectorParam(p), macParam(p, 'mac')),
+  'fdb.flush': (h, p) => h.fdbFlush(selectorParam(p), booleanParam(p, 'learned')),
+  'stats': (h, p) => h.stats(selectorParam(p)),
   'log.level': (h, p) => h.logLevel(optionalChoiceParam(p, 'level', RUNTIME_LOG_LEVELS)),
-  'doctor': (h) => h.doctor(),
+  'doctor': (h, p) => h.doctor(selectorParam(p)),
 };
 
 /** Methods that answer once, then stream {"event": ...} lines until the
- *  client disconnects. The answer's result is {"streaming": true}. */
-export const STREAMS: Readonly<Record<string, (handler: ControlHandler, emit: (event: unknown) => void) => () => void>> = {
-  'monitor': (h, emit) => h.monitor(emit),
+ *  client disconnects. The answer's result is {"streaming": true}. The
+ *  params are checked (and the network selected) before the answer. */
+export const STREAMS: Readonly<Record<string, (handler: ControlHandler, emit: (event: unknown) => void, params: Record<string, unknown>) => () => void>> = {
+  'monitor': (h, emit, p) => h.monitor(selectorParam(p), emit),
 };
 
 /** A line of a stream after its answer. */
@@ -245,4 +299,29 @@ function booleanParam(params: Record<string, unknown>, name: string): boolean {
   const value = params[name] ?? false;
   if (typeof value !== 'boolean') throw badParam(`${name} must be true or false (got ${JSON.stringify(value)})`);
   return value;
+}
+
+/** params.vni (an integer) and/or params.dev (a string); checked against the
+ *  daemon's networks by the handler. */
+export function selectorParam(params: Record<string, unknown>): NetworkSelector {
+  const { vni, dev } = params;
+  if (vni !== undefined && !isVni(vni)) throw badParam(`vni must be an integer 0..16777215 (got ${JSON.stringify(vni)})`);
+  if (dev !== undefined && typeof dev !== 'string') throw badParam(`dev must be an interface name (got ${JSON.stringify(dev)})`);
+  return { ...(vni !== undefined ? { vni } : {}), ...(dev !== undefined ? { dev } : {}) };
+}
+
+/** A selector that names a network: deleting "the only one" by default would be too easy a mistake. */
+function requiredSelectorParam(params: Record<string, unknown>): NetworkSelector {
+  const selector = selectorParam(params);
+  if (selector.vni === undefined && selector.dev === undefined) throw badParam('say which network: --vni N or --dev NAME');
+  return selector;
+}
+
+function networkFlagsParam(params: Record<string, unknown>): Record<string, unknown> {
+  const flags = params.network;
+  if (typeof flags !== 'object' || flags === null || Array.isArray(flags)) throw badParam('network must be an object of network settings');
+  for (const key of Object.keys(flags)) {
+    if (!(NETWORK_ADD_FLAGS as readonly string[]).includes(key)) throw badParam(`unknown network setting "${key}" (known: ${NETWORK_ADD_FLAGS.join(', ')})`);
+  }
+  return flags as Record<string, unknown>;
 }

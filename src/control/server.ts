@@ -212,21 +212,26 @@ export class ControlServer {
     } catch (err) {
       return client.send(this.refusal(err, line));
     }
-    if (Object.hasOwn(STREAMS, request.method)) return this.startStream(client, request.id, STREAMS[request.method]);
+    if (Object.hasOwn(STREAMS, request.method)) return this.startStream(client, request, STREAMS[request.method], line);
     client.send(await this.answer(request, line));
   }
 
-  /** Answers, then forwards events until the client goes; a streaming
+  /** Answers (or refuses bad params), then forwards events until the client goes; a streaming
    *  client is never timed out for idleness. A client that stops reading is
    *  dropped once its unsent output passes MAX_STREAM_BACKLOG_BYTES. */
-  private startStream(client: Connection, id: number, open: (typeof STREAMS)[string]): void {
+  private startStream(client: Connection, request: ControlRequest, open: (typeof STREAMS)[string], line: string): void {
     const { socket } = client;
+    let stop: () => void;
+    try {
+      stop = open(this.handler, (event) => {
+        if (socket.writableLength > MAX_STREAM_BACKLOG_BYTES) return void socket.destroy();
+        if (!socket.destroyed) socket.write(encodeMessage({ event }));
+      }, request.params ?? {});
+    } catch (err) {
+      return client.send(this.refusal(err, line, request.id));
+    }
     client.startStreaming();
-    client.send({ id, ok: true, result: { streaming: true } });
-    const stop = open(this.handler, (event) => {
-      if (socket.writableLength > MAX_STREAM_BACKLOG_BYTES) return void socket.destroy();
-      if (!socket.destroyed) socket.write(encodeMessage({ event }));
-    });
+    client.send({ id: request.id, ok: true, result: { streaming: true } });
     socket.once('close', stop);
   }
 

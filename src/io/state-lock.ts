@@ -1,5 +1,5 @@
-// One daemon per state file: an advisory lock (flock(2)) on
-// <stateDir>/<dev>.lock, taken before the state is loaded and held for the
+// One daemon per state directory: an advisory lock (flock(2)) on
+// <stateDir>/<name>.lock (the daemon's is vxland.lock), taken before the state is loaded and held for the
 // daemon's life. The kernel releases it when the process dies, kill -9
 // included, so a stale lock file never blocks a restart. The file holds the
 // holder's pid, for the refusal message of a second daemon; it is never
@@ -21,13 +21,13 @@ export class StateLock {
     this.fd = fd;
   }
 
-  /** Takes the lock of dev's state in stateDir (creating the directory
+  /** Takes the lock `name` in stateDir (creating the directory
    *  0755 and the lock file 0600 if needed) without waiting. Throws
    *  VXLAND_STATE_LOCKED naming the holder's pid when another process holds
    *  it, VXLAND_STATE_IO when the file cannot be opened or locked. */
-  static acquire(stateDir: string, dev: string): StateLock {
+  static acquire(stateDir: string, name: string): StateLock {
     const dir = path.resolve(stateDir);
-    const lockPath = path.join(dir, `${dev}.lock`);
+    const lockPath = path.join(dir, `${name}.lock`);
     let fd: number;
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -49,7 +49,7 @@ export class StateLock {
       fs.closeSync(fd);
       throw new VxlandError(
         'VXLAND_STATE_LOCKED',
-        `the state of ${dev} in ${dir} is in use by another vxland (${holder === null ? 'pid unknown' : `pid ${holder}`}, lock ${lockPath}); stop it or use another --state-dir`,
+        `the state in ${dir} is in use by another vxland (${holder === null ? 'pid unknown' : `pid ${holder}`}, lock ${lockPath}); stop it or use another --state-dir`,
       );
     }
     try {

@@ -43,6 +43,9 @@ export interface VxlandOptions {
   socket?: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Run from this host file alone (`vxland run --config FILE`): no network
+   *  flags; the file must name stateDir and socket, passed here too. */
+  hostFile?: string;
 }
 
 export interface VxlandHandle {
@@ -68,8 +71,10 @@ export async function startVxland(t: TapLike, host: Host, o: VxlandOptions): Pro
   const dev = o.dev ?? 'vxl0';
   const stateDir = o.stateDir ?? tempDir(t, 'state');
   const socket = o.socket ?? path.join(stateDir, `${dev}.sock`);
-  const args = ['run', '--dev', dev, '--vni', String(o.vni ?? TEST_VNI), '--local', host.ip,
-    '--state-dir', stateDir, '--socket', socket, '--datapath', o.datapath, '--log-level', 'debug'];
+  const args = o.hostFile !== undefined
+    ? ['run', '--config', o.hostFile, '--datapath', o.datapath]
+    : ['run', '--dev', dev, '--vni', String(o.vni ?? TEST_VNI), '--local', host.ip,
+      '--state-dir', stateDir, '--socket', socket, '--datapath', o.datapath, '--log-level', 'debug'];
   for (const p of o.peers ?? []) args.push('--peer', p);
   if (o.address) args.push('--address', o.address);
   args.push(...(o.extraArgs ?? []));

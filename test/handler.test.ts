@@ -1,0 +1,120 @@
+// DaemonControl over real Fdb, Stats, SourceFilter and state files, with the
+// daemon's side of network add/del (opening TAPs) left out: what the control
+// plane answers and saves for a host with several networks.
+import t from 'tap';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { networkFromFlags, type NetworkConfig } from '../src/config/config';
+import { DaemonControl, type NetworkLifecycle } from '../src/control/handler';
+import { Networks, type ServedNetwork } from '../src/control/networks';
+import { SourceFilter } from '../src/datapath/accept';
+import { Stats } from '../src/datapath/stats';
+import { Fdb } from '../src/fdb/fdb';
+import { DropReason } from '../src/ports/drops';
+import { StateStore } from '../src/state/store';
+
+function setup(t: tap.Test, vnis: number[]) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-handler-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const networks = new Networks();
+  const make = (config: NetworkConfig, origin: ServedNetwork['origin']): ServedNetwork => ({
+    config, origin, mac: `02:00:00:00:00:${config.vni.toString(16).padStart(2, '0')}`,
+    fdb: new Fdb({ ageingMs: 0, maxLearned: 10, maxLearnedPerVtep: 10, learnRatePerS: 0 }), stats: new Stats(),
+    sources: new SourceFilter(config.accept), store: new StateStore({ stateDir: dir, dev: config.dev }), monitors: new Set(),
+    tapCondition: () => ({ dev: config.dev, down: config.vni === 43, unrestored: [] }),
+  });
+  for (const vni of vnis) networks.add(make(networkFromFlags({ vni: String(vni) }, 'udp4'), 'config'));
+  const calls: string[] = [];
+  const lifecycle: NetworkLifecycle = {
+    async add(config) {
+      calls.push(`add ${config.vni} ${config.dev}`);
+      const n = make(config, 'runtime');
+      networks.add(n);
+      return n;
+    },
+    async remove(n) {
+      calls.push(`remove ${n.config.vni}`);
+      networks.delete(n.config.vni);
+    },
+  };
+  const hostStats = new Stats();
+  const handler = new DaemonControl({
+    host: { port: 4789, local: '192.0.2.1', family: 'udp4' }, datapath: { kind: 'dgram', offloads: () => [] },
+    networks, lifecycle, hostStats, log: pino({ level: 'silent' }), startedMs: Date.now(),
+    hostFacts: { interfaceWithAddress: () => null, interfaceTowards: () => null, interfaceMtu: () => null, tcpInCsumErrors: () => 0 },
+  });
+  return { dir, networks, handler, calls, hostStats };
+}
+
+t.test('status: the host part and one block per network; a selected network also at the top level', async (t) => {
+  const { handler, hostStats, networks } = setup(t, [42, 43]);
+  hostStats.addDrops(DropReason.RxWrongVni, 2);
+  (networks.get(42)!.stats as Stats).addDrops(DropReason.RxOversize, 1);
+  const both = handler.status({});
+  t.same(both.networks.map((n) => [n.vni, n.dev, n.origin]), [[42, 'vxl42', 'config'], [43, 'vxl43', 'config']]);
+  t.same(both.host, { drops: { rx_wrong_vni: 2 }, dropsTotal: 2 });
+  t.notOk('vni' in both, 'several networks: no network fields at the top level');
+  const one = handler.status({ vni: 42 });
+  t.match(one, { vni: 42, dev: 'vxl42', mac: '02:00:00:00:00:2a', networks: [{ vni: 42 }] });
+  t.same(one.stats!.drops, { rx_oversize: 1 }, 'one of several selected: its own counters');
+});
+
+t.test('status and stats of the only network include the host drops; with several, a network shows its own', async (t) => {
+  const { handler, hostStats, networks } = setup(t, [42]);
+  hostStats.addDrops(DropReason.RxWrongVni, 2);
+  t.same(handler.status({}).stats!.drops, { rx_wrong_vni: 2 });
+  t.same(handler.stats({}).stats.drops, { rx_wrong_vni: 2 });
+  await handler.networkAdd({ vni: '43' });
+  t.same(handler.status({ vni: 42 }).stats!.drops, {}, 'selected among two');
+  t.same(handler.stats({ vni: 42 }).stats.drops, {});
+  t.equal(networks.size, 2);
+});
+
+t.test('a change goes to the selected network and its state file only', async (t) => {
+  const { dir, handler } = setup(t, [42, 43]);
+  t.throws(() => handler.peerAdd({}, '192.0.2.9'), { code: 'VXLAND_NETWORK_AMBIGUOUS' });
+  handler.peerAdd({ vni: 43 }, '192.0.2.9');
+  handler.fdbAdd({ dev: 'vxl43' }, '02:00:00:00:00:99', '192.0.2.9');
+  t.same(handler.peerList({ vni: 43 }), ['192.0.2.9']);
+  t.same(handler.peerList({ vni: 42 }), [], 'not a peer of 42');
+  t.same(JSON.parse(fs.readFileSync(path.join(dir, 'vxl43.json'), 'utf8')), {
+    version: 1, vni: 43, peers: ['192.0.2.9'], fdb: [{ mac: '02:00:00:00:00:99', vtep: '192.0.2.9' }], mac: '02:00:00:00:00:2b',
+  });
+  t.notOk(fs.existsSync(path.join(dir, 'vxl42.json')), 'nothing written for 42');
+  t.throws(() => handler.peerDel({ vni: 42 }, '192.0.2.9'), { code: 'VXLAND_NOT_FOUND', message: '192.0.2.9 is not a peer of vxl42 (vni 42)' });
+});
+
+t.test('network add validates and refuses a clash before the daemon opens anything; del refuses a config network', async (t) => {
+  const { handler, calls } = setup(t, [42]);
+  await t.rejects(handler.networkAdd({ vni: '44', mtu: '70000' }), { code: 'VXLAND_CONFIG_INVALID', message: 'mtu must be an integer 68..65481 (got "70000")' });
+  await t.rejects(handler.networkAdd({ vni: '42', dev: 'other' }), { code: 'VXLAND_NETWORK_EXISTS', message: 'vni 42 is already served (network vni 42 (vxl42))' });
+  await t.rejects(handler.networkAdd({ vni: '44', dev: 'vxl42' }), { code: 'VXLAND_NETWORK_EXISTS', message: 'dev vxl42 is already served' });
+  t.same(calls, [], 'the daemon was asked nothing');
+  t.same(await handler.networkAdd({ vni: '44', peer: ['192.0.2.4'] }), { vni: 44, dev: 'vxl44' });
+  t.same(handler.networkList().map((n) => [n.vni, n.origin, n.peers]), [[42, 'config', 0], [44, 'runtime', 0]]);
+  await t.rejects(handler.networkDel({ vni: 42 }), { code: 'VXLAND_BAD_ARGUMENT', message: /^network vni 42 \(vxl42\) comes from the config file/ });
+  t.same(await handler.networkDel({ dev: 'vxl44' }), { vni: 44, dev: 'vxl44' });
+  t.same(calls, ['add 44 vxl44', 'remove 44']);
+  await t.rejects(handler.networkDel({ vni: 44 }), { code: 'VXLAND_NETWORK_UNKNOWN' });
+});
+
+t.test('network show: status and settings as they are now', async (t) => {
+  const { handler } = setup(t, [42]);
+  handler.peerAdd({}, '192.0.2.2');
+  const show = handler.networkShow({ vni: 42 });
+  t.match(show, { vni: 42, dev: 'vxl42', settings: { vni: 42, dev: 'vxl42', peers: ['192.0.2.2'], fdb: [], accept: 'peers', mac: '02:00:00:00:00:2a' } });
+});
+
+t.test('doctor: the host checks once, each network\'s with its VNI; --vni narrows to one network', async (t) => {
+  const { handler, hostStats } = setup(t, [42, 43]);
+  hostStats.foreignVni('192.0.2.7', 44, Date.now(), 3);
+  const all = handler.doctor({});
+  t.match(all.findings, [
+    { check: 'vni', problem: /^192\.0\.2\.7 sends VXLAN with VNI 44, which no network of this host has \(it serves VNI 42, 43; 3 datagrams dropped\)/ },
+    { check: 'tap', vni: 43, problem: /vxl43 is down/ },
+  ]);
+  t.equal(all.findings.length, 2);
+  t.same(handler.doctor({ vni: 42 }).findings.map((f) => f.check), ['vni'], 'network 42 is healthy; the host finding stays');
+});
