@@ -74,6 +74,7 @@ export function buildProgram(): Command {
     .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
     .option('--control-group <group>', 'group that may use the control socket besides root (default: root only)')
     .option('--mac <mac>', 'MAC address of the TAP device, unicast (default: the one saved in the state dir, else a random one saved there)')
+    .option('--bridge <name>', 'existing Linux bridge to put the TAP device into (default: none)')
     .action(async (flags: ConfigFlags) => {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.

@@ -35,6 +35,7 @@ import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { NeighbourAnnouncer } from './io/announce.js';
 import { TapWatch } from './io/tap-watch.js';
+import { enslaveToBridge } from './io/bridge.js';
 import { StateLock } from './io/state-lock.js';
 import { RateLimitedLog } from './util/rate-limit.js';
 
@@ -105,6 +106,11 @@ export async function runDaemon(config: Config, reloadConfig?: () => Config): Pr
   try {
     datapath = await openDataPlane(datapathKind, config, { fdb, stats, log, sources, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex') });
     cleanups.push(() => datapath.stop());
+    // Before start(): the bridge's ports reach the overlay from the first frame.
+    if (config.bridge !== null) {
+      enslaveToBridge(config.dev, config.bridge);
+      log.info({ bridge: config.bridge }, `${config.dev} is a port of bridge ${config.bridge}`);
+    }
   } catch (err) {
     await runCleanups();
     throw err;

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   VXLAND_DATAPATH_UNAVAILABLE: 'data path unavailable',
   VXLAND_DEVICE: 'TAP device error',
   VXLAND_SOCKET: 'UDP socket error',
+  VXLAND_BRIDGE: 'cannot attach to bridge',
   VXLAND_INTERNAL: 'internal error',
 } as const;
 

@@ -37,8 +37,16 @@ t.test('defaults with only a vni', async (t) => {
     dev: 'vxl0', vni: 42, local: null, family: 'udp4', port: 4789, mtu: 1450, addresses: [], peers: [], fdb: [],
     ageingS: 300, maxFdb: 16384, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxl0.sock',
     logLevel: 'info', metrics: null, maxFdbPerVtep: 4096, learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false,
-    controlGroup: null, mac: null,
+    controlGroup: null, mac: null, bridge: null,
   });
+});
+
+t.test('the bridge: --bridge or "bridge", an interface name; null by default', async (t) => {
+  t.equal(loadConfig({ vni: '1', bridge: 'br0' }).bridge, 'br0');
+  t.equal(loadConfig({ vni: '1', config: writeConfig(t, { vni: 1, bridge: 'br1' }) }).bridge, 'br1');
+  t.equal(loadConfig({ vni: '1', config: writeConfig(t, { vni: 1, bridge: null }) }).bridge, null);
+  refuses(t, { vni: '1', bridge: 'br/0' }, 'bridge must be a Linux interface name: "br/0"');
+  refuses(t, { vni: '1', config: writeConfig(t, { vni: 1, bridge: 7 }) }, 'bridge must be a string (got 7)');
 });
 
 t.test('the TAP MAC: --mac or "mac", normalised; unicast and not zero', async (t) => {

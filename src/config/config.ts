@@ -95,6 +95,8 @@ export interface Config {
   /** The TAP's MAC (normalised, unicast, not zero); null = the one saved in
    *  the state file, else a random locally administered one saved there. */
   readonly mac: string | null;
+  /** An existing Linux bridge to put the TAP into (src/io/bridge.ts); null = none. */
+  readonly bridge: string | null;
   /** As requested; resolveDatapath() decides what runs. */
   readonly datapath: DatapathChoice;
   readonly stateDir: string;
@@ -129,6 +131,7 @@ export interface ConfigFlags {
   allowVlan?: boolean;
   controlGroup?: string;
   mac?: string;
+  bridge?: string;
 }
 
 /** VXLAND_CONFIG names a config file used when --config is not given. */
@@ -137,7 +140,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 const FILE_KEYS = [
   'dev', 'vni', 'local', 'port', 'mtu', 'addresses', 'peers', 'fdb',
   'ageingS', 'maxFdb', 'datapath', 'stateDir', 'socket', 'logLevel', 'metrics',
-  'maxFdbPerVtep', 'learnRatePerS', 'accept', 'allowVlan', 'controlGroup', 'mac',
+  'maxFdbPerVtep', 'learnRatePerS', 'accept', 'allowVlan', 'controlGroup', 'mac', 'bridge',
 ] as const;
 type FileKey = (typeof FILE_KEYS)[number];
 
@@ -237,10 +240,11 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}): Config {
   if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
   const mac = tapMac(source('mac', '--mac', flags.mac));
+  const bridge = bridgeName(source('bridge', '--bridge', flags.bridge));
 
   return deepFreeze({
     dev, vni, local, family, port, mtu, addresses, peers, fdb, ageingS, maxFdb, datapath, stateDir, socket, logLevel, metrics,
-    maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup, mac,
+    maxFdbPerVtep, learnRatePerS, accept, allowVlan, controlGroup, mac, bridge,
   } satisfies Config);
 }
 
@@ -382,6 +386,14 @@ function tapMac(source: Source): string | null {
   if (mac === null) invalid(`mac must be a MAC address like 02:00:00:00:00:01 (got ${show(text)})`);
   if (!isLearnableMacKey(macKeyOf(mac))) invalid(`mac must be a unicast address, not zero (got ${mac})`);
   return mac;
+}
+
+function bridgeName(source: Source): string | null {
+  if (source.value === undefined || source.value === null) return null;
+  const name = requireString(source);
+  const problem = ifnameProblem(name);
+  if (problem !== null) invalid(`bridge must be a Linux interface name: "${name}" ${problem}`);
+  return name;
 }
 
 /** "127.0.0.1:9798" or "[::1]:9798"; a host is required so that exposing
