@@ -4,6 +4,7 @@
       "target_name": "vxland",
       "sources": [
         "native/addon.cc",
+        "native/bridge.cc",
         "native/core_binding.cc", "native/core_policy.cc", "native/core_rx.cc", "native/core_tx.cc",
         "native/engine_binding.cc", "native/engine_fdb.cc", "native/engine_io.cc", "native/engine_offload.cc",
         "native/engine_rx.cc", "native/engine_sched.cc", "native/engine_tx.cc",

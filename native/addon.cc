@@ -1,5 +1,6 @@
 // Module entry point: wiring only. Behaviour lives in the per-concern files.
 #include "addon.h"
+#include "bridge.h"
 #include "core_binding.h"
 
 namespace {
@@ -12,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vxland::InitEngine(env, exports);
   vxland::core::InitCore(env, exports);
   vxland::InitPacket(env, exports);
+  vxland::InitBridge(env, exports);
   return exports;
 }
 

@@ -13,6 +13,13 @@
 //     that belongs to no process, so it is not shown).
 // Each figure is printed with its ratio to kernel<->kernel; the results, the
 // machine and the date are written to BENCHMARKS.md. Needs root and iperf3.
+//
+// Then many networks on one daemon (BENCH_ONLY=networks runs only this): one
+// vxland serving 1, then 64 networks from one host file ("networks": [...],
+// one VNI, TAP and address each, the other namespace's address as peer), on
+// each data path: resident memory, threads and idle CPU (user + system time
+// over IDLE_SECONDS with no traffic, after the start-up announcements). Its
+// section of BENCHMARKS.md (between the networks markers) is rewritten alone.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,9 +47,23 @@ const ALL_PAIRINGS: Pairing[] = [
   { label: 'native <-> kernel', a: 'native', b: 'kernel' },
 ];
 /** BENCH_ONLY=native,kernel keeps the pairings made only of those sides (for
- *  quick comparisons; BENCHMARKS.md is then not rewritten). */
+ *  quick comparisons; BENCHMARKS.md is then not rewritten); with
+ *  "networks" in the list the many-networks benchmark runs too and rewrites
+ *  its own section of BENCHMARKS.md. */
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const PAIRINGS = ONLY === undefined ? ALL_PAIRINGS : ALL_PAIRINGS.filter((p) => ONLY.includes(p.a) && ONLY.includes(p.b));
+const RUN_NETWORKS = ONLY === undefined || ONLY.includes('networks');
+const NETWORK_COUNTS = [1, 64];
+const NETWORK_DATAPATHS = ['native', 'dgram'] as const;
+/** The first network's VNI; network i has FIRST_VNI + i. */
+const FIRST_VNI = 1000;
+const IDLE_SECONDS = 10;
+/** After every TAP is up: the start-up announcements (two, 1 s apart) are over. */
+const IDLE_SETTLE_MS = 3000;
+const START_TIMEOUT_MS = 60_000;
+const BENCHMARKS_PATH = path.join(ROOT, 'BENCHMARKS.md');
+const NETWORKS_BEGIN = '<!-- networks benchmark: written by scripts/bench.ts -->';
+const NETWORKS_END = '<!-- end of networks benchmark -->';
 
 interface Result { tcpGbps: number; udpKpps: number; rttMs: number; cpuSPerGB: number | null; note?: string }
 
@@ -103,7 +124,8 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;  // utime, stime
 }
 
-interface Env { nsA: string; nsB: string; ipA: string; ipB: string; overlayB: string; daemons: ChildProcess[] }
+interface Underlay { nsA: string; nsB: string; dev: string; ipA: string; ipB: string }
+interface Env extends Underlay { overlayB: string; daemons: ChildProcess[] }
 
 async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -133,7 +155,8 @@ async function startSide(side: Side, ns: string, dev: string, local: string, pee
   return child;
 }
 
-async function setUp(p: Pairing, tag: string, tmp: string): Promise<Env> {
+/** Two fresh namespaces joined by a veth pair, addressed 198.18.77.1 and .2. */
+function underlay(tag: string): Underlay {
   const nsA = `vxlb-${tag}-a`;
   const nsB = `vxlb-${tag}-b`;
   const dev = `vb${tag}`;
@@ -151,6 +174,11 @@ async function setUp(p: Pairing, tag: string, tmp: string): Promise<Env> {
   run(['ip', '-n', nsB, 'addr', 'add', `${ipB}/24`, 'dev', dev]);
   run(['ip', '-n', nsA, 'link', 'set', dev, 'up']);
   run(['ip', '-n', nsB, 'link', 'set', dev, 'up']);
+  return { nsA, nsB, dev, ipA, ipB };
+}
+
+async function setUp(p: Pairing, tag: string, tmp: string): Promise<Env> {
+  const { nsA, nsB, dev, ipA, ipB } = underlay(tag);
   // A kernel VTEP facing vxland: over veth the kernel leaves inner checksums
   // for a NIC that never computes them, so its stack must finish them.
   if (p.a !== p.b) {
@@ -164,11 +192,15 @@ async function setUp(p: Pairing, tag: string, tmp: string): Promise<Env> {
   }
   // Warm up ARP and FDB learning.
   inNs(nsA, ['ping', '-c', '3', '-i', '0.1', '-W', '1', '10.42.0.2']);
-  return { nsA, nsB, ipA, ipB, overlayB: '10.42.0.2', daemons };
+  return { nsA, nsB, dev, ipA, ipB, overlayB: '10.42.0.2', daemons };
 }
 
 async function tearDown(env: Env): Promise<void> {
   for (const d of env.daemons) await stopProcess(d);
+  removeUnderlay(env);
+}
+
+function removeUnderlay(env: Underlay): void {
   for (const ns of [env.nsA, env.nsB]) {
     try { run(['ip', 'netns', 'del', ns]); } catch { /* gone */ }
     liveNamespaces.delete(ns);
@@ -208,6 +240,116 @@ async function measure(env: Env): Promise<Result> {
   };
 }
 
+interface NetworksResult { datapath: string; networks: number; rssMiB: number; threads: number; idleCpuPct: number }
+
+function procStatus(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no ${field} in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+/** The host file (design10.md) of `count` networks facing peer. */
+function hostFile(kind: string, count: number, local: string, peer: string, dir: string): string {
+  const networks = Array.from({ length: count }, (_, i) => ({
+    vni: FIRST_VNI + i, dev: `vxl${i}`, mtu: INNER_MTU_BYTES, addresses: [`10.100.${i}.1/24`], peers: [peer],
+  }));
+  const file = path.join(dir, 'vxland.json');
+  writeFileSync(file, JSON.stringify({
+    local, port: 4789, datapath: kind, socket: path.join(dir, 'vxland.sock'), stateDir: path.join(dir, 'state'), logLevel: 'warn', networks,
+  }, null, 2));
+  return file;
+}
+
+/** Every vxl* TAP in ns that is up. */
+function tapsUp(ns: string): number {
+  const links = JSON.parse(run(['ip', '-n', ns, '-j', 'link', 'show'])) as Array<{ ifname: string; flags: string[] }>;
+  return links.filter((l) => /^vxl\d+$/.test(l.ifname) && l.flags.includes('UP')).length;
+}
+
+/** One vxland serving `count` networks in a fresh namespace, idle. */
+async function measureNetworks(kind: string, count: number, tmp: string): Promise<NetworksResult> {
+  const tag = process.pid.toString(36).slice(-4) + randomBytes(2).toString('hex');
+  const u = underlay(tag);
+  const dir = mkdtempSync(path.join(tmp, `networks-${kind}-${count}-`));
+  let daemon: ChildProcess | null = null;
+  try {
+    const file = hostFile(kind, count, u.ipA, u.ipB, dir);
+    daemon = startProcess(u.nsA, [process.execPath, CLI, 'run', '--config', file]);
+    const started = daemon;
+    await waitFor(() => {
+      if (started.exitCode !== null) throw new Error(`vxland with ${count} networks (${kind}) exited ${started.exitCode}: ${outputTails.get(started)?.()}`);
+      if (tapsUp(u.nsA) < count) return false;
+      try { inNs(u.nsA, [process.execPath, CLI, 'status', '--socket', path.join(dir, 'vxland.sock'), '--json']); return true; } catch { return false; }
+    }, START_TIMEOUT_MS, `vxland serving ${count} networks (${kind})`);
+    await sleep(IDLE_SETTLE_MS);
+    const pid = daemon.pid as number;
+    const cpu0 = cpuSeconds(pid);
+    await sleep(IDLE_SECONDS * 1000);
+    const cpu1 = cpuSeconds(pid);
+    return {
+      datapath: kind, networks: count,
+      rssMiB: procStatus(pid, 'VmRSS') / 1024, threads: procStatus(pid, 'Threads'),
+      idleCpuPct: ((cpu1 - cpu0) / IDLE_SECONDS) * 100,
+    };
+  } finally {
+    if (daemon !== null) await stopProcess(daemon);
+    removeUnderlay(u);
+  }
+}
+
+async function networksBench(tmp: string): Promise<NetworksResult[]> {
+  const results: NetworksResult[] = [];
+  for (const kind of NETWORK_DATAPATHS) {
+    for (const count of NETWORK_COUNTS) {
+      const r = await measureNetworks(kind, count, tmp);
+      process.stderr.write(`${kind}, ${count} networks: ${r.rssMiB.toFixed(1)} MiB RSS, ${r.threads} threads, ${r.idleCpuPct.toFixed(2)} % CPU idle\n`);
+      results.push(r);
+    }
+  }
+  return results;
+}
+
+function networksSection(results: NetworksResult[], machine: string): string {
+  const rows = results.map((r) => `| ${r.datapath} | ${r.networks} | ${r.rssMiB.toFixed(1)} | ${r.threads} | ${r.idleCpuPct.toFixed(2)} |`);
+  return `${NETWORKS_BEGIN}
+## Many networks on one daemon
+
+Produced by \`npm run bench\` (or \`BENCH_ONLY=networks\`) on ${new Date().toISOString()}; ${machine}.
+
+One vxland serving ${NETWORK_COUNTS.join(', then ')} networks from one host file
+(VNI ${FIRST_VNI}.., one TAP with MTU ${INNER_MTU_BYTES} and one address each, the
+other namespace as the peer of every network), no traffic. RSS and threads
+from \`/proc/PID/status\` once every TAP is up and ${IDLE_SETTLE_MS / 1000} s have passed; idle CPU is
+user + system time over the next ${IDLE_SECONDS} s, in % of one CPU.
+
+| data path | networks | RSS, MiB | threads | idle CPU, % |
+|---|---|---|---|---|
+${rows.join('\n')}
+${NETWORKS_END}
+`;
+}
+
+/** text with its networks section replaced by section (appended when absent). */
+function withNetworksSection(text: string, section: string): string {
+  const begin = text.indexOf(NETWORKS_BEGIN);
+  const end = text.indexOf(NETWORKS_END);
+  if (begin < 0 || end < begin) return `${text.trimEnd()}\n\n${section}`;
+  return text.slice(0, begin) + section + text.slice(end + NETWORKS_END.length + 1);
+}
+
+function existingNetworksSection(): string | null {
+  let text: string;
+  try { text = readFileSync(BENCHMARKS_PATH, 'utf8'); } catch { return null; }
+  const begin = text.indexOf(NETWORKS_BEGIN);
+  const end = text.indexOf(NETWORKS_END);
+  return begin < 0 || end < begin ? null : text.slice(begin, end + NETWORKS_END.length) + '\n';
+}
+
+function machineLine(): string {
+  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
+  return `${cpus().length} CPUs (${cpuModel}), Linux ${run(['uname', '-r']).trim()}, Node.js ${process.version}`;
+}
+
 function fmt(x: number | null, digits: number): string {
   return x === null || Number.isNaN(x) ? '—' : x.toFixed(digits);
 }
@@ -238,21 +380,27 @@ async function main(): Promise<void> {
       cpuSPerGB: cpu.length ? median(cpu) : null,
     });
   }
-  const base = results.get(PAIRINGS[0].label)!;
+  const networks = RUN_NETWORKS ? await networksBench(tmp) : null;
+  const machine = machineLine();
   if (ONLY !== undefined) {
-    for (const p of PAIRINGS) {
+    const base = results.get(PAIRINGS[0]?.label ?? '');
+    for (const p of base === undefined ? [] : PAIRINGS) {
       const r = results.get(p.label)!;
-      process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base.tcpGbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
+      process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base!.tcpGbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
+    }
+    if (networks !== null) {
+      const section = networksSection(networks, machine);
+      writeFileSync(BENCHMARKS_PATH, withNetworksSection(readFileSync(BENCHMARKS_PATH, 'utf8'), section));
+      process.stdout.write(`${section}\nwritten to BENCHMARKS.md (its networks section)\n`);
     }
     return;
   }
+  const base = results.get(PAIRINGS[0].label)!;
   const ratio = (x: number, b: number) => `${(x / b).toFixed(2)}×`;
   const rows = PAIRINGS.map((p) => {
     const r = results.get(p.label)!;
     return `| ${p.label} | ${r.tcpGbps.toFixed(2)} (${ratio(r.tcpGbps, base.tcpGbps)}) | ${r.udpKpps.toFixed(0)} (${ratio(r.udpKpps, base.udpKpps)}) | ${r.rttMs.toFixed(3)} (${ratio(r.rttMs, base.rttMs)}) | ${fmt(r.cpuSPerGB, 2)} |`;
   });
-  const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  const machine = `${cpus().length} CPUs (${cpuModel}), Linux ${run(['uname', '-r']).trim()}, Node.js ${process.version}`;
   const table = [
     '| pairing | TCP single stream, Gbit/s (× kernel) | UDP 64 B payload, kpps received (× kernel) | ping RTT, ms (× kernel) | vxland CPU s per GB (TCP) |',
     '|---|---|---|---|---|',
@@ -278,7 +426,8 @@ otherwise leave inner checksums unfinished.
 
 ${table}
 `;
-  writeFileSync(path.join(ROOT, 'BENCHMARKS.md'), doc);
+  const section = networks === null ? existingNetworksSection() : networksSection(networks, machine);
+  writeFileSync(BENCHMARKS_PATH, section === null ? doc : `${doc}\n${section}`);
   process.stdout.write(`${machine}\n\n${table}\n\nwritten to BENCHMARKS.md\n`);
 }
 

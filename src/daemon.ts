@@ -31,6 +31,7 @@ import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
 import { nativeEngineSupported } from './io/engine-support.js';
 import { NeighbourAnnouncer } from './io/announce.js';
 import { TapWatch } from './io/tap-watch.js';
+import { enslaveToBridge } from './io/bridge.js';
 import { StateLock } from './io/state-lock.js';
 import { openDataPlane } from './open-plane.js';
 import { NetworksStore } from './state/networks-store.js';
@@ -121,8 +122,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     const undo: Cleanup[] = [() => plane.removeNetwork(n.vni)];
     const close = (): Promise<void> => runInReverse(undo, nlog, 'error while closing the network');
     try {
+      // Right after the TAP is up: the bridge's ports reach the overlay from the first frame.
       if (n.bridge !== null) {
-        throw new VxlandError('VXLAND_CONFIG_INVALID', `network ${networkLabel(n)}: bridge attachment (bridge ${n.bridge}) is not in this build`);
+        enslaveToBridge(n.dev, n.bridge);
+        nlog.info({ bridge: n.bridge }, `${n.dev} is a port of bridge ${n.bridge}`);
       }
       const deviceMac = formatMacKey(macKeyAt(opened.mac, 0));
       keepTapMac(store, stateWithMac(saved, n.vni, deviceMac), tapMac.source, nlog);

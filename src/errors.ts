@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   VXLAND_STATE_LOCKED: 'state is in use by another daemon',
   VXLAND_DATAPATH_UNAVAILABLE: 'data path unavailable',
   VXLAND_DEVICE: 'TAP device error',
+  VXLAND_BRIDGE: 'cannot attach to bridge',
   VXLAND_SOCKET: 'UDP socket error',
   VXLAND_NETWORK_EXISTS: 'network already exists',
   VXLAND_NETWORK_UNKNOWN: 'no such network',

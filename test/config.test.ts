@@ -59,6 +59,14 @@ t.test('defaults with only a vni: one host, one network', async (t) => {
   });
 });
 
+t.test('the bridge: --bridge or "bridge", an interface name; null by default', async (t) => {
+  t.equal(one({ vni: '1', bridge: 'br0' }).bridge, 'br0');
+  t.equal(one({ vni: '1', config: writeConfig(t, { vni: 1, bridge: 'br1' }) }).bridge, 'br1');
+  t.equal(one({ vni: '1', config: writeConfig(t, { vni: 1, bridge: null }) }).bridge, null);
+  refuses(t, { vni: '1', bridge: 'br/0' }, 'bridge must be a Linux interface name: "br/0"');
+  refuses(t, { vni: '1', config: writeConfig(t, { vni: 1, bridge: 7 }) }, 'bridge must be a string (got 7)');
+});
+
 t.test('the TAP MAC: --mac or "mac", normalised; unicast and not zero', async (t) => {
   t.equal(one({ vni: '1', mac: '02-42-0A-2A-00-01' }).mac, '02:42:0a:2a:00:01');
   t.equal(one({ vni: '1', config: writeConfig(t, { vni: 1, mac: '02:00:00:00:00:02' }) }).mac, '02:00:00:00:00:02');

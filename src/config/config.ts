@@ -371,10 +371,7 @@ function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily
   if (allowVlanSource.value !== undefined && typeof allowVlanSource.value !== 'boolean') invalid(`allowVlan must be true or false (got ${show(allowVlanSource.value)})`);
   const allowVlan = allowVlanSource.value === true;
   const mac = tapMac(source('mac'));
-  const bridgeSource = source('bridge');
-  const bridge = bridgeSource.value === undefined || bridgeSource.value === null ? null : requireString(bridgeSource);
-  const bridgeProblem = bridge === null ? null : ifnameProblem(bridge);
-  if (bridgeProblem !== null) invalid(`bridge must be a Linux interface name: "${bridge}" ${bridgeProblem}`);
+  const bridge = bridgeName(source('bridge'));
   return { vni, dev, mtu, addresses, peers, fdb, ageingS, maxFdb, maxFdbPerVtep, learnRatePerS, accept, allowVlan, mac, bridge };
 }
 
@@ -520,6 +517,14 @@ function tapMac(source: Source): string | null {
   if (mac === null) invalid(`mac must be a MAC address like 02:00:00:00:00:01 (got ${show(text)})`);
   if (!isLearnableMacKey(macKeyOf(mac))) invalid(`mac must be a unicast address, not zero (got ${mac})`);
   return mac;
+}
+
+function bridgeName(source: Source): string | null {
+  if (source.value === undefined || source.value === null) return null;
+  const name = requireString(source);
+  const problem = ifnameProblem(name);
+  if (problem !== null) invalid(`bridge must be a Linux interface name: "${name}" ${problem}`);
+  return name;
 }
 
 /** "127.0.0.1:9798" or "[::1]:9798"; a host is required so that exposing

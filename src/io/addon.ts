@@ -125,6 +125,8 @@ export interface NativeAddon {
   flockExclusive(fd: number): boolean;
   /** One Ethernet frame out of ifname on an AF_PACKET socket (CAP_NET_RAW). */
   packetSend(ifname: string, frame: Buffer): void;
+  /** native/bridge.h: SIOCBRADDIF, dev into bridge (both must exist). */
+  bridgeAddPort(bridge: string, dev: string): void;
   NativeEngine: NativeEngineConstructor;
   /** The object it returns has `result` set to the array passed in. */
   PacketCore: new (options: NativePacketCoreOptions, result: Float64Array) => PacketClassifier;
