@@ -22,7 +22,7 @@ import { ControlServer } from './control/server.js';
 import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
 import { followFdbEvent } from './datapath/follow-fdb.js';
-import type { DataPlane } from './datapath/plane.js';
+import type { DataPlane, NetworkPlane } from './datapath/plane.js';
 import { Stats, VtepBudget } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
@@ -89,7 +89,21 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
   cleanups.push(() => plane.stop());
 
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      tellSystemd('STOPPING=1', log);
+      await runCleanups();
+    })();
+    return stopping;
+  };
+  const failFatally = (err: Error): void => {
+    log.fatal({ err }, 'data path failed; exiting');
+    void stop().finally(() => process.exit(1));
+  };
+
   const networks = new Networks();
+  const tapWatcher = new TapWatch();
   const closers = new Map<number, () => Promise<void>>();
   const fdbLog = new RateLimitedLog(log);
 
@@ -115,11 +129,30 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     });
     seedFdb(fdb, n, config.family, saved, nlog);
     const tapMac = chooseTapMac(n.mac, saved);
-    const opened = await plane.addNetwork({
-      vni: n.vni, dev: n.dev, mtu: n.mtu, addresses: n.addresses, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex'),
-      fdb, sources, stats, allowVlan: n.allowVlan,
-    });
-    const undo: Cleanup[] = [() => plane.removeNetwork(n.vni)];
+    const tapAddresses = n.addresses.map((text) => parseCidr(text)!);
+    const tapWatch = tapWatcher.watch({ dev: n.dev, mtu: n.mtu, addresses: tapAddresses, log: nlog });
+    let announcer: NeighbourAnnouncer | null = null;
+    let opened: NetworkPlane;
+    try {
+      opened = await plane.addNetwork({
+        vni: n.vni, dev: n.dev, mtu: n.mtu, addresses: n.addresses, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex'),
+        fdb, sources, stats, allowVlan: n.allowVlan,
+        // One network's TAP gone (ip link del) stops that network alone; it
+        // stays listed, and doctor says so, until network del or a restart.
+        onFailed: (err) => {
+          nlog.error({ err }, `${n.dev} failed; network ${networkLabel(n)} is no longer carried, the others are`);
+          announcer?.stop();
+          tapWatch.failed(err.message);
+          // A daemon whose every network failed carries nothing: exit so
+          // that systemd restarts it and the TAPs are made again.
+          if (networks.all().every((s) => s.tapCondition().failed !== null)) failFatally(err);
+        },
+      });
+    } catch (err) {
+      tapWatch.stop();
+      throw err;
+    }
+    const undo: Cleanup[] = [() => tapWatch.stop(), () => plane.removeNetwork(n.vni)];
     const close = (): Promise<void> => runInReverse(undo, nlog, 'error while closing the network');
     try {
       // Right after the TAP is up: the bridge's ports reach the overlay from the first frame.
@@ -129,13 +162,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       }
       const deviceMac = formatMacKey(macKeyAt(opened.mac, 0));
       keepTapMac(store, stateWithMac(saved, n.vni, deviceMac), tapMac.source, nlog);
-      const tapAddresses = n.addresses.map((text) => parseCidr(text)!);
-      const announcer = new NeighbourAnnouncer({ dev: n.dev, mac: opened.mac, addresses: tapAddresses, log: nlog, canFlood: () => fdb.peers(n.vni).length > 0 });
-      announcer.start();
-      undo.push(() => announcer.stop());
-      const tapWatch = new TapWatch({ dev: n.dev, mtu: n.mtu, addresses: tapAddresses, log: nlog });
-      tapWatch.start();
-      undo.push(() => tapWatch.stop());
+      const announcing = new NeighbourAnnouncer({ dev: n.dev, mac: opened.mac, addresses: tapAddresses, log: nlog, canFlood: () => fdb.peers(n.vni).length > 0 });
+      announcer = announcing;
+      announcing.start();
+      undo.push(() => announcing.stop());
       const served: ServedNetwork = {
         config: n, origin, mac: deviceMac, fdb, stats, sources, store, monitors, tapCondition: () => tapWatch.condition(),
       };
@@ -170,19 +200,8 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     }
   });
 
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      tellSystemd('STOPPING=1', log);
-      await runCleanups();
-    })();
-    return stopping;
-  };
 
-  plane.start((err) => {
-    log.fatal({ err }, 'data path failed; exiting');
-    void stop().finally(() => process.exit(1));
-  });
+  plane.start(failFatally);
 
   const saveRuntime = (next: NetworkConfig[]): void => {
     networksStore.save(next);

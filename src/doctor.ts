@@ -186,8 +186,15 @@ function checkChecksums(o: HostObservations): Finding[] {
 }
 
 function checkTap(o: NetworkObservations): Finding[] {
-  const { dev, down, unrestored } = o.tap;
+  const { dev, down, unrestored, failed } = o.tap;
   const out: Finding[] = [];
+  if (failed !== null) {
+    return [{
+      check: 'tap',
+      problem: `${dev} failed and this network is no longer carried (the others are): ${failed}`,
+      fix: `restart vxland, or remove the network (vxland network del --dev ${dev}) and add it again`,
+    }];
+  }
   if (down) {
     out.push({
       check: 'tap',

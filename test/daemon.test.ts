@@ -113,13 +113,8 @@ async function startFromHostFile(t: Parameters<typeof tempDir>[0], host: Host, d
   return { ...v, file };
 }
 
-async function linkExistsIn(ns: string, dev: string): Promise<boolean> {
-  return (await exec(ns, ['ip', 'link', 'show', 'dev', dev], { allowFail: true })).code === 0;
-}
-
-for (const datapath of datapathsUnderTest()) {
-  t.test(`one daemon, two networks from a host file: status shows both, each carries its own traffic (${datapath})`, async (t) => {
-    if (skipUnlessRoot(t)) return;
+/** Host A: one vxland with networks 42 (vxl42) and 43 (vxl43); host B: kernel vxlan devices for both. */
+async function twoNetworksFacingKernel(t: Parameters<typeof tempDir>[0], datapath: string): Promise<{ a: Host; b: Host; v: VxlandHandle & { file: string } }> {
     const topo = await createTopology(t, { hosts: 2 });
     const [a, b] = topo.hosts;
     await addKernelVxlan(b, { name: 'vxk42', vni: 42, remotes: [a.ip], address: '10.42.0.2/24' });
@@ -128,6 +123,17 @@ for (const datapath of datapathsUnderTest()) {
       { vni: 42, dev: 'vxl42', peers: [b.ip], addresses: ['10.42.0.1/24'] },
       { vni: 43, dev: 'vxl43', peers: [b.ip], addresses: ['10.43.0.1/24'] },
     ]);
+  return { a, b, v };
+}
+
+async function linkExistsIn(ns: string, dev: string): Promise<boolean> {
+  return (await exec(ns, ['ip', 'link', 'show', 'dev', dev], { allowFail: true })).code === 0;
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`one daemon, two networks from a host file: status shows both, each carries its own traffic (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const { a, b, v } = await twoNetworksFacingKernel(t, datapath);
     const status = await v.json<any>('status');
     t.same(status.networks.map((n: any) => [n.vni, n.dev, n.origin]), [[42, 'vxl42', 'config'], [43, 'vxl43', 'config']], 'status: one block per network');
     t.equal(status.datapath, datapath, 'one data path for the host');
@@ -163,6 +169,21 @@ for (const datapath of datapathsUnderTest()) {
     for (const peer of ['10.42.0.2', '10.43.0.2']) {
       t.equal((await ping(a.ns, peer, { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, `${peer} still answers`);
     }
+  });
+
+  t.test(`a TAP deleted under one of two networks stops that network alone; doctor names it (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const { a, v } = await twoNetworksFacingKernel(t, datapath);
+    await ip(a.ns, 'link', 'del', 'vxl43');
+    const failed = await v.proc.waitForJson((l) => l.level === 50 && String(l.msg).startsWith('vxl43 failed'), TAP_GONE_EXIT_MS);
+    t.match(JSON.stringify(failed), /EBADFD|ENODEV|EIO|read/, 'the error line names the failing call');
+    t.equal((await ping(a.ns, '10.42.0.2', { count: 5, intervalS: 0.1, timeoutS: 2 })).received, 5, 'network 42 carries on');
+    t.ok(v.proc.running, 'the daemon runs on');
+    t.notOk(v.proc.logs.some((l) => l.level === 60), 'nothing fatal');
+    const doctor = await v.cli('doctor', '--vni', '43');
+    t.not(doctor.code, 0, 'doctor --vni 43 reports a problem');
+    t.match(doctor.stdout, /vxl43 failed and this network is no longer carried/, 'and names it');
+    t.equal((await v.cli('doctor', '--vni', '42')).code, 0, 'network 42 is healthy');
   });
 
   t.test(`network add and del at run time; kill -9 and restart brings every network, peer and static entry back (${datapath})`, async (t) => {

@@ -23,7 +23,7 @@ function healthy(overrides: Partial<Observations> = {}): Observations {
     accept: 'peers',
     stats: { rxPackets: 10, rxBytes: 1000, txPackets: 10, txBytes: 1000, drops: {}, dropsTotal: 0, learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 } },
     tcpInCsumErrors: 0,
-    tap: { dev: 'vxl0', down: false, unrestored: [] },
+    tap: { dev: 'vxl0', down: false, unrestored: [], failed: null },
     ...overrides,
   };
 }
@@ -84,7 +84,7 @@ t.test('senders refused by the source policy are named', async (t) => {
 });
 
 t.test('a TAP set down, and what the watcher could not restore, each come with a fix', async (t) => {
-  const down = check(healthy({ tap: { dev: 'vxl0', down: true, unrestored: [] } }));
+  const down = check(healthy({ tap: { dev: 'vxl0', down: true, unrestored: [], failed: null } }));
   t.equal(down.ok, false);
   t.match(down.findings, [{ check: 'tap', problem: /vxl0 is down/, fix: /ip link set dev vxl0 up/ }]);
   const failed = check(healthy({
@@ -93,16 +93,20 @@ t.test('a TAP set down, and what the watcher could not restore, each come with a
         { what: 'address', value: 'fd42::1/64', reason: 'ioctl(SIOCSIFADDR) failed: Permission denied (EACCES)' },
         { what: 'mtu', value: '1450', reason: 'ioctl(SIOCSIFMTU) failed: Invalid argument (EINVAL)' },
       ],
+      failed: null,
     },
   }));
   t.equal(failed.findings.length, 2);
   t.match(failed.findings[0], { check: 'tap', problem: /fd42::1\/64 is missing from vxl0.*EACCES/, fix: /ip addr add fd42::1\/64 dev vxl0.*disable_ipv6=0/ });
   t.match(failed.findings[1], { check: 'tap', problem: /could not set it back to 1450.*EINVAL/, fix: /ip link set dev vxl0 mtu 1450/ });
+  const gone = check(healthy({ tap: { dev: 'vxl43', down: false, unrestored: [], failed: 'TAP device error: read failed: File descriptor in bad state (EBADFD) [vxl43]' } }));
+  t.equal(gone.ok, false, 'a TAP that failed is a finding');
+  t.match(gone.findings, [{ check: 'tap', problem: /vxl43 failed and this network is no longer carried.*EBADFD/, fix: /network del --dev vxl43/ }]);
 });
 
 t.test('several networks: a foreign VNI is a host finding naming the VNIs served; network findings carry their VNI', async (t) => {
   const net42 = networkPart(healthy());
-  const n43 = networkPart(healthy({ vni: 43, dev: 'vxl43', peers: [], vteps: [], tap: { dev: 'vxl43', down: true, unrestored: [] } }));
+  const n43 = networkPart(healthy({ vni: 43, dev: 'vxl43', peers: [], vteps: [], tap: { dev: 'vxl43', down: true, unrestored: [], failed: null } }));
   const host: HostObservations = {
     port: 4789, served: [{ vni: 42, dev: 'vxl0' }, { vni: 43, dev: 'vxl43' }], tcpInCsumErrors: 0,
     foreignVnis: [{ address: '192.0.2.7', vni: 44, count: 1, lastMs: 1 }],

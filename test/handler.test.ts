@@ -23,7 +23,7 @@ function setup(t: tap.Test, vnis: number[]) {
     config, origin, mac: `02:00:00:00:00:${config.vni.toString(16).padStart(2, '0')}`,
     fdb: new Fdb({ ageingMs: 0, maxLearned: 10, maxLearnedPerVtep: 10, learnRatePerS: 0 }), stats: new Stats(),
     sources: new SourceFilter(config.accept), store: new StateStore({ stateDir: dir, dev: config.dev }), monitors: new Set(),
-    tapCondition: () => ({ dev: config.dev, down: config.vni === 43, unrestored: [] }),
+    tapCondition: () => ({ dev: config.dev, down: config.vni === 43, unrestored: [], failed: null }),
   });
   for (const vni of vnis) networks.add(make(networkFromFlags({ vni: String(vni) }, 'udp4'), 'config'));
   const calls: string[] = [];

@@ -13,7 +13,7 @@ function served(vni: number, dev?: string): ServedNetwork {
   return {
     config, origin: 'config', mac: '02:00:00:00:00:01', fdb: new Fdb({ ageingMs: 0, maxLearned: 10, maxLearnedPerVtep: 10, learnRatePerS: 0 }),
     stats: new Stats(), sources: new SourceFilter(config.accept), store: new StateStore({ stateDir: '/nonexistent', dev: config.dev }),
-    monitors: new Set(), tapCondition: () => ({ dev: config.dev, down: false, unrestored: [] }),
+    monitors: new Set(), tapCondition: () => ({ dev: config.dev, down: false, unrestored: [], failed: null }),
   };
 }
 

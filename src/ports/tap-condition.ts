@@ -8,4 +8,7 @@ export interface TapCondition {
   down: boolean;
   /** MTU or addresses it failed to put back, with the kernel's answer. */
   unrestored: ReadonlyArray<{ what: 'mtu' | 'address'; value: string; reason: string }>;
+  /** The TAP failed (e.g. deleted with `ip link del`) and the network is no
+   *  longer carried: the data path's error line; null while it works. */
+  failed: string | null;
 }
