@@ -99,7 +99,7 @@ async function checkContainers(t: Test, onA: Container[], onB: Container[]): Pro
 
 /** `vxland fdb show` lists each remote container's MAC as learned behind remote. */
 async function checkLearned(t: Test, v: VxlandHandle, remote: Host, containers: Container[]): Promise<void> {
-  const fdb = await eventually(() => v.json<any[]>('fdb', 'show'), {
+  const fdb = await eventually(() => v.json<any[]>('fdb', 'show', '--vni', String(VNI)), {
     until: (entries) => containers.every((c) => entries.some((e) => e.mac === c.mac)),
     timeoutMs: LEARN_TIMEOUT_MS,
     what: `${containers.map((c) => c.mac).join(', ')} in vxland fdb show`,
