@@ -104,6 +104,9 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     const fdb = new Fdb({ ageingMs: n.ageingS * 1000, maxLearned: n.maxFdb, maxLearnedPerVtep: n.maxFdbPerVtep, learnRatePerS: n.learnRatePerS });
     fdb.subscribe((e) => {
       followFdbEvent(e, stats, sources);
+      // Send errors are the host's (a VTEP may serve several networks); they
+      // are counted against the VTEP when some network names it.
+      if (e.type !== 'aged' && e.type !== 'deleted') hostStats.track(e.vtep);
       const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
       if (e.type === 'moved') fdbLog.warn(`moved:${e.vni}:${e.mac}`, fields, 'learned MAC moved to another VTEP');
       else log.debug(fields, 'fdb change');
