@@ -80,10 +80,12 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     return [...(networksStore.load() ?? [])];
   });
 
-  // One budget of per-VTEP series for the host: bounded in total, not per network.
+  // One budget of per-VTEP series for all networks: bounded in total, not
+  // per network. The host's per-VTEP counters (send errors) have their own:
+  // they mirror the networks' VTEPs and are exported as no series of their own.
   const vtepBudget = new VtepBudget();
   const newStats = (): Stats => new Stats(vtepBudget);
-  const hostStats = newStats();
+  const hostStats = new Stats(new VtepBudget());
   const plane: DataPlane = await startOrUndo(() =>
     openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
   cleanups.push(() => plane.stop());
