@@ -81,10 +81,12 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     return [...(networksStore.load() ?? [])];
   });
 
-  // One budget of per-VTEP series for the host: bounded in total, not per network.
+  // One budget of per-VTEP series for all networks: bounded in total, not
+  // per network. The host's per-VTEP counters (send errors) have their own:
+  // they mirror the networks' VTEPs and are exported as no series of their own.
   const vtepBudget = new VtepBudget();
   const newStats = (): Stats => new Stats(vtepBudget);
-  const hostStats = newStats();
+  const hostStats = new Stats(new VtepBudget());
   const plane: DataPlane = await startOrUndo(() =>
     openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
   cleanups.push(() => plane.stop());
@@ -119,6 +121,9 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     const fdb = new Fdb({ ageingMs: n.ageingS * 1000, maxLearned: n.maxFdb, maxLearnedPerVtep: n.maxFdbPerVtep, learnRatePerS: n.learnRatePerS });
     fdb.subscribe((e) => {
       followFdbEvent(e, stats, sources);
+      // Send errors are the host's (a VTEP may serve several networks); they
+      // are counted against the VTEP when some network names it.
+      if (e.type !== 'aged' && e.type !== 'deleted') hostStats.track(e.vtep);
       const fields = { fdb: e.type, vni: e.vni, mac: e.mac, vtep: e.vtep, previousVtep: e.previousVtep, kind: e.kind };
       if (e.type === 'moved') fdbLog.warn(`moved:${e.vni}:${e.mac}`, fields, 'learned MAC moved to another VTEP');
       else log.debug(fields, 'fdb change');

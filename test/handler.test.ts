@@ -66,6 +66,10 @@ t.test('status and stats of the only network include the host drops; with severa
   hostStats.addDrops(DropReason.RxWrongVni, 2);
   t.same(handler.status({}).stats!.drops, { rx_wrong_vni: 2 });
   t.same(handler.stats({}).stats.drops, { rx_wrong_vni: 2 });
+  hostStats.track('192.0.2.9');
+  hostStats.vtep('192.0.2.9').drops += 4;
+  hostStats.vtep('other').drops += 1;
+  t.match(handler.stats({}).vteps, [{ vtep: '192.0.2.9', drops: 4 }, { vtep: 'other', drops: 1 }], 'and its per-VTEP rows the host\'s');
   await handler.networkAdd({ vni: '43' });
   t.same(handler.status({ vni: 42 }).stats!.drops, {}, 'selected among two');
   t.same(handler.stats({ vni: 42 }).stats.drops, {});

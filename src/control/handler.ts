@@ -83,11 +83,16 @@ export class DaemonControl implements ControlHandler {
 
   stats(selector: NetworkSelector): StatsResult {
     const n = this.o.networks.select(selector);
-    return { stats: this.oneNetworkView(n.stats.snapshot()), vteps: n.stats.vtepSnapshot() };
+    const vteps = n.stats.vtepSnapshot();
+    return {
+      stats: this.oneNetworkView(n.stats.snapshot()),
+      vteps: this.o.networks.size === 1 ? addVteps(vteps, this.o.hostStats.vtepSnapshot()) : vteps,
+    };
   }
 
   /** A daemon with one network shows its counters as a single-network
-   *  daemon did: with the host's drops (truncated, no I flag, wrong VNI). */
+   *  daemon did: with the host's drops (truncated, no I flag, wrong VNI,
+   *  send errors). */
   private oneNetworkView(network: StatsSnapshot): StatsSnapshot {
     return this.o.networks.size === 1 ? withHostDrops(network, this.o.hostStats.snapshot()) : network;
   }
@@ -317,6 +322,25 @@ function withHostDrops(network: StatsSnapshot, host: StatsSnapshot): StatsSnapsh
   const drops = { ...network.drops };
   for (const [reason, count] of Object.entries(host.drops)) drops[reason] = (drops[reason] ?? 0) + count;
   return { ...network, drops, dropsTotal: network.dropsTotal + host.dropsTotal };
+}
+
+/** Per-VTEP rows of a network with the host's added in (same VTEP: summed). */
+function addVteps(network: StatsResult['vteps'], host: StatsResult['vteps']): StatsResult['vteps'] {
+  const byVtep = new Map(network.map((v) => [v.vtep, { ...v }]));
+  for (const h of host) {
+    const v = byVtep.get(h.vtep);
+    if (v === undefined) {
+      byVtep.set(h.vtep, { ...h });
+      continue;
+    }
+    v.rxPackets += h.rxPackets;
+    v.rxBytes += h.rxBytes;
+    v.txPackets += h.txPackets;
+    v.txBytes += h.txBytes;
+    v.drops += h.drops;
+    v.lastRxMs = Math.max(v.lastRxMs, h.lastRxMs);
+  }
+  return [...byVtep.values()];
 }
 
 /** One entry per (sender, VNI), counts added. */

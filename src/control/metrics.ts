@@ -8,6 +8,7 @@ import client from 'prom-client';
 import type { StatsReader } from '../ports/counters';
 import type { Fdb } from '../fdb/fdb';
 import { VxlandError } from '../errors';
+import { DROP_REASON_NAMES } from '../ports/drops';
 
 export interface MetricsSources {
   datapath: string;
@@ -68,8 +69,10 @@ export function buildRegistry(s: MetricsSources): client.Registry {
     name: 'vxland_drops_total', help: 'Frames and datagrams of a network dropped, by reason', labelNames: ['vni', 'reason'], registers,
     collect() {
       this.reset();
+      // Every reason, 0 until it happens: the series exist from the start.
       each((n, vni) => {
-        for (const [reason, count] of Object.entries(n.stats.snapshot().drops)) this.inc({ vni, reason }, count);
+        const drops = n.stats.snapshot().drops;
+        for (const reason of DROP_REASON_NAMES) this.inc({ vni, reason }, drops[reason] ?? 0);
       });
     },
   });
