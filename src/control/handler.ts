@@ -191,7 +191,7 @@ export class DaemonControl implements ControlHandler {
   networkShow(selector: NetworkSelector): NetworkShowResult {
     const n = this.o.networks.select(selector);
     const { vni } = n.config;
-    const now = { peers: n.fdb.peers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
+    const now = { peers: n.fdb.configuredPeers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
     return { ...this.networkStatus(n), settings: { ...networkToFile(n.config), ...now, mac: n.mac, accept: describeAccept(n.config.accept) } };
   }
 
@@ -307,7 +307,7 @@ export function saveNetworkState(n: ServedNetwork): void {
   const { vni } = n.config;
   n.store.save({
     vni,
-    peers: n.fdb.peers(vni),
+    peers: n.fdb.configuredPeers(vni),
     fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
     mac: n.mac,
   });

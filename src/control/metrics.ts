@@ -87,11 +87,11 @@ export function buildRegistry(s: MetricsSources): client.Registry {
     },
   });
   new client.Gauge({
-    name: 'vxland_fdb_entries', help: 'FDB entries by kind (peer, static, learned)', labelNames: ['vni', 'kind'], registers,
+    name: 'vxland_fdb_entries', help: 'FDB entries by kind (peer, etcd, static, learned)', labelNames: ['vni', 'kind'], registers,
     collect() {
       this.reset();
       each((n, vni) => {
-        const counts: Record<string, number> = { peer: 0, static: 0, learned: 0 };
+        const counts: Record<string, number> = { peer: 0, etcd: 0, static: 0, learned: 0 };
         for (const e of n.fdb.entries()) counts[e.kind]++;
         for (const [kind, count] of Object.entries(counts)) this.set({ vni, kind }, count);
       });
