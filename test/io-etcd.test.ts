@@ -8,13 +8,14 @@
 import t from 'tap';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fdb, FLOOD_MAC } from '../src/fdb/fdb';
 import { openEtcdStore } from '../src/io/etcd';
 import { Membership } from '../src/membership/membership';
 import { eventually } from './helpers/eventually';
 import type { TapLike } from './helpers/netns';
-import { tempDir } from './helpers/vxland';
 
 const VNI = 42;
 const quiet = { info: () => {}, warn: () => {} };
@@ -32,7 +33,8 @@ interface Etcd {
 /** An etcd on 127.A.B.C (a loopback address no other test uses at once). */
 function etcdServer(t: TapLike): Etcd {
   const address = `127.${randomInt(1, 255)}.${randomInt(0, 256)}.${randomInt(1, 255)}`;
-  const dataDir = path.join(tempDir(t, 'etcd'), 'data');
+  const dir = mkdtempSync(path.join(tmpdir(), 'vxland-io-etcd-'));
+  const dataDir = path.join(dir, 'data');
   const url = `http://${address}:2379`;
   const peer = `http://${address}:2380`;
   let child: ChildProcess | null = null;
@@ -52,7 +54,11 @@ function etcdServer(t: TapLike): Etcd {
       '--initial-cluster', `member=${peer}`, '--log-level', 'error',
     ], { stdio: 'ignore' });
   };
-  t.teardown(stop);
+  // etcd first, then its data dir: a running etcd would write into a removed dir.
+  t.teardown(async () => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
   return { url, start, stop };
 }
 
