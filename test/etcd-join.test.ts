@@ -13,8 +13,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTopology, ping, skipUnlessRoot, spawnDaemon, type Host, type TapLike } from './helpers/netns';
 import { eventually } from './helpers/eventually';
+import { parseMetrics, scrapeMetrics } from './helpers/operator';
 import { datapathsUnderTest, startVxland, type VxlandHandle } from './helpers/vxland';
 
+/** In the first host's namespace. */
+const METRICS = '127.0.0.1:9798';
 /** etcd's start-up, then the three joins. */
 const JOIN_TIMEOUT_MS = 20_000;
 
@@ -49,7 +52,8 @@ for (const datapath of datapathsUnderTest()) {
     const url = startEtcd(t, topo.hosts[0]);
     const vs: VxlandHandle[] = [];
     for (const h of topo.hosts) {
-      vs.push(await startVxland(t, h, { address: `10.42.0.${h.index + 1}/24`, datapath, extraArgs: ['--etcd', url] }));
+      const metrics = h.index === 0 ? ['--metrics', METRICS] : [];
+      vs.push(await startVxland(t, h, { address: `10.42.0.${h.index + 1}/24`, datapath, extraArgs: ['--etcd', url, ...metrics] }));
     }
     for (const [i, v] of vs.entries()) {
       const others = topo.hosts.filter((h) => h.index !== i).map((h) => h.ip).sort();
@@ -64,6 +68,12 @@ for (const datapath of datapathsUnderTest()) {
     }
     const status = await vs[0].json<{ etcd: { connected: boolean; revision: number; leaseTtlLeftMs: number } }>('status');
     t.ok(status.etcd.connected && status.etcd.revision > 0 && status.etcd.leaseTtlLeftMs > 0, `status: etcd connected, revision ${status.etcd.revision}, lease ${status.etcd.leaseTtlLeftMs} ms left`);
+    const scraped = parseMetrics(await scrapeMetrics(topo.hosts[0].ns, METRICS));
+    const value = (name: string): number | undefined => scraped.get(name)?.samples[0]?.value;
+    t.equal(value('vxland_etcd_connected'), 1, 'metrics: vxland_etcd_connected 1');
+    t.equal(value('vxland_etcd_remote_vteps'), 2, 'metrics: two remote VTEPs');
+    t.ok((value('vxland_etcd_revision') ?? 0) > 0 && (value('vxland_etcd_lease_ttl_seconds') ?? 0) > 0, 'metrics: a revision and the lease time left');
+    t.equal(scraped.get('vxland_fdb_entries')?.samples.find((x) => x.labels.kind === 'etcd')?.value, 4, 'vxland_fdb_entries{kind="etcd"}: two peers and two TAP MACs');
     const saved = JSON.parse(readFileSync(path.join(vs[0].stateDir, `${vs[0].dev}.json`), 'utf8')) as { peers: string[]; fdb: unknown[] };
     t.same([saved.peers, saved.fdb], [[], []], 'the state file holds no etcd entry');
 
