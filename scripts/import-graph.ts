@@ -20,7 +20,7 @@ import ts from 'typescript';
  *  doctor.ts, errors.ts) is a layer of its own; a directory is one layer. */
 export const LAYERS = [
   'tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports',
-  'datapath', 'io', 'doctor', 'control', 'daemon', 'cli',
+  'datapath', 'membership', 'io', 'doctor', 'control', 'daemon', 'cli',
 ] as const;
 export type Layer = (typeof LAYERS)[number];
 
@@ -44,10 +44,13 @@ export const MAY_IMPORT: Readonly<Record<Layer, readonly Layer[]>> = {
   state: ['tables', 'errors', 'wire', 'util', 'fdb', 'config'],
   ports: ['tables', 'errors', 'wire'],
   datapath: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports'],
+  // The etcd membership: works on the FDB and talks to the store through the
+  // KvStore port (src/io/etcd.ts implements it); the daemon wires the two.
+  membership: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports'],
   io: ['tables', 'errors', 'wire', 'util', 'config', 'ports'],
   doctor: ['tables', 'errors', 'wire', 'ports'],
   control: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'doctor'],
-  daemon: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'datapath', 'io', 'doctor', 'control'],
+  daemon: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'state', 'ports', 'datapath', 'membership', 'io', 'doctor', 'control'],
   // daemon only through the lazy import() of `vxland run`, so that the client
   // commands load neither io/ nor datapath/ (see cliStartupModules).
   cli: ['tables', 'errors', 'wire', 'util', 'fdb', 'config', 'ports', 'doctor', 'control', 'daemon'],

@@ -4,6 +4,7 @@
 // sent) and 1 for runtime failures. --json prints the daemon's answer as JSON
 // on stdout; errors stay on stderr even then.
 
+import type { MembershipStatus } from './ports/membership.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
@@ -83,6 +84,7 @@ export function buildProgram(): Command {
     .option('--max-fdb-per-vtep <n>', 'most learned MACs behind one VTEP (default 4096)')
     .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
     .option('--control-group <group>', 'group that may use the control socket besides root (default: root only)')
+    .option('--etcd <urls>', 'join networks through etcd v3 at URL[,URL...], e.g. http://127.0.0.1:2379 (default: no etcd; needs --local)')
     .option('--mac <mac>', 'MAC address of the TAP device, unicast (default: the one saved in the state dir, else a random one saved there)')
     .option('--bridge <name>', 'existing Linux bridge to put the TAP device into (default: none)')
     .action(async (flags: ConfigFlags) => {
@@ -342,9 +344,17 @@ function formatStatus(s: StatusResult): string {
     ['local', s.local === null ? 'any' : s.local],
     ['port', String(s.port)],
     ['networks', String(s.networks.length)],
+    ...(s.etcd === null || s.etcd === undefined ? [] : [['etcd', formatEtcd(s.etcd)] as [string, string]]),
     ['host drops', hostDrops.length === 0 ? 'none' : hostDrops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
   ], '');
   return [host, ...s.networks.map((n) => `\nnetwork vni ${n.vni} (${n.dev}):\n${formatNetwork(n)}`)].join('\n');
+}
+
+/** "connected, revision 12, lease 14 s left, 3 remote VTEPs (http://…)". */
+export function formatEtcd(e: MembershipStatus): string {
+  const lease = e.leaseTtlLeftMs === null ? 'no lease' : `lease ${Math.ceil(e.leaseTtlLeftMs / 1000)} s left`;
+  const revision = e.revision === null ? 'not listed yet' : `revision ${e.revision}`;
+  return `${e.connected ? 'connected' : 'disconnected'}, ${revision}, ${lease}, ${plural(e.remoteVteps, 'remote VTEP', 'remote VTEPs')} (${e.endpoints.join(', ')})`;
 }
 
 function formatNetwork(n: NetworkStatus): string {

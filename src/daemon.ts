@@ -33,6 +33,8 @@ import { NeighbourAnnouncer } from './io/announce.js';
 import { TapWatch } from './io/tap-watch.js';
 import { enslaveToBridge } from './io/bridge.js';
 import { StateLock } from './io/state-lock.js';
+import { openEtcdStore } from './io/etcd.js';
+import { Membership, type MemberNetwork } from './membership/membership.js';
 import { openDataPlane } from './open-plane.js';
 import { NetworksStore } from './state/networks-store.js';
 import { StateStore, type PersistedState } from './state/store.js';
@@ -42,6 +44,9 @@ import { formatMacKey, macKeyAt } from './wire/mac.js';
 
 /** How often learned entries are checked for ageing. */
 export const FDB_SWEEP_INTERVAL_MS = 1_000;
+/** How long startup waits for the first etcd listing before it runs on and
+ *  keeps retrying in the background. */
+export const ETCD_STARTUP_WAIT_MS = 3_000;
 /** The daemon's lock in the state dir: one daemon per state dir. */
 export const DAEMON_LOCK_NAME = 'vxland';
 
@@ -108,6 +113,18 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   const tapWatcher = new TapWatch();
   const closers = new Map<number, () => Promise<void>>();
   const fdbLog = new RateLimitedLog(log);
+  // Set once the initial networks are up; networks opened later join it as they open.
+  let membership: Membership | null = null;
+  const memberNetwork = (n: NetworkConfig, fdb: Fdb, mac: string): MemberNetwork => ({
+    vni: n.vni,
+    fdb,
+    self: () => ({
+      vtep: config.local!,
+      port: config.port,
+      mac,
+      bindings: n.addresses.map((text) => ({ ip: parseCidr(text)!.address, mac })),
+    }),
+  });
 
   /** Serves one network; on failure nothing of it stays open. */
   const openNetwork = async (n: NetworkConfig, origin: ServedNetwork['origin']): Promise<ServedNetwork> => {
@@ -176,6 +193,11 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       };
       networks.add(served);
       undo.push(() => networks.delete(n.vni));
+      if (membership !== null) {
+        const m = membership;
+        m.addNetwork(memberNetwork(n, fdb, deviceMac));
+        undo.push(() => m.removeNetwork(n.vni));
+      }
       closers.set(n.vni, close);
       nlog.info({ mac: deviceMac, mtu: n.mtu, peers: fdb.peers(n.vni).length, state: store.path, origin }, 'network up');
       return served;
@@ -208,6 +230,37 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
 
   plane.start(failFatally);
 
+  if (config.etcd !== null) {
+    const etcd = config.etcd;
+    const store = await startOrUndo(() => openEtcdStore({
+      endpoints: etcd.endpoints,
+      ...(etcd.tls === null ? {} : { tls: { ca: etcd.tls.ca, ...(etcd.tls.cert === null ? {} : { cert: etcd.tls.cert }), ...(etcd.tls.key === null ? {} : { key: etcd.tls.key }) } }),
+    }));
+    const m = new Membership({ store, endpoints: etcd.endpoints, prefix: etcd.prefix, leaseTtlS: etcd.leaseTtlS, localVtep: config.local!, log: log.child({ etcd: etcd.endpoints.join(',') }) });
+    for (const n of networks.all()) {
+      m.addNetwork(memberNetwork(n.config, n.fdb, n.mac));
+      const vni = n.config.vni;
+      const close = closers.get(vni);
+      if (close !== undefined) {
+        closers.set(vni, async () => {
+          m.removeNetwork(vni);
+          await close();
+        });
+      }
+    }
+    membership = m;
+    // Before the networks close (cleanups run last first): the lease is
+    // revoked and our keys vanish from every other host at once.
+    cleanups.push(async () => {
+      await m.stop();
+      await store.close();
+    });
+    m.start();
+    if (!(await m.synced(ETCD_STARTUP_WAIT_MS))) {
+      log.warn({ endpoints: etcd.endpoints, waitedMs: ETCD_STARTUP_WAIT_MS }, 'etcd not reached at startup; running with configured peers only and retrying');
+    }
+  }
+
   const saveRuntime = (next: NetworkConfig[]): void => {
     networksStore.save(next);
     runtime.splice(0, runtime.length, ...next);
@@ -239,7 +292,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   const handler = new DaemonControl({
     host: { port: config.port, local: config.local, family: config.family },
     datapath: { kind: datapathKind, offloads: () => plane.offloads() },
-    networks, lifecycle, hostStats, hostFacts, log, startedMs,
+    networks, lifecycle, hostStats, hostFacts, log, startedMs, membership,
   });
   const control = await startOrUndo(() => ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup)));
   cleanups.push(() => control.close());
@@ -249,6 +302,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     const registry = buildRegistry({
       datapath: datapathKind, hostStats,
       networks: () => networks.all().map((n) => ({ vni: n.config.vni, dev: n.config.dev, stats: n.stats, fdb: n.fdb })),
+      membership,
     });
     const metrics = await startOrUndo(() => MetricsServer.listen(host, port, registry));
     cleanups.push(() => metrics.close());

@@ -4,6 +4,7 @@
 // without a network.
 
 import type { ForeignVniSender, StatsSnapshot } from './ports/counters';
+import type { MembershipStatus } from './ports/membership';
 import type { TapCondition } from './ports/tap-condition';
 import { VXLAN_OVERHEAD_IPV4_BYTES, VXLAN_OVERHEAD_IPV6_BYTES } from './wire/vxlan';
 
@@ -22,6 +23,8 @@ export interface HostObservations {
   stats: StatsSnapshot;
   /** Tcp InCsumErrors of the daemon's namespace, when readable. */
   tcpInCsumErrors: number | null;
+  /** The etcd membership, when configured. */
+  etcd?: MembershipStatus | null;
 }
 
 /** What doctor judges of one network. */
@@ -48,7 +51,7 @@ export interface NetworkObservations {
 }
 
 export interface Finding {
-  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum' | 'tap';
+  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum' | 'tap' | 'etcd';
   /** The network it concerns; absent for a host-level finding. */
   vni?: number;
   problem: string;
@@ -63,12 +66,24 @@ export interface DoctorReport {
 
 /** The host-level checks once, then each network's. */
 export function diagnose(host: HostObservations, networks: readonly NetworkObservations[]): DoctorReport {
-  const findings = [...checkVni(host), ...checkAdvisedDrops(host.stats), ...checkChecksums(host)];
+  const findings = [...checkVni(host), ...checkAdvisedDrops(host.stats), ...checkChecksums(host), ...checkEtcd(host)];
   for (const o of networks) {
     const own = [...checkMtu(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkTap(o)];
     findings.push(...own.map((f) => ({ ...f, vni: o.vni })));
   }
-  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings };
+  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap', 'etcd'], findings };
+}
+
+function checkEtcd(h: HostObservations): Finding[] {
+  const e = h.etcd;
+  if (e === undefined || e === null || e.connected) return [];
+  const seen = e.revision === null ? 'nothing was listed yet' : `membership is kept as of revision ${e.revision}`;
+  const lease = e.leaseTtlLeftMs === null ? 'no lease is held' : `our lease expires in ${Math.ceil(e.leaseTtlLeftMs / 1000)} s unless etcd is back`;
+  return [{
+    check: 'etcd',
+    problem: `etcd (${e.endpoints.join(', ')}) is out of reach: ${seen}, ${lease}; vxland keeps retrying`,
+    fix: `check that etcd runs and that this host reaches it ("etcdctl --endpoints=${e.endpoints.join(',')} endpoint health"; with TLS, the certificates named in etcd.tls)`,
+  }];
 }
 
 function checkMtu(o: NetworkObservations): Finding[] {

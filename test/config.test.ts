@@ -51,7 +51,7 @@ t.test('defaults with only a vni: one host, one network', async (t) => {
   const config = load({ vni: '42' });
   t.same(config, {
     local: null, family: 'udp4', port: 4789, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
-    logLevel: 'info', metrics: null, controlGroup: null,
+    logLevel: 'info', metrics: null, controlGroup: null, etcd: null,
     networks: [{
       vni: 42, dev: 'vxl0', mtu: 1450, addresses: [], peers: [], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096,
       learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false, mac: null, bridge: null,
@@ -375,7 +375,7 @@ t.test('a host file: network keys at the top level and per-network flags are ref
   const file = writeConfig(t, HOST_FILE);
   refuses(t, { config: writeConfig(t, { vni: 42, networks: [] }) },
     '"vni" is a network setting; with "networks" in the file it belongs in each networks[] entry');
-  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, networks)');
+  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks)');
   for (const [flags, flag] of [[{ peer: ['192.0.2.9'] }, '--peer'], [{ vni: '44' }, '--vni'], [{ bridge: 'br0' }, '--bridge'], [{ allowVlan: true }, '--allow-vlan']] as Array<[ConfigFlags, string]>) {
     refuses(t, { config: file, ...flags }, `${flag} describes one network, but config file ${file} lists "networks"`);
   }
@@ -414,4 +414,39 @@ t.test('networkToFile and networkFromFile round-trip a network', async (t) => {
     t.same(networkFromFile(JSON.parse(text), 'udp4', 'networks[0]'), n, `vni ${n.vni}`);
   }
   t.throws(() => networkFromFile({ vni: 1, mtu: 1 }, 'udp4', 'networks[3]'), { message: 'networks[3]: mtu must be an integer 68..65481 (got 1)' });
+});
+
+t.test('etcd: --etcd or "etcd" in the file, with defaults; needs a local address; checked', async (t) => {
+  t.equal(load({ vni: '42' }).etcd, null, 'none by default');
+  t.same(load({ vni: '42', local: '192.0.2.1', etcd: 'http://127.0.0.1:2379, http://127.0.0.2:2379/' }).etcd, {
+    endpoints: ['http://127.0.0.1:2379', 'http://127.0.0.2:2379'], prefix: '/vxland', leaseTtlS: 15, tls: null,
+  });
+  const file = writeConfig(t, {
+    local: '192.0.2.1', etcd: { endpoints: ['https://10.0.0.1:2379'], prefix: '/overlay/a', leaseTtlS: 5, tls: { ca: 'ca.pem', cert: 'c.pem', key: 'k.pem' } },
+    networks: [{ vni: 42 }],
+  });
+  const dir = path.dirname(file);
+  t.same(load({ config: file }).etcd, {
+    endpoints: ['https://10.0.0.1:2379'], prefix: '/overlay/a', leaseTtlS: 5,
+    tls: { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'c.pem'), key: path.join(dir, 'k.pem') },
+  }, 'paths relative to the file');
+  t.same(load({ config: file, etcd: 'http://127.0.0.1:2379' }).etcd?.endpoints, ['http://127.0.0.1:2379'], '--etcd replaces the endpoints');
+  refuses(t, { vni: '42', etcd: 'http://127.0.0.1:2379' }, 'etcd needs --local');
+  refuses(t, { vni: '42', local: '192.0.2.1', etcd: '127.0.0.1:2379' }, 'is not an http:// or https:// URL');
+  refuses(t, { vni: '42', local: '192.0.2.1', etcd: ',' }, '--etcd must list at least one URL');
+  const bad = (etcd: unknown, message: string): void => {
+    let caught: unknown = null;
+    try {
+      load({ config: writeConfig(t, { local: '192.0.2.1', etcd, vni: 42 }) });
+    } catch (err) {
+      caught = err;
+    }
+    t.match(caught, { code: 'VXLAND_CONFIG_INVALID', message }, message);
+  };
+  bad({ endpoints: ['http://a:1'], prefix: 'vxland' }, 'etcd.prefix must start with "/"');
+  bad({ endpoints: ['http://a:1'], leaseTtlS: 0 }, 'etcd.leaseTtlS must be an integer 1..3600 s');
+  bad({ endpoints: ['http://a:1'], tls: { cert: 'c.pem', key: 'k.pem' } }, 'etcd.tls.ca is required');
+  bad({ endpoints: ['http://a:1'], tls: { ca: 'ca.pem', cert: 'c.pem' } }, 'etcd.tls.cert and etcd.tls.key go together');
+  bad({ endpoints: ['http://a:1'], ttl: 3 }, 'etcd.ttl is not a setting');
+  bad(['http://a:1'], 'etcd must be an object');
 });

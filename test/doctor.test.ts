@@ -39,7 +39,20 @@ function check(o: Observations): DoctorReport {
 }
 
 t.test('a healthy daemon has no findings', async (t) => {
-  t.same(check(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap'], findings: [] });
+  t.same(check(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap', 'etcd'], findings: [] });
+});
+
+t.test('etcd: out of reach is a finding naming the endpoints, the revision kept and the lease time left; connected is none', async (t) => {
+  const o = healthy();
+  const host = (etcd: HostObservations['etcd']): HostObservations => ({ port: o.port, served: [{ vni: o.vni, dev: o.dev }], foreignVnis: [], tcpInCsumErrors: 0, stats: NO_COUNTS, etcd });
+  const status = { connected: true, revision: 12, leaseTtlLeftMs: 9_500, remoteVteps: 3, lists: 1, endpoints: ['http://127.0.0.1:2379'] };
+  t.same(diagnose(host(status), [networkPart(o)]).findings, [], 'connected: nothing to say');
+  const [finding] = diagnose(host({ ...status, connected: false }), [networkPart(o)]).findings;
+  t.equal(finding?.check, 'etcd');
+  t.match(finding?.problem, 'etcd (http://127.0.0.1:2379) is out of reach: membership is kept as of revision 12, our lease expires in 10 s');
+  t.match(finding?.fix, 'etcdctl --endpoints=http://127.0.0.1:2379 endpoint health');
+  const [never] = diagnose(host({ ...status, connected: false, revision: null, leaseTtlLeftMs: null }), [networkPart(o)]).findings;
+  t.match(never?.problem, 'nothing was listed yet, no lease is held');
 });
 
 t.test('MTU: underlay minus 50 (IPv4) or 70 (IPv6)', async (t) => {

@@ -7,6 +7,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { FRAME_HEADROOM_BYTES, type DatagramBind, type FrameBatch, type FrameDevice, type SendDone } from '../src/ports/io';
 import { encodeVxlan, VXLAN_HEADER_BYTES } from '../src/wire/vxlan';
+import type { KvEvent, KvLease, KvListing, KvStore, KvWatch, KvWatchHandlers } from '../src/ports/kv';
 
 export class FakeDevice implements FrameDevice {
   readonly written: Buffer[] = [];
@@ -308,4 +309,163 @@ export function vxlanDatagram(vni: number, inner: Buffer, flags = 0x08): Buffer 
   msg[0] = flags;
   inner.copy(msg, VXLAN_HEADER_BYTES);
   return msg;
+}
+
+// ---- an in-memory etcd (KvStore) for the membership's unit tests ----
+
+/** One store shared by several FakeKvClients (one per simulated daemon), with
+ *  revisions, leases that expire on expireLeases(), compaction that cancels
+ *  the watches started before it, and an outage that fails every call and
+ *  drops every watch until it ends. */
+export class FakeKvServer {
+  revision = 1;
+  compacted = 0;
+  down = false;
+  /** Calls of list(), by all clients. */
+  lists = 0;
+  readonly kvs = new Map<string, { value: string; lease: string }>();
+  readonly leases = new Map<string, { onLost: (err: Error) => void; ttlS: number; grantedAtMs: number }>();
+  readonly watches = new Set<{ prefix: string; handlers: KvWatchHandlers; from: number }>();
+  /** Events since the last compaction, replayed to a watch that starts in the past. */
+  history: KvEvent[] = [];
+  private nextLease = 1;
+
+  client(): KvStore {
+    return new FakeKvClient(this);
+  }
+
+  /** Calls that reached the store (failed ones included). */
+  calls = 0;
+
+  check(): void {
+    this.calls++;
+    if (this.down) throw new Error('fake etcd: unavailable');
+  }
+
+  grant(ttlS: number, onLost: (err: Error) => void): string {
+    this.check();
+    const id = String(this.nextLease++);
+    this.leases.set(id, { onLost, ttlS, grantedAtMs: Date.now() });
+    return id;
+  }
+
+  put(key: string, value: string, lease: string): void {
+    this.check();
+    if (!this.leases.has(lease)) throw new Error(`fake etcd: lease ${lease} not found`);
+    this.revision++;
+    this.kvs.set(key, { value, lease });
+    this.notify({ type: 'put', key, value, revision: this.revision });
+  }
+
+  del(key: string): void {
+    this.check();
+    if (!this.kvs.delete(key)) return;
+    this.revision++;
+    this.notify({ type: 'delete', key, revision: this.revision });
+  }
+
+  /** Ends a lease as etcd does at expiry (or at revoke: lost is not reported then). */
+  endLease(id: string, reportLost: boolean): void {
+    const lease = this.leases.get(id);
+    if (lease === undefined) return;
+    this.leases.delete(id);
+    for (const [key, kv] of [...this.kvs]) if (kv.lease === id) this.delKey(key);
+    if (reportLost) lease.onLost(new Error('fake etcd: lease expired'));
+  }
+
+  private delKey(key: string): void {
+    this.kvs.delete(key);
+    this.revision++;
+    this.notify({ type: 'delete', key, revision: this.revision });
+  }
+
+  /** Expires every lease (as after kill -9 of every holder past the TTL). */
+  expireLeases(): void {
+    for (const id of [...this.leases.keys()]) this.endLease(id, true);
+  }
+
+  /** Compacts history up to the current revision: every watch is cancelled. */
+  compact(): void {
+    this.compacted = this.revision;
+    this.history = [];
+    this.dropWatches(new Error('fake etcd: required revision has been compacted'));
+  }
+
+  setDown(down: boolean): void {
+    this.down = down;
+    if (down) this.dropWatches(new Error('fake etcd: connection lost'));
+  }
+
+  dropWatches(err: Error): void {
+    for (const w of [...this.watches]) {
+      this.watches.delete(w);
+      w.handlers.onLost(err);
+    }
+  }
+
+  private notify(e: KvEvent): void {
+    this.history.push(e);
+    for (const w of [...this.watches]) {
+      if (e.key.startsWith(w.prefix) && e.revision >= w.from) w.handlers.onEvents([e]);
+    }
+  }
+}
+
+class FakeKvClient implements KvStore {
+  constructor(private readonly server: FakeKvServer) {}
+
+  async grantLease(ttlS: number, onLost: (err: Error) => void): Promise<KvLease> {
+    await Promise.resolve();
+    const server = this.server;
+    const id = server.grant(ttlS, onLost);
+    return {
+      id,
+      expiresAtMs: () => (server.leases.get(id)?.grantedAtMs ?? 0) + ttlS * 1000,
+      revoke: async () => {
+        server.check();
+        server.endLease(id, false);
+      },
+      release: () => {},
+    };
+  }
+
+  async put(key: string, value: string, lease: KvLease): Promise<void> {
+    await Promise.resolve();
+    this.server.put(key, value, lease.id);
+  }
+
+  async delete(key: string): Promise<void> {
+    await Promise.resolve();
+    this.server.del(key);
+  }
+
+  async list(prefix: string): Promise<KvListing> {
+    await Promise.resolve();
+    this.server.lists++;
+    this.server.check();
+    const kvs = [...this.server.kvs].filter(([key]) => key.startsWith(prefix)).map(([key, kv]) => ({ key, value: kv.value }));
+    return { revision: this.server.revision, kvs };
+  }
+
+  watch(prefix: string, fromRevision: number, handlers: KvWatchHandlers): KvWatch {
+    const w = { prefix, handlers, from: fromRevision };
+    const server = this.server;
+    let closed = false;
+    queueMicrotask(() => {
+      if (closed) return;
+      if (server.down) return w.handlers.onLost(new Error('fake etcd: unavailable'));
+      if (fromRevision <= server.compacted) return w.handlers.onLost(new Error('fake etcd: required revision has been compacted'));
+      const missed = server.history.filter((e) => e.revision >= fromRevision && e.key.startsWith(prefix));
+      if (missed.length > 0) w.handlers.onEvents(missed);
+      server.watches.add(w);
+    });
+    return {
+      close: () => {
+        closed = true;
+        server.watches.delete(w);
+      },
+    };
+  }
+
+  async close(): Promise<void> {}
 }

@@ -188,3 +188,60 @@ t.test('learning is rate-limited per VTEP, refilling over time', async (t) => {
   t.equal(later.filter((o) => o === LearnOutcome.Learned).length, 5, 'half a second later: 5 more');
   t.equal(fdb.learn(VNI, 1 * 2 ** 41, '198.18.0.66', nowMs), LearnOutcome.Refreshed, 'refreshing costs nothing');
 });
+
+t.test('etcd MAC entries are pinned against learning, as static ones are, and never aged', async (t) => {
+  const { fdb, advance, now } = setup({ ageingMs: 1000 });
+  t.ok(fdb.addEtcd(VNI, A, '198.18.0.2'));
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.2', now()), LearnOutcome.Static);
+  t.equal(fdb.learn(VNI, macKeyOf(A), '198.18.0.3', now()), LearnOutcome.StaticConflict, 'another VTEP cannot move it');
+  advance(5000);
+  t.equal(fdb.sweep(), 0);
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.2');
+  t.same(fdb.entries().map((e) => e.kind), ['etcd']);
+  t.same(fdb.staticEntries(), [], 'not among the entries the state file keeps');
+  t.equal(fdb.size, 1);
+  t.notOk(fdb.remove(VNI, A), 'fdb del leaves etcd entries to the membership');
+  t.equal(fdb.flush({ learnedOnly: false }), 0, 'flush leaves them too');
+  t.ok(fdb.removeEtcd(VNI, A, '198.18.0.2'));
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), undefined);
+  t.equal(fdb.size, 0);
+});
+
+t.test('an etcd entry replaces a learned one; a static entry wins over etcd both ways', async (t) => {
+  const { fdb, events, now } = setup();
+  fdb.learn(VNI, macKeyOf(A), '198.18.0.9', now());
+  t.ok(fdb.addEtcd(VNI, A, '198.18.0.2'));
+  t.equal(fdb.learnedCount, 0);
+  fdb.addStatic(VNI, A, '198.18.0.5');
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.5', 'configured wins over etcd');
+  t.notOk(fdb.addEtcd(VNI, A, '198.18.0.3'), 'etcd cannot displace a static entry');
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.5');
+  t.notOk(fdb.removeEtcd(VNI, A, '198.18.0.2'), 'only the current claim can be withdrawn');
+  t.ok(fdb.remove(VNI, A));
+  t.equal(fdb.lookup(VNI, macKeyOf(A), now()), '198.18.0.3', 'the shadowed etcd claim takes effect once the static one goes');
+  t.ok(fdb.removeEtcd(VNI, A, '198.18.0.3'));
+  t.equal(fdb.size, 0);
+  const kinds = events.filter((e) => e.mac === A).map((e) => `${e.type}:${e.kind}`);
+  t.same(kinds, ['learned:learned', 'deleted:learned', 'added:etcd', 'deleted:etcd', 'added:static', 'deleted:static', 'added:etcd', 'deleted:etcd']);
+});
+
+t.test('a VTEP both configured and listed by etcd stays in the flood list until both drop it', async (t) => {
+  const { fdb, events, now } = setup();
+  t.ok(fdb.addEtcdPeer(VNI, '198.18.0.2'));
+  t.notOk(fdb.addEtcdPeer(VNI, '198.18.0.2'));
+  t.same(fdb.entries().map((e) => e.kind), ['etcd'], 'shown as etcd');
+  t.same(fdb.configuredPeers(VNI), [], 'not a configured peer: the state file does not keep it');
+  t.ok(fdb.addPeer(VNI, '198.18.0.2'), 'configuring it is a change');
+  t.same(fdb.floodList(VNI, now()), ['198.18.0.2'], 'once in the flood list');
+  t.same(fdb.entries().map((e) => e.kind), ['peer']);
+  t.ok(fdb.removeEtcdPeer(VNI, '198.18.0.2'));
+  t.same(fdb.floodList(VNI, now()), ['198.18.0.2'], 'the configured peer stays when etcd drops it');
+  t.ok(fdb.addEtcdPeer(VNI, '198.18.0.2'));
+  t.ok(fdb.removePeer(VNI, '198.18.0.2'));
+  t.same(fdb.floodList(VNI, now()), ['198.18.0.2'], 'etcd still lists it');
+  t.ok(fdb.removeEtcdPeer(VNI, '198.18.0.2'));
+  t.same(fdb.floodList(VNI, now()), []);
+  const added = events.filter((e) => e.type === 'added').length;
+  const deleted = events.filter((e) => e.type === 'deleted').length;
+  t.equal(added, deleted, 'each origin emits one added and one deleted (counting listeners stay balanced)');
+});

@@ -122,3 +122,20 @@ t.test('doctor: the host checks once, each network\'s with its VNI; --vni narrow
   t.equal(all.findings.length, 2);
   t.same(handler.doctor({ vni: 42 }).findings.map((f) => f.check), ['vni'], 'network 42 is healthy; the host finding stays');
 });
+
+t.test('etcd entries are shown but never written to the state file; status carries the etcd block', async (t) => {
+  const { dir, handler, networks } = setup(t, [43]);
+  const fdb = networks.get(43)!.fdb;
+  fdb.addEtcdPeer(43, '192.0.2.7');
+  fdb.addEtcd(43, '02:00:00:00:00:77', '192.0.2.7');
+  handler.peerAdd({ vni: 43 }, '192.0.2.9');
+  handler.fdbAdd({ vni: 43 }, '02:00:00:00:00:99', '192.0.2.9');
+  t.same(handler.fdbShow({ vni: 43 }).map((e) => [e.mac, e.vtep, e.kind]), [
+    ['00:00:00:00:00:00', '192.0.2.7', 'etcd'], ['00:00:00:00:00:00', '192.0.2.9', 'peer'],
+    ['02:00:00:00:00:77', '192.0.2.7', 'etcd'], ['02:00:00:00:00:99', '192.0.2.9', 'static'],
+  ], 'fdb show names the etcd entries');
+  t.same(JSON.parse(fs.readFileSync(path.join(dir, 'vxl43.json'), 'utf8')), {
+    version: 1, vni: 43, peers: ['192.0.2.9'], fdb: [{ mac: '02:00:00:00:00:99', vtep: '192.0.2.9' }], mac: '02:00:00:00:00:2b',
+  }, 'the state file holds the configured peer and static entry only');
+  t.equal(handler.status({}).etcd, null, 'no membership: etcd null');
+});

@@ -9,6 +9,8 @@
 // Host file (every key optional; each network needs a vni):
 //   { "local": "192.0.2.1", "port": 4789, "datapath": "auto", "socket": "/run/vxland/vxland.sock",
 //     "stateDir": "/var/lib/vxland", "logLevel": "info", "metrics": "127.0.0.1:9470", "controlGroup": null,
+//     "etcd": { "endpoints": ["http://127.0.0.1:2379"], "prefix": "/vxland", "leaseTtlS": 15,
+//       "tls": { "ca": "ca.pem", "cert": "host.pem", "key": "host-key.pem" } },
 //     "networks": [ { "vni": 42, "dev": "vxl42", "mtu": 1450, "addresses": ["10.42.0.1/24"],
 //       "peers": ["192.0.2.2"], "fdb": [], "ageingS": 300, "maxFdb": 16384, "maxFdbPerVtep": 4096,
 //       "learnRatePerS": 500, "accept": "peers", "allowVlan": false, "mac": null, "bridge": null } ] }
@@ -120,8 +122,25 @@ export interface HostConfig {
   readonly metrics: { readonly host: string; readonly port: number } | null;
   /** Group allowed to use the control socket besides root; null = root only. */
   readonly controlGroup: string | null;
+  /** Membership through etcd (README "Joining through etcd"); null = none. */
+  readonly etcd: EtcdConfig | null;
   /** VNIs and devs are unique among them. May be empty (networks added at run time). */
   readonly networks: readonly NetworkConfig[];
+}
+
+export const ETCD_PREFIX_DEFAULT = '/vxland';
+export const ETCD_LEASE_TTL_DEFAULT_S = 15;
+/** etcd refuses leases shorter than 1 s; beyond an hour a dead host lingers too long to be useful. */
+export const ETCD_LEASE_TTL_MAX_S = 3600;
+
+export interface EtcdConfig {
+  /** http:// or https:// URLs, at least one. */
+  readonly endpoints: readonly string[];
+  /** Key prefix, starting with "/", without a trailing "/". */
+  readonly prefix: string;
+  readonly leaseTtlS: number;
+  /** Absolute paths; null = plain connection unless an endpoint is https. */
+  readonly tls: { readonly ca: string; readonly cert: string | null; readonly key: string | null } | null;
 }
 
 /** The flags that describe one network (`vxland run`, `vxland network add`):
@@ -155,12 +174,14 @@ export interface ConfigFlags extends NetworkFlags {
   logLevel?: string;
   metrics?: string;
   controlGroup?: string;
+  /** --etcd URL[,URL…]: replaces the file's etcd.endpoints. */
+  etcd?: string;
 }
 
 /** VXLAND_CONFIG names a config file used when --config is not given. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
-const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup'] as const;
+const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
 const NETWORK_KEYS = [
   'vni', 'dev', 'mtu', 'addresses', 'peers', 'fdb', 'ageingS', 'maxFdb', 'maxFdbPerVtep', 'learnRatePerS',
   'accept', 'allowVlan', 'mac', 'bridge',
@@ -236,6 +257,8 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   const controlGroup = groupSource.value === undefined || groupSource.value === null ? null : requireString(groupSource);
   if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
+  const etcd = etcdConfig(raw.etcd, flags.etcd, dir, local);
+
   let networks: NetworkConfig[];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
     const given = NETWORK_KEYS.map((key) => NETWORK_FLAG[key]).find((f) => f !== null && flags[f.name] !== undefined);
@@ -252,7 +275,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV)];
   }
 
-  return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, networks } satisfies HostConfig);
+  return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
@@ -547,4 +570,46 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** The etcd settings of the file, with --etcd replacing its endpoints. */
+function etcdConfig(fileValue: unknown, flagValue: string | undefined, dir: string, local: string | null): EtcdConfig | null {
+  if (flagValue === undefined && (fileValue === undefined || fileValue === null)) return null;
+  if (fileValue !== undefined && fileValue !== null && (typeof fileValue !== 'object' || Array.isArray(fileValue))) {
+    invalid(`etcd must be an object { "endpoints", "prefix", "leaseTtlS", "tls" } (got ${show(fileValue)})`);
+  }
+  const o = (fileValue ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!['endpoints', 'prefix', 'leaseTtlS', 'tls'].includes(key)) invalid(`etcd.${key} is not a setting (etcd has endpoints, prefix, leaseTtlS, tls)`);
+  }
+  let endpoints: unknown = o.endpoints;
+  let endpointsName = 'etcd.endpoints';
+  if (flagValue !== undefined) {
+    endpoints = flagValue.split(',').map((u) => u.trim()).filter((u) => u !== '');
+    endpointsName = '--etcd';
+  }
+  if (!Array.isArray(endpoints) || endpoints.length === 0) invalid(`${endpointsName} must list at least one URL, e.g. http://127.0.0.1:2379 (got ${show(endpoints)})`);
+  const urls = endpoints.map((u: unknown) => {
+    if (typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u)) invalid(`${endpointsName}: ${show(u)} is not an http:// or https:// URL with a host and port`);
+    return u.replace(/\/$/, '');
+  });
+  const prefixValue = o.prefix ?? ETCD_PREFIX_DEFAULT;
+  if (typeof prefixValue !== 'string' || !/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/.test(prefixValue) || prefixValue.includes('//')) {
+    invalid(`etcd.prefix must start with "/", not end with "/", and hold only letters, digits, ".", "_", "-" and "/" (got ${show(prefixValue)})`);
+  }
+  const leaseTtlS = optionalIntegerIn({ name: 'etcd.leaseTtlS', value: o.leaseTtlS, fromFlag: false }, 'etcd.leaseTtlS', 1, ETCD_LEASE_TTL_MAX_S, ETCD_LEASE_TTL_DEFAULT_S, 's');
+  let tls: EtcdConfig['tls'] = null;
+  if (o.tls !== undefined && o.tls !== null) {
+    const t = o.tls as Record<string, unknown>;
+    if (typeof o.tls !== 'object' || Array.isArray(o.tls)) invalid(`etcd.tls must be an object { "ca", "cert", "key" } (got ${show(o.tls)})`);
+    const file = (key: string): string | null => optionalPath({ name: `etcd.tls.${key}`, value: t[key], fromFlag: false }, `etcd.tls.${key}`, dir);
+    const ca = file('ca');
+    const cert = file('cert');
+    const key = file('key');
+    if (ca === null) invalid('etcd.tls.ca is required with etcd.tls (the CA that signed the etcd servers\' certificates)');
+    if ((cert === null) !== (key === null)) invalid('etcd.tls.cert and etcd.tls.key go together (a client certificate and its key)');
+    tls = { ca, cert, key };
+  }
+  if (local === null) invalid('etcd needs --local (or "local"): the VTEP address other hosts reach this one at, published in etcd');
+  return { endpoints: urls, prefix: prefixValue, leaseTtlS, tls };
 }

@@ -5,6 +5,7 @@
 // gets the error. Adding and removing networks is the daemon's (it opens and
 // closes the TAP); the handler validates the request and asks it.
 
+import type { MembershipView } from '../ports/membership.js';
 import type { Logger } from 'pino';
 import { describeAccept, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type NetworkConfig, type NetworkFlags } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
@@ -75,6 +76,8 @@ export interface DaemonControlOptions {
   hostFacts: HostFacts;
   log: Logger;
   startedMs: number;
+  /** The etcd membership, when configured. */
+  membership?: MembershipView | null;
 }
 
 /** The control-plane operations, applied to the live FDBs and persisted. */
@@ -126,6 +129,7 @@ export class DaemonControl implements ControlHandler {
         foreignVnis: foreign,
         stats: this.o.hostStats.snapshot(),
         tcpInCsumErrors: this.o.hostFacts.tcpInCsumErrors(),
+        etcd: this.o.membership?.status() ?? null,
       },
       chosen.map((n) => this.observe(n)),
     );
@@ -165,6 +169,7 @@ export class DaemonControl implements ControlHandler {
       port: host.port,
       local: host.local,
       host: { drops: hostSnapshot.drops, dropsTotal: hostSnapshot.dropsTotal },
+      etcd: this.o.membership?.status() ?? null,
       networks: blocks,
     };
     if (blocks.length !== 1) return result;
@@ -191,7 +196,7 @@ export class DaemonControl implements ControlHandler {
   networkShow(selector: NetworkSelector): NetworkShowResult {
     const n = this.o.networks.select(selector);
     const { vni } = n.config;
-    const now = { peers: n.fdb.peers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
+    const now = { peers: n.fdb.configuredPeers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
     return { ...this.networkStatus(n), settings: { ...networkToFile(n.config), ...now, mac: n.mac, accept: describeAccept(n.config.accept) } };
   }
 
@@ -307,7 +312,7 @@ export function saveNetworkState(n: ServedNetwork): void {
   const { vni } = n.config;
   n.store.save({
     vni,
-    peers: n.fdb.peers(vni),
+    peers: n.fdb.configuredPeers(vni),
     fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
     mac: n.mac,
   });

@@ -9,6 +9,7 @@ import type { StatsReader } from '../ports/counters';
 import type { Fdb } from '../fdb/fdb';
 import { VxlandError } from '../errors';
 import { DROP_REASON_NAMES } from '../ports/drops';
+import type { MembershipView } from '../ports/membership';
 
 export interface MetricsSources {
   datapath: string;
@@ -16,6 +17,8 @@ export interface MetricsSources {
   hostStats: StatsReader;
   /** The networks served at scrape time (they come and go at run time). */
   networks: () => ReadonlyArray<{ vni: number; dev: string; stats: StatsReader; fdb: Fdb }>;
+  /** The etcd membership, when configured: its series exist only then. */
+  membership?: MembershipView | null;
 }
 
 /** The drops that happen before a datagram's network is known: always
@@ -87,16 +90,43 @@ export function buildRegistry(s: MetricsSources): client.Registry {
     },
   });
   new client.Gauge({
-    name: 'vxland_fdb_entries', help: 'FDB entries by kind (peer, static, learned)', labelNames: ['vni', 'kind'], registers,
+    name: 'vxland_fdb_entries', help: 'FDB entries by kind (peer, etcd, static, learned)', labelNames: ['vni', 'kind'], registers,
     collect() {
       this.reset();
       each((n, vni) => {
-        const counts: Record<string, number> = { peer: 0, static: 0, learned: 0 };
+        const counts: Record<string, number> = { peer: 0, etcd: 0, static: 0, learned: 0 };
         for (const e of n.fdb.entries()) counts[e.kind]++;
         for (const [kind, count] of Object.entries(counts)) this.set({ vni, kind }, count);
       });
     },
   });
+  const membership = s.membership;
+  if (membership !== undefined && membership !== null) {
+    new client.Gauge({
+      name: 'vxland_etcd_connected', help: '1 while the etcd list and watch are up, 0 while etcd is out of reach', registers,
+      collect() {
+        this.set(membership.status().connected ? 1 : 0);
+      },
+    });
+    new client.Gauge({
+      name: 'vxland_etcd_revision', help: 'The etcd revision last seen (0 before the first list)', registers,
+      collect() {
+        this.set(membership.status().revision ?? 0);
+      },
+    });
+    new client.Gauge({
+      name: 'vxland_etcd_lease_ttl_seconds', help: 'Time until our etcd lease expires unless kept alive (0 without a lease)', registers,
+      collect() {
+        this.set((membership.status().leaseTtlLeftMs ?? 0) / 1000);
+      },
+    });
+    new client.Gauge({
+      name: 'vxland_etcd_remote_vteps', help: 'Remote VTEPs known from etcd (one per network and host)', registers,
+      collect() {
+        this.set(membership.status().remoteVteps);
+      },
+    });
+  }
   new client.Gauge({
     name: 'vxland_peers', help: 'VTEPs in the flood list', labelNames: ['vni'], registers,
     collect() {

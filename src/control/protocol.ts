@@ -8,6 +8,7 @@
 // A failure to even read the request (bad JSON, line too long) is answered
 // with "id": null. Params are validated here, so handlers get clean values.
 
+import type { MembershipStatus } from '../ports/membership.js';
 import { ERROR_CODES, VxlandError, type ErrorCode } from '../errors.js';
 import { FLOOD_MAC, parseMac, type FdbEntry } from '../fdb/fdb.js';
 import type { StatsSnapshot, VtepCounters } from '../ports/counters.js';
@@ -79,6 +80,8 @@ export interface StatusResult extends Partial<NetworkStatus> {
   local: string | null;
   /** Drops before a network is known: rx_truncated, rx_no_i_flag, rx_wrong_vni. */
   host: { drops: Record<string, number>; dropsTotal: number };
+  /** Membership through etcd; null (or absent, from an older daemon) when not configured. */
+  etcd?: MembershipStatus | null;
   networks: NetworkStatus[];
 }
 

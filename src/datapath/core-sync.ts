@@ -4,7 +4,7 @@
 // paths; the core only mirrors, the Fdb stays the authority.
 
 import type { Fdb, FdbEvent } from '../fdb/fdb';
-import { macKeyOf } from '../wire/mac';
+import { FLOOD_MAC, macKeyOf } from '../wire/mac';
 import type { CoreMirror } from '../ports/core';
 import type { SourceFilter } from './accept';
 
@@ -28,7 +28,7 @@ export class CoreSync {
     this.unsubscribeSources = sources.subscribe(() => this.pushSourcePolicy());
     core.setFloodList(vni, fdb.peers(vni));
     for (const e of fdb.entries()) {
-      if (e.vni === vni && e.kind !== 'peer') core.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
+      if (e.vni === vni && e.mac !== FLOOD_MAC) core.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind !== 'learned');
     }
     this.unsubscribeFdb = fdb.subscribe((event) => this.onFdbEvent(event));
   }
@@ -49,7 +49,7 @@ export class CoreSync {
   private onFdbEvent(e: FdbEvent): void {
     const { core, fdb, vni } = this;
     if (e.vni !== vni) return;
-    if (e.kind === 'peer') {
+    if (e.mac === FLOOD_MAC) {
       // One push per burst (a reload may add thousands of peers in one go):
       // the core copies the whole list each time. Until it lands, the core
       // floods to the previous list.
@@ -65,7 +65,7 @@ export class CoreSync {
       case 'learned':
       case 'moved':
       case 'added':
-        core.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind === 'static');
+        core.fdbSet(vni, macKeyOf(e.mac), e.vtep, e.kind !== 'learned');
         break;
       case 'aged':
       case 'deleted':

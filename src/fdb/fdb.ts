@@ -11,6 +11,14 @@
 // - at most maxLearned learned entries, at most maxLearnedPerVtep behind one
 //   VTEP, and at most learnRatePerS new or moved MACs per second per VTEP;
 //   past a limit nothing new is learned and existing entries keep working.
+// - entries of kind `etcd` come from the membership (src/membership/): peers
+//   in the flood list and MAC entries pinned like static ones (never moved or
+//   aged by learning), never persisted (staticEntries() and configuredPeers()
+//   leave them out). Configured entries win on conflict: a static entry for a
+//   MAC keeps its VTEP while etcd names another (the etcd claim is kept aside
+//   and takes effect if the static entry is removed), and a configured peer
+//   stays in the flood list when etcd drops it. Reason: what an admin typed
+//   or wrote in the config is deliberate; etcd is what other hosts claim.
 //   (The kernel has only the global limit; the others keep one noisy or
 //   hostile VTEP from crowding out the rest, see RFC 7348 §7.)
 // Both data paths (dgram and the native engine) apply these rules through this
@@ -25,7 +33,7 @@ export const FDB_MAX_LEARNED_DEFAULT = 16_384;
 export const FDB_MAX_LEARNED_PER_VTEP_DEFAULT = 4_096;
 export const FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S = 500;
 
-export type FdbEntryKind = 'static' | 'learned' | 'peer';
+export type FdbEntryKind = 'static' | 'learned' | 'peer' | 'etcd';
 
 export interface FdbEntry {
   vni: number;
@@ -85,10 +93,12 @@ interface VtepLearning {
   refilledMs: number;
 }
 
+type MacEntryKind = 'static' | 'learned' | 'etcd';
+
 interface Entry {
   readonly key: number;
   vtep: string;
-  kind: 'static' | 'learned';
+  kind: MacEntryKind;
   updatedMs: number;
   usedMs: number;
 }
@@ -98,6 +108,12 @@ interface VniTable {
   /** The flood list in insertion order; membership in O(1), so seeding or
    *  reloading tens of thousands of peers stays linear. */
   readonly peerSet: Set<string>;
+  /** Which of peerSet are configured (CLI, config, state file) and which
+   *  etcd lists; a VTEP may be both, and stays while either holds it. */
+  readonly configPeers: Set<string>;
+  readonly etcdPeers: Set<string>;
+  /** MAC -> VTEP as etcd claims it, whether in effect or shadowed by a static entry. */
+  readonly etcdMacs: Map<number, string>;
   /** peerSet as an array, built on first use after a change and then never
    *  mutated in place (the data path iterates it while sending). */
   peerList: readonly string[] | null;
@@ -117,6 +133,7 @@ export class Fdb {
   private readonly perVtep = new Map<string, VtepLearning>();
   private learned = 0;
   private statics = 0;
+  private etcds = 0;
 
   constructor(options: FdbOptions) {
     this.ageingMs = options.ageingMs;
@@ -149,7 +166,7 @@ export class Fdb {
   get size(): number {
     let peers = 0;
     for (const table of this.tables.values()) peers += table.peerSet.size;
-    return this.learned + this.statics + peers;
+    return this.learned + this.statics + this.etcds + peers;
   }
 
   // ---- data path: called per frame with a clock read once per batch ----
@@ -190,7 +207,7 @@ export class Fdb {
     const table = this.table(vni);
     const entry = table.entries.get(key);
     if (entry !== undefined) {
-      if (entry.kind === 'static') return entry.vtep === vtep ? LearnOutcome.Static : LearnOutcome.StaticConflict;
+      if (entry.kind !== 'learned') return entry.vtep === vtep ? LearnOutcome.Static : LearnOutcome.StaticConflict;
       if (entry.vtep === vtep) {
         entry.updatedMs = nowMs;
         return LearnOutcome.Refreshed;
@@ -250,27 +267,104 @@ export class Fdb {
 
   // ---- control plane ----
 
-  /** Appends `vtep` to the flood list; false if it is there already. */
+  /** Appends configured peer `vtep` to the flood list; false if it is a
+   *  configured peer already (one etcd lists becomes configured too). */
   addPeer(vni: number, vtep: string): boolean {
-    const table = this.table(vni);
-    if (table.peerSet.has(vtep)) return false;
-    table.peerSet.add(vtep);
-    table.peerList = null;
-    this.emit({ type: 'added', vni, mac: FLOOD_MAC, vtep, kind: 'peer' });
-    return true;
+    return this.addFloodOrigin(vni, vtep, 'peer');
   }
 
+  /** Removes configured peer `vtep`; it stays in the flood list while etcd lists it. */
   removePeer(vni: number, vtep: string): boolean {
-    const table = this.tables.get(vni);
-    if (table === undefined || !table.peerSet.delete(vtep)) return false;
-    table.peerList = null;
-    this.emit({ type: 'deleted', vni, mac: FLOOD_MAC, vtep, kind: 'peer' });
+    return this.removeFloodOrigin(vni, vtep, 'peer');
+  }
+
+  /** Adds `vtep` to the flood list as listed by etcd; false if etcd listed it already. */
+  addEtcdPeer(vni: number, vtep: string): boolean {
+    return this.addFloodOrigin(vni, vtep, 'etcd');
+  }
+
+  /** Etcd no longer lists `vtep`; it leaves the flood list unless it is a configured peer too. */
+  removeEtcdPeer(vni: number, vtep: string): boolean {
+    return this.removeFloodOrigin(vni, vtep, 'etcd');
+  }
+
+  /** Each origin of a VTEP emits its own added/deleted pair, so listeners that
+   *  count (SourceFilter.name/unname) stay balanced. */
+  private addFloodOrigin(vni: number, vtep: string, kind: 'peer' | 'etcd'): boolean {
+    const table = this.table(vni);
+    const origin = kind === 'peer' ? table.configPeers : table.etcdPeers;
+    if (origin.has(vtep)) return false;
+    origin.add(vtep);
+    if (!table.peerSet.has(vtep)) {
+      table.peerSet.add(vtep);
+      table.peerList = null;
+    }
+    this.emit({ type: 'added', vni, mac: FLOOD_MAC, vtep, kind });
     return true;
   }
 
+  private removeFloodOrigin(vni: number, vtep: string, kind: 'peer' | 'etcd'): boolean {
+    const table = this.tables.get(vni);
+    if (table === undefined) return false;
+    const origin = kind === 'peer' ? table.configPeers : table.etcdPeers;
+    if (!origin.delete(vtep)) return false;
+    if (!table.configPeers.has(vtep) && !table.etcdPeers.has(vtep)) {
+      table.peerSet.delete(vtep);
+      table.peerList = null;
+    }
+    this.emit({ type: 'deleted', vni, mac: FLOOD_MAC, vtep, kind });
+    return true;
+  }
+
+  /** The flood list of `vni`: configured and etcd peers. */
   peers(vni: number): readonly string[] {
     const table = this.tables.get(vni);
     return table === undefined ? EMPTY : peerList(table);
+  }
+
+  /** The configured peers of `vni` (what the state file keeps), without those only etcd lists. */
+  configuredPeers(vni: number): readonly string[] {
+    const table = this.tables.get(vni);
+    return table === undefined ? EMPTY : [...table.configPeers];
+  }
+
+  /** The VTEPs etcd lists for `vni`. */
+  etcdPeers(vni: number): readonly string[] {
+    const table = this.tables.get(vni);
+    return table === undefined ? EMPTY : [...table.etcdPeers];
+  }
+
+  /** Records etcd's claim that `mac` (normalised) sits behind `vtep` and puts
+   *  it in effect unless a static entry holds the MAC (configured wins).
+   *  Replaces a learned entry. False if nothing changed in the table. */
+  addEtcd(vni: number, mac: string, vtep: string): boolean {
+    const key = macKeyOf(mac);
+    const table = this.table(vni);
+    table.etcdMacs.set(key, vtep);
+    const old = table.entries.get(key);
+    if (old?.kind === 'static' || (old?.kind === 'etcd' && old.vtep === vtep)) return false;
+    this.installEtcd(vni, table, key, vtep, old);
+    return true;
+  }
+
+  /** Withdraws etcd's claim on `mac` if it names `vtep`; removes the entry
+   *  if it is that claim in effect. False if there was no such claim. */
+  removeEtcd(vni: number, mac: string, vtep: string): boolean {
+    const key = macKeyOf(mac);
+    const table = this.tables.get(vni);
+    if (table === undefined || table.etcdMacs.get(key) !== vtep) return false;
+    table.etcdMacs.delete(key);
+    const entry = table.entries.get(key);
+    if (entry?.kind === 'etcd') this.drop(vni, table, entry, 'deleted');
+    return true;
+  }
+
+  private installEtcd(vni: number, table: VniTable, key: number, vtep: string, old: Entry | undefined): void {
+    const nowMs = this.now();
+    if (old !== undefined) this.drop(vni, table, old, 'deleted');
+    table.entries.set(key, { key, vtep, kind: 'etcd', updatedMs: nowMs, usedMs: old?.usedMs ?? nowMs });
+    this.etcds++;
+    this.emit({ type: 'added', vni, mac: formatMacKey(key), vtep, kind: 'etcd' });
   }
 
   /** Pins `mac` (normalised, see parseMac) to `vtep`, replacing any learned or static entry. */
@@ -282,6 +376,7 @@ export class Fdb {
       this.learned--;
       this.release(old.vtep);
     }
+    if (old?.kind === 'etcd') this.etcds--;
     if (old?.kind !== 'static') this.statics++;
     const nowMs = this.now();
     table.entries.set(key, { key, vtep, kind: 'static', updatedMs: nowMs, usedMs: old?.usedMs ?? nowMs });
@@ -289,22 +384,31 @@ export class Fdb {
     this.emit({ type: 'added', vni, mac, vtep, kind: 'static' });
   }
 
-  /** Removes the static or learned entry for `mac`; false if there is none. */
+  /** Removes the static or learned entry for `mac`; false if there is none
+   *  (etcd entries belong to the membership). An etcd claim a static entry
+   *  shadowed takes effect. */
   remove(vni: number, mac: string): boolean {
     const table = this.tables.get(vni);
     const entry = table?.entries.get(macKeyOf(mac));
-    if (table === undefined || entry === undefined) return false;
+    if (table === undefined || entry === undefined || entry.kind === 'etcd') return false;
     this.drop(vni, table, entry, 'deleted');
+    this.restoreEtcd(vni, table, entry);
     return true;
   }
 
-  /** Removes learned entries, and static ones too unless learnedOnly. Peers stay. */
+  private restoreEtcd(vni: number, table: VniTable, removed: Entry): void {
+    const claim = removed.kind === 'static' ? table.etcdMacs.get(removed.key) : undefined;
+    if (claim !== undefined) this.installEtcd(vni, table, removed.key, claim, undefined);
+  }
+
+  /** Removes learned entries, and static ones too unless learnedOnly. Peers and etcd entries stay. */
   flush(options: { learnedOnly: boolean }): number {
     let removed = 0;
     for (const [vni, table] of this.tables) {
-      for (const entry of table.entries.values()) {
-        if (entry.kind === 'static' && options.learnedOnly) continue;
+      for (const entry of [...table.entries.values()]) {
+        if (entry.kind === 'etcd' || (entry.kind === 'static' && options.learnedOnly)) continue;
         this.drop(vni, table, entry, 'deleted');
+        this.restoreEtcd(vni, table, entry);
         removed++;
       }
     }
@@ -334,7 +438,8 @@ export class Fdb {
     for (const [vni, table] of this.tables) {
       for (const vtep of table.peerSet) {
         const usedAgoMs = Math.max(0, nowMs - table.peersUsedMs);
-        out.push({ vni, mac: FLOOD_MAC, vtep, kind: 'peer', updatedAgoMs: 0, usedAgoMs });
+        const kind = table.configPeers.has(vtep) ? 'peer' : 'etcd';
+        out.push({ vni, mac: FLOOD_MAC, vtep, kind, updatedAgoMs: 0, usedAgoMs });
       }
       for (const e of table.entries.values()) {
         out.push({
@@ -359,7 +464,7 @@ export class Fdb {
   private table(vni: number): VniTable {
     let table = this.tables.get(vni);
     if (table === undefined) {
-      table = { entries: new Map(), peerSet: new Set(), peerList: EMPTY, peersUsedMs: this.now() };
+      table = { entries: new Map(), peerSet: new Set(), configPeers: new Set(), etcdPeers: new Set(), etcdMacs: new Map(), peerList: EMPTY, peersUsedMs: this.now() };
       this.tables.set(vni, table);
     }
     return table;
@@ -370,6 +475,8 @@ export class Fdb {
     if (entry.kind === 'learned') {
       this.learned--;
       this.release(entry.vtep);
+    } else if (entry.kind === 'etcd') {
+      this.etcds--;
     } else {
       this.statics--;
     }
