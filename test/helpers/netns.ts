@@ -94,7 +94,13 @@ export function hasRoot(): boolean {
 /** If not root: prints the reason, plans 0 tests (a tap skip) and returns
  *  true; the caller then returns: `if (skipUnlessRoot(t)) return`. */
 export function skipUnlessRoot(t: TapLike): boolean {
-  const reason = rootSkipReason();
+  return skipIf(t, rootSkipReason());
+}
+
+/** If reason is a string: prints it, plans 0 tests (a tap skip) and returns
+ *  true; false returns false. The one way a test skips for a missing
+ *  capability (root, a tool, a daemon feature). */
+export function skipIf(t: TapLike, reason: string | false): boolean {
   if (reason === false) return false;
   t.comment(`skipping: ${reason}`);
   process.stderr.write(`skipping: ${reason}\n`);
@@ -665,10 +671,11 @@ export interface SpawnDaemonOptions {
   stopGraceMs?: number;
 }
 
-/** Starts argv as a long-running process inside ns (e.g.
+/** Starts argv as a long-running process inside ns (null: the current
+ *  namespace, for loopback-only daemons such as a test etcd) (e.g.
  *  `spawnDaemon(t, ns, vxlandArgv('run', ...))`), collecting its stdout lines
  *  and JSON logs; stopped (SIGTERM then SIGKILL) at t.teardown and on exit. */
-export function spawnDaemon(t: TapLike, ns: string, argv: string[], opts: SpawnDaemonOptions = {}): LineProcess {
+export function spawnDaemon(t: TapLike, ns: string | null, argv: string[], opts: SpawnDaemonOptions = {}): LineProcess {
   const p = startProcess(ns, argv, opts.env);
   t.teardown(() => p.stop(opts.stopGraceMs ?? 3000));
   return p;
