@@ -53,16 +53,20 @@ t.test('3-member cluster in a namespace survives one member killed; teardown lea
     t.equal(members.members.length, 3, 'etcd lists three members');
 
     await putVteps(etcd, { vni: VNI, records: [fakeVtep(VNI, 0)] });
-    await etcd.kill(0);
-    t.notOk(alive(pids[0]), 'member 0 killed');
+    // The leader: losing it forces an election, the harder case.
+    const leader = await etcd.leader();
+    const leaderPid = etcd.members[leader].proc!.pid!;
+    await etcd.kill(leader);
+    t.notOk(alive(leaderPid), 'the leader killed');
     // Quorum is 2 of 3: writes and reads go on through the other endpoints.
     await eventually(() => putVteps(etcd, { vni: VNI, records: [fakeVtep(VNI, 1)] }).then(() => true, () => false),
       { timeoutMs: 10_000, intervalMs: 200, what: 'a write with one member down' });
     t.same((await readVteps(etcd, { vni: VNI })).map((e) => e.value.vtep), [fakeVtep(VNI, 0).vtep, fakeVtep(VNI, 1).vtep],
       'both keys readable with one member down');
+    t.not(await etcd.leader(), leader, 'another member leads');
 
-    await etcd.restart(0);
-    const back = await etcd.ctlMember(0, 'get', '--print-value-only', '--consistency=s', vtepKey(DEFAULT_PREFIX, VNI, fakeVtep(VNI, 1).vtep));
+    await etcd.restart(leader);
+    const back = await etcd.ctlMember(leader, 'get', '--print-value-only', '--consistency=s', vtepKey(DEFAULT_PREFIX, VNI, fakeVtep(VNI, 1).vtep));
     t.ok(back.includes(fakeVtep(VNI, 1).vtep), 'the restarted member serves what was written while it was down');
     pids.push(...etcd.pids().filter((p) => !pids.includes(p)));
   });

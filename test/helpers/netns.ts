@@ -495,6 +495,8 @@ export interface TransferOptions {
   port?: number;
   /** PRNG seed; default 1. */
   seed?: number;
+  /** Pace the source to at most this many bytes per second; default unpaced. */
+  rateBytesPerS?: number;
 }
 
 export interface TransferSide { bytes: number; sha256: string }
@@ -521,7 +523,8 @@ export async function verifiedTcpTransfer(o: TransferOptions): Promise<TransferR
     const listening = await sink.waitForJson((j) => j.event === 'listening', deadline - Date.now());
     source = startProcess(o.clientNs, [process.execPath, path.join(FIXTURES_DIR, 'tcp-source.js'),
       '--host', o.serverIp, '--port', String(listening.port), '--bytes', String(o.bytes), '--seed', String(seed),
-      '--connect-timeout-ms', String(Math.max(1000, Math.min(10_000, deadline - Date.now())))]);
+      '--connect-timeout-ms', String(Math.max(1000, Math.min(10_000, deadline - Date.now()))),
+      '--rate-bytes-per-s', String(o.rateBytesPerS ?? 0)]);
     const [sent, received] = await Promise.all([
       source.waitForJson((j) => j.event === 'done', deadline - Date.now()),
       sink.waitForJson((j) => j.event === 'done', deadline - Date.now()),
