@@ -34,6 +34,10 @@ const FLOOD_MAC = '00:00:00:00:00:00';
 const PAIR_PING = { count: 1, timeoutS: 1 } as const;
 
 const skipEtcdFeature = vxlandEtcdSkipReason();
+/** This file waits out a 30 s etcd outage and a lease expiry on each data
+ *  path: more than the suite's per-file 300 s when the machine is busy. */
+const FILE_TIMEOUT_MS = 600_000;
+if (skipEtcdFeature === false) t.setTimeout(FILE_TIMEOUT_MS);
 
 interface Member { host: Host; overlayIp: string; v?: VxlandHandle }
 
