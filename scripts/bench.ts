@@ -20,11 +20,18 @@
 // each data path: resident memory, threads and idle CPU (user + system time
 // over IDLE_SECONDS with no traffic, after the start-up announcements). Its
 // section of BENCHMARKS.md (between the networks markers) is rewritten alone.
+//
+// Then membership from etcd (BENCH_ONLY=etcd runs only this; scripts/
+// bench-etcd.ts): 500 simulated VTEPs in a real etcd, how long one vxland
+// takes to have them all, its RSS, how long until 100 removed are gone. It
+// needs a vxland with --etcd; without one it says why and keeps the old
+// section.
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
+import { ETCD_BEGIN, ETCD_END, etcdBench, etcdBenchSkipReason, etcdSection } from './bench-etcd';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
@@ -53,6 +60,7 @@ const ALL_PAIRINGS: Pairing[] = [
 const ONLY = process.env.BENCH_ONLY?.split(',');
 const PAIRINGS = ONLY === undefined ? ALL_PAIRINGS : ALL_PAIRINGS.filter((p) => ONLY.includes(p.a) && ONLY.includes(p.b));
 const RUN_NETWORKS = ONLY === undefined || ONLY.includes('networks');
+const RUN_ETCD = ONLY === undefined || ONLY.includes('etcd');
 const NETWORK_COUNTS = [1, 64];
 const NETWORK_DATAPATHS = ['native', 'dgram'] as const;
 /** The first network's VNI; network i has FIRST_VNI + i. */
@@ -329,20 +337,37 @@ ${NETWORKS_END}
 `;
 }
 
-/** text with its networks section replaced by section (appended when absent). */
-function withNetworksSection(text: string, section: string): string {
-  const begin = text.indexOf(NETWORKS_BEGIN);
-  const end = text.indexOf(NETWORKS_END);
+/** A section of BENCHMARKS.md that its benchmark rewrites alone, between markers. */
+interface Markers { begin: string; end: string }
+const NETWORKS: Markers = { begin: NETWORKS_BEGIN, end: NETWORKS_END };
+const ETCD: Markers = { begin: ETCD_BEGIN, end: ETCD_END };
+
+/** text with its m section replaced by section (appended when absent). */
+function withSection(text: string, m: Markers, section: string): string {
+  const begin = text.indexOf(m.begin);
+  const end = text.indexOf(m.end);
   if (begin < 0 || end < begin) return `${text.trimEnd()}\n\n${section}`;
-  return text.slice(0, begin) + section + text.slice(end + NETWORKS_END.length + 1);
+  return text.slice(0, begin) + section + text.slice(end + m.end.length + 1);
 }
 
-function existingNetworksSection(): string | null {
+function existingSection(m: Markers): string | null {
   let text: string;
   try { text = readFileSync(BENCHMARKS_PATH, 'utf8'); } catch { return null; }
-  const begin = text.indexOf(NETWORKS_BEGIN);
-  const end = text.indexOf(NETWORKS_END);
-  return begin < 0 || end < begin ? null : text.slice(begin, end + NETWORKS_END.length) + '\n';
+  const begin = text.indexOf(m.begin);
+  const end = text.indexOf(m.end);
+  return begin < 0 || end < begin ? null : text.slice(begin, end + m.end.length) + '\n';
+}
+
+/** The etcd benchmark's section, or null when it cannot run here (printed). */
+async function etcdBenchSection(machine: string): Promise<string | null> {
+  const skip = etcdBenchSkipReason();
+  if (skip !== false) {
+    process.stderr.write(`etcd benchmark not run: ${skip}\n`);
+    return null;
+  }
+  const r = await etcdBench();
+  process.stderr.write(`etcd: ${r.vteps} VTEPs written in ${r.writeMs} ms, in the flood list after ${r.watchConvergeMs} ms (watch) / ${r.listConvergeMs} ms (list); RSS ${r.rssBeforeMiB.toFixed(1)} -> ${r.rssAfterMiB.toFixed(1)} MiB; ${r.removed} removed gone after ${r.removeMs} ms\n`);
+  return etcdSection(r, machine);
 }
 
 function machineLine(): string {
@@ -382,16 +407,17 @@ async function main(): Promise<void> {
   }
   const networks = RUN_NETWORKS ? await networksBench(tmp) : null;
   const machine = machineLine();
+  const etcd = RUN_ETCD ? await etcdBenchSection(machine) : null;
   if (ONLY !== undefined) {
     const base = results.get(PAIRINGS[0]?.label ?? '');
     for (const p of base === undefined ? [] : PAIRINGS) {
       const r = results.get(p.label)!;
       process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base!.tcpGbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
     }
-    if (networks !== null) {
-      const section = networksSection(networks, machine);
-      writeFileSync(BENCHMARKS_PATH, withNetworksSection(readFileSync(BENCHMARKS_PATH, 'utf8'), section));
-      process.stdout.write(`${section}\nwritten to BENCHMARKS.md (its networks section)\n`);
+    for (const [section, m, name] of [[networks && networksSection(networks, machine), NETWORKS, 'networks'], [etcd, ETCD, 'etcd']] as const) {
+      if (section === null) continue;
+      writeFileSync(BENCHMARKS_PATH, withSection(readFileSync(BENCHMARKS_PATH, 'utf8'), m, section));
+      process.stdout.write(`${section}\nwritten to BENCHMARKS.md (its ${name} section)\n`);
     }
     return;
   }
@@ -426,8 +452,11 @@ otherwise leave inner checksums unfinished.
 
 ${table}
 `;
-  const section = networks === null ? existingNetworksSection() : networksSection(networks, machine);
-  writeFileSync(BENCHMARKS_PATH, section === null ? doc : `${doc}\n${section}`);
+  const sections = [
+    networks === null ? existingSection(NETWORKS) : networksSection(networks, machine),
+    etcd ?? existingSection(ETCD),
+  ].filter((x): x is string => x !== null);
+  writeFileSync(BENCHMARKS_PATH, [doc, ...sections].join('\n'));
   process.stdout.write(`${machine}\n\n${table}\n\nwritten to BENCHMARKS.md\n`);
 }
 

@@ -13,7 +13,8 @@
 // Everything it creates lives in namespaces removed at the end, also on
 // failure and on SIGINT/SIGTERM (test/helpers/netns.ts takes care of that).
 import { readdirSync, readFileSync } from 'node:fs';
-import { createTopology, rootSkipReason, verifiedTcpTransfer, type TapLike } from '../test/helpers/netns';
+import { createTopology, rootSkipReason, verifiedTcpTransfer } from '../test/helpers/netns';
+import { Teardowns } from '../test/helpers/teardowns';
 import { startVxland, type VxlandHandle } from '../test/helpers/vxland';
 
 const SAMPLE_INTERVAL_MS = 10_000;
@@ -47,18 +48,6 @@ function vmRssKb(pid: number): number {
 
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-/** Collects teardown functions the way a tap test does; run() calls them in reverse. */
-class Teardowns implements TapLike {
-  private readonly fns: Array<() => unknown> = [];
-  teardown(fn: () => unknown): void { this.fns.push(fn); }
-  comment(...args: unknown[]): void { console.log('#', ...args); }
-  async run(): Promise<void> {
-    for (const fn of this.fns.splice(0).reverse()) {
-      try { await fn(); } catch (err) { console.error(`cleanup: ${(err as Error).message}`); }
-    }
-  }
 }
 
 async function main(): Promise<number> {

@@ -10,12 +10,15 @@
 # setpriv (control socket permission test); clang + libclang-rt-14-dev:
 # libFuzzer with AddressSanitizer (scripts/fuzz.sh); systemd: only for
 # `systemd-analyze verify` of the unit file (installing the package does not
-# make it PID 1, and its maintainer scripts skip reloading when it is not).
+# make it PID 1, and its maintainer scripts skip reloading when it is not);
+# etcd-server, etcd-client: a real etcd v3 (and etcdctl) for the membership
+# tests and the etcd benchmark (test/helpers/etcd.ts starts it inside test
+# namespaces; the package's own service is not used).
 set -euo pipefail
 
 case "${1:-}" in
   demo) PKGS=(iproute2 iputils-ping ethtool) ;;
-  test) PKGS=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark procps kmod util-linux clang libclang-rt-14-dev systemd) ;;
+  test) PKGS=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark procps kmod util-linux clang libclang-rt-14-dev systemd etcd-server etcd-client) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 

@@ -56,6 +56,14 @@ async function main(): Promise<void> {
     t.equal(r.received.sha256, r.sent.sha256, 'sha256 matches');
     t.equal(r.sent.sha256, r.expectedSha256, 'stream is the expected one');
     t.comment(`5 MiB over kernel vxlan in ${r.durationMs} ms`);
+
+    // Paced: 2 MiB at 1 MiB/s cannot finish in under 2 s (the source
+    // sleeps until each chunk is due), and arrives intact.
+    const paced = await verifiedTcpTransfer({
+      serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes: 2 * 1024 * 1024, rateBytesPerS: 1024 * 1024, timeoutMs: 60_000, seed: 3,
+    });
+    t.equal(paced.received.sha256, paced.expectedSha256, 'paced transfer intact');
+    t.ok(paced.durationMs >= 2000, `paced transfer took at least bytes / rate (${paced.durationMs} ms)`);
   });
 
   await t.test('three hosts on a bridge', async (t) => {

@@ -94,7 +94,13 @@ export function hasRoot(): boolean {
 /** If not root: prints the reason, plans 0 tests (a tap skip) and returns
  *  true; the caller then returns: `if (skipUnlessRoot(t)) return`. */
 export function skipUnlessRoot(t: TapLike): boolean {
-  const reason = rootSkipReason();
+  return skipIf(t, rootSkipReason());
+}
+
+/** If reason is a string: prints it, plans 0 tests (a tap skip) and returns
+ *  true; false returns false. The one way a test skips for a missing
+ *  capability (root, a tool, a daemon feature). */
+export function skipIf(t: TapLike, reason: string | false): boolean {
   if (reason === false) return false;
   t.comment(`skipping: ${reason}`);
   process.stderr.write(`skipping: ${reason}\n`);
@@ -489,6 +495,8 @@ export interface TransferOptions {
   port?: number;
   /** PRNG seed; default 1. */
   seed?: number;
+  /** Pace the source to at most this many bytes per second; default unpaced. */
+  rateBytesPerS?: number;
 }
 
 export interface TransferSide { bytes: number; sha256: string }
@@ -515,7 +523,8 @@ export async function verifiedTcpTransfer(o: TransferOptions): Promise<TransferR
     const listening = await sink.waitForJson((j) => j.event === 'listening', deadline - Date.now());
     source = startProcess(o.clientNs, [process.execPath, path.join(FIXTURES_DIR, 'tcp-source.js'),
       '--host', o.serverIp, '--port', String(listening.port), '--bytes', String(o.bytes), '--seed', String(seed),
-      '--connect-timeout-ms', String(Math.max(1000, Math.min(10_000, deadline - Date.now())))]);
+      '--connect-timeout-ms', String(Math.max(1000, Math.min(10_000, deadline - Date.now()))),
+      '--rate-bytes-per-s', String(o.rateBytesPerS ?? 0)]);
     const [sent, received] = await Promise.all([
       source.waitForJson((j) => j.event === 'done', deadline - Date.now()),
       sink.waitForJson((j) => j.event === 'done', deadline - Date.now()),
@@ -665,10 +674,11 @@ export interface SpawnDaemonOptions {
   stopGraceMs?: number;
 }
 
-/** Starts argv as a long-running process inside ns (e.g.
+/** Starts argv as a long-running process inside ns (null: the current
+ *  namespace, for loopback-only daemons such as a test etcd) (e.g.
  *  `spawnDaemon(t, ns, vxlandArgv('run', ...))`), collecting its stdout lines
  *  and JSON logs; stopped (SIGTERM then SIGKILL) at t.teardown and on exit. */
-export function spawnDaemon(t: TapLike, ns: string, argv: string[], opts: SpawnDaemonOptions = {}): LineProcess {
+export function spawnDaemon(t: TapLike, ns: string | null, argv: string[], opts: SpawnDaemonOptions = {}): LineProcess {
   const p = startProcess(ns, argv, opts.env);
   t.teardown(() => p.stop(opts.stopGraceMs ?? 3000));
   return p;
