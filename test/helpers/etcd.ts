@@ -267,12 +267,14 @@ export function fakeVtep(vni: number, i: number, port = 4789): VtepRecord {
   };
 }
 
-/** Grants a lease of ttlS seconds and returns its id (hex, as etcdctl prints it). */
+/** Grants a lease of ttlS seconds and returns its id in hex without leading
+ *  zeros (etcdctl prints it zero-padded to 16 digits; readVteps gives the
+ *  same id without them). */
 export async function grantLease(etcd: EtcdCluster, ttlS: number): Promise<string> {
   const out = await etcd.ctl('lease', 'grant', String(ttlS));
   const m = /lease ([0-9a-f]+) granted/.exec(out);
   if (!m) throw new Error(`etcdctl lease grant: unexpected output ${JSON.stringify(out)}`);
-  return m[1];
+  return BigInt(`0x${m[1]}`).toString(16);
 }
 
 export async function revokeLease(etcd: EtcdCluster, lease: string): Promise<void> {
