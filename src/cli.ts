@@ -430,4 +430,5 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-void main(process.argv);
+// Run directly (node dist/src/cli.js) or through bin/vxland, which calls main().
+if (require.main === module) void main(process.argv);

@@ -1,4 +1,6 @@
-// The only module that loads the native addon (build/Release/vxland.node).
+// The only module that loads the native addon: a local build
+// (build/Release/vxland.node) or the package's prebuilt one
+// (prebuilds/<platform>-<arch>/vxland.napi.glibc.node), found by node-gyp-build.
 // It types the native surface and turns native system-call errors into
 // VxlandError. Convention for translated errors: VxlandError.code is the
 // catalog code (e.g. VXLAND_DEVICE), errno is the positive errno, syscall is
@@ -6,14 +8,19 @@
 // "... failed: No such device (ENODEV) [vxl0]"), and cause is the native
 // Error, whose own `code` is the errno name.
 
+import * as path from 'node:path';
 import { ERROR_CODES, ErrorCode, VxlandError, toVxlandError, type NativeSysError } from '../errors';
 import type { CoreNetwork, PacketClassifier } from '../ports/core';
 import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
 import { DROP_REASON_NAMES } from '../tables/drop-reasons.generated';
 import { LIMITS } from '../tables/limits.generated';
 
-/** Relative to dist/src/io/ (where this file runs from). */
-const ADDON_PATH = '../../../build/Release/vxland.node';
+/** The package root (this file runs from dist/src/io/). node-gyp-build
+ *  takes the first *.node of build/Release/ there, in name order (libuv
+ *  sorts directory entries): vxland.node comes before vxland_test.node, the
+ *  test bindings a checkout builds beside it. Without a local build it takes
+ *  the prebuilt addon under prebuilds/ that matches this platform. */
+const PACKAGE_ROOT = path.join(__dirname, '..', '..', '..');
 
 /** native/poller.h. */
 export interface NativeTapPoller {
@@ -143,12 +150,14 @@ let cached: NativeAddon | undefined;
 export function loadAddon(): NativeAddon {
   if (cached === undefined) {
     try {
-      cached = require(ADDON_PATH) as NativeAddon;
+      const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+      cached = require(nodeGypBuild.path(PACKAGE_ROOT)) as NativeAddon;
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
       throw new VxlandError(
         'VXLAND_DATAPATH_UNAVAILABLE',
-        `${ERROR_CODES.VXLAND_DATAPATH_UNAVAILABLE}: cannot load native addon (run \`npm run build:native\`): ${detail}`,
+        `${ERROR_CODES.VXLAND_DATAPATH_UNAVAILABLE}: cannot load native addon (in a checkout: \`npm run build:native\`; ` +
+          `installed: no prebuilt addon fits this machine, \`npm rebuild vxland\` builds one with a compiler): ${detail}`,
         { cause: err },
       );
     }
