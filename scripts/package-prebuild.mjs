@@ -1,7 +1,8 @@
 // `npm pack` runs this (prepack): copies the local build of the addon,
-// build/Release/vxland.node, to prebuilds/<platform>-<arch>/vxland.napi.glibc.node,
+// build/Release/vxland.node, to prebuilds/<platform>-<arch>/vxland.napi.<libc>.node,
 // where node-gyp-build finds it in an installed package (file name tags:
-// N-API, any Node version with N-API 8; linked against glibc). Only the
+// N-API, so any Node version with N-API 8; the C library it was linked
+// against, glibc or musl: node-gyp-build skips it on the other). Only the
 // daemon's addon ships: the test bindings (vxland_test.node) do not.
 //   node scripts/package-prebuild.mjs
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
@@ -13,7 +14,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(root, 'package.json'));
 const built = path.join(root, 'build', 'Release', 'vxland.node');
 const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-const target = path.join(dir, 'vxland.napi.glibc.node');
+const libc = process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
+const target = path.join(dir, `vxland.napi.${libc}.node`);
 
 if (!existsSync(built)) {
   console.error(`package-prebuild: ${built} is missing: run \`npm run build:native\` first`);

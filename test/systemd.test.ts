@@ -1,7 +1,7 @@
 // Static checks of systemd/vxland.service, the one unit per host: its
 // settings parsed and asserted (always), and `systemd-analyze verify` (when
 // installed). verify insists that ExecStart's binary exists and is
-// executable, so the unit is copied to a temp dir with /usr/local/bin/vxland
+// executable, so the unit is copied to a temp dir with /usr/bin/vxland
 // rewritten to a temp stub executable. No daemon runs here, so no data path
 // is involved: the notify protocol and the shutdown the unit relies on run on
 // both paths in test/daemon.test.ts.
@@ -14,7 +14,7 @@ import { CLI_PATH } from './helpers/netns';
 
 const UNIT_DIR = path.resolve(__dirname, '..', '..', 'systemd');
 const UNIT_NAME = 'vxland.service';
-const BIN = '/usr/local/bin/vxland';
+const BIN = '/usr/bin/vxland';
 const HOST_FILE = '/etc/vxland/vxland.json';
 
 /** key -> every value it is given, in order ("Key=" lines; comments and section headers skipped). */
