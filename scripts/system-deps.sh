@@ -13,12 +13,14 @@
 # make it PID 1, and its maintainer scripts skip reloading when it is not);
 # etcd-server, etcd-client: a real etcd v3 (and etcdctl) for the membership
 # tests and the etcd benchmark (test/helpers/etcd.ts starts it inside test
-# namespaces; the package's own service is not used).
+# namespaces; the package's own service is not used); dpkg-dev: dpkg-shlibdeps
+# for `npm run package:deb`; man-db: `man -w vxland` after the .deb is
+# installed (test/package.test.ts).
 set -euo pipefail
 
 case "${1:-}" in
   demo) PKGS=(iproute2 iputils-ping ethtool) ;;
-  test) PKGS=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark procps kmod util-linux clang libclang-rt-14-dev systemd etcd-server etcd-client) ;;
+  test) PKGS=(iproute2 iputils-ping ethtool iperf3 tcpdump tshark procps kmod util-linux clang libclang-rt-14-dev systemd etcd-server etcd-client dpkg-dev man-db) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { nativeEngineSupported } from '../../src/io/engine-support';
 import { eventually } from './eventually';
-import { exec, spawnDaemon, vxlandArgv, vxlandJson, type Host, type LineProcess, type TapLike } from './netns';
+import { exec, execJson, spawnDaemon, vxlandArgv, type Host, type LineProcess, type TapLike } from './netns';
 
 export const TEST_VNI = 42;
 /** How long a daemon (or a monitor) may take to answer after its start. */
@@ -46,6 +46,10 @@ export interface VxlandOptions {
   /** Run from this host file alone (`vxland run --config FILE`): no network
    *  flags; the file must name stateDir and socket, passed here too. */
   hostFile?: string;
+  /** The vxland command, for the daemon and the handle's CLI calls
+   *  (default vxlandArgv(): this checkout's dist/src/cli.js), e.g. an
+   *  installed package's bin/vxland. */
+  command?: string[];
 }
 
 export interface VxlandHandle {
@@ -78,16 +82,17 @@ export async function startVxland(t: TapLike, host: Host, o: VxlandOptions): Pro
   for (const p of o.peers ?? []) args.push('--peer', p);
   if (o.address) args.push('--address', o.address);
   args.push(...(o.extraArgs ?? []));
-  const proc = spawnDaemon(t, host.ns, vxlandArgv(...args), { env: o.env });
+  const command = o.command ?? vxlandArgv();
+  const proc = spawnDaemon(t, host.ns, [...command, ...args], { env: o.env });
   const handle: VxlandHandle = {
     proc,
     host,
     socket,
     stateDir,
     dev,
-    json: (...a) => vxlandJson(host.ns, [...a, '--socket', socket, '--json'], { timeoutMs: 10_000 }),
+    json: (...a) => execJson(host.ns, [...command, ...a, '--socket', socket, '--json'], { timeoutMs: 10_000 }),
     cli: async (...a) => {
-      const r = await exec(host.ns, vxlandArgv(...a, '--socket', socket), { allowFail: true, timeoutMs: 10_000 });
+      const r = await exec(host.ns, [...command, ...a, '--socket', socket], { allowFail: true, timeoutMs: 10_000 });
       return { code: r.code, stdout: r.stdout, stderr: r.stderr };
     },
   };
