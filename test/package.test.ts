@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { addKernelVxlan, createTopology, exec, ping, REPO_ROOT, skipIf, skipUnlessRoot, type ExecResult, type TapLike } from './helpers/netns';
 import { startVxland, tempDir, TEST_VNI } from './helpers/vxland';
+import { buildProgram } from '../src/cli';
 
 const PKG = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
 const NPM_TIMEOUT_MS = 120_000;
@@ -98,6 +99,16 @@ async function pingsKernelPeer(t: Test, command: string[]): Promise<void> {
   t.equal((await ping(b.ns, '10.42.0.1', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'kernel peer → installed vxland');
   await v.proc.stop(3000);
 }
+
+t.test('the man page names every command', async (t) => {
+  // Written by hand: this keeps it from falling behind the CLI.
+  const text = fs.readFileSync(path.join(REPO_ROOT, 'man', 'vxland.8'), 'utf8').replace(/\\-/g, '-').replace(/\\f[BIRP]|"/g, '');
+  for (const cmd of buildProgram().commands) {
+    const names = cmd.commands.length === 0 ? [cmd.name()] : cmd.commands.map((sub) => `${cmd.name()} ${sub.name()}`);
+    for (const name of names) t.ok(text.includes(name), `vxland ${name}`);
+  }
+  t.match(text, /^\.TH VXLAND 8 /m, 'section 8');
+});
 
 let tarball: string | undefined;
 const work = tempDir(t, 'package');
