@@ -15,7 +15,7 @@
 #   /lib/systemd/system/vxland.service
 #   /usr/share/man/man8/vxland.8.gz
 #   /usr/share/bash-completion/completions/vxland
-#   /usr/share/doc/vxland/           copyright, README.md.gz, changelog.Debian.gz
+#   /usr/share/doc/vxland/           copyright, README.md.gz, changelog.gz
 # It starts nothing: the unit needs /etc/vxland/vxland.json first. Its
 # maintainer scripts call systemctl only when systemd runs the machine
 # (/run/systemd/system exists); purge removes /var/lib/vxland.
@@ -63,7 +63,14 @@ gzip -9n <"$lib/man/vxland.8" >"$stage/usr/share/man/man8/vxland.8.gz"
 install -D -m 0644 "$lib/completion/vxland.bash" "$stage/usr/share/bash-completion/completions/vxland"
 install -d "$doc"
 gzip -9n <"$lib/README.md" >"$doc/README.md.gz"
-rm -rf "$lib/systemd" "$lib/man" "$lib/completion" "$lib/native" "$lib/binding.gyp" "$lib/README.md" "$lib/LICENSE"
+rm -rf "$lib/systemd" "$lib/man" "$lib/completion" "$lib/native" "$lib/binding.gyp" "$lib/README.md" "$lib/LICENSE" \
+  "$lib/node_modules/node-addon-api"
+find "$lib/node_modules" \( -name .npmignore -o -name .gitattributes \) -type f -delete
+# A shared object as Debian ships one: stripped, not executable.
+for addon in "$lib"/prebuilds/*/*.node; do
+  strip --strip-unneeded --remove-section=.comment --remove-section=.note "$addon"
+  chmod 0644 "$addon"
+done
 install -d "$stage/usr/bin"
 ln -s ../lib/vxland/bin/vxland "$stage/usr/bin/vxland"
 
@@ -80,8 +87,9 @@ ln -s ../lib/vxland/bin/vxland "$stage/usr/bin/vxland"
   echo 'Copyright: the authors of each module (see its package.json)'
   echo 'License: see the LICENSE file or package.json of each module'
 } >"$doc/copyright"
+# A native package (no Debian revision): changelog.gz, not changelog.Debian.gz.
 printf 'vxland (%s) unstable; urgency=medium\n\n  * Built from the npm package vxland-%s.\n\n -- the vxland authors <vxland@localhost>  %s\n' \
-  "$version" "$version" "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")" | gzip -9n >"$doc/changelog.Debian.gz"
+  "$version" "$version" "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")" | gzip -9n >"$doc/changelog.gz"
 
 # dpkg-deb takes modes as they are: directories and files world-readable,
 # executables stay executable.

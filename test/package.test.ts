@@ -206,4 +206,15 @@ t.test('npm ci --omit=dev in a copy of the checkout', async (t) => {
   ok(t, built, 'npm ci --omit=dev, dist/ built before');
   t.same(compilerCalls(noCompiler.calls), [], 'no compiler was called');
   t.equal((await run([bin, '--version'])).stdout.trim(), PKG.version, 'bin/vxland --version');
+
+  // npx links the checkout into its cache and runs `prepare` there: with
+  // TypeScript installed that compiled dist/ (long enough to be interrupted,
+  // which left the cache folder broken). It must compile nothing.
+  fs.symlinkSync(path.join(REPO_ROOT, 'node_modules', 'typescript'), path.join(checkout, 'node_modules', 'typescript'));
+  const cliJs = path.join(checkout, 'dist', 'src', 'cli.js');
+  const before = fs.statSync(cliJs).mtimeMs;
+  const npx = await run(['npx', '--yes', 'vxland', '--version'], { cwd: checkout, env: { npm_config_cache: path.join(work, 'npx-cache') } });
+  ok(t, npx, 'npx vxland --version in the checkout');
+  t.equal(npx.stdout.trim().split('\n').pop(), PKG.version, 'prints the version');
+  t.equal(fs.statSync(cliJs).mtimeMs, before, 'and compiled nothing');
 });
