@@ -32,6 +32,8 @@ import {
 import type { DoctorReport } from './doctor.js';
 import { VxlandError, isVxlandError, type ErrorCode } from './errors.js';
 import { FLOOD_MAC, parseMac } from './fdb/fdb.js';
+import { isJournalStream, SYSLOG_PRIORITY } from './util/journal.js';
+import { LOG_FORMATS, type LogFormat } from './util/log-format.js';
 
 export const EXIT_RUNTIME_ERROR = 1;
 export const EXIT_USAGE_ERROR = 2;
@@ -87,11 +89,16 @@ export function buildProgram(): Command {
     .option('--etcd <urls>', 'join networks through etcd v3 at URL[,URL...], e.g. http://127.0.0.1:2379 (default: no etcd; needs --local)')
     .option('--mac <mac>', 'MAC address of the TAP device, unicast (default: the one saved in the state dir, else a random one saved there)')
     .option('--bridge <name>', 'existing Linux bridge to put the TAP device into (default: none)')
-    .action(async (flags: ConfigFlags) => {
+    .option('--log-format <format>', `log lines as ${LOG_FORMATS.join(' or ')} (default pretty on a terminal, json otherwise; under journald each line carries its priority)`)
+    .action(async (allFlags: ConfigFlags & { logFormat?: string }) => {
+      const { logFormat, ...flags } = allFlags;
+      if (logFormat !== undefined && !(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+        throw usage(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${logFormat}")`);
+      }
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon(config, () => loadConfig(flags, process.env));
+      await runDaemon(config, () => loadConfig(flags, process.env), { logFormat: logFormat as LogFormat | undefined });
     });
 
   const peer = program.command('peer').description('manage the flood list (remote VTEPs)');
@@ -425,7 +432,9 @@ export async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`vxland: ${message.split('\n')[0]}\n`);
+    // Under journald (a unit's stderr) the line is logged as an error, not as info.
+    const priority = isJournalStream(2) ? `<${SYSLOG_PRIORITY.err}>` : '';
+    process.stderr.write(`${priority}vxland: ${message.split('\n')[0]}\n`);
     process.exitCode = exitCodeFor(err);
   }
 }

@@ -11,7 +11,7 @@
 // union of both is used). The control requests themselves are answered by
 // control/handler.ts.
 
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
 import { appliedConfig, planReload, type NetworkReloadPlan } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
@@ -39,6 +39,8 @@ import { openDataPlane } from './open-plane.js';
 import { NetworksStore } from './state/networks-store.js';
 import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
+import { createLogger } from './util/log.js';
+import type { LogFormat } from './util/log-format.js';
 import { RateLimitedLog } from './util/rate-limit.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 
@@ -50,6 +52,12 @@ export const ETCD_STARTUP_WAIT_MS = 3_000;
 /** The daemon's lock in the state dir: one daemon per state dir. */
 export const DAEMON_LOCK_NAME = 'vxland';
 
+/** How the daemon runs, besides its config. */
+export interface DaemonOptions {
+  /** --log-format; default pretty on a TTY, json otherwise (util/log.ts). */
+  logFormat?: LogFormat;
+}
+
 export interface RunningDaemon {
   /** Shuts down as on SIGTERM, but resolves instead of exiting. Idempotent. */
   stop(): Promise<void>;
@@ -60,9 +68,9 @@ export interface RunningDaemon {
  *  with a VxlandError (leaving nothing open) when startup fails. After that
  *  the process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path
  *  error. */
-export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig): Promise<RunningDaemon> {
+export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig, options: DaemonOptions = {}): Promise<RunningDaemon> {
   const datapathKind = resolveDatapath(config.datapath, nativeEngineSupported);
-  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  const log = createLogger({ level: config.logLevel, format: options.logFormat });
   const startedMs = Date.now();
 
   const cleanups: Cleanup[] = [];
