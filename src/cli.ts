@@ -98,7 +98,15 @@ export function buildProgram(): Command {
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon(config, () => loadConfig(flags, process.env), { logFormat: logFormat as LogFormat | undefined });
+      try {
+        await runDaemon(config, () => loadConfig(flags, process.env), { logFormat: logFormat as LogFormat | undefined });
+      } catch (err) {
+        // runDaemon has undone its startup; should anything still hold the
+        // event loop, a failed start must exit all the same (systemd then
+        // sees the failure instead of a daemon without a socket).
+        setTimeout(() => process.exit(exitCodeFor(err)), STARTUP_FAILURE_EXIT_MS).unref();
+        throw err;
+      }
     });
 
   const peer = program.command('peer').description('manage the flood list (remote VTEPs)');
@@ -224,6 +232,8 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** How long a daemon whose start failed may take to exit by itself. */
+const STARTUP_FAILURE_EXIT_MS = 1_000;
 /** doctor looks up routes and reads /sys, which may take longer than a plain request. */
 const DOCTOR_TIMEOUT_MS = 15_000;
 /** Opening or closing a TAP (and, native, the engine's hand-over) takes longer than a plain request. */

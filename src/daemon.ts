@@ -443,11 +443,11 @@ function applyNetworkPlan(n: ServedNetwork, p: NetworkReloadPlan): void {
 }
 
 /** Root only, or root and the members of --control-group. */
-function controlAccess(group: string | null): { gid?: number } {
+function controlAccess(group: string | null): { gid?: number; group?: string } {
   if (group === null) return {};
   const gid = hostFacts.groupId(group);
   if (gid === null) throw new VxlandError('VXLAND_CONFIG_INVALID', `control-group ${group} does not exist (see /etc/group)`);
-  return { gid };
+  return { gid, group };
 }
 
 function seedFdb(fdb: Fdb, n: NetworkConfig, family: HostConfig['family'], saved: PersistedState | null, log: Logger): void {

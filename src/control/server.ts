@@ -62,6 +62,8 @@ export const DEFAULT_CONTROL_LIMITS: Readonly<ControlLimits> = {
 /** Who may use the socket besides its owner (root): a group id makes it 0660. */
 export interface SocketAccess {
   gid?: number;
+  /** The group's name, for messages. */
+  group?: string;
 }
 
 /** Unsent stream output after which a slow monitor client is disconnected. */
@@ -427,7 +429,7 @@ async function bindInPlace(server: net.Server, finalPath: string, euid: number, 
         resolve();
       });
     });
-    if (access.gid !== undefined) fs.lchownSync(temp, euid, access.gid);
+    if (access.gid !== undefined) giveToGroup(temp, finalPath, euid, access.gid, access.group);
     fs.chmodSync(temp, access.gid === undefined ? 0o600 : 0o660);
     fs.renameSync(temp, finalPath);
   } catch (err) {
@@ -435,6 +437,23 @@ async function bindInPlace(server: net.Server, finalPath: string, euid: number, 
     throw socketError(finalPath, err);
   } finally {
     if (privateDir !== undefined) fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+/** Makes gid the socket's group. A socket made by a process whose group is
+ *  gid already has it, and no chown is called (the unit's seccomp filter
+ *  denies chown); otherwise the daemon needs to be a member of gid, or
+ *  CAP_CHOWN. */
+function giveToGroup(socketPath: string, finalPath: string, euid: number, gid: number, group: string | undefined): void {
+  if (fs.lstatSync(socketPath).gid === gid) return;
+  try {
+    fs.lchownSync(socketPath, euid, gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM') throw err;
+    throw new VxlandError('VXLAND_PERMISSION',
+      `cannot give control socket ${finalPath} to group ${group ?? gid} (chown: EPERM): the daemon must run with that group `
+      + '(under systemd: the unit\'s Group=) or be one of its members, or have CAP_CHOWN', { cause: err });
   }
 }
 
