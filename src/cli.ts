@@ -26,6 +26,7 @@ import {
   type NetworkStatus,
   type PeerChangeResult,
   type PeerListResult,
+  type ReloadResult,
   type StatsResult,
   type StatusResult,
 } from './control/protocol.js';
@@ -229,7 +230,30 @@ export function buildProgram(): Command {
     if (!result.ok) process.exitCode = EXIT_RUNTIME_ERROR;
   });
 
+  clientCommand(program, 'reload', 're-read the config file and apply the difference, as SIGHUP does, and say what changed (exit 2: the file was rejected and nothing changed; 1: a network could not be changed)', async (opts) => {
+    const result = (await request(socketOf(opts), 'reload', {}, RELOAD_TIMEOUT_MS)) as ReloadResult;
+    print(opts, result, () => formatReload(result));
+    for (const f of result.failed) process.stderr.write(`vxland: network vni ${f.vni} could not be changed and runs as it was: ${f.error}\n`);
+    if (result.failed.length > 0) process.exitCode = EXIT_RUNTIME_ERROR;
+  });
+
   return program;
+}
+
+/** A reload may open several TAPs (and, native, hand each to the engine). */
+const RELOAD_TIMEOUT_MS = 60_000;
+
+function formatReload(r: ReloadResult): string {
+  const vnis = (list: number[]): string => list.map((vni) => `vni ${vni}`).join(', ');
+  const changes = [
+    ...(r.addedNetworks.length === 0 ? [] : [`added ${vnis(r.addedNetworks)}`]),
+    ...(r.removedNetworks.length === 0 ? [] : [`removed ${vnis(r.removedNetworks)}`]),
+    ...(r.changedNetworks.length === 0 ? [] : [`changed ${vnis(r.changedNetworks)}`]),
+    ...(r.logLevel === null ? [] : [`log level ${r.logLevel}`]),
+  ];
+  const lines = [changes.length === 0 ? 'reloaded: nothing to change' : `reloaded: ${changes.join('; ')}`];
+  if (r.needRestart.length > 0) lines.push(`apply only after a restart: ${r.needRestart.join(', ')}`);
+  return lines.join('\n');
 }
 
 /** How long a daemon whose start failed may take to exit by itself. */

@@ -84,6 +84,10 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; ans
     stats: () => ({ stats: NETWORK_STATUS.stats, vteps: [] }),
     logLevel: (level) => ({ level: level ?? 'info', previous: 'info' }),
     doctor: () => ({ ok: true, checks: ['mtu'], findings: [] }),
+    reload: async () => {
+      calls.push('reload');
+      return { addedNetworks: [], removedNetworks: [], changedNetworks: [42], logLevel: null, needRestart: [], failed: [] };
+    },
     monitor: (n, emit) => {
       if (n.vni === 99) throw new VxlandError('VXLAND_NETWORK_UNKNOWN', 'no network with vni 99 (networks: vni 42 (vxl0))');
       calls.push(`monitor${sel(n)}`);
@@ -157,8 +161,9 @@ t.test('round trip of every method', async (t) => {
   t.same(await request(socketPath, 'fdb.add', { mac: '02-00-00-00-00-AA', ip: '192.0.2.9' }), { mac: '02:00:00:00:00:aa', ip: '192.0.2.9' });
   t.same(await request(socketPath, 'fdb.flush', { learned: true }), { removed: 3 });
   t.same(await request(socketPath, 'fdb.flush'), { removed: 3 });
+  t.same(await request(socketPath, 'reload'), { addedNetworks: [], removedNetworks: [], changedNetworks: [42], logLevel: null, needRestart: [], failed: [] });
   t.same(handler.calls, [
-    'peerAdd fd00::2', 'peerAdd 192.0.2.2', 'peerDel 192.0.2.2', 'fdbAdd 02:00:00:00:00:aa 192.0.2.9', 'fdbFlush true', 'fdbFlush false',
+    'peerAdd fd00::2', 'peerAdd 192.0.2.2', 'peerDel 192.0.2.2', 'fdbAdd 02:00:00:00:00:aa 192.0.2.9', 'fdbFlush true', 'fdbFlush false', 'reload',
   ]);
 });
 

@@ -31,6 +31,11 @@ for (const datapath of datapathsUnderTest()) {
     t.ok(await linkExists(a.ns, v.dev), 'TAP device exists while running');
     await listener.waitForLine('WATCHDOG=1', 3000);
     t.pass('WATCHDOG=1 sent at half WATCHDOG_USEC');
+    await listener.waitForLine(`STATUS=1 network, 1 peer, 0 learned MACs, ${datapath} data path`, 3000);
+    t.pass('STATUS= says what runs, for systemctl status');
+    await v.cli('peer', 'add', '192.0.2.77');
+    await listener.waitForLine(`STATUS=1 network, 2 peers, 0 learned MACs, ${datapath} data path`, 5000);
+    t.pass('and is sent again when it changes');
 
     v.proc.proc.kill('SIGTERM');
     await v.proc.exited;
@@ -95,6 +100,35 @@ for (const datapath of datapathsUnderTest()) {
     const failed = await v.proc.waitForJson((l) => l.msg === 'config reload failed; keeping the running configuration', 5000);
     t.match(failed.err, /not valid JSON/, 'a broken file is reported');
     t.equal((await ping(a.ns, '10.42.0.2', { count: 2, intervalS: 0.2, timeoutS: 2 })).received, 2, 'and the daemon keeps running');
+  });
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`vxland reload applies a good file, and fails with the reason on a bad one, changing nothing (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const configFile = path.join(tempDir(t, 'config'), 'vxl0.json');
+    writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip] }));
+    const v = await startVxland(t, a, { datapath, extraArgs: ['--config', configFile] });
+
+    writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, '192.0.2.77'] }));
+    t.same(await v.cli('reload'), { code: 0, stdout: `reloaded: changed vni ${TEST_VNI}\n`, stderr: '' }, 'a good file: exit 0, what changed');
+    t.same(await v.json('peer', 'list'), [b.ip, '192.0.2.77'], 'applied before the command returned');
+
+    for (const [label, content, reason] of [
+      ['broken JSON', '{ not json', /not valid JSON/],
+      ['an invalid value', JSON.stringify({ vni: TEST_VNI, peers: ['192.0.2.300'] }), /peer.* must be an IPv4 or IPv6 address/],
+    ] as const) {
+      writeFileSync(configFile, content);
+      const r = await v.cli('reload');
+      t.equal(r.code, 2, `${label}: exit 2, so systemctl reload fails`);
+      t.equal(r.stdout, '', `${label}: nothing on stdout`);
+      t.match(r.stderr, reason, `${label}: the reason`);
+      t.equal(r.stderr.split('\n').length, 2, `${label}: in one line`);
+      t.same(await v.json('peer', 'list'), [b.ip, '192.0.2.77'], `${label}: nothing changed`);
+    }
+    t.ok(v.proc.running, 'the daemon runs on');
   });
 }
 

@@ -49,7 +49,6 @@ t.test('one unit per host, the only one to own /run/vxland', async (t) => {
 t.test('the unit runs the host file, notifies, and is hardened', async (t) => {
   const expect: Record<string, string> = {
     ExecStart: `${BIN} run --config ${HOST_FILE}`, AssertPathExists: HOST_FILE,
-    ExecReload: '/bin/kill -HUP $MAINPID',
     Type: 'notify', NotifyAccess: 'main', Restart: 'on-failure', RestartSec: '2', WatchdogSec: '30', User: 'vxland', Group: 'vxland',
     CapabilityBoundingSet: 'CAP_NET_ADMIN CAP_NET_RAW', AmbientCapabilities: 'CAP_NET_ADMIN CAP_NET_RAW', NoNewPrivileges: 'yes',
     ProtectSystem: 'strict', ProtectHome: 'yes', PrivateTmp: 'yes', RuntimeDirectoryPreserve: 'no',
@@ -68,6 +67,14 @@ t.test('the CLI takes the ExecStart command line', async (t) => {
   const help = spawnSync(process.execPath, [CLI_PATH, command, '--help'], { encoding: 'utf8', timeout: 30_000 });
   t.equal(help.status, 0, `vxland ${command} --help exits 0`);
   for (const flag of flags.filter((f) => f.startsWith('--'))) t.match(help.stdout, new RegExp(`^\\s+${flag} `, 'm'), `vxland ${command} knows ${flag}`);
+});
+
+t.test('systemctl reload runs `vxland reload`, which waits for the result, with ExecStart\'s binary', async (t) => {
+  const [bin] = (unit.get('ExecStart') ?? [''])[0].split(' ');
+  t.same(unit.get('ExecReload'), [`${bin} reload`], 'ExecReload=BIN reload, given once');
+  const help = spawnSync(process.execPath, [CLI_PATH, 'reload', '--help'], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(help.status, 0, 'vxland reload --help exits 0');
+  t.match(help.stdout, /exit 2: the file was rejected/, 'and says how a rejected file fails');
 });
 
 const analyze = which('systemd-analyze');
