@@ -3,8 +3,10 @@
 // those added at run time with `vxland network add`, saved in the state
 // dir): its Fdb, SourceFilter, Stats, state file, TAP MAC, TAP, announcer
 // and TAP watcher. It owns the process's life: SIGTERM/SIGINT shut down
-// cleanly (exit 0), a fatal data-path error exits 1, SIGHUP re-reads the
-// config file and applies the difference (config/reload.ts).
+// cleanly (exit 0), a fatal data-path error exits 1, SIGHUP (and the control
+// op `reload`, which answers what changed) re-reads the config file and
+// applies the difference (config/reload.ts). It tells systemd READY=1,
+// WATCHDOG=1, STOPPING=1 and a STATUS= line kept up to date.
 //
 // A network's peers and static FDB entries come from the config and from its
 // state file (what `vxland peer add` / `fdb add` changed at run time; the
@@ -312,7 +314,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   let current = config;
   /** Throws (and logs) when the file cannot be read or is invalid: then nothing changes. */
   const reload = async (): Promise<ReloadResult> => {
-    if (reloadConfig === undefined) throw new VxlandError('VXLAND_CONFIG_FILE', 'this daemon has no config to reload');
+    if (reloadConfig === undefined) {
+      log.warn('reload ignored: no config to reload');
+      throw new VxlandError('VXLAND_CONFIG_FILE', 'this daemon has no config to reload');
+    }
     let next: HostConfig;
     try {
       next = reloadConfig();
