@@ -346,6 +346,7 @@ t.test('run: help, bad settings and an unavailable data path', async (t) => {
   failsWith(t, await vxland('run', '--vni', '16777216'), 2, 'vni must be an integer 0..16777215 (got "16777216")');
   failsWith(t, await vxland('run'), 2, 'vni is required (--vni N or "vni" in the config file)');
   failsWith(t, await vxland('run', '--vni', '1', '--peer', '192.0.2.300'), 2, 'peer must be an IPv4 or IPv6 address (got "192.0.2.300")');
+  failsWith(t, await vxland('run', '--vni', '1', '--log-format', 'loud'), 2, '--log-format must be one of json, pretty (got "loud")');
   failsWith(t, await vxland('run', '--config', '/nonexistent/vxland.json'), 1,
     'cannot read config file /nonexistent/vxland.json: ENOENT');
 });

@@ -1,7 +1,9 @@
 // The daemon's life as systemd and an operator see it: READY=1 once TAP and
 // UDP are up, WATCHDOG=1 pings, STOPPING=1 and exit 0 on SIGTERM with the TAP
-// and the control socket gone; a TAP deleted underneath is a fatal error.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// and the control socket gone; a TAP deleted underneath is a fatal error
+// (under journald at priority 2); STATUS= lines; `vxland reload`.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { eventually } from './helpers/eventually';
@@ -66,6 +68,38 @@ for (const datapath of datapathsUnderTest()) {
     const fatal = v.proc.logs.find((l) => l.level === 60);
     t.ok(fatal, 'logs one fatal line');
     t.match(JSON.stringify(fatal), /EBADFD|ENODEV|EIO|read/, 'naming the failing call');
+  });
+
+  t.test(`under journald the fatal line is priority 2 and the TAP's error line 3, without time or pid (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const dir = tempDir(t, 'h4-journal');
+    const socket = path.join(dir, 'vxl0.sock');
+    // stdout and stderr are one stand-in journald stream, as systemd connects them.
+    const fd = openSync(path.join(dir, 'journal'), 'w');
+    t.teardown(() => closeSync(fd));
+    const st = fstatSync(fd, { bigint: true });
+    const child = spawn('ip', ['netns', 'exec', a.ns, ...vxlandArgv('run', '--dev', 'vxl0', '--vni', String(TEST_VNI), '--local', a.ip, '--peer', b.ip,
+      '--state-dir', dir, '--socket', socket, '--datapath', datapath)], { stdio: ['ignore', fd, fd], env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` } });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    t.teardown(() => child.kill('SIGKILL'));
+    await eventually(async () => (await exec(a.ns, vxlandArgv('status', '--socket', socket), { allowFail: true })).code === 0,
+      { timeoutMs: 15_000, intervalMs: 100, what: 'vxland answering' });
+    await ip(a.ns, 'link', 'del', 'vxl0');
+    const timer = setTimeout(() => child.kill('SIGKILL'), TAP_GONE_EXIT_MS);
+    const code = await exited;
+    clearTimeout(timer);
+    t.not(code, null, 'exits by itself, in time');
+    t.not(code, 0, `exits non-zero (${code})`);
+    const lines = readFileSync(path.join(dir, 'journal'), 'utf8').split('\n').filter(Boolean);
+    const atMost = (priority: number) => lines.filter((l) => Number(/^<(\d)>/.exec(l)?.[1] ?? 9) <= priority);
+    const errors = atMost(3).map((l) => JSON.parse(l.slice(3)) as { level: number; msg: string });
+    t.same(errors.map((e) => e.level), [50, 60], 'journalctl -p err: the TAP\'s error line, then the fatal line');
+    t.match(atMost(2)[0], /^<2>\{"level":60,/, 'the fatal line is <2>');
+    t.ok(lines.some((l) => l.startsWith('<6>{"level":30,')), 'info lines are <6>');
+    t.same(lines.filter((l) => !/^<[0-7]>\{/.test(l)), [], 'every line carries its priority');
+    t.notOk(lines.some((l) => /"time":|"pid":/.test(l)), 'no second time or pid');
   });
 
   t.test(`SIGHUP reloads the config file and applies the difference without dropping traffic (${datapath})`, async (t) => {
