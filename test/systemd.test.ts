@@ -178,7 +178,8 @@ async function unitHost(t: TapLike, group: { name: string; gid: number }): Promi
   fs.mkdirSync(stateDir, { mode: 0o700 });
   for (const d of [runDir, stateDir]) fs.chownSync(d, STAND_IN_UID, group.gid);
   const tun = path.join(top, 'tun');
-  spawnSync('mknod', ['-m', '0666', tun, 'c', '10', '200']);
+  const made = spawnSync('mknod', ['-m', '0666', tun, 'c', '10', '200'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`mknod ${tun}: ${made.stderr}`);
   const socket = path.join(runDir, 'vxland.sock');
   const dev = `h4u${process.pid % 10000}`;
   return {

@@ -113,7 +113,7 @@ export class DaemonControl implements ControlHandler {
     return { level: log.level, previous };
   }
 
-  reload(): Promise<ReloadResult> {
+  async reload(): Promise<ReloadResult> {
     if (this.o.reload === undefined) throw new VxlandError('VXLAND_CONFIG_FILE', 'this daemon has no config to reload');
     return this.o.reload();
   }
