@@ -107,8 +107,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   cleanups.push(() => plane.stop());
 
   const networks = new Networks();
-  // What `systemctl status` shows: sent after READY=1, then as it changes.
+  // What `systemctl status` shows, from the first network on, as it changes.
   const statusLine = new StatusNotifier({ describe: () => describeStatus(networks.all(), datapathKind), send: (state) => tellSystemd(state, log) });
+  // Runs after every network has closed (cleanups run last first): no line is left pending.
+  cleanups.push(() => statusLine.stop());
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
