@@ -59,7 +59,7 @@ export const DEFAULT_CONTROL_LIMITS: Readonly<ControlLimits> = {
   replyStallTimeoutMs: REPLY_STALL_TIMEOUT_MS,
 };
 
-/** Who may use the socket besides its owner (root): a group id makes it 0660. */
+/** Who may use the socket besides its owner (the daemon's user) and root: a group id makes it 0660. */
 export interface SocketAccess {
   gid?: number;
   /** The group's name, for messages. */
@@ -108,7 +108,8 @@ export class ControlServer {
     server.on('connection', (socket) => this.serve(socket));
   }
 
-  /** Listens on socketPath, mode 0600 (or root:gid 0660 with access.gid)
+  /** Listens on socketPath, mode 0600 (or 0660, group access.gid, with access.gid:
+   *  VXLAND_PERMISSION when the daemon may not give it that group)
    *  from the moment it exists: it is bound in a private directory and
    *  renamed into place. A missing directory is created 0755; an existing
    *  one must be owned by root (or this euid) and writable by nobody else
