@@ -58,6 +58,7 @@ ls "$lib"/prebuilds/*/*.node >/dev/null || { echo "package-deb: the tarball has 
 # What goes elsewhere on the system, and the sources of the local-build
 # fallback (the .deb is built for one architecture: its prebuilt addon).
 install -D -m 0644 "$lib/systemd/vxland.service" "$stage/lib/systemd/system/vxland.service"
+install -D -m 0644 "$lib/systemd/vxland.sysusers.conf" "$stage/usr/lib/sysusers.d/vxland.conf"
 install -d "$stage/usr/share/man/man8"
 gzip -9n <"$lib/man/vxland.8" >"$stage/usr/share/man/man8/vxland.8.gz"
 install -D -m 0644 "$lib/completion/vxland.bash" "$stage/usr/share/bash-completion/completions/vxland"
@@ -121,6 +122,17 @@ EOF
 cat >"$stage/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
 set -e
+# The system user and group the unit runs as (User=vxland): from the
+# sysusers file where systemd-sysusers exists, else with adduser/useradd.
+# Kept on purge, as Debian keeps system users (files may still be theirs).
+if [ "$1" = configure ] && ! getent passwd vxland >/dev/null; then
+  if command -v systemd-sysusers >/dev/null; then
+    systemd-sysusers /usr/lib/sysusers.d/vxland.conf
+  else
+    getent group vxland >/dev/null || groupadd --system vxland
+    useradd --system --gid vxland --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vxland
+  fi
+fi
 # Nothing starts on a first install (the unit needs /etc/vxland/vxland.json);
 # an upgrade restarts a running daemon on the new files.
 if [ "$1" = configure ] && [ -d /run/systemd/system ]; then

@@ -7,9 +7,10 @@
 # iproute2: ip/bridge (netns, veth, kernel vxlan); iputils-ping: ping;
 # ethtool: checksum offload of kernel peers' veths; iperf3: throughput;
 # tcpdump, tshark: captures; procps: sysctl; kmod: modprobe; util-linux:
-# setpriv (control socket permission test); clang + libclang-rt-14-dev:
+# setpriv (control socket permission test, the daemon run as the unit
+# runs it); clang + libclang-rt-14-dev:
 # libFuzzer with AddressSanitizer (scripts/fuzz.sh); systemd: only for
-# `systemd-analyze verify` of the unit file (installing the package does not
+# `systemd-analyze verify` and `security` of the unit file (installing the package does not
 # make it PID 1, and its maintainer scripts skip reloading when it is not);
 # etcd-server, etcd-client: a real etcd v3 (and etcdctl) for the membership
 # tests and the etcd benchmark (test/helpers/etcd.ts starts it inside test

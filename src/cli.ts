@@ -26,12 +26,15 @@ import {
   type NetworkStatus,
   type PeerChangeResult,
   type PeerListResult,
+  type ReloadResult,
   type StatsResult,
   type StatusResult,
 } from './control/protocol.js';
 import type { DoctorReport } from './doctor.js';
 import { VxlandError, isVxlandError, type ErrorCode } from './errors.js';
 import { FLOOD_MAC, parseMac } from './fdb/fdb.js';
+import { isJournalStream, SYSLOG_PRIORITY } from './util/journal.js';
+import { LOG_FORMATS, type LogFormat } from './util/log-format.js';
 
 export const EXIT_RUNTIME_ERROR = 1;
 export const EXIT_USAGE_ERROR = 2;
@@ -87,11 +90,24 @@ export function buildProgram(): Command {
     .option('--etcd <urls>', 'join networks through etcd v3 at URL[,URL...], e.g. http://127.0.0.1:2379 (default: no etcd; needs --local)')
     .option('--mac <mac>', 'MAC address of the TAP device, unicast (default: the one saved in the state dir, else a random one saved there)')
     .option('--bridge <name>', 'existing Linux bridge to put the TAP device into (default: none)')
-    .action(async (flags: ConfigFlags) => {
+    .option('--log-format <format>', `log lines as ${LOG_FORMATS.join(' or ')} (default pretty on a terminal, json otherwise; under journald each line carries its priority)`)
+    .action(async (allFlags: ConfigFlags & { logFormat?: string }) => {
+      const { logFormat, ...flags } = allFlags;
+      if (logFormat !== undefined && !(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+        throw usage(`--log-format must be one of ${LOG_FORMATS.join(', ')} (got "${logFormat}")`);
+      }
       const config = loadConfig(flags, process.env);
       // Loaded here so that client commands do not pay for the data path.
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon(config, () => loadConfig(flags, process.env));
+      try {
+        await runDaemon(config, () => loadConfig(flags, process.env), { logFormat: logFormat as LogFormat | undefined });
+      } catch (err) {
+        // runDaemon has undone its startup; should anything still hold the
+        // event loop, a failed start must exit all the same (systemd then
+        // sees the failure instead of a daemon without a socket).
+        setTimeout(() => process.exit(exitCodeFor(err)), STARTUP_FAILURE_EXIT_MS).unref();
+        throw err;
+      }
     });
 
   const peer = program.command('peer').description('manage the flood list (remote VTEPs)');
@@ -214,9 +230,34 @@ export function buildProgram(): Command {
     if (!result.ok) process.exitCode = EXIT_RUNTIME_ERROR;
   });
 
+  clientCommand(program, 'reload', 're-read the config file and apply the difference, as SIGHUP does, and say what changed (exit 2: the file was rejected and nothing changed; 1: a network could not be changed)', async (opts) => {
+    const result = (await request(socketOf(opts), 'reload', {}, RELOAD_TIMEOUT_MS)) as ReloadResult;
+    print(opts, result, () => formatReload(result));
+    for (const f of result.failed) process.stderr.write(`vxland: network vni ${f.vni} could not be changed and runs as it was: ${f.error}\n`);
+    if (result.failed.length > 0) process.exitCode = EXIT_RUNTIME_ERROR;
+  });
+
   return program;
 }
 
+/** A reload may open several TAPs (and, native, hand each to the engine). */
+const RELOAD_TIMEOUT_MS = 60_000;
+
+function formatReload(r: ReloadResult): string {
+  const vnis = (list: number[]): string => list.map((vni) => `vni ${vni}`).join(', ');
+  const changes = [
+    ...(r.addedNetworks.length === 0 ? [] : [`added ${vnis(r.addedNetworks)}`]),
+    ...(r.removedNetworks.length === 0 ? [] : [`removed ${vnis(r.removedNetworks)}`]),
+    ...(r.changedNetworks.length === 0 ? [] : [`changed ${vnis(r.changedNetworks)}`]),
+    ...(r.logLevel === null ? [] : [`log level ${r.logLevel}`]),
+  ];
+  const lines = [changes.length === 0 ? 'reloaded: nothing to change' : `reloaded: ${changes.join('; ')}`];
+  if (r.needRestart.length > 0) lines.push(`apply only after a restart: ${r.needRestart.join(', ')}`);
+  return lines.join('\n');
+}
+
+/** How long a daemon whose start failed may take to exit by itself. */
+const STARTUP_FAILURE_EXIT_MS = 1_000;
 /** doctor looks up routes and reads /sys, which may take longer than a plain request. */
 const DOCTOR_TIMEOUT_MS = 15_000;
 /** Opening or closing a TAP (and, native, the engine's hand-over) takes longer than a plain request. */
@@ -425,7 +466,9 @@ export async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`vxland: ${message.split('\n')[0]}\n`);
+    // Under journald (a unit's stderr) the line is logged as an error, not as info.
+    const priority = isJournalStream(2) ? `<${SYSLOG_PRIORITY.err}>` : '';
+    process.stderr.write(`${priority}vxland: ${message.split('\n')[0]}\n`);
     process.exitCode = exitCodeFor(err);
   }
 }

@@ -3,21 +3,23 @@
 // those added at run time with `vxland network add`, saved in the state
 // dir): its Fdb, SourceFilter, Stats, state file, TAP MAC, TAP, announcer
 // and TAP watcher. It owns the process's life: SIGTERM/SIGINT shut down
-// cleanly (exit 0), a fatal data-path error exits 1, SIGHUP re-reads the
-// config file and applies the difference (config/reload.ts).
+// cleanly (exit 0), a fatal data-path error exits 1, SIGHUP (and the control
+// op `reload`, which answers what changed) re-reads the config file and
+// applies the difference (config/reload.ts). It tells systemd READY=1,
+// WATCHDOG=1, STOPPING=1 and a STATUS= line kept up to date.
 //
 // A network's peers and static FDB entries come from the config and from its
 // state file (what `vxland peer add` / `fdb add` changed at run time; the
 // union of both is used). The control requests themselves are answered by
 // control/handler.ts.
 
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
 import { appliedConfig, planReload, type NetworkReloadPlan } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
 import { DaemonControl, saveNetworkState, type NetworkLifecycle } from './control/handler.js';
 import { Networks, type ServedNetwork } from './control/networks.js';
-import type { MonitorEvent } from './control/protocol.js';
+import type { MonitorEvent, ReloadResult } from './control/protocol.js';
 import { ControlServer } from './control/server.js';
 import { MetricsServer, buildRegistry } from './control/metrics.js';
 import { SourceFilter } from './datapath/accept.js';
@@ -27,7 +29,7 @@ import { Stats, VtepBudget } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
 import * as hostFacts from './io/host.js';
-import { notifySystemd, watchdogIntervalMs } from './io/notify.js';
+import { notifySystemd, StatusNotifier, watchdogIntervalMs } from './io/notify.js';
 import { nativeEngineSupported } from './io/engine-support.js';
 import { NeighbourAnnouncer } from './io/announce.js';
 import { TapWatch } from './io/tap-watch.js';
@@ -39,6 +41,8 @@ import { openDataPlane } from './open-plane.js';
 import { NetworksStore } from './state/networks-store.js';
 import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
+import { createLogger } from './util/log.js';
+import type { LogFormat } from './util/log-format.js';
 import { RateLimitedLog } from './util/rate-limit.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 
@@ -50,6 +54,12 @@ export const ETCD_STARTUP_WAIT_MS = 3_000;
 /** The daemon's lock in the state dir: one daemon per state dir. */
 export const DAEMON_LOCK_NAME = 'vxland';
 
+/** How the daemon runs, besides its config. */
+export interface DaemonOptions {
+  /** --log-format; default pretty on a TTY, json otherwise (util/log.ts). */
+  logFormat?: LogFormat;
+}
+
 export interface RunningDaemon {
   /** Shuts down as on SIGTERM, but resolves instead of exiting. Idempotent. */
   stop(): Promise<void>;
@@ -60,9 +70,9 @@ export interface RunningDaemon {
  *  with a VxlandError (leaving nothing open) when startup fails. After that
  *  the process exits by itself: 0 on SIGTERM/SIGINT, 1 on a fatal data-path
  *  error. */
-export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig): Promise<RunningDaemon> {
+export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig, options: DaemonOptions = {}): Promise<RunningDaemon> {
   const datapathKind = resolveDatapath(config.datapath, nativeEngineSupported);
-  const log = pino({ level: config.logLevel, base: { pid: process.pid } });
+  const log = createLogger({ level: config.logLevel, format: options.logFormat });
   const startedMs = Date.now();
 
   const cleanups: Cleanup[] = [];
@@ -96,9 +106,16 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
   cleanups.push(() => plane.stop());
 
+  const networks = new Networks();
+  // What `systemctl status` shows, from the first network on, as it changes.
+  const statusLine = new StatusNotifier({ describe: () => describeStatus(networks.all(), datapathKind), send: (state) => tellSystemd(state, log) });
+  // Runs after every network has closed (cleanups run last first): no line is left pending.
+  cleanups.push(() => statusLine.stop());
+
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      statusLine.stop();
       tellSystemd('STOPPING=1', log);
       await runCleanups();
     })();
@@ -109,7 +126,6 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     void stop().finally(() => process.exit(1));
   };
 
-  const networks = new Networks();
   const tapWatcher = new TapWatch();
   const closers = new Map<number, () => Promise<void>>();
   const fdbLog = new RateLimitedLog(log);
@@ -138,6 +154,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     const fdb = new Fdb({ ageingMs: n.ageingS * 1000, maxLearned: n.maxFdb, maxLearnedPerVtep: n.maxFdbPerVtep, learnRatePerS: n.learnRatePerS });
     fdb.subscribe((e) => {
       followFdbEvent(e, stats, sources);
+      statusLine.changed();
       // Send errors are the host's (a VTEP may serve several networks); they
       // are counted against the VTEP when some network names it.
       if (e.type !== 'aged' && e.type !== 'deleted') hostStats.track(e.vtep);
@@ -165,6 +182,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
           nlog.error({ err }, `${n.dev} failed; network ${networkLabel(n)} is no longer carried, the others are`);
           announcer?.stop();
           tapWatch.failed(err.message);
+          statusLine.changed();
           // A daemon whose every network failed carries nothing: exit so
           // that systemd restarts it and the TAPs are made again.
           if (networks.all().every((s) => s.tapCondition().failed !== null)) failFatally(err);
@@ -192,7 +210,11 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
         config: n, origin, mac: deviceMac, fdb, stats, sources, store, monitors, tapCondition: () => tapWatch.condition(),
       };
       networks.add(served);
-      undo.push(() => networks.delete(n.vni));
+      statusLine.changed();
+      undo.push(() => {
+        networks.delete(n.vni);
+        statusLine.changed();
+      });
       if (membership !== null) {
         const m = membership;
         m.addNetwork(memberNetwork(n, fdb, deviceMac));
@@ -289,10 +311,87 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     },
   };
 
+  // What the config file said at the last (re)load; networks added at run
+  // time are not the file's and never in it.
+  let current = config;
+  /** Throws (and logs) when the file cannot be read or is invalid: then nothing changes. */
+  const reload = async (): Promise<ReloadResult> => {
+    if (reloadConfig === undefined) {
+      log.warn('reload ignored: no config to reload');
+      throw new VxlandError('VXLAND_CONFIG_FILE', 'this daemon has no config to reload');
+    }
+    let next: HostConfig;
+    try {
+      next = reloadConfig();
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed; keeping the running configuration');
+      throw err;
+    }
+    const plan = planReload(current, next);
+    if (plan.logLevel !== null) log.level = plan.logLevel;
+    const failed: ReloadResult['failed'] = [];
+    const removed = plan.removeNetworks.filter((vni) => networks.get(vni)?.origin === 'config');
+    for (const vni of removed) await closeNetwork(vni);
+    for (const p of plan.networks) {
+      const served = networks.get(p.vni);
+      if (served === undefined) continue;
+      try {
+        applyNetworkPlan(served, p);
+      } catch (err) {
+        failed.push({ vni: p.vni, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    const added: NetworkConfig[] = [];
+    for (const n of plan.addNetworks) {
+      try {
+        await openNetwork(n, 'config');
+        added.push(n);
+      } catch (err) {
+        failed.push({ vni: n.vni, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    const applied = appliedConfig(current, next, plan);
+    // A network that could not be opened is not running: the next reload tries it again.
+    current = { ...applied, networks: applied.networks.filter((n) => networks.get(n.vni)?.origin === 'config') };
+    for (const n of current.networks) networks.get(n.vni)!.config = n;
+    statusLine.changed();
+    log.info(
+      {
+        addNetworks: added.map((n) => n.vni), removeNetworks: removed, logLevel: plan.logLevel,
+        networks: plan.networks.map((p) => ({
+          vni: p.vni, addPeers: p.addPeers, removePeers: p.removePeers, addStatic: p.addStatic.map((e) => e.mac), removeStatic: p.removeStatic,
+          accept: p.accept === null ? null : networks.get(p.vni)?.sources.describe() ?? null,
+        })),
+      },
+      'config reloaded',
+    );
+    if (failed.length > 0) log.error({ failed }, 'config reload: some networks could not be changed; they keep running as they were');
+    if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'these settings changed but apply only after a restart');
+    const failedVnis = new Set(failed.map((f) => f.vni));
+    return {
+      addedNetworks: added.map((n) => n.vni), removedNetworks: removed,
+      changedNetworks: plan.networks.map((p) => p.vni).filter((vni) => !failedVnis.has(vni)),
+      logLevel: plan.logLevel, needRestart: plan.needRestart, failed,
+    };
+  };
+  // One reload at a time, SIGHUP's and `vxland reload`'s in the order asked.
+  let reloading: Promise<unknown> = Promise.resolve();
+  const reloadInTurn = (): Promise<ReloadResult> => {
+    const result = reloading.then(reload);
+    reloading = result.catch(() => undefined);
+    return result;
+  };
+  const onReload = (): void => {
+    reloadInTurn().catch((err: unknown) => {
+      // A rejected file was logged by reload itself.
+      if (!(err instanceof VxlandError)) log.error({ err }, 'config reload failed');
+    });
+  };
+
   const handler = new DaemonControl({
     host: { port: config.port, local: config.local, family: config.family },
     datapath: { kind: datapathKind, offloads: () => plane.offloads() },
-    networks, lifecycle, hostStats, hostFacts, log, startedMs, membership,
+    networks, lifecycle, hostStats, hostFacts, log, startedMs, membership, reload: reloadInTurn,
   });
   const control = await startOrUndo(() => ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup)));
   cleanups.push(() => control.close());
@@ -321,62 +420,6 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     cleanups.push(() => clearInterval(watchdog));
   }
 
-  // What the config file said at the last (re)load; networks added at run
-  // time are not the file's and never in it.
-  let current = config;
-  const reload = async (): Promise<void> => {
-    if (reloadConfig === undefined) return void log.warn('SIGHUP ignored: no config to reload');
-    let next: HostConfig;
-    try {
-      next = reloadConfig();
-    } catch (err) {
-      return void log.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload failed; keeping the running configuration');
-    }
-    const plan = planReload(current, next);
-    if (plan.logLevel !== null) log.level = plan.logLevel;
-    const failed: Array<{ vni: number; err: string }> = [];
-    for (const vni of plan.removeNetworks) {
-      if (networks.get(vni)?.origin === 'config') await closeNetwork(vni);
-    }
-    for (const p of plan.networks) {
-      const served = networks.get(p.vni);
-      if (served === undefined) continue;
-      try {
-        applyNetworkPlan(served, p);
-      } catch (err) {
-        failed.push({ vni: p.vni, err: err instanceof Error ? err.message : String(err) });
-      }
-    }
-    const added: NetworkConfig[] = [];
-    for (const n of plan.addNetworks) {
-      try {
-        await openNetwork(n, 'config');
-        added.push(n);
-      } catch (err) {
-        failed.push({ vni: n.vni, err: err instanceof Error ? err.message : String(err) });
-      }
-    }
-    const applied = appliedConfig(current, next, plan);
-    // A network that could not be opened is not running: the next reload tries it again.
-    current = { ...applied, networks: applied.networks.filter((n) => networks.get(n.vni)?.origin === 'config') };
-    for (const n of current.networks) networks.get(n.vni)!.config = n;
-    log.info(
-      {
-        addNetworks: added.map((n) => n.vni), removeNetworks: plan.removeNetworks, logLevel: plan.logLevel,
-        networks: plan.networks.map((p) => ({
-          vni: p.vni, addPeers: p.addPeers, removePeers: p.removePeers, addStatic: p.addStatic.map((e) => e.mac), removeStatic: p.removeStatic,
-          accept: p.accept === null ? null : networks.get(p.vni)?.sources.describe() ?? null,
-        })),
-      },
-      'config reloaded',
-    );
-    if (failed.length > 0) log.error({ failed }, 'config reload: some networks could not be changed; they keep running as they were');
-    if (plan.needRestart.length > 0) log.warn({ keys: plan.needRestart }, 'these settings changed but apply only after a restart');
-  };
-  let reloading = Promise.resolve();
-  const onReload = (): void => {
-    reloading = reloading.then(reload, (err) => log.error({ err }, 'config reload failed'));
-  };
   process.on('SIGHUP', onReload);
   cleanups.unshift(() => {
     process.off('SIGHUP', onReload);
@@ -404,6 +447,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     'vxland started',
   );
   tellSystemd('READY=1', log);
+  statusLine.flush();
   return { stop };
 }
 
@@ -435,11 +479,11 @@ function applyNetworkPlan(n: ServedNetwork, p: NetworkReloadPlan): void {
 }
 
 /** Root only, or root and the members of --control-group. */
-function controlAccess(group: string | null): { gid?: number } {
+function controlAccess(group: string | null): { gid?: number; group?: string } {
   if (group === null) return {};
   const gid = hostFacts.groupId(group);
   if (gid === null) throw new VxlandError('VXLAND_CONFIG_INVALID', `control-group ${group} does not exist (see /etc/group)`);
-  return { gid };
+  return { gid, group };
 }
 
 function seedFdb(fdb: Fdb, n: NetworkConfig, family: HostConfig['family'], saved: PersistedState | null, log: Logger): void {
@@ -470,6 +514,21 @@ function keepTapMac(store: StateStore, next: PersistedState | null, source: TapM
   } catch (err) {
     log.warn({ err, mac: next.mac }, 'cannot save the TAP MAC; the next start may get another one');
   }
+}
+
+/** The STATUS= text: "2 networks, 3 peers, 120 learned MACs, native data path". */
+export function describeStatus(served: readonly ServedNetwork[], datapath: string): string {
+  const peers = served.reduce((sum, n) => sum + n.fdb.peers(n.config.vni).length, 0);
+  const learned = served.reduce((sum, n) => sum + n.fdb.learnedCount, 0);
+  const failed = served.filter((n) => n.tapCondition().failed !== null).length;
+  return [
+    count(served.length, 'network', 'networks'), count(peers, 'peer', 'peers'), count(learned, 'learned MAC', 'learned MACs'),
+    ...(failed === 0 ? [] : [`${failed} failed`]), `${datapath} data path`,
+  ].join(', ');
+}
+
+function count(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function tellSystemd(state: string, log: Logger): void {

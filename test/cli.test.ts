@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ControlHandler, NetworkSelector, NetworkStatus, StatusResult } from '../src/control/protocol.js';
+import type { ControlHandler, NetworkSelector, NetworkStatus, ReloadResult, StatusResult } from '../src/control/protocol.js';
 import { ControlServer } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import type { FdbEntry } from '../src/fdb/fdb.js';
@@ -47,11 +47,14 @@ function sel(n: NetworkSelector): string {
 
 /** A daemon stand-in that records every call it receives; `several`: it
  *  refuses a per-network request that does not say which network. */
-function fakeHandler(several = false): ControlHandler & { calls: string[] } {
+function fakeHandler(several = false): ControlHandler & { calls: string[]; reloads: ReloadResult[] } {
   const peers = ['192.0.2.2'];
   const calls: string[] = [];
+  /** What the next reloads answer; none left: the file is rejected. */
+  const reloads: ReloadResult[] = [];
   return {
     calls,
+    reloads,
     status: (n) => (n.vni === 42 ? STATUS : STATUS_BOTH),
     networkList: () => [NET42, NET43].map((n) => ({ vni: n.vni, dev: n.dev, mac: n.mac, mtu: n.mtu, peers: n.fdb.peers, bridge: n.bridge, origin: n.origin })),
     networkShow: (n) => {
@@ -113,6 +116,11 @@ function fakeHandler(several = false): ControlHandler & { calls: string[] } {
       checks: ['mtu', 'vni'],
       findings: [{ check: 'vni', problem: '192.0.2.7 sends VXLAN with VNI 43, but vxl0 uses VNI 42', fix: 'make both ends use one VNI' }],
     }),
+    reload: async () => {
+      calls.push('reload');
+      if (reloads.length === 0) throw new VxlandError('VXLAND_CONFIG_INVALID', 'config file /etc/vxland/vxland.json: networks[0].vni must be an integer 0..16777215 (got "x")');
+      return reloads.shift()!;
+    },
     monitor: (_n, emit) => {
       // Right after the subscription is answered.
       const timer = setImmediate(() => emit({ time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned' }));
@@ -338,6 +346,7 @@ t.test('run: help, bad settings and an unavailable data path', async (t) => {
   failsWith(t, await vxland('run', '--vni', '16777216'), 2, 'vni must be an integer 0..16777215 (got "16777216")');
   failsWith(t, await vxland('run'), 2, 'vni is required (--vni N or "vni" in the config file)');
   failsWith(t, await vxland('run', '--vni', '1', '--peer', '192.0.2.300'), 2, 'peer must be an IPv4 or IPv6 address (got "192.0.2.300")');
+  failsWith(t, await vxland('run', '--vni', '1', '--log-format', 'loud'), 2, '--log-format must be one of json, pretty (got "loud")');
   failsWith(t, await vxland('run', '--config', '/nonexistent/vxland.json'), 1,
     'cannot read config file /nonexistent/vxland.json: ENOENT');
 });
@@ -366,4 +375,23 @@ t.test('stats, doctor, log-level and monitor', async (t) => {
   t.same(JSON.parse(monitor.stdout.split('\n')[0]), {
     time: '2026-01-01T00:00:00.000Z', type: 'moved', vni: 42, mac: '02:00:00:00:00:09', vtep: '192.0.2.9', previousVtep: '192.0.2.8', kind: 'learned',
   });
+});
+
+t.test('reload: what changed; a rejected file exits 2 with the reason; a network that could not change exits 1', async (t) => {
+  const { socket, handler } = await daemon(t);
+  const none = { addedNetworks: [], removedNetworks: [], changedNetworks: [], logLevel: null, needRestart: [], failed: [] };
+  handler.reloads.push(
+    { ...none, addedNetworks: [43], changedNetworks: [42], logLevel: 'debug', needRestart: ['port'] },
+    none,
+    { ...none, failed: [{ vni: 44, error: 'cannot create TAP vxl44: EBUSY' }] },
+  );
+  t.same(await vxland('reload', '--socket', socket), {
+    code: 0, stdout: 'reloaded: added vni 43; changed vni 42; log level debug\napply only after a restart: port\n', stderr: '',
+  });
+  t.same(await vxland('reload', '--socket', socket), { code: 0, stdout: 'reloaded: nothing to change\n', stderr: '' });
+  t.same(await vxland('reload', '--socket', socket), {
+    code: 1, stdout: 'reloaded: nothing to change\n', stderr: 'vxland: network vni 44 could not be changed and runs as it was: cannot create TAP vxl44: EBUSY\n',
+  });
+  failsWith(t, await vxland('reload', '--socket', socket), 2, 'config file /etc/vxland/vxland.json: networks[0].vni must be an integer 0..16777215 (got "x")');
+  t.same(handler.calls, ['reload', 'reload', 'reload', 'reload']);
 });

@@ -84,6 +84,10 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; ans
     stats: () => ({ stats: NETWORK_STATUS.stats, vteps: [] }),
     logLevel: (level) => ({ level: level ?? 'info', previous: 'info' }),
     doctor: () => ({ ok: true, checks: ['mtu'], findings: [] }),
+    reload: async () => {
+      calls.push('reload');
+      return { addedNetworks: [], removedNetworks: [], changedNetworks: [42], logLevel: null, needRestart: [], failed: [] };
+    },
     monitor: (n, emit) => {
       if (n.vni === 99) throw new VxlandError('VXLAND_NETWORK_UNKNOWN', 'no network with vni 99 (networks: vni 42 (vxl0))');
       calls.push(`monitor${sel(n)}`);
@@ -157,8 +161,9 @@ t.test('round trip of every method', async (t) => {
   t.same(await request(socketPath, 'fdb.add', { mac: '02-00-00-00-00-AA', ip: '192.0.2.9' }), { mac: '02:00:00:00:00:aa', ip: '192.0.2.9' });
   t.same(await request(socketPath, 'fdb.flush', { learned: true }), { removed: 3 });
   t.same(await request(socketPath, 'fdb.flush'), { removed: 3 });
+  t.same(await request(socketPath, 'reload'), { addedNetworks: [], removedNetworks: [], changedNetworks: [42], logLevel: null, needRestart: [], failed: [] });
   t.same(handler.calls, [
-    'peerAdd fd00::2', 'peerAdd 192.0.2.2', 'peerDel 192.0.2.2', 'fdbAdd 02:00:00:00:00:aa 192.0.2.9', 'fdbFlush true', 'fdbFlush false',
+    'peerAdd fd00::2', 'peerAdd 192.0.2.2', 'peerDel 192.0.2.2', 'fdbAdd 02:00:00:00:00:aa 192.0.2.9', 'fdbFlush true', 'fdbFlush false', 'reload',
   ]);
 });
 
@@ -534,36 +539,67 @@ t.test('the client trusts only a socket that root or the user itself could have 
   }
 });
 
-t.test('root\'s CLI does not believe a fake daemon run by an unprivileged user', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {
-  // Answers every request line as the daemon would, "changed": true.
+/** A fake daemon run by nobody on socketPath: it answers every request line
+ *  as the daemon would, "changed": true. Resolves once it listens. */
+async function fakeDaemonAsNobody(t: tap.Test, socketPath: string): Promise<void> {
   const fake = `const net = require('node:net');
     net.createServer((s) => s.on('data', () => s.write(JSON.stringify({ id: 1, ok: true, result: { ip: '192.0.2.5', changed: true } }) + '\\n')))
       .listen(process.argv[1], () => console.log('listening'));
     setTimeout(() => process.exit(0), 20000);`;
+  // Not tap's NODE_OPTIONS: its hooks write where nobody may not.
+  const child = execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', fake, socketPath],
+    { env: { PATH: process.env.PATH } });
+  t.teardown(() => child.kill());
+  await new Promise((resolve) => child.stdout!.once('data', resolve));
+}
+
+/** `vxland peer add 192.0.2.5 --socket socketPath` as root. */
+function rootCliPeerAdd(socketPath: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, 'peer', 'add', '192.0.2.5', '--socket', socketPath], { timeout: 10_000 },
+      (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr }));
+  });
+}
+
+t.test('root\'s CLI does not believe a fake daemon run by an unprivileged user', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {
   const setups: Array<[string, (dir: string) => void]> = [
     ['a directory the user owns', (dir) => (fs.chownSync(dir, 65534, 65534), fs.chmodSync(dir, 0o755))],
     ['a world-writable directory', (dir) => fs.chmodSync(dir, 0o777)],
     ['a sticky world-writable directory', (dir) => fs.chmodSync(dir, 0o1777)],
+    ['a directory handed to the user in a parent its group may write', (dir) => {
+      fs.chmodSync(path.dirname(dir), 0o775);
+      fs.chownSync(dir, 65534, 65534);
+      fs.chmodSync(dir, 0o755);
+    }],
   ];
   for (const [label, prepare] of setups) {
-    const dir = tempDir(t, 'fake');
+    const dir = label.includes('handed') ? path.join(tempDir(t, 'fake'), 'run') : tempDir(t, 'fake');
+    fs.mkdirSync(dir, { recursive: true });
     prepare(dir);
     const socketPath = path.join(dir, 'vxl0.sock');
-    // Not tap's NODE_OPTIONS: its hooks write where nobody may not.
-    const child = execFile('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', fake, socketPath],
-      { env: { PATH: process.env.PATH } });
-    t.teardown(() => child.kill());
-    await new Promise((resolve) => child.stdout!.once('data', resolve));
+    await fakeDaemonAsNobody(t, socketPath);
     t.equal(fs.lstatSync(socketPath).uid, 65534, `${label}: the fake socket belongs to nobody`);
     t.match((await rawExchange(socketPath, '{"id":1,"method":"peer.add","params":{"ip":"192.0.2.5"}}\n', 1)).replies, [{ ok: true }], `${label}: and it answers`);
-    const cli = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [CLI, 'peer', 'add', '192.0.2.5', '--socket', socketPath], { timeout: 10_000 },
-        (err, stdout, stderr) => resolve({ code: err === null ? 0 : (err.code as number), stdout, stderr }));
-    });
+    const cli = await rootCliPeerAdd(socketPath);
     t.equal(cli.code, 1, `${label}: the CLI fails`);
     t.equal(cli.stdout, '', `${label}: and never prints "added peer"`);
     t.match(cli.stderr, new RegExp(`^vxland: refusing to trust control socket ${socketPath}: .*\\n$`), `${label}: one line saying why`);
   }
+});
+
+t.test('root\'s CLI trusts the socket of a user root handed the directory to (systemd\'s RuntimeDirectory for User=)', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {
+  const top = tempDir(t, 'handed');
+  fs.chmodSync(top, 0o755);
+  const dir = path.join(top, 'run');
+  fs.mkdirSync(dir, { mode: 0o755 });
+  fs.chownSync(dir, 65534, 65534);
+  const socketPath = path.join(dir, 'vxl0.sock');
+  await fakeDaemonAsNobody(t, socketPath);
+  const cli = await rootCliPeerAdd(socketPath);
+  t.same([cli.code, cli.stdout], [0, 'added peer 192.0.2.5\n'], `the CLI talks to it${cli.stderr === '' ? '' : `: ${cli.stderr}`}`);
+  t.match(await requestError(ControlServer.listen(path.join(dir, 'root.sock'), fakeHandler())), {
+    code: 'VXLAND_PERMISSION', message: /is owned by uid 65534, not by root/,
+  }, 'a root daemon still never puts its own socket in a directory someone else owns');
 });
 
 t.test('only root, or the configured group, may use the socket', { skip: process.getuid?.() !== 0 ? 'needs root to switch users' : false }, async (t) => {

@@ -1,7 +1,9 @@
 // The daemon's life as systemd and an operator see it: READY=1 once TAP and
 // UDP are up, WATCHDOG=1 pings, STOPPING=1 and exit 0 on SIGTERM with the TAP
-// and the control socket gone; a TAP deleted underneath is a fatal error.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+// and the control socket gone; a TAP deleted underneath is a fatal error
+// (under journald at priority 2); STATUS= lines; `vxland reload`.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { eventually } from './helpers/eventually';
@@ -31,6 +33,11 @@ for (const datapath of datapathsUnderTest()) {
     t.ok(await linkExists(a.ns, v.dev), 'TAP device exists while running');
     await listener.waitForLine('WATCHDOG=1', 3000);
     t.pass('WATCHDOG=1 sent at half WATCHDOG_USEC');
+    await listener.waitForLine(`STATUS=1 network, 1 peer, 0 learned MACs, ${datapath} data path`, 3000);
+    t.pass('STATUS= says what runs, for systemctl status');
+    await v.cli('peer', 'add', '192.0.2.77');
+    await listener.waitForLine(`STATUS=1 network, 2 peers, 0 learned MACs, ${datapath} data path`, 5000);
+    t.pass('and is sent again when it changes');
 
     v.proc.proc.kill('SIGTERM');
     await v.proc.exited;
@@ -61,6 +68,38 @@ for (const datapath of datapathsUnderTest()) {
     const fatal = v.proc.logs.find((l) => l.level === 60);
     t.ok(fatal, 'logs one fatal line');
     t.match(JSON.stringify(fatal), /EBADFD|ENODEV|EIO|read/, 'naming the failing call');
+  });
+
+  t.test(`under journald the fatal line is priority 2 and the TAP's error line 3, without time or pid (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const dir = tempDir(t, 'h4-journal');
+    const socket = path.join(dir, 'vxl0.sock');
+    // stdout and stderr are one stand-in journald stream, as systemd connects them.
+    const fd = openSync(path.join(dir, 'journal'), 'w');
+    t.teardown(() => closeSync(fd));
+    const st = fstatSync(fd, { bigint: true });
+    const child = spawn('ip', ['netns', 'exec', a.ns, ...vxlandArgv('run', '--dev', 'vxl0', '--vni', String(TEST_VNI), '--local', a.ip, '--peer', b.ip,
+      '--state-dir', dir, '--socket', socket, '--datapath', datapath)], { stdio: ['ignore', fd, fd], env: { ...process.env, JOURNAL_STREAM: `${st.dev}:${st.ino}` } });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    t.teardown(() => child.kill('SIGKILL'));
+    await eventually(async () => (await exec(a.ns, vxlandArgv('status', '--socket', socket), { allowFail: true })).code === 0,
+      { timeoutMs: 15_000, intervalMs: 100, what: 'vxland answering' });
+    await ip(a.ns, 'link', 'del', 'vxl0');
+    const timer = setTimeout(() => child.kill('SIGKILL'), TAP_GONE_EXIT_MS);
+    const code = await exited;
+    clearTimeout(timer);
+    t.not(code, null, 'exits by itself, in time');
+    t.not(code, 0, `exits non-zero (${code})`);
+    const lines = readFileSync(path.join(dir, 'journal'), 'utf8').split('\n').filter(Boolean);
+    const atMost = (priority: number) => lines.filter((l) => Number(/^<(\d)>/.exec(l)?.[1] ?? 9) <= priority);
+    const errors = atMost(3).map((l) => JSON.parse(l.slice(3)) as { level: number; msg: string });
+    t.same(errors.map((e) => e.level), [50, 60], 'journalctl -p err: the TAP\'s error line, then the fatal line');
+    t.match(atMost(2)[0], /^<2>\{"level":60,/, 'the fatal line is <2>');
+    t.ok(lines.some((l) => l.startsWith('<6>{"level":30,')), 'info lines are <6>');
+    t.same(lines.filter((l) => !/^<[0-7]>\{/.test(l)), [], 'every line carries its priority');
+    t.notOk(lines.some((l) => /"time":|"pid":/.test(l)), 'no second time or pid');
   });
 
   t.test(`SIGHUP reloads the config file and applies the difference without dropping traffic (${datapath})`, async (t) => {
@@ -95,6 +134,35 @@ for (const datapath of datapathsUnderTest()) {
     const failed = await v.proc.waitForJson((l) => l.msg === 'config reload failed; keeping the running configuration', 5000);
     t.match(failed.err, /not valid JSON/, 'a broken file is reported');
     t.equal((await ping(a.ns, '10.42.0.2', { count: 2, intervalS: 0.2, timeoutS: 2 })).received, 2, 'and the daemon keeps running');
+  });
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`vxland reload applies a good file, and fails with the reason on a bad one, changing nothing (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const topo = await createTopology(t, { hosts: 2 });
+    const [a, b] = topo.hosts;
+    const configFile = path.join(tempDir(t, 'config'), 'vxl0.json');
+    writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip] }));
+    const v = await startVxland(t, a, { datapath, extraArgs: ['--config', configFile] });
+
+    writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, '192.0.2.77'] }));
+    t.same(await v.cli('reload'), { code: 0, stdout: `reloaded: changed vni ${TEST_VNI}\n`, stderr: '' }, 'a good file: exit 0, what changed');
+    t.same(await v.json('peer', 'list'), [b.ip, '192.0.2.77'], 'applied before the command returned');
+
+    for (const [label, content, reason] of [
+      ['broken JSON', '{ not json', /not valid JSON/],
+      ['an invalid value', JSON.stringify({ vni: TEST_VNI, peers: ['192.0.2.300'] }), /peer.* must be an IPv4 or IPv6 address/],
+    ] as const) {
+      writeFileSync(configFile, content);
+      const r = await v.cli('reload');
+      t.equal(r.code, 2, `${label}: exit 2, so systemctl reload fails`);
+      t.equal(r.stdout, '', `${label}: nothing on stdout`);
+      t.match(r.stderr, reason, `${label}: the reason`);
+      t.equal(r.stderr.split('\n').length, 2, `${label}: in one line`);
+      t.same(await v.json('peer', 'list'), [b.ip, '192.0.2.77'], `${label}: nothing changed`);
+    }
+    t.ok(v.proc.running, 'the daemon runs on');
   });
 }
 

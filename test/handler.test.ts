@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { networkFromFlags, type NetworkConfig } from '../src/config/config';
-import { DaemonControl, type NetworkLifecycle } from '../src/control/handler';
+import { DaemonControl, type DaemonControlOptions, type NetworkLifecycle } from '../src/control/handler';
 import { Networks, type ServedNetwork } from '../src/control/networks';
 import { SourceFilter } from '../src/datapath/accept';
 import { Stats } from '../src/datapath/stats';
@@ -15,7 +15,7 @@ import { Fdb } from '../src/fdb/fdb';
 import { DropReason } from '../src/ports/drops';
 import { StateStore } from '../src/state/store';
 
-function setup(t: tap.Test, vnis: number[]) {
+function setup(t: tap.Test, vnis: number[], reload?: DaemonControlOptions['reload']) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-handler-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const networks = new Networks();
@@ -44,6 +44,7 @@ function setup(t: tap.Test, vnis: number[]) {
     host: { port: 4789, local: '192.0.2.1', family: 'udp4' }, datapath: { kind: 'dgram', offloads: () => [] },
     networks, lifecycle, hostStats, log: pino({ level: 'silent' }), startedMs: Date.now(),
     hostFacts: { interfaceWithAddress: () => null, interfaceTowards: () => null, interfaceMtu: () => null, tcpInCsumErrors: () => 0 },
+    ...(reload === undefined ? {} : { reload }),
   });
   return { dir, networks, handler, calls, hostStats };
 }
@@ -138,4 +139,10 @@ t.test('etcd entries are shown but never written to the state file; status carri
     version: 1, vni: 43, peers: ['192.0.2.9'], fdb: [{ mac: '02:00:00:00:00:99', vtep: '192.0.2.9' }], mac: '02:00:00:00:00:2b',
   }, 'the state file holds the configured peer and static entry only');
   t.equal(handler.status({}).etcd, null, 'no membership: etcd null');
+});
+
+t.test('reload: the daemon\'s reload answers; a daemon without one refuses', async (t) => {
+  await t.rejects(setup(t, [42]).handler.reload(), { code: 'VXLAND_CONFIG_FILE', message: 'this daemon has no config to reload' });
+  const result = { addedNetworks: [43], removedNetworks: [], changedNetworks: [42], logLevel: null, needRestart: ['port'], failed: [] };
+  t.same(await setup(t, [42], async () => result).handler.reload(), result);
 });

@@ -25,6 +25,7 @@ const DEB_FILES = {
   man: '/usr/share/man/man8/vxland.8.gz',
   completion: '/usr/share/bash-completion/completions/vxland',
   lib: '/usr/lib/vxland',
+  sysusers: '/usr/lib/sysusers.d/vxland.conf',
 };
 
 /** This process's environment without what the `npm test` around it set for
@@ -83,7 +84,7 @@ function expectedTarball(): string[] {
     ...js, ...native,
     'package.json', 'README.md', 'LICENSE', 'bin/vxland', 'binding.gyp',
     `prebuilds/${process.platform}-${process.arch}/vxland.napi.glibc.node`,
-    'systemd/vxland.service', 'man/vxland.8', 'completion/vxland.bash',
+    'systemd/vxland.service', 'systemd/vxland.sysusers.conf', 'man/vxland.8', 'completion/vxland.bash',
   ].sort();
 }
 
@@ -168,6 +169,7 @@ t.test('the .deb: install, run, purge', async (t) => {
   const version = await run([DEB_FILES.bin, '--version']);
   t.equal(version.stdout.trim(), PKG.version, `${DEB_FILES.bin} --version`);
   for (const [what, file] of Object.entries(DEB_FILES)) t.ok(fs.existsSync(file), `${what}: ${file}`);
+  t.equal((await run(['id', '-gn', 'vxland'])).stdout.trim(), 'vxland', 'the unit\'s user vxland exists, in group vxland');
   if (fs.existsSync('/usr/bin/man')) t.equal((await run(['man', '-w', 'vxland'])).stdout.trim(), DEB_FILES.man, 'man -w vxland');
   t.match(fs.readFileSync(DEB_FILES.unit, 'utf8'), new RegExp(`^ExecStart=${DEB_FILES.bin} `, 'm'), `the unit runs ${DEB_FILES.bin}`);
 

@@ -65,7 +65,8 @@ export function request(
   });
 }
 
-/** Connects to socketPath only when the trust rule of trust.ts holds for it,
+/** Connects to socketPath only when the trust rule of trust.ts holds for it
+ *  (a directory root delegated to the daemon's user included),
  *  and through its real directory, so the path connected to is the one
  *  checked. Throws VXLAND_PERMISSION naming the path and why otherwise. */
 function connectTrusted(socketPath: string): net.Socket {
@@ -74,16 +75,18 @@ function connectTrusted(socketPath: string): net.Socket {
   let target: string;
   let st: fs.Stats;
   let untrustedDir: string | null;
+  let dirOwner: number;
   try {
     const dir = fs.realpathSync(path.dirname(resolved));
     target = path.join(dir, path.basename(resolved));
     st = fs.lstatSync(target);
-    untrustedDir = untrustedDirectory(dir, euid);
+    untrustedDir = untrustedDirectory(dir, euid, { delegated: true });
+    dirOwner = fs.lstatSync(dir).uid;
   } catch (err) {
     throw connectError(socketPath, err as NodeJS.ErrnoException);
   }
   if (!st.isSocket() && !st.isSymbolicLink()) throw noDaemon(socketPath);
-  const why = untrustedDir ?? (st.isSymbolicLink() ? `${target} is a symbolic link` : untrustedOwner(target, st.uid, euid));
+  const why = untrustedDir ?? (st.isSymbolicLink() ? `${target} is a symbolic link` : untrustedOwner(target, st.uid, euid, dirOwner));
   if (why !== null) throw new VxlandError('VXLAND_PERMISSION', `refusing to trust control socket ${socketPath}: ${why}`);
   return net.connect(target);
 }

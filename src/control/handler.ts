@@ -27,6 +27,7 @@ import type {
   NetworkStatus,
   PeerChangeResult,
   PeerListResult,
+  ReloadResult,
   StatsResult,
   StatusResult,
 } from './protocol.js';
@@ -78,6 +79,8 @@ export interface DaemonControlOptions {
   startedMs: number;
   /** The etcd membership, when configured. */
   membership?: MembershipView | null;
+  /** The daemon's config reload (the one SIGHUP runs, taking its turn with it). */
+  reload?: () => Promise<ReloadResult>;
 }
 
 /** The control-plane operations, applied to the live FDBs and persisted. */
@@ -108,6 +111,11 @@ export class DaemonControl implements ControlHandler {
       log.warn({ level, previous }, 'log level changed');
     }
     return { level: log.level, previous };
+  }
+
+  async reload(): Promise<ReloadResult> {
+    if (this.o.reload === undefined) throw new VxlandError('VXLAND_CONFIG_FILE', 'this daemon has no config to reload');
+    return this.o.reload();
   }
 
   monitor(selector: NetworkSelector, emit: (event: MonitorEvent) => void): () => void {

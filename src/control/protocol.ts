@@ -128,6 +128,24 @@ export interface LogLevelResult {
   previous: string;
 }
 
+/** `vxland reload`: what re-reading the config file changed (as SIGHUP
+ *  does). A file that cannot be read or is invalid is an error reply
+ *  instead (VXLAND_CONFIG_FILE, VXLAND_CONFIG_INVALID) and changes nothing. */
+export interface ReloadResult {
+  /** VNIs of the networks the file added (and that are now served). */
+  addedNetworks: number[];
+  /** VNIs of the networks the file no longer lists, now closed. */
+  removedNetworks: number[];
+  /** VNIs whose peers, static entries or source policy changed. */
+  changedNetworks: number[];
+  /** The new log level, or null when it stayed. */
+  logLevel: string | null;
+  /** Settings that changed but apply only after a restart ("port", "networks (vni 42).mtu"). */
+  needRestart: string[];
+  /** Networks that could not be opened or changed: they keep running as they were. */
+  failed: Array<{ vni: number; error: string }>;
+}
+
 /** One line of `vxland monitor`: an FDB change (peers are kind 'peer'). */
 export type MonitorEvent = FdbEvent & { time: string };
 
@@ -159,6 +177,8 @@ export interface ControlHandler {
   logLevel(level: string | undefined): LogLevelResult;
   /** The host's checks, and those of the selected network (all of them when none is named). */
   doctor(n: NetworkSelector): DoctorReport | Promise<DoctorReport>;
+  /** Re-reads the config file and applies the difference; resolves once applied. */
+  reload(): Promise<ReloadResult>;
   /** Calls emit for every event of the network until the returned function is called. */
   monitor(n: NetworkSelector, emit: (event: MonitorEvent) => void): () => void;
 }
@@ -185,6 +205,7 @@ export const METHODS: Readonly<Record<string, (handler: ControlHandler, params: 
   'stats': (h, p) => h.stats(selectorParam(p)),
   'log.level': (h, p) => h.logLevel(optionalChoiceParam(p, 'level', RUNTIME_LOG_LEVELS)),
   'doctor': (h, p) => h.doctor(selectorParam(p)),
+  'reload': (h) => h.reload(),
 };
 
 /** Methods that answer once, then stream {"event": ...} lines until the

@@ -59,9 +59,11 @@ export const DEFAULT_CONTROL_LIMITS: Readonly<ControlLimits> = {
   replyStallTimeoutMs: REPLY_STALL_TIMEOUT_MS,
 };
 
-/** Who may use the socket besides its owner (root): a group id makes it 0660. */
+/** Who may use the socket besides its owner (the daemon's user) and root: a group id makes it 0660. */
 export interface SocketAccess {
   gid?: number;
+  /** The group's name, for messages. */
+  group?: string;
 }
 
 /** Unsent stream output after which a slow monitor client is disconnected. */
@@ -106,7 +108,8 @@ export class ControlServer {
     server.on('connection', (socket) => this.serve(socket));
   }
 
-  /** Listens on socketPath, mode 0600 (or root:gid 0660 with access.gid)
+  /** Listens on socketPath, mode 0600 (or 0660, group access.gid, with access.gid:
+   *  VXLAND_PERMISSION when the daemon may not give it that group)
    *  from the moment it exists: it is bound in a private directory and
    *  renamed into place. A missing directory is created 0755; an existing
    *  one must be owned by root (or this euid) and writable by nobody else
@@ -427,7 +430,7 @@ async function bindInPlace(server: net.Server, finalPath: string, euid: number, 
         resolve();
       });
     });
-    if (access.gid !== undefined) fs.lchownSync(temp, euid, access.gid);
+    if (access.gid !== undefined) giveToGroup(temp, finalPath, euid, access.gid, access.group);
     fs.chmodSync(temp, access.gid === undefined ? 0o600 : 0o660);
     fs.renameSync(temp, finalPath);
   } catch (err) {
@@ -435,6 +438,23 @@ async function bindInPlace(server: net.Server, finalPath: string, euid: number, 
     throw socketError(finalPath, err);
   } finally {
     if (privateDir !== undefined) fs.rmSync(privateDir, { recursive: true, force: true });
+  }
+}
+
+/** Makes gid the socket's group. A socket made by a process whose group is
+ *  gid already has it, and no chown is called (the unit's seccomp filter
+ *  denies chown); otherwise the daemon needs to be a member of gid, or
+ *  CAP_CHOWN. */
+function giveToGroup(socketPath: string, finalPath: string, euid: number, gid: number, group: string | undefined): void {
+  if (fs.lstatSync(socketPath).gid === gid) return;
+  try {
+    fs.lchownSync(socketPath, euid, gid);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM') throw err;
+    throw new VxlandError('VXLAND_PERMISSION',
+      `cannot give control socket ${finalPath} to group ${group ?? gid} (chown: EPERM): the daemon must run with that group `
+      + '(under systemd: the unit\'s Group=) or be one of its members, or have CAP_CHOWN', { cause: err });
   }
 }
 

@@ -38,3 +38,69 @@ export function watchdogIntervalMs(env: NodeJS.ProcessEnv = process.env): number
   if (pidText !== undefined && pidText !== '' && Number(pidText) !== process.pid) return null;
   return Math.max(1, Math.floor(usec / 2000));
 }
+
+/** The shortest time between two STATUS= lines: a burst of FDB changes
+ *  (learning a thousand MACs) sends one line, not a thousand. */
+export const STATUS_MIN_INTERVAL_MS = 1_000;
+
+export interface StatusNotifierOptions {
+  /** The text after "STATUS=", as it is now. */
+  describe: () => string;
+  /** Sends one notification, e.g. notifySystemd. */
+  send: (state: string) => void;
+  minIntervalMs?: number;
+  now?: () => number;
+  /** Runs fn after ms; returns a cancel. Default: an unref'd setTimeout. */
+  later?: (fn: () => void, ms: number) => () => void;
+}
+
+/** Keeps systemd's STATUS= (the line `systemctl status` shows) up to date.
+ *  changed() says the text may have changed; it is then sent at most once
+ *  per minIntervalMs (the first change at once), and only when it differs
+ *  from the last one sent. */
+export class StatusNotifier {
+  private lastText: string | null = null;
+  private lastSentMs = Number.NEGATIVE_INFINITY;
+  private cancel: (() => void) | null = null;
+  private stopped = false;
+  private readonly minIntervalMs: number;
+  private readonly now: () => number;
+  private readonly later: (fn: () => void, ms: number) => () => void;
+
+  constructor(private readonly o: StatusNotifierOptions) {
+    this.minIntervalMs = o.minIntervalMs ?? STATUS_MIN_INTERVAL_MS;
+    this.now = o.now ?? Date.now;
+    this.later = o.later ?? ((fn, ms) => {
+      const timer = setTimeout(fn, ms);
+      timer.unref();
+      return () => clearTimeout(timer);
+    });
+  }
+
+  changed(): void {
+    if (this.stopped || this.cancel !== null) return;
+    const waitMs = this.lastSentMs + this.minIntervalMs - this.now();
+    if (waitMs <= 0) return this.flush();
+    this.cancel = this.later(() => {
+      this.cancel = null;
+      this.flush();
+    }, waitMs);
+  }
+
+  /** Sends the text now if it differs from the last one sent. */
+  flush(): void {
+    if (this.stopped) return;
+    const text = this.o.describe();
+    if (text === this.lastText) return;
+    this.lastText = text;
+    this.lastSentMs = this.now();
+    this.o.send(`STATUS=${text}`);
+  }
+
+  /** No more lines; a pending one is dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.cancel?.();
+    this.cancel = null;
+  }
+}
