@@ -306,8 +306,8 @@ export class DaemonControl implements ControlHandler {
   }
 }
 
-/** Saves the network's peers and static entries now in its FDB, and its
- *  TAP MAC, to its state file; throws VXLAND_STATE_IO. */
+/** Saves the network's peers and static entries now in its FDB, its static
+ *  neighbours and its TAP MAC, to its state file; throws VXLAND_STATE_IO. */
 export function saveNetworkState(n: ServedNetwork): void {
   const { vni } = n.config;
   n.store.save({
@@ -315,6 +315,7 @@ export function saveNetworkState(n: ServedNetwork): void {
     peers: n.fdb.configuredPeers(vni),
     fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
     mac: n.mac,
+    neigh: n.neighbours.staticEntries(vni).map(({ ip, mac }) => ({ ip, mac })),
   });
 }
 
