@@ -3,12 +3,14 @@
 // With `vxland neigh add` on A for B's overlay address, A's ARP request for
 // it is answered on A's TAP (ping works) and never crosses the underlay; a
 // gratuitous ARP still reaches B; with suppression turned off by a reload
-// the request floods as before. Counted in status and /metrics.
+// the request floods as before. Counted in status and /metrics. With etcd,
+// suppression is on by default and the remote hosts' bindings answer.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
+import { skipUnlessEtcd, startEtcd, vxlandEtcdSkipReason } from './helpers/etcd';
 import { eventually } from './helpers/eventually';
-import { createTopology, exec, ping, skipUnlessRoot, spawnDaemon, type LineProcess, type TapLike } from './helpers/netns';
+import { createTopology, exec, ping, skipIf, skipUnlessRoot, spawnDaemon, type LineProcess, type TapLike } from './helpers/netns';
 import { datapathsUnderTest, startVxland, tempDir } from './helpers/vxland';
 
 const A_IP = '10.42.0.1';
@@ -34,7 +36,8 @@ async function captured(p: LineProcess): Promise<string> {
   return p.lines.join('\n');
 }
 
-const whoHasB = (text: string): number => (text.match(new RegExp(`who-has ${B_IP.replace(/\./g, '\\.')}`, 'g')) ?? []).length;
+/** A's requests for B's address in a capture (B's own gratuitous announcements, "tell B_IP", are not A's). */
+const whoHasB = (text: string): number => (text.match(new RegExp(`who-has ${B_IP.replace(/\./g, '\\.')} tell ${A_IP.replace(/\./g, '\\.')}`, 'g')) ?? []).length;
 
 /** A gratuitous ARP request (sender = target = ip) out of dev, as a host announcing ip sends it. */
 async function sendGratuitousArp(ns: string, dev: string, mac: string, ip: string): Promise<void> {
@@ -98,8 +101,36 @@ for (const datapath of datapathsUnderTest()) {
     const offCapture = await startCapture(t, a.ns, a.dev, 'udp port 4789');
     const off = await ping(a.ns, B_IP, { count: 3, intervalS: 0.2, timeoutS: 2 });
     t.equal(off.received, 3, 'A pings B with suppression off');
-    await offCapture.waitForLine(new RegExp(`who-has ${B_IP}`), 10_000);
+    await offCapture.waitForLine(new RegExp(`who-has ${B_IP} tell ${A_IP}`), 10_000);
     t.ok(whoHasB(await captured(offCapture)) >= 1, 'tcpdump on the underlay: the ARP request for B flooded');
     t.equal((await va.json('status')).stats.events.arp_suppressed, 1, 'nothing more was suppressed');
+  });
+}
+
+for (const datapath of datapathsUnderTest()) {
+  t.test(`with etcd, suppression is on by default and a remote host's binding is answered locally (${datapath})`, async (t) => {
+    if (skipUnlessRoot(t) || skipUnlessEtcd(t) || skipIf(t, vxlandEtcdSkipReason())) return;
+    const topo = await createTopology(t, { hosts: 3 });
+    const [etcdHost, a, b] = topo.hosts;
+    const etcd = await startEtcd(t, { ns: etcdHost.ns, ip: etcdHost.ip });
+    const extraArgs = ['--etcd', etcd.endpoints.join(',')];
+    const va = await startVxland(t, a, { address: `${A_IP}/24`, datapath, extraArgs });
+    const vb = await startVxland(t, b, { address: `${B_IP}/24`, datapath, extraArgs });
+    const macB = (await vb.json('status')).mac as string;
+    const shown = await eventually(() => va.json('neigh', 'show'), {
+      until: (r: any) => r.entries.some((e: any) => e.ip === B_IP),
+      timeoutMs: 10_000,
+      what: 'A lists B\'s binding',
+    });
+    t.same(shown.networks, [{ vni: 42, dev: 'vxl0', suppress: true }], 'on by default with etcd');
+    t.same(shown.entries, [{ vni: 42, dev: 'vxl0', ip: B_IP, mac: macB, owner: 'etcd', vtep: b.ip }], 'B\'s binding, owned by etcd');
+
+    const underlay = await startCapture(t, a.ns, a.dev, 'udp port 4789');
+    const r = await ping(a.ns, B_IP, { count: 3, intervalS: 0.2, timeoutS: 2 });
+    t.equal(r.received, 3, 'A pings B');
+    const text = await captured(underlay);
+    t.match(text, /ICMP echo request/, 'the capture saw the pings');
+    t.equal(whoHasB(text), 0, 'tcpdump on A\'s underlay: 0 ARP requests for B\'s address');
+    t.equal((await va.json('status')).stats.events.arp_suppressed, 1, 'A answered it');
   });
 }
