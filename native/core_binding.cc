@@ -2,9 +2,13 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "core_suppress.h"
 #include "core_tx.h"
 #include "drop_reasons.h"
 #include "engine_offload.h"
@@ -73,6 +77,39 @@ void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int famil
   ctx.SetPolicy(info[0].As<Napi::Number>().Uint32Value(), std::move(policy));
 }
 
+namespace {
+
+/** An IP literal as the neighbour mirror keys it (IPv4 v4-mapped). */
+NeighIp NeighIpOf(Napi::Env env, const Napi::Value& v) {
+  const std::string text = v.ToString().Utf8Value();
+  NeighIp ip{};
+  struct in_addr a4;
+  if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+    ip[10] = ip[11] = 0xff;
+    memcpy(ip.data() + 12, &a4, 4);
+  } else if (inet_pton(AF_INET6, text.c_str(), ip.data()) != 1) {
+    throw Napi::TypeError::New(env, "not an IP literal: " + text);
+  }
+  return ip;
+}
+
+}  // namespace
+
+void NapiNeighSet(Context& ctx, const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber()) {
+    throw Napi::TypeError::New(env, "neighSet(vni, ip, macKey)");
+  }
+  ctx.neighbours.Set(info[0].As<Napi::Number>().Uint32Value(), NeighIpOf(env, info[1]),
+                     static_cast<uint64_t>(info[2].As<Napi::Number>().Int64Value()));
+}
+
+Napi::Value NapiNeighDelete(Context& ctx, const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsString()) throw Napi::TypeError::New(env, "neighDelete(vni, ip)");
+  return Napi::Boolean::New(env, ctx.neighbours.Delete(info[0].As<Napi::Number>().Uint32Value(), NeighIpOf(env, info[1])));
+}
+
 Network NapiNetworkOf(Napi::Env env, const Napi::Value& v, const char* what) {
   if (!v.IsObject()) throw Napi::TypeError::New(env, std::string(what) + ": {vni, mtu, ownMac}");
   Napi::Object o = v.As<Napi::Object>();
@@ -100,6 +137,8 @@ constexpr int kCodeDeliverLearn = -2;
 /** ...and of classifyTx. */
 constexpr int kCodeUnicast = -1;
 constexpr int kCodeFlood = -2;
+constexpr int kCodeArpReply = -3;
+constexpr int kCodeNdReply = -4;
 /** Longest IP literal of a sender (IPv6 with zone). */
 constexpr size_t kMaxAddressChars = 64;
 
@@ -114,7 +153,10 @@ constexpr size_t kMaxAddressChars = 64;
  *  classifyTx(vni, buffer, offsets, lengths, count, codes, nowMs): for each
  *  frame buffer[offsets[i], +lengths[i]) read from network vni's TAP,
  *  codes[i] = a drop reason, -1 unicast (the mirror knows its destination
- *  MAC) or -2 flood.
+ *  MAC), -2 flood, or (suppression on) -3 / -4: the frame is now the ARP
+ *  reply / neighbour advertisement to write back to the TAP, lengths[i] its
+ *  length. capacity (optional, default lengths[i]): bytes each frame may
+ *  grow to in place.
  *  rxTapWriteDrop(errno): the drop reason of a frame the TAP write refused
  *  with errno (RxTapWriteDrop, as the engine counts it).
  *  Nothing is allocated per call. */
@@ -194,8 +236,8 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
     Napi::Env env = info.Env();
     if (info.Length() < 7 || !info[0].IsNumber() || !info[1].IsBuffer() || !IsArrayOf(info[2], napi_uint32_array) ||
         !IsArrayOf(info[3], napi_uint32_array) || !info[4].IsNumber() || !IsArrayOf(info[5], napi_int32_array) ||
-        !info[6].IsNumber()) {
-      throw Napi::TypeError::New(env, "classifyTx(vni, buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs)");
+        !info[6].IsNumber() || (info.Length() > 7 && !info[7].IsNumber())) {
+      throw Napi::TypeError::New(env, "classifyTx(vni, buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs, capacity?)");
     }
     const uint32_t vni = info[0].As<Napi::Number>().Uint32Value();
     auto buf = info[1].As<Napi::Buffer<uint8_t>>();
@@ -207,6 +249,7 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
       throw Napi::RangeError::New(env, "classifyTx: count exceeds an array");
     }
     const int64_t nowMs = info[6].As<Napi::Number>().Int64Value();
+    const size_t capacity = info.Length() > 7 ? info[7].As<Napi::Number>().Uint32Value() : 0;
     reader_.BeginBatch();
     const Network* net = reader_.Table().Find(vni);
     if (net == nullptr) throw Napi::RangeError::New(env, "classifyTx: no network has vni " + std::to_string(vni));
@@ -219,6 +262,16 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
       if (off > buf.Length() || len > buf.Length() - off) throw Napi::RangeError::New(env, "classifyTx: frame outside the buffer");
       uint8_t* frame = buf.Data() + off;
       int code = TxFrameDrop(none, frame, len, maxUntagged, allowVlan);
+      if (code < 0 && net->suppress) {
+        const size_t room = std::min(std::min(std::max(capacity, len), buf.Length() - off), maxUntagged);
+        size_t replyBytes = 0;
+        const SuppressVerdict v = SuppressReply(ctx_->neighbours, net->vni, frame, len, room, &replyBytes);
+        if (v != kNotSuppressed) {
+          lengths[i] = static_cast<uint32_t>(replyBytes);
+          codes[i] = v == kArpReplied ? kCodeArpReply : kCodeNdReply;
+          continue;
+        }
+      }
       if (code < 0) {
         TxDests to;
         TxDestinations(*ctx_, net->vni, frame, nowMs, 0, nullptr, &to);

@@ -16,6 +16,8 @@ void NapiFdbSet(Context& ctx, const Napi::CallbackInfo& info, int family, uint16
 Napi::Value NapiFdbDelete(Context& ctx, const Napi::CallbackInfo& info);
 void NapiSetFloodList(Context& ctx, const Napi::CallbackInfo& info, int family, uint16_t port);
 void NapiSetSourcePolicy(Context& ctx, const Napi::CallbackInfo& info, int family);
+void NapiNeighSet(Context& ctx, const Napi::CallbackInfo& info);
+Napi::Value NapiNeighDelete(Context& ctx, const Napi::CallbackInfo& info);
 /** The {vni, mtu, ownMac: Buffer(6)} of a network to add; throws a TypeError/RangeError. */
 Network NapiNetworkOf(Napi::Env env, const Napi::Value& v, const char* what);
 
@@ -28,7 +30,8 @@ Network NapiNetworkOf(Napi::Env env, const Napi::Value& v, const char* what);
 template <typename T>
 class CoreSetters {
  public:
-  /** Appends fdbSet, fdbDelete, setFloodList, setSourcePolicy and setAllowVlan. */
+  /** Appends fdbSet, fdbDelete, setFloodList, setSourcePolicy, setAllowVlan,
+   *  setSuppress, neighSet and neighDelete. */
   static void AddMethods(std::vector<Napi::ClassPropertyDescriptor<T>>* props) {
     using Method = Napi::Value (T::*)(const Napi::CallbackInfo&);
     props->push_back(Napi::ObjectWrap<T>::InstanceMethod("fdbSet", static_cast<Method>(&CoreSetters::FdbSet)));
@@ -36,6 +39,9 @@ class CoreSetters {
     props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setFloodList", static_cast<Method>(&CoreSetters::SetFloodList)));
     props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setSourcePolicy", static_cast<Method>(&CoreSetters::SetSourcePolicy)));
     props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setAllowVlan", static_cast<Method>(&CoreSetters::SetAllowVlan)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("setSuppress", static_cast<Method>(&CoreSetters::SetSuppress)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("neighSet", static_cast<Method>(&CoreSetters::NeighSet)));
+    props->push_back(Napi::ObjectWrap<T>::InstanceMethod("neighDelete", static_cast<Method>(&CoreSetters::NeighDelete)));
   }
 
   /** fdbSet(vni, macKey, vtepIp, pinned). */
@@ -64,6 +70,21 @@ class CoreSetters {
     Self()->CoreContext().SetAllowVlan(info[0].As<Napi::Number>().Uint32Value(), info[1].ToBoolean().Value());
     return info.Env().Undefined();
   }
+  /** setSuppress(vni, on): the network answers ARP requests and neighbour
+   *  solicitations for addresses in its neighbour mirror on the TAP
+   *  (core_suppress.h). Unknown vni: ignored. */
+  Napi::Value SetSuppress(const Napi::CallbackInfo& info) {
+    if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "setSuppress(vni, on)");
+    Self()->CoreContext().SetSuppress(info[0].As<Napi::Number>().Uint32Value(), info[1].ToBoolean().Value());
+    return info.Env().Undefined();
+  }
+  /** neighSet(vni, ip, macKey): network vni's neighbour ip has MAC macKey. */
+  Napi::Value NeighSet(const Napi::CallbackInfo& info) {
+    NapiNeighSet(Self()->CoreContext(), info);
+    return info.Env().Undefined();
+  }
+  /** neighDelete(vni, ip): whether it was there. */
+  Napi::Value NeighDelete(const Napi::CallbackInfo& info) { return NapiNeighDelete(Self()->CoreContext(), info); }
 
  private:
   T* Self() { return static_cast<T*>(this); }

@@ -86,6 +86,7 @@ bool Context::RemoveNetwork(uint32_t vni, Network* removed) {
     Publish(std::move(t));
   }
   mirror.RemoveVni(vni);
+  neighbours.RemoveVni(vni);
   return true;
 }
 
@@ -108,6 +109,10 @@ bool Context::SetPolicy(uint32_t vni, std::shared_ptr<const SourcePolicy> policy
 
 bool Context::SetAllowVlan(uint32_t vni, bool allow) {
   return Change(vni, [&](Network& n) { n.allowVlan = allow; });
+}
+
+bool Context::SetSuppress(uint32_t vni, bool on) {
+  return Change(vni, [&](Network& n) { n.suppress = on; });
 }
 
 void Context::Clear() {

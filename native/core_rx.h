@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core_policy.h"
+#include "core_suppress.h"
 #include "drop_reasons.h"
 #include "engine_fdb.h"
 
@@ -34,6 +35,9 @@ struct Network {
   size_t mtuBytes = 0;  // TAP MTU: inner frames up to 14 + mtuBytes (+ 4 when tagged)
   uint64_t ownMac = 0;  // the TAP's, 48-bit, first byte most significant
   bool allowVlan = false;
+  /** Answer ARP requests and neighbour solicitations for addresses in the
+   *  neighbour mirror on the TAP (core_suppress.h) instead of flooding them. */
+  bool suppress = false;
   /** Who may send datagrams of this network; never null (default: named-only, nobody named). */
   std::shared_ptr<const SourcePolicy> policy;
   uint32_t slot = 0;  // set by Context::AddNetwork: 0 .. kMaxNetworks-1 (engine_fdb.h)
@@ -58,17 +62,20 @@ class Context {
   Context();
 
   FdbMirror mirror;
+  /** The neighbour table's mirror (src/fdb/neighbours.ts): what suppression answers with. */
+  NeighbourTable neighbours;
 
   /** Adds a network (its slot is chosen here); false when the VNI is served
    *  already or every slot is taken. Slots are handed out round the ring, so
    *  a freed slot is reused as late as possible (a reader still counting
    *  into it from an old snapshot hits nobody new). */
   bool AddNetwork(Network n, uint32_t* slot);
-  /** Removes the network and its mirror entries and flood list; *removed
+  /** Removes the network and its mirror entries, flood list and neighbours; *removed
    *  (may be null) gets what it was. False when unknown. */
   bool RemoveNetwork(uint32_t vni, Network* removed);
   bool SetPolicy(uint32_t vni, std::shared_ptr<const SourcePolicy> policy);
   bool SetAllowVlan(uint32_t vni, bool allow);
+  bool SetSuppress(uint32_t vni, bool on);
   /** The current table (never null). */
   std::shared_ptr<const NetworkTable> Snapshot() const;
   uint64_t Generation() const { return gen_.load(std::memory_order_acquire); }

@@ -410,6 +410,9 @@ void InitEngine(Napi::Env env, Napi::Object exports) {
   Napi::Array names = Napi::Array::New(env, kDropReasonCount);
   for (uint32_t i = 0; i < kDropReasonCount; i++) names.Set(i, Napi::String::New(env, kDropReasonNames[i]));
   exports.Set("engineDropReasonNames", names);
+  Napi::Array events = Napi::Array::New(env, kNetEventCount);
+  for (uint32_t i = 0; i < kNetEventCount; i++) events.Set(i, Napi::String::New(env, kNetEventNames[i]));
+  exports.Set("engineNetEventNames", events);
   Napi::Object limits = Napi::Object::New(env);
 #define VXLAND_X(name, value, doc) limits.Set(#name, Napi::Number::New(env, static_cast<double>(k##name)));
   VXLAND_LIMITS(VXLAND_X)

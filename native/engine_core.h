@@ -34,12 +34,14 @@
 //   stop()   wakes and joins the threads, closes every TAP fd (the devices
 //            disappear) and the socket, releases the event callback.
 //            Idempotent.
-//   fdbSet, fdbDelete, setFloodList, setSourcePolicy, setAllowVlan: the
-//       core context's setters (core_binding.h CoreSetters)
+//   fdbSet, fdbDelete, setFloodList, setSourcePolicy, setAllowVlan,
+//       setSuppress, neighSet, neighDelete: the core context's setters
+//       (core_binding.h CoreSetters)
 //   counters(out: Float64Array)   fills counterNames.length host values
 //   netCounters(slot, out: Float64Array)  fills the network's
 //       netCounterCount values: rxPackets, rxBytes, txPackets, txBytes, then
-//       drops in DropReason order
+//       drops in DropReason order, then events in NetEvent order
+//       (native/net_events.h: ARP/ND suppression)
 //   takeVtepCounts() -> [{slot (-1 = host-level), vtep (null = past the
 //                         table's bound), rxPackets, rxBytes, txPackets,
 //                         txBytes, drops, lastRxAgoMs}]
@@ -52,6 +54,7 @@
 //                                          "drop:<reason name>", in DropReason order)
 //   NativeEngine.netCounterCount: number
 //   engineDropReasonNames: string[]  (native/drop_reasons.h, in order)
+//   engineNetEventNames: string[]  (native/net_events.h, in order)
 //   engineLimits: { MtuMaxBytes, ... }  (native/limits.h)
 // onEvent(event) runs on the JS thread with one of
 //   { type: 'observations', learn: [{vni, mac, vtep}], foreign: [{vni, from, count}],
@@ -335,6 +338,10 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
                LocalCounters& c);
 
   static void WriteVxlanHeader(uint8_t* p, uint32_t vni);
+
+  /** Writes an ARP/ND answer (core::SuppressReply) to net's TAP and counts
+   *  it as the event, or as the drop the TAP write refused it with. */
+  static void WriteReply(const core::Network& net, const uint8_t* frame, size_t bytes, int event, LocalCounters& c);
 
   int wakeFd_ = -1;
   /** eventfds: the network table changed (one per thread: each refreshes the workers it runs). */

@@ -16,6 +16,7 @@
 #include "drop_reasons.h"
 #include "engine_fdb.h"
 #include "limits.h"
+#include "net_events.h"
 
 namespace vxland {
 
@@ -45,14 +46,16 @@ enum EngineCounter : int {
 extern const char* const kCounterNames[kCounterCount];
 
 /** Per-network counter indexes (one set per network slot); kNetDropBase +
- *  DropReason are the network's drops. */
+ *  DropReason are the network's drops, kNetEventBase + NetEvent
+ *  (native/net_events.h) its other events. */
 enum NetCounter : int {
   kNetRxPackets = 0,
   kNetRxBytes,
   kNetTxPackets,
   kNetTxBytes,
   kNetDropBase,
-  kNetCounterCount = kNetDropBase + kDropReasonCount,
+  kNetEventBase = kNetDropBase + kDropReasonCount,
+  kNetCounterCount = kNetEventBase + kNetEventCount,
 };
 
 /** Per-thread counter deltas, added to the shared atomics once per batch:

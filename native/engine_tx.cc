@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core_suppress.h"
 #include "core_tx.h"
 
 namespace vxland {
@@ -171,6 +172,11 @@ void Engine::Forward(UdpSender& sender, const core::Network& net, const struct v
   // forwarding entry used.
   const int drop = core::TxFrameDrop(hdr, frame, flen, maxUntagged, net.allowVlan);
   if (drop >= 0) return c.NetDrop(net.slot, drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
+  if (net.suppress && hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+    size_t replyBytes = 0;
+    const core::SuppressVerdict v = core::SuppressReply(ctx_->neighbours, net.vni, frame, flen, maxUntagged, &replyBytes);
+    if (v != core::kNotSuppressed) return WriteReply(net, frame, replyBytes, v == core::kArpReplied ? kArpSuppressed : kNdSuppressed, c);
+  }
   const size_t maxFrame = maxUntagged + (IsTagged(frame) ? offload::kVlanTagBytes : 0);
   const bool gso = hdr.gso_type != VIRTIO_NET_HDR_GSO_NONE;
   uint8_t* out = frame + flen;
@@ -215,6 +221,17 @@ void Engine::Forward(UdpSender& sender, const core::Network& net, const struct v
     sender.MakeRoom(frame + flen);
     sender.Add(dests[d], tail, kVxlanHeaderBytes + flen);
   }
+}
+
+void Engine::WriteReply(const core::Network& net, const uint8_t* frame, size_t bytes, int event, LocalCounters& c) {
+  const struct virtio_net_hdr none = {};
+  struct iovec iov[2] = {{const_cast<struct virtio_net_hdr*>(&none), kVnetHdrBytes}, {const_cast<uint8_t*>(frame), bytes}};
+  ssize_t r;
+  do {
+    r = ::writev(TapFd(net), iov, 2);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return c.NetDrop(net.slot, core::RxTapWriteDrop(errno));
+  c.Net(net.slot)[kNetEventBase + event]++;
 }
 
 void Engine::WriteVxlanHeader(uint8_t* p, uint32_t vni) {

@@ -36,7 +36,7 @@ STRICT=${FUZZ_STRICT:-1}
 OUT=${FUZZ_OUT:-$ROOT/fuzz-out}
 TOTAL=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-1}
-ALL_TARGETS=(fuzz_segment fuzz_coalesce fuzz_decode)
+ALL_TARGETS=(fuzz_segment fuzz_coalesce fuzz_decode fuzz_suppress)
 # Largest input per target: a TAP read is at most 64 KiB + 64 (fuzz_segment
 # inflates small inputs to that); batches of frames need a few KiB.
 declare -A MAX_LEN=([fuzz_segment]=4096 [fuzz_coalesce]=16384 [fuzz_decode]=16384)
@@ -102,10 +102,10 @@ CXXFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -
           -Wall -Wextra -Inative -DFUZZ_STRICT="$STRICT")
 # Only pure sources: the harnesses link the offload functions and the packet
 # core (no N-API, no syscalls) and nothing else.
-PURE_SOURCES=(native/engine_offload.cc native/core_rx.cc native/core_tx.cc native/core_policy.cc native/engine_fdb.cc)
+PURE_SOURCES=(native/engine_offload.cc native/core_rx.cc native/core_suppress.cc native/core_tx.cc native/core_policy.cc native/engine_fdb.cc)
 for t in "${targets[@]}"; do
   bin="$BIN/$t"
-  deps=("$SRC/$t.cc" "$SRC/fuzz_common.h" native/engine_offload.h native/core_rx.h native/core_tx.h native/core_policy.h native/engine_fdb.h "${PURE_SOURCES[@]}" "$0")
+  deps=("$SRC/$t.cc" "$SRC/fuzz_common.h" native/engine_offload.h native/core_rx.h native/core_tx.h native/core_suppress.h native/core_policy.h native/engine_fdb.h "${PURE_SOURCES[@]}" "$0")
   stale=0
   if [ ! -x "$bin" ]; then stale=1; else
     for d in "${deps[@]}"; do [ "$d" -nt "$bin" ] && stale=1; done

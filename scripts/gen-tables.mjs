@@ -1,5 +1,6 @@
-// Writes src/tables/drop-reasons.generated.ts and src/tables/limits.generated.ts from the
-// one list of each (native/drop_reasons.h, native/limits.h), so the TS side
+// Writes src/tables/drop-reasons.generated.ts, src/tables/net-events.generated.ts and
+// src/tables/limits.generated.ts from the one list of each (native/drop_reasons.h,
+// native/net_events.h, native/limits.h), so the TS side
 // cannot disagree with the C++ enum and the addon's exports. Run by
 // `npm run build:ts` before tsc. The outputs are committed too, so that a
 // checkout type-checks and reviews show the names without a build; with
@@ -53,6 +54,27 @@ function dropReasons() {
   ].join('\n');
 }
 
+function netEvents() {
+  const list = entries('native/net_events.h', 'VXLAND_NET_EVENTS');
+  const names = list.map((e) => JSON.parse(e.value));
+  return [
+    `${HEADER} native/net_events.h: do not edit, add events there.`,
+    '// What the data path counted per network that is not a drop (ARP/ND suppression).',
+    '',
+    'export enum NetEvent {',
+    ...list.flatMap((e, i) => [`  /** ${e.doc} */`, `  ${e.id} = ${i},`]),
+    '}',
+    '',
+    `export const NET_EVENT_COUNT = ${list.length};`,
+    '',
+    '/** Stable snake_case names used in status output and metrics, in NetEvent order. */',
+    'export const NET_EVENT_NAMES: readonly string[] = Object.freeze([',
+    ...names.map((n) => `  '${n}',`),
+    ']);',
+    '',
+  ].join('\n');
+}
+
 function limits() {
   const list = entries('native/limits.h', 'VXLAND_LIMITS');
   for (const e of list) {
@@ -74,6 +96,7 @@ function limits() {
 
 const outputs = [
   ['src/tables/drop-reasons.generated.ts', dropReasons()],
+  ['src/tables/net-events.generated.ts', netEvents()],
   ['src/tables/limits.generated.ts', limits()],
 ];
 const check = process.argv.includes('--check');

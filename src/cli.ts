@@ -17,6 +17,8 @@ import { request, stream } from './control/client.js';
 import {
   RUNTIME_LOG_LEVELS,
   type FdbShowResult,
+  type NeighChangeResult,
+  type NeighShowResult,
   type LogLevelResult,
   type MonitorEvent,
   type NetworkChangeResult,
@@ -155,6 +157,21 @@ export function buildProgram(): Command {
     },
     (cmd) => cmd.option('--learned', 'remove learned entries only'),
   );
+
+  const neigh = program.command('neigh').description('the neighbour table ARP/ND suppression answers from');
+  clientCommand(neigh, 'show', 'list neighbours (every network unless --vni/--dev says which)', async (opts) => {
+    const result = (await request(socketOf(opts), 'neigh.show', selectorOf(opts))) as NeighShowResult;
+    print(opts, result, () => formatNeighbours(result));
+  });
+  clientCommand(neigh, 'add <ip> <mac>', 'answer ARP/ND for ip with mac (static entry, saved)', async (opts, ip, mac) => {
+    const params = { ip: requireIp(ip), mac: requireUnicastMac(mac) };
+    const result = (await request(socketOf(opts), 'neigh.add', { ...selectorOf(opts), ...params })) as NeighChangeResult;
+    print(opts, result, () => `added neighbour ${result.ip} lladdr ${result.mac} (vni ${result.vni})`);
+  });
+  clientCommand(neigh, 'del <ip>', 'remove a static neighbour', async (opts, ip) => {
+    const result = (await request(socketOf(opts), 'neigh.del', { ...selectorOf(opts), ip: requireIp(ip) })) as NeighChangeResult;
+    print(opts, result, () => `removed neighbour ${result.ip} (vni ${result.vni})`);
+  });
 
   const network = program.command('network').description('list, show, add and delete the networks (VNIs) the daemon serves');
   clientCommand(network, 'list', 'list the networks', async (opts) => {
@@ -412,8 +429,25 @@ function formatNetwork(n: NetworkStatus): string {
     ['tx', `${n.stats.txPackets} packets, ${n.stats.txBytes} bytes`],
     ['drops', drops.length === 0 ? 'none' : drops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
     ['accept', n.accept],
+    ...(n.suppress === undefined ? [] : [['suppress', formatSuppress(n)] as [string, string]]),
     ['learn refused', `${n.stats.learnRefused.fdbFull} fdb full, ${n.stats.learnRefused.vtepFull} vtep full, ${n.stats.learnRefused.rate} rate`],
   ], '  ');
+}
+
+/** The table, then which networks do not suppress (their entries are kept but not used). */
+function formatNeighbours(r: NeighShowResult): string {
+  const table = r.entries.length === 0
+    ? 'no neighbours'
+    : formatTable(['IP', 'MAC', 'VNI', 'DEV', 'OWNER'], r.entries.map((e) => [e.ip, e.mac, String(e.vni), e.dev, e.owner === 'etcd' ? `etcd (${e.vtep})` : 'static']));
+  const off = r.networks.filter((n) => !n.suppress);
+  return off.length === 0 ? table : `${table}\nsuppression off: ${off.map((n) => `vni ${n.vni} (${n.dev})`).join(', ')}`;
+}
+
+/** "on, 3 neighbours, answered 5 arp, 1 nd". */
+function formatSuppress(n: NetworkStatus): string {
+  const events = n.stats.events ?? {};
+  const answered = `answered ${events.arp_suppressed ?? 0} arp, ${events.nd_suppressed ?? 0} nd`;
+  return `${n.suppress!.on ? 'on' : 'off'}, ${plural(n.suppress!.neighbours, 'neighbour', 'neighbours')}, ${answered}`;
 }
 
 function formatNetworkShow(r: NetworkShowResult): string {

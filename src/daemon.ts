@@ -14,7 +14,7 @@
 // control/handler.ts.
 
 import type { Logger } from 'pino';
-import { networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
+import { effectiveSuppress, networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
 import { appliedConfig, planReload, type NetworkReloadPlan } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
 import { DaemonControl, saveNetworkState, type NetworkLifecycle } from './control/handler.js';
@@ -28,6 +28,7 @@ import type { DataPlane, NetworkPlane } from './datapath/plane.js';
 import { Stats, VtepBudget } from './datapath/stats.js';
 import { VxlandError } from './errors.js';
 import { Fdb } from './fdb/fdb.js';
+import { Neighbours } from './fdb/neighbours.js';
 import * as hostFacts from './io/host.js';
 import { notifySystemd, StatusNotifier, watchdogIntervalMs } from './io/notify.js';
 import { nativeEngineSupported } from './io/engine-support.js';
@@ -36,6 +37,7 @@ import { TapWatch } from './io/tap-watch.js';
 import { enslaveToBridge } from './io/bridge.js';
 import { StateLock } from './io/state-lock.js';
 import { openEtcdStore } from './io/etcd.js';
+import { neighbourBindings } from './membership/bindings.js';
 import { Membership, type MemberNetwork } from './membership/membership.js';
 import { openDataPlane } from './open-plane.js';
 import { NetworksStore } from './state/networks-store.js';
@@ -126,6 +128,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     void stop().finally(() => process.exit(1));
   };
 
+  // One neighbour table for the host, keyed by VNI: static entries (config,
+  // state file, `vxland neigh add`) and the etcd bindings of remote VTEPs.
+  const neighbours = new Neighbours();
+  const hasEtcd = config.etcd !== null;
   const tapWatcher = new TapWatch();
   const closers = new Map<number, () => Promise<void>>();
   const fdbLog = new RateLimitedLog(log);
@@ -167,6 +173,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       }
     });
     seedFdb(fdb, n, config.family, saved, nlog);
+    seedNeighbours(neighbours, n, saved, hasEtcd);
     const tapMac = chooseTapMac(n.mac, saved);
     const tapAddresses = n.addresses.map((text) => parseCidr(text)!);
     const tapWatch = tapWatcher.watch({ dev: n.dev, mtu: n.mtu, addresses: tapAddresses, log: nlog });
@@ -175,7 +182,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     try {
       opened = await plane.addNetwork({
         vni: n.vni, dev: n.dev, mtu: n.mtu, addresses: n.addresses, mac: Buffer.from(tapMac.mac.replace(/:/g, ''), 'hex'),
-        fdb, sources, stats, allowVlan: n.allowVlan,
+        fdb, sources, stats, allowVlan: n.allowVlan, neighbours,
         // One network's TAP gone (ip link del) stops that network alone; it
         // stays listed, and doctor says so, until network del or a restart.
         onFailed: (err) => {
@@ -190,9 +197,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       });
     } catch (err) {
       tapWatch.stop();
+      neighbours.removeVni(n.vni);
       throw err;
     }
-    const undo: Cleanup[] = [() => tapWatch.stop(), () => plane.removeNetwork(n.vni)];
+    const undo: Cleanup[] = [() => neighbours.removeVni(n.vni), () => tapWatch.stop(), () => plane.removeNetwork(n.vni)];
     const close = (): Promise<void> => runInReverse(undo, nlog, 'error while closing the network');
     try {
       // Right after the TAP is up: the bridge's ports reach the overlay from the first frame.
@@ -207,7 +215,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       announcing.start();
       undo.push(() => announcing.stop());
       const served: ServedNetwork = {
-        config: n, origin, mac: deviceMac, fdb, stats, sources, store, monitors, tapCondition: () => tapWatch.condition(),
+        config: n, origin, mac: deviceMac, fdb, neighbours, stats, sources, store, monitors, tapCondition: () => tapWatch.condition(),
       };
       networks.add(served);
       statusLine.changed();
@@ -258,7 +266,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       endpoints: etcd.endpoints,
       ...(etcd.tls === null ? {} : { tls: { ca: etcd.tls.ca, ...(etcd.tls.cert === null ? {} : { cert: etcd.tls.cert }), ...(etcd.tls.key === null ? {} : { key: etcd.tls.key }) } }),
     }));
-    const m = new Membership({ store, endpoints: etcd.endpoints, prefix: etcd.prefix, leaseTtlS: etcd.leaseTtlS, localVtep: config.local!, log: log.child({ etcd: etcd.endpoints.join(',') }) });
+    const m = new Membership({ store, endpoints: etcd.endpoints, prefix: etcd.prefix, leaseTtlS: etcd.leaseTtlS, localVtep: config.local!, log: log.child({ etcd: etcd.endpoints.join(',') }), bindings: neighbourBindings(neighbours) });
     for (const n of networks.all()) {
       m.addNetwork(memberNetwork(n.config, n.fdb, n.mac));
       const vni = n.config.vni;
@@ -336,7 +344,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
       const served = networks.get(p.vni);
       if (served === undefined) continue;
       try {
-        applyNetworkPlan(served, p);
+        applyNetworkPlan(served, p, hasEtcd);
       } catch (err) {
         failed.push({ vni: p.vni, error: err instanceof Error ? err.message : String(err) });
       }
@@ -361,6 +369,8 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
         networks: plan.networks.map((p) => ({
           vni: p.vni, addPeers: p.addPeers, removePeers: p.removePeers, addStatic: p.addStatic.map((e) => e.mac), removeStatic: p.removeStatic,
           accept: p.accept === null ? null : networks.get(p.vni)?.sources.describe() ?? null,
+          addNeigh: p.addNeigh.map((e) => e.ip), removeNeigh: p.removeNeigh,
+          ...(p.suppress === undefined ? {} : { suppress: neighbours.suppresses(p.vni) }),
         })),
       },
       'config reloaded',
@@ -465,7 +475,7 @@ async function runInReverse(steps: Cleanup[], log: Logger, message: string): Pro
 }
 
 /** A reload's changes to one running network, saved to its state file. */
-function applyNetworkPlan(n: ServedNetwork, p: NetworkReloadPlan): void {
+function applyNetworkPlan(n: ServedNetwork, p: NetworkReloadPlan, hasEtcd: boolean): void {
   const { fdb } = n;
   for (const ip of p.removePeers) fdb.removePeer(p.vni, ip);
   for (const ip of p.addPeers) fdb.addPeer(p.vni, ip);
@@ -475,7 +485,19 @@ function applyNetworkPlan(n: ServedNetwork, p: NetworkReloadPlan): void {
   }
   for (const entry of p.addStatic) fdb.addStatic(p.vni, entry.mac, entry.vtep);
   if (p.accept !== null) n.sources.setPolicy(p.accept);
+  const { neighbours } = n;
+  for (const ip of p.removeNeigh) neighbours.removeStatic(p.vni, ip);
+  for (const e of p.addNeigh) neighbours.addStatic(p.vni, e.ip, e.mac);
+  if (p.suppress !== undefined) neighbours.setSuppress(p.vni, effectiveSuppress({ suppress: p.suppress }, hasEtcd));
   saveNetworkState(n);
+}
+
+/** Static neighbours of the config and the state file (the union), and the
+ *  network's suppression setting. */
+function seedNeighbours(neighbours: Neighbours, n: NetworkConfig, saved: PersistedState | null, hasEtcd: boolean): void {
+  for (const e of n.neigh) neighbours.addStatic(n.vni, e.ip, e.mac);
+  if (saved !== null && saved.vni === n.vni) for (const e of saved.neigh ?? []) neighbours.addStatic(n.vni, e.ip, e.mac);
+  neighbours.setSuppress(n.vni, effectiveSuppress(n, hasEtcd));
 }
 
 /** Root only, or root and the members of --control-group. */

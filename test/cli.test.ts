@@ -103,6 +103,24 @@ function fakeHandler(several = false): ControlHandler & { calls: string[]; reloa
       calls.push(`fdb.flush ${learnedOnly}`);
       return { removed: learnedOnly ? 1 : 2 };
     },
+    neighShow: (n) => {
+      calls.push(`neigh.show${sel(n)}`);
+      return {
+        networks: [{ vni: 42, dev: 'vxl0', suppress: true }, { vni: 43, dev: 'vxl43', suppress: false }],
+        entries: [
+          { vni: 42, dev: 'vxl0', ip: '10.0.0.2', mac: '02:00:00:00:00:02', owner: 'static' },
+          { vni: 42, dev: 'vxl0', ip: '10.0.0.3', mac: '02:00:00:00:00:03', owner: 'etcd', vtep: '192.0.2.3' },
+        ],
+      };
+    },
+    neighAdd: (n, ip, mac) => {
+      calls.push(`neigh.add${sel(n)} ${ip} ${mac}`);
+      return { vni: n.vni ?? 42, ip, mac };
+    },
+    neighDel: (_n, ip) => {
+      calls.push(`neigh.del ${ip}`);
+      throw new VxlandError('VXLAND_NOT_FOUND', `no static neighbour ${ip} on vxl0 (vni 42)`);
+    },
     stats: () => ({
       stats: NET42.stats,
       vteps: [{ vtep: '192.0.2.2', rxPackets: 7, rxBytes: 700, txPackets: 5, txBytes: 500, drops: 1, lastRxMs: Date.now() - 3000 }],
@@ -394,4 +412,27 @@ t.test('reload: what changed; a rejected file exits 2 with the reason; a network
   });
   failsWith(t, await vxland('reload', '--socket', socket), 2, 'config file /etc/vxland/vxland.json: networks[0].vni must be an integer 0..16777215 (got "x")');
   t.same(handler.calls, ['reload', 'reload', 'reload', 'reload']);
+});
+
+t.test('neigh show lists every network\'s neighbours with their owner; add and del go to the daemon', async (t) => {
+  const { socket, handler } = await daemon(t);
+  t.same(await vxland('neigh', 'show', '--socket', socket), {
+    code: 0,
+    stdout: [
+      'IP        MAC                VNI  DEV   OWNER',
+      '10.0.0.2  02:00:00:00:00:02  42   vxl0  static',
+      '10.0.0.3  02:00:00:00:00:03  42   vxl0  etcd (192.0.2.3)',
+      'suppression off: vni 43 (vxl43)',
+      '',
+    ].join('\n'),
+    stderr: '',
+  });
+  t.equal(JSON.parse((await vxland('neigh', 'show', '--json', '--socket', socket)).stdout).entries[1].owner, 'etcd');
+  t.same(await vxland('neigh', 'add', '10.0.0.9', '02:00:00:00:00:AB', '--vni', '42', '--socket', socket), {
+    code: 0, stdout: 'added neighbour 10.0.0.9 lladdr 02:00:00:00:00:ab (vni 42)\n', stderr: '',
+  });
+  failsWith(t, await vxland('neigh', 'del', '10.0.0.9', '--socket', socket), 1, 'no static neighbour 10.0.0.9 on vxl0 (vni 42)');
+  const bad = await vxland('neigh', 'add', 'nonsense', '02:00:00:00:00:ab', '--socket', socket);
+  t.equal(bad.code, 2, 'a malformed IP is a usage error');
+  t.same(handler.calls.filter((c) => c.startsWith('neigh')), ['neigh.show', 'neigh.show', 'neigh.add --vni 42 10.0.0.9 02:00:00:00:00:ab', 'neigh.del 10.0.0.9'], 'nothing sent for the malformed one');
 });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  loadConfig, networkFromFile, networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type HostConfig,
+  effectiveSuppress, loadConfig, networkFromFile, networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type HostConfig,
 } from '../src/config/config.js';
 import { CONFIG_FILE_MAX_BYTES } from '../src/config/file.js';
 import { VxlandError } from '../src/errors.js';
@@ -54,7 +54,7 @@ t.test('defaults with only a vni: one host, one network', async (t) => {
     logLevel: 'info', metrics: null, controlGroup: null, etcd: null,
     networks: [{
       vni: 42, dev: 'vxl0', mtu: 1450, addresses: [], peers: [], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096,
-      learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false, mac: null, bridge: null,
+      learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false, mac: null, bridge: null, suppress: null, neigh: [],
     }],
   });
 });
@@ -184,6 +184,17 @@ t.test('every validation message', async (t) => {
   refuses(t, { vni: '1', logLevel: 'loud' }, 'log-level must be one of fatal, error, warn, info, debug, trace, silent');
 });
 
+t.test('suppression: "suppress" (null = on with etcd) and "neigh", normalised', async (t) => {
+  const c = load({ config: writeConfig(t, { vni: 1, neigh: [{ ip: 'FD00:0::2', mac: '02-00-00-00-00-AA' }, { ip: '10.0.0.2', mac: '02:00:00:00:00:bb' }] }) });
+  t.same(c.networks[0].neigh, [{ ip: 'fd00::2', mac: '02:00:00:00:00:aa' }, { ip: '10.0.0.2', mac: '02:00:00:00:00:bb' }]);
+  t.equal(c.networks[0].suppress, null);
+  t.equal(effectiveSuppress(c.networks[0], true), true, 'default on with etcd');
+  t.equal(effectiveSuppress(c.networks[0], false), false, 'default off without');
+  const off = load({ config: writeConfig(t, { vni: 1, suppress: false }) }).networks[0];
+  t.equal(effectiveSuppress(off, true), false, 'an explicit false wins over etcd');
+  t.same(networkFromFile(networkToFile(c.networks[0]), 'udp4', 'x'), c.networks[0], 'round-trips through a networks[] entry');
+});
+
 t.test('file-only validation messages', async (t) => {
   const cases: [unknown, string][] = [
     [{ vni: 1, colour: 'red' }, 'unknown key "colour"'],
@@ -200,6 +211,14 @@ t.test('file-only validation messages', async (t) => {
       { vni: 1, fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }, { mac: '02:00:00:00:00:01', vtep: '192.0.2.3' }] },
       'fdb[1]: MAC 02:00:00:00:00:01 is listed twice',
     ],
+    [{ vni: 1, suppress: 'yes' }, 'suppress must be true or false (got "yes")'],
+    [{ vni: 1, neigh: {} }, 'neigh must be a list of {"ip": ..., "mac": ...}'],
+    [{ vni: 1, neigh: [{ ip: '10.0.0', mac: '02:00:00:00:00:01' }] }, 'neigh[0]: neighbour ip must be an IPv4 or IPv6 address (got "10.0.0")'],
+    [{ vni: 1, neigh: [{ ip: '224.0.0.1', mac: '02:00:00:00:00:01' }] }, 'neigh[0]: neighbour ip 224.0.0.1 is not a unicast address a host can own'],
+    [{ vni: 1, neigh: [{ ip: 'ff02::1', mac: '02:00:00:00:00:01' }] }, 'neigh[0]: neighbour ip ff02::1 is not a unicast address'],
+    [{ vni: 1, neigh: [{ ip: '10.0.0.2', mac: '01:00:5e:00:00:01' }] }, 'neigh[0]: neighbour mac 01:00:5e:00:00:01 is not a unicast MAC'],
+    [{ vni: 1, neigh: [{ ip: '10.0.0.2', mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }] }, 'neigh[0]: unknown key "vtep" (known keys: ip, mac)'],
+    [{ vni: 1, neigh: [{ ip: '10.0.0.2', mac: '02:00:00:00:00:01' }, { ip: '10.0.0.2', mac: '02:00:00:00:00:02' }] }, 'neigh[1]: ip 10.0.0.2 is listed twice'],
     [{ vni: 1, stateDir: '' }, 'state-dir must be a non-empty path'],
     [[1, 2], 'must contain a JSON object'],
     ['{"vni": 1,', 'is not valid JSON'],

@@ -21,6 +21,7 @@ import { Datapath } from '../src/datapath/datapath';
 import { followFdbEvent } from '../src/datapath/follow-fdb';
 import { Stats } from '../src/datapath/stats';
 import { Fdb, type FdbEvent } from '../src/fdb/fdb';
+import { Neighbours } from '../src/fdb/neighbours';
 import { openPacketCore } from '../src/io/core';
 import { macKeyOf } from '../src/wire/mac';
 import { CASES, LOCAL, MTU, OWN_MAC, OWN_MAC_2, PEER_B, REMOTES, VNI, type CaseConfig, type ConformanceCase, type Outcome, type SecondOutcome } from './conformance/cases';
@@ -85,6 +86,14 @@ function trackInHost(fdb: Fdb, hostStats: Stats): void {
   });
 }
 
+function neighboursOf(cfg: CaseConfig): Neighbours {
+  const vni = cfg.vni ?? VNI;
+  const n = new Neighbours();
+  for (const e of cfg.neigh ?? []) n.addStatic(vni, e.ip, e.mac);
+  n.setSuppress(vni, cfg.suppress ?? false);
+  return n;
+}
+
 function secondFdb(second: NonNullable<CaseConfig['second']>, now: () => number) {
   const stats = new Stats();
   const sources = new SourceFilter(second.accept ?? { kind: 'peers' });
@@ -116,7 +125,7 @@ function dgramHost(t: TapLike, cfg: CaseConfig, now: () => number, withTxBarrier
   for (const [address, r] of remotes) r.start((msg) => sent.push({ to: address, datagram: Buffer.from(msg) }));
   const core = openPacketCore({ family: 4, dstPort: FAKE_PORT });
   const dp = new Datapath({ dstPort: FAKE_PORT, bind, core, hostStats, log: pino({ level: 'silent' }), now });
-  dp.addNetwork({ vni, fdb, device, stats, sources, allowVlan: cfg.allowVlan ?? false });
+  dp.addNetwork({ vni, fdb, device, stats, sources, allowVlan: cfg.allowVlan ?? false, neighbours: neighboursOf(cfg) });
   let second: CaseNetwork | null = null;
   if (cfg.second !== undefined) {
     const n = secondFdb(cfg.second, now);
@@ -178,6 +187,7 @@ async function nativeHost(t: TapLike, cfg: CaseConfig, now: () => number, withTx
     peers: cfg.peers,
     accept: cfg.accept,
     allowVlan: cfg.allowVlan,
+    neighbours: neighboursOf(cfg),
     fdb: { maxLearnedPerVtep: cfg.maxLearnedPerVtep },
     now,
     seed: (fdb) => seed(fdb, cfg, withTxBarrier),
@@ -295,6 +305,7 @@ async function run(t: Test, path: PathName, c: ConformanceCase): Promise<Outcome
     foreign: host.hostStats.foreignVniSenders().map((f) => ({ address: f.address, vni: f.vni })),
     refused: host.stats.refusedSenders(),
     learnRefused: after.learnRefused,
+    suppressed: { arp: counted.events?.arp_suppressed ?? 0, nd: counted.events?.nd_suppressed ?? 0 },
     ...(secondOutcome !== undefined ? { second: secondOutcome } : {}),
   };
 }
@@ -315,6 +326,7 @@ function expected(c: ConformanceCase): Outcome {
     foreign: [],
     refused: [],
     learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 },
+    suppressed: { arp: 0, nd: 0 },
     ...rest,
     ...(c.expect.sent ? { sent: byDestination(c.expect.sent) } : {}),
     ...(c.expect.used ? { used: [...c.expect.used].sort() } : {}),

@@ -77,6 +77,18 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; ans
     fdbDel: () => {
       throw new Error('disk on fire');
     },
+    neighShow: (n) => {
+      calls.push(`neighShow${sel(n)}`);
+      return { networks: [], entries: [] };
+    },
+    neighAdd: (n, ip, mac) => {
+      calls.push(`neighAdd${sel(n)} ${ip} ${mac}`);
+      return { vni: 42, ip, mac };
+    },
+    neighDel: (n, ip) => {
+      calls.push(`neighDel${sel(n)} ${ip}`);
+      return { vni: 42, ip };
+    },
     fdbFlush: (n, learnedOnly) => {
       calls.push(`fdbFlush${sel(n)} ${learnedOnly}`);
       return { removed: 3 };

@@ -13,15 +13,17 @@ import { SourceFilter } from '../src/datapath/accept';
 import { Stats } from '../src/datapath/stats';
 import { Fdb } from '../src/fdb/fdb';
 import { DropReason } from '../src/ports/drops';
+import { Neighbours } from '../src/fdb/neighbours';
 import { StateStore } from '../src/state/store';
 
 function setup(t: tap.Test, vnis: number[], reload?: DaemonControlOptions['reload']) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-handler-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const networks = new Networks();
+  const neighbours = new Neighbours();
   const make = (config: NetworkConfig, origin: ServedNetwork['origin']): ServedNetwork => ({
     config, origin, mac: `02:00:00:00:00:${config.vni.toString(16).padStart(2, '0')}`,
-    fdb: new Fdb({ ageingMs: 0, maxLearned: 10, maxLearnedPerVtep: 10, learnRatePerS: 0 }), stats: new Stats(),
+    fdb: new Fdb({ ageingMs: 0, maxLearned: 10, maxLearnedPerVtep: 10, learnRatePerS: 0 }), neighbours, stats: new Stats(),
     sources: new SourceFilter(config.accept), store: new StateStore({ stateDir: dir, dev: config.dev }), monitors: new Set(),
     tapCondition: () => ({ dev: config.dev, down: config.vni === 43, unrestored: [], failed: null }),
   });

@@ -6,13 +6,14 @@ import { Networks, type ServedNetwork } from '../src/control/networks';
 import { SourceFilter } from '../src/datapath/accept';
 import { Stats } from '../src/datapath/stats';
 import { Fdb } from '../src/fdb/fdb';
+import { Neighbours } from '../src/fdb/neighbours';
 import { StateStore } from '../src/state/store';
 
 function served(vni: number, dev?: string): ServedNetwork {
   const config = networkFromFlags({ vni: String(vni), ...(dev ? { dev } : {}) }, 'udp4');
   return {
     config, origin: 'config', mac: '02:00:00:00:00:01', fdb: new Fdb({ ageingMs: 0, maxLearned: 10, maxLearnedPerVtep: 10, learnRatePerS: 0 }),
-    stats: new Stats(), sources: new SourceFilter(config.accept), store: new StateStore({ stateDir: '/nonexistent', dev: config.dev }),
+    neighbours: new Neighbours(), stats: new Stats(), sources: new SourceFilter(config.accept), store: new StateStore({ stateDir: '/nonexistent', dev: config.dev }),
     monitors: new Set(), tapCondition: () => ({ dev: config.dev, down: false, unrestored: [], failed: null }),
   };
 }

@@ -19,6 +19,18 @@ function withFile(network: Record<string, unknown>, host: Record<string, unknown
 
 const NO_CHANGE = { addNetworks: [], removeNetworks: [], networks: [], logLevel: null, needRestart: [] };
 
+t.test('static neighbours and suppress are applied on reload', async (t) => {
+  const current = withFile({ neigh: [{ ip: '10.0.0.2', mac: '02:00:00:00:00:02' }, { ip: '10.0.0.3', mac: '02:00:00:00:00:03' }], suppress: null });
+  const next = withFile({ neigh: [{ ip: '10.0.0.2', mac: '02:00:00:00:00:12' }], suppress: true });
+  const plan = planReload(current, next);
+  t.same(plan.networks, [{
+    vni: 42, addPeers: [], removePeers: [], addStatic: [], removeStatic: [], accept: null,
+    addNeigh: [{ ip: '10.0.0.2', mac: '02:00:00:00:00:12' }], removeNeigh: ['10.0.0.3'], suppress: true,
+  }]);
+  t.same(plan.needRestart, [], 'neither needs a restart');
+  t.same(planReload(next, next).networks, [], 'no change, no plan');
+});
+
 t.test('peers and static entries: add what is new, remove what the old file had and the new one lacks', async (t) => {
   const current = withFile({ peers: ['192.0.2.2', '192.0.2.3'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }, { mac: '02:00:00:00:00:02', vtep: '192.0.2.2' }] });
   const next = withFile({ peers: ['192.0.2.3', '192.0.2.4'], fdb: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.9' }] });
@@ -31,6 +43,8 @@ t.test('peers and static entries: add what is new, remove what the old file had 
       addStatic: [{ mac: '02:00:00:00:00:01', vtep: '192.0.2.9' }],
       removeStatic: ['02:00:00:00:00:02'],
       accept: null,
+      addNeigh: [],
+      removeNeigh: [],
     }],
   });
 });
@@ -57,7 +71,7 @@ t.test('networks the new file adds or no longer lists are added and removed; a n
   const plan = planReload(current, withFile({}, {}, [networkFromFlags({ vni: '43', peer: ['192.0.2.4'] }, 'udp4'), n44]));
   t.same(plan.addNetworks.map((n) => n.vni), [44]);
   t.same(plan.removeNetworks, []);
-  t.same(plan.networks, [{ vni: 43, addPeers: ['192.0.2.4'], removePeers: ['192.0.2.3'], addStatic: [], removeStatic: [], accept: null }]);
+  t.same(plan.networks, [{ vni: 43, addPeers: ['192.0.2.4'], removePeers: ['192.0.2.3'], addStatic: [], removeStatic: [], accept: null, addNeigh: [], removeNeigh: [] }]);
   const dropped = planReload(current, Object.freeze({ ...base, networks: Object.freeze([n44]) }));
   t.same([dropped.addNetworks.map((n) => n.vni), dropped.removeNetworks], [[44], [42, 43]]);
   const renamed = planReload(current, withFile({ dev: 'blue' }, {}, [n43]));

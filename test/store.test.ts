@@ -44,6 +44,19 @@ t.test('save creates the directory and writes a versioned file that reloads', as
   t.same(fs.readdirSync(dir), ['vxl0.json'], 'no temp file or backup left after the first save');
 });
 
+t.test('static neighbours are saved and read back; a file without them reads as before; a bad one is corrupt', async (t) => {
+  const { dir, store } = setup(t);
+  const withNeigh: PersistedState = { ...FIRST, neigh: [{ ip: '10.42.0.2', mac: '02:00:00:00:00:02' }, { ip: 'fd00::2', mac: '02:00:00:00:00:02' }] };
+  store().save(withNeigh);
+  t.same(store().load(), withNeigh);
+  store().save(FIRST);
+  t.notOk('neigh' in JSON.parse(fs.readFileSync(path.join(dir, 'vxl0.json'), 'utf8')), 'no neigh key when there are none');
+  t.same(store().load(), FIRST);
+  fs.writeFileSync(path.join(dir, 'vxl0.json'), JSON.stringify({ version: STATE_FORMAT_VERSION, ...FIRST, neigh: [{ ip: '224.0.0.1', mac: '02:00:00:00:00:02' }] }));
+  fs.rmSync(path.join(dir, 'vxl0.json.bak'), { force: true });
+  t.match(loadError(store()).message, 'neighbour ip 224.0.0.1 is not a unicast address');
+});
+
 t.test('the previous good state is kept as .bak', async (t) => {
   const { dir, store } = setup(t);
   const writer = store();

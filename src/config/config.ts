@@ -13,7 +13,9 @@
 //       "tls": { "ca": "ca.pem", "cert": "host.pem", "key": "host-key.pem" } },
 //     "networks": [ { "vni": 42, "dev": "vxl42", "mtu": 1450, "addresses": ["10.42.0.1/24"],
 //       "peers": ["192.0.2.2"], "fdb": [], "ageingS": 300, "maxFdb": 16384, "maxFdbPerVtep": 4096,
-//       "learnRatePerS": 500, "accept": "peers", "allowVlan": false, "mac": null, "bridge": null } ] }
+//       "learnRatePerS": 500, "accept": "peers", "allowVlan": false, "mac": null, "bridge": null,
+//       "suppress": null, "neigh": [{ "ip": "10.42.0.2", "mac": "02:00:00:00:00:02" }] } ] }
+// ("suppress": null or absent = on when the host has "etcd", else off.)
 // A file without "networks" (the single-network format: vni and the other
 // network keys at the top level) is one network; so are the flags of
 // `vxland run` without a file. Per-network flags are refused with a file
@@ -104,6 +106,35 @@ export interface NetworkConfig {
   readonly mac: string | null;
   /** An existing Linux bridge the TAP is put into; null = none. */
   readonly bridge: string | null;
+  /** ARP/ND suppression (native/core_suppress.h); null = the default: on
+   *  when the host has etcd, else off (effectiveSuppress). */
+  readonly suppress: boolean | null;
+  /** Static neighbour entries suppression answers with (canonical IP, MAC). */
+  readonly neigh: readonly NeighbourConfig[];
+}
+
+export interface NeighbourConfig {
+  readonly ip: string;
+  readonly mac: string;
+}
+
+/** Whether network n suppresses ARP/ND on a host with (or without) etcd. */
+export function effectiveSuppress(n: Pick<NetworkConfig, 'suppress'>, hostHasEtcd: boolean): boolean {
+  return n.suppress ?? hostHasEtcd;
+}
+
+/** A neighbour entry checked and normalised (the config file's and `vxland
+ *  neigh add`'s one rule), or the problem with it in one line. */
+export function checkNeighbour(ipText: unknown, macText: unknown): NeighbourConfig | { problem: string } {
+  const ip = typeof ipText === 'string' ? normalizeIp(ipText) : null;
+  if (ip === null) return { problem: `neighbour ip must be an IPv4 or IPv6 address (got ${show(ipText)})` };
+  if (/^(22[4-9]|2[3-5]\d|0|127)\./.test(ip) || /^ff/i.test(ip) || ip === '::' || ip === '::1') {
+    return { problem: `neighbour ip ${ip} is not a unicast address a host can own` };
+  }
+  const mac = typeof macText === 'string' ? parseMac(macText) : null;
+  if (mac === null) return { problem: `neighbour mac must be a MAC address like 02:00:00:00:00:01 (got ${show(macText)})` };
+  if (!isLearnableMacKey(macKeyOf(mac))) return { problem: `neighbour mac ${mac} is not a unicast MAC` };
+  return { ip, mac };
 }
 
 /** The daemon: one UDP socket, one control socket, one state dir, its networks. */
@@ -184,7 +215,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
 const NETWORK_KEYS = [
   'vni', 'dev', 'mtu', 'addresses', 'peers', 'fdb', 'ageingS', 'maxFdb', 'maxFdbPerVtep', 'learnRatePerS',
-  'accept', 'allowVlan', 'mac', 'bridge',
+  'accept', 'allowVlan', 'mac', 'bridge', 'suppress', 'neigh',
 ] as const;
 type NetworkKey = (typeof NETWORK_KEYS)[number];
 /** Each network key with the flag that sets it (fdb: only the file). */
@@ -195,6 +226,7 @@ const NETWORK_FLAG: Readonly<Record<NetworkKey, { flag: string; name: keyof Netw
   maxFdbPerVtep: { flag: '--max-fdb-per-vtep', name: 'maxFdbPerVtep' }, learnRatePerS: { flag: '--learn-rate', name: 'learnRate' },
   accept: { flag: '--accept', name: 'accept' }, allowVlan: { flag: '--allow-vlan', name: 'allowVlan' },
   mac: { flag: '--mac', name: 'mac' }, bridge: { flag: '--bridge', name: 'bridge' },
+  suppress: null, neigh: null,
 };
 
 /** The dev a network gets when none is named: vxl<VNI> in a host file and
@@ -301,7 +333,7 @@ export function networkToFile(n: NetworkConfig): Record<NetworkKey, unknown> {
   return {
     vni: n.vni, dev: n.dev, mtu: n.mtu, addresses: n.addresses, peers: n.peers, fdb: n.fdb, ageingS: n.ageingS,
     maxFdb: n.maxFdb, maxFdbPerVtep: n.maxFdbPerVtep, learnRatePerS: n.learnRatePerS, accept: describeAccept(n.accept),
-    allowVlan: n.allowVlan, mac: n.mac, bridge: n.bridge,
+    allowVlan: n.allowVlan, mac: n.mac, bridge: n.bridge, suppress: n.suppress, neigh: n.neigh,
   };
 }
 
@@ -395,7 +427,13 @@ function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily
   const allowVlan = allowVlanSource.value === true;
   const mac = tapMac(source('mac'));
   const bridge = bridgeName(source('bridge'));
-  return { vni, dev, mtu, addresses, peers, fdb, ageingS, maxFdb, maxFdbPerVtep, learnRatePerS, accept, allowVlan, mac, bridge };
+  const suppressSource = source('suppress');
+  if (suppressSource.value !== undefined && suppressSource.value !== null && typeof suppressSource.value !== 'boolean') {
+    invalid(`suppress must be true or false (got ${show(suppressSource.value)})`);
+  }
+  const suppress = typeof suppressSource.value === 'boolean' ? suppressSource.value : null;
+  const neigh = neighbourEntries(source('neigh').value);
+  return { vni, dev, mtu, addresses, peers, fdb, ageingS, maxFdb, maxFdbPerVtep, learnRatePerS, accept, allowVlan, mac, bridge, suppress, neigh };
 }
 
 interface Source {
@@ -491,6 +529,27 @@ function vtepAddress(text: string, label: string, localFamily: IpFamily): string
     );
   }
   return address;
+}
+
+function neighbourEntries(value: unknown): NeighbourConfig[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) invalid(`neigh must be a list of {"ip": ..., "mac": ...} (got ${show(value)})`);
+  const entries: NeighbourConfig[] = [];
+  const ips = new Set<string>();
+  value.forEach((item: unknown, index) => {
+    const where = `neigh[${index}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be {"ip": ..., "mac": ...}`);
+    for (const key of Object.keys(item)) {
+      if (key !== 'ip' && key !== 'mac') invalid(`${where}: unknown key "${key}" (known keys: ip, mac)`);
+    }
+    const { ip, mac } = item as { ip?: unknown; mac?: unknown };
+    const checked = checkNeighbour(ip, mac);
+    if ('problem' in checked) invalid(`${where}: ${checked.problem}`);
+    if (ips.has(checked.ip)) invalid(`${where}: ip ${checked.ip} is listed twice`);
+    ips.add(checked.ip);
+    entries.push(checked);
+  });
+  return entries;
 }
 
 function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[] {

@@ -1,8 +1,9 @@
 // What a SIGHUP reload changes. The daemon re-reads its config file (flags
 // given at start still win) and applies the difference without a restart:
 // networks the file adds or no longer lists (a network is known by its VNI),
-// and within each network kept, the peers and static entries listed in the
-// file and the source policy; the host's log level. Everything else is fixed
+// and within each network kept, the peers, static FDB entries and static
+// neighbours listed in the file, the source policy and ARP/ND suppression;
+// the host's log level. Everything else is fixed
 // for the life of the process (host settings such as port or socket; a kept
 // network's dev, MTU, addresses, ...); a change to it is reported as needing
 // a restart and otherwise ignored. Runtime changes made with the CLI are left
@@ -10,7 +11,7 @@
 // and networks added with `vxland network add` are not the file's to remove.
 
 import { isDeepStrictEqual } from 'node:util';
-import type { AcceptPolicy, HostConfig, LogLevel, NetworkConfig, StaticFdbConfig } from './config.js';
+import type { AcceptPolicy, HostConfig, LogLevel, NeighbourConfig, NetworkConfig, StaticFdbConfig } from './config.js';
 
 export interface NetworkReloadPlan {
   vni: number;
@@ -20,6 +21,11 @@ export interface NetworkReloadPlan {
   /** MACs whose static entry the old file listed and the new one does not. */
   removeStatic: string[];
   accept: AcceptPolicy | null;
+  addNeigh: NeighbourConfig[];
+  /** IPs whose static neighbour the old file listed and the new one does not. */
+  removeNeigh: string[];
+  /** The new "suppress" setting (null: the default) when it changed, else undefined. */
+  suppress?: boolean | null;
 }
 
 export interface ReloadPlan {
@@ -36,7 +42,7 @@ export interface ReloadPlan {
 }
 
 const APPLIED_HOST_KEYS: ReadonlySet<keyof HostConfig> = new Set<keyof HostConfig>(['networks', 'logLevel']);
-const APPLIED_NETWORK_KEYS: ReadonlySet<keyof NetworkConfig> = new Set<keyof NetworkConfig>(['vni', 'peers', 'fdb', 'accept']);
+const APPLIED_NETWORK_KEYS: ReadonlySet<keyof NetworkConfig> = new Set<keyof NetworkConfig>(['vni', 'peers', 'fdb', 'accept', 'neigh', 'suppress']);
 
 export function planReload(current: HostConfig, next: HostConfig): ReloadPlan {
   const currentByVni = new Map(current.networks.map((n) => [n.vni, n]));
@@ -48,7 +54,8 @@ export function planReload(current: HostConfig, next: HostConfig): ReloadPlan {
     const old = currentByVni.get(n.vni);
     if (old === undefined) continue;
     const plan = planNetwork(old, n);
-    if (plan.addPeers.length + plan.removePeers.length + plan.addStatic.length + plan.removeStatic.length > 0 || plan.accept !== null) {
+    const listChanges = plan.addPeers.length + plan.removePeers.length + plan.addStatic.length + plan.removeStatic.length + plan.addNeigh.length + plan.removeNeigh.length;
+    if (listChanges > 0 || plan.accept !== null || plan.suppress !== undefined) {
       networks.push(plan);
     }
     for (const key of Object.keys(n) as (keyof NetworkConfig)[]) {
@@ -69,6 +76,8 @@ function planNetwork(current: NetworkConfig, next: NetworkConfig): NetworkReload
   const nextPeers = new Set(next.peers);
   const currentVtepOf = new Map(current.fdb.map((e) => [e.mac, e.vtep]));
   const nextMacs = new Set(next.fdb.map((e) => e.mac));
+  const currentNeighMac = new Map(current.neigh.map((e) => [e.ip, e.mac]));
+  const nextNeighIps = new Set(next.neigh.map((e) => e.ip));
   return {
     vni: next.vni,
     addPeers: next.peers.filter((p) => !currentPeers.has(p)),
@@ -76,6 +85,9 @@ function planNetwork(current: NetworkConfig, next: NetworkConfig): NetworkReload
     addStatic: next.fdb.filter((e) => currentVtepOf.get(e.mac) !== e.vtep),
     removeStatic: current.fdb.filter((o) => !nextMacs.has(o.mac)).map((o) => o.mac),
     accept: isDeepStrictEqual(current.accept, next.accept) ? null : next.accept,
+    addNeigh: next.neigh.filter((e) => currentNeighMac.get(e.ip) !== e.mac),
+    removeNeigh: current.neigh.filter((o) => !nextNeighIps.has(o.ip)).map((o) => o.ip),
+    ...(current.suppress === next.suppress ? {} : { suppress: next.suppress }),
   };
 }
 

@@ -7,7 +7,7 @@
 
 import type { MembershipView } from '../ports/membership.js';
 import type { Logger } from 'pino';
-import { describeAccept, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type NetworkConfig, type NetworkFlags } from '../config/config.js';
+import { checkNeighbour, describeAccept, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type NetworkConfig, type NetworkFlags } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
 import { diagnose, type DoctorReport, type NetworkObservations } from '../doctor.js';
 import { VxlandError } from '../errors.js';
@@ -20,6 +20,8 @@ import type {
   FdbShowResult,
   LogLevelResult,
   MonitorEvent,
+  NeighChangeResult,
+  NeighShowResult,
   NetworkChangeResult,
   NetworkListResult,
   NetworkSelector,
@@ -191,7 +193,47 @@ export class DaemonControl implements ControlHandler {
       stats: n.stats.snapshot(),
       fdb: { size: n.fdb.size, learned: n.fdb.learnedCount, peers: n.fdb.peers(vni).length },
       accept: n.sources.describe(),
+      suppress: { on: n.neighbours.suppresses(vni), neighbours: n.neighbours.entries(vni).length },
     };
+  }
+
+  neighShow(selector: NetworkSelector): NeighShowResult {
+    const { networks } = this.o;
+    const chosen = selector.vni === undefined && selector.dev === undefined ? networks.all() : [networks.select(selector)];
+    return {
+      networks: chosen.map((n) => ({ vni: n.config.vni, dev: n.config.dev, suppress: n.neighbours.suppresses(n.config.vni) })),
+      entries: chosen.flatMap((n) => n.neighbours.entries(n.config.vni).map((e) => ({ ...e, dev: n.config.dev }))),
+    };
+  }
+
+  neighAdd(selector: NetworkSelector, ip: string, mac: string): NeighChangeResult {
+    const n = this.o.networks.select(selector);
+    const { vni } = n.config;
+    const checked = checkNeighbour(ip, mac);
+    if ('problem' in checked) throw new VxlandError('VXLAND_BAD_ARGUMENT', checked.problem);
+    const previous = n.neighbours.staticEntries(vni).find((e) => e.ip === checked.ip);
+    n.neighbours.addStatic(vni, checked.ip, checked.mac);
+    this.persistOrUndo(n, () => {
+      if (previous) n.neighbours.addStatic(vni, previous.ip, previous.mac);
+      else n.neighbours.removeStatic(vni, checked.ip);
+    });
+    this.o.log.info({ vni, ip: checked.ip, mac: checked.mac }, 'static neighbour added');
+    return { vni, ...checked };
+  }
+
+  neighDel(selector: NetworkSelector, ip: string): NeighChangeResult {
+    const n = this.o.networks.select(selector);
+    const { vni, dev } = n.config;
+    const previous = n.neighbours.staticEntries(vni).find((e) => e.ip === ip);
+    if (previous === undefined) {
+      const etcd = n.neighbours.lookup(vni, ip);
+      const why = etcd === undefined ? '' : `; ${ip} is an etcd binding of VTEP ${etcd.vtep}, which goes when that host drops it`;
+      throw new VxlandError('VXLAND_NOT_FOUND', `no static neighbour ${ip} on ${dev} (vni ${vni})${why}`);
+    }
+    n.neighbours.removeStatic(vni, ip);
+    this.persistOrUndo(n, () => n.neighbours.addStatic(vni, previous.ip, previous.mac));
+    this.o.log.info({ vni, ip }, 'static neighbour deleted');
+    return { vni, ip };
   }
 
   networkList(): NetworkListResult {
@@ -314,15 +356,18 @@ export class DaemonControl implements ControlHandler {
   }
 }
 
-/** Saves the network's peers and static entries now in its FDB, and its
- *  TAP MAC, to its state file; throws VXLAND_STATE_IO. */
+/** Saves the network's peers and static entries now in its FDB, its static
+ *  neighbours and its TAP MAC, to its state file; throws VXLAND_STATE_IO. */
 export function saveNetworkState(n: ServedNetwork): void {
   const { vni } = n.config;
+  const neigh = n.neighbours.staticEntries(vni).map(({ ip, mac }) => ({ ip, mac }));
   n.store.save({
     vni,
     peers: n.fdb.configuredPeers(vni),
     fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
     mac: n.mac,
+    // Left out when empty: a state file without neighbours reads as one of an older daemon.
+    ...(neigh.length === 0 ? {} : { neigh }),
   });
 }
 

@@ -9,6 +9,7 @@ import type { StatsReader } from '../ports/counters';
 import type { Fdb } from '../fdb/fdb';
 import { VxlandError } from '../errors';
 import { DROP_REASON_NAMES } from '../ports/drops';
+import { NET_EVENT_NAMES } from '../tables/net-events.generated';
 import type { MembershipView } from '../ports/membership';
 
 export interface MetricsSources {
@@ -65,6 +66,17 @@ export function buildRegistry(s: MetricsSources): client.Registry {
         this.inc({ vni, reason: 'fdb_full' }, fdbFull);
         this.inc({ vni, reason: 'vtep_full' }, vtepFull);
         this.inc({ vni, reason: 'rate' }, rate);
+      });
+    },
+  });
+  new client.Counter({
+    name: 'vxland_suppressed_total', help: 'ARP requests (kind arp) and neighbour solicitations (kind nd) answered on the TAP instead of flooded',
+    labelNames: ['vni', 'kind'], registers,
+    collect() {
+      this.reset();
+      each((n, vni) => {
+        const events = n.stats.snapshot().events ?? {};
+        for (const name of NET_EVENT_NAMES) this.inc({ vni, kind: name.replace(/_suppressed$/, '') }, events[name] ?? 0);
       });
     },
   });

@@ -5,6 +5,7 @@ import type { AcceptPolicy, NetworkConfig } from '../config/config.js';
 import { networkLabel } from '../config/config.js';
 import { VxlandError } from '../errors.js';
 import type { Fdb } from '../fdb/fdb.js';
+import type { Neighbours } from '../fdb/neighbours.js';
 import type { StatsReader } from '../ports/counters.js';
 import type { TapCondition } from '../ports/tap-condition.js';
 import type { StateStore } from '../state/store.js';
@@ -25,6 +26,8 @@ export interface ServedNetwork {
   /** The TAP device's own MAC address. */
   readonly mac: string;
   readonly fdb: Fdb;
+  /** The host's neighbour table (keyed by VNI; ARP/ND suppression and `vxland neigh`). */
+  readonly neighbours: Neighbours;
   readonly stats: StatsReader;
   readonly sources: AcceptDescription;
   readonly store: StateStore;

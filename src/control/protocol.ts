@@ -62,6 +62,8 @@ export interface NetworkStatus {
   fdb: { size: number; learned: number; peers: number };
   /** The source policy (--accept): "peers", "any" or the CIDR list. */
   accept: string;
+  /** ARP/ND suppression on, and how many neighbours it answers for (absent from older daemons). */
+  suppress?: { on: boolean; neighbours: number };
 }
 
 /** The host's part, then one block per network. With exactly one network
@@ -114,6 +116,28 @@ export interface FdbChangeResult {
 }
 export interface FdbFlushResult {
   removed: number;
+}
+
+/** `vxland neigh show`: the neighbour entries suppression answers with. */
+export interface NeighEntryResult {
+  vni: number;
+  dev: string;
+  ip: string;
+  mac: string;
+  /** 'static': config file or `neigh add`; 'etcd': a remote VTEP's binding. */
+  owner: 'static' | 'etcd';
+  /** etcd: whose binding. */
+  vtep?: string;
+}
+export interface NeighShowResult {
+  /** Per network shown: whether it suppresses. */
+  networks: Array<{ vni: number; dev: string; suppress: boolean }>;
+  entries: NeighEntryResult[];
+}
+export interface NeighChangeResult {
+  vni: number;
+  ip: string;
+  mac?: string;
 }
 
 export interface StatsResult {
@@ -172,6 +196,11 @@ export interface ControlHandler {
   /** Throws VXLAND_NOT_FOUND when no static or learned entry has that MAC. */
   fdbDel(n: NetworkSelector, mac: string): FdbChangeResult | Promise<FdbChangeResult>;
   fdbFlush(n: NetworkSelector, learnedOnly: boolean): FdbFlushResult | Promise<FdbFlushResult>;
+  /** No selector: every network's. */
+  neighShow(n: NetworkSelector): NeighShowResult;
+  neighAdd(n: NetworkSelector, ip: string, mac: string): NeighChangeResult;
+  /** Throws VXLAND_NOT_FOUND when the network has no static neighbour ip. */
+  neighDel(n: NetworkSelector, ip: string): NeighChangeResult;
   stats(n: NetworkSelector): StatsResult;
   /** Sets the level when given; answers the level in force (host-wide). */
   logLevel(level: string | undefined): LogLevelResult;
@@ -202,6 +231,9 @@ export const METHODS: Readonly<Record<string, (handler: ControlHandler, params: 
   'fdb.add': (h, p) => h.fdbAdd(selectorParam(p), unicastMacParam(p, 'mac'), ipParam(p, 'ip')),
   'fdb.del': (h, p) => h.fdbDel(selectorParam(p), macParam(p, 'mac')),
   'fdb.flush': (h, p) => h.fdbFlush(selectorParam(p), booleanParam(p, 'learned')),
+  'neigh.show': (h, p) => h.neighShow(selectorParam(p)),
+  'neigh.add': (h, p) => h.neighAdd(selectorParam(p), ipParam(p, 'ip'), unicastMacParam(p, 'mac')),
+  'neigh.del': (h, p) => h.neighDel(selectorParam(p), ipParam(p, 'ip')),
   'stats': (h, p) => h.stats(selectorParam(p)),
   'log.level': (h, p) => h.logLevel(optionalChoiceParam(p, 'level', RUNTIME_LOG_LEVELS)),
   'doctor': (h, p) => h.doctor(selectorParam(p)),

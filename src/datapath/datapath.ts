@@ -14,6 +14,8 @@ import type { PacketClassifier } from '../ports/core';
 import { DropReason } from '../ports/drops';
 import type { DatagramBind, FrameDevice } from '../ports/io';
 import { CoreSync } from './core-sync';
+import { NeighSync } from './neigh-sync';
+import type { Neighbours } from '../fdb/neighbours';
 import { RxPath, type RxNetwork } from './rx';
 import type { Stats } from './stats';
 import { TxPath } from './tx';
@@ -40,6 +42,8 @@ export interface DatapathNetworkOptions {
   stats: Stats;
   sources: SourceFilter;
   allowVlan: boolean;
+  /** ARP/ND suppression: the table (and per-network flag) the core answers from. */
+  neighbours?: Neighbours;
   /** Its device failed (FrameDevice onFatal): VxlandError VXLAND_DEVICE
    *  with errno/syscall, the device named. The network stays added (its
    *  datagrams hit the dead device's write errors) until removeNetwork(vni).
@@ -50,6 +54,7 @@ export interface DatapathNetworkOptions {
 interface Network extends RxNetwork {
   readonly tx: TxPath;
   readonly sync: CoreSync;
+  readonly neighSync: NeighSync | null;
   readonly onFailed?: (err: VxlandError) => void;
 }
 
@@ -92,6 +97,7 @@ export class Datapath {
       fdb: n.fdb,
       core: this.o.core,
       bind: this.o.bind,
+      device: n.device,
       stats: n.stats,
       now: this.now,
       sendPoolSlots: this.o.sendPoolSlots,
@@ -100,9 +106,11 @@ export class Datapath {
         this.limited.warn(`send:${code}:${address}`, { err: code, vtep: address, vni: n.vni }, 'send to VTEP failed');
       },
     });
-    const network: Network = { vni: n.vni, fdb: n.fdb, device: n.device, stats: n.stats, tx, sync: new CoreSync(this.o.core, n.fdb, n.sources, n.vni), onFailed: n.onFailed };
+    const neighSync = n.neighbours === undefined ? null : new NeighSync(this.o.core, n.neighbours, n.vni);
+    const network: Network = { vni: n.vni, fdb: n.fdb, device: n.device, stats: n.stats, tx, sync: new CoreSync(this.o.core, n.fdb, n.sources, n.vni), neighSync, onFailed: n.onFailed };
     this.networks.set(n.vni, network);
     network.sync.start(n.allowVlan);
+    neighSync?.start();
     if (this.state === 'running') this.startDevice(network);
   }
 
@@ -113,6 +121,7 @@ export class Datapath {
     if (n === undefined) return;
     this.networks.delete(vni);
     n.sync.stop();
+    n.neighSync?.stop();
     this.o.core.removeNetwork(vni);
     n.device.close();
   }
@@ -138,6 +147,7 @@ export class Datapath {
     this.state = 'stopped';
     for (const n of this.networks.values()) {
       n.sync.stop();
+      n.neighSync?.stop();
       n.device.close();
     }
     this.networks.clear();

@@ -18,8 +18,11 @@ import type { Fdb } from '../fdb/fdb';
 import { RateLimitedLog } from '../util/rate-limit';
 import type { SourceFilter } from './accept';
 import { CoreSync } from './core-sync';
+import { NeighSync } from './neigh-sync';
+import type { Neighbours } from '../fdb/neighbours';
 import { DROP_REASON_COUNT, DropReason } from '../ports/drops';
 import type { NativeEngineEvent, PacketEngine } from '../ports/engine';
+import { NET_EVENT_COUNT, type NetEvent } from '../tables/net-events.generated';
 import { learnSource } from './learning';
 import { OTHER_VTEP, type Stats } from './stats';
 
@@ -47,6 +50,8 @@ export interface NativeNetworkOptions {
   sources: SourceFilter;
   /** Deliver and send VLAN-tagged inner frames (RFC 7348 §6.1: off by default). */
   allowVlan: boolean;
+  /** ARP/ND suppression: the table (and per-network flag) the engine answers from. */
+  neighbours?: Neighbours;
   /** Its TAP failed (read error; the device deleted): VxlandError
    *  VXLAND_DEVICE with errno/syscall, the device named. The network is
    *  still carried (its datagrams are dropped as TAP write errors) until
@@ -57,14 +62,15 @@ export interface NativeNetworkOptions {
 interface Network {
   readonly o: NativeNetworkOptions;
   readonly sync: CoreSync;
+  readonly neighSync: NeighSync | null;
   /** Engine totals already added into the network's Stats. */
   readonly merged: Totals;
 }
 
-interface Totals { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Float64Array }
+interface Totals { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Float64Array; events: Float64Array }
 
 function newTotals(): Totals {
-  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT) };
+  return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT), events: new Float64Array(NET_EVENT_COUNT) };
 }
 
 type DatapathState = 'idle' | 'running' | 'stopped';
@@ -96,10 +102,12 @@ export class NativeDatapath {
   addNetwork(n: NativeNetworkOptions): void {
     if (this.state === 'stopped') throw new VxlandError('VXLAND_INTERNAL', 'internal error: data path is stopped');
     if (this.networks.has(n.vni)) throw new VxlandError('VXLAND_NETWORK_EXISTS', `network already exists: vni ${n.vni} is served already`);
-    const network: Network = { o: n, sync: new CoreSync(this.o.engine, n.fdb, n.sources, n.vni), merged: newTotals() };
+    const neighSync = n.neighbours === undefined ? null : new NeighSync(this.o.engine, n.neighbours, n.vni);
+    const network: Network = { o: n, sync: new CoreSync(this.o.engine, n.fdb, n.sources, n.vni), neighSync, merged: newTotals() };
     this.networks.set(n.vni, network);
     this.bySlot.set(n.slot, network);
     network.sync.start(n.allowVlan);
+    neighSync?.start();
     n.stats.pullFrom(() => this.syncStats());
   }
 
@@ -111,6 +119,7 @@ export class NativeDatapath {
     if (n === undefined) return;
     this.syncStats();
     n.sync.stop();
+    n.neighSync?.stop();
     this.networks.delete(vni);
     const closed = this.state === 'running' ? this.tapClosed(vni) : Promise.resolve();
     this.o.engine.removeNetwork(vni);
@@ -162,7 +171,10 @@ export class NativeDatapath {
     if (this.state === 'stopped') return;
     const wasRunning = this.state === 'running';
     this.state = 'stopped';
-    for (const n of this.networks.values()) n.sync.stop();
+    for (const n of this.networks.values()) {
+      n.sync.stop();
+      n.neighSync?.stop();
+    }
     this.o.engine.stop();
     if (wasRunning) this.syncStats();
     for (const n of this.networks.values()) n.o.stats.pullFrom(null);
@@ -241,6 +253,11 @@ export class NativeDatapath {
       const d = c.drops[reason] - m.drops[reason];
       if (d > 0) stats.addDrops(reason as DropReason, d);
       m.drops[reason] = c.drops[reason];
+    }
+    for (let event = 0; event < NET_EVENT_COUNT; event++) {
+      const d = c.events[event] - m.events[event];
+      if (d > 0) stats.addEvents(event as NetEvent, d);
+      m.events[event] = c.events[event];
     }
   }
 

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { DatapathKind } from '../config/config';
 import { VxlandError } from '../errors';
 import type { Fdb } from '../fdb/fdb';
+import type { Neighbours } from '../fdb/neighbours';
 import type { PacketClassifier } from '../ports/core';
 import type { PacketEngine } from '../ports/engine';
 import type { DatagramBind, FrameDevice } from '../ports/io';
@@ -41,6 +42,8 @@ export interface NetworkPlaneOptions {
   sources: SourceFilter;
   stats: Stats;
   allowVlan: boolean;
+  /** ARP/ND suppression: the table (and per-network flag) the data path answers from. */
+  neighbours?: Neighbours;
   /** The network's TAP failed (a read error, EBADFD: the device deleted
    *  from outside with `ip link del`): the plane has stopped carrying this
    *  network alone, exactly as removeNetwork(vni) does (TAP closed, its
@@ -154,7 +157,7 @@ export class DgramPlane implements DataPlane {
     const device = this.io.openDevice(o);
     try {
       const onFailed = this.networks.failure(o, () => this.dp.removeNetwork(o.vni));
-      this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, onFailed });
+      this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, neighbours: o.neighbours, onFailed });
     } catch (err) {
       device.close();
       throw err;
@@ -204,7 +207,7 @@ export class NativePlane implements DataPlane {
     const tap = this.io.openTap(o);
     try {
       const onFailed = this.networks.failure(o, () => this.dp.removeNetwork(o.vni));
-      this.dp.addNetwork({ vni: o.vni, slot: tap.slot, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, onFailed });
+      this.dp.addNetwork({ vni: o.vni, slot: tap.slot, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, neighbours: o.neighbours, onFailed });
     } catch (err) {
       this.io.engine.removeNetwork(o.vni);
       throw err;

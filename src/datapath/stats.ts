@@ -11,6 +11,7 @@ import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from '../ports/drops
 import {
   LEARN_REPORT_INTERVAL_MS, LEARN_REPORT_MAX_MACS, MAX_FOREIGN_VNI_SENDERS, MAX_REFUSED_SENDERS, MAX_TRACKED_VTEPS,
 } from '../tables/limits.generated';
+import { NET_EVENT_COUNT, NET_EVENT_NAMES, type NetEvent } from '../tables/net-events.generated';
 
 // The bounds are the engine's too (native/limits.h).
 export { MAX_FOREIGN_VNI_SENDERS, MAX_REFUSED_SENDERS, MAX_TRACKED_VTEPS };
@@ -53,6 +54,7 @@ export class Stats {
   learnRefusedVtepFull = 0;
   learnRefusedRate = 0;
   private readonly drops = new Float64Array(DROP_REASON_COUNT);
+  private readonly events = new Float64Array(NET_EVENT_COUNT);
   private readonly vteps = new Map<string, VtepCounters>();
   private readonly other: VtepCounters = newCounters();
   private readonly foreign = new Map<string, ForeignVniSender>();
@@ -84,6 +86,11 @@ export class Stats {
   /** Counts n drops of one reason at once (n >= 0; the native engine's totals). */
   addDrops(reason: DropReason, n: number): void {
     this.drops[reason] += n;
+  }
+
+  /** Counts n (>= 0) events of one kind (ARP/ND suppression). */
+  addEvents(event: NetEvent, n = 1): void {
+    this.events[event] += n;
   }
 
   dropCount(reason: DropReason): number {
@@ -160,6 +167,8 @@ export class Stats {
       if (this.drops[i] > 0) drops[DROP_REASON_NAMES[i]] = this.drops[i];
       dropsTotal += this.drops[i];
     }
+    const events: Record<string, number> = {};
+    for (let i = 0; i < NET_EVENT_COUNT; i++) events[NET_EVENT_NAMES[i]] = this.events[i];
     return {
       rxPackets: this.rxPackets,
       rxBytes: this.rxBytes,
@@ -168,6 +177,7 @@ export class Stats {
       drops,
       dropsTotal,
       learnRefused: { fdbFull: this.learnRefusedFull, vtepFull: this.learnRefusedVtepFull, rate: this.learnRefusedRate },
+      events,
     };
   }
 }

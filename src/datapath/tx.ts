@@ -1,16 +1,18 @@
 // tx: TAP → UDP on the dgram path. The packet core (native/core_tx.h, the
 // rules the native engine runs too) judges each batch of frames: dropped
-// (runt, VLAN tag, oversize, no destination), unicast or flooded. This acts
-// on the verdicts: takes the destination from the Fdb (which marks the entry
-// used), and sends each frame behind a VXLAN header.
+// (runt, VLAN tag, oversize, no destination), unicast or flooded, or (ARP/ND
+// suppression) answered in place. This acts on the verdicts: takes the
+// destination from the Fdb (which marks the entry used), and sends each frame
+// behind a VXLAN header; an answer goes back to the TAP.
 
 import type { Fdb } from '../fdb/fdb';
 import { maxFrameBytes } from '../wire/ethernet';
 import { macKeyAt } from '../wire/mac';
 import { encodeVxlan, VXLAN_HEADER_BYTES } from '../wire/vxlan';
-import { TX_FLOOD, TX_UNICAST, type PacketClassifier } from '../ports/core';
+import { TX_ARP_REPLY, TX_FLOOD, TX_ND_REPLY, TX_UNICAST, type PacketClassifier } from '../ports/core';
+import { NetEvent } from '../tables/net-events.generated';
 import { DropReason } from '../ports/drops';
-import type { DatagramBind, FrameBatch } from '../ports/io';
+import type { DatagramBind, FrameBatch, FrameDevice } from '../ports/io';
 import { SEND_POOL_SLOTS, SendPool } from './send-pool';
 import type { Stats } from './stats';
 
@@ -22,6 +24,8 @@ export interface TxOptions {
   /** Fed by CoreSync (mirror, flood list, VLAN option). */
   core: PacketClassifier;
   bind: DatagramBind;
+  /** Where ARP/ND answers go (the network's TAP). */
+  device: FrameDevice;
   stats: Stats;
   now: () => number;
   /** Called for every datagram the underlay refused, with its destination
@@ -59,7 +63,8 @@ export class TxPath {
     const nowMs = this.o.now();
     if (this.codes.length < batch.count) this.codes = new Int32Array(batch.offsets.length);
     const codes = this.codes;
-    this.o.core.classifyTx(this.o.vni, batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs);
+    // A batch slot holds the largest tagged frame (FrameBatch): room for an NA answering a short NS.
+    this.o.core.classifyTx(this.o.vni, batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs, maxFrameBytes(this.o.mtu, true));
     for (let i = 0; i < batch.count; i++) this.forward(batch.buffer, batch.offsets[i], batch.lengths[i], codes[i], nowMs);
   }
 
@@ -67,6 +72,11 @@ export class TxPath {
   private forward(buf: Buffer, offset: number, length: number, verdict: number, nowMs: number): void {
     const { o } = this;
     if (verdict >= 0) return o.stats.drop(verdict as DropReason);
+    if (verdict === TX_ARP_REPLY || verdict === TX_ND_REPLY) {
+      const errno = o.device.write(buf, offset, length);
+      if (errno !== 0) return o.stats.drop(o.core.rxTapWriteDrop(errno) as DropReason);
+      return o.stats.addEvents(verdict === TX_ARP_REPLY ? NetEvent.ArpSuppressed : NetEvent.NdSuppressed);
+    }
     let unicast: string | undefined;
     let flood: readonly string[] | undefined;
     if (verdict === TX_UNICAST) unicast = o.fdb.lookup(o.vni, macKeyAt(buf, offset), nowMs);

@@ -14,6 +14,7 @@ import type { CoreNetwork, PacketClassifier } from '../ports/core';
 import type { NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts } from '../ports/engine';
 import { DROP_REASON_NAMES } from '../tables/drop-reasons.generated';
 import { LIMITS } from '../tables/limits.generated';
+import { NET_EVENT_NAMES } from '../tables/net-events.generated';
 
 /** The package root (this file runs from dist/src/io/). node-gyp-build
  *  takes the first *.node of build/Release/ there, in name order (libuv
@@ -83,12 +84,16 @@ export interface NativeEngineHandle {
   setSourcePolicy(vni: number, mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
   /** The network delivers and sends VLAN-tagged inner frames. */
   setAllowVlan(vni: number, allow: boolean): void;
+  /** The network answers ARP/ND for addresses of its neighbour mirror (native/core_suppress.h). */
+  setSuppress(vni: number, on: boolean): void;
+  neighSet(vni: number, ip: string, macKey: number): void;
+  neighDelete(vni: number, ip: string): boolean;
   /** The network's slot, or -1 when its VNI is served already. */
   addNetwork(n: NativeEngineNetwork): number;
   /** Its TAP fd closes once no worker holds it ('tapClosed' event while running). */
   removeNetwork(vni: number): boolean;
   counters(out: Float64Array): void;
-  /** rxPackets, rxBytes, txPackets, txBytes, then drops by DropReason. */
+  /** rxPackets, rxBytes, txPackets, txBytes, then drops by DropReason, then events by NetEvent. */
   netCounters(slot: number, out: Float64Array): void;
   /** Per-VTEP counts since the previous call; vtep null = addresses past
    *  the engine's bound (counted under 'other'). */
@@ -139,6 +144,8 @@ export interface NativeAddon {
   PacketCore: new (options: NativePacketCoreOptions, result: Float64Array) => PacketClassifier;
   /** native/drop_reasons.h in order: must equal DROP_REASON_NAMES (see addonTableMismatch). */
   engineDropReasonNames: readonly string[];
+  /** native/net_events.h in order: must equal NET_EVENT_NAMES. */
+  engineNetEventNames: readonly string[];
   /** native/limits.h: must equal LIMITS. */
   engineLimits: Readonly<Record<string, number>>;
 }
@@ -165,17 +172,22 @@ export function loadAddon(): NativeAddon {
   return cached;
 }
 
-/** null when the addon was built from the drop-reason and limit tables this
- *  build was generated from (native/drop_reasons.h, native/limits.h), else
- *  the first difference, for an error message: a stale addon would count
- *  drops under the wrong names. */
-export function addonTableMismatch(addon: Pick<NativeAddon, 'engineDropReasonNames' | 'engineLimits'>): string | null {
+type AddonTables = Pick<NativeAddon, 'engineDropReasonNames' | 'engineNetEventNames' | 'engineLimits'>;
+
+/** null when the addon was built from the drop-reason, event and limit
+ *  tables this build was generated from (native/drop_reasons.h,
+ *  native/net_events.h, native/limits.h), else the first difference, for an
+ *  error message: a stale addon would count drops under the wrong names. */
+export function addonTableMismatch(addon: AddonTables): string | null {
   const stale = (what: string) => `native addon is stale (rebuild with npm run build:native): ${what}`;
-  const names = addon.engineDropReasonNames;
-  if (!Array.isArray(names)) return stale('it exports no engineDropReasonNames');
-  for (let i = 0; i < Math.max(names.length, DROP_REASON_NAMES.length); i++) {
-    if (names[i] !== DROP_REASON_NAMES[i]) {
-      return stale(`drop reason ${i} is ${JSON.stringify(names[i] ?? null)} in the addon but ${JSON.stringify(DROP_REASON_NAMES[i] ?? null)} in this build`);
+  const lists: Array<[string, string, readonly string[] | undefined, readonly string[]]> = [
+    ['engineDropReasonNames', 'drop reason', addon.engineDropReasonNames, DROP_REASON_NAMES],
+    ['engineNetEventNames', 'network event', addon.engineNetEventNames, NET_EVENT_NAMES],
+  ];
+  for (const [exported, what, names, ours] of lists) {
+    if (!Array.isArray(names)) return stale(`it exports no ${exported}`);
+    for (let i = 0; i < Math.max(names.length, ours.length); i++) {
+      if (names[i] !== ours[i]) return stale(`${what} ${i} is ${JSON.stringify(names[i] ?? null)} in the addon but ${JSON.stringify(ours[i] ?? null)} in this build`);
     }
   }
   const limits = addon.engineLimits ?? {};
@@ -186,7 +198,7 @@ export function addonTableMismatch(addon: Pick<NativeAddon, 'engineDropReasonNam
 }
 
 /** Throws VxlandError('VXLAND_DATAPATH_UNAVAILABLE') when addonTableMismatch finds a difference. */
-export function assertAddonTables(addon: Pick<NativeAddon, 'engineDropReasonNames' | 'engineLimits'>): void {
+export function assertAddonTables(addon: AddonTables): void {
   const stale = addonTableMismatch(addon);
   if (stale !== null) throw new VxlandError('VXLAND_DATAPATH_UNAVAILABLE', `data path unavailable: ${stale}`);
 }

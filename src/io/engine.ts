@@ -10,6 +10,7 @@
 
 import { DROP_REASON_COUNT, DROP_REASON_NAMES } from '../ports/drops';
 import { VNI_MAX } from '../tables/limits.generated';
+import { NET_EVENT_COUNT } from '../tables/net-events.generated';
 import type { NativeEngineCounters, NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts, NativeNetworkCounters, PacketEngine } from '../ports/engine';
 import { VxlandError, isNativeSysError, toVxlandError } from '../errors';
 import {
@@ -253,6 +254,18 @@ export class NativeEngine implements PacketEngine {
     this.handle.setAllowVlan(vni, allow);
   }
 
+  setSuppress(vni: number, on: boolean): void {
+    this.handle.setSuppress(vni, on);
+  }
+
+  neighSet(vni: number, ip: string, macKey: number): void {
+    this.handle.neighSet(vni, ip, macKey);
+  }
+
+  neighDelete(vni: number, ip: string): boolean {
+    return this.handle.neighDelete(vni, ip);
+  }
+
   /** Per-VTEP counts since the previous call (vtep null = 'other'). */
   takeVtepCounts(): NativeEngineVtepCounts[] {
     return this.handle.takeVtepCounts();
@@ -262,7 +275,8 @@ export class NativeEngine implements PacketEngine {
   netCounters(slot: number): NativeNetworkCounters {
     const r = this.netRaw;
     this.handle.netCounters(slot, r);
-    return { rxPackets: r[0], rxBytes: r[1], txPackets: r[2], txBytes: r[3], drops: r.slice(4, 4 + DROP_REASON_COUNT) };
+    const eventsAt = 4 + DROP_REASON_COUNT;
+    return { rxPackets: r[0], rxBytes: r[1], txPackets: r[2], txBytes: r[3], drops: r.slice(4, eventsAt), events: r.slice(eventsAt, eventsAt + NET_EVENT_COUNT) };
   }
 
   /** The host counters (valid after stop() too). */

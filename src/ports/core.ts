@@ -3,7 +3,8 @@
 // (src/io/core.ts) hold a core context: the mirror of the FDB, the flood
 // lists, the source policy and the VLAN option, which src/datapath/
 // core-sync.ts feeds from the Fdb and the SourceFilter, the same way for
-// both.
+// both; and the neighbour mirror and suppression flag, fed from the
+// Neighbours table (src/datapath/neigh-sync.ts).
 
 import { DropReason } from './drops';
 
@@ -19,6 +20,14 @@ export interface CoreMirror {
    *  a sender accepted by another network is not accepted by this one. */
   setSourcePolicy(vni: number, mode: 'peers' | 'any' | 'cidrs', named: readonly string[], cidrs: readonly string[]): void;
   setAllowVlan(vni: number, allow: boolean): void;
+  /** Network vni answers ARP requests and neighbour solicitations for the
+   *  addresses of its neighbour mirror on the TAP instead of flooding them
+   *  (native/core_suppress.h); off until called. */
+  setSuppress(vni: number, on: boolean): void;
+  /** Network vni's neighbour ip (an IPv4 or IPv6 literal) has MAC macKey. */
+  neighSet(vni: number, ip: string, macKey: number): void;
+  /** Whether it was there. */
+  neighDelete(vni: number, ip: string): boolean;
 }
 
 /** A network as the core's rules see it. */
@@ -41,6 +50,14 @@ export const RX_DELIVER_LEARN = -2;
 export const TX_UNICAST = -1;
 /** PacketClassifier.classifyTx(): send a copy to every VTEP of the flood list (not empty). */
 export const TX_FLOOD = -2;
+/** PacketClassifier.classifyTx(): the frame (an ARP request the neighbour
+ *  mirror can answer) is now the ARP reply, lengths[i] long: write it to the
+ *  TAP and count NetEvent.ArpSuppressed; send nothing. */
+export const TX_ARP_REPLY = -3;
+/** PacketClassifier.classifyTx(): the frame (a neighbour solicitation) is
+ *  now the neighbour advertisement, lengths[i] long: as TX_ARP_REPLY, counted
+ *  as NetEvent.NdSuppressed. */
+export const TX_ND_REPLY = -4;
 
 /** The rx and tx rules as the dgram path calls them: one datagram, or one
  *  batch of frames read from the TAP, at a time. */
@@ -59,8 +76,12 @@ export interface PacketClassifier extends CoreMirror {
   classifyRx(datagram: Buffer, fromAddress: string, nowMs: number): number;
   /** For each frame buffer[offsets[i], offsets[i] + lengths[i]) of the
    *  first count, read from network vni's TAP, codes[i] = a DropReason,
-   *  TX_UNICAST or TX_FLOOD. Throws for a vni no network has. */
-  classifyTx(vni: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number): void;
+   *  TX_UNICAST, TX_FLOOD, or with suppression on TX_ARP_REPLY / TX_ND_REPLY
+   *  (the answer is written in place, its length into lengths[i]).
+   *  capacity: bytes each frame may grow to in place (default: its length;
+   *  an answer longer than that is not given and the request floods).
+   *  Throws for a vni no network has. */
+  classifyTx(vni: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number, capacity?: number): void;
   /** The DropReason of a frame classifyRx() delivered that the TAP write
    *  refused with this errno (the native engine counts its own by the same rule). */
   rxTapWriteDrop(errno: number): number;

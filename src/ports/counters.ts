@@ -34,6 +34,9 @@ export interface StatsSnapshot {
    *  The unit is MACs on both data paths: a MAC that keeps sending counts
    *  once per LEARN_REPORT_INTERVAL_MS, not once per frame. */
   learnRefused: { fdbFull: number; vtepFull: number; rate: number };
+  /** Events that are not drops, by name (NET_EVENT_NAMES: arp_suppressed,
+   *  nd_suppressed), every one listed. */
+  events?: Record<string, number>;
 }
 
 /** What the control plane reads of the data path's counters (Stats). */

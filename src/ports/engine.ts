@@ -75,6 +75,8 @@ export interface NativeNetworkCounters {
   txBytes: number;
   /** Indexed by DropReason. */
   drops: Float64Array;
+  /** Indexed by NetEvent (src/tables/net-events.generated.ts). */
+  events: Float64Array;
 }
 
 /** A snapshot of the engine's host counters (totals since open; drops only

@@ -13,7 +13,9 @@ export interface FrameBatch {
   readonly buffer: Buffer;
   readonly count: number;
   /** Frame i occupies buffer[offsets[i], offsets[i] + lengths[i]); the
-   *  FRAME_HEADROOM_BYTES before offsets[i] belong to the caller as well. */
+   *  FRAME_HEADROOM_BYTES before offsets[i] belong to the caller as well, and
+   *  so do the bytes after it up to maxFrameBytes(mtu, true) from offsets[i]
+   *  (a frame may be rewritten in place into a longer one: ARP/ND answers). */
   readonly offsets: Uint32Array;
   readonly lengths: Uint32Array;
 }

@@ -8,7 +8,9 @@
 // left out of `expect` are expected empty or zero.
 
 import type { AcceptPolicy } from '../../src/config/config';
-import { frame, vxlanDatagram } from '../fakes';
+import { icmpv6Checksum } from '../../src/wire/ndisc';
+import { ipv6Bytes } from '../../src/wire/ip';
+import { frame, mac, vxlanDatagram } from '../fakes';
 
 export const VNI = 42;
 export const MTU = 1450;
@@ -40,6 +42,9 @@ export interface CaseConfig {
   /** Entries learned before the input arrives. */
   learned?: ReadonlyArray<{ mac: string; vtep: string }>;
   maxLearnedPerVtep?: number;
+  /** ARP/ND suppression on (default off), and the neighbour table (static entries). */
+  suppress?: boolean;
+  neigh?: ReadonlyArray<{ ip: string; mac: string }>;
   /** A second network on the same host (the datagram's VNI picks it; its TAP's MAC is OWN_MAC_2). */
   second?: { vni: number; peers?: readonly string[]; accept?: AcceptPolicy };
 }
@@ -73,6 +78,8 @@ export interface Outcome {
   /** Doctor: senders the source policy refused, with datagram counts. */
   refused: Array<{ address: string; count: number }>;
   learnRefused: { fdbFull: number; vtepFull: number; rate: number };
+  /** ARP/ND suppression (Stats events): answers given on the TAP. */
+  suppressed: { arp: number; nd: number };
   /** The second network's side, when the case has one (fields left out: empty). */
   second?: SecondOutcome;
 }
@@ -103,6 +110,53 @@ const fullMtu = toUs(MAC_X, MTU);
 const oversize = toUs(MAC_X, MTU + 1);
 const tagged = toUs(MAC_X, TAG_THEN_IPV4, 0x8100);
 const taggedFullMtu = frame(OWN_MAC, MAC_X, Buffer.concat([TAG_THEN_IPV4, Buffer.alloc(MTU - 4)]), 0x8100);
+
+// ---- ARP/ND suppression: requests as the TAP's kernel sends them, and the
+// answers the address's owner would give (built here, independently of the core) ----
+const OUR_IP = '10.9.0.1';
+const KNOWN_IP = '10.9.0.2';
+const UNKNOWN_IP = '10.9.0.3';
+const KNOWN_MAC = '02:00:00:00:00:dd';
+const OUR_IP6 = 'fd00::1';
+const KNOWN_IP6 = 'fd00::2';
+const UNKNOWN_IP6 = 'fd00::3';
+const ipv4 = (ip: string) => Buffer.from(ip.split('.').map(Number));
+function arp(op: number, sha: string, spa: string, tha: string, tpa: string): Buffer {
+  const a = Buffer.alloc(28);
+  a.writeUInt16BE(1, 0);
+  a.writeUInt16BE(0x0800, 2);
+  a[4] = 6;
+  a[5] = 4;
+  a.writeUInt16BE(op, 6);
+  mac(sha).copy(a, 8);
+  ipv4(spa).copy(a, 14);
+  mac(tha).copy(a, 18);
+  ipv4(tpa).copy(a, 24);
+  return a;
+}
+const arpRequest = (spa: string, tpa: string) => fromUs(BROADCAST, arp(1, OWN_MAC, spa, '00:00:00:00:00:00', tpa), 0x0806);
+const arpReply = frame(OWN_MAC, KNOWN_MAC, arp(2, KNOWN_MAC, KNOWN_IP, OWN_MAC, OUR_IP), 0x0806);
+/** IPv6 + ICMPv6 (type, flags word, target, options) from src to dst, checksummed. */
+function icmp6(dstMac: string, srcMac: string, src: string, dst: string, type: number, flags: number, target: string, opts: Buffer, hopLimit = 255): Buffer {
+  const body = Buffer.concat([Buffer.from([type, 0, 0, 0, flags, 0, 0, 0]), ipv6Bytes(target), opts]);
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(body.length, 4);
+  ip[6] = 58;
+  ip[7] = hopLimit;
+  ipv6Bytes(src).copy(ip, 8);
+  ipv6Bytes(dst).copy(ip, 24);
+  const f = frame(dstMac, srcMac, Buffer.concat([ip, body]), 0x86dd);
+  f.writeUInt16BE(icmpv6Checksum(f, 14), 14 + 40 + 2);
+  return f;
+}
+const lla = (type: number, m: string) => Buffer.concat([Buffer.from([type, 1]), mac(m)]);
+const solicitedNode = (ip: string) => `ff02::1:ff00:${ip.split(':').at(-1)}`;
+const ns = (src: string, target: string, slla: boolean, hopLimit = 255) =>
+  icmp6('33:33:ff:00:00:02', OWN_MAC, src, solicitedNode(target), 135, 0, target, slla ? lla(1, OWN_MAC) : Buffer.alloc(0), hopLimit);
+const naReply = icmp6(OWN_MAC, KNOWN_MAC, KNOWN_IP6, OUR_IP6, 136, 0x60, KNOWN_IP6, lla(2, KNOWN_MAC));
+const SUPPRESSING: CaseConfig = { peers: [PEER_B], suppress: true, neigh: [{ ip: KNOWN_IP, mac: KNOWN_MAC }, { ip: KNOWN_IP6, mac: KNOWN_MAC }] };
+const floods = (f: Buffer) => ({ sent: [sentTo(PEER_B, f)], txPackets: 1, used: ['flood'] });
 
 export const CASES: readonly ConformanceCase[] = [
   // ---- rx: UDP -> TAP ----
@@ -383,5 +437,72 @@ export const CASES: readonly ConformanceCase[] = [
     config: {},
     inputs: [tx(fromUs(BROADCAST, 60)), tx(fromUs(MAC_Y, 60))],
     expect: { drops: { tx_no_destination: 2 } },
+  },
+  // ---- ARP/ND suppression ----
+  {
+    name: 'suppress: an ARP request for a known address is answered on the TAP, nothing is flooded',
+    config: SUPPRESSING,
+    inputs: [tx(arpRequest(OUR_IP, KNOWN_IP))],
+    expect: { delivered: [arpReply], suppressed: { arp: 1, nd: 0 } },
+  },
+  {
+    name: 'suppress: an ARP request for an unknown address floods',
+    config: SUPPRESSING,
+    inputs: [tx(arpRequest(OUR_IP, UNKNOWN_IP))],
+    expect: floods(arpRequest(OUR_IP, UNKNOWN_IP)),
+  },
+  {
+    name: 'suppress: a gratuitous ARP (sender = target) floods even for a known address',
+    config: SUPPRESSING,
+    inputs: [tx(arpRequest(KNOWN_IP, KNOWN_IP))],
+    expect: floods(arpRequest(KNOWN_IP, KNOWN_IP)),
+  },
+  {
+    name: 'suppress: an ARP probe (sender 0.0.0.0) floods even for a known address',
+    config: SUPPRESSING,
+    inputs: [tx(arpRequest('0.0.0.0', KNOWN_IP))],
+    expect: floods(arpRequest('0.0.0.0', KNOWN_IP)),
+  },
+  {
+    name: 'suppress: off, an ARP request for a known address floods',
+    config: { ...SUPPRESSING, suppress: false },
+    inputs: [tx(arpRequest(OUR_IP, KNOWN_IP))],
+    expect: floods(arpRequest(OUR_IP, KNOWN_IP)),
+  },
+  {
+    name: 'suppress: a VLAN-tagged ARP request floods (the table has no VLANs)',
+    config: { ...SUPPRESSING, allowVlan: true },
+    inputs: [tx(fromUs(BROADCAST, Buffer.concat([Buffer.from('00640806', 'hex'), arp(1, OWN_MAC, OUR_IP, '00:00:00:00:00:00', KNOWN_IP)]), 0x8100))],
+    expect: floods(fromUs(BROADCAST, Buffer.concat([Buffer.from('00640806', 'hex'), arp(1, OWN_MAC, OUR_IP, '00:00:00:00:00:00', KNOWN_IP)]), 0x8100)),
+  },
+  {
+    name: 'suppress: a neighbour solicitation for a known address is answered with an NA (S, O, TLLA)',
+    config: SUPPRESSING,
+    inputs: [tx(ns(OUR_IP6, KNOWN_IP6, true))],
+    expect: { delivered: [naReply], suppressed: { arp: 0, nd: 1 } },
+  },
+  {
+    name: 'suppress: a solicitation without SLLA gets the longer NA, to its Ethernet source',
+    config: SUPPRESSING,
+    inputs: [tx(ns(OUR_IP6, KNOWN_IP6, false))],
+    expect: { delivered: [naReply], suppressed: { arp: 0, nd: 1 } },
+  },
+  {
+    name: 'suppress: duplicate address detection (source ::) floods',
+    config: SUPPRESSING,
+    inputs: [tx(ns('::', KNOWN_IP6, false))],
+    expect: floods(ns('::', KNOWN_IP6, false)),
+  },
+  {
+    name: 'suppress: a solicitation for an unknown address floods',
+    config: SUPPRESSING,
+    inputs: [tx(ns(OUR_IP6, UNKNOWN_IP6, true))],
+    expect: floods(ns(OUR_IP6, UNKNOWN_IP6, true)),
+  },
+  {
+    name: 'suppress: a solicitation with hop limit below 255 is not valid: it floods',
+    config: SUPPRESSING,
+    inputs: [tx(ns(OUR_IP6, KNOWN_IP6, true, 64))],
+    expect: floods(ns(OUR_IP6, KNOWN_IP6, true, 64)),
   },
 ];

@@ -215,8 +215,38 @@ def decode_seeds():
     write('fuzz_decode', 'pinned', head[:-1] + b'\x08' + recs)
 
 
+def suppress_seeds():
+    """fuzz_suppress: [opts][capacity beyond the frame u16][frame]."""
+    me = bytes.fromhex('020000000001')
+    def arp(spa, tpa, op=1):
+        return (b'\xff' * 6 + me + b'\x08\x06' + struct.pack('!HHBBH', 1, 0x0800, 6, 4, op) + me + bytes(spa) +
+                bytes(6) + bytes(tpa))
+    def ns(src, target, slla=True, hop=255):
+        opts = b'\x01\x01' + me if slla else b''
+        body = bytes([135, 0, 0, 0, 0, 0, 0, 0]) + target + opts
+        dst = bytes.fromhex('ff0200000000000000000001ff') + target[13:]
+        ip = struct.pack('!IHBB', 0x60000000, len(body), 58, hop) + src + dst
+        pseudo = src + dst + struct.pack('!IxxxB', len(body), 58)
+        c = (~csum(pseudo + body)) & 0xffff
+        body = body[:2] + struct.pack('!H', c) + body[4:]
+        return bytes.fromhex('3333ff000002') + me + b'\x86\xdd' + ip + body
+    ours, known = [10, 9, 0, 1], [10, 9, 0, 2]
+    src6, tgt6 = bytes.fromhex('fd000000000000000000000000000001'), bytes.fromhex('fd000000000000000000000000000002')
+    room = struct.pack('<H', 64)
+    write('fuzz_suppress', 'arp-known', b'\x01' + room + arp(ours, known))
+    write('fuzz_suppress', 'arp-unknown', b'\x00' + room + arp(ours, known))
+    write('fuzz_suppress', 'arp-gratuitous', b'\x01' + room + arp(known, known))
+    write('fuzz_suppress', 'arp-probe', b'\x01' + room + arp([0, 0, 0, 0], known))
+    write('fuzz_suppress', 'ns-known', b'\x02' + room + ns(src6, tgt6))
+    write('fuzz_suppress', 'ns-no-slla', b'\x02' + room + ns(src6, tgt6, slla=False))
+    write('fuzz_suppress', 'ns-no-room', b'\x02' + struct.pack('<H', 0xffff) + ns(src6, tgt6, slla=False))
+    write('fuzz_suppress', 'ns-dad', b'\x02' + room + ns(bytes(16), tgt6, slla=False))
+    write('fuzz_suppress', 'ns-hop-64', b'\x06' + room + ns(src6, tgt6, hop=64))
+
+
 if __name__ == '__main__':
     segment_seeds()
     coalesce_seeds()
     finding_inputs()
     decode_seeds()
+    suppress_seeds()

@@ -4,6 +4,7 @@
 // sees is what the daemon would: the Fdb, Stats, frames on the stand-in,
 // datagrams at LoopbackPeer sockets.
 
+import type { Neighbours } from '../../src/fdb/neighbours';
 import { closeSync } from 'node:fs';
 import pino from 'pino';
 import type { AcceptPolicy } from '../../src/config/config';
@@ -30,6 +31,8 @@ export interface NativeHostOptions {
   peers?: readonly string[];
   accept?: AcceptPolicy;
   allowVlan?: boolean;
+  /** ARP/ND suppression's table (its per-network flag included). */
+  neighbours?: Neighbours;
   fdb?: Partial<FdbOptions>;
   /** The clock of the Fdb and the data path; default Date.now. */
   now?: () => number;
@@ -109,7 +112,7 @@ export function openNativeHost(t: TapLike, o: NativeHostOptions): NativeHost {
     throw err;
   }
   const dp = new NativeDatapath({ engine, hostStats, log: pino({ level: 'silent' }), now });
-  dp.addNetwork({ vni: o.vni, slot: engine.first!.slot, fdb, stats, sources, allowVlan: o.allowVlan ?? false });
+  dp.addNetwork({ vni: o.vni, slot: engine.first!.slot, fdb, stats, sources, allowVlan: o.allowVlan ?? false, neighbours: o.neighbours });
   const fdbEvents: FdbEvent[] = [];
   fdb.subscribe((e) => fdbEvents.push(e));
   const fatal: Error[] = [];
