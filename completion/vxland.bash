@@ -5,14 +5,15 @@
 
 _vxland() {
   local -A subcommands=(
-    ["vxland"]="run peer fdb network status stats monitor log-level doctor"
+    ["vxland"]="run peer fdb neigh network status stats monitor log-level doctor reload"
     ["vxland peer"]="add del list"
     ["vxland fdb"]="show add del flush"
+    ["vxland neigh"]="show add del"
     ["vxland network"]="list show add del"
   )
   local -A options=(
     ["vxland"]="--help -V --version"
-    ["vxland run"]="--help --config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --allow-vlan --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge"
+    ["vxland run"]="--help --config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --allow-vlan --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
     ["vxland peer"]="--help"
     ["vxland peer add"]="--help --socket --vni --dev --json"
     ["vxland peer del"]="--help --socket --vni --dev --json"
@@ -22,6 +23,10 @@ _vxland() {
     ["vxland fdb add"]="--help --socket --vni --dev --json"
     ["vxland fdb del"]="--help --socket --vni --dev --json"
     ["vxland fdb flush"]="--help --socket --vni --dev --json --learned"
+    ["vxland neigh"]="--help"
+    ["vxland neigh show"]="--help --socket --vni --dev --json"
+    ["vxland neigh add"]="--help --socket --vni --dev --json"
+    ["vxland neigh del"]="--help --socket --vni --dev --json"
     ["vxland network"]="--help"
     ["vxland network list"]="--help --socket --vni --dev --json"
     ["vxland network show"]="--help --socket --vni --dev --json"
@@ -32,9 +37,10 @@ _vxland() {
     ["vxland monitor"]="--help --socket --vni --dev --json"
     ["vxland log-level"]="--help --socket --vni --dev --json"
     ["vxland doctor"]="--help --socket --vni --dev --json"
+    ["vxland reload"]="--help --socket --vni --dev --json"
   )
   local -A valued=(
-    ["vxland run"]="--config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge"
+    ["vxland run"]="--config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
     ["vxland peer add"]="--socket --vni --dev"
     ["vxland peer del"]="--socket --vni --dev"
     ["vxland peer list"]="--socket --vni --dev"
@@ -42,6 +48,9 @@ _vxland() {
     ["vxland fdb add"]="--socket --vni --dev"
     ["vxland fdb del"]="--socket --vni --dev"
     ["vxland fdb flush"]="--socket --vni --dev"
+    ["vxland neigh show"]="--socket --vni --dev"
+    ["vxland neigh add"]="--socket --vni --dev"
+    ["vxland neigh del"]="--socket --vni --dev"
     ["vxland network list"]="--socket --vni --dev"
     ["vxland network show"]="--socket --vni --dev"
     ["vxland network add"]="--socket --vni --dev --mtu --address --peer --bridge --mac --accept --ageing --max-fdb --max-fdb-per-vtep --learn-rate"
@@ -51,6 +60,7 @@ _vxland() {
     ["vxland monitor"]="--socket --vni --dev"
     ["vxland log-level"]="--socket --vni --dev"
     ["vxland doctor"]="--socket --vni --dev"
+    ["vxland reload"]="--socket --vni --dev"
   )
   local -A files=(
     ["vxland run"]="--config --socket"
@@ -61,6 +71,9 @@ _vxland() {
     ["vxland fdb add"]="--socket"
     ["vxland fdb del"]="--socket"
     ["vxland fdb flush"]="--socket"
+    ["vxland neigh show"]="--socket"
+    ["vxland neigh add"]="--socket"
+    ["vxland neigh del"]="--socket"
     ["vxland network list"]="--socket"
     ["vxland network show"]="--socket"
     ["vxland network add"]="--socket"
@@ -70,6 +83,7 @@ _vxland() {
     ["vxland monitor"]="--socket"
     ["vxland log-level"]="--socket"
     ["vxland doctor"]="--socket"
+    ["vxland reload"]="--socket"
   )
   local -A dirs=(
     ["vxland run"]="--state-dir"
