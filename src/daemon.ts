@@ -40,6 +40,7 @@ import { NetworksStore } from './state/networks-store.js';
 import { StateStore, type PersistedState } from './state/store.js';
 import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.js';
 import { RateLimitedLog } from './util/rate-limit.js';
+import { packageVersion } from './util/version.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 
 /** How often learned entries are checked for ageing. */
@@ -289,10 +290,14 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     },
   };
 
+  // What the config file said at the last (re)load; networks added at run
+  // time are not the file's and never in it.
+  let current = config;
   const handler = new DaemonControl({
     host: { port: config.port, local: config.local, family: config.family },
     datapath: { kind: datapathKind, offloads: () => plane.offloads() },
     networks, lifecycle, hostStats, hostFacts, log, startedMs, membership,
+    hostConfig: () => current,
   });
   const control = await startOrUndo(() => ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup)));
   cleanups.push(() => control.close());
@@ -300,7 +305,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   if (config.metrics !== null) {
     const { host, port } = config.metrics;
     const registry = buildRegistry({
-      datapath: datapathKind, hostStats,
+      version: packageVersion(), datapath: datapathKind, offloads: () => plane.offloads(), hostStats,
       networks: () => networks.all().map((n) => ({ vni: n.config.vni, dev: n.config.dev, stats: n.stats, fdb: n.fdb })),
       membership,
     });
@@ -321,9 +326,6 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     cleanups.push(() => clearInterval(watchdog));
   }
 
-  // What the config file said at the last (re)load; networks added at run
-  // time are not the file's and never in it.
-  let current = config;
   const reload = async (): Promise<void> => {
     if (reloadConfig === undefined) return void log.warn('SIGHUP ignored: no config to reload');
     let next: HostConfig;

@@ -18,6 +18,8 @@ export class JsonError extends Error {
     readonly line: number,
     /** 1-based, in UTF-16 code units from the start of the line. */
     readonly column: number,
+    /** The key path of the value being read ("networks[1].vni"); "" at the top. */
+    readonly path: string,
   ) {
     super(`${message} at line ${line}, column ${column}`);
     this.name = 'JsonError';
@@ -223,6 +225,6 @@ class Reader {
         lineStart = i + 1;
       }
     }
-    throw new JsonError(reason, message, line, at - lineStart + 1);
+    throw new JsonError(reason, message, line, at - lineStart + 1, this.pathText());
   }
 }

@@ -7,28 +7,32 @@
 
 import type { MembershipView } from '../ports/membership.js';
 import type { Logger } from 'pino';
-import { describeAccept, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type NetworkConfig, type NetworkFlags } from '../config/config.js';
+import { hostToFile, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type HostConfig, type LogLevel, type NetworkConfig, type NetworkFlags } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
 import { diagnose, type DoctorReport, type NetworkObservations } from '../doctor.js';
 import { VxlandError } from '../errors.js';
 import type { ForeignVniSender, StatsReader, StatsSnapshot } from '../ports/counters.js';
 import { exists, type Networks, type ServedNetwork } from './networks.js';
-import type {
-  ControlHandler,
-  FdbChangeResult,
-  FdbFlushResult,
-  FdbShowResult,
-  LogLevelResult,
-  MonitorEvent,
-  NetworkChangeResult,
-  NetworkListResult,
-  NetworkSelector,
-  NetworkShowResult,
-  NetworkStatus,
-  PeerChangeResult,
-  PeerListResult,
-  StatsResult,
-  StatusResult,
+import {
+  matchesFdbFilter,
+  type ConfigShowResult,
+  type ControlHandler,
+  type FdbChangeResult,
+  type FdbFilter,
+  type FdbGetResult,
+  type FdbFlushResult,
+  type FdbShowResult,
+  type LogLevelResult,
+  type MonitorEvent,
+  type NetworkChangeResult,
+  type NetworkListResult,
+  type NetworkSelector,
+  type NetworkShowResult,
+  type NetworkStatus,
+  type PeerChangeResult,
+  type PeerListResult,
+  type StatsResult,
+  type StatusResult,
 } from './protocol.js';
 
 export type { AcceptDescription, ServedNetwork } from './networks.js';
@@ -78,6 +82,9 @@ export interface DaemonControlOptions {
   startedMs: number;
   /** The etcd membership, when configured. */
   membership?: MembershipView | null;
+  /** The host's configuration as last (re)loaded; its networks are not
+   *  used (the served networks are). */
+  hostConfig: () => HostConfig;
 }
 
 /** The control-plane operations, applied to the live FDBs and persisted. */
@@ -195,9 +202,12 @@ export class DaemonControl implements ControlHandler {
 
   networkShow(selector: NetworkSelector): NetworkShowResult {
     const n = this.o.networks.select(selector);
-    const { vni } = n.config;
-    const now = { peers: n.fdb.configuredPeers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
-    return { ...this.networkStatus(n), settings: { ...networkToFile(n.config), ...now, mac: n.mac, accept: describeAccept(n.config.accept) } };
+    return { ...this.networkStatus(n), settings: networkToFile(runningNetwork(n)) };
+  }
+
+  configShow(): ConfigShowResult {
+    const running = { ...this.o.hostConfig(), logLevel: this.o.log.level as LogLevel, networks: this.o.networks.all().map(runningNetwork) };
+    return hostToFile(running);
   }
 
   async networkAdd(flags: Record<string, unknown>): Promise<NetworkChangeResult> {
@@ -246,8 +256,15 @@ export class DaemonControl implements ControlHandler {
     return [...n.fdb.peers(n.config.vni)];
   }
 
-  fdbShow(selector: NetworkSelector): FdbShowResult {
-    return this.o.networks.select(selector).fdb.entries();
+  fdbShow(selector: NetworkSelector, filter: FdbFilter): FdbShowResult {
+    return this.o.networks.select(selector).fdb.entries().filter((e) => matchesFdbFilter(e, filter));
+  }
+
+  fdbGet(selector: NetworkSelector, mac: string): FdbGetResult {
+    const n = this.o.networks.select(selector);
+    const entry = n.fdb.entries().find((e) => e.mac === mac);
+    if (entry === undefined) throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on ${n.config.dev} (vni ${n.config.vni})`);
+    return entry;
   }
 
   fdbAdd(selector: NetworkSelector, mac: string, ip: string): FdbChangeResult {
@@ -316,6 +333,18 @@ export function saveNetworkState(n: ServedNetwork): void {
     fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
     mac: n.mac,
   });
+}
+
+/** The network as it runs: its peers and static entries as they are now
+ *  (changed at run time or not) and its TAP's MAC. */
+function runningNetwork(n: ServedNetwork): NetworkConfig {
+  const { vni } = n.config;
+  return {
+    ...n.config,
+    peers: n.fdb.configuredPeers(vni),
+    fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
+    mac: n.mac,
+  };
 }
 
 function staticEntry(n: ServedNetwork, mac: string): { vtep: string } | undefined {
