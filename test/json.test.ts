@@ -69,3 +69,18 @@ t.test('"__proto__" is an ordinary key', async (t) => {
   t.equal((value as { polluted?: boolean }).polluted, undefined);
   refuses(t, '{"__proto__": 1, "__proto__": 2}', 'duplicate key "__proto__" at line 1, column 18', 'duplicate-key');
 });
+
+t.test('an error carries the key path of the value being read', async (t) => {
+  const at = (text: string): unknown => {
+    try {
+      parseStrictJson(text);
+    } catch (err) {
+      return err;
+    }
+    return null;
+  };
+  t.match(at('{"networks": [{"vni": 1}, {"vni": 2, "vni": 3}]}'), { reason: 'duplicate-key', path: 'networks[1].vni', line: 1, column: 38 });
+  t.match(at('{"networks": [{"vni": 1}, {"peers": [1, }]}'), { reason: 'syntax', path: 'networks[1].peers[1]' });
+  t.match(at('{"a": tru}'), { reason: 'syntax', path: 'a' });
+  t.match(at('nul'), { reason: 'syntax', path: '' });
+});

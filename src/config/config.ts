@@ -204,7 +204,12 @@ export interface ConfigFlags extends NetworkFlags {
 /** VXLAND_CONFIG names a config file used when --config is not given. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
+/** The key that names a file's JSON Schema ("$schema"): accepted at the top level and ignored. */
+export const SCHEMA_KEY = '$schema';
 const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
+const ETCD_KEYS = ['endpoints', 'prefix', 'leaseTtlS', 'tls'] as const;
+const ETCD_TLS_KEYS = ['ca', 'cert', 'key'] as const;
+const STATIC_FDB_KEYS = ['mac', 'vtep'] as const;
 const NETWORK_KEYS = [
   'vni', 'dev', 'mtu', 'addresses', 'peers', 'fdb', 'ageingS', 'maxFdb', 'maxFdbPerVtep', 'learnRatePerS',
   'accept', 'allowVlan', 'mac', 'bridge',
@@ -219,6 +224,17 @@ const NETWORK_FLAG: Readonly<Record<NetworkKey, { flag: string; name: keyof Netw
   accept: { flag: '--accept', name: 'accept' }, allowVlan: { flag: '--allow-vlan', name: 'allowVlan' },
   mac: { flag: '--mac', name: 'mac' }, bridge: { flag: '--bridge', name: 'bridge' },
 };
+
+/** Every key a config file may hold, by the object it is in: what
+ *  schema/vxland.schema.json describes (test/config.test.ts holds them together).
+ *  A single-network file holds host and network keys side by side. */
+export const CONFIG_FILE_KEYS = {
+  host: [SCHEMA_KEY, ...HOST_KEYS, 'networks'],
+  network: NETWORK_KEYS,
+  etcd: ETCD_KEYS,
+  etcdTls: ETCD_TLS_KEYS,
+  staticFdb: STATIC_FDB_KEYS,
+} as const;
 
 /** The dev a network gets when none is named: vxl<VNI> in a host file and
  *  for `network add`; today's vxl0 for a single network from flags. */
@@ -493,9 +509,6 @@ interface Source {
   fromFlag: boolean;
 }
 
-/** The key that names this schema in a file (JSON Schema's "$schema"): accepted at the top level and ignored. */
-export const SCHEMA_KEY = '$schema';
-
 /** The file's values; a file that cannot be parsed throws at once, while
  *  each unknown key is a problem of its own. */
 function readConfigFile(file: string, problems: Problems): { values: Record<string, unknown>; dir: string } {
@@ -606,7 +619,7 @@ function staticEntries(value: unknown, localFamily: IpFamily | null): StaticFdbC
     const where = `fdb[${index}]`;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be {"mac": ..., "vtep": ...}`);
     for (const key of Object.keys(item)) {
-      if (key !== 'mac' && key !== 'vtep') invalid(`${where}: unknown key "${key}" (known keys: mac, vtep)`);
+      if (!(STATIC_FDB_KEYS as readonly string[]).includes(key)) invalid(`${where}: unknown key "${key}" (known keys: ${STATIC_FDB_KEYS.join(', ')})`);
     }
     const { mac: macText, vtep: vtepText } = item as { mac?: unknown; vtep?: unknown };
     const mac = typeof macText === 'string' ? parseMac(macText) : null;
@@ -685,7 +698,7 @@ function etcdConfig(fileValue: unknown, flagValue: string | undefined, dir: stri
   }
   const o = (fileValue ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!['endpoints', 'prefix', 'leaseTtlS', 'tls'].includes(key)) invalid(`etcd.${key} is not a setting (etcd has endpoints, prefix, leaseTtlS, tls)`);
+    if (!(ETCD_KEYS as readonly string[]).includes(key)) invalid(`etcd.${key} is not a setting (etcd has ${ETCD_KEYS.join(', ')})`);
   }
   let endpoints: unknown = o.endpoints;
   let endpointsName = 'etcd.endpoints';
@@ -707,6 +720,9 @@ function etcdConfig(fileValue: unknown, flagValue: string | undefined, dir: stri
   if (o.tls !== undefined && o.tls !== null) {
     const t = o.tls as Record<string, unknown>;
     if (typeof o.tls !== 'object' || Array.isArray(o.tls)) invalid(`etcd.tls must be an object { "ca", "cert", "key" } (got ${show(o.tls)})`);
+    for (const key of Object.keys(t)) {
+      if (!(ETCD_TLS_KEYS as readonly string[]).includes(key)) invalid(`etcd.tls.${key} is not a setting (etcd.tls has ${ETCD_TLS_KEYS.join(', ')})`);
+    }
     const file = (key: string): string | null => optionalPath({ name: `etcd.tls.${key}`, value: t[key], fromFlag: false }, `etcd.tls.${key}`, dir);
     const ca = file('ca');
     const cert = file('cert');
