@@ -266,8 +266,9 @@ export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => tru
  *  defaultFile when it exists; an empty name means none) with the flags
  *  (flags win), validates and deep-freezes the result. Throws VxlandError
  *  VXLAND_CONFIG_FILE (unreadable, not a regular file, over
- *  CONFIG_FILE_MAX_BYTES) or VXLAND_CONFIG_INVALID with a message naming the
- *  offending setting (and, in a host file, the network: "networks[1] (vni 43): ..."). */
+ *  CONFIG_FILE_MAX_BYTES) or a ConfigInvalidError (VXLAND_CONFIG_INVALID)
+ *  with every problem found, each naming its setting (and, in a host file,
+ *  the network: "networks[1] (vni 43): ...") and carrying its key path. */
 export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile: string = DEFAULT_CONFIG_FILE): HostConfig {
   const named = flags.config ?? env.VXLAND_CONFIG ?? (existsSync(defaultFile) ? defaultFile : undefined);
   const problems = new Problems();
