@@ -473,18 +473,19 @@ t.test('every problem is found, each with its key path; the message joins them',
       { vni: 44, dev: 'blue' }, { vni: 44, dev: 'green' },
       7,
     ],
-    etcd: { endpoints: [] },
+    etcd: { endpoints: [], prefix: 'x', tls: { cert: 'c.pem' }, ttl: 1 },
   });
   const problems = problemsOf({ config: file });
   t.same(problems.map((p) => p.path), [
-    'colour', 'vni', 'local', 'port', 'logLevel', 'etcd',
+    'colour', 'vni', 'local', 'port', 'logLevel', 'etcd.ttl', 'etcd.endpoints', 'etcd.prefix', 'etcd.tls',
     'networks[0].shape', 'networks[0].mtu', 'networks[0].peers', 'networks[0].fdb',
     'networks[1].dev', 'networks[1].ageingS',
     'networks[3].vni', 'networks[4]',
   ]);
   t.match(problems, [
     { message: 'unknown key "colour"' }, { message: '"vni" is a network setting' }, { message: 'local must be an IPv4 or IPv6 address (got "192.0.2.300")' },
-    { message: 'port must be an integer 1..65535 (got 0)' }, { message: 'log-level must be one of' }, { message: 'etcd.endpoints must list at least one URL' },
+    { message: 'port must be an integer 1..65535 (got 0)' }, { message: 'log-level must be one of' },
+    { message: 'etcd.ttl is not a setting' }, { message: 'etcd.endpoints must list at least one URL' }, { message: 'etcd.prefix must start with "/"' }, { message: 'etcd.tls.ca is required' },
     { message: 'networks[0] (vni 42): unknown key "shape"' }, { message: 'networks[0] (vni 42): mtu must be an integer 68..65481 (got 9)' },
     { message: 'networks[0] (vni 42): peer must be an IPv4 or IPv6 address (got "x")' }, { message: 'networks[0] (vni 42): fdb[0].mac must be a MAC address' },
     { message: 'networks[1] (vni 43): dev must be a Linux interface name' }, { message: 'networks[1] (vni 43): ageing must be an integer >= 0' },
@@ -503,6 +504,8 @@ t.test('every problem is found, each with its key path; the message joins them',
   t.same(problemsOf({ vni: 'x', mtu: '9', peer: ['y'], port: '0' }).map((p) => p.path), ['--port', '--vni', '--mtu', '--peer'], 'flags are named as flags');
   t.same(problemsOf({ config: writeConfig(t, { networks: [] }), vni: '1', mtu: '1400' }).map((p) => p.path), ['--vni', '--mtu'], 'each network flag refused with a host file');
   t.same(problemsOf({ vni: '1' }), [], 'a valid config has none');
+  t.same(problemsOf({ vni: '1', etcd: ',' }).map((p) => p.path), ['--etcd', '--etcd'], '--etcd: no URL, and no --local');
+  t.same(problemsOf({ config: writeConfig(t, { vni: 1, etcd: [] }) }).map((p) => p.path), ['etcd'], 'etcd that is no object');
 });
 
 t.test('a syntax error or a key given twice is one problem, with its line, column and key path', async (t) => {

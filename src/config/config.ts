@@ -306,7 +306,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     return group;
   }, null);
 
-  const etcd = problems.at(flags.etcd !== undefined ? '--etcd' : 'etcd', () => etcdConfig(raw.etcd, flags.etcd, dir, localGiven), null);
+  const etcd = problems.at('', () => etcdConfig(raw.etcd, flags.etcd, dir, localGiven), null);
 
   let networks: NetworkConfig[] = [];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
@@ -694,44 +694,52 @@ function deepFreeze<T>(value: T): T {
 /** localGiven: false when neither --local nor "local" names an address (an invalid one counts as given: it is its own problem). */
 function etcdConfig(fileValue: unknown, flagValue: string | undefined, dir: string, localGiven: boolean): EtcdConfig | null {
   if (flagValue === undefined && (fileValue === undefined || fileValue === null)) return null;
+  // Each problem with its full key path (etcd.prefix, --etcd).
+  const problems = new Problems();
   if (fileValue !== undefined && fileValue !== null && (typeof fileValue !== 'object' || Array.isArray(fileValue))) {
-    invalid(`etcd must be an object { "endpoints", "prefix", "leaseTtlS", "tls" } (got ${show(fileValue)})`);
+    problems.at('etcd', () => invalid(`etcd must be an object { "endpoints", "prefix", "leaseTtlS", "tls" } (got ${show(fileValue)})`), null);
+    problems.throwIfAny();
   }
   const o = (fileValue ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!(ETCD_KEYS as readonly string[]).includes(key)) invalid(`etcd.${key} is not a setting (etcd has ${ETCD_KEYS.join(', ')})`);
+    if (!(ETCD_KEYS as readonly string[]).includes(key)) problems.at(`etcd.${key}`, () => invalid(`etcd.${key} is not a setting (etcd has ${ETCD_KEYS.join(', ')})`), null);
   }
-  let endpoints: unknown = o.endpoints;
-  let endpointsName = 'etcd.endpoints';
-  if (flagValue !== undefined) {
-    endpoints = flagValue.split(',').map((u) => u.trim()).filter((u) => u !== '');
-    endpointsName = '--etcd';
-  }
-  if (!Array.isArray(endpoints) || endpoints.length === 0) invalid(`${endpointsName} must list at least one URL, e.g. http://127.0.0.1:2379 (got ${show(endpoints)})`);
-  const urls = endpoints.map((u: unknown) => {
-    if (typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u)) invalid(`${endpointsName}: ${show(u)} is not an http:// or https:// URL with a host and port`);
-    return u.replace(/\/$/, '');
-  });
-  const prefixValue = o.prefix ?? ETCD_PREFIX_DEFAULT;
-  if (typeof prefixValue !== 'string' || !/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/.test(prefixValue) || prefixValue.includes('//')) {
-    invalid(`etcd.prefix must start with "/", not end with "/", and hold only letters, digits, ".", "_", "-" and "/" (got ${show(prefixValue)})`);
-  }
-  const leaseTtlS = optionalIntegerIn({ name: 'etcd.leaseTtlS', value: o.leaseTtlS, fromFlag: false }, 'etcd.leaseTtlS', 1, ETCD_LEASE_TTL_MAX_S, ETCD_LEASE_TTL_DEFAULT_S, 's');
-  let tls: EtcdConfig['tls'] = null;
-  if (o.tls !== undefined && o.tls !== null) {
-    const t = o.tls as Record<string, unknown>;
-    if (typeof o.tls !== 'object' || Array.isArray(o.tls)) invalid(`etcd.tls must be an object { "ca", "cert", "key" } (got ${show(o.tls)})`);
-    for (const key of Object.keys(t)) {
-      if (!(ETCD_TLS_KEYS as readonly string[]).includes(key)) invalid(`etcd.tls.${key} is not a setting (etcd.tls has ${ETCD_TLS_KEYS.join(', ')})`);
+  const endpointsName = flagValue !== undefined ? '--etcd' : 'etcd.endpoints';
+  const urls = problems.at(endpointsName, () => {
+    const endpoints = flagValue !== undefined ? flagValue.split(',').map((u) => u.trim()).filter((u) => u !== '') : o.endpoints;
+    if (!Array.isArray(endpoints) || endpoints.length === 0) invalid(`${endpointsName} must list at least one URL, e.g. http://127.0.0.1:2379 (got ${show(endpoints)})`);
+    return endpoints.map((u: unknown) => {
+      if (typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u)) invalid(`${endpointsName}: ${show(u)} is not an http:// or https:// URL with a host and port`);
+      return u.replace(/\/$/, '');
+    });
+  }, []);
+  const prefix = problems.at('etcd.prefix', () => {
+    const value = o.prefix ?? ETCD_PREFIX_DEFAULT;
+    if (typeof value !== 'string' || !/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/.test(value) || value.includes('//')) {
+      invalid(`etcd.prefix must start with "/", not end with "/", and hold only letters, digits, ".", "_", "-" and "/" (got ${show(value)})`);
     }
-    const file = (key: string): string | null => optionalPath({ name: `etcd.tls.${key}`, value: t[key], fromFlag: false }, `etcd.tls.${key}`, dir);
-    const ca = file('ca');
-    const cert = file('cert');
-    const key = file('key');
-    if (ca === null) invalid('etcd.tls.ca is required with etcd.tls (the CA that signed the etcd servers\' certificates)');
-    if ((cert === null) !== (key === null)) invalid('etcd.tls.cert and etcd.tls.key go together (a client certificate and its key)');
-    tls = { ca, cert, key };
+    return value;
+  }, ETCD_PREFIX_DEFAULT);
+  const leaseTtlS = problems.at('etcd.leaseTtlS', () =>
+    optionalIntegerIn({ name: 'etcd.leaseTtlS', value: o.leaseTtlS, fromFlag: false }, 'etcd.leaseTtlS', 1, ETCD_LEASE_TTL_MAX_S, ETCD_LEASE_TTL_DEFAULT_S, 's'), 0);
+  const tls = problems.at('etcd.tls', () => etcdTls(o.tls, dir), null);
+  if (!localGiven) problems.at(flagValue !== undefined ? '--etcd' : 'etcd', () => invalid('etcd needs --local (or "local"): the VTEP address other hosts reach this one at, published in etcd'), null);
+  problems.throwIfAny();
+  return { endpoints: urls, prefix, leaseTtlS, tls };
+}
+
+function etcdTls(value: unknown, dir: string): EtcdConfig['tls'] {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) invalid(`etcd.tls must be an object { "ca", "cert", "key" } (got ${show(value)})`);
+  const t = value as Record<string, unknown>;
+  for (const key of Object.keys(t)) {
+    if (!(ETCD_TLS_KEYS as readonly string[]).includes(key)) invalid(`etcd.tls.${key} is not a setting (etcd.tls has ${ETCD_TLS_KEYS.join(', ')})`);
   }
-  if (!localGiven) invalid('etcd needs --local (or "local"): the VTEP address other hosts reach this one at, published in etcd');
-  return { endpoints: urls, prefix: prefixValue, leaseTtlS, tls };
+  const file = (key: string): string | null => optionalPath({ name: `etcd.tls.${key}`, value: t[key], fromFlag: false }, `etcd.tls.${key}`, dir);
+  const ca = file('ca');
+  const cert = file('cert');
+  const key = file('key');
+  if (ca === null) invalid('etcd.tls.ca is required with etcd.tls (the CA that signed the etcd servers\' certificates)');
+  if ((cert === null) !== (key === null)) invalid('etcd.tls.cert and etcd.tls.key go together (a client certificate and its key)');
+  return { ca, cert, key };
 }
