@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import {
   ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT,
-  loadConfig, networkLabel, type ConfigFlags,
+  loadConfig, networkLabel, type ConfigFlags, type ConfigProblem,
 } from './config/config.js';
 import { ifnameProblem, normalizeIp, parseDecimal, VNI_MAX } from './config/validate.js';
 import { request, stream } from './control/client.js';
@@ -498,8 +498,14 @@ function printError(err: unknown, json: boolean): void {
     ? err
     : new VxlandError('VXLAND_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`);
   if (json) return void process.stderr.write(`${JSON.stringify(vxlandError)}\n`);
-  const lines = err instanceof ConfigInvalidError ? err.problems.map((p) => p.message) : [vxlandError.message];
+  const lines = err instanceof ConfigInvalidError ? err.problems.map(problemLine) : [vxlandError.message];
   for (const line of lines) process.stderr.write(`vxland: ${line.split('\n')[0]}\n`);
+}
+
+/** A config problem as a line: its message, and where in the file it is
+ *  unless the message says so already (a syntax error does). */
+function problemLine(p: ConfigProblem): string {
+  return p.line === undefined || / at line \d+, column \d+$/.test(p.message) ? p.message : `${p.message} (line ${p.line}, column ${p.column})`;
 }
 
 export async function main(argv: readonly string[]): Promise<void> {

@@ -461,23 +461,32 @@ t.test('config check FILE: exit 0 when valid, 2 with every problem when not; no 
   t.same(await vxland('config', 'check', valid), { code: 0, stdout: `${valid}: valid, 2 networks (vni 42 (vxl42), vni 43 (blue))\n`, stderr: '' });
   t.same(JSON.parse((await vxland('-j', 'config', 'check', valid)).stdout), { file: valid, valid: true, networks: [{ vni: 42, dev: 'vxl42' }, { vni: 43, dev: 'blue' }] });
 
-  const invalid = configFile(t, JSON.stringify({ port: 0, colour: 'red', networks: [{ vni: 42, mtu: 9, peers: ['x'] }, { vni: 43, dev: 'vxl42' }] }));
+  const invalid = configFile(t, [
+    '{',
+    '  "port": 0,',
+    '  "colour": "red",',
+    '  "networks": [',
+    '    { "vni": 42, "mtu": 9, "peers": ["x"] },',
+    '    { "vni": 43, "dev": "vxl42" }',
+    '  ]',
+    '}',
+  ].join('\n'));
   const human = await vxland('config', 'check', invalid);
   t.same([human.code, human.stdout], [2, '']);
   t.same(human.stderr.split('\n'), [
-    `vxland: config file ${invalid}: unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks)`,
-    'vxland: port must be an integer 1..65535 (got 0)',
-    'vxland: networks[0] (vni 42): mtu must be an integer 68..65481 (got 9)',
-    'vxland: networks[0] (vni 42): peer must be an IPv4 or IPv6 address (got "x")',
+    `vxland: config file ${invalid}: unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks) (line 3, column 3)`,
+    'vxland: port must be an integer 1..65535 (got 0) (line 2, column 3)',
+    'vxland: networks[0] (vni 42): mtu must be an integer 68..65481 (got 9) (line 5, column 18)',
+    'vxland: networks[0] (vni 42): peer must be an IPv4 or IPv6 address (got "x") (line 5, column 28)',
     '',
-  ], 'one line per problem (networks[1] is not compared with a network that has problems)');
+  ], 'one line per problem, with where it is (networks[1] is not compared with a network that has problems)');
   const json = await vxland('config', 'check', invalid, '-j');
   t.equal(json.code, 2);
   t.match(JSON.parse(json.stderr), {
     code: 'VXLAND_CONFIG_INVALID',
     problems: [
-      { path: 'colour' }, { path: 'port', message: 'port must be an integer 1..65535 (got 0)' },
-      { path: 'networks[0].mtu' }, { path: 'networks[0].peers' },
+      { path: 'colour', line: 3, column: 3 }, { path: 'port', message: 'port must be an integer 1..65535 (got 0)', line: 2, column: 3 },
+      { path: 'networks[0].mtu', line: 5, column: 18 }, { path: 'networks[0].peers', line: 5, column: 28 },
     ],
   });
 

@@ -35,7 +35,7 @@ import {
 import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
 import { readConfigText } from './file.js';
-import { JsonError, parseStrictJson } from './json.js';
+import { JsonError, lineAndColumn, parseStrictJson } from './json.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type Cidr, type IpFamily } from './validate.js';
 
 /** One thing wrong with a configuration. */
@@ -325,7 +325,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     else problems.at('', () => networks.push(parseNetwork(networkSource, localFamily, DEFAULT_DEV)), null);
   }
 
-  problems.throwIfAny();
+  problems.throwIfAny('', '', file?.locate);
   return deepFreeze({ local: local ?? null, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
 }
 
@@ -436,7 +436,7 @@ class Problems {
     try {
       return parse();
     } catch (err) {
-      if (err instanceof ConfigInvalidError) this.list.push(...err.problems.map((p) => ({ path: joinPath(path, p.path), message: p.message })));
+      if (err instanceof ConfigInvalidError) this.list.push(...err.problems.map((p) => ({ ...p, path: joinPath(path, p.path) })));
       else if (err instanceof VxlandError && err.code === 'VXLAND_CONFIG_INVALID') this.list.push({ path, message: err.message });
       else throw err;
       return fallback;
@@ -444,10 +444,14 @@ class Problems {
   }
 
   /** Throws them all as one ConfigInvalidError, each message prefixed with
-   *  `where: ` and each path with `at`. */
-  throwIfAny(where = '', at = ''): void {
+   *  `where: ` and each path with `at`; `locate` adds where in the file each is. */
+  throwIfAny(where = '', at = '', locate?: Locate): void {
     if (this.list.length === 0) return;
-    throw new ConfigInvalidError(this.list.map((p) => ({ path: joinPath(at, p.path), message: where === '' ? p.message : `${where}: ${p.message}` })));
+    throw new ConfigInvalidError(this.list.map((p) => {
+      const problem = { ...p, path: joinPath(at, p.path), message: where === '' ? p.message : `${where}: ${p.message}` };
+      const found = problem.line === undefined ? locate?.(problem.path) : undefined;
+      return found === undefined ? problem : { ...problem, ...found };
+    }));
   }
 }
 
@@ -512,11 +516,12 @@ interface Source {
 
 /** The file's values; a file that cannot be parsed throws at once, while
  *  each unknown key is a problem of its own. */
-function readConfigFile(file: string, problems: Problems): { values: Record<string, unknown>; dir: string } {
+function readConfigFile(file: string, problems: Problems): { values: Record<string, unknown>; dir: string; locate: Locate } {
   const text = readConfigText(file);
+  const keys = new Map<string, number>();
   let parsed: unknown;
   try {
-    parsed = parseStrictJson(text);
+    parsed = parseStrictJson(text, keys);
   } catch (err) {
     if (!(err instanceof JsonError)) throw err;
     throw new ConfigInvalidError([{
@@ -544,8 +549,20 @@ function readConfigFile(file: string, problems: Problems): { values: Record<stri
       invalid(`config file ${file}: unknown key "${key}" (known keys: ${known.join(', ')})`);
     }, null);
   }
-  return { values, dir: path.dirname(path.resolve(file)) };
+  const locate: Locate = (keyPath) => {
+    // The key itself, else the nearest enclosing one (networks[4] -> networks).
+    for (let p = keyPath; p !== ''; p = p.replace(/(\.[^.[\]]+|\[[^\]]*\])$/, '')) {
+      const at = keys.get(p);
+      if (at !== undefined) return lineAndColumn(text, at);
+      if (!/[.[]/.test(p)) break;
+    }
+    return undefined;
+  };
+  return { values, dir: path.dirname(path.resolve(file)), locate };
 }
+
+/** Where a key path is in the file (its key's line and column), if it is there. */
+type Locate = (keyPath: string) => { line: number; column: number } | undefined;
 
 function invalid(message: string): never {
   throw new VxlandError('VXLAND_CONFIG_INVALID', message);
