@@ -1,21 +1,26 @@
-// The `vxland` command: `run` starts the daemon; every other command is a
-// client of a running daemon's control socket. Errors are one line on stderr,
-// "vxland: <message>", with exit code 2 for bad usage or input (nothing was
-// sent) and 1 for runtime failures. --json prints the daemon's answer as JSON
-// on stdout; errors stay on stderr even then.
+// The `vxland` command: `run` starts the daemon, `config check` judges a
+// config file; every other command is a client of a running daemon's control
+// socket. Like iproute2: -j/--json (before or after the command) prints the
+// result as compact JSON on stdout, -p/--pretty indents it; every command
+// group has a default (`vxland fdb` is `vxland fdb show`). Errors go to
+// stderr: one line "vxland: <message>" (one per problem for an invalid
+// config), or under -j one JSON object {code, message} with the stable code
+// of src/errors.ts. The exit codes are the same for every command (EXIT_*).
 
 import type { MembershipStatus } from './ports/membership.js';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import {
-  DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT, loadConfig,
-  type ConfigFlags,
+  ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT,
+  loadConfig, networkLabel, type ConfigFlags, type ConfigProblem,
 } from './config/config.js';
 import { ifnameProblem, normalizeIp, parseDecimal, VNI_MAX } from './config/validate.js';
 import { request, stream } from './control/client.js';
 import {
+  FDB_TYPES,
   RUNTIME_LOG_LEVELS,
+  type ConfigShowResult,
+  type FdbGetResult,
   type FdbShowResult,
   type NeighChangeResult,
   type NeighShowResult,
@@ -34,36 +39,52 @@ import {
 } from './control/protocol.js';
 import type { DoctorReport } from './doctor.js';
 import { VxlandError, isVxlandError, type ErrorCode } from './errors.js';
-import { FLOOD_MAC, parseMac } from './fdb/fdb.js';
+import { FLOOD_MAC, parseMac, type FdbEntry } from './fdb/fdb.js';
 import { isJournalStream, SYSLOG_PRIORITY } from './util/journal.js';
 import { LOG_FORMATS, type LogFormat } from './util/log-format.js';
+import { packageVersion } from './util/version.js';
 
-export const EXIT_RUNTIME_ERROR = 1;
+/** The command failed, or the daemon refused it; `doctor`: problems found. */
+export const EXIT_FAILED = 1;
+/** Bad usage or invalid input (a malformed argument, an invalid config):
+ *  nothing was sent to a daemon, nothing was started. */
 export const EXIT_USAGE_ERROR = 2;
+/** No daemon listens on the control socket. */
+export const EXIT_NO_DAEMON = 3;
 
 const USAGE_ERROR_CODES: readonly ErrorCode[] = ['VXLAND_BAD_ARGUMENT', 'VXLAND_CONFIG_INVALID'];
 
 export function exitCodeFor(err: unknown): number {
-  return isVxlandError(err) && USAGE_ERROR_CODES.includes(err.code) ? EXIT_USAGE_ERROR : EXIT_RUNTIME_ERROR;
+  if (!isVxlandError(err)) return EXIT_FAILED;
+  if (err.code === 'VXLAND_NO_DAEMON') return EXIT_NO_DAEMON;
+  return USAGE_ERROR_CODES.includes(err.code) ? EXIT_USAGE_ERROR : EXIT_FAILED;
 }
 
-interface ClientOptions {
+/** The program's options, which every command sees (optsWithGlobals). */
+interface OutputOptions {
+  json?: boolean;
+  pretty?: boolean;
+}
+
+interface ClientOptions extends OutputOptions {
   socket?: string;
   /** The network selector (and, for `network add`, the new network's). */
   vni?: string;
   dev?: string;
-  json?: boolean;
 }
 
 export function buildProgram(): Command {
   const program = new Command('vxland')
     .description('user-space VXLAN tunnel endpoint')
     .version(packageVersion(), '-V, --version')
+    .option('-j, --json', 'print results as JSON, and errors as JSON {code, message} (before or after the command)')
+    .option('-p, --pretty', 'with --json: indent the JSON')
     .showSuggestionAfterError(false)
     .exitOverride()
     .configureOutput({
-      // Commander's own usage errors ("error: unknown option ...") become our one-line format.
-      outputError: (text, write) => write(`vxland: ${text.replace(/^error: /, '')}`),
+      // Commander's usage errors ("error: unknown option ...") are printed by
+      // main() like every other error, as a line or as JSON.
+      outputError: () => undefined,
     });
 
   program
@@ -112,7 +133,7 @@ export function buildProgram(): Command {
       }
     });
 
-  const peer = program.command('peer').description('manage the flood list (remote VTEPs)');
+  const peer = program.command('peer').description('manage the flood list (remote VTEPs); without a command: list');
   clientCommand(peer, 'add <ip>', 'add a remote VTEP', async (opts, ip) => {
     const result = (await request(socketOf(opts), 'peer.add', { ...selectorOf(opts), ip: requireIp(ip) })) as PeerChangeResult;
     print(opts, result, () => (result.changed ? `added peer ${result.ip}` : `${result.ip} is already a peer`));
@@ -124,17 +145,22 @@ export function buildProgram(): Command {
   clientCommand(peer, 'list', 'list remote VTEPs', async (opts) => {
     const result = (await request(socketOf(opts), 'peer.list', selectorOf(opts))) as PeerListResult;
     print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER'], result.map((ip) => [ip]))));
-  });
+  }, { isDefault: true });
 
-  const fdb = program.command('fdb').description('show and edit the forwarding database');
-  clientCommand(fdb, 'show', 'list FDB entries (peers appear as 00:00:00:00:00:00)', async (opts) => {
-    const result = (await request(socketOf(opts), 'fdb.show', selectorOf(opts))) as FdbShowResult;
-    print(opts, result, () =>
-      formatTable(
-        ['MAC', 'DST', 'VNI', 'TYPE', 'UPDATED', 'USED'],
-        result.map((e) => [e.mac, e.vtep, String(e.vni), e.kind, seconds(e.updatedAgoMs), seconds(e.usedAgoMs)]),
-      ),
-    );
+  const fdb = program.command('fdb').description('show and edit the forwarding database; without a command: show');
+  clientCommand(fdb, 'show', 'list FDB entries (peers appear as 00:00:00:00:00:00); --mac, --vtep, --type: only those', async (opts) => {
+    const result = (await request(socketOf(opts), 'fdb.show', { ...selectorOf(opts), ...fdbFilterOf(opts) })) as FdbShowResult;
+    print(opts, result, () => formatFdb(result));
+  }, {
+    isDefault: true,
+    options: (cmd) => cmd
+      .option('--mac <mac>', 'only the entry of this MAC (00:00:00:00:00:00: the peers)')
+      .option('--vtep <ip>', 'only entries towards this VTEP')
+      .option('--type <type>', `only entries of this type: ${FDB_TYPES.join(', ')}`),
+  });
+  clientCommand(fdb, 'get <mac>', 'show the entry of one MAC (exit 1, VXLAND_NOT_FOUND, when there is none)', async (opts, mac) => {
+    const result = (await request(socketOf(opts), 'fdb.get', { ...selectorOf(opts), mac: requireUnicastMac(mac) })) as FdbGetResult;
+    print(opts, result, () => formatFdb([result]));
   });
   clientCommand(fdb, 'add <mac> <ip>', 'pin a MAC address to a remote VTEP (static entry)', async (opts, mac, ip) => {
     const params = { mac: requireUnicastMac(mac), ip: requireIp(ip) };
@@ -155,14 +181,14 @@ export function buildProgram(): Command {
       const result = (await request(socketOf(opts), 'fdb.flush', { ...selectorOf(opts), learned })) as { removed: number };
       print(opts, result, () => `removed ${plural(result.removed, learned ? 'learned entry' : 'entry', learned ? 'learned entries' : 'entries')}`);
     },
-    (cmd) => cmd.option('--learned', 'remove learned entries only'),
+    { options: (cmd) => cmd.option('--learned', 'remove learned entries only') },
   );
 
-  const neigh = program.command('neigh').description('the neighbour table ARP/ND suppression answers from');
+  const neigh = program.command('neigh').description('the neighbour table ARP/ND suppression answers from; without a command: show');
   clientCommand(neigh, 'show', 'list neighbours (every network unless --vni/--dev says which)', async (opts) => {
     const result = (await request(socketOf(opts), 'neigh.show', selectorOf(opts))) as NeighShowResult;
     print(opts, result, () => formatNeighbours(result));
-  });
+  }, { isDefault: true });
   clientCommand(neigh, 'add <ip> <mac>', 'answer ARP/ND for ip with mac (static entry, saved)', async (opts, ip, mac) => {
     const params = { ip: requireIp(ip), mac: requireUnicastMac(mac) };
     const result = (await request(socketOf(opts), 'neigh.add', { ...selectorOf(opts), ...params })) as NeighChangeResult;
@@ -173,14 +199,14 @@ export function buildProgram(): Command {
     print(opts, result, () => `removed neighbour ${result.ip} (vni ${result.vni})`);
   });
 
-  const network = program.command('network').description('list, show, add and delete the networks (VNIs) the daemon serves');
+  const network = program.command('network').description('list, show, add and delete the networks (VNIs) the daemon serves; without a command: list');
   clientCommand(network, 'list', 'list the networks', async (opts) => {
     const result = (await request(socketOf(opts), 'network.list')) as NetworkListResult;
     print(opts, result, () => result.length === 0 ? 'no networks' : formatTable(
       ['VNI', 'DEV', 'MAC', 'MTU', 'PEERS', 'BRIDGE', 'ORIGIN'],
       result.map((n) => [String(n.vni), n.dev, n.mac, String(n.mtu), String(n.peers), n.bridge ?? '-', n.origin]),
     ));
-  });
+  }, { isDefault: true });
   clientCommand(network, 'show', 'show one network: its status and settings', async (opts) => {
     const result = (await request(socketOf(opts), 'network.show', selectorOf(opts))) as NetworkShowResult;
     print(opts, result, () => formatNetworkShow(result));
@@ -193,7 +219,7 @@ export function buildProgram(): Command {
       const result = (await request(socketOf(opts), 'network.add', { network: networkFlagsOf(opts) }, NETWORK_CHANGE_TIMEOUT_MS)) as NetworkChangeResult;
       print(opts, result, () => `added network vni ${result.vni} (${result.dev})`);
     },
-    (cmd) => cmd
+    { options: (cmd) => cmd
       .option('--mtu <n>', `TAP MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
       .option('--address <cidr>', 'address for the TAP device (repeatable)', collect)
       .option('--peer <ip>', 'remote VTEP to flood to (repeatable)', collect)
@@ -204,7 +230,7 @@ export function buildProgram(): Command {
       .option('--max-fdb <n>', 'most learned MACs kept (default 16384)')
       .option('--max-fdb-per-vtep <n>', 'most learned MACs behind one VTEP (default 4096)')
       .option('--learn-rate <n>', 'new MACs learned per second per VTEP; 0 = no limit (default 500)')
-      .option('--allow-vlan', 'carry VLAN-tagged inner frames'),
+      .option('--allow-vlan', 'carry VLAN-tagged inner frames') },
   );
   clientCommand(network, 'del', 'stop serving a network added with "network add" (--vni or --dev required)', async (opts) => {
     const selector = selectorOf(opts);
@@ -229,6 +255,7 @@ export function buildProgram(): Command {
     process.once('SIGTERM', () => stop.abort());
     await stream(socketOf(opts), 'monitor', (event) => {
       const e = event as MonitorEvent;
+      // One event per line, also with --pretty: a stream is read line by line.
       process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatMonitorEvent(e)}\n`);
     }, stop.signal, selectorOf(opts));
   });
@@ -241,17 +268,33 @@ export function buildProgram(): Command {
     print(opts, result, () => (result.level === result.previous ? `log level: ${result.level}` : `log level: ${result.level} (was ${result.previous})`));
   });
 
-  clientCommand(program, 'doctor', 'check for MTU, VNI, peer, drop and checksum problems and say how to fix them (exit 1 if any; --vni/--dev: the host and that network)', async (opts) => {
+  clientCommand(program, 'doctor', `check for MTU, VNI, peer, drop and checksum problems and say how to fix them (exit ${EXIT_FAILED} if any, ${EXIT_NO_DAEMON} without a daemon; --vni/--dev: the host and that network)`, async (opts) => {
     const result = (await request(socketOf(opts), 'doctor', selectorOf(opts), DOCTOR_TIMEOUT_MS)) as DoctorReport;
     print(opts, result, () => formatDoctor(result));
-    if (!result.ok) process.exitCode = EXIT_RUNTIME_ERROR;
+    if (!result.ok) process.exitCode = EXIT_FAILED;
+  });
+
+  const config = program.command('config').description('check a config file, or show the running configuration');
+  config
+    .command('check <file>')
+    .description(`check a config file without starting anything: exit 0 when it is valid, ${EXIT_USAGE_ERROR} with every problem when it is not`)
+    .action((file: string, _opts: unknown, cmd: Command) => {
+      const checked = loadConfig({ config: file }, {}, '');
+      const networks = checked.networks.map((n) => ({ vni: n.vni, dev: n.dev }));
+      print(cmd.optsWithGlobals<OutputOptions>(), { file, valid: true, networks }, () =>
+        `${file}: valid, ${plural(networks.length, 'network', 'networks')}${networks.length === 0 ? '' : ` (${networks.map(networkLabel).join(', ')})`}`);
+    });
+  clientCommand(config, 'show', 'print the running configuration (the file\'s settings with the changes made at run time) as a config file', async (opts) => {
+    const result = (await request(socketOf(opts), 'config.show')) as ConfigShowResult;
+    // Its human form is the file itself, indented as people write one.
+    print(opts, result, () => JSON.stringify(result, null, 2));
   });
 
   clientCommand(program, 'reload', 're-read the config file and apply the difference, as SIGHUP does, and say what changed (exit 2: the file was rejected and nothing changed; 1: a network could not be changed)', async (opts) => {
     const result = (await request(socketOf(opts), 'reload', {}, RELOAD_TIMEOUT_MS)) as ReloadResult;
     print(opts, result, () => formatReload(result));
     for (const f of result.failed) process.stderr.write(`vxland: network vni ${f.vni} could not be changed and runs as it was: ${f.error}\n`);
-    if (result.failed.length > 0) process.exitCode = EXIT_RUNTIME_ERROR;
+    if (result.failed.length > 0) process.exitCode = EXIT_FAILED;
   });
 
   return program;
@@ -282,7 +325,7 @@ const NETWORK_CHANGE_TIMEOUT_MS = 15_000;
 
 /** The flags of `network add` as the daemon validates them (NetworkFlags). */
 function networkFlagsOf(opts: ClientOptions): Record<string, unknown> {
-  const { socket: _socket, json: _json, ...flags } = opts as ClientOptions & Record<string, unknown>;
+  const { socket: _socket, json: _json, pretty: _pretty, ...flags } = opts as ClientOptions & Record<string, unknown>;
   return Object.fromEntries(Object.entries(flags).filter(([, value]) => value !== undefined));
 }
 
@@ -312,26 +355,55 @@ function formatDoctor(r: DoctorReport): string {
   return `${lines.join('\n')}\n${plural(r.findings.length, 'problem', 'problems')} found`;
 }
 
+interface ClientCommandOptions {
+  /** The command's own options besides --socket, --vni and --dev. */
+  options?: (cmd: Command) => Command;
+  /** What the group does when no command is named (`vxland fdb`: show). */
+  isDefault?: boolean;
+}
+
+/** A command that talks to the daemon. run gets the command's options merged
+ *  with the program's (-j, -p), so output and errors follow them alike for
+ *  every command. */
 function clientCommand(
   parent: Command,
   nameAndArgs: string,
   description: string,
   run: (opts: ClientOptions, ...args: string[]) => Promise<void>,
-  extra: (cmd: Command) => Command = (cmd) => cmd,
+  o: ClientCommandOptions = {},
 ): void {
   const cmd = parent
-    .command(nameAndArgs)
+    .command(nameAndArgs, { isDefault: o.isDefault === true })
     .description(description)
     .option('--socket <path>', `control socket (default ${DEFAULT_SOCKET})`)
     .option('--vni <n>', 'the network, by VNI (needed only when the daemon serves several)')
-    .option('--dev <name>', 'the network, by TAP device name')
-    .option('--json', 'print the result as JSON');
-  extra(cmd).action(async (...actionArgs: unknown[]) => {
+    .option('--dev <name>', 'the network, by TAP device name');
+  (o.options ?? ((c) => c))(cmd).action(async (...actionArgs: unknown[]) => {
     // commander passes the positional arguments, then the options, then the command.
     const positional = actionArgs.slice(0, -2) as string[];
-    const opts = actionArgs[actionArgs.length - 2] as ClientOptions;
-    await run(opts, ...positional);
+    const command = actionArgs[actionArgs.length - 1] as Command;
+    await run(command.optsWithGlobals<ClientOptions>(), ...positional);
   });
+}
+
+/** fdb show's --mac, --vtep and --type as the request's filter; checked here
+ *  so that a malformed one is a usage error and nothing is sent. */
+function fdbFilterOf(opts: ClientOptions & { mac?: string; vtep?: string; type?: string }): Record<string, string> {
+  const filter: Record<string, string> = {};
+  if (opts.mac !== undefined) filter.mac = requireMac(opts.mac);
+  if (opts.vtep !== undefined) filter.vtep = requireIp(opts.vtep);
+  if (opts.type !== undefined) {
+    if (!(FDB_TYPES as readonly string[]).includes(opts.type)) throw usage(`--type must be one of ${FDB_TYPES.join(', ')} (got "${opts.type}")`);
+    filter.type = opts.type;
+  }
+  return filter;
+}
+
+function formatFdb(entries: readonly FdbEntry[]): string {
+  return formatTable(
+    ['MAC', 'DST', 'VNI', 'TYPE', 'UPDATED', 'USED'],
+    entries.map((e) => [e.mac, e.vtep, String(e.vni), e.kind, seconds(e.updatedAgoMs), seconds(e.usedAgoMs)]),
+  );
 }
 
 function socketOf(opts: ClientOptions): string {
@@ -377,8 +449,9 @@ function requireUnicastMac(text: string): string {
   return mac;
 }
 
-function print(opts: ClientOptions, result: unknown, human: () => string): void {
-  process.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : `${human()}\n`);
+/** The result on stdout: as JSON with -j (compact; indented with -p), else its human form. */
+function print(opts: OutputOptions, result: unknown, human: () => string): void {
+  process.stdout.write(opts.json ? `${JSON.stringify(result, null, opts.pretty ? 2 : undefined)}\n` : `${human()}\n`);
 }
 
 function seconds(ms: number): string {
@@ -482,27 +555,53 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return previous === undefined ? [value] : [...previous, value];
 }
 
-function packageVersion(): string {
-  try {
-    return (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
+/** Whether the command line asks for JSON: -j, --json, or a j among
+ *  combined short flags (-jp), before any "--". Errors are printed by it, as
+ *  they may come before commander has parsed anything. */
+export function wantsJson(args: readonly string[]): boolean {
+  for (const arg of args) {
+    if (arg === '--') return false;
+    if (arg === '--json' || /^-[a-zA-Z]*j[a-zA-Z]*$/.test(arg)) return true;
   }
+  return false;
+}
+
+/** The error on stderr: JSON {code, message} (and an invalid config's
+ *  problems) with -j; else one line "vxland: ...", one per problem. */
+function printError(err: unknown, json: boolean): void {
+  const vxlandError = isVxlandError(err)
+    ? err
+    : new VxlandError('VXLAND_INTERNAL', `internal error: ${err instanceof Error ? err.message : String(err)}`);
+  if (json) return void process.stderr.write(`${JSON.stringify(vxlandError)}\n`);
+  const lines = err instanceof ConfigInvalidError ? err.problems.map(problemLine) : [vxlandError.message];
+  // Under journald (a unit's stderr) each line is logged as an error, not as info.
+  const priority = isJournalStream(2) ? `<${SYSLOG_PRIORITY.err}>` : '';
+  for (const line of lines) process.stderr.write(`${priority}vxland: ${line.split('\n')[0]}\n`);
+}
+
+/** A config problem as a line: its message, and where in the file it is
+ *  unless the message says so already (a syntax error does). */
+function problemLine(p: ConfigProblem): string {
+  return p.line === undefined || / at line \d+, column \d+$/.test(p.message) ? p.message : `${p.message} (line ${p.line}, column ${p.column})`;
 }
 
 export async function main(argv: readonly string[]): Promise<void> {
+  const json = wantsJson(argv.slice(2));
   try {
     await buildProgram().parseAsync([...argv], { from: 'node' });
   } catch (err) {
     if (err instanceof CommanderError) {
-      // Help and --version exit 0; commander already printed its message.
-      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE_ERROR;
+      // Help and --version exit 0, and a group without a command prints its
+      // help: commander has printed all of these already.
+      if (err.exitCode === 0 || err.code === 'commander.help') {
+        process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE_ERROR;
+        return;
+      }
+      printError(new VxlandError('VXLAND_BAD_ARGUMENT', err.message.replace(/^error: /, '')), json);
+      process.exitCode = EXIT_USAGE_ERROR;
       return;
     }
-    const message = err instanceof Error ? err.message : String(err);
-    // Under journald (a unit's stderr) the line is logged as an error, not as info.
-    const priority = isJournalStream(2) ? `<${SYSLOG_PRIORITY.err}>` : '';
-    process.stderr.write(`${priority}vxland: ${message.split('\n')[0]}\n`);
+    printError(err, json);
     process.exitCode = exitCodeFor(err);
   }
 }

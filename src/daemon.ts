@@ -46,6 +46,7 @@ import { chooseTapMac, stateWithMac, type TapMacChoice } from './state/tap-mac.j
 import { createLogger } from './util/log.js';
 import type { LogFormat } from './util/log-format.js';
 import { RateLimitedLog } from './util/rate-limit.js';
+import { packageVersion } from './util/version.js';
 import { formatMacKey, macKeyAt } from './wire/mac.js';
 
 /** How often learned entries are checked for ageing. */
@@ -402,6 +403,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
     host: { port: config.port, local: config.local, family: config.family },
     datapath: { kind: datapathKind, offloads: () => plane.offloads() },
     networks, lifecycle, hostStats, hostFacts, log, startedMs, membership, reload: reloadInTurn,
+    hostConfig: () => current,
   });
   const control = await startOrUndo(() => ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup)));
   cleanups.push(() => control.close());
@@ -409,7 +411,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   if (config.metrics !== null) {
     const { host, port } = config.metrics;
     const registry = buildRegistry({
-      datapath: datapathKind, hostStats,
+      version: packageVersion(), datapath: datapathKind, offloads: () => plane.offloads(), hostStats,
       networks: () => networks.all().map((n) => ({ vni: n.config.vni, dev: n.config.dev, stats: n.stats, fdb: n.fdb })),
       membership,
     });

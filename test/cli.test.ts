@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ControlHandler, NetworkSelector, NetworkStatus, ReloadResult, StatusResult } from '../src/control/protocol.js';
+import { matchesFdbFilter, type ControlHandler, type NetworkSelector, type NetworkStatus, type ReloadResult, type StatusResult } from '../src/control/protocol.js';
 import { ControlServer } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import type { FdbEntry } from '../src/fdb/fdb.js';
@@ -39,6 +39,8 @@ const ENTRIES: FdbEntry[] = [
   { vni: 42, mac: '02:00:00:00:00:01', vtep: '192.0.2.2', kind: 'static', updatedAgoMs: 61_000, usedAgoMs: 2_999 },
   { vni: 42, mac: '02:00:00:00:00:02', vtep: '198.51.100.10', kind: 'learned', updatedAgoMs: 12_000, usedAgoMs: 0 },
 ];
+
+const CONFIG_SHOWN = { local: '192.0.2.1', port: 4789, networks: [{ vni: 42, dev: 'vxl0', peers: ['192.0.2.2'] }] };
 
 /** How the stand-in records a selector: "" for none, else " --vni 43" / " --dev x". */
 function sel(n: NetworkSelector): string {
@@ -90,7 +92,14 @@ function fakeHandler(several = false): ControlHandler & { calls: string[]; reloa
       calls.push(`peer.list${sel(n)}`);
       return [...peers];
     },
-    fdbShow: () => ENTRIES,
+    fdbShow: (_n, filter) => ENTRIES.filter((e) => matchesFdbFilter(e, filter)),
+    fdbGet: (_n, mac) => {
+      calls.push(`fdb.get ${mac}`);
+      const entry = ENTRIES.find((e) => e.mac === mac);
+      if (entry === undefined) throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on vxl0 (vni 42)`);
+      return entry;
+    },
+    configShow: () => CONFIG_SHOWN,
     fdbAdd: (_n, mac, ip) => {
       calls.push(`fdb.add ${mac} ${ip}`);
       return { mac, ip };
@@ -327,7 +336,7 @@ t.test('malformed input: one line, exit 2, nothing sent', async (t) => {
   failsWith(t, await vxland('fdb', 'del', '02:00:00:00:01', '--socket', socket), 2,
     'invalid MAC address "02:00:00:00:01" (expected six hex pairs like 02:00:00:00:00:01)');
   failsWith(t, await vxland('peer', 'add', 'peer-b', '--socket', socket), 2, 'invalid IP address "peer-b"');
-  failsWith(t, await vxland('peer', 'del', '10.1', '--json', '--socket', socket), 2, 'invalid IP address "10.1"');
+  failsWith(t, await vxland('peer', 'del', '10.1', '--socket', socket), 2, 'invalid IP address "10.1"');
   failsWith(t, await vxland('peer', 'list', '--dev', 'much-too-long-name'), 2,
     '--dev must be a Linux interface name: "much-too-long-name" is longer than 15 bytes');
   failsWith(t, await vxland('peer', 'add', '--socket', socket), 2, 'missing required argument \'ip\'');
@@ -339,18 +348,21 @@ t.test('malformed input: one line, exit 2, nothing sent', async (t) => {
 t.test('refusals from the daemon: one line, exit 1', async (t) => {
   const { socket } = await daemon(t);
   failsWith(t, await vxland('peer', 'del', '203.0.113.9', '--socket', socket), 1, '203.0.113.9 is not a peer of vxl0 (vni 42)');
-  failsWith(t, await vxland('fdb', 'del', '02:00:00:00:00:99', '--json', '--socket', socket), 1,
+  failsWith(t, await vxland('fdb', 'del', '02:00:00:00:00:99', '--socket', socket), 1,
     'no fdb entry for 02:00:00:00:00:99 on vxl0 (vni 42)');
 });
 
-t.test('no daemon: one line, exit 1', async (t) => {
+t.test('no daemon: one line, exit 3', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-cli-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const socket = path.join(dir, 'vxl0.sock');
-  failsWith(t, await vxland('status', '--socket', socket), 1, `no vxland daemon is listening on ${socket}`);
-  failsWith(t, await vxland('peer', 'list', '--json', '--socket', socket), 1, `no vxland daemon is listening on ${socket}`);
+  failsWith(t, await vxland('status', '--socket', socket), 3, `no vxland daemon is listening on ${socket}`);
+  failsWith(t, await vxland('doctor', '--socket', socket), 3, `no vxland daemon is listening on ${socket}`);
+  const json = await vxland('peer', 'list', '--json', '--socket', socket);
+  t.same([json.code, json.stdout, JSON.parse(json.stderr)], [3, '', { code: 'VXLAND_NO_DAEMON', message: `no vxland daemon is listening on ${socket}` }],
+    'under --json: the error as JSON with its stable code');
   const byDefault = await vxland('status', '--dev', 'vxl-none');
-  t.equal(byDefault.code, 1);
+  t.ok(byDefault.code === 3 || byDefault.code === 1, `exit ${byDefault.code}: 3 when nothing listens, 1 when the socket is refused`);
   t.match(byDefault.stderr, /^vxland: (no vxland daemon is listening on|permission denied opening|refusing to trust control socket) \/run\/vxland\/vxland\.sock/, 'without --socket: the one socket per daemon');
 });
 
@@ -435,4 +447,127 @@ t.test('neigh show lists every network\'s neighbours with their owner; add and d
   const bad = await vxland('neigh', 'add', 'nonsense', '02:00:00:00:00:ab', '--socket', socket);
   t.equal(bad.code, 2, 'a malformed IP is a usage error');
   t.same(handler.calls.filter((c) => c.startsWith('neigh')), ['neigh.show', 'neigh.show', 'neigh.add --vni 42 10.0.0.9 02:00:00:00:00:ab', 'neigh.del 10.0.0.9'], 'nothing sent for the malformed one');
+});
+
+t.test('-j and -p: before or after the command, compact JSON by default, indented with -p', async (t) => {
+  const { socket } = await daemon(t);
+  const compact = `${JSON.stringify(ENTRIES)}\n`;
+  const pretty = `${JSON.stringify(ENTRIES, null, 2)}\n`;
+  for (const args of [['-j', 'fdb', 'show'], ['fdb', 'show', '-j'], ['--json', 'fdb', 'show'], ['fdb', 'show', '--json'], ['fdb', '-j']]) {
+    t.same(await vxland(...args, '--socket', socket), { code: 0, stdout: compact, stderr: '' }, `vxland ${args.join(' ')}: compact`);
+  }
+  for (const args of [['-j', '-p', 'fdb', 'show'], ['fdb', 'show', '-jp'], ['-p', 'fdb', 'show', '--json'], ['--pretty', '--json', 'fdb']]) {
+    t.same(await vxland(...args, '--socket', socket), { code: 0, stdout: pretty, stderr: '' }, `vxland ${args.join(' ')}: indented`);
+  }
+  t.equal((await vxland('-p', 'fdb', 'show', '--socket', socket)).stdout, (await vxland('fdb', 'show', '--socket', socket)).stdout, '-p alone: the human form');
+  t.same(await vxland('-j', 'status', '--vni', '42', '--socket', socket), { code: 0, stdout: `${JSON.stringify(STATUS)}\n`, stderr: '' }, 'every command');
+});
+
+t.test('a group without a command shows: fdb is fdb show, peer is peer list, network is network list', async (t) => {
+  const { socket } = await daemon(t);
+  for (const [group, command] of [['fdb', 'show'], ['peer', 'list'], ['network', 'list']]) {
+    const shown = await vxland(group, command, '--socket', socket);
+    t.equal(shown.code, 0);
+    t.same(await vxland(group, '--socket', socket), shown, `vxland ${group} = vxland ${group} ${command}`);
+  }
+  t.same(JSON.parse((await vxland('fdb', '--type', 'learned', '-j', '--socket', socket)).stdout).map((e: FdbEntry) => e.mac), ['02:00:00:00:00:02'], 'with the default command\'s options');
+});
+
+t.test('fdb show --mac/--vtep/--type; fdb get MAC', async (t) => {
+  const { socket, handler } = await daemon(t);
+  t.same(await vxland('fdb', 'show', '--type', 'static', '--socket', socket), {
+    code: 0, stderr: '',
+    stdout: 'MAC                DST        VNI  TYPE    UPDATED  USED\n02:00:00:00:00:01  192.0.2.2  42   static  61s      2s\n',
+  });
+  const macs = async (...args: string[]) => JSON.parse((await vxland('fdb', 'show', ...args, '-j', '--socket', socket)).stdout).map((e: FdbEntry) => e.mac);
+  t.same(await macs('--vtep', '192.0.2.2'), ['00:00:00:00:00:00', '02:00:00:00:00:01']);
+  t.same(await macs('--mac', '02-00-00-00-00-02'), ['02:00:00:00:00:02'], 'the MAC normalised');
+  t.same(await macs('--vtep', '192.0.2.2', '--type', 'learned'), [], 'every filter given applies');
+  t.same(await vxland('fdb', 'get', '02:00:00:00:00:02', '--socket', socket), {
+    code: 0, stderr: '',
+    stdout: 'MAC                DST            VNI  TYPE     UPDATED  USED\n02:00:00:00:00:02  198.51.100.10  42   learned  12s      0s\n',
+  });
+  t.same(JSON.parse((await vxland('fdb', 'get', '02:00:00:00:00:01', '-j', '--socket', socket)).stdout), ENTRIES[1]);
+  failsWith(t, await vxland('fdb', 'get', '02:00:00:00:00:99', '--socket', socket), 1, 'no fdb entry for 02:00:00:00:00:99 on vxl0 (vni 42)');
+  const absent = await vxland('fdb', 'get', '02:00:00:00:00:98', '-j', '--socket', socket);
+  t.same([absent.code, absent.stdout, JSON.parse(absent.stderr)], [1, '', { code: 'VXLAND_NOT_FOUND', message: 'no fdb entry for 02:00:00:00:00:98 on vxl0 (vni 42)' }]);
+  const sent = handler.calls.length;
+  failsWith(t, await vxland('fdb', 'show', '--type', 'dynamic', '--socket', socket), 2, '--type must be one of static, learned, etcd, peer (got "dynamic")');
+  failsWith(t, await vxland('fdb', 'show', '--vtep', 'x', '--socket', socket), 2, 'invalid IP address "x"');
+  failsWith(t, await vxland('fdb', 'get', '00:00:00:00:00:00', '--socket', socket), 2, '00:00:00:00:00:00 is the flood address; use "vxland peer add IP" instead');
+  t.equal(handler.calls.length, sent, 'nothing sent for bad filters');
+});
+
+/** Exit code, nothing on stdout, and stderr one JSON object: the error. */
+function failsWithJson(t: tap.Test, run: Run, code: number, error: Record<string, unknown>): void {
+  t.equal(run.code, code, `exit ${code}`);
+  t.equal(run.stdout, '', 'nothing on stdout');
+  t.equal(run.stderr.split('\n').length, 2, 'one line on stderr');
+  t.match(JSON.parse(run.stderr), error);
+}
+
+t.test('with -j every error is JSON {code, message} on stderr, with the stable code', async (t) => {
+  const { socket } = await daemon(t, true);
+  failsWithJson(t, await vxland('-j', 'peer', 'list', '--frobnicate'), 2, { code: 'VXLAND_BAD_ARGUMENT', message: 'unknown option \'--frobnicate\'' });
+  failsWithJson(t, await vxland('frobnicate', '--json'), 2, { code: 'VXLAND_BAD_ARGUMENT', message: 'unknown command \'frobnicate\'' });
+  failsWithJson(t, await vxland('fdb', 'add', 'zz', '192.0.2.2', '-j', '--socket', socket), 2, { code: 'VXLAND_BAD_ARGUMENT', message: /^invalid MAC address "zz"/ });
+  failsWithJson(t, await vxland('-j', 'peer', 'list', '--socket', socket), 1, { code: 'VXLAND_NETWORK_AMBIGUOUS', message: /^this daemon serves 2 networks/ });
+  failsWithJson(t, await vxland('-jp', 'peer', 'list', '--vni', '77', '--socket', socket), 1, { code: 'VXLAND_NETWORK_UNKNOWN' });
+  const help = await vxland('-j', 'fdb', '--help');
+  t.same([help.code, help.stderr], [0, ''], 'help is still help');
+});
+
+function configFile(t: tap.Test, content: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vxland-cli-config-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'vxland.json');
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+t.test('config check FILE: exit 0 when valid, 2 with every problem when not; no daemon needed', async (t) => {
+  const valid = configFile(t, JSON.stringify({ $schema: '../schema/vxland.schema.json', local: '192.0.2.1', networks: [{ vni: 42 }, { vni: 43, dev: 'blue' }] }));
+  t.same(await vxland('config', 'check', valid), { code: 0, stdout: `${valid}: valid, 2 networks (vni 42 (vxl42), vni 43 (blue))\n`, stderr: '' });
+  t.same(JSON.parse((await vxland('-j', 'config', 'check', valid)).stdout), { file: valid, valid: true, networks: [{ vni: 42, dev: 'vxl42' }, { vni: 43, dev: 'blue' }] });
+
+  const invalid = configFile(t, [
+    '{',
+    '  "port": 0,',
+    '  "colour": "red",',
+    '  "networks": [',
+    '    { "vni": 42, "mtu": 9, "peers": ["x"] },',
+    '    { "vni": 43, "dev": "vxl42" }',
+    '  ]',
+    '}',
+  ].join('\n'));
+  const human = await vxland('config', 'check', invalid);
+  t.same([human.code, human.stdout], [2, '']);
+  t.same(human.stderr.split('\n'), [
+    `vxland: config file ${invalid}: unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks) (line 3, column 3)`,
+    'vxland: port must be an integer 1..65535 (got 0) (line 2, column 3)',
+    'vxland: networks[0] (vni 42): mtu must be an integer 68..65481 (got 9) (line 5, column 18)',
+    'vxland: networks[0] (vni 42): peer must be an IPv4 or IPv6 address (got "x") (line 5, column 28)',
+    '',
+  ], 'one line per problem, with where it is (networks[1] is not compared with a network that has problems)');
+  const json = await vxland('config', 'check', invalid, '-j');
+  t.equal(json.code, 2);
+  t.match(JSON.parse(json.stderr), {
+    code: 'VXLAND_CONFIG_INVALID',
+    problems: [
+      { path: 'colour', line: 3, column: 3 }, { path: 'port', message: 'port must be an integer 1..65535 (got 0)', line: 2, column: 3 },
+      { path: 'networks[0].mtu', line: 5, column: 18 }, { path: 'networks[0].peers', line: 5, column: 28 },
+    ],
+  });
+
+  const syntax = configFile(t, '{\n  "vni": 42,\n}\n');
+  const bad = await vxland('-j', 'config', 'check', syntax);
+  t.equal(bad.code, 2);
+  t.match(JSON.parse(bad.stderr), { code: 'VXLAND_CONFIG_INVALID', problems: [{ path: '', line: 3, column: 1, message: /at line 3, column 1$/ }] });
+  failsWith(t, await vxland('config', 'check', path.join(path.dirname(syntax), 'missing.json')), 1, `cannot read config file ${path.join(path.dirname(syntax), 'missing.json')}: ENOENT`);
+});
+
+t.test('config show: the daemon\'s running configuration, as a file (indented) or compact with -j', async (t) => {
+  const { socket } = await daemon(t);
+  t.same(await vxland('config', 'show', '--socket', socket), { code: 0, stdout: `${JSON.stringify(CONFIG_SHOWN, null, 2)}\n`, stderr: '' });
+  t.same(await vxland('config', 'show', '-j', '--socket', socket), { code: 0, stdout: `${JSON.stringify(CONFIG_SHOWN)}\n`, stderr: '' });
 });

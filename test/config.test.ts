@@ -4,8 +4,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  effectiveSuppress, loadConfig, networkFromFile, networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type HostConfig,
+  CONFIG_FILE_KEYS, ConfigInvalidError, DATAPATH_CHOICES, ETCD_LEASE_TTL_MAX_S, LOG_LEVELS, MTU_MAX, MTU_MIN, effectiveSuppress, hostToFile, loadConfig, networkFromFile,
+  networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type ConfigProblem, type HostConfig,
 } from '../src/config/config.js';
+import { VNI_MAX } from '../src/config/validate.js';
 import { CONFIG_FILE_MAX_BYTES } from '../src/config/file.js';
 import { VxlandError } from '../src/errors.js';
 
@@ -468,4 +470,110 @@ t.test('etcd: --etcd or "etcd" in the file, with defaults; needs a local address
   bad({ endpoints: ['http://a:1'], tls: { ca: 'ca.pem', cert: 'c.pem' } }, 'etcd.tls.cert and etcd.tls.key go together');
   bad({ endpoints: ['http://a:1'], ttl: 3 }, 'etcd.ttl is not a setting');
   bad(['http://a:1'], 'etcd must be an object');
+});
+
+/** The problems loadConfig finds in flags (none: []). */
+function problemsOf(flags: ConfigFlags): readonly ConfigProblem[] {
+  try {
+    load(flags);
+    return [];
+  } catch (err) {
+    if (err instanceof ConfigInvalidError) return err.problems;
+    throw err;
+  }
+}
+
+t.test('every problem is found, each with its key path; the message joins them', async (t) => {
+  const file = writeConfig(t, {
+    local: '192.0.2.300', port: 0, logLevel: 'loud', colour: 'red', vni: 1,
+    networks: [
+      { vni: 42, mtu: 9, peers: ['fd00::2', 'x'], fdb: [{ mac: 'zz', vtep: '192.0.2.2' }], shape: 'round' },
+      { vni: 43, dev: 'a/b', ageingS: -1 },
+      { vni: 44, dev: 'blue' }, { vni: 44, dev: 'green' },
+      7,
+    ],
+    etcd: { endpoints: [], prefix: 'x', tls: { cert: 'c.pem' }, ttl: 1 },
+  });
+  const problems = problemsOf({ config: file });
+  t.same(problems.map((p) => p.path), [
+    'colour', 'vni', 'local', 'port', 'logLevel', 'etcd.ttl', 'etcd.endpoints', 'etcd.prefix', 'etcd.tls',
+    'networks[0].shape', 'networks[0].mtu', 'networks[0].peers', 'networks[0].fdb',
+    'networks[1].dev', 'networks[1].ageingS',
+    'networks[3].vni', 'networks[4]',
+  ]);
+  t.match(problems, [
+    { message: 'unknown key "colour"' }, { message: '"vni" is a network setting' }, { message: 'local must be an IPv4 or IPv6 address (got "192.0.2.300")' },
+    { message: 'port must be an integer 1..65535 (got 0)' }, { message: 'log-level must be one of' },
+    { message: 'etcd.ttl is not a setting' }, { message: 'etcd.endpoints must list at least one URL' }, { message: 'etcd.prefix must start with "/"' }, { message: 'etcd.tls.ca is required' },
+    { message: 'networks[0] (vni 42): unknown key "shape"' }, { message: 'networks[0] (vni 42): mtu must be an integer 68..65481 (got 9)' },
+    { message: 'networks[0] (vni 42): peer must be an IPv4 or IPv6 address (got "x")' }, { message: 'networks[0] (vni 42): fdb[0].mac must be a MAC address' },
+    { message: 'networks[1] (vni 43): dev must be a Linux interface name' }, { message: 'networks[1] (vni 43): ageing must be an integer >= 0' },
+    { message: 'networks[3] (vni 44): vni 44 is already used by networks[2]' }, { message: 'networks[4] must be a JSON object' },
+  ]);
+  t.notOk(problems.some((p) => p.message.includes('fd00::2')), 'with local itself invalid, no address is judged by its family');
+  let caught: unknown;
+  try {
+    load({ config: file });
+  } catch (err) {
+    caught = err;
+  }
+  t.match(caught, { code: 'VXLAND_CONFIG_INVALID', message: problems.map((p) => p.message).join('; ') });
+  t.same(JSON.parse(JSON.stringify(caught)), { code: 'VXLAND_CONFIG_INVALID', message: (caught as Error).message, problems }, 'its JSON has them all');
+
+  t.same(problemsOf({ vni: 'x', mtu: '9', peer: ['y'], port: '0' }).map((p) => p.path), ['--port', '--vni', '--mtu', '--peer'], 'flags are named as flags');
+  t.same(problemsOf({ config: writeConfig(t, { networks: [] }), vni: '1', mtu: '1400' }).map((p) => p.path), ['--vni', '--mtu'], 'each network flag refused with a host file');
+  t.same(problemsOf({ vni: '1' }), [], 'a valid config has none');
+  t.same(problemsOf({ vni: '1', etcd: ',' }).map((p) => p.path), ['--etcd', '--etcd'], '--etcd: no URL, and no --local');
+  t.same(problemsOf({ config: writeConfig(t, { vni: 1, etcd: [] }) }).map((p) => p.path), ['etcd'], 'etcd that is no object');
+});
+
+t.test('a syntax error or a key given twice is one problem, with its line, column and key path', async (t) => {
+  const syntax = problemsOf({ config: writeConfig(t, '{\n  "networks": [{"vni": 1,}]\n}') });
+  t.match(syntax, [{ path: '', line: 2, column: 26, message: /is not valid JSON: unexpected "}", expected a key in double quotes at line 2, column 26$/ }]);
+  const twice = problemsOf({ config: writeConfig(t, '{"networks": [{"vni": 1, "vni": 2}]}') });
+  t.match(twice, [{ path: 'networks[0].vni', line: 1, column: 26, message: /duplicate key "networks\[0\]\.vni" at line 1, column 26$/ }]);
+});
+
+t.test('"$schema" is accepted at the top level and ignored', async (t) => {
+  const c = load({ config: writeConfig(t, { $schema: 'https://example.org/vxland.schema.json', networks: [{ vni: 42 }] }) });
+  t.same(c.networks.map((n) => n.vni), [42]);
+  t.equal(one({ config: writeConfig(t, { $schema: '../schema/vxland.schema.json', vni: 7 }) }).vni, 7, 'in a single-network file too');
+  refuses(t, { config: writeConfig(t, { networks: [{ vni: 42, $schema: 'x' }] }) }, 'networks[0] (vni 42): unknown key "$schema"');
+  refuses(t, { config: writeConfig(t, { vni: 1, local: '192.0.2.1', etcd: { endpoints: ['http://a:1'], tls: { ca: 'ca.pem', pin: 'x' } } }) }, 'etcd.tls.pin is not a setting (etcd.tls has ca, cert, key)');
+});
+
+const SCHEMA = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'schema', 'vxland.schema.json'), 'utf8'));
+const sorted = (keys: Iterable<string>): string[] => [...keys].sort();
+
+t.test('the JSON Schema knows exactly the keys the validator accepts, with its choices and bounds', async (t) => {
+  const defs = SCHEMA.$defs;
+  const networkProps = defs.networkProperties.properties;
+  t.same(sorted([...Object.keys(SCHEMA.properties), ...Object.keys(networkProps)]), sorted([...CONFIG_FILE_KEYS.host, ...CONFIG_FILE_KEYS.network]),
+    'the top level: host keys, "networks", "$schema" and (single-network file) network keys');
+  t.same(sorted(Object.keys(networkProps)), sorted(CONFIG_FILE_KEYS.network), 'a networks[] entry');
+  t.same(sorted(Object.keys(SCHEMA.dependentSchemas.networks.properties)), sorted(CONFIG_FILE_KEYS.network), 'network keys are refused next to "networks"');
+  t.same(sorted(Object.keys(defs.etcd.properties)), sorted(CONFIG_FILE_KEYS.etcd), 'etcd');
+  t.same(sorted(Object.keys(defs.etcd.properties.tls.oneOf[1].properties)), sorted(CONFIG_FILE_KEYS.etcdTls), 'etcd.tls');
+  t.same(sorted(Object.keys(defs.staticFdb.properties)), sorted(CONFIG_FILE_KEYS.staticFdb), 'an fdb[] entry');
+  t.same([SCHEMA.unevaluatedProperties, defs.network.unevaluatedProperties, defs.etcd.additionalProperties, defs.staticFdb.additionalProperties], [false, false, false, false], 'no other keys anywhere');
+  t.same(defs.network.required, ['vni']);
+  t.same(SCHEMA.properties.datapath.enum, [...DATAPATH_CHOICES]);
+  t.same(SCHEMA.properties.logLevel.enum, [...LOG_LEVELS]);
+  t.same([networkProps.mtu.minimum, networkProps.mtu.maximum, networkProps.vni.maximum, defs.etcd.properties.leaseTtlS.maximum], [MTU_MIN, MTU_MAX, VNI_MAX, ETCD_LEASE_TTL_MAX_S]);
+  // And each key the schema names is one the validator reads: a bad value under it is refused by name.
+  for (const key of Object.keys(networkProps)) {
+    const problems = problemsOf({ config: writeConfig(t, { local: '192.0.2.1', networks: [{ vni: 42, [key]: { not: 'valid' } }] }) });
+    t.match(problems, [{ path: `networks[0].${key}` }], `networks[0].${key} is read`);
+  }
+  for (const key of Object.keys(SCHEMA.properties).filter((k) => k !== '$schema' && k !== 'networks')) {
+    const problems = problemsOf({ config: writeConfig(t, { local: '192.0.2.1', networks: [], [key]: { not: 'valid' } }) });
+    t.match(problems, [{ path: key }], `${key} is read`);
+  }
+});
+
+t.test('hostToFile writes a host file that loadConfig reads back to the same config', async (t) => {
+  const file = writeConfig(t, { ...HOST_FILE, metrics: '[::1]:9470', etcd: { endpoints: ['https://10.0.0.1:2379'], tls: { ca: 'ca.pem' } } });
+  const c = load({ config: file });
+  const again = load({ config: writeConfig(t, hostToFile(c)) });
+  t.same(again, c);
 });

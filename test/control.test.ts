@@ -70,6 +70,10 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; ans
     },
     peerList: () => [...peers],
     fdbShow: () => [],
+    fdbGet: (_n, mac) => {
+      throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on vxl0 (vni 42)`);
+    },
+    configShow: () => ({ networks: [] }),
     fdbAdd: async (n, mac, ip) => {
       calls.push(`fdbAdd${sel(n)} ${mac} ${ip}`);
       return { mac, ip };

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { networkFromFlags, type NetworkConfig } from '../src/config/config';
+import { loadConfig, networkFromFlags, type NetworkConfig } from '../src/config/config';
 import { DaemonControl, type DaemonControlOptions, type NetworkLifecycle } from '../src/control/handler';
 import { Networks, type ServedNetwork } from '../src/control/networks';
 import { SourceFilter } from '../src/datapath/accept';
@@ -42,13 +42,15 @@ function setup(t: tap.Test, vnis: number[], reload?: DaemonControlOptions['reloa
     },
   };
   const hostStats = new Stats();
+  const host = loadConfig({ local: '192.0.2.1', stateDir: dir, socket: path.join(dir, 'vxland.sock'), metrics: '[::1]:9798', vni: '42' }, {}, '');
   const handler = new DaemonControl({
     host: { port: 4789, local: '192.0.2.1', family: 'udp4' }, datapath: { kind: 'dgram', offloads: () => [] },
     networks, lifecycle, hostStats, log: pino({ level: 'silent' }), startedMs: Date.now(),
     hostFacts: { interfaceWithAddress: () => null, interfaceTowards: () => null, interfaceMtu: () => null, tcpInCsumErrors: () => 0 },
     ...(reload === undefined ? {} : { reload }),
+    hostConfig: () => host,
   });
-  return { dir, networks, handler, calls, hostStats };
+  return { dir, networks, handler, calls, hostStats, host };
 }
 
 t.test('status: the host part and one block per network; a selected network also at the top level', async (t) => {
@@ -133,7 +135,7 @@ t.test('etcd entries are shown but never written to the state file; status carri
   fdb.addEtcd(43, '02:00:00:00:00:77', '192.0.2.7');
   handler.peerAdd({ vni: 43 }, '192.0.2.9');
   handler.fdbAdd({ vni: 43 }, '02:00:00:00:00:99', '192.0.2.9');
-  t.same(handler.fdbShow({ vni: 43 }).map((e) => [e.mac, e.vtep, e.kind]), [
+  t.same(handler.fdbShow({ vni: 43 }, {}).map((e) => [e.mac, e.vtep, e.kind]), [
     ['00:00:00:00:00:00', '192.0.2.7', 'etcd'], ['00:00:00:00:00:00', '192.0.2.9', 'peer'],
     ['02:00:00:00:00:77', '192.0.2.7', 'etcd'], ['02:00:00:00:00:99', '192.0.2.9', 'static'],
   ], 'fdb show names the etcd entries');
@@ -147,4 +149,40 @@ t.test('reload: the daemon\'s reload answers; a daemon without one refuses', asy
   await t.rejects(setup(t, [42]).handler.reload(), { code: 'VXLAND_CONFIG_FILE', message: 'this daemon has no config to reload' });
   const result = { addedNetworks: [43], removedNetworks: [], changedNetworks: [42], logLevel: null, needRestart: ['port'], failed: [] };
   t.same(await setup(t, [42], async () => result).handler.reload(), result);
+});
+
+t.test('fdb show filters by MAC, VTEP and type; fdb get answers one entry or VXLAND_NOT_FOUND', async (t) => {
+  const { handler, networks } = setup(t, [43]);
+  networks.get(43)!.fdb.addEtcd(43, '02:00:00:00:00:77', '192.0.2.7');
+  handler.peerAdd({ vni: 43 }, '192.0.2.9');
+  handler.fdbAdd({ vni: 43 }, '02:00:00:00:00:99', '192.0.2.9');
+  handler.fdbAdd({ vni: 43 }, '02:00:00:00:00:98', '192.0.2.7');
+  const show = (filter: Parameters<typeof handler.fdbShow>[1]) => handler.fdbShow({ vni: 43 }, filter).map((e) => `${e.mac} ${e.vtep} ${e.kind}`);
+  t.same(show({ vtep: '192.0.2.9' }), ['00:00:00:00:00:00 192.0.2.9 peer', '02:00:00:00:00:99 192.0.2.9 static']);
+  t.same(show({ kind: 'static' }), ['02:00:00:00:00:99 192.0.2.9 static', '02:00:00:00:00:98 192.0.2.7 static']);
+  t.same(show({ kind: 'static', vtep: '192.0.2.7' }), ['02:00:00:00:00:98 192.0.2.7 static'], 'every field given must match');
+  t.same(show({ mac: '02:00:00:00:00:77' }), ['02:00:00:00:00:77 192.0.2.7 etcd']);
+  t.same(show({ kind: 'learned' }), []);
+  t.match(handler.fdbGet({ vni: 43 }, '02:00:00:00:00:99'), { vni: 43, mac: '02:00:00:00:00:99', vtep: '192.0.2.9', kind: 'static' });
+  t.throws(() => handler.fdbGet({ vni: 43 }, '02:00:00:00:00:01'), { code: 'VXLAND_NOT_FOUND', message: 'no fdb entry for 02:00:00:00:00:01 on vxl43 (vni 43)' });
+});
+
+t.test('config show: a host file of what runs, which loadConfig reads back to the same networks', async (t) => {
+  const { dir, handler, host } = setup(t, [42, 43]);
+  handler.peerAdd({ vni: 43 }, '192.0.2.9');
+  handler.fdbAdd({ vni: 42 }, '02:00:00:00:00:99', '192.0.2.9');
+  await handler.networkAdd({ vni: '44', mtu: '1400' });
+  handler.peerAdd({ vni: 44 }, '192.0.2.4');
+  handler.logLevel('warn');
+  const shown = handler.configShow();
+  t.match(shown, { local: '192.0.2.1', port: 4789, stateDir: dir, socket: path.join(dir, 'vxland.sock'), metrics: '[::1]:9798', logLevel: 'warn', etcd: null });
+  const file = path.join(dir, 'shown.json');
+  fs.writeFileSync(file, JSON.stringify(shown));
+  const again = loadConfig({ config: file }, {}, '');
+  t.same({ ...again, networks: [] }, { ...host, logLevel: 'warn', networks: [] }, 'the host settings read back as they run');
+  t.same(again.networks.map((n) => [n.vni, n.dev, n.mtu, n.peers, n.fdb, n.mac]), [
+    [42, 'vxl42', 1450, [], [{ mac: '02:00:00:00:00:99', vtep: '192.0.2.9' }], '02:00:00:00:00:2a'],
+    [43, 'vxl43', 1450, ['192.0.2.9'], [], '02:00:00:00:00:2b'],
+    [44, 'vxl44', 1400, ['192.0.2.4'], [], '02:00:00:00:00:2c'],
+  ], 'every network served, with the peers, static entries and MAC of now (the one added at run time too)');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { JSON_MAX_DEPTH, JsonError, parseStrictJson } from '../src/config/json.js';
+import { JSON_MAX_DEPTH, JsonError, lineAndColumn, parseStrictJson } from '../src/config/json.js';
 
 /** Asserts parseStrictJson refuses text with this reason and exactly this message. */
 function refuses(t: tap.Test, text: string, message: string, reason: JsonError['reason'] = 'syntax'): void {
@@ -68,4 +68,30 @@ t.test('"__proto__" is an ordinary key', async (t) => {
   t.equal(Object.getPrototypeOf(value), Object.prototype, 'the prototype is untouched');
   t.equal((value as { polluted?: boolean }).polluted, undefined);
   refuses(t, '{"__proto__": 1, "__proto__": 2}', 'duplicate key "__proto__" at line 1, column 18', 'duplicate-key');
+});
+
+t.test('an error carries the key path of the value being read', async (t) => {
+  const at = (text: string): unknown => {
+    try {
+      parseStrictJson(text);
+    } catch (err) {
+      return err;
+    }
+    return null;
+  };
+  t.match(at('{"networks": [{"vni": 1}, {"vni": 2, "vni": 3}]}'), { reason: 'duplicate-key', path: 'networks[1].vni', line: 1, column: 38 });
+  t.match(at('{"networks": [{"vni": 1}, {"peers": [1, }]}'), { reason: 'syntax', path: 'networks[1].peers[1]' });
+  t.match(at('{"a": tru}'), { reason: 'syntax', path: 'a' });
+  t.match(at('nul'), { reason: 'syntax', path: '' });
+});
+
+t.test('with a map, where each key starts is recorded by its key path', async (t) => {
+  const text = '{\n  "networks": [\n    {"vni": 1, "fdb": [{"mac": "x"}]}\n  ],\n  "a b": {"c": 1}\n}';
+  const keys = new Map<string, number>();
+  t.same(parseStrictJson(text, keys), JSON.parse(text));
+  const where = Object.fromEntries([...keys].map(([p, at]) => [p, lineAndColumn(text, at)]));
+  t.same(where, {
+    networks: { line: 2, column: 3 }, 'networks[0].vni': { line: 3, column: 6 }, 'networks[0].fdb': { line: 3, column: 16 },
+    'networks[0].fdb[0].mac': { line: 3, column: 25 }, '["a b"]': { line: 5, column: 3 }, '["a b"].c': { line: 5, column: 11 },
+  });
 });

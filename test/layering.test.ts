@@ -129,7 +129,7 @@ t.test('a client command with no daemon to talk to loads neither the addon nor s
   const dir = tempDir(t, 'layering');
   const traceFile = path.join(dir, 'status.json');
   const r = await exec(null, vxlandArgv('status', '--socket', path.join(dir, 'none.sock')), { allowFail: true, env: traceEnv(traceFile) });
-  t.equal(r.code, 1, 'status exits 1');
+  t.equal(r.code, 3, 'status exits 3 (no daemon)');
   t.match(r.stderr, /^vxland: no vxland daemon is listening on /, 'and says there is no daemon');
   const trace = readTrace(traceFile);
   t.ok(trace.modules.some((m) => m.endsWith(path.join('dist', 'src', 'control', 'client.js'))), 'the trace saw the CLI load its modules');

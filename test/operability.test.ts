@@ -3,15 +3,15 @@
 // happens, per-VTEP counters, the metrics endpoint (and that the README's
 // metric table is what it exports), a log level changed at run time, and
 // which data path and offloads are in effect.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { DOCTOR_PEER_GRACE_MS } from '../src/doctor';
 import { DROP_REASON_NAMES } from '../src/ports/drops';
 import { eventually } from './helpers/eventually';
-import { addKernelVxlan, createTopology, exec, ping, REPO_ROOT, skipUnlessRoot } from './helpers/netns';
+import { addKernelVxlan, createTopology, exec, ping, REPO_ROOT, skipUnlessRoot, vxlandArgv } from './helpers/netns';
 import { awaitFinding, doctorReport, parseMetrics, scrapeMetrics, silentPeer, type ScrapedMetric } from './helpers/operator';
-import { datapathsUnderTest, startMonitor, startVxland, TEST_VNI } from './helpers/vxland';
+import { datapathsUnderTest, startMonitor, startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
 const METRICS = '127.0.0.1:9798';
 
@@ -95,6 +95,16 @@ for (const datapath of datapathsUnderTest()) {
       peers: [b.ip, c.ip, d.ip], address: '10.42.0.1/24', datapath,
       extraArgs: ['--log-level', 'info', '--metrics', METRICS],
     });
+
+    // Every drop reason has its series from the start, the network's and the host's.
+    const first = parseMetrics(await scrapeMetrics(a.ns, METRICS));
+    const reasonsOf = (metric: string) => (first.get(metric)?.samples ?? []).map((x) => x.labels.reason).sort();
+    t.same(reasonsOf('vxland_drops_total'), [...DROP_REASON_NAMES].sort(), 'vxland_drops_total: every reason from the first scrape');
+    t.same(reasonsOf('vxland_host_drops_total'), [...DROP_REASON_NAMES].sort(), 'vxland_host_drops_total: every reason from the first scrape');
+    const offloads = (await v.json<any>('status')).offloads as string[];
+    const version = JSON.parse(readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')).version as string;
+    t.same(first.get('vxland_build_info')?.samples, [{ labels: { version, datapath, offloads: offloads.length === 0 ? 'none' : offloads.join(',') }, value: 1 }],
+      'vxland_build_info: the version, the data path and the offloads in effect');
 
     // Right after start D's silence is not a finding yet (the grace period).
     const early = await doctorReport(v);
@@ -181,4 +191,38 @@ for (const datapath of datapathsUnderTest()) {
 t.test('the README drop reason table names exactly the reasons the data paths count', async (t) => {
   const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
   t.same(documentedDropReasons(readme).sort(), [...DROP_REASON_NAMES].sort());
+});
+
+// One data path on purpose: the configuration is the same on both.
+t.test('config show prints a file that config check accepts and a daemon started from it serves alike', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const topo = await createTopology(t, { hosts: 2 });
+  const [a, b] = topo.hosts;
+  const v = await startVxland(t, a, { peers: [b.ip], address: '10.42.0.1/24', datapath: 'dgram' });
+  for (const args of [
+    ['peer', 'add', '192.0.2.77'], ['fdb', 'add', '02:00:00:00:aa:07', b.ip],
+    ['network', 'add', '--vni', '43', '--peer', b.ip, '--mtu', '1400', '--accept', 'any'], ['peer', 'add', '192.0.2.78', '--vni', '43'],
+  ]) t.equal((await v.cli(...args)).code, 0, `vxland ${args.join(' ')}`);
+  const view = async (d: typeof v) => ({
+    networks: (await d.json<any[]>('network', 'list')).map((n) => [n.vni, n.dev, n.mac, n.mtu]),
+    peers: [await d.json('peer', 'list', '--vni', '42'), await d.json('peer', 'list', '--vni', '43')],
+    statics: (await d.json<any[]>('fdb', 'show', '--vni', '42', '--type', 'static')).map((e) => [e.mac, e.vtep]),
+    accept: (await d.json<any>('network', 'show', '--vni', '43')).accept,
+  });
+  const before = await view(v);
+
+  // The file, moved to a fresh state dir and socket: what the new daemon serves comes from the file alone.
+  const shown = await v.json<Record<string, unknown>>('config', 'show');
+  const dir = tempDir(t, 'h5-shown');
+  const file = path.join(dir, 'vxland.json');
+  const socket = path.join(dir, 'vxland.sock');
+  writeFileSync(file, JSON.stringify({ ...shown, stateDir: path.join(dir, 'state'), socket }, null, 2));
+  const check = await exec(a.ns, vxlandArgv('config', 'check', file), { allowFail: true });
+  t.same([check.code, check.stderr], [0, ''], `config check accepts it: ${check.stdout.trim()}`);
+
+  v.proc.proc.kill('SIGTERM');
+  await v.proc.exited;
+  const again = await startVxland(t, a, { datapath: 'dgram', hostFile: file, stateDir: path.join(dir, 'state'), socket });
+  t.same(await view(again), before, 'the same networks, MACs, MTUs, peers, static entries and source policy');
+  t.match(before, { peers: [[b.ip, '192.0.2.77'], [b.ip, '192.0.2.78']], statics: [['02:00:00:00:aa:07', b.ip]], accept: 'any' }, 'and they are what was changed at run time');
 });

@@ -84,7 +84,7 @@ function expectedTarball(): string[] {
     ...js, ...native,
     'package.json', 'README.md', 'LICENSE', 'bin/vxland', 'binding.gyp',
     `prebuilds/${process.platform}-${process.arch}/vxland.napi.glibc.node`,
-    'systemd/vxland.service', 'systemd/vxland.sysusers.conf', 'man/vxland.8', 'completion/vxland.bash',
+    'systemd/vxland.service', 'systemd/vxland.sysusers.conf', 'schema/vxland.schema.json', 'man/vxland.8', 'completion/vxland.bash',
   ].sort();
 }
 

@@ -37,8 +37,31 @@ import {
 import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
 import { readConfigText } from './file.js';
-import { JsonError, parseStrictJson } from './json.js';
+import { JsonError, lineAndColumn, parseStrictJson } from './json.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type Cidr, type IpFamily } from './validate.js';
+
+/** One thing wrong with a configuration. */
+export interface ConfigProblem {
+  /** Its key path in the file ("networks[1].mtu", "etcd.tls.ca"), or the
+   *  flag ("--mtu"); "" for the file as a whole (it does not parse). */
+  readonly path: string;
+  /** One line naming the setting (and in a host file its network) and what is wrong. */
+  readonly message: string;
+  /** Where a syntax error or a key given twice is, 1-based. */
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** VXLAND_CONFIG_INVALID with every problem found; the message is theirs, joined by "; ". */
+export class ConfigInvalidError extends VxlandError {
+  constructor(readonly problems: readonly ConfigProblem[]) {
+    super('VXLAND_CONFIG_INVALID', problems.map((p) => p.message).join('; '));
+  }
+
+  override toJSON(): { code: 'VXLAND_CONFIG_INVALID'; message: string; problems: readonly ConfigProblem[] } {
+    return { code: 'VXLAND_CONFIG_INVALID', message: this.message, problems: this.problems };
+  }
+}
 
 /** IANA VXLAN port. Linux (`ip link add ... type vxlan` without dstport)
  *  and some old switches default to 8472; use --port 8472 to talk to those. */
@@ -212,7 +235,12 @@ export interface ConfigFlags extends NetworkFlags {
 /** VXLAND_CONFIG names a config file used when --config is not given. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
+/** The key that names a file's JSON Schema ("$schema"): accepted at the top level and ignored. */
+export const SCHEMA_KEY = '$schema';
 const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
+const ETCD_KEYS = ['endpoints', 'prefix', 'leaseTtlS', 'tls'] as const;
+const ETCD_TLS_KEYS = ['ca', 'cert', 'key'] as const;
+const STATIC_FDB_KEYS = ['mac', 'vtep'] as const;
 const NETWORK_KEYS = [
   'vni', 'dev', 'mtu', 'addresses', 'peers', 'fdb', 'ageingS', 'maxFdb', 'maxFdbPerVtep', 'learnRatePerS',
   'accept', 'allowVlan', 'mac', 'bridge', 'suppress', 'neigh',
@@ -228,6 +256,17 @@ const NETWORK_FLAG: Readonly<Record<NetworkKey, { flag: string; name: keyof Netw
   mac: { flag: '--mac', name: 'mac' }, bridge: { flag: '--bridge', name: 'bridge' },
   suppress: null, neigh: null,
 };
+
+/** Every key a config file may hold, by the object it is in: what
+ *  schema/vxland.schema.json describes (test/config.test.ts holds them together).
+ *  A single-network file holds host and network keys side by side. */
+export const CONFIG_FILE_KEYS = {
+  host: [SCHEMA_KEY, ...HOST_KEYS, 'networks'],
+  network: NETWORK_KEYS,
+  etcd: ETCD_KEYS,
+  etcdTls: ETCD_TLS_KEYS,
+  staticFdb: STATIC_FDB_KEYS,
+} as const;
 
 /** The dev a network gets when none is named: vxl<VNI> in a host file and
  *  for `network add`; today's vxl0 for a single network from flags. */
@@ -259,55 +298,67 @@ export function resolveDatapath(choice: DatapathChoice, nativeSupport: () => tru
  *  defaultFile when it exists; an empty name means none) with the flags
  *  (flags win), validates and deep-freezes the result. Throws VxlandError
  *  VXLAND_CONFIG_FILE (unreadable, not a regular file, over
- *  CONFIG_FILE_MAX_BYTES) or VXLAND_CONFIG_INVALID with a message naming the
- *  offending setting (and, in a host file, the network: "networks[1] (vni 43): ..."). */
+ *  CONFIG_FILE_MAX_BYTES) or a ConfigInvalidError (VXLAND_CONFIG_INVALID)
+ *  with every problem found, each naming its setting (and, in a host file,
+ *  the network: "networks[1] (vni 43): ...") and carrying its key path. */
 export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile: string = DEFAULT_CONFIG_FILE): HostConfig {
   const named = flags.config ?? env.VXLAND_CONFIG ?? (existsSync(defaultFile) ? defaultFile : undefined);
-  const file = named !== undefined && named !== '' ? readConfigFile(named) : null;
+  const problems = new Problems();
+  const file = named !== undefined && named !== '' ? readConfigFile(named, problems) : null;
   const raw: Record<string, unknown> = file?.values ?? {};
   const dir = file?.dir ?? process.cwd();
   const source = (key: string, flag: string, flagValue: unknown): Source =>
     flagValue !== undefined ? { name: flag, value: flagValue, fromFlag: true } : { name: key, value: raw[key], fromFlag: false };
+  // Each setting is judged on its own, so that one bad value does not hide the next.
+  const setting = <T>(s: Source, parse: (s: Source) => T, fallback: T): T => problems.at(s.name, () => parse(s), fallback);
 
   const localSource = source('local', '--local', flags.local);
-  let local: string | null = null;
-  if (localSource.value !== undefined && localSource.value !== null) {
-    const text = requireString(localSource);
-    local = normalizeIp(text);
-    if (local === null) invalid(`local must be an IPv4 or IPv6 address (got ${show(text)})`);
-  }
-  const localFamily: IpFamily = local === null ? 4 : ipFamily(local)!;
+  const localGiven = localSource.value !== undefined && localSource.value !== null;
+  const local = setting(localSource, (s) => {
+    if (!localGiven) return null;
+    const text = requireString(s);
+    const ip = normalizeIp(text);
+    if (ip === null) invalid(`local must be an IPv4 or IPv6 address (got ${show(text)})`);
+    return ip;
+  }, undefined);
+  // undefined: local is itself invalid, so no address is judged by its family.
+  const localFamily: IpFamily | null = local === undefined ? null : local === null ? 4 : ipFamily(local)!;
   const family = localFamily === 6 ? 'udp6' : 'udp4';
 
-  const port = optionalIntegerIn(source('port', '--port', flags.port), 'port', 1, 65_535, VXLAN_IANA_PORT);
-  const datapath = oneOf(source('datapath', '--datapath', flags.datapath), 'datapath', DATAPATH_CHOICES, 'auto');
-  const logLevel = oneOf(source('logLevel', '--log-level', flags.logLevel), 'log-level', LOG_LEVELS, 'info');
-  const stateDir = optionalPath(source('stateDir', '--state-dir', flags.stateDir), 'state-dir', dir) ?? DEFAULT_STATE_DIR;
-  const socket = optionalPath(source('socket', '--socket', flags.socket), 'socket', dir) ?? DEFAULT_SOCKET;
-  const metrics = metricsEndpoint(source('metrics', '--metrics', flags.metrics));
-  const groupSource = source('controlGroup', '--control-group', flags.controlGroup);
-  const controlGroup = groupSource.value === undefined || groupSource.value === null ? null : requireString(groupSource);
-  if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
+  const port = setting(source('port', '--port', flags.port), (s) => optionalIntegerIn(s, 'port', 1, 65_535, VXLAN_IANA_PORT), VXLAN_IANA_PORT);
+  const datapath = setting(source('datapath', '--datapath', flags.datapath), (s) => oneOf(s, 'datapath', DATAPATH_CHOICES, 'auto'), 'auto');
+  const logLevel = setting(source('logLevel', '--log-level', flags.logLevel), (s) => oneOf(s, 'log-level', LOG_LEVELS, 'info'), 'info');
+  const stateDir = setting(source('stateDir', '--state-dir', flags.stateDir), (s) => optionalPath(s, 'state-dir', dir), null) ?? DEFAULT_STATE_DIR;
+  const socket = setting(source('socket', '--socket', flags.socket), (s) => optionalPath(s, 'socket', dir), null) ?? DEFAULT_SOCKET;
+  const metrics = setting(source('metrics', '--metrics', flags.metrics), metricsEndpoint, null);
+  const controlGroup = setting(source('controlGroup', '--control-group', flags.controlGroup), (s) => {
+    if (s.value === undefined || s.value === null) return null;
+    const group = requireString(s);
+    if (!/^[a-z_][a-z0-9_-]*\$?$/i.test(group)) invalid(`control-group must be a group name (got ${show(group)})`);
+    return group;
+  }, null);
 
-  const etcd = etcdConfig(raw.etcd, flags.etcd, dir, local);
+  const etcd = problems.at('', () => etcdConfig(raw.etcd, flags.etcd, dir, localGiven), null);
 
-  let networks: NetworkConfig[];
+  let networks: NetworkConfig[] = [];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
-    const given = NETWORK_KEYS.map((key) => NETWORK_FLAG[key]).find((f) => f !== null && flags[f.name] !== undefined);
-    if (given) {
-      invalid(`${given.flag} describes one network, but config file ${named} lists "networks"; set it in the file's networks[] entry, or use "vxland network add"`);
+    for (const f of NETWORK_KEYS.map((key) => NETWORK_FLAG[key])) {
+      if (f === null || flags[f.name] === undefined) continue;
+      problems.at(f.flag, () => invalid(`${f.flag} describes one network, but config file ${named} lists "networks"; set it in the file's networks[] entry, or use "vxland network add"`), null);
     }
-    networks = networksOf(raw.networks, localFamily);
+    networks = networksOf(raw.networks, localFamily, problems);
   } else {
     const networkSource = (key: NetworkKey): Source => {
       const f = NETWORK_FLAG[key];
       return f === null ? { name: key, value: raw[key], fromFlag: false } : source(key, f.flag, flags[f.name]);
     };
-    if (networkSource('vni').value === undefined) invalid('vni is required (--vni N or "vni" in the config file)');
-    networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV)];
+    const vni = networkSource('vni');
+    if (vni.value === undefined) problems.at(file === null ? '--vni' : 'vni', () => invalid('vni is required (--vni N or "vni" in the config file)'), null);
+    else problems.at('', () => networks.push(parseNetwork(networkSource, localFamily, DEFAULT_DEV)), null);
   }
 
-  return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
+  problems.throwIfAny('', '', file?.locate);
+  return deepFreeze({ local: local ?? null, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
@@ -337,6 +388,21 @@ export function networkToFile(n: NetworkConfig): Record<NetworkKey, unknown> {
   };
 }
 
+/** A host as a host file: what loadConfig reads back to the same HostConfig
+ *  (paths are absolute, so the file may live anywhere). */
+export function hostToFile(h: HostConfig): Record<string, unknown> & { networks: Array<Record<string, unknown>> } {
+  const metricsHost = h.metrics === null ? null : ipFamily(h.metrics.host) === 6 ? `[${h.metrics.host}]` : h.metrics.host;
+  const etcd = h.etcd === null ? null : {
+    endpoints: h.etcd.endpoints, prefix: h.etcd.prefix, leaseTtlS: h.etcd.leaseTtlS,
+    ...(h.etcd.tls === null ? {} : { tls: { ca: h.etcd.tls.ca, ...(h.etcd.tls.cert === null ? {} : { cert: h.etcd.tls.cert, key: h.etcd.tls.key }) } }),
+  };
+  return {
+    local: h.local, port: h.port, datapath: h.datapath, socket: h.socket, stateDir: h.stateDir, logLevel: h.logLevel,
+    metrics: h.metrics === null ? null : `${metricsHost}:${h.metrics.port}`, controlGroup: h.controlGroup, etcd,
+    networks: h.networks.map(networkToFile),
+  };
+}
+
 /** The source policy as written in a file or shown by status: "peers", "any" or the CIDR list. */
 export function describeAccept(policy: AcceptPolicy): string {
   return policy.kind === 'cidrs' ? policy.cidrs.map((c) => `${c.address}/${c.prefixLength}`).join(',') : policy.kind;
@@ -347,21 +413,25 @@ export function networkLabel(n: { vni: number; dev: string }): string {
   return `vni ${n.vni} (${n.dev})`;
 }
 
-function networksOf(value: unknown, localFamily: IpFamily): NetworkConfig[] {
-  if (!Array.isArray(value)) invalid(`networks must be a list of network objects (got ${show(value)})`);
+function networksOf(value: unknown, localFamily: IpFamily | null, problems: Problems): NetworkConfig[] {
+  if (!Array.isArray(value)) return problems.at('networks', () => invalid(`networks must be a list of network objects (got ${show(value)})`), []);
   const networks: NetworkConfig[] = [];
   const byVni = new Map<number, number>();
   const byDev = new Map<string, number>();
   value.forEach((item: unknown, index) => {
     const where = networkWhere(item, index);
-    const n = fileNetwork(item, localFamily, where);
+    const n = problems.at(`networks[${index}]`, () => fileNetwork(item, localFamily, where), null);
+    // A network with problems of its own is not compared with the others.
+    if (n === null) return;
     const vniAt = byVni.get(n.vni);
-    if (vniAt !== undefined) invalid(`${where}: vni ${n.vni} is already used by networks[${vniAt}]`);
     const devAt = byDev.get(n.dev);
-    if (devAt !== undefined) invalid(`${where}: dev ${n.dev} is already used by networks[${devAt}]`);
-    byVni.set(n.vni, index);
-    byDev.set(n.dev, index);
-    networks.push(n);
+    if (vniAt !== undefined) problems.at(`networks[${index}].vni`, () => invalid(`${where}: vni ${n.vni} is already used by networks[${vniAt}]`), null);
+    else if (devAt !== undefined) problems.at(`networks[${index}].dev`, () => invalid(`${where}: dev ${n.dev} is already used by networks[${devAt}]`), null);
+    else {
+      byVni.set(n.vni, index);
+      byDev.set(n.dev, index);
+      networks.push(n);
+    }
   });
   return networks;
 }
@@ -372,68 +442,106 @@ function networkWhere(item: unknown, index: number): string {
   return Number.isInteger(vni) ? `networks[${index}] (vni ${vni as number})` : `networks[${index}]`;
 }
 
-function fileNetwork(item: unknown, localFamily: IpFamily, where: string): NetworkConfig {
+/** `where` prefixes every message ("networks[1] (vni 43): ..."), `at` every key path ("networks[1].mtu"). */
+function fileNetwork(item: unknown, localFamily: IpFamily | null, where: string, at = ''): NetworkConfig {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be a JSON object`);
   const values = item as Record<string, unknown>;
+  const problems = new Problems();
   for (const key of Object.keys(values)) {
-    if (!(NETWORK_KEYS as readonly string[]).includes(key)) invalid(`${where}: unknown key "${key}" (known keys: ${NETWORK_KEYS.join(', ')})`);
+    if (!(NETWORK_KEYS as readonly string[]).includes(key)) problems.at(key, () => invalid(`unknown key "${key}" (known keys: ${NETWORK_KEYS.join(', ')})`), null);
   }
-  return naming(where, () => {
-    if (values.vni === undefined) invalid('vni is required');
-    return parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null);
-  });
+  const network = values.vni === undefined
+    ? problems.at('vni', () => invalid('vni is required'), null)
+    : problems.at('', () => parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null), null);
+  problems.throwIfAny(where, at);
+  return network!;
 }
 
-/** Runs parse, prefixing its VXLAND_CONFIG_INVALID message with where. */
-function naming<T>(where: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (err) {
-    if (err instanceof VxlandError && err.code === 'VXLAND_CONFIG_INVALID') invalid(`${where}: ${err.message}`);
-    throw err;
+/** Problems of a config, collected with the key path of each, so that
+ *  `vxland config check` can list them all. */
+class Problems {
+  private readonly list: ConfigProblem[] = [];
+
+  /** parse(), or fallback when it finds the config invalid: its problems are
+   *  recorded under path (a nested collection keeps its own paths, under path). */
+  at<T>(path: string, parse: () => T, fallback: T): T {
+    try {
+      return parse();
+    } catch (err) {
+      if (err instanceof ConfigInvalidError) this.list.push(...err.problems.map((p) => ({ ...p, path: joinPath(path, p.path) })));
+      else if (err instanceof VxlandError && err.code === 'VXLAND_CONFIG_INVALID') this.list.push({ path, message: err.message });
+      else throw err;
+      return fallback;
+    }
   }
+
+  /** Throws them all as one ConfigInvalidError, each message prefixed with
+   *  `where: ` and each path with `at`; `locate` adds where in the file each is. */
+  throwIfAny(where = '', at = '', locate?: Locate): void {
+    if (this.list.length === 0) return;
+    throw new ConfigInvalidError(this.list.map((p) => {
+      const problem = { ...p, path: joinPath(at, p.path), message: where === '' ? p.message : `${where}: ${p.message}` };
+      const found = problem.line === undefined ? locate?.(problem.path) : undefined;
+      return found === undefined ? problem : { ...problem, ...found };
+    }));
+  }
+}
+
+function joinPath(outer: string, inner: string): string {
+  if (outer === '' || inner === '') return outer + inner;
+  return inner.startsWith('[') ? `${outer}${inner}` : `${outer}.${inner}`;
 }
 
 /** The one validation of a network's settings, wherever they come from.
  *  defaultDev null = vxl<VNI>. */
-function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily, defaultDev: string | null): NetworkConfig {
-  const vni = integerIn(source('vni'), 'vni', 0, VNI_MAX);
-  const devSource = source('dev');
-  const dev = devSource.value === undefined || devSource.value === null ? defaultDev ?? defaultDevFor(vni) : requireString(devSource);
-  const devProblem = ifnameProblem(dev);
-  if (devProblem !== null) invalid(`dev must be a Linux interface name: "${dev}" ${devProblem}`);
-
-  const mtu = optionalIntegerIn(source('mtu'), 'mtu', MTU_MIN, MTU_MAX, DEFAULT_MTU);
-  const addresses = stringList(source('addresses'), 'addresses').map((text) => {
+function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily | null, defaultDev: string | null): NetworkConfig {
+  const problems = new Problems();
+  const key = <T>(k: NetworkKey, parse: (s: Source) => T, fallback: T): T => {
+    const s = source(k);
+    return problems.at(s.name, () => parse(s), fallback);
+  };
+  const vni = key('vni', (s) => integerIn(s, 'vni', 0, VNI_MAX), null);
+  const dev = key('dev', (s) => {
+    const name = s.value === undefined || s.value === null ? defaultDev ?? defaultDevFor(vni ?? 0) : requireString(s);
+    const devProblem = ifnameProblem(name);
+    if (devProblem !== null) invalid(`dev must be a Linux interface name: "${name}" ${devProblem}`);
+    return name;
+  }, '');
+  const mtu = key('mtu', (s) => optionalIntegerIn(s, 'mtu', MTU_MIN, MTU_MAX, DEFAULT_MTU), DEFAULT_MTU);
+  const addresses = key('addresses', (s) => stringList(s, 'addresses').map((text) => {
     if (parseCidr(text) === null) invalid(`address must be a CIDR like 10.0.0.1/24 or fd00::1/64 (got ${show(text)})`);
     return text;
-  });
-  const peers: string[] = [];
-  const listedPeers = new Set<string>();
-  for (const text of stringList(source('peers'), 'peers')) {
-    const peer = vtepAddress(text, 'peer', localFamily);
-    if (listedPeers.has(peer)) invalid(`peer ${peer} is listed twice`);
-    listedPeers.add(peer);
-    peers.push(peer);
-  }
-  const fdb = staticEntries(source('fdb').value, localFamily);
-  const ageingS = optionalIntegerIn(source('ageingS'), 'ageing', 0, Number.MAX_SAFE_INTEGER, DEFAULT_AGEING_S, 'seconds (0 = never)');
-  const maxFdb = optionalIntegerIn(source('maxFdb'), 'max-fdb', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_DEFAULT);
-  const maxFdbPerVtep = optionalIntegerIn(source('maxFdbPerVtep'), 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_PER_VTEP_DEFAULT);
-  const learnRatePerS = optionalIntegerIn(source('learnRatePerS'), 'learn-rate', 0, Number.MAX_SAFE_INTEGER, FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S, 'MACs per second per VTEP (0 = no limit)');
-  const accept = acceptPolicy(source('accept'), localFamily);
-  const allowVlanSource = source('allowVlan');
-  if (allowVlanSource.value !== undefined && typeof allowVlanSource.value !== 'boolean') invalid(`allowVlan must be true or false (got ${show(allowVlanSource.value)})`);
-  const allowVlan = allowVlanSource.value === true;
-  const mac = tapMac(source('mac'));
-  const bridge = bridgeName(source('bridge'));
-  const suppressSource = source('suppress');
-  if (suppressSource.value !== undefined && suppressSource.value !== null && typeof suppressSource.value !== 'boolean') {
-    invalid(`suppress must be true or false (got ${show(suppressSource.value)})`);
-  }
-  const suppress = typeof suppressSource.value === 'boolean' ? suppressSource.value : null;
-  const neigh = neighbourEntries(source('neigh').value);
-  return { vni, dev, mtu, addresses, peers, fdb, ageingS, maxFdb, maxFdbPerVtep, learnRatePerS, accept, allowVlan, mac, bridge, suppress, neigh };
+  }), []);
+  const peers = key('peers', (s) => {
+    const list: string[] = [];
+    const listed = new Set<string>();
+    for (const text of stringList(s, 'peers')) {
+      const peer = vtepAddress(text, 'peer', localFamily);
+      if (listed.has(peer)) invalid(`peer ${peer} is listed twice`);
+      listed.add(peer);
+      list.push(peer);
+    }
+    return list;
+  }, []);
+  const fdb = key('fdb', (s) => staticEntries(s.value, localFamily), []);
+  const ageingS = key('ageingS', (s) => optionalIntegerIn(s, 'ageing', 0, Number.MAX_SAFE_INTEGER, DEFAULT_AGEING_S, 'seconds (0 = never)'), 0);
+  const maxFdb = key('maxFdb', (s) => optionalIntegerIn(s, 'max-fdb', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_DEFAULT), 0);
+  const maxFdbPerVtep = key('maxFdbPerVtep', (s) => optionalIntegerIn(s, 'max-fdb-per-vtep', 1, Number.MAX_SAFE_INTEGER, FDB_MAX_LEARNED_PER_VTEP_DEFAULT), 0);
+  const learnRatePerS = key('learnRatePerS', (s) => optionalIntegerIn(s, 'learn-rate', 0, Number.MAX_SAFE_INTEGER, FDB_LEARN_RATE_PER_VTEP_DEFAULT_PER_S, 'MACs per second per VTEP (0 = no limit)'), 0);
+  const accept = key('accept', (s) => acceptPolicy(s, localFamily), { kind: 'peers' } as AcceptPolicy);
+  const allowVlan = key('allowVlan', (s) => {
+    if (s.value !== undefined && typeof s.value !== 'boolean') invalid(`allowVlan must be true or false (got ${show(s.value)})`);
+    return s.value === true;
+  }, false);
+  const mac = key('mac', tapMac, null);
+  const bridge = key('bridge', bridgeName, null);
+  const suppress = key('suppress', (s) => {
+    if (s.value !== undefined && s.value !== null && typeof s.value !== 'boolean') invalid(`suppress must be true or false (got ${show(s.value)})`);
+    return typeof s.value === 'boolean' ? s.value : null;
+  }, null);
+  const neigh = key('neigh', (s) => neighbourEntries(s.value), []);
+  problems.throwIfAny();
+  return { vni: vni!, dev, mtu, addresses, peers, fdb, ageingS, maxFdb, maxFdbPerVtep, learnRatePerS, accept, allowVlan, mac, bridge, suppress, neigh };
 }
 
 interface Source {
@@ -443,29 +551,55 @@ interface Source {
   fromFlag: boolean;
 }
 
-function readConfigFile(file: string): { values: Record<string, unknown>; dir: string } {
+/** The file's values; a file that cannot be parsed throws at once, while
+ *  each unknown key is a problem of its own. */
+function readConfigFile(file: string, problems: Problems): { values: Record<string, unknown>; dir: string; locate: Locate } {
   const text = readConfigText(file);
+  const keys = new Map<string, number>();
   let parsed: unknown;
   try {
-    parsed = parseStrictJson(text);
+    parsed = parseStrictJson(text, keys);
   } catch (err) {
     if (!(err instanceof JsonError)) throw err;
-    invalid(err.reason === 'duplicate-key' ? `config file ${file}: ${err.message}` : `config file ${file} is not valid JSON: ${err.message}`);
+    throw new ConfigInvalidError([{
+      path: err.reason === 'duplicate-key' ? err.path : '',
+      message: err.reason === 'duplicate-key' ? `config file ${file}: ${err.message}` : `config file ${file} is not valid JSON: ${err.message}`,
+      line: err.line, column: err.column,
+    }]);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     invalid(`config file ${file} must contain a JSON object`);
   }
   const hostFile = Object.hasOwn(parsed, 'networks');
   const known: readonly string[] = hostFile ? [...HOST_KEYS, 'networks'] : [...HOST_KEYS, ...NETWORK_KEYS];
-  for (const key of Object.keys(parsed)) {
-    if (known.includes(key)) continue;
-    if (hostFile && (NETWORK_KEYS as readonly string[]).includes(key)) {
-      invalid(`config file ${file}: "${key}" is a network setting; with "networks" in the file it belongs in each networks[] entry`);
+  const values: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (key === SCHEMA_KEY) continue;
+    if (known.includes(key)) {
+      Object.defineProperty(values, key, { value, writable: true, enumerable: true, configurable: true });
+      continue;
     }
-    invalid(`config file ${file}: unknown key "${key}" (known keys: ${known.join(', ')})`);
+    problems.at(key, () => {
+      if (hostFile && (NETWORK_KEYS as readonly string[]).includes(key)) {
+        invalid(`config file ${file}: "${key}" is a network setting; with "networks" in the file it belongs in each networks[] entry`);
+      }
+      invalid(`config file ${file}: unknown key "${key}" (known keys: ${known.join(', ')})`);
+    }, null);
   }
-  return { values: parsed as Record<string, unknown>, dir: path.dirname(path.resolve(file)) };
+  const locate: Locate = (keyPath) => {
+    // The key itself, else the nearest enclosing one (networks[4] -> networks).
+    for (let p = keyPath; p !== ''; p = p.replace(/(\.[^.[\]]+|\[[^\]]*\])$/, '')) {
+      const at = keys.get(p);
+      if (at !== undefined) return lineAndColumn(text, at);
+      if (!/[.[]/.test(p)) break;
+    }
+    return undefined;
+  };
+  return { values, dir: path.dirname(path.resolve(file)), locate };
 }
+
+/** Where a key path is in the file (its key's line and column), if it is there. */
+type Locate = (keyPath: string) => { line: number; column: number } | undefined;
 
 function invalid(message: string): never {
   throw new VxlandError('VXLAND_CONFIG_INVALID', message);
@@ -518,10 +652,10 @@ function stringList(source: Source, label: string): string[] {
 }
 
 /** A VTEP must be reachable over the one UDP socket, whose family local picks. */
-function vtepAddress(text: string, label: string, localFamily: IpFamily): string {
+function vtepAddress(text: string, label: string, localFamily: IpFamily | null): string {
   const address = normalizeIp(text);
   if (address === null) invalid(`${label} must be an IPv4 or IPv6 address (got ${show(text)})`);
-  if (ipFamily(address) !== localFamily) {
+  if (localFamily !== null && ipFamily(address) !== localFamily) {
     invalid(
       localFamily === 4
         ? `${label} ${address} is IPv6 but the VXLAN socket is IPv4; set local to an IPv6 address of this host`
@@ -552,7 +686,7 @@ function neighbourEntries(value: unknown): NeighbourConfig[] {
   return entries;
 }
 
-function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[] {
+function staticEntries(value: unknown, localFamily: IpFamily | null): StaticFdbConfig[] {
   if (value === undefined) return [];
   if (!Array.isArray(value)) invalid(`fdb must be a list of {"mac": ..., "vtep": ...} (got ${show(value)})`);
   const entries: StaticFdbConfig[] = [];
@@ -561,7 +695,7 @@ function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[]
     const where = `fdb[${index}]`;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be {"mac": ..., "vtep": ...}`);
     for (const key of Object.keys(item)) {
-      if (key !== 'mac' && key !== 'vtep') invalid(`${where}: unknown key "${key}" (known keys: mac, vtep)`);
+      if (!(STATIC_FDB_KEYS as readonly string[]).includes(key)) invalid(`${where}: unknown key "${key}" (known keys: ${STATIC_FDB_KEYS.join(', ')})`);
     }
     const { mac: macText, vtep: vtepText } = item as { mac?: unknown; vtep?: unknown };
     const mac = typeof macText === 'string' ? parseMac(macText) : null;
@@ -578,14 +712,14 @@ function staticEntries(value: unknown, localFamily: IpFamily): StaticFdbConfig[]
 
 /** "peers" (default), "any", or a comma-separated list of CIDRs of the
  *  underlay's family. */
-function acceptPolicy(source: Source, localFamily: IpFamily): AcceptPolicy {
+function acceptPolicy(source: Source, localFamily: IpFamily | null): AcceptPolicy {
   if (source.value === undefined) return { kind: 'peers' };
   const text = requireString(source);
   if (text === 'peers' || text === 'any') return { kind: text };
   const cidrs = text.split(',').map((part) => {
     const cidr = parseCidr(part.trim());
     if (cidr === null) invalid(`accept must be "peers", "any" or CIDRs like 192.0.2.0/24,198.51.100.7/32 (got ${show(part)})`);
-    if (cidr.family !== localFamily) invalid(`accept ${part} is IPv${cidr.family} but the VXLAN socket is IPv${localFamily}`);
+    if (localFamily !== null && cidr.family !== localFamily) invalid(`accept ${part} is IPv${cidr.family} but the VXLAN socket is IPv${localFamily}`);
     return cidr;
   });
   return { kind: 'cidrs', cidrs };
@@ -632,43 +766,55 @@ function deepFreeze<T>(value: T): T {
 }
 
 /** The etcd settings of the file, with --etcd replacing its endpoints. */
-function etcdConfig(fileValue: unknown, flagValue: string | undefined, dir: string, local: string | null): EtcdConfig | null {
+/** localGiven: false when neither --local nor "local" names an address (an invalid one counts as given: it is its own problem). */
+function etcdConfig(fileValue: unknown, flagValue: string | undefined, dir: string, localGiven: boolean): EtcdConfig | null {
   if (flagValue === undefined && (fileValue === undefined || fileValue === null)) return null;
+  // Each problem with its full key path (etcd.prefix, --etcd).
+  const problems = new Problems();
   if (fileValue !== undefined && fileValue !== null && (typeof fileValue !== 'object' || Array.isArray(fileValue))) {
-    invalid(`etcd must be an object { "endpoints", "prefix", "leaseTtlS", "tls" } (got ${show(fileValue)})`);
+    problems.at('etcd', () => invalid(`etcd must be an object { "endpoints", "prefix", "leaseTtlS", "tls" } (got ${show(fileValue)})`), null);
+    problems.throwIfAny();
   }
   const o = (fileValue ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(o)) {
-    if (!['endpoints', 'prefix', 'leaseTtlS', 'tls'].includes(key)) invalid(`etcd.${key} is not a setting (etcd has endpoints, prefix, leaseTtlS, tls)`);
+    if (!(ETCD_KEYS as readonly string[]).includes(key)) problems.at(`etcd.${key}`, () => invalid(`etcd.${key} is not a setting (etcd has ${ETCD_KEYS.join(', ')})`), null);
   }
-  let endpoints: unknown = o.endpoints;
-  let endpointsName = 'etcd.endpoints';
-  if (flagValue !== undefined) {
-    endpoints = flagValue.split(',').map((u) => u.trim()).filter((u) => u !== '');
-    endpointsName = '--etcd';
+  const endpointsName = flagValue !== undefined ? '--etcd' : 'etcd.endpoints';
+  const urls = problems.at(endpointsName, () => {
+    const endpoints = flagValue !== undefined ? flagValue.split(',').map((u) => u.trim()).filter((u) => u !== '') : o.endpoints;
+    if (!Array.isArray(endpoints) || endpoints.length === 0) invalid(`${endpointsName} must list at least one URL, e.g. http://127.0.0.1:2379 (got ${show(endpoints)})`);
+    return endpoints.map((u: unknown) => {
+      if (typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u)) invalid(`${endpointsName}: ${show(u)} is not an http:// or https:// URL with a host and port`);
+      return u.replace(/\/$/, '');
+    });
+  }, []);
+  const prefix = problems.at('etcd.prefix', () => {
+    const value = o.prefix ?? ETCD_PREFIX_DEFAULT;
+    if (typeof value !== 'string' || !/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/.test(value) || value.includes('//')) {
+      invalid(`etcd.prefix must start with "/", not end with "/", and hold only letters, digits, ".", "_", "-" and "/" (got ${show(value)})`);
+    }
+    return value;
+  }, ETCD_PREFIX_DEFAULT);
+  const leaseTtlS = problems.at('etcd.leaseTtlS', () =>
+    optionalIntegerIn({ name: 'etcd.leaseTtlS', value: o.leaseTtlS, fromFlag: false }, 'etcd.leaseTtlS', 1, ETCD_LEASE_TTL_MAX_S, ETCD_LEASE_TTL_DEFAULT_S, 's'), 0);
+  const tls = problems.at('etcd.tls', () => etcdTls(o.tls, dir), null);
+  if (!localGiven) problems.at(flagValue !== undefined ? '--etcd' : 'etcd', () => invalid('etcd needs --local (or "local"): the VTEP address other hosts reach this one at, published in etcd'), null);
+  problems.throwIfAny();
+  return { endpoints: urls, prefix, leaseTtlS, tls };
+}
+
+function etcdTls(value: unknown, dir: string): EtcdConfig['tls'] {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) invalid(`etcd.tls must be an object { "ca", "cert", "key" } (got ${show(value)})`);
+  const t = value as Record<string, unknown>;
+  for (const key of Object.keys(t)) {
+    if (!(ETCD_TLS_KEYS as readonly string[]).includes(key)) invalid(`etcd.tls.${key} is not a setting (etcd.tls has ${ETCD_TLS_KEYS.join(', ')})`);
   }
-  if (!Array.isArray(endpoints) || endpoints.length === 0) invalid(`${endpointsName} must list at least one URL, e.g. http://127.0.0.1:2379 (got ${show(endpoints)})`);
-  const urls = endpoints.map((u: unknown) => {
-    if (typeof u !== 'string' || !/^https?:\/\/[^/\s]+\/?$/.test(u)) invalid(`${endpointsName}: ${show(u)} is not an http:// or https:// URL with a host and port`);
-    return u.replace(/\/$/, '');
-  });
-  const prefixValue = o.prefix ?? ETCD_PREFIX_DEFAULT;
-  if (typeof prefixValue !== 'string' || !/^\/[A-Za-z0-9._\-/]*[A-Za-z0-9._-]$/.test(prefixValue) || prefixValue.includes('//')) {
-    invalid(`etcd.prefix must start with "/", not end with "/", and hold only letters, digits, ".", "_", "-" and "/" (got ${show(prefixValue)})`);
-  }
-  const leaseTtlS = optionalIntegerIn({ name: 'etcd.leaseTtlS', value: o.leaseTtlS, fromFlag: false }, 'etcd.leaseTtlS', 1, ETCD_LEASE_TTL_MAX_S, ETCD_LEASE_TTL_DEFAULT_S, 's');
-  let tls: EtcdConfig['tls'] = null;
-  if (o.tls !== undefined && o.tls !== null) {
-    const t = o.tls as Record<string, unknown>;
-    if (typeof o.tls !== 'object' || Array.isArray(o.tls)) invalid(`etcd.tls must be an object { "ca", "cert", "key" } (got ${show(o.tls)})`);
-    const file = (key: string): string | null => optionalPath({ name: `etcd.tls.${key}`, value: t[key], fromFlag: false }, `etcd.tls.${key}`, dir);
-    const ca = file('ca');
-    const cert = file('cert');
-    const key = file('key');
-    if (ca === null) invalid('etcd.tls.ca is required with etcd.tls (the CA that signed the etcd servers\' certificates)');
-    if ((cert === null) !== (key === null)) invalid('etcd.tls.cert and etcd.tls.key go together (a client certificate and its key)');
-    tls = { ca, cert, key };
-  }
-  if (local === null) invalid('etcd needs --local (or "local"): the VTEP address other hosts reach this one at, published in etcd');
-  return { endpoints: urls, prefix: prefixValue, leaseTtlS, tls };
+  const file = (key: string): string | null => optionalPath({ name: `etcd.tls.${key}`, value: t[key], fromFlag: false }, `etcd.tls.${key}`, dir);
+  const ca = file('ca');
+  const cert = file('cert');
+  const key = file('key');
+  if (ca === null) invalid('etcd.tls.ca is required with etcd.tls (the CA that signed the etcd servers\' certificates)');
+  if ((cert === null) !== (key === null)) invalid('etcd.tls.cert and etcd.tls.key go together (a client certificate and its key)');
+  return { ca, cert, key };
 }

@@ -18,15 +18,33 @@ export class JsonError extends Error {
     readonly line: number,
     /** 1-based, in UTF-16 code units from the start of the line. */
     readonly column: number,
+    /** The key path of the value being read ("networks[1].vni"); "" at the top. */
+    readonly path: string,
   ) {
     super(`${message} at line ${line}, column ${column}`);
     this.name = 'JsonError';
   }
 }
 
-/** Parses text as one JSON value. Throws JsonError. */
-export function parseStrictJson(text: string): unknown {
-  return new Reader(text).document();
+/** Parses text as one JSON value. Throws JsonError. With `keys`, records
+ *  where each object member's key starts (an offset into text), by its key
+ *  path ("networks[1].mtu"), so that a later complaint about a value can
+ *  name its line (see lineAndColumn). */
+export function parseStrictJson(text: string, keys?: Map<string, number>): unknown {
+  return new Reader(text, keys).document();
+}
+
+/** The 1-based line and column (in UTF-16 code units) of offset in text. */
+export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text.charCodeAt(i) === 0x0a) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
 }
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
@@ -38,7 +56,7 @@ class Reader {
    *  turned into text for an error. */
   private readonly path: (string | number)[] = [];
 
-  constructor(private readonly text: string) {}
+  constructor(private readonly text: string, private readonly keys?: Map<string, number>) {}
 
   document(): unknown {
     this.skipSpace();
@@ -78,6 +96,7 @@ class Reader {
       const key = this.string();
       this.path.push(key);
       if (Object.hasOwn(out, key)) this.fail(`duplicate key "${this.pathText()}"`, keyAt, 'duplicate-key');
+      this.keys?.set(this.pathText(), keyAt);
       this.skipSpace();
       if (this.text.charCodeAt(this.pos) !== 0x3a) this.fail(`unexpected ${this.describe()}, expected ":"`);
       this.pos++;
@@ -215,14 +234,7 @@ class Reader {
   }
 
   private fail(message: string, at = this.pos, reason: JsonErrorReason = 'syntax'): never {
-    let line = 1;
-    let lineStart = 0;
-    for (let i = 0; i < at && i < this.text.length; i++) {
-      if (this.text.charCodeAt(i) === 0x0a) {
-        line++;
-        lineStart = i + 1;
-      }
-    }
-    throw new JsonError(reason, message, line, at - lineStart + 1);
+    const { line, column } = lineAndColumn(this.text, at);
+    throw new JsonError(reason, message, line, column, this.pathText());
   }
 }

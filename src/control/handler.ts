@@ -7,31 +7,35 @@
 
 import type { MembershipView } from '../ports/membership.js';
 import type { Logger } from 'pino';
-import { checkNeighbour, describeAccept, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type NetworkConfig, type NetworkFlags } from '../config/config.js';
+import { checkNeighbour, describeAccept, hostToFile, networkFromFlags, networkLabel, networkToFile, type DatapathKind, type HostConfig, type LogLevel, type NetworkConfig, type NetworkFlags } from '../config/config.js';
 import { ipFamily } from '../config/validate.js';
 import { diagnose, type DoctorReport, type NetworkObservations } from '../doctor.js';
 import { VxlandError } from '../errors.js';
 import type { ForeignVniSender, StatsReader, StatsSnapshot } from '../ports/counters.js';
 import { exists, type Networks, type ServedNetwork } from './networks.js';
-import type {
-  ControlHandler,
-  FdbChangeResult,
-  FdbFlushResult,
-  FdbShowResult,
-  LogLevelResult,
-  MonitorEvent,
-  NeighChangeResult,
-  NeighShowResult,
-  NetworkChangeResult,
-  NetworkListResult,
-  NetworkSelector,
-  NetworkShowResult,
-  NetworkStatus,
-  PeerChangeResult,
-  PeerListResult,
-  ReloadResult,
-  StatsResult,
-  StatusResult,
+import {
+  matchesFdbFilter,
+  type ConfigShowResult,
+  type ControlHandler,
+  type FdbChangeResult,
+  type FdbFilter,
+  type FdbGetResult,
+  type FdbFlushResult,
+  type FdbShowResult,
+  type LogLevelResult,
+  type MonitorEvent,
+  type NeighChangeResult,
+  type NeighShowResult,
+  type NetworkChangeResult,
+  type NetworkListResult,
+  type NetworkSelector,
+  type NetworkShowResult,
+  type NetworkStatus,
+  type PeerChangeResult,
+  type PeerListResult,
+  type ReloadResult,
+  type StatsResult,
+  type StatusResult,
 } from './protocol.js';
 
 export type { AcceptDescription, ServedNetwork } from './networks.js';
@@ -83,6 +87,9 @@ export interface DaemonControlOptions {
   membership?: MembershipView | null;
   /** The daemon's config reload (the one SIGHUP runs, taking its turn with it). */
   reload?: () => Promise<ReloadResult>;
+  /** The host's configuration as last (re)loaded; its networks are not
+   *  used (the served networks are). */
+  hostConfig: () => HostConfig;
 }
 
 /** The control-plane operations, applied to the live FDBs and persisted. */
@@ -245,9 +252,12 @@ export class DaemonControl implements ControlHandler {
 
   networkShow(selector: NetworkSelector): NetworkShowResult {
     const n = this.o.networks.select(selector);
-    const { vni } = n.config;
-    const now = { peers: n.fdb.configuredPeers(vni), fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })) };
-    return { ...this.networkStatus(n), settings: { ...networkToFile(n.config), ...now, mac: n.mac, accept: describeAccept(n.config.accept) } };
+    return { ...this.networkStatus(n), settings: networkToFile(runningNetwork(n)) };
+  }
+
+  configShow(): ConfigShowResult {
+    const running = { ...this.o.hostConfig(), logLevel: this.o.log.level as LogLevel, networks: this.o.networks.all().map(runningNetwork) };
+    return hostToFile(running);
   }
 
   async networkAdd(flags: Record<string, unknown>): Promise<NetworkChangeResult> {
@@ -296,8 +306,15 @@ export class DaemonControl implements ControlHandler {
     return [...n.fdb.peers(n.config.vni)];
   }
 
-  fdbShow(selector: NetworkSelector): FdbShowResult {
-    return this.o.networks.select(selector).fdb.entries();
+  fdbShow(selector: NetworkSelector, filter: FdbFilter): FdbShowResult {
+    return this.o.networks.select(selector).fdb.entries().filter((e) => matchesFdbFilter(e, filter));
+  }
+
+  fdbGet(selector: NetworkSelector, mac: string): FdbGetResult {
+    const n = this.o.networks.select(selector);
+    const entry = n.fdb.entries().find((e) => e.mac === mac);
+    if (entry === undefined) throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on ${n.config.dev} (vni ${n.config.vni})`);
+    return entry;
   }
 
   fdbAdd(selector: NetworkSelector, mac: string, ip: string): FdbChangeResult {
@@ -369,6 +386,18 @@ export function saveNetworkState(n: ServedNetwork): void {
     // Left out when empty: a state file without neighbours reads as one of an older daemon.
     ...(neigh.length === 0 ? {} : { neigh }),
   });
+}
+
+/** The network as it runs: its peers and static entries as they are now
+ *  (changed at run time or not) and its TAP's MAC. */
+function runningNetwork(n: ServedNetwork): NetworkConfig {
+  const { vni } = n.config;
+  return {
+    ...n.config,
+    peers: n.fdb.configuredPeers(vni),
+    fdb: n.fdb.staticEntries().filter((e) => e.vni === vni).map(({ mac, vtep }) => ({ mac, vtep })),
+    mac: n.mac,
+  };
 }
 
 function staticEntry(n: ServedNetwork, mac: string): { vtep: string } | undefined {

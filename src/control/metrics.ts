@@ -13,7 +13,11 @@ import { NET_EVENT_NAMES } from '../tables/net-events.generated';
 import type { MembershipView } from '../ports/membership';
 
 export interface MetricsSources {
+  /** vxland's version (package.json). */
+  version: string;
   datapath: string;
+  /** The offloads in effect now (they can drop out at run time). */
+  offloads: () => readonly string[];
   /** Host-level drops (before a network is known). */
   hostStats: StatsReader;
   /** The networks served at scrape time (they come and go at run time). */
@@ -21,10 +25,6 @@ export interface MetricsSources {
   /** The etcd membership, when configured: its series exist only then. */
   membership?: MembershipView | null;
 }
-
-/** The drops that happen before a datagram's network is known: always
- *  exported (0 until one happens), so the series exist from the start. */
-const HOST_DROP_REASONS: readonly string[] = ['rx_truncated', 'rx_no_i_flag', 'rx_wrong_vni'];
 
 /** Every per-network series carries a vni label; the per-VTEP ones stay
  *  bounded in total because all networks' Stats share one VTEP budget. */
@@ -36,6 +36,15 @@ export function buildRegistry(s: MetricsSources): client.Registry {
     for (const n of s.networks()) fn(n, String(n.vni));
   };
 
+  new client.Gauge({
+    name: 'vxland_build_info', help: 'Constant 1, labelled with the version, the data path and the offloads in effect ("none" without any)',
+    labelNames: ['version', 'datapath', 'offloads'], registers,
+    collect() {
+      this.reset();
+      const offloads = s.offloads();
+      this.set({ version: s.version, datapath: s.datapath, offloads: offloads.length === 0 ? 'none' : offloads.join(',') }, 1);
+    },
+  });
   new client.Gauge({
     name: 'vxland_info', help: 'Constant 1 per network, labelled with its device, VNI and the data path',
     labelNames: ['dev', 'vni', 'datapath'], registers,
@@ -96,9 +105,10 @@ export function buildRegistry(s: MetricsSources): client.Registry {
     labelNames: ['reason'], registers,
     collect() {
       this.reset();
+      // Every reason, 0 until it happens, as for a network: which ones occur
+      // before a network is known depends on the data path.
       const drops = s.hostStats.snapshot().drops;
-      for (const reason of HOST_DROP_REASONS) this.inc({ reason }, drops[reason] ?? 0);
-      for (const [reason, count] of Object.entries(drops)) if (!HOST_DROP_REASONS.includes(reason)) this.inc({ reason }, count);
+      for (const reason of DROP_REASON_NAMES) this.inc({ reason }, drops[reason] ?? 0);
     },
   });
   new client.Gauge({

@@ -10,7 +10,7 @@
 
 import type { MembershipStatus } from '../ports/membership.js';
 import { ERROR_CODES, VxlandError, type ErrorCode } from '../errors.js';
-import { FLOOD_MAC, parseMac, type FdbEntry } from '../fdb/fdb.js';
+import { FLOOD_MAC, parseMac, type FdbEntry, type FdbEntryKind } from '../fdb/fdb.js';
 import type { StatsSnapshot, VtepCounters } from '../ports/counters.js';
 import type { DoctorReport } from '../doctor.js';
 import type { FdbEvent } from '../fdb/fdb.js';
@@ -110,6 +110,29 @@ export interface PeerChangeResult {
 export type PeerListResult = string[];
 /** The network's entries; peers appear with mac 00:00:00:00:00:00 and kind 'peer'. */
 export type FdbShowResult = FdbEntry[];
+/** `vxland fdb get MAC`: the network's entry for that MAC. */
+export type FdbGetResult = FdbEntry;
+
+/** The kinds `fdb show --type` selects. */
+export const FDB_TYPES = ['static', 'learned', 'etcd', 'peer'] as const satisfies readonly FdbEntryKind[];
+
+/** What `fdb show --mac/--vtep/--type` keeps: entries matching every field given. */
+export interface FdbFilter {
+  mac?: string;
+  vtep?: string;
+  kind?: FdbEntryKind;
+}
+
+export function matchesFdbFilter(entry: FdbEntry, filter: FdbFilter): boolean {
+  return (filter.mac === undefined || entry.mac === filter.mac)
+    && (filter.vtep === undefined || entry.vtep === filter.vtep)
+    && (filter.kind === undefined || entry.kind === filter.kind);
+}
+
+/** `vxland config show`: the running configuration as a host file
+ *  (config.ts reads it back): the file's settings with the changes made
+ *  at run time, networks added with `network add` among the networks. */
+export type ConfigShowResult = Record<string, unknown> & { networks: Array<Record<string, unknown>> };
 export interface FdbChangeResult {
   mac: string;
   ip?: string;
@@ -191,7 +214,9 @@ export interface ControlHandler {
   /** Throws VXLAND_NOT_FOUND for an unknown peer. */
   peerDel(n: NetworkSelector, ip: string): PeerChangeResult | Promise<PeerChangeResult>;
   peerList(n: NetworkSelector): PeerListResult | Promise<PeerListResult>;
-  fdbShow(n: NetworkSelector): FdbShowResult | Promise<FdbShowResult>;
+  fdbShow(n: NetworkSelector, filter: FdbFilter): FdbShowResult | Promise<FdbShowResult>;
+  /** Throws VXLAND_NOT_FOUND when the network has no entry for that MAC. */
+  fdbGet(n: NetworkSelector, mac: string): FdbGetResult | Promise<FdbGetResult>;
   fdbAdd(n: NetworkSelector, mac: string, ip: string): FdbChangeResult | Promise<FdbChangeResult>;
   /** Throws VXLAND_NOT_FOUND when no static or learned entry has that MAC. */
   fdbDel(n: NetworkSelector, mac: string): FdbChangeResult | Promise<FdbChangeResult>;
@@ -208,6 +233,7 @@ export interface ControlHandler {
   doctor(n: NetworkSelector): DoctorReport | Promise<DoctorReport>;
   /** Re-reads the config file and applies the difference; resolves once applied. */
   reload(): Promise<ReloadResult>;
+  configShow(): ConfigShowResult;
   /** Calls emit for every event of the network until the returned function is called. */
   monitor(n: NetworkSelector, emit: (event: MonitorEvent) => void): () => void;
 }
@@ -227,7 +253,8 @@ export const METHODS: Readonly<Record<string, (handler: ControlHandler, params: 
   'peer.add': (h, p) => h.peerAdd(selectorParam(p), ipParam(p, 'ip')),
   'peer.del': (h, p) => h.peerDel(selectorParam(p), ipParam(p, 'ip')),
   'peer.list': (h, p) => h.peerList(selectorParam(p)),
-  'fdb.show': (h, p) => h.fdbShow(selectorParam(p)),
+  'fdb.show': (h, p) => h.fdbShow(selectorParam(p), fdbFilterParam(p)),
+  'fdb.get': (h, p) => h.fdbGet(selectorParam(p), unicastMacParam(p, 'mac')),
   'fdb.add': (h, p) => h.fdbAdd(selectorParam(p), unicastMacParam(p, 'mac'), ipParam(p, 'ip')),
   'fdb.del': (h, p) => h.fdbDel(selectorParam(p), macParam(p, 'mac')),
   'fdb.flush': (h, p) => h.fdbFlush(selectorParam(p), booleanParam(p, 'learned')),
@@ -238,6 +265,7 @@ export const METHODS: Readonly<Record<string, (handler: ControlHandler, params: 
   'log.level': (h, p) => h.logLevel(optionalChoiceParam(p, 'level', RUNTIME_LOG_LEVELS)),
   'doctor': (h, p) => h.doctor(selectorParam(p)),
   'reload': (h) => h.reload(),
+  'config.show': (h) => h.configShow(),
 };
 
 /** Methods that answer once, then stream {"event": ...} lines until the
@@ -355,6 +383,16 @@ function booleanParam(params: Record<string, unknown>, name: string): boolean {
   const value = params[name] ?? false;
   if (typeof value !== 'boolean') throw badParam(`${name} must be true or false (got ${JSON.stringify(value)})`);
   return value;
+}
+
+/** params.mac, params.vtep and params.type, each optional. */
+function fdbFilterParam(params: Record<string, unknown>): FdbFilter {
+  const filter: FdbFilter = {};
+  if (params.mac !== undefined) filter.mac = macParam(params, 'mac');
+  if (params.vtep !== undefined) filter.vtep = ipParam(params, 'vtep');
+  const kind = optionalChoiceParam(params, 'type', FDB_TYPES);
+  if (kind !== undefined) filter.kind = kind;
+  return filter;
 }
 
 /** params.vni (an integer) and/or params.dev (a string); checked against the
