@@ -27,9 +27,11 @@ function optionNames(o: Option): string[] {
   return [o.short, o.long].filter((n): n is string => n !== undefined);
 }
 
-function walk(cmd: Command, key: string, out: CommandNode[]): void {
+/** inherited: the ancestors' options (-j, -p: commander reads them after
+ *  the subcommand too, optsWithGlobals), --version aside. */
+function walk(cmd: Command, key: string, out: CommandNode[], inherited: readonly Option[] = []): void {
   const node: CommandNode = { key, subcommands: [], options: ['--help'], valued: [], files: [], dirs: [] };
-  for (const o of cmd.options) {
+  for (const o of [...inherited, ...cmd.options]) {
     node.options.push(...optionNames(o));
     if (!o.required && !o.optional) continue;
     node.valued.push(...optionNames(o));
@@ -39,7 +41,7 @@ function walk(cmd: Command, key: string, out: CommandNode[]): void {
   out.push(node);
   for (const sub of cmd.commands) {
     node.subcommands.push(sub.name());
-    walk(sub, `${key} ${sub.name()}`, out);
+    walk(sub, `${key} ${sub.name()}`, out, [...inherited, ...cmd.options.filter((o) => o.long !== '--version')]);
   }
 }
 

@@ -32,11 +32,11 @@ t.test('bash completes with it', async (t) => {
   const top = buildProgram().commands.map((c) => c.name()).sort();
   t.same(complete(dir, 'vxland', ''), top, 'every command');
   t.same(complete(dir, 'vxland', 'fd'), ['fdb'], 'a command by its start');
-  t.same(complete(dir, 'vxland', 'fdb', ''), ['add', 'del', 'flush', 'show'], 'subcommands');
+  t.same(complete(dir, 'vxland', 'fdb', ''), ['add', 'del', 'flush', 'get', 'show'], 'subcommands');
   t.same(complete(dir, 'vxland', 'fdb', 'flush', '--l'), ['--learned'], 'a subcommand\'s own option');
   t.same(complete(dir, 'vxland', 'run', '--con'), ['--config', '--control-group'], 'options');
   t.same(complete(dir, 'vxland', 'run', '--config', 'ho'), ['host.json', 'hostdir'], 'a file argument');
   t.same(complete(dir, 'vxland', 'run', '--state-dir', 'ho'), ['hostdir'], 'a directory argument');
-  t.same(complete(dir, 'vxland', 'fdb', 'show', '--socket', 'x', '--j'), ['--json'], 'past an option\'s value');
+  t.same(complete(dir, 'vxland', 'fdb', 'show', '--socket', 'x', '--j'), ['--json'], 'past an option\'s value (a global option, given after the command)');
   t.same(complete(dir, 'vxland', 'run', '--dev', ''), [], 'nothing for a free-form value');
 });
