@@ -11,9 +11,7 @@
 //   - removal: REMOVED_VTEPS keys deleted; time until none of them is left in
 //     its flood list.
 // Not a timed test: the figures go to BENCHMARKS.md (its etcd section).
-// Needs a vxland that offers `--etcd` (branch i11-member); otherwise it says
-// so and measures nothing.
-import { deleteVteps, etcdSkipReason, fakeVtep, grantLease, putVteps, startEtcd, vxlandEtcdSkipReason } from '../test/helpers/etcd';
+import { deleteVteps, etcdSkipReason, fakeVtep, grantLease, putVteps, startEtcd } from '../test/helpers/etcd';
 import { eventually } from '../test/helpers/eventually';
 import { createTopology, rootSkipReason, vmRssKb } from '../test/helpers/netns';
 import { Teardowns } from '../test/helpers/teardowns';
@@ -45,7 +43,7 @@ export interface EtcdBenchResult {
 
 /** Why the etcd bench cannot run here, or false. */
 export function etcdBenchSkipReason(): string | false {
-  return rootSkipReason() || etcdSkipReason() || vxlandEtcdSkipReason();
+  return rootSkipReason() || etcdSkipReason();
 }
 
 async function etcdPeers(v: VxlandHandle): Promise<Set<string>> {

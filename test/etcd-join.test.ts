@@ -5,7 +5,7 @@
 // its state file never holds an etcd entry. A minimal etcd runs in the first
 // host's namespace on its underlay address with a data dir under a temp dir,
 // stopped and removed at teardown (the multi-member harness of issue 11 is
-// test/helpers/etcd.ts on the etcdtest branch).
+// test/helpers/etcd.ts).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

@@ -1,8 +1,7 @@
 // src/io/etcd.ts against a real etcd (the `etcd` binary, Debian etcd-server),
 // with the membership on top: a minimal etcd spawned here on a loopback
 // address of its own with a data dir under a temp dir, both removed at
-// teardown (the multi-host harness of issue 11 lives in test/helpers/etcd.ts
-// on another branch). Two memberships see each other through it, a
+// teardown (the multi-host harness of issue 11 is test/helpers/etcd.ts). Two memberships see each other through it, a
 // compaction does not disturb a live watch, a clean stop revokes the lease at once,
 // and an etcd that is gone then back is reported and rejoined.
 import t from 'tap';

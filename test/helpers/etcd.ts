@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually } from './eventually';
-import { CLI_PATH, exec, skipIf, spawnDaemon, uniqueTag, type LineProcess, type TapLike } from './netns';
+import { exec, skipIf, spawnDaemon, uniqueTag, type LineProcess, type TapLike } from './netns';
 
 /** How long a started (or restarted) member may take to report healthy. */
 export const ETCD_START_TIMEOUT_MS = 20_000;
@@ -43,25 +43,6 @@ export function etcdSkipReason(): string | false {
  *  returns true; the caller then returns. */
 export function skipUnlessEtcd(t: TapLike): boolean {
   return skipIf(t, etcdSkipReason());
-}
-
-let etcdFlagProbe: string | false | undefined;
-
-/** Why vxland's etcd membership cannot be tested with this build, or false:
- *  the running vxland's `run --help` must offer `--etcd` (design11.md). The
- *  membership tests and the etcd bench skip with this reason until the
- *  member branch lands; merging it turns them on. Cached. */
-export function vxlandEtcdSkipReason(): string | false {
-  if (etcdFlagProbe !== undefined) return etcdFlagProbe;
-  let help: string;
-  try {
-    help = execFileSync(process.execPath, [CLI_PATH, 'run', '--help'], { encoding: 'utf8', timeout: 10_000 });
-  } catch (err) {
-    return (etcdFlagProbe = `vxland run --help failed: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return (etcdFlagProbe = /(^|\s)--etcd\b/m.test(help)
-    ? false
-    : 'this vxland has no --etcd option (`vxland run --help`): etcd membership (branch i11-member) is not built in yet');
 }
 
 export interface EtcdOptions {
