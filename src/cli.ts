@@ -105,7 +105,7 @@ export function buildProgram(): Command {
   });
   clientCommand(peer, 'list', 'list remote VTEPs', async (opts) => {
     const result = (await request(socketOf(opts), 'peer.list', selectorOf(opts))) as PeerListResult;
-    print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER'], result.map((ip) => [ip]))));
+    print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER', 'KIND'], result.map((p) => [p.ip, p.kind]))));
   });
 
   const fdb = program.command('fdb').description('show and edit the forwarding database');

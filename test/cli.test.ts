@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { ControlHandler, NetworkSelector, NetworkStatus, StatusResult } from '../src/control/protocol.js';
+import type { ControlHandler, NetworkSelector, NetworkStatus, PeerRow, StatusResult } from '../src/control/protocol.js';
 import { ControlServer } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import type { FdbEntry } from '../src/fdb/fdb.js';
@@ -39,6 +39,8 @@ const ENTRIES: FdbEntry[] = [
   { vni: 42, mac: '02:00:00:00:00:01', vtep: '192.0.2.2', kind: 'static', updatedAgoMs: 61_000, usedAgoMs: 2_999 },
   { vni: 42, mac: '02:00:00:00:00:02', vtep: '198.51.100.10', kind: 'learned', updatedAgoMs: 12_000, usedAgoMs: 0 },
 ];
+/** A peer only the etcd membership names (the stand-in lists it after the configured ones). */
+const ETCD_PEER: PeerRow = { ip: '203.0.113.9', kind: 'etcd' };
 
 /** How the stand-in records a selector: "" for none, else " --vni 43" / " --dev x". */
 function sel(n: NetworkSelector): string {
@@ -85,7 +87,7 @@ function fakeHandler(several = false): ControlHandler & { calls: string[] } {
         throw new VxlandError('VXLAND_NETWORK_AMBIGUOUS', 'this daemon serves 2 networks (vni 42 (vxl0), vni 43 (vxl43)); say which with --vni N or --dev NAME');
       }
       calls.push(`peer.list${sel(n)}`);
-      return [...peers];
+      return [...peers.map((ip) => ({ ip, kind: 'peer' as const })), ETCD_PEER];
     },
     fdbShow: () => ENTRIES,
     fdbAdd: (_n, mac, ip) => {
@@ -156,7 +158,9 @@ function failsWith(t: tap.Test, run: Run, code: number, line: string): void {
 
 t.test('peer commands, human output', async (t) => {
   const { socket, handler } = await daemon(t);
-  t.same(await vxland('peer', 'list', '--socket', socket), { code: 0, stdout: 'PEER\n192.0.2.2\n', stderr: '' });
+  t.same(await vxland('peer', 'list', '--socket', socket), {
+    code: 0, stdout: 'PEER         KIND\n192.0.2.2    peer\n203.0.113.9  etcd\n', stderr: '',
+  });
   t.same(await vxland('peer', 'add', '198.51.100.7', '--socket', socket), { code: 0, stdout: 'added peer 198.51.100.7\n', stderr: '' });
   t.same(await vxland('peer', 'add', '198.51.100.7', '--socket', socket), {
     code: 0, stdout: '198.51.100.7 is already a peer\n', stderr: '',
@@ -287,7 +291,7 @@ t.test('--json prints the daemon\'s answer', async (t) => {
   t.equal(status.code, 0);
   t.same(JSON.parse(status.stdout), STATUS_BOTH);
   t.same(JSON.parse((await vxland('fdb', 'show', '--json', '--socket', socket)).stdout), ENTRIES);
-  t.same(JSON.parse((await vxland('peer', 'list', '--json', '--socket', socket)).stdout), ['192.0.2.2']);
+  t.same(JSON.parse((await vxland('peer', 'list', '--json', '--socket', socket)).stdout), [{ ip: '192.0.2.2', kind: 'peer' }, ETCD_PEER]);
   t.same(JSON.parse((await vxland('peer', 'add', 'FD00::0001', '--json', '--socket', socket)).stdout), { ip: 'fd00::1', changed: true });
 });
 
