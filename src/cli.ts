@@ -354,7 +354,8 @@ function formatStatus(s: StatusResult): string {
 export function formatEtcd(e: MembershipStatus): string {
   const lease = e.leaseTtlLeftMs === null ? 'no lease' : `lease ${Math.ceil(e.leaseTtlLeftMs / 1000)} s left`;
   const revision = e.revision === null ? 'not listed yet' : `revision ${e.revision}`;
-  return `${e.connected ? 'connected' : 'disconnected'}, ${revision}, ${lease}, ${plural(e.remoteVteps, 'remote VTEP', 'remote VTEPs')} (${e.endpoints.join(', ')})`;
+  const why = e.connected || e.lastError === null || e.lastError === undefined ? '' : ` (${e.lastError})`;
+  return `${e.connected ? 'connected' : 'disconnected'}${why}, ${revision}, ${lease}, ${plural(e.remoteVteps, 'remote VTEP', 'remote VTEPs')} (${e.endpoints.join(', ')})`;
 }
 
 function formatNetwork(n: NetworkStatus): string {

@@ -30,7 +30,7 @@ const HOST_PART = {
 /** A daemon with two networks: no selector shows both; --vni 42 the one. */
 const STATUS_BOTH: StatusResult = {
   ...HOST_PART, networks: [NET42, NET43],
-  etcd: { connected: false, revision: 12, leaseTtlLeftMs: 4_200, remoteVteps: 2, lists: 3, endpoints: ['http://192.0.2.9:2379'] },
+  etcd: { connected: false, revision: 12, leaseTtlLeftMs: 4_200, remoteVteps: 2, lists: 3, lastError: 'etcd unreachable: Failed to connect', endpoints: ['http://192.0.2.9:2379'] },
 };
 const STATUS: StatusResult = { ...NET42, ...HOST_PART, networks: [NET42] };
 
@@ -204,7 +204,7 @@ t.test('status, human output: the host, then one block per network', async (t) =
       'local:      192.0.2.1',
       'port:       4789',
       'networks:   2',
-      'etcd:       disconnected, revision 12, lease 5 s left, 2 remote VTEPs (http://192.0.2.9:2379)',
+      'etcd:       disconnected (etcd unreachable: Failed to connect), revision 12, lease 5 s left, 2 remote VTEPs (http://192.0.2.9:2379)',
       'host drops: rx_no_i_flag 2',
       '',
       'network vni 42 (vxl0):',
