@@ -1,7 +1,8 @@
 // A real etcd v3 (the Debian package etcd-server) for tests and the bench:
 // one member or a cluster, started inside a test namespace (on an address of
 // that namespace) or on the root namespace's loopback, each member with a
-// data dir under a temp dir. Everything (processes, data dirs) is removed at
+// data dir under a temp dir; optionally serving clients over TLS with client
+// certificates required (EtcdOptions.tls). Everything (processes, data dirs) is removed at
 // t.teardown, also when the test fails, and on process exit (the member
 // processes are LineProcesses, killed by netns.ts's exit hooks).
 //
@@ -58,7 +59,7 @@ export interface EtcdOptions {
   /** Serve clients over TLS and require a client certificate signed by
    *  `ca` (etcd --client-cert-auth): the client URLs are https, and the
    *  harness's etcdctl presents `client` (with auth enabled, its CN is the
-   *  etcd user it acts as). Peer traffic stays plain (one member per test). */
+   *  etcd user it acts as). Traffic between members stays plain http. */
   tls?: EtcdTls;
 }
 
@@ -80,7 +81,7 @@ export interface EtcdMember {
 
 export interface EtcdCluster {
   ns: string | null;
-  /** etcdctl's TLS flags (empty without tls): for a txn or another identity's etcdctl. */
+  /** The TLS flags ctl() gives etcdctl (empty without tls). */
   tlsArgs: string[];
   members: EtcdMember[];
   /** Every member's client URL (what `--etcd` takes, comma-joined). */
