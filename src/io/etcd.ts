@@ -62,8 +62,8 @@ export function describeEtcdError(err: unknown, o: { clientCert: boolean }): str
   if (/wrong version number|packet length too long|http\/1/i.test(message)) {
     return 'TLS and plain connection mismatch: the endpoint\'s scheme (http/https) is not what etcd serves';
   }
-  // gRPC's "14 UNAVAILABLE: No connection established. Last error: <reason> (<timestamp>). Resolution note: ".
-  const last = /Last error: (.*?) \(\d{4}-\d\d-\d\dT[^)]*\)/.exec(message);
+  // gRPC's "14 UNAVAILABLE: No connection established. Last error: [Error: ]<reason>[ (<timestamp>)]. Resolution note: ".
+  const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\. Resolution note/s.exec(message);
   return last !== null ? `etcd unreachable: ${last[1]}` : message.split('\n')[0];
 }
 
