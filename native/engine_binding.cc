@@ -129,6 +129,7 @@ void Engine::OnTapClosed(uint32_t vni) {
 void Engine::TapFailed(const core::Network& net, int err, const char* syscall) {
   auto* ev = new EngineEvent{EngineEvent::kTapFailed, {}, "", static_cast<const Tap*>(net.io.get())->name, syscall, err, {}, {}, {}};
   ev->vni = net.vni;
+  ev->token = static_cast<const Tap*>(net.io.get())->token;
   Post(ev);
 }
 
@@ -167,7 +168,9 @@ Napi::Value Engine::AddNetwork(const Napi::CallbackInfo& info) {
     }
   }
   Napi::Value name = o.Get("name");
-  n.io = std::shared_ptr<Tap>(new Tap{this, fd, n.vni, name.IsString() ? name.As<Napi::String>().Utf8Value() : std::string()});
+  Napi::Value token = o.Get("token");
+  n.io = std::shared_ptr<Tap>(new Tap{this, fd, n.vni, name.IsString() ? name.As<Napi::String>().Utf8Value() : std::string(),
+                                      token.IsNumber() ? token.As<Napi::Number>().DoubleValue() : 0});
   uint32_t slot = 0;
   if (!ctx_->AddNetwork(n, &slot)) {
     // Every slot taken: the fd stays the caller's.
@@ -393,6 +396,7 @@ Napi::Value Engine::ToJs(Napi::Env env, const EngineEvent& e) {
     case EngineEvent::kTapFailed:
       o.Set("type", "tapFailed");
       o.Set("vni", e.vni);
+      o.Set("token", e.token);
       o.Set("error", SysError(env, e.err, e.syscall, e.message).Value());
       break;
     case EngineEvent::kFatal:

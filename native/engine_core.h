@@ -65,7 +65,7 @@
 //       once a second, at most 100 ms late. Nothing is posted per packet:
 //       each post wakes the JS thread, which on a small host delays packets.
 //   { type: 'tapClosed', vni }  a removed network's TAP fd is closed
-//   { type: 'tapFailed', vni, error }  once per TAP: reading it failed (EOF
+//   { type: 'tapFailed', vni, token, error }  once per TAP (token: addNetwork's): reading it failed (EOF
 //       = EBADFD: the device was deleted); the workers read it no more and
 //       go on with the other networks; JS removes the network (or stops)
 //   { type: 'fallback', feature: 'tso'|'gso'|'gro', errno, message }  once each
@@ -180,6 +180,9 @@ struct EngineEvent {
   std::vector<Foreign> foreign;
   /** kTapFailed: the network's VNI (its device's name is in message). */
   uint32_t vni = 0;
+  /** kTapFailed: the token addNetwork was given with this TAP (0 if none),
+   *  so JS can tell a removed network's TAP from a new one with the same VNI. */
+  double token = 0;
 };
 
 /** Most refused senders, and foreign-VNI senders, reported per observation
@@ -214,6 +217,8 @@ struct Tap {
   uint32_t vni;
   /** The device's name, for errors (may be empty). */
   std::string name;
+  /** addNetwork's token, echoed in 'tapFailed'. */
+  double token;
   ~Tap();
 };
 

@@ -11,9 +11,8 @@
 //   - removal: REMOVED_VTEPS keys deleted; time until none of them is left in
 //     its flood list.
 // Not a timed test: the figures go to BENCHMARKS.md (its etcd section).
-// Needs a vxland that offers `--etcd` (branch i11-member); otherwise it says
-// so and measures nothing.
-import { deleteVteps, etcdSkipReason, fakeVtep, grantLease, putVteps, startEtcd, vxlandEtcdSkipReason } from '../test/helpers/etcd';
+import { cpus, loadavg } from 'node:os';
+import { deleteVteps, etcdSkipReason, fakeVtep, grantLease, putVteps, startEtcd } from '../test/helpers/etcd';
 import { eventually } from '../test/helpers/eventually';
 import { createTopology, rootSkipReason, vmRssKb } from '../test/helpers/netns';
 import { Teardowns } from '../test/helpers/teardowns';
@@ -41,11 +40,15 @@ export interface EtcdBenchResult {
   rssAfterMiB: number;
   removed: number;
   removeMs: number;
+  /** The 1-minute load average when the bench started and ended: other
+   *  work on the machine (the figures are not alone in it). */
+  loadStart: number;
+  loadEnd: number;
 }
 
 /** Why the etcd bench cannot run here, or false. */
 export function etcdBenchSkipReason(): string | false {
-  return rootSkipReason() || etcdSkipReason() || vxlandEtcdSkipReason();
+  return rootSkipReason() || etcdSkipReason();
 }
 
 async function etcdPeers(v: VxlandHandle): Promise<Set<string>> {
@@ -64,6 +67,7 @@ async function until(v: VxlandHandle, sinceMs: number, pred: (peers: Set<string>
 
 export async function etcdBench(): Promise<EtcdBenchResult> {
   const t = new Teardowns();
+  const loadStart = loadavg()[0];
   try {
     const datapath = datapathsUnderTest().includes('native') ? 'native' : 'dgram';
     const topo = await createTopology(t, { hosts: 3 });
@@ -95,7 +99,7 @@ export async function etcdBench(): Promise<EtcdBenchResult> {
     const removeStart = Date.now();
     await deleteVteps(etcd, { vni: TEST_VNI, vteps: gone });
     const removeMs = await until(watcher, removeStart, (p) => gone.every((g) => !p.has(g)), `${REMOVED_VTEPS} removed VTEPs gone`);
-    return { datapath, vteps: SIMULATED_VTEPS, writeMs, watchConvergeMs, listConvergeMs, rssBeforeMiB, rssAfterMiB, removed: REMOVED_VTEPS, removeMs };
+    return { datapath, vteps: SIMULATED_VTEPS, writeMs, watchConvergeMs, listConvergeMs, rssBeforeMiB, rssAfterMiB, removed: REMOVED_VTEPS, removeMs, loadStart, loadEnd: loadavg()[0] };
   } finally {
     await t.run();
   }
@@ -111,6 +115,8 @@ A real etcd (one member) in one namespace, vxland (${r.datapath} data path,
 \`--etcd\`, no peer) in another. scripts/bench-etcd.ts writes ${r.vteps} VTEP keys
 (design11.md layout, one lease) with etcdctl in transactions of 100 puts,
 and polls \`vxland fdb show --json\` every ${POLL_INTERVAL_MS} ms for the etcd peers.
+Load average (1 min) at the start and the end: ${r.loadStart.toFixed(2)} and
+${r.loadEnd.toFixed(2)} (on ${cpus().length} CPUs; above 1 per CPU, other work shared the machine).
 
 | measure | value |
 |---|---|

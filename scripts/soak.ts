@@ -133,7 +133,7 @@ async function main(): Promise<number> {
     if (!va.proc.running) failures.push(`vxland A exited (${va.proc.exitCode ?? va.proc.exitSignal})`);
     if (!vb.proc.running) failures.push(`vxland B exited (${vb.proc.exitCode ?? vb.proc.exitSignal})`);
     if (transfers === 0) failures.push('no transfer completed');
-    const peers = await va.json<string[]>('peer', 'list').catch(() => []);
+    const peers = await va.peers().catch(() => []);
     if (peers.length !== 1 || peers[0] !== b.ip) failures.push(`A's peers at the end: ${JSON.stringify(peers)}, expected [${b.ip}]`);
 
     const mb = (kb: number) => (kb / 1024).toFixed(1);

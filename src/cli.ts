@@ -144,7 +144,7 @@ export function buildProgram(): Command {
   });
   clientCommand(peer, 'list', 'list remote VTEPs', async (opts) => {
     const result = (await request(socketOf(opts), 'peer.list', selectorOf(opts))) as PeerListResult;
-    print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER'], result.map((ip) => [ip]))));
+    print(opts, result, () => (result.length === 0 ? 'no peers' : formatTable(['PEER', 'KIND'], result.map((p) => [p.ip, p.kind]))));
   }, { isDefault: true });
 
   const fdb = program.command('fdb').description('show and edit the forwarding database; without a command: show');
@@ -485,7 +485,8 @@ function formatStatus(s: StatusResult): string {
 export function formatEtcd(e: MembershipStatus): string {
   const lease = e.leaseTtlLeftMs === null ? 'no lease' : `lease ${Math.ceil(e.leaseTtlLeftMs / 1000)} s left`;
   const revision = e.revision === null ? 'not listed yet' : `revision ${e.revision}`;
-  return `${e.connected ? 'connected' : 'disconnected'}, ${revision}, ${lease}, ${plural(e.remoteVteps, 'remote VTEP', 'remote VTEPs')} (${e.endpoints.join(', ')})`;
+  const why = e.connected || e.lastError === null || e.lastError === undefined ? '' : ` (${e.lastError})`;
+  return `${e.connected ? 'connected' : 'disconnected'}${why}, ${revision}, ${lease}, ${plural(e.remoteVteps, 'remote VTEP', 'remote VTEPs')} (${e.endpoints.join(', ')})`;
 }
 
 function formatNetwork(n: NetworkStatus): string {

@@ -81,7 +81,7 @@ function checkEtcd(h: HostObservations): Finding[] {
   const lease = e.leaseTtlLeftMs === null ? 'no lease is held' : `our lease expires in ${Math.ceil(e.leaseTtlLeftMs / 1000)} s unless etcd is back`;
   return [{
     check: 'etcd',
-    problem: `etcd (${e.endpoints.join(', ')}) is out of reach: ${seen}, ${lease}; vxland keeps retrying`,
+    problem: `etcd (${e.endpoints.join(', ')}) is out of reach${e.lastError === null ? '' : ` (${e.lastError})`}: ${seen}, ${lease}; vxland keeps retrying`,
     fix: `check that etcd runs and that this host reaches it ("etcdctl --endpoints=${e.endpoints.join(',')} endpoint health"; with TLS, the certificates named in etcd.tls)`,
   }];
 }

@@ -21,8 +21,8 @@ export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
     return new NativePlane(
       {
         engine,
-        openTap: (n) => {
-          const tap = engine.openNetwork({ vni: n.vni, name: n.dev, mtu: n.mtu, addresses: n.addresses, mac: n.mac });
+        openTap: (n, token) => {
+          const tap = engine.openNetwork({ vni: n.vni, name: n.dev, mtu: n.mtu, addresses: n.addresses, mac: n.mac, token });
           return { slot: tap.slot, mac: tap.mac, dev: tap.name };
         },
       },

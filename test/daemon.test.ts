@@ -125,7 +125,7 @@ for (const datapath of datapathsUnderTest()) {
     t.same((reloaded.networks as Array<{ addPeers: string[] }>)[0].addPeers, [c.ip]);
     const warning = await v.proc.waitForJson((l) => l.msg === 'these settings changed but apply only after a restart', 5000);
     t.same(warning.keys, [`networks (vni ${TEST_VNI}).mtu`], 'the MTU change is named, with its network, as needing a restart');
-    t.same(await v.json('peer', 'list'), [b.ip, c.ip]);
+    t.same(await v.peers(), [b.ip, c.ip]);
     t.equal((await ping(a.ns, '10.42.0.3', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'C is reachable after the reload');
     t.equal((await v.json<any>('log-level')).level, 'debug', 'the log level applied');
 
@@ -215,9 +215,9 @@ for (const datapath of datapathsUnderTest()) {
     t.equal(ambiguous.stderr, 'vxland: this daemon serves 2 networks (vni 42 (vxl42), vni 43 (vxl43)); say which with --vni N or --dev NAME\n', 'naming the networks');
     const unknown = await v.cli('fdb', 'show', '--vni', '44');
     t.equal(unknown.stderr, 'vxland: no network with vni 44 (networks: vni 42 (vxl42), vni 43 (vxl43))\n', 'an unknown VNI is named');
-    t.same(await v.json('peer', 'list', '--dev', 'vxl43'), [b.ip], '--dev selects');
+    t.same(await v.peers('--dev', 'vxl43'), [b.ip], '--dev selects');
     t.equal((await v.cli('peer', 'add', '198.51.100.43', '--vni', '43')).code, 0);
-    t.same(await v.json('peer', 'list', '--vni', '42'), [b.ip], 'a peer added to 43 is not a peer of 42');
+    t.same(await v.peers('--vni', '42'), [b.ip], 'a peer added to 43 is not a peer of 42');
     t.ok(JSON.parse(readFileSync(path.join(v.stateDir, 'vxl43.json'), 'utf8')).peers.includes('198.51.100.43'), 'saved in vxl43.json');
 
     // A third network at run time, next to the two of the file.
@@ -231,7 +231,7 @@ for (const datapath of datapathsUnderTest()) {
     await v.proc.exited;
     const again = await startVxland(t, a, { datapath, hostFile: v.file, stateDir: v.stateDir, socket: v.socket });
     t.same((await again.json<any[]>('network', 'list')).map((n) => [n.vni, n.origin]), [[42, 'config'], [43, 'config'], [44, 'runtime']], 'after kill -9: every network');
-    t.same(await again.json('peer', 'list', '--vni', '43'), [b.ip, '198.51.100.43'], 'a runtime peer of a config network');
+    t.same(await again.peers('--vni', '43'), [b.ip, '198.51.100.43'], 'a runtime peer of a config network');
     t.match((await again.json<any[]>('fdb', 'show', '--vni', '44')).filter((e) => e.kind === 'static'), [{ mac: '02:00:00:00:44:01', vtep: '198.51.100.44' }], 'a static entry of a runtime network');
     t.equal((await again.cli('network', 'del', '--vni', '44')).code, 0, 'network del 44');
     for (const peer of ['10.42.0.2', '10.43.0.2']) {
@@ -281,7 +281,7 @@ for (const datapath of datapathsUnderTest()) {
     await v.proc.exited;
     const again = await startVxland(t, a, { datapath, hostFile: v.file, stateDir: v.stateDir, socket: v.socket });
     t.match(await again.json<any[]>('network', 'list'), [{ vni: 44, dev: 'vxl44', mtu: 1400, origin: 'runtime', mac: macBefore }], 'after kill -9: the network is back, with its MAC');
-    t.same(await again.json('peer', 'list', '--vni', '44'), [b.ip, '198.51.100.45'], 'its peers');
+    t.same(await again.peers('--vni', '44'), [b.ip, '198.51.100.45'], 'its peers');
     t.match(await again.json<any[]>('fdb', 'show', '--vni', '44'), [{ kind: 'peer' }, { kind: 'peer' }, { mac: '02:00:00:00:44:01', vtep: '198.51.100.44', kind: 'static' }], 'its static entry');
     t.equal((await ping(a.ns, '10.44.0.2', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'and its traffic');
 

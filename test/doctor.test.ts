@@ -45,7 +45,7 @@ t.test('a healthy daemon has no findings', async (t) => {
 t.test('etcd: out of reach is a finding naming the endpoints, the revision kept and the lease time left; connected is none', async (t) => {
   const o = healthy();
   const host = (etcd: HostObservations['etcd']): HostObservations => ({ port: o.port, served: [{ vni: o.vni, dev: o.dev }], foreignVnis: [], tcpInCsumErrors: 0, stats: NO_COUNTS, etcd });
-  const status = { connected: true, revision: 12, leaseTtlLeftMs: 9_500, remoteVteps: 3, lists: 1, endpoints: ['http://127.0.0.1:2379'] };
+  const status = { connected: true, revision: 12, leaseTtlLeftMs: 9_500, remoteVteps: 3, lists: 1, lastError: null, endpoints: ['http://127.0.0.1:2379'] };
   t.same(diagnose(host(status), [networkPart(o)]).findings, [], 'connected: nothing to say');
   const [finding] = diagnose(host({ ...status, connected: false }), [networkPart(o)]).findings;
   t.equal(finding?.check, 'etcd');
@@ -53,6 +53,8 @@ t.test('etcd: out of reach is a finding naming the endpoints, the revision kept 
   t.match(finding?.fix, 'etcdctl --endpoints=http://127.0.0.1:2379 endpoint health');
   const [never] = diagnose(host({ ...status, connected: false, revision: null, leaseTtlLeftMs: null }), [networkPart(o)]).findings;
   t.match(never?.problem, 'nothing was listed yet, no lease is held');
+  const [refused] = diagnose(host({ ...status, connected: false, lastError: 'etcd refused our TLS client certificate' }), [networkPart(o)]).findings;
+  t.match(refused?.problem, 'etcd (http://127.0.0.1:2379) is out of reach (etcd refused our TLS client certificate): membership is kept', 'the reason is named');
 });
 
 t.test('MTU: underlay minus 50 (IPv4) or 70 (IPv6)', async (t) => {

@@ -5,7 +5,7 @@
 // its state file never holds an etcd entry. A minimal etcd runs in the first
 // host's namespace on its underlay address with a data dir under a temp dir,
 // stopped and removed at teardown (the multi-member harness of issue 11 is
-// test/helpers/etcd.ts on the etcdtest branch).
+// test/helpers/etcd.ts).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +14,7 @@ import path from 'node:path';
 import { createTopology, ping, skipUnlessRoot, spawnDaemon, type Host, type TapLike } from './helpers/netns';
 import { eventually } from './helpers/eventually';
 import { parseMetrics, scrapeMetrics } from './helpers/operator';
+import type { PeerRow } from '../src/control/protocol';
 import { datapathsUnderTest, startVxland, type VxlandHandle } from './helpers/vxland';
 
 /** In the first host's namespace. */
@@ -59,6 +60,11 @@ for (const datapath of datapathsUnderTest()) {
       const others = topo.hosts.filter((h) => h.index !== i).map((h) => h.ip).sort();
       t.same(await eventually(() => etcdPeers(v), { until: (p) => p.join() === others.join(), timeoutMs: JOIN_TIMEOUT_MS, intervalMs: 100, what: `host ${i} lists the others` }), others, `host ${i}: the others are etcd peers`);
     }
+    const others0 = topo.hosts.slice(1).map((h) => h.ip).sort();
+    t.same((await vs[0].json<PeerRow[]>('peer', 'list')).sort((a, b) => a.ip.localeCompare(b.ip)),
+      others0.map((ip) => ({ ip, kind: 'etcd' })), 'peer list --json: the others, kind etcd');
+    const table = (await vs[0].cli('peer', 'list')).stdout.trim().split('\n').map((l) => l.split(/\s+/));
+    t.same(table.slice(1).sort(), others0.map((ip) => [ip, 'etcd']), `peer list: ${JSON.stringify(table)}`);
     for (const [i, v] of vs.entries()) {
       for (const h of topo.hosts) {
         if (h.index === i) continue;

@@ -4,13 +4,10 @@
 // `bridge fdb`). etcd runs in a namespace of the test's topology (host 0) on
 // that host's underlay address; every vxland host reaches it over the
 // underlay bridge.
-//
-// Until the running vxland offers `--etcd` (branch i11-member) every test
-// here skips, printing why (helpers/etcd.ts vxlandEtcdSkipReason).
 import t from 'tap';
-import { putVteps, skipUnlessEtcd, startEtcd, vxlandEtcdSkipReason, type EtcdCluster } from './helpers/etcd';
+import { putVteps, skipUnlessEtcd, startEtcd, type EtcdCluster } from './helpers/etcd';
 import { eventually } from './helpers/eventually';
-import { addKernelVxlan, createTopology, exec, ping, skipIf, skipUnlessRoot, verifiedTcpTransfer, type Host, type TapLike } from './helpers/netns';
+import { addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, verifiedTcpTransfer, type Host, type TapLike } from './helpers/netns';
 import { datapathsUnderTest, startVxland, TEST_VNI, type VxlandHandle } from './helpers/vxland';
 
 /** design11.md's default leaseTtlS: how long a killed host's key outlives it. */
@@ -33,19 +30,18 @@ const FLOOD_MAC = '00:00:00:00:00:00';
 /** One ping per pair per probe, answered within a second or counted lost. */
 const PAIR_PING = { count: 1, timeoutS: 1 } as const;
 
-const skipEtcdFeature = vxlandEtcdSkipReason();
 /** This file waits out a 30 s etcd outage and a lease expiry on each data
  *  path: more than the suite's per-file 300 s when the machine is busy. */
 const FILE_TIMEOUT_MS = 600_000;
-if (skipEtcdFeature === false) t.setTimeout(FILE_TIMEOUT_MS);
+t.setTimeout(FILE_TIMEOUT_MS);
 
 interface Member { host: Host; overlayIp: string; v?: VxlandHandle }
 
 const overlayOf = (h: Host) => `10.42.0.${h.index}`;
 
-/** Skips (with the reason printed) unless root, etcd and vxland's --etcd are all there. */
+/** Skips (with the reason printed) unless root and etcd are both there. */
 function skipUnlessReady(t: TapLike): boolean {
-  return skipUnlessRoot(t) || skipUnlessEtcd(t) || skipIf(t, skipEtcdFeature);
+  return skipUnlessRoot(t) || skipUnlessEtcd(t);
 }
 
 async function startMember(t: TapLike, host: Host, etcd: EtcdCluster, datapath: string, stateDir?: string): Promise<Member> {

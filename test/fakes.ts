@@ -8,6 +8,10 @@ import { closeSync, readSync, writeSync } from 'node:fs';
 import { FRAME_HEADROOM_BYTES, type DatagramBind, type FrameBatch, type FrameDevice, type SendDone } from '../src/ports/io';
 import { encodeVxlan, VXLAN_HEADER_BYTES } from '../src/wire/vxlan';
 import type { KvEvent, KvLease, KvListing, KvStore, KvWatch, KvWatchHandlers } from '../src/ports/kv';
+import type { CoreNetwork } from '../src/ports/core';
+import type { NativeEngineCounters, NativeEngineEvent, NativeEngineInfo, NativeEngineVtepCounts, NativeNetworkCounters, PacketEngine } from '../src/ports/engine';
+import { DROP_REASON_COUNT } from '../src/tables/drop-reasons.generated';
+import { NET_EVENT_COUNT } from '../src/tables/net-events.generated';
 
 export class FakeDevice implements FrameDevice {
   readonly written: Buffer[] = [];
@@ -155,6 +159,93 @@ export function frame(dst: string, src: string, payload: Buffer | number = 46, e
 // socket binds to loopback, where LoopbackPeer sockets play the other VTEPs
 // (the whole of 127/8 is local on Linux, so every peer has an address of
 // its own).
+
+/** The loopback addresses of those tests: the engine's (or plane's) own,
+ *  two peers, and a sender nobody configured. */
+export const LOOP_A = '127.0.0.1';
+export const LOOP_B = '127.0.0.2';
+export const LOOP_C = '127.0.0.3';
+export const LOOP_STRANGER = '127.0.0.66';
+/** The own MACs of the first and second stand-in network. */
+export const STAND_IN_MAC_A = '02:00:00:00:01:0a';
+export const STAND_IN_MAC_B = '02:00:00:00:01:0b';
+/** How long those tests wait for an event on loopback (a frame, a count,
+ *  a callback): generous, as the machine may be busy; the waits end as
+ *  soon as the event is seen. */
+export const LOOPBACK_WAIT_MS = 3_000;
+/** Linux's EBADFD, what a TAP read ends with once its device is deleted
+ *  (node's os.constants.errno lacks it). */
+export const EBADFD = 77;
+
+/** A PacketEngine with no threads: it records the networks it was given
+ *  and delivers only the events a test emits (plus 'tapClosed' right after
+ *  a removeNetwork while running, as the engine does once its workers let
+ *  go of the TAP). Counts are all zero. For what the native data path does
+ *  with events whose order the real engine does not let a test choose. */
+export class FakeEngine implements PacketEngine {
+  /** What addNetwork received, by VNI, while carried. */
+  readonly networks = new Map<number, CoreNetwork & { tapFd: number; name?: string; token?: number; slot: number }>();
+  private onEvent: ((event: NativeEngineEvent) => void) | null = null;
+  private nextSlot = 0;
+
+  start(onEvent: (event: NativeEngineEvent) => void): void {
+    this.onEvent = onEvent;
+  }
+
+  stop(): void {
+    this.onEvent = null;
+  }
+
+  /** Delivers an event as the engine would, on a later turn of the event loop. */
+  emit(event: NativeEngineEvent): Promise<void> {
+    return new Promise((resolve) => setImmediate(() => {
+      this.onEvent?.(event);
+      resolve();
+    }));
+  }
+
+  addNetwork(n: CoreNetwork & { tapFd: number; standIn?: boolean; name?: string; token?: number }): number {
+    if (this.networks.has(n.vni)) return -1;
+    const slot = this.nextSlot++;
+    this.networks.set(n.vni, { ...n, slot });
+    return slot;
+  }
+
+  removeNetwork(vni: number): boolean {
+    if (!this.networks.delete(vni)) return false;
+    if (this.onEvent !== null) void this.emit({ type: 'tapClosed', vni });
+    return true;
+  }
+
+  takeVtepCounts(): NativeEngineVtepCounts[] {
+    return [];
+  }
+
+  counters(): NativeEngineCounters {
+    return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT), detail: {} };
+  }
+
+  netCounters(): NativeNetworkCounters {
+    return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, drops: new Float64Array(DROP_REASON_COUNT), events: new Float64Array(NET_EVENT_COUNT) };
+  }
+
+  info(): NativeEngineInfo {
+    return { port: 4789, offload: false, gso: false, gro: false, coalesce: false, rcvbufBytes: 0, sndbufBytes: 0, state: this.onEvent === null ? 'idle' : 'running' };
+  }
+
+  fdbSet(): void {}
+  fdbDelete(): boolean {
+    return false;
+  }
+  setFloodList(): void {}
+  setSourcePolicy(): void {}
+  setSuppress(): void {}
+  neighSet(): void {}
+  neighDelete(): boolean {
+    return false;
+  }
+  setAllowVlan(): void {}
+}
 
 /** A virtio_net_hdr: what precedes every frame on a TAP with IFF_VNET_HDR. */
 export const VNET_HDR_BYTES = 10;

@@ -36,7 +36,7 @@ for (const datapath of datapathsUnderTest()) {
 
     truncateSync(statePath, Math.floor(statSync(statePath).size / 2));
     const second = await startVxland(t, a, { address: '10.42.0.1/24', datapath, stateDir });
-    t.same(await second.json('peer', 'list'), [b.ip], 'peer recovered from the backup');
+    t.same(await second.peers(), [b.ip], 'peer recovered from the backup');
     const fdb = await second.json<any[]>('fdb', 'show');
     t.ok(fdb.some((e) => e.mac === '02:00:00:00:aa:01' && e.vtep === '198.18.1.50' && e.kind === 'static'), 'static entry recovered from the backup');
     t.notOk(fdb.some((e) => e.mac === '02:00:00:00:aa:02'), 'the change after the backup was taken is lost, as documented');
@@ -103,7 +103,7 @@ for (const datapath of datapathsUnderTest()) {
       }
     }
     t.ok(acknowledged.length > 0 && refused.length > 0, `the disk filled up part-way: ${acknowledged.length} acknowledged, ${refused.length} refused`);
-    t.same((await first.json<string[]>('peer', 'list')).sort(), [...acknowledged].sort(), 'the running daemon has exactly the acknowledged peers');
+    t.same((await first.peers()).sort(), [...acknowledged].sort(), 'the running daemon has exactly the acknowledged peers');
     // ARP for an absent address is flooded: to every acknowledged peer, and
     // to no refused one (the data path's flood list was rolled back too).
     const sentTo = async (): Promise<Map<string, number>> =>
@@ -126,7 +126,7 @@ for (const datapath of datapathsUnderTest()) {
     first.proc.proc.kill('SIGKILL');
     await first.proc.exited;
     const second = await startVxland(t, a, { datapath, stateDir });
-    t.same((await second.json<string[]>('peer', 'list')).sort(), [...acknowledged].sort(), 'after kill -9 and a restart: every acknowledged peer, none refused or deleted');
+    t.same((await second.peers()).sort(), [...acknowledged].sort(), 'after kill -9 and a restart: every acknowledged peer, none refused or deleted');
     const fdb = await second.json<any[]>('fdb', 'show');
     t.same(fdb.filter((e) => e.kind === 'static').map((e) => e.mac).sort(), seeded.map((e) => e.mac).sort(), 'the saved static entries, without the refused one');
     t.notOk(second.proc.logs.some((l) => typeof l.msg === 'string' && l.msg.includes('backup')), 'the state file itself was good: no recovery from the backup');
@@ -158,7 +158,7 @@ for (const datapath of datapathsUnderTest()) {
     t.notOk(existsSync(socket), 'no control socket was created');
     t.not((await exec(b.ns, ['ip', 'link', 'show', 'dev', 'vxl0'], { allowFail: true })).code, 0, 'no TAP device was created');
     t.equal(readFileSync(statePath, 'utf8'), savedByFirst, 'the state file is untouched');
-    t.same(await first.json('peer', 'list'), ['198.51.100.7'], 'the first daemon runs on with its peer');
+    t.same(await first.peers(), ['198.51.100.7'], 'the first daemon runs on with its peer');
 
     first.proc.proc.kill('SIGKILL');
     await first.proc.exited;
@@ -167,7 +167,7 @@ for (const datapath of datapathsUnderTest()) {
     writeFileSync(path.join(stateDir, stale[0]), '{"version":1,"vni":42,"pe');
     writeFileSync(path.join(stateDir, stale[1]), '');
     const third = await startVxland(t, b, { datapath, stateDir });
-    t.same(await third.json('peer', 'list'), ['198.51.100.7'], 'a new daemon starts at once, in the other namespace, with the saved peer');
+    t.same(await third.peers(), ['198.51.100.7'], 'a new daemon starts at once, in the other namespace, with the saved peer');
     t.equal(readFileSync(lockPath, 'utf8').trim(), String((await third.json<any>('status')).pid), 'the lock file names the new holder');
     t.same(readdirSync(stateDir).filter((name) => name.includes('.tmp-')), [], 'the stale temp files are gone');
     t.ok(third.proc.logs.some((l) => Array.isArray(l.removed) && l.removed.length === stale.length), 'and their removal is logged');
@@ -199,7 +199,7 @@ for (const datapath of datapathsUnderTest()) {
     t.equal(first.proc.exitSignal, 'SIGKILL', 'A died by SIGKILL');
 
     const second = await startVxland(t, a, { address: '10.42.0.1/24', datapath, stateDir: first.stateDir });
-    t.same(await second.json('peer', 'list'), [b.ip], 'the peer is back');
+    t.same(await second.peers(), [b.ip], 'the peer is back');
     const fdb = await second.json<any[]>('fdb', 'show');
     t.ok(fdb.some((e) => e.mac === bMac && e.vtep === b.ip && e.kind === 'static'), 'the static entry is back');
 

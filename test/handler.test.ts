@@ -86,7 +86,7 @@ t.test('a change goes to the selected network and its state file only', async (t
   t.throws(() => handler.peerAdd({}, '192.0.2.9'), { code: 'VXLAND_NETWORK_AMBIGUOUS' });
   handler.peerAdd({ vni: 43 }, '192.0.2.9');
   handler.fdbAdd({ dev: 'vxl43' }, '02:00:00:00:00:99', '192.0.2.9');
-  t.same(handler.peerList({ vni: 43 }), ['192.0.2.9']);
+  t.same(handler.peerList({ vni: 43 }), [{ ip: '192.0.2.9', kind: 'peer' }]);
   t.same(handler.peerList({ vni: 42 }), [], 'not a peer of 42');
   t.same(JSON.parse(fs.readFileSync(path.join(dir, 'vxl43.json'), 'utf8')), {
     version: 1, vni: 43, peers: ['192.0.2.9'], fdb: [{ mac: '02:00:00:00:00:99', vtep: '192.0.2.9' }], mac: '02:00:00:00:00:2b',
@@ -139,6 +139,9 @@ t.test('etcd entries are shown but never written to the state file; status carri
     ['00:00:00:00:00:00', '192.0.2.7', 'etcd'], ['00:00:00:00:00:00', '192.0.2.9', 'peer'],
     ['02:00:00:00:00:77', '192.0.2.7', 'etcd'], ['02:00:00:00:00:99', '192.0.2.9', 'static'],
   ], 'fdb show names the etcd entries');
+  t.same(handler.peerList({ vni: 43 }), [{ ip: '192.0.2.7', kind: 'etcd' }, { ip: '192.0.2.9', kind: 'peer' }], 'peer list names them too');
+  fdb.addEtcdPeer(43, '192.0.2.9');
+  t.same(handler.peerList({ vni: 43 }).map((p) => p.kind), ['etcd', 'peer'], 'a configured peer etcd also names stays kind peer');
   t.same(JSON.parse(fs.readFileSync(path.join(dir, 'vxl43.json'), 'utf8')), {
     version: 1, vni: 43, peers: ['192.0.2.9'], fdb: [{ mac: '02:00:00:00:00:99', vtep: '192.0.2.9' }], mac: '02:00:00:00:00:2b',
   }, 'the state file holds the configured peer and static entry only');

@@ -1,8 +1,7 @@
 // src/io/etcd.ts against a real etcd (the `etcd` binary, Debian etcd-server),
 // with the membership on top: a minimal etcd spawned here on a loopback
 // address of its own with a data dir under a temp dir, both removed at
-// teardown (the multi-host harness of issue 11 lives in test/helpers/etcd.ts
-// on another branch). Two memberships see each other through it, a
+// teardown (the multi-host harness of issue 11 is test/helpers/etcd.ts). Two memberships see each other through it, a
 // compaction does not disturb a live watch, a clean stop revokes the lease at once,
 // and an etcd that is gone then back is reported and rejoined.
 import t from 'tap';
@@ -12,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Fdb, FLOOD_MAC } from '../src/fdb/fdb';
-import { openEtcdStore } from '../src/io/etcd';
+import { describeEtcdError, openEtcdStore } from '../src/io/etcd';
 import { Membership } from '../src/membership/membership';
 import { eventually } from './helpers/eventually';
 import type { TapLike } from './helpers/netns';
@@ -76,6 +75,22 @@ function member(t: TapLike, url: string, vtep: string, mac: string) {
 }
 
 const etcdPeers = (fdb: Fdb) => fdb.entries().filter((e) => e.kind === 'etcd' && e.mac === FLOOD_MAC).map((e) => e.vtep);
+
+t.test('a failed call is told in one line an operator can act on (what gRPC and TLS say, translated)', async (t) => {
+  const alert = '14 UNAVAILABLE: No connection established. Last error: 80ACA2D9557F0000:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42\n (2026-12-02T13:07:41.748Z). Resolution note: ';
+  const cases: Array<[string, boolean, string]> = [
+    [alert, false, 'etcd wants a TLS client certificate and we have none (set etcd.tls.cert and etcd.tls.key)'],
+    [alert, true, 'etcd refused our TLS client certificate (etcd.tls.cert is not signed by a CA etcd trusts)'],
+    ['14 UNAVAILABLE: No connection established. Last error: Error: unable to verify the first certificate. Resolution note: ', true,
+      "etcd's server certificate is not signed by etcd.tls.ca (or does not name the address we dial)"],
+    ['7 PERMISSION_DENIED: etcdserver: permission denied', true,
+      "etcd denied the call: permission denied (the etcd user our client certificate's CN names has no role granting this prefix)"],
+    ['14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:2379. Resolution note: ', false, 'etcd unreachable: connect ECONNREFUSED 127.0.0.1:2379'],
+    ['14 UNAVAILABLE: No connection established. Last error: Failed to connect (2026-12-02T13:50:58.728Z). Resolution note: ', false, 'etcd unreachable: Failed to connect'],
+    ['watch ended\nsecond line', false, 'watch ended'],
+  ];
+  for (const [message, clientCert, line] of cases) t.equal(describeEtcdError(new Error(message), { clientCert }), line, line);
+});
 
 t.test('two memberships over a real etcd: join, compaction, clean stop, etcd gone and back', { skip: hasEtcd ? false : 'etcd is not installed (apt-get install etcd-server)' }, async (t) => {
   const etcd = etcdServer(t);

@@ -76,9 +76,12 @@ t.test('a lost watch or a compaction lists again and reconciles what changed mea
   server.put(memberKey(PREFIX, VNI, '198.18.0.3'), JSON.stringify({ version: 1, vtep: '198.18.0.3', port: 4789, mac: '02:00:00:00:00:03', bindings: [] }), lease);
   await eventually(() => etcdPeers(a), { until: (p) => p.length === 1, what: 'c seen' });
   // The store goes away; meanwhile c vanishes and d appears (written behind the outage).
+  t.equal(a.membership.status().lastError, null, 'connected: no error to tell');
   server.setDown(true);
   await eventually(() => a.membership.status().connected, { until: (c) => !c, what: 'disconnected' });
   t.same(etcdPeers(a), ['198.18.0.3'], 'the last-known membership stays while the store is out of reach');
+  t.match((await eventually(() => a.membership.status(), { until: (s) => s.lastError === 'fake etcd: unavailable', what: 'the reason of a failed call' })).lastError,
+    'fake etcd: unavailable', 'status says why (the last failed call)');
   // Behind the outage, c vanishes and d appears, and the history is compacted:
   // only a new list can tell.
   server.kvs.delete(memberKey(PREFIX, VNI, '198.18.0.3'));
@@ -93,6 +96,7 @@ t.test('a lost watch or a compaction lists again and reconciles what changed mea
   await eventually(() => a.membership.status().lists, { until: (n) => n > listsBefore, what: 'a compaction makes it list again' });
   t.same(etcdPeers(a), ['198.18.0.4']);
   t.ok(a.membership.status().connected, 'connected again');
+  t.equal(a.membership.status().lastError, null, 'and the reason is cleared');
 });
 
 t.test('a persistent error is retried with growing delays, never in a loop', async (t) => {

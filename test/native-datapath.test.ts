@@ -21,7 +21,9 @@ import {
 } from './helpers/netns';
 import { eventually } from './helpers/eventually';
 import { openNativeHost } from './helpers/native-host';
-import { LoopbackPeer, StandInTap, frame, mac, vxlanDatagram } from './fakes';
+import {
+  EBADFD, LOOPBACK_WAIT_MS, LOOP_A, LOOP_B, LOOP_C, LOOP_STRANGER, LoopbackPeer, STAND_IN_MAC_A, STAND_IN_MAC_B, StandInTap, frame, mac, vxlanDatagram,
+} from './fakes';
 import { macKeyOf } from '../src/wire/mac';
 
 const VNI = 42;
@@ -383,23 +385,14 @@ t.test('ICMP port unreachable from a peer with nothing on UDP 4789 counts as its
 // mirroring, learning, source policy, counters) runs in this process, as
 // root or not.
 
-const LOOP_A = '127.0.0.1';
-const LOOP_B = '127.0.0.2';
-const LOOP_C = '127.0.0.3';
-const STRANGER = '127.0.0.66';
-const STAND_IN_MAC_A = '02:00:00:00:01:0a';
-const STAND_IN_MAC_B = '02:00:00:00:01:0b';
-const WAIT_MS = 3000;
-/** Linux's EBADFD, what the engine reports for a TAP read that ends (node's os.constants.errno lacks it). */
-const EBADFD = 77;
 
-/** Frames the stand-in TAP received until `count` arrived or WAIT_MS passed. */
+/** Frames the stand-in TAP received until `count` arrived or LOOPBACK_WAIT_MS passed. */
 async function framesAt(tap: StandInTap, count: number): Promise<Buffer[]> {
   const got: Buffer[] = [];
   await eventually(() => {
     got.push(...tap.take().map((m) => m.frame));
     return got.length >= count;
-  }, { timeoutMs: WAIT_MS });
+  }, { timeoutMs: LOOPBACK_WAIT_MS });
   return got;
 }
 
@@ -412,27 +405,27 @@ t.test('without root: two engines on stand-in TAPs ping each other over loopback
   const request = frame('ff:ff:ff:ff:ff:ff', STAND_IN_MAC_A, Buffer.from('who has 10.0.0.2'), 0x0806);
   a.tap.inject(request);
   t.same(await framesAt(b.tap, 1), [request], "A's broadcast comes out of B's stand-in intact");
-  t.ok(await eventually(() => b.fdb.lookup(VNI, macKeyOf(STAND_IN_MAC_A), Date.now()) === LOOP_A, { timeoutMs: WAIT_MS }), "B's Fdb learned A's MAC at A's address");
+  t.ok(await eventually(() => b.fdb.lookup(VNI, macKeyOf(STAND_IN_MAC_A), Date.now()) === LOOP_A, { timeoutMs: LOOPBACK_WAIT_MS }), "B's Fdb learned A's MAC at A's address");
   t.match(b.fdbEvents.find((e) => e.mac === STAND_IN_MAC_A), { type: 'learned', kind: 'learned', vtep: LOOP_A }, 'as a learned event');
 
   const reply = frame(STAND_IN_MAC_A, STAND_IN_MAC_B, 1400);
   b.tap.inject(reply);
   t.same(await framesAt(a.tap, 1), [reply], "B's unicast reply comes out of A's stand-in intact");
-  t.ok(await eventually(() => a.fdb.lookup(VNI, macKeyOf(STAND_IN_MAC_B), Date.now()) === LOOP_B, { timeoutMs: WAIT_MS }), "A's Fdb learned B's MAC");
+  t.ok(await eventually(() => a.fdb.lookup(VNI, macKeyOf(STAND_IN_MAC_B), Date.now()) === LOOP_B, { timeoutMs: LOOPBACK_WAIT_MS }), "A's Fdb learned B's MAC");
 
   const ping = frame(STAND_IN_MAC_B, STAND_IN_MAC_A, 100);
   a.tap.inject(ping);
   t.same(await framesAt(b.tap, 1), [ping], 'A now sends to B from the mirror of its Fdb');
 
-  t.ok(await eventually(() => a.stats.snapshot().txPackets === 2 && b.stats.snapshot().rxPackets === 2, { timeoutMs: WAIT_MS }), 'counters caught up');
+  t.ok(await eventually(() => a.stats.snapshot().txPackets === 2 && b.stats.snapshot().rxPackets === 2, { timeoutMs: LOOPBACK_WAIT_MS }), 'counters caught up');
   t.match(a.stats.snapshot(), { txPackets: 2, txBytes: request.length + ping.length, rxPackets: 1, rxBytes: reply.length, dropsTotal: 0 });
   t.match(b.stats.snapshot(), { txPackets: 1, txBytes: reply.length, rxPackets: 2, rxBytes: request.length + ping.length, dropsTotal: 0 });
-  t.ok(await eventually(() => (a.stats.vtepSnapshot().find((v) => v.vtep === LOOP_B)?.txPackets ?? 0) === 2, { timeoutMs: WAIT_MS }), 'per-VTEP counts merged');
+  t.ok(await eventually(() => (a.stats.vtepSnapshot().find((v) => v.vtep === LOOP_B)?.txPackets ?? 0) === 2, { timeoutMs: LOOPBACK_WAIT_MS }), 'per-VTEP counts merged');
   t.match(a.stats.vtepSnapshot(), [{ vtep: LOOP_B, rxPackets: 1, rxBytes: reply.length, txPackets: 2, txBytes: request.length + ping.length, drops: 0 }]);
   t.same(a.fatal, [], 'no fatal error');
 
   b.tap.close();
-  t.ok(await eventually(() => b.fatal.length === 1, { timeoutMs: WAIT_MS }), 'the stand-in closed under the engine is fatal, once');
+  t.ok(await eventually(() => b.fatal.length === 1, { timeoutMs: LOOPBACK_WAIT_MS }), 'the stand-in closed under the engine is fatal, once');
   t.match(b.fatal[0], { code: 'VXLAND_DEVICE', syscall: 'read' });
 });
 
@@ -449,21 +442,21 @@ t.test('without root: the flood list reaches every peer and follows the Fdb', as
   a.tap.inject(unknown);
   const expected = [vxlanDatagram(VNI, broadcast), vxlanDatagram(VNI, unknown)];
   for (const p of [pb, pc]) {
-    t.ok(await eventually(() => p.received.length >= 2, { timeoutMs: WAIT_MS }), `${p.address} got the flood`);
+    t.ok(await eventually(() => p.received.length >= 2, { timeoutMs: LOOPBACK_WAIT_MS }), `${p.address} got the flood`);
     t.same(p.take().map((d) => d.msg), expected, `${p.address}: broadcast and unknown unicast, each behind an RFC 7348 header`);
   }
 
   a.fdb.removePeer(VNI, LOOP_C);
   await Promise.resolve(); // the flood list is pushed once per burst of changes
   a.tap.inject(broadcast);
-  t.ok(await eventually(() => pb.received.length >= 1, { timeoutMs: WAIT_MS }), 'B still gets floods');
+  t.ok(await eventually(() => pb.received.length >= 1, { timeoutMs: LOOPBACK_WAIT_MS }), 'B still gets floods');
   t.ok(await pc.drain(), 'C drained');
   t.same(pc.take(), [], 'C, no longer a peer, does not');
 
   a.fdb.removePeer(VNI, LOOP_B);
   await Promise.resolve();
   a.tap.inject(broadcast);
-  t.ok(await eventually(() => (a.stats.snapshot().drops.tx_no_destination ?? 0) === 1, { timeoutMs: WAIT_MS }), 'no peer left: tx_no_destination');
+  t.ok(await eventually(() => (a.stats.snapshot().drops.tx_no_destination ?? 0) === 1, { timeoutMs: LOOPBACK_WAIT_MS }), 'no peer left: tx_no_destination');
   t.equal(a.stats.snapshot().txPackets, 5, 'two frames to two peers, one to one: one datagram each');
 });
 
@@ -482,7 +475,7 @@ t.test('without root: a TAP write refused with EAGAIN counts as rx_tap_busy, wit
     const s = a.stats.snapshot();
     return s.rxPackets + s.dropsTotal === total;
   };
-  t.ok(await eventually(settled(FLOOD), { timeoutMs: WAIT_MS }), 'every datagram delivered or dropped');
+  t.ok(await eventually(settled(FLOOD), { timeoutMs: LOOPBACK_WAIT_MS }), 'every datagram delivered or dropped');
   const full = a.stats.snapshot();
   t.ok(full.rxPackets > 0 && full.rxPackets < FLOOD, `some delivered (${full.rxPackets}), not all`);
   t.same(full.drops, { rx_tap_busy: FLOOD - full.rxPackets }, 'the rest counted as rx_tap_busy');
@@ -491,7 +484,7 @@ t.test('without root: a TAP write refused with EAGAIN counts as rx_tap_busy, wit
   a.tap.refuseWrites();
   const REFUSED = 3;
   for (let i = 0; i < REFUSED; i++) await peer.send(datagram, port);
-  t.ok(await eventually(settled(FLOOD + REFUSED), { timeoutMs: WAIT_MS }), 'the refused datagrams are counted');
+  t.ok(await eventually(settled(FLOOD + REFUSED), { timeoutMs: LOOPBACK_WAIT_MS }), 'the refused datagrams are counted');
   t.same(a.stats.snapshot().drops, { rx_tap_busy: FLOOD - full.rxPackets, rx_tap_error: REFUSED }, 'EPIPE: rx_tap_error');
   t.equal(a.stats.snapshot().rxPackets, full.rxPackets, 'nothing more delivered');
   t.same(a.fatal, [], 'a refused write is not fatal');
@@ -504,7 +497,7 @@ t.test("without root: a network's stand-in failing goes to its onFailed; the thr
   const failures: Error[] = [];
   const n43 = a.addNetwork({ vni: 43, mac: mac(STAND_IN_MAC_B), peers: [LOOP_B], name: 'vxl43', onFailed: (err) => failures.push(err) });
   n43.tap.close();
-  t.ok(await eventually(() => failures.length === 1, { timeoutMs: WAIT_MS }), 'reading EOF from the stand-in is a failure of network 43');
+  t.ok(await eventually(() => failures.length === 1, { timeoutMs: LOOPBACK_WAIT_MS }), 'reading EOF from the stand-in is a failure of network 43');
   t.match(failures[0], { code: 'VXLAND_DEVICE', errno: EBADFD, syscall: 'read', message: /\(EBADFD\) \[vxl43\]$/ }, 'with the errno, naming the device');
   t.same(a.fatal, [], 'not fatal');
 
@@ -513,7 +506,7 @@ t.test("without root: a network's stand-in failing goes to its onFailed; the thr
   t.same(await framesAt(a.tap, 1), [rxFrame], 'rx: network 42 still delivers');
   const txFrame = frame('ff:ff:ff:ff:ff:ff', STAND_IN_MAC_A, 200);
   a.tap.inject(txFrame);
-  t.ok(await eventually(() => peer.received.some((d) => d.msg.equals(vxlanDatagram(VNI, txFrame))), { timeoutMs: WAIT_MS }), 'tx: the tx worker still reads network 42');
+  t.ok(await eventually(() => peer.received.some((d) => d.msg.equals(vxlanDatagram(VNI, txFrame))), { timeoutMs: LOOPBACK_WAIT_MS }), 'tx: the tx worker still reads network 42');
   await a.dp.removeNetwork(43);
   t.equal(failures.length, 1, 'reported once');
   t.same(a.fatal, [], 'and still not fatal');
@@ -522,7 +515,7 @@ t.test("without root: a network's stand-in failing goes to its onFailed; the thr
 t.test('without root: datagrams are dropped by reason, strangers refused and remembered', async (t) => {
   const peer = await LoopbackPeer.open(LOOP_B);
   t.teardown(() => peer.close());
-  const stranger = await LoopbackPeer.open(STRANGER, peer.port);
+  const stranger = await LoopbackPeer.open(LOOP_STRANGER, peer.port);
   t.teardown(() => stranger.close());
   const a = openNativeHost(t, { vni: VNI, mac: mac(STAND_IN_MAC_A), mtu: 1400, dstPort: peer.port, peers: [LOOP_B] });
   const port = a.engine.port;
@@ -553,13 +546,13 @@ t.test('without root: datagrams are dropped by reason, strangers refused and rem
     rx_vlan_tagged: 1,
     rx_source_not_allowed: 1,
   };
-  t.ok(await eventually(() => a.stats.snapshot().dropsTotal === 10, { timeoutMs: WAIT_MS }), 'every drop counted');
+  t.ok(await eventually(() => a.stats.snapshot().dropsTotal === 10, { timeoutMs: LOOPBACK_WAIT_MS }), 'every drop counted');
   t.same(a.stats.snapshot().drops, expected, 'by reason');
   t.same(await framesAt(a.tap, 1), [good], 'the valid frame is delivered, alone');
   t.equal(a.stats.snapshot().rxPackets, 1);
-  t.ok(await eventually(() => a.stats.refusedSenders().length > 0, { timeoutMs: WAIT_MS }), 'the refusal is reported');
-  t.same(a.stats.refusedSenders(), [{ address: STRANGER, count: 1 }], 'the stranger is remembered for doctor');
-  t.notOk(a.fdb.entries().some((e) => e.vtep === STRANGER), 'nothing learned from the stranger');
-  t.ok(await eventually(() => (a.stats.vtepSnapshot().find((v) => v.vtep === LOOP_B)?.drops ?? 0) === 9, { timeoutMs: WAIT_MS }), "the peer's drops are its own");
+  t.ok(await eventually(() => a.stats.refusedSenders().length > 0, { timeoutMs: LOOPBACK_WAIT_MS }), 'the refusal is reported');
+  t.same(a.stats.refusedSenders(), [{ address: LOOP_STRANGER, count: 1 }], 'the stranger is remembered for doctor');
+  t.notOk(a.fdb.entries().some((e) => e.vtep === LOOP_STRANGER), 'nothing learned from the stranger');
+  t.ok(await eventually(() => (a.stats.vtepSnapshot().find((v) => v.vtep === LOOP_B)?.drops ?? 0) === 9, { timeoutMs: LOOPBACK_WAIT_MS }), "the peer's drops are its own");
   t.match(a.stats.vtepSnapshot().find((v) => v.vtep === 'other'), { drops: 1 }, "the stranger's under other");
 });

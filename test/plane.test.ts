@@ -16,21 +16,17 @@ import { Fdb } from '../src/fdb/fdb';
 import { openPacketCore } from '../src/io/core';
 import { NativeEngine } from '../src/io/engine';
 import { macKeyOf } from '../src/wire/mac';
-import { FakeDevice, FakeNetwork, LoopbackPeer, StandInTap, frame, mac, vxlanDatagram } from './fakes';
+import {
+  EBADFD, FakeDevice, FakeEngine, FakeNetwork, LOOPBACK_WAIT_MS, LOOP_A, LOOP_B, LOOP_C, LoopbackPeer, STAND_IN_MAC_A, STAND_IN_MAC_B, StandInTap, frame, mac, vxlanDatagram,
+} from './fakes';
 import { eventually } from './helpers/eventually';
 import {
   FIXTURES_DIR, addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, spawnDaemon, verifiedTcpTransfer, type Host, type LineProcess, type TapLike,
 } from './helpers/netns';
 import { datapathsUnderTest } from './helpers/vxland';
 
-const LOCAL = '127.0.0.1';
-const PEER_B = '127.0.0.2';
-const PEER_C = '127.0.0.3';
 const MAC_X = '02:00:00:00:00:aa';
-const OWN_42 = '02:00:00:00:42:01';
-const OWN_43 = '02:00:00:00:43:01';
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
-const WAIT_MS = 3_000;
 
 interface Net {
   vni: number;
@@ -58,9 +54,6 @@ interface Rig {
   failTap(vni: number): void;
 }
 
-/** Linux's EBADFD, what a TAP reads once its device is deleted (node's
- *  os.constants.errno lacks it). */
-const EBADFD = 77;
 
 function network(vni: number, peers: string[], ownMac: string, budget?: VtepBudget): Net {
   const stats = new Stats(budget);
@@ -78,7 +71,7 @@ function dgramRig(t: TapLike): Rig {
   const taken = new Map<number, number>();
   const plane = new DgramPlane(
     {
-      bind: net.bind(LOCAL),
+      bind: net.bind(LOOP_A),
       core: openPacketCore({ family: 4, dstPort: 4789 }),
       openDevice: (o) => {
         const d = new FakeDevice(o.dev, o.mac, o.mtu);
@@ -90,7 +83,7 @@ function dgramRig(t: TapLike): Rig {
     { port: 4789, hostStats, log: pino({ level: 'silent' }) },
   );
   const got: Array<{ to: string; datagram: Buffer }> = [];
-  const peers = new Map([PEER_B, PEER_C].map((a) => [a, net.bind(a)]));
+  const peers = new Map([LOOP_B, LOOP_C].map((a) => [a, net.bind(a)]));
   for (const [a, b] of peers) b.start((msg) => got.push({ to: a, datagram: Buffer.from(msg) }));
   t.teardown(() => plane.stop());
   const take = (vni: number): Buffer[] => {
@@ -102,7 +95,7 @@ function dgramRig(t: TapLike): Rig {
   return {
     plane,
     hostStats,
-    send: (from, d) => new Promise((resolve) => peers.get(from)!.send(d, d.length, LOCAL, 4789, () => resolve())),
+    send: (from, d) => new Promise((resolve) => peers.get(from)!.send(d, d.length, LOOP_A, 4789, () => resolve())),
     inject: (vni, f) => devices.get(vni)!.inject(f),
     delivered: async (vni) => {
       await net.settle();
@@ -123,22 +116,22 @@ function dgramRig(t: TapLike): Rig {
 }
 
 async function nativeRig(t: TapLike): Promise<Rig> {
-  const b = await LoopbackPeer.open(PEER_B);
-  const c = await LoopbackPeer.open(PEER_C, b.port);
+  const b = await LoopbackPeer.open(LOOP_B);
+  const c = await LoopbackPeer.open(LOOP_C, b.port);
   t.teardown(() => b.close());
   t.teardown(() => c.close());
-  const peers = new Map([[PEER_B, b], [PEER_C, c]]);
+  const peers = new Map([[LOOP_B, b], [LOOP_C, c]]);
   const hostStats = new Stats();
-  const engine = NativeEngine.open({ local: LOCAL, port: 0, dstPort: b.port });
+  const engine = NativeEngine.open({ local: LOOP_A, port: 0, dstPort: b.port });
   const taps = new Map<number, StandInTap>();
   const closed = new Set<number>();
   const pending = new Map<number, Buffer[]>();
   const plane = new NativePlane(
     {
       engine,
-      openTap: (o) => {
+      openTap: (o, token) => {
         const tap = new StandInTap();
-        const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd, name: o.dev });
+        const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd, name: o.dev, token });
         taps.get(o.vni)?.close();
         taps.set(o.vni, tap);
         closed.delete(o.vni);
@@ -165,7 +158,7 @@ async function nativeRig(t: TapLike): Promise<Rig> {
     inject: (vni, f) => taps.get(vni)!.inject(f),
     delivered: async (vni) => pull(vni).splice(0),
     deliveredAtLeast: async (vni, n) => {
-      await eventually(() => pull(vni).length >= n, { timeoutMs: WAIT_MS });
+      await eventually(() => pull(vni).length >= n, { timeoutMs: LOOPBACK_WAIT_MS });
       return pull(vni).splice(0);
     },
     sent: async () => {
@@ -180,7 +173,7 @@ async function nativeRig(t: TapLike): Promise<Rig> {
       if (closed.has(vni)) return true;
       // The engine's end is closed once writing to ours fails (EPIPE/ECONNREFUSED).
       try {
-        taps.get(vni)!.inject(frame(BROADCAST, OWN_43));
+        taps.get(vni)!.inject(frame(BROADCAST, STAND_IN_MAC_B));
         return false;
       } catch {
         closed.add(vni);
@@ -197,7 +190,7 @@ const RIGS = { dgram: dgramRig, native: nativeRig } as const;
 /** A started rig carrying network 42 (peer B). */
 async function startedWith42(t: TapLike & { fail(m: string): void }, makeRig: (t: TapLike) => Rig | Promise<Rig>): Promise<{ rig: Rig; n42: Net }> {
   const rig = await makeRig(t);
-  const n42 = network(42, [PEER_B], OWN_42);
+  const n42 = network(42, [LOOP_B], STAND_IN_MAC_A);
   await rig.plane.addNetwork(n42.options);
   rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
   return { rig, n42 };
@@ -206,66 +199,66 @@ async function startedWith42(t: TapLike & { fail(m: string): void }, makeRig: (t
 for (const [name, makeRig] of Object.entries(RIGS)) {
   t.test(`${name}: two networks on one plane`, async (t) => {
     const rig = await makeRig(t);
-    const n42 = network(42, [PEER_B], OWN_42);
-    const n43 = network(43, [PEER_B, PEER_C], OWN_43);
+    const n42 = network(42, [LOOP_B], STAND_IN_MAC_A);
+    const n43 = network(43, [LOOP_B, LOOP_C], STAND_IN_MAC_B);
     const a = await rig.plane.addNetwork(n42.options);
-    t.same([a.vni, a.dev, a.mac], [42, 'vxl42', mac(OWN_42)], 'addNetwork answers with the network it opened');
+    t.same([a.vni, a.dev, a.mac], [42, 'vxl42', mac(STAND_IN_MAC_A)], 'addNetwork answers with the network it opened');
     await rig.plane.addNetwork(n43.options);
     rig.plane.start((err) => t.fail(`fatal: ${err.message}`));
 
     await t.test('each network gets its own frames, the same MAC in both is two entries', async (t) => {
-      const f42 = frame(OWN_42, MAC_X, Buffer.from('for 42'));
-      const f43 = frame(OWN_43, MAC_X, Buffer.from('for 43'));
-      await rig.send(PEER_B, vxlanDatagram(42, f42));
-      await rig.send(PEER_B, vxlanDatagram(43, f43));
+      const f42 = frame(STAND_IN_MAC_A, MAC_X, Buffer.from('for 42'));
+      const f43 = frame(STAND_IN_MAC_B, MAC_X, Buffer.from('for 43'));
+      await rig.send(LOOP_B, vxlanDatagram(42, f42));
+      await rig.send(LOOP_B, vxlanDatagram(43, f43));
       t.same(await rig.deliveredAtLeast(43, 1), [f43], "network 43's TAP has only its frame");
       t.same(await rig.delivered(42), [f42], "network 42's TAP has only its frame");
-      await eventually(() => n43.fdb.lookup(43, macKeyOf(MAC_X), Date.now()) !== undefined, { timeoutMs: WAIT_MS });
-      t.equal(n42.fdb.lookup(42, macKeyOf(MAC_X), Date.now()), PEER_B, 'learned in 42');
-      t.equal(n43.fdb.lookup(43, macKeyOf(MAC_X), Date.now()), PEER_B, 'and in 43, apart');
+      await eventually(() => n43.fdb.lookup(43, macKeyOf(MAC_X), Date.now()) !== undefined, { timeoutMs: LOOPBACK_WAIT_MS });
+      t.equal(n42.fdb.lookup(42, macKeyOf(MAC_X), Date.now()), LOOP_B, 'learned in 42');
+      t.equal(n43.fdb.lookup(43, macKeyOf(MAC_X), Date.now()), LOOP_B, 'and in 43, apart');
       t.match(n42.stats.snapshot(), { rxPackets: 1, rxBytes: f42.length, dropsTotal: 0 });
       t.match(n43.stats.snapshot(), { rxPackets: 1, rxBytes: f43.length, dropsTotal: 0 });
     });
 
     await t.test('the source policy is per network', async (t) => {
-      const f = frame(OWN_42, '02:00:00:00:00:cc');
-      await rig.send(PEER_C, vxlanDatagram(42, f));
-      const barrier = frame(OWN_43, '02:00:00:00:00:cd');
-      await rig.send(PEER_C, vxlanDatagram(43, barrier));
+      const f = frame(STAND_IN_MAC_A, '02:00:00:00:00:cc');
+      await rig.send(LOOP_C, vxlanDatagram(42, f));
+      const barrier = frame(STAND_IN_MAC_B, '02:00:00:00:00:cd');
+      await rig.send(LOOP_C, vxlanDatagram(43, barrier));
       t.same(await rig.deliveredAtLeast(43, 1), [barrier], 'C, a peer of 43, is heard in 43');
       t.same(await rig.delivered(42), [], 'but not in 42');
-      await eventually(() => n42.stats.refusedSenders().length > 0, { timeoutMs: WAIT_MS });
+      await eventually(() => n42.stats.refusedSenders().length > 0, { timeoutMs: LOOPBACK_WAIT_MS });
       t.same(n42.stats.snapshot().drops, { rx_source_not_allowed: 1 }, 'refused in 42');
-      t.same(n42.stats.refusedSenders(), [{ address: PEER_C, count: 1 }]);
+      t.same(n42.stats.refusedSenders(), [{ address: LOOP_C, count: 1 }]);
       t.same(n43.stats.snapshot().drops, {}, '43 dropped nothing');
       t.same(rig.hostStats.snapshot().drops, {}, 'nor the host');
     });
 
     await t.test('a VNI no network has is a host-level drop', async (t) => {
-      await rig.send(PEER_B, vxlanDatagram(44, frame(OWN_42, MAC_X)));
-      const barrier = frame(OWN_42, '02:00:00:00:00:ce');
-      await rig.send(PEER_B, vxlanDatagram(42, barrier));
+      await rig.send(LOOP_B, vxlanDatagram(44, frame(STAND_IN_MAC_A, MAC_X)));
+      const barrier = frame(STAND_IN_MAC_A, '02:00:00:00:00:ce');
+      await rig.send(LOOP_B, vxlanDatagram(42, barrier));
       t.same(await rig.deliveredAtLeast(42, 1), [barrier]);
-      await eventually(() => rig.hostStats.foreignVniSenders().length > 0, { timeoutMs: WAIT_MS });
+      await eventually(() => rig.hostStats.foreignVniSenders().length > 0, { timeoutMs: LOOPBACK_WAIT_MS });
       t.same(rig.hostStats.snapshot().drops, { rx_wrong_vni: 1 }, 'counted in the host Stats');
-      t.match(rig.hostStats.foreignVniSenders(), [{ address: PEER_B, vni: 44, count: 1 }], 'sender and VNI named');
+      t.match(rig.hostStats.foreignVniSenders(), [{ address: LOOP_B, vni: 44, count: 1 }], 'sender and VNI named');
       t.same([n42.stats.snapshot().drops, n43.stats.snapshot().drops], [{ rx_source_not_allowed: 1 }, {}], 'in no network');
     });
 
     await t.test('tx: each TAP floods to its own peers with its own VNI', async (t) => {
-      const b42 = frame(BROADCAST, OWN_42, Buffer.from('flood 42'));
-      const b43 = frame(BROADCAST, OWN_43, Buffer.from('flood 43'));
+      const b42 = frame(BROADCAST, STAND_IN_MAC_A, Buffer.from('flood 42'));
+      const b43 = frame(BROADCAST, STAND_IN_MAC_B, Buffer.from('flood 43'));
       rig.inject(42, b42);
       rig.inject(43, b43);
-      await eventually(() => n42.stats.snapshot().txPackets === 1 && n43.stats.snapshot().txPackets === 2, { timeoutMs: WAIT_MS });
+      await eventually(() => n42.stats.snapshot().txPackets === 1 && n43.stats.snapshot().txPackets === 2, { timeoutMs: LOOPBACK_WAIT_MS });
       const sent = (await rig.sent()).sort((x, y) => x.to.localeCompare(y.to) || x.datagram.compare(y.datagram));
       t.same(sent, [
-        { to: PEER_B, datagram: vxlanDatagram(42, b42) },
-        { to: PEER_B, datagram: vxlanDatagram(43, b43) },
-        { to: PEER_C, datagram: vxlanDatagram(43, b43) },
+        { to: LOOP_B, datagram: vxlanDatagram(42, b42) },
+        { to: LOOP_B, datagram: vxlanDatagram(43, b43) },
+        { to: LOOP_C, datagram: vxlanDatagram(43, b43) },
       ].sort((x, y) => x.to.localeCompare(y.to) || x.datagram.compare(y.datagram)));
-      t.match(n42.stats.vtepSnapshot(), [{ vtep: PEER_B, txPackets: 1 }]);
-      t.match(n43.stats.vtepSnapshot().map((v) => [v.vtep, v.txPackets]).sort(), [[PEER_B, 1], [PEER_C, 1]]);
+      t.match(n42.stats.vtepSnapshot(), [{ vtep: LOOP_B, txPackets: 1 }]);
+      t.match(n43.stats.vtepSnapshot().map((v) => [v.vtep, v.txPackets]).sort(), [[LOOP_B, 1], [LOOP_C, 1]]);
     });
 
     await t.test('a VNI or dev served already is refused', async (t) => {
@@ -282,13 +275,13 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     const PER_ROUND = 50;
     let sent = 0;
     let received = 0;
-    const n43 = network(43, [PEER_B], OWN_43);
+    const n43 = network(43, [LOOP_B], STAND_IN_MAC_B);
     for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < PER_ROUND; i++) await rig.send(PEER_B, vxlanDatagram(42, frame(OWN_42, MAC_X, Buffer.from(`r${round} #${sent++}`))));
+      for (let i = 0; i < PER_ROUND; i++) await rig.send(LOOP_B, vxlanDatagram(42, frame(STAND_IN_MAC_A, MAC_X, Buffer.from(`r${round} #${sent++}`))));
       if (round === 1) await rig.plane.addNetwork(n43.options);
       if (round === 2) {
-        const f = frame(OWN_43, MAC_X);
-        await rig.send(PEER_B, vxlanDatagram(43, f));
+        const f = frame(STAND_IN_MAC_B, MAC_X);
+        await rig.send(LOOP_B, vxlanDatagram(43, f));
         t.same(await rig.deliveredAtLeast(43, 1), [f], 'the added network carries traffic at once');
       }
       if (round === 3) {
@@ -299,12 +292,12 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     }
     t.equal(received, sent, `all ${sent} frames of network 42 arrived`);
     t.match(n42.stats.snapshot(), { rxPackets: sent, dropsTotal: 0 }, 'and none was dropped');
-    await rig.send(PEER_B, vxlanDatagram(43, frame(OWN_43, MAC_X)));
-    await rig.send(PEER_B, vxlanDatagram(42, frame(OWN_42, MAC_X)));
+    await rig.send(LOOP_B, vxlanDatagram(43, frame(STAND_IN_MAC_B, MAC_X)));
+    await rig.send(LOOP_B, vxlanDatagram(42, frame(STAND_IN_MAC_A, MAC_X)));
     await rig.deliveredAtLeast(42, 1);
-    await eventually(() => rig.hostStats.snapshot().drops.rx_wrong_vni === 1, { timeoutMs: WAIT_MS });
+    await eventually(() => rig.hostStats.snapshot().drops.rx_wrong_vni === 1, { timeoutMs: LOOPBACK_WAIT_MS });
     t.pass('after removal, VNI 43 is foreign');
-    const back = await rig.plane.addNetwork(network(43, [PEER_B], OWN_43).options);
+    const back = await rig.plane.addNetwork(network(43, [LOOP_B], STAND_IN_MAC_B).options);
     t.equal(back.dev, 'vxl43', 'the same network can be added again');
     await rig.plane.removeNetwork(99);
     t.pass('removing an unknown VNI is a no-op');
@@ -317,10 +310,10 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     let accounted = 0;
     let delivered = 0;
     for (let cycle = 0; cycle < CYCLES; cycle++) {
-      const n43 = network(43, [PEER_B], OWN_43);
+      const n43 = network(43, [LOOP_B], STAND_IN_MAC_B);
       await rig.plane.addNetwork(n43.options);
       const sends: Array<Promise<void>> = [];
-      const send = (i: number) => sends.push(rig.send(PEER_B, vxlanDatagram(43, frame(OWN_43, MAC_X, Buffer.from(`cycle ${cycle} #${i}`)))));
+      const send = (i: number) => sends.push(rig.send(LOOP_B, vxlanDatagram(43, frame(STAND_IN_MAC_B, MAC_X, Buffer.from(`cycle ${cycle} #${i}`)))));
       for (let i = 0; i < PER_CYCLE / 2; i++) send(i);
       // Removed once its traffic flows, while more of it is on the way.
       const got = await rig.deliveredAtLeast(43, 1);
@@ -328,8 +321,8 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
       for (let i = PER_CYCLE / 2; i < PER_CYCLE; i++) send(i);
       await Promise.all(sends);
       await removal;
-      const probe = frame(OWN_42, MAC_X, Buffer.from(`probe ${cycle}`));
-      await rig.send(PEER_B, vxlanDatagram(42, probe));
+      const probe = frame(STAND_IN_MAC_A, MAC_X, Buffer.from(`probe ${cycle}`));
+      await rig.send(LOOP_B, vxlanDatagram(42, probe));
       t.same(await rig.deliveredAtLeast(42, 1), [probe], `cycle ${cycle}: network 42 carries on`);
       got.push(...(await rig.delivered(43)));
       t.ok(got.every((f) => f.subarray(14).toString().startsWith(`cycle ${cycle} #`)), `cycle ${cycle}: 43's TAP got only this cycle's frames (${got.length})`);
@@ -338,7 +331,7 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
       accounted += s.rxPackets + s.dropsTotal;
       delivered += s.rxPackets;
     }
-    await eventually(() => accounted + (rig.hostStats.snapshot().drops.rx_wrong_vni ?? 0) === CYCLES * PER_CYCLE, { timeoutMs: WAIT_MS });
+    await eventually(() => accounted + (rig.hostStats.snapshot().drops.rx_wrong_vni ?? 0) === CYCLES * PER_CYCLE, { timeoutMs: LOOPBACK_WAIT_MS });
     t.pass(`every one of the ${CYCLES * PER_CYCLE} datagrams of 43 was delivered, dropped in 43, or a host-level wrong VNI`);
     t.same(rig.hostStats.snapshot().drops, { rx_wrong_vni: CYCLES * PER_CYCLE - accounted }, 'and nothing else was dropped');
     t.comment(`${delivered} delivered to 43 before its removal took effect, ${CYCLES * PER_CYCLE - accounted} after`);
@@ -347,13 +340,13 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
   t.test(`${name}: a network whose TAP fails is removed alone, while another carries traffic`, async (t) => {
     const { rig, n42 } = await startedWith42(t, makeRig);
     const budget = new VtepBudget();
-    const n43 = network(43, [PEER_B], OWN_43, budget);
+    const n43 = network(43, [LOOP_B], STAND_IN_MAC_B, budget);
     const failures: VxlandError[] = [];
     await rig.plane.addNetwork({ ...n43.options, onFailed: (err) => failures.push(err) });
-    const f43 = frame(OWN_43, MAC_X);
-    await rig.send(PEER_B, vxlanDatagram(43, f43));
+    const f43 = frame(STAND_IN_MAC_B, MAC_X);
+    await rig.send(LOOP_B, vxlanDatagram(43, f43));
     t.same(await rig.deliveredAtLeast(43, 1), [f43], '43 carries traffic before its TAP fails');
-    await eventually(() => n43.stats.vtepSnapshot().length === 1, { timeoutMs: WAIT_MS });
+    await eventually(() => n43.stats.vtepSnapshot().length === 1, { timeoutMs: LOOPBACK_WAIT_MS });
     t.equal(budget.inUse, 1, "43's series for B is taken from the budget");
 
     const ROUNDS = 6;
@@ -361,10 +354,10 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     let sent = 0;
     let received = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      for (let i = 0; i < PER_ROUND; i++) await rig.send(PEER_B, vxlanDatagram(42, frame(OWN_42, MAC_X, Buffer.from(`r${round} #${sent++}`))));
+      for (let i = 0; i < PER_ROUND; i++) await rig.send(LOOP_B, vxlanDatagram(42, frame(STAND_IN_MAC_A, MAC_X, Buffer.from(`r${round} #${sent++}`))));
       if (round === 2) {
         rig.failTap(43);
-        await eventually(() => failures.length > 0, { timeoutMs: WAIT_MS, what: 'onFailed for 43' });
+        await eventually(() => failures.length > 0, { timeoutMs: LOOPBACK_WAIT_MS, what: 'onFailed for 43' });
       }
       received += (await rig.deliveredAtLeast(42, sent - received)).length;
     }
@@ -376,29 +369,68 @@ for (const [name, makeRig] of Object.entries(RIGS)) {
     if (name === 'dgram') t.ok(rig.tapClosed(43), "the failed network's device is closed");  // the native stand-in's end was closed to fail it
 
     const AFTER = 3;
-    for (let i = 0; i < AFTER; i++) await rig.send(PEER_B, vxlanDatagram(43, frame(OWN_43, MAC_X, Buffer.from(`after #${i}`))));
-    const barrier = frame(OWN_42, MAC_X, Buffer.from('barrier'));
-    await rig.send(PEER_B, vxlanDatagram(42, barrier));
+    for (let i = 0; i < AFTER; i++) await rig.send(LOOP_B, vxlanDatagram(43, frame(STAND_IN_MAC_B, MAC_X, Buffer.from(`after #${i}`))));
+    const barrier = frame(STAND_IN_MAC_A, MAC_X, Buffer.from('barrier'));
+    await rig.send(LOOP_B, vxlanDatagram(42, barrier));
     t.same(await rig.deliveredAtLeast(42, 1), [barrier], '42 carries on');
-    await eventually(() => rig.hostStats.snapshot().drops.rx_wrong_vni === AFTER, { timeoutMs: WAIT_MS, describe: () => JSON.stringify(rig.hostStats.snapshot().drops) });
+    await eventually(() => rig.hostStats.snapshot().drops.rx_wrong_vni === AFTER, { timeoutMs: LOOPBACK_WAIT_MS, describe: () => JSON.stringify(rig.hostStats.snapshot().drops) });
     t.pass("43's datagrams are host-level rx_wrong_vni from then on");
     t.equal(budget.inUse, 0, "43's per-VTEP series are given back to the budget");
     t.equal(failures.length, 1, 'still one onFailed');
-    const back = await rig.plane.addNetwork(network(43, [PEER_B], OWN_43).options);
+    const back = await rig.plane.addNetwork(network(43, [LOOP_B], STAND_IN_MAC_B).options);
     t.equal(back.dev, 'vxl43', 'the failed network can be added again');
   });
 
   t.test(`${name}: without onFailed, a TAP failure is the plane's onFatal`, async (t) => {
     const rig = await makeRig(t);
-    await rig.plane.addNetwork(network(42, [PEER_B], OWN_42).options);
-    await rig.plane.addNetwork(network(43, [PEER_B], OWN_43).options);
+    await rig.plane.addNetwork(network(42, [LOOP_B], STAND_IN_MAC_A).options);
+    await rig.plane.addNetwork(network(43, [LOOP_B], STAND_IN_MAC_B).options);
     const fatal: Error[] = [];
     rig.plane.start((err) => fatal.push(err));
     rig.failTap(43);
-    await eventually(() => fatal.length > 0, { timeoutMs: WAIT_MS, what: 'onFatal' });
+    await eventually(() => fatal.length > 0, { timeoutMs: LOOPBACK_WAIT_MS, what: 'onFatal' });
     t.match(fatal, [{ code: 'VXLAND_DEVICE', errno: EBADFD, syscall: 'read' }], 'VXLAND_DEVICE with the errno, as before');
   });
 }
+
+// With a FakeEngine the test chooses when the failure of a removed TAP
+// arrives; that the real engine echoes each TAP's token in 'tapFailed' is
+// shown above ("a network whose TAP fails…" on the native rig: the plane
+// hands tokens to the engine and only a matching one reaches onFailed).
+t.test('native: a TAP failure the engine reports for a removed network never reaches the network re-added with its VNI', async (t) => {
+  const engine = new FakeEngine();
+  const tokens: number[] = [];
+  const plane = new NativePlane({
+    engine,
+    openTap: (o, token) => {
+      tokens.push(token);
+      const slot = engine.addNetwork({ vni: o.vni, mtu: o.mtu, ownMac: o.mac, tapFd: 100 + tokens.length, name: o.dev, token });
+      return { slot, mac: o.mac, dev: o.dev };
+    },
+  }, { hostStats: new Stats(), log: pino({ level: 'silent' }) });
+  t.teardown(() => plane.stop());
+  const fatal: Error[] = [];
+  plane.start((err) => fatal.push(err));
+  const failures: string[] = [];
+  const add = (label: string) => plane.addNetwork({ ...network(43, [LOOP_B], STAND_IN_MAC_B).options, onFailed: () => failures.push(label) });
+  await add('first');
+  await plane.removeNetwork(43);
+  await add('second');
+  t.equal(new Set(tokens).size, 2, `each add gave its TAP a token of its own (${tokens.join(', ')})`);
+  t.equal(engine.networks.get(43)?.token, tokens[1], 'the engine carries the second TAP with the second token');
+
+  const readFailed = Object.assign(new Error('read failed [vxl43]'), { errno: EBADFD, code: 'EBADFD', syscall: 'read' });
+  await engine.emit({ type: 'tapFailed', vni: 43, token: tokens[0], error: readFailed });
+  t.same(failures, [], "the first TAP's late failure is ignored");
+  t.ok(engine.networks.has(43), 'and the second network is still carried');
+  await t.rejects(add('third'), { code: 'VXLAND_NETWORK_EXISTS' }, 'vni 43 is still served');
+
+  await engine.emit({ type: 'tapFailed', vni: 43, token: tokens[1], error: readFailed });
+  await eventually(() => failures.length > 0, { timeoutMs: LOOPBACK_WAIT_MS, what: "the second TAP's failure" });
+  t.same(failures, ['second'], "the second TAP's failure goes to the second network's onFailed");
+  await eventually(() => !engine.networks.has(43), { timeoutMs: LOOPBACK_WAIT_MS, what: 'the failed network removed' });
+  t.same(fatal, [], 'nothing fatal');
+});
 
 
 // ---- in namespaces: one plane with networks 42 and 43 facing a kernel host ----

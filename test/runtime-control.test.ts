@@ -30,7 +30,7 @@ for (const datapath of datapathsUnderTest()) {
     await exec(a.ns, ['ip', 'neigh', 'flush', 'dev', first.dev], { allowFail: true });
     const afterAdd = await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2, timeoutS: 2 });
     t.equal(afterAdd.received, 3, 'peer added: traffic flows');
-    t.same(await first.json('peer', 'list'), [b.ip]);
+    t.same(await first.peers(), [b.ip]);
 
     t.equal((await first.cli('peer', 'del', b.ip)).code, 0, 'peer del succeeds');
     t.equal((await first.cli('fdb', 'flush', '--learned')).code, 0, 'learned entries flushed');
@@ -50,7 +50,7 @@ for (const datapath of datapathsUnderTest()) {
     first.proc.proc.kill('SIGKILL');
     await first.proc.exited;
     const second = await startVxland(t, a, { address: '10.42.0.1/24', datapath, stateDir: first.stateDir });
-    t.same(await second.json('peer', 'list'), [b.ip], 'peer is back after kill -9');
+    t.same(await second.peers(), [b.ip], 'peer is back after kill -9');
     const fdb = await second.json<any[]>('fdb', 'show');
     t.ok(fdb.some((e) => e.mac === '02:00:00:00:aa:01' && e.vtep === '198.18.1.50' && e.kind === 'static'), 'static entry is back');
     t.equal((await ping(a.ns, '10.42.0.2', { count: 3, intervalS: 0.2, timeoutS: 2 })).received, 3, 'traffic flows after restart');
@@ -218,7 +218,7 @@ for (const datapath of datapathsUnderTest()) {
     t.ok(summary.seen >= WATCH_ROUNDS, `the watcher saw the socket ${summary.seen} times`);
     t.same(summary.modes, ['600'], 'only ever with mode 0600');
     t.equal(summary.connected, 0, `none of its ${summary.attempts} connection attempts got in`);
-    t.same(await v.json('peer', 'list'), [b.ip], 'and nothing it sent was applied');
+    t.same(await v.peers(), [b.ip], 'and nothing it sent was applied');
     await v.proc.stop();
 
     const refusal = async (sock: string, extra: string[] = []): Promise<string> => {

@@ -8,7 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { skipUnlessEtcd, startEtcd, vxlandEtcdSkipReason } from './helpers/etcd';
+import { skipUnlessEtcd, startEtcd } from './helpers/etcd';
 import { eventually } from './helpers/eventually';
 import { createTopology, exec, ping, skipIf, skipUnlessRoot, spawnDaemon, type LineProcess, type TapLike } from './helpers/netns';
 import { datapathsUnderTest, startVxland, tempDir } from './helpers/vxland';
@@ -109,7 +109,7 @@ for (const datapath of datapathsUnderTest()) {
 
 for (const datapath of datapathsUnderTest()) {
   t.test(`with etcd, suppression is on by default and a remote host's binding is answered locally (${datapath})`, async (t) => {
-    if (skipUnlessRoot(t) || skipUnlessEtcd(t) || skipIf(t, vxlandEtcdSkipReason())) return;
+    if (skipUnlessRoot(t) || skipUnlessEtcd(t)) return;
     const topo = await createTopology(t, { hosts: 3 });
     const [etcdHost, a, b] = topo.hosts;
     const etcd = await startEtcd(t, { ns: etcdHost.ns, ip: etcdHost.ip });

@@ -11,6 +11,7 @@ import { checkNeighbour, describeAccept, hostToFile, networkFromFlags, networkLa
 import { ipFamily } from '../config/validate.js';
 import { diagnose, type DoctorReport, type NetworkObservations } from '../doctor.js';
 import { VxlandError } from '../errors.js';
+import { FLOOD_MAC } from '../fdb/fdb.js';
 import type { ForeignVniSender, StatsReader, StatsSnapshot } from '../ports/counters.js';
 import { exists, type Networks, type ServedNetwork } from './networks.js';
 import {
@@ -303,7 +304,11 @@ export class DaemonControl implements ControlHandler {
 
   peerList(selector: NetworkSelector): PeerListResult {
     const n = this.o.networks.select(selector);
-    return [...n.fdb.peers(n.config.vni)];
+    // The flood-list rows of fdb show, so both commands name a peer's kind by
+    // the one rule of the Fdb (configured wins over etcd).
+    return n.fdb.entries()
+      .filter((e) => e.vni === n.config.vni && e.mac === FLOOD_MAC)
+      .map((e) => ({ ip: e.vtep, kind: e.kind === 'etcd' ? 'etcd' : 'peer' }));
   }
 
   fdbShow(selector: NetworkSelector, filter: FdbFilter): FdbShowResult {

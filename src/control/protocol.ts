@@ -106,8 +106,15 @@ export interface PeerChangeResult {
   /** false when peer.add found it present already (not an error). */
   changed: boolean;
 }
+/** One flood-list peer. kind 'peer': configured (config file, --peer, `peer
+ *  add`), also when etcd names it too (configured entries win); 'etcd': only
+ *  the membership names it. */
+export interface PeerRow {
+  ip: string;
+  kind: 'peer' | 'etcd';
+}
 /** The flood list of the network's VNI, in insertion order. */
-export type PeerListResult = string[];
+export type PeerListResult = PeerRow[];
 /** The network's entries; peers appear with mac 00:00:00:00:00:00 and kind 'peer'. */
 export type FdbShowResult = FdbEntry[];
 /** `vxland fdb get MAC`: the network's entry for that MAC. */

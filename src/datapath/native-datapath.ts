@@ -44,6 +44,10 @@ export interface NativeNetworkOptions {
   vni: number;
   /** PacketEngine.addNetwork()'s answer for this network's TAP. */
   slot: number;
+  /** The token its TAP was given (PacketEngine.addNetwork; default 0): a
+   *  'tapFailed' for this VNI with another token is about a removed
+   *  network's TAP (re-added with the same VNI meanwhile) and is ignored. */
+  token?: number;
   fdb: Fdb;
   stats: Stats;
   /** Who may send (--accept); mirrored into the engine on every change. */
@@ -145,10 +149,11 @@ export class NativeDatapath {
         const code = /^(recv|send|socket|bind)/.test(event.error.syscall) ? 'VXLAND_SOCKET' : 'VXLAND_DEVICE';
         this.fatal(toVxlandError(event.error, code));
       } else if (event.type === 'tapFailed') {
+        const n = this.networks.get(event.vni);
+        if (n === undefined || event.token !== (n.o.token ?? 0)) return;
         const err = toVxlandError(event.error, 'VXLAND_DEVICE');
-        const onFailed = this.networks.get(event.vni)?.o.onFailed;
-        if (onFailed !== undefined) onFailed(err);
-        else if (this.networks.has(event.vni)) this.fatal(err);
+        if (n.o.onFailed !== undefined) n.o.onFailed(err);
+        else this.fatal(err);
       } else {
         this.onEngineEvent(event);
       }

@@ -4,6 +4,8 @@
 // work over injected io objects (src/open-plane.ts wires src/io/ into them;
 // tests inject fakes or stand-in TAPs): DgramPlane over a DatagramBind, a
 // PacketCore and a FrameDevice per network; NativePlane over one engine.
+// Both run SharedPlane's one sequence; they differ only in how a network's
+// port is opened and handed to their data path.
 
 import type { Logger } from 'pino';
 import type { DatapathKind } from '../config/config';
@@ -130,6 +132,63 @@ class Networks {
   }
 }
 
+/** What a plane opened for one network: its TAP (dgram) or its TAP handed
+ *  to the engine (native), and how to undo that if the data path refuses it. */
+interface OpenedPort {
+  dev: string;
+  mac: Buffer;
+  close(): void;
+}
+
+/** The data path under a plane, as the plane drives it (Datapath, NativeDatapath). */
+interface PlanePath {
+  start(onFatal: (err: Error) => void): void;
+  removeNetwork(vni: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The one sequence of both planes: admit, open the network's port, hand it
+ *  to the data path (closing the port if that throws), record it; remove
+ *  and stop through the Networks bookkeeping. The planes differ only in
+ *  their io: how a port is opened and handed over. */
+abstract class SharedPlane<Port extends OpenedPort> implements DataPlane {
+  abstract readonly kind: DatapathKind;
+  private readonly networks = new Networks();
+
+  protected constructor(private readonly path: PlanePath) {}
+
+  /** Opens and configures the network's TAP; throws VxlandError, leaving nothing open. */
+  protected abstract openPort(o: NetworkPlaneOptions): Port;
+  /** The data path's addNetwork for an opened port; may throw (the port is closed then). */
+  protected abstract carry(o: NetworkPlaneOptions, port: Port, onFailed: ((err: VxlandError) => void) | undefined): void;
+  abstract offloads(): string[];
+
+  start(onFatal: (err: Error) => void): void {
+    this.path.start(onFatal);
+  }
+
+  async addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane> {
+    await this.networks.admit(o);
+    const port = this.openPort(o);
+    try {
+      this.carry(o, port, this.networks.failure(o, () => this.path.removeNetwork(o.vni)));
+    } catch (err) {
+      port.close();
+      throw err;
+    }
+    return this.networks.add({ vni: o.vni, dev: port.dev, mac: port.mac }, o.stats);
+  }
+
+  removeNetwork(vni: number): Promise<void> {
+    return this.networks.remove(vni, () => this.path.removeNetwork(vni));
+  }
+
+  async stop(): Promise<void> {
+    this.networks.stopped = true;
+    await this.path.stop();
+  }
+}
+
 /** What the dgram plane needs of src/io/. */
 export interface DgramPlaneIo {
   bind: DatagramBind;
@@ -139,43 +198,29 @@ export interface DgramPlaneIo {
   openDevice(o: NetworkPlaneOptions): FrameDevice;
 }
 
-export class DgramPlane implements DataPlane {
+type DevicePort = OpenedPort & { device: FrameDevice };
+
+export class DgramPlane extends SharedPlane<DevicePort> {
   readonly kind = 'dgram';
   private readonly dp: Datapath;
-  private readonly networks = new Networks();
 
   constructor(private readonly io: DgramPlaneIo, o: Pick<HostPlaneOptions, 'port' | 'hostStats' | 'log'> & { now?: () => number }) {
-    this.dp = new Datapath({ dstPort: o.port, bind: io.bind, core: io.core, hostStats: o.hostStats, log: o.log, now: o.now });
+    const dp = new Datapath({ dstPort: o.port, bind: io.bind, core: io.core, hostStats: o.hostStats, log: o.log, now: o.now });
+    super(dp);
+    this.dp = dp;
   }
 
-  start(onFatal: (err: Error) => void): void {
-    this.dp.start(onFatal);
-  }
-
-  async addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane> {
-    await this.networks.admit(o);
+  protected openPort(o: NetworkPlaneOptions): DevicePort {
     const device = this.io.openDevice(o);
-    try {
-      const onFailed = this.networks.failure(o, () => this.dp.removeNetwork(o.vni));
-      this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, neighbours: o.neighbours, onFailed });
-    } catch (err) {
-      device.close();
-      throw err;
-    }
-    return this.networks.add({ vni: o.vni, dev: device.name, mac: device.mac }, o.stats);
+    return { device, dev: device.name, mac: device.mac, close: () => device.close() };
   }
 
-  removeNetwork(vni: number): Promise<void> {
-    return this.networks.remove(vni, () => this.dp.removeNetwork(vni));
+  protected carry(o: NetworkPlaneOptions, port: DevicePort, onFailed: ((err: VxlandError) => void) | undefined): void {
+    this.dp.addNetwork({ vni: o.vni, fdb: o.fdb, device: port.device, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, neighbours: o.neighbours, onFailed });
   }
 
   offloads(): string[] {
     return [];
-  }
-
-  async stop(): Promise<void> {
-    this.networks.stopped = true;
-    await this.dp.stop();
   }
 }
 
@@ -184,47 +229,38 @@ export interface NativePlaneIo {
   /** One for the host (src/io/engine.ts NativeEngine.open). */
   engine: PacketEngine;
   /** Opens and configures a network's TAP and hands it to the engine
-   *  (NativeEngine.openNetwork): its slot and the TAP's MAC. Throws
-   *  VxlandError, leaving nothing open. */
-  openTap(o: NetworkPlaneOptions): { slot: number; mac: Buffer; dev: string };
+   *  (NativeEngine.openNetwork) with this token (echoed in the engine's
+   *  'tapFailed'): its slot and the TAP's MAC. Throws VxlandError, leaving
+   *  nothing open. */
+  openTap(o: NetworkPlaneOptions, token: number): { slot: number; mac: Buffer; dev: string };
 }
 
-export class NativePlane implements DataPlane {
+type SlotPort = OpenedPort & { slot: number; token: number };
+
+export class NativePlane extends SharedPlane<SlotPort> {
   readonly kind = 'native';
   private readonly dp: NativeDatapath;
-  private readonly networks = new Networks();
+  /** The last token given to an opened TAP: one per add, so a failure the
+   *  engine reports for a removed TAP never reaches a network re-added with its VNI. */
+  private lastToken = 0;
 
   constructor(private readonly io: NativePlaneIo, o: Pick<HostPlaneOptions, 'hostStats' | 'log'> & { now?: () => number }) {
-    this.dp = new NativeDatapath({ engine: io.engine, hostStats: o.hostStats, log: o.log, now: o.now });
+    const dp = new NativeDatapath({ engine: io.engine, hostStats: o.hostStats, log: o.log, now: o.now });
+    super(dp);
+    this.dp = dp;
   }
 
-  start(onFatal: (err: Error) => void): void {
-    this.dp.start(onFatal);
+  protected openPort(o: NetworkPlaneOptions): SlotPort {
+    const token = ++this.lastToken;
+    const tap = this.io.openTap(o, token);
+    return { slot: tap.slot, token, dev: tap.dev, mac: tap.mac, close: () => this.io.engine.removeNetwork(o.vni) };
   }
 
-  async addNetwork(o: NetworkPlaneOptions): Promise<NetworkPlane> {
-    await this.networks.admit(o);
-    const tap = this.io.openTap(o);
-    try {
-      const onFailed = this.networks.failure(o, () => this.dp.removeNetwork(o.vni));
-      this.dp.addNetwork({ vni: o.vni, slot: tap.slot, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, neighbours: o.neighbours, onFailed });
-    } catch (err) {
-      this.io.engine.removeNetwork(o.vni);
-      throw err;
-    }
-    return this.networks.add({ vni: o.vni, dev: tap.dev, mac: tap.mac }, o.stats);
-  }
-
-  removeNetwork(vni: number): Promise<void> {
-    return this.networks.remove(vni, () => this.dp.removeNetwork(vni));
+  protected carry(o: NetworkPlaneOptions, port: SlotPort, onFailed: ((err: VxlandError) => void) | undefined): void {
+    this.dp.addNetwork({ vni: o.vni, slot: port.slot, token: port.token, fdb: o.fdb, stats: o.stats, sources: o.sources, allowVlan: o.allowVlan, neighbours: o.neighbours, onFailed });
   }
 
   offloads(): string[] {
     return this.dp.offloads();
-  }
-
-  async stop(): Promise<void> {
-    this.networks.stopped = true;
-    await this.dp.stop();
   }
 }

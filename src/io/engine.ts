@@ -51,6 +51,8 @@ export interface NativeTapOptions {
   addresses?: readonly string[];
   /** The TAP's MAC, as TapOpenOptions.mac. */
   mac?: Buffer;
+  /** Echoed in this TAP's 'tapFailed' (PacketEngine.addNetwork); default 0. */
+  token?: number;
 }
 
 /** NativeEngine.addStandIn(): a network on a TAP stand-in. */
@@ -68,6 +70,8 @@ export interface NativeStandInOptions {
   mac: Buffer;
   /** The name of the device it plays, for the 'tapFailed' error (optional). */
   name?: string;
+  /** Echoed in its 'tapFailed' (PacketEngine.addNetwork); default 0. */
+  token?: number;
 }
 
 /** NativeEngine.openWith(): the host options and a first stand-in network. */
@@ -180,7 +184,7 @@ export class NativeEngine implements PacketEngine {
     const { fd, name, mac } = openConfiguredTap({ name: o.name, mtu: o.mtu, addresses: o.addresses, mac: o.mac, vnetHdr: true });
     let owned = false;
     try {
-      const slot = this.attach({ vni: o.vni, mtu: o.mtu, ownMac: mac, tapFd: fd, name });
+      const slot = this.attach({ vni: o.vni, mtu: o.mtu, ownMac: mac, tapFd: fd, name, token: o.token });
       owned = true;
       return { vni: o.vni, slot, name, mac };
     } finally {
@@ -191,7 +195,7 @@ export class NativeEngine implements PacketEngine {
   /** Another network on a TAP stand-in; its slot. Throws as openNetwork(). */
   addStandIn(o: NativeStandInOptions): number {
     checkVni(o.vni);
-    return this.attach({ vni: o.vni, mtu: o.mtu, ownMac: o.mac, tapFd: o.tapFd, standIn: true, name: o.name });
+    return this.attach({ vni: o.vni, mtu: o.mtu, ownMac: o.mac, tapFd: o.tapFd, standIn: true, name: o.name, token: o.token });
   }
 
   private attach(n: Parameters<PacketEngine['addNetwork']>[0]): number {

@@ -6,7 +6,7 @@
 // backoff decides when the store is asked again.
 
 import { readFileSync } from 'node:fs';
-import { Etcd3, type IOptions, type Lease, type Watcher } from 'etcd3';
+import { Etcd3, EtcdPermissionDeniedError, type IOptions, type Lease, type Watcher } from 'etcd3';
 import { VxlandError } from '../errors.js';
 import type { KvEvent, KvLease, KvListing, KvStore, KvWatch, KvWatchHandlers } from '../ports/kv.js';
 
@@ -40,11 +40,60 @@ export function openEtcdStore(o: EtcdStoreOptions): KvStore {
       ...(o.tls.key !== undefined ? { privateKey: read('key', o.tls.key) } : {}),
     };
   }
-  return new EtcdStore(new Etcd3(options));
+  return new EtcdStore(new Etcd3(options), o.tls?.cert !== undefined);
+}
+
+/** What went wrong with a call to etcd, in one line an operator can act on
+ *  (status and doctor show it). gRPC's own message names a TLS alert, not
+ *  who refused whom. */
+export function describeEtcdError(err: unknown, o: { clientCert: boolean }): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof EtcdPermissionDeniedError || /permission denied/i.test(message)) {
+    return 'etcd denied the call: permission denied (the etcd user our client certificate\'s CN names has no role granting this prefix)';
+  }
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown)/i.test(message)) {
+    return o.clientCert
+      ? 'etcd refused our TLS client certificate (etcd.tls.cert is not signed by a CA etcd trusts)'
+      : 'etcd wants a TLS client certificate and we have none (set etcd.tls.cert and etcd.tls.key)';
+  }
+  if (/certificate verify failed|unable to verify|self[- ]signed|unable to get (local )?issuer/i.test(message)) {
+    return 'etcd\'s server certificate is not signed by etcd.tls.ca (or does not name the address we dial)';
+  }
+  if (/wrong version number|packet length too long|http\/1/i.test(message)) {
+    return 'TLS and plain connection mismatch: the endpoint\'s scheme (http/https) is not what etcd serves';
+  }
+  // gRPC's "14 UNAVAILABLE: No connection established. Last error: [Error: ]<reason>[ (<timestamp>)]. Resolution note: ".
+  const last = /Last error: (?:Error: )?(.*?)(?: \(\d{4}-\d\d-\d\dT[^)]*\))?\. Resolution note/s.exec(message);
+  return last !== null ? `etcd unreachable: ${last[1]}` : message.split('\n')[0];
 }
 
 class EtcdStore implements KvStore {
-  constructor(private readonly client: Etcd3) {}
+  /** The last failure that reached etcd (or tried to): etcd3's per-host
+   *  circuit breaker answers later calls with "circuit breaker is open",
+   *  which names no cause. */
+  private lastCause: string | null = null;
+
+  constructor(
+    private readonly client: Etcd3,
+    private readonly clientCert: boolean,
+  ) {}
+
+  /** Runs one call; a failure is rethrown as an Error with describeEtcdError's line. */
+  private async call<T>(run: () => PromiseLike<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (err) {
+      throw new Error(this.explain(err), { cause: err });
+    }
+  }
+
+  private explain(err: unknown): string {
+    if (err instanceof Error && 'isBrokenCircuitError' in err) {
+      return this.lastCause ?? 'etcd calls paused after repeated failures';
+    }
+    this.lastCause = describeEtcdError(err, { clientCert: this.clientCert });
+    return this.lastCause;
+  }
 
   async grantLease(ttlS: number, onLost: (err: Error) => void): Promise<KvLease> {
     const lease = this.client.lease(ttlS, { autoKeepAlive: true });
@@ -52,7 +101,7 @@ class EtcdStore implements KvStore {
     let granted = false;
     let expiresAtMs = Date.now() + ttlS * 1000;
     lease.on('lost', (err) => {
-      if (granted) onLost(err);
+      if (granted) onLost(new Error(this.explain(err), { cause: err }));
     });
     lease.on('keepaliveSucceeded', (res) => {
       expiresAtMs = Date.now() + Number(res.TTL) * 1000;
@@ -62,7 +111,7 @@ class EtcdStore implements KvStore {
       id = await lease.grant();
     } catch (err) {
       void lease.release();
-      throw err;
+      throw new Error(this.explain(err), { cause: err });
     }
     granted = true;
     expiresAtMs = Date.now() + ttlS * 1000;
@@ -70,15 +119,15 @@ class EtcdStore implements KvStore {
   }
 
   async put(key: string, value: string, lease: KvLease): Promise<void> {
-    await this.client.put(key).value(value).lease(lease.id);
+    await this.call(() => this.client.put(key).value(value).lease(lease.id));
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.delete().key(key);
+    await this.call(() => this.client.delete().key(key));
   }
 
   async list(prefix: string): Promise<KvListing> {
-    const res = await this.client.getAll().prefix(prefix).exec();
+    const res = await this.call(() => this.client.getAll().prefix(prefix).exec());
     return {
       revision: Number(res.header.revision),
       kvs: res.kvs.map((kv) => ({ key: kv.key.toString(), value: kv.value.toString() })),
@@ -99,7 +148,7 @@ class EtcdStore implements KvStore {
     const lost = (err: Error): void => {
       if (closed) return;
       close();
-      handlers.onLost(err);
+      handlers.onLost(new Error(this.explain(err), { cause: err }));
     };
     watcher.on('data', (res) => {
       if (closed) return;

@@ -88,6 +88,7 @@ export class Membership implements MembershipView {
   private connected = false;
   private revision: number | null = null;
   private lists = 0;
+  private lastError: string | null = null;
   private syncedOnce = false;
   private readonly syncWaiters = new Set<() => void>();
 
@@ -147,6 +148,7 @@ export class Membership implements MembershipView {
       leaseTtlLeftMs: this.lease === null ? null : Math.max(0, this.lease.expiresAtMs() - this.now()),
       remoteVteps: this.known.size,
       lists: this.lists,
+      lastError: this.lastError,
       endpoints: this.o.endpoints,
     };
   }
@@ -185,15 +187,18 @@ export class Membership implements MembershipView {
         this.reconcile(listing);
         this.revision = listing.revision;
         this.connected = true;
+        this.lastError = null;
         this.markSynced();
         const watchStart = this.now();
         const err = await this.watchFrom(listing.revision + 1);
         watchedMs = this.now() - watchStart;
         if (this.stopped) break;
+        this.lastError = `watch lost: ${err.message}`;
         this.o.log.warn({ err: err.message, revision: this.revision }, 'etcd: watch lost, listing again');
       } catch (err) {
         if (this.stopped) break;
-        this.o.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'etcd: unreachable, retrying');
+        this.lastError = err instanceof Error ? err.message : String(err);
+        this.o.log.warn({ err: this.lastError }, 'etcd: unreachable, retrying');
       }
       this.connected = false;
       if (watchedMs >= (this.o.watchHealthyMs ?? WATCH_HEALTHY_MS)) this.backoff.reset();

@@ -51,8 +51,9 @@ export type NativeEngineEvent =
   /** Reading network vni's TAP failed (EOF as EBADFD: the device was
    *  deleted); once per TAP. The threads read it no more and carry the
    *  other networks on; it is still served until removeNetwork(vni). The
-   *  error's message names the device (addNetwork's name). */
-  | { type: 'tapFailed'; vni: number; error: NativeSysError }
+   *  error's message names the device (addNetwork's name); token is
+   *  addNetwork's for that TAP (0 if none given). */
+  | { type: 'tapFailed'; vni: number; token: number; error: NativeSysError }
   | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
   | { type: 'fatal'; error: NativeSysError };
 
@@ -104,8 +105,9 @@ export interface PacketEngine extends CoreMirror {
   /** Joins the threads and closes every TAP and the socket. Idempotent. */
   stop(): void;
   /** Carries network n from now on over the TAP fd (owned by the engine once
-   *  this returns): its slot, or -1 when the VNI is served already. */
-  addNetwork(n: CoreNetwork & { tapFd: number; standIn?: boolean; name?: string }): number;
+   *  this returns): its slot, or -1 when the VNI is served already. token
+   *  (default 0) comes back in this TAP's 'tapFailed'. */
+  addNetwork(n: CoreNetwork & { tapFd: number; standIn?: boolean; name?: string; token?: number }): number;
   /** Stops carrying it; while running, a 'tapClosed' event says when its TAP is closed. */
   removeNetwork(vni: number): boolean;
   /** Per-VTEP counts since the previous call (vtep null = 'other'). */

@@ -13,6 +13,9 @@ export interface MembershipStatus {
   readonly remoteVteps: number;
   /** Lists of the prefix since start (the first, and one per reconcile). */
   readonly lists: number;
+  /** Why the last call to the store failed or the watch was lost, in one
+   *  line (e.g. a refused client certificate); null once connected. */
+  readonly lastError: string | null;
   readonly endpoints: readonly string[];
 }
 

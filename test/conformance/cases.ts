@@ -10,17 +10,17 @@
 import type { AcceptPolicy } from '../../src/config/config';
 import { icmpv6Checksum } from '../../src/wire/ndisc';
 import { ipv6Bytes } from '../../src/wire/ip';
-import { frame, mac, vxlanDatagram } from '../fakes';
+import { LOOP_A, LOOP_B, LOOP_C, LOOP_STRANGER, frame, mac, vxlanDatagram } from '../fakes';
 
 export const VNI = 42;
 export const MTU = 1450;
-/** The address of the vxland under test; its own MAC. */
-export const LOCAL = '127.0.0.1';
+/** The address of the vxland under test (the loopback addresses are test/fakes.ts's); its own MAC. */
+export const LOCAL = LOOP_A;
 export const OWN_MAC = '02:00:00:00:00:01';
 export const OWN_MAC_2 = '02:00:00:00:00:02';
-export const PEER_B = '127.0.0.2';
-export const PEER_C = '127.0.0.3';
-export const STRANGER = '127.0.0.66';
+export const PEER_B = LOOP_B;
+export const PEER_C = LOOP_C;
+export const STRANGER = LOOP_STRANGER;
 /** Every address a case may send from or to. */
 export const REMOTES: readonly string[] = [PEER_B, PEER_C, STRANGER];
 

@@ -1,7 +1,8 @@
 // A real etcd v3 (the Debian package etcd-server) for tests and the bench:
 // one member or a cluster, started inside a test namespace (on an address of
 // that namespace) or on the root namespace's loopback, each member with a
-// data dir under a temp dir. Everything (processes, data dirs) is removed at
+// data dir under a temp dir; optionally serving clients over TLS with client
+// certificates required (EtcdOptions.tls). Everything (processes, data dirs) is removed at
 // t.teardown, also when the test fails, and on process exit (the member
 // processes are LineProcesses, killed by netns.ts's exit hooks).
 //
@@ -13,7 +14,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { eventually } from './eventually';
-import { CLI_PATH, exec, skipIf, spawnDaemon, uniqueTag, type LineProcess, type TapLike } from './netns';
+import type { KeyPair } from './pki';
+import { exec, skipIf, spawnDaemon, uniqueTag, type LineProcess, type TapLike } from './netns';
 
 /** How long a started (or restarted) member may take to report healthy. */
 export const ETCD_START_TIMEOUT_MS = 20_000;
@@ -45,25 +47,6 @@ export function skipUnlessEtcd(t: TapLike): boolean {
   return skipIf(t, etcdSkipReason());
 }
 
-let etcdFlagProbe: string | false | undefined;
-
-/** Why vxland's etcd membership cannot be tested with this build, or false:
- *  the running vxland's `run --help` must offer `--etcd` (design11.md). The
- *  membership tests and the etcd bench skip with this reason until the
- *  member branch lands; merging it turns them on. Cached. */
-export function vxlandEtcdSkipReason(): string | false {
-  if (etcdFlagProbe !== undefined) return etcdFlagProbe;
-  let help: string;
-  try {
-    help = execFileSync(process.execPath, [CLI_PATH, 'run', '--help'], { encoding: 'utf8', timeout: 10_000 });
-  } catch (err) {
-    return (etcdFlagProbe = `vxland run --help failed: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return (etcdFlagProbe = /(^|\s)--etcd\b/m.test(help)
-    ? false
-    : 'this vxland has no --etcd option (`vxland run --help`): etcd membership (branch i11-member) is not built in yet');
-}
-
 export interface EtcdOptions {
   /** Number of members (1 or an odd cluster size); default 1. */
   members?: number;
@@ -73,6 +56,17 @@ export interface EtcdOptions {
   /** Address the members listen on; default 127.0.0.1. In a namespace, an
    *  address of that namespace (e.g. its underlay Host.ip). */
   ip?: string;
+  /** Serve clients over TLS and require a client certificate signed by
+   *  `ca` (etcd --client-cert-auth): the client URLs are https, and the
+   *  harness's etcdctl presents `client` (with auth enabled, its CN is the
+   *  etcd user it acts as). Traffic between members stays plain http. */
+  tls?: EtcdTls;
+}
+
+export interface EtcdTls {
+  ca: string;
+  server: KeyPair;
+  client: KeyPair;
 }
 
 export interface EtcdMember {
@@ -87,11 +81,16 @@ export interface EtcdMember {
 
 export interface EtcdCluster {
   ns: string | null;
+  /** The TLS flags ctl() gives etcdctl (empty without tls). */
+  tlsArgs: string[];
   members: EtcdMember[];
   /** Every member's client URL (what `--etcd` takes, comma-joined). */
   endpoints: string[];
   /** Runs `etcdctl --endpoints <all> <args>` in the cluster's namespace. */
   ctl(...args: string[]): Promise<string>;
+  /** Runs etcdctl against every member presenting another client
+   *  certificate (with tls), as that certificate's CN; never throws. */
+  ctlAs(client: KeyPair, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
   /** The same against member i alone. */
   ctlMember(i: number, ...args: string[]): Promise<string>;
   /** Resolves once member i (default: every running member) reports healthy. */
@@ -135,7 +134,7 @@ export async function startEtcd(t: TapLike, o: EtcdOptions = {}): Promise<EtcdCl
       : [NS_BASE_PORT + 10 * i, NS_BASE_PORT + 10 * i + 1];
     members.push({
       name: `m${i}-${tag}`,
-      clientUrl: `http://${ip}:${cp}`,
+      clientUrl: `${o.tls === undefined ? 'http' : 'https'}://${ip}:${cp}`,
       peerUrl: `http://${ip}:${pp}`,
       dataDir: path.join(root, `m${i}`),
       proc: null,
@@ -160,11 +159,13 @@ export async function startEtcd(t: TapLike, o: EtcdOptions = {}): Promise<EtcdCl
       '--initial-cluster-token', `vxland-test-${tag}`,
       // No metrics/pprof listeners beyond the client URL; logs on stderr.
       '--logger', 'zap', '--log-outputs', 'stderr',
+      ...(o.tls === undefined ? [] : ['--client-cert-auth', '--trusted-ca-file', o.tls.ca, '--cert-file', o.tls.server.cert, '--key-file', o.tls.server.key]),
     ], { stopGraceMs: STOP_GRACE_MS });
   };
 
+  const tlsArgs = o.tls === undefined ? [] : ['--cacert', o.tls.ca, '--cert', o.tls.client.cert, '--key', o.tls.client.key];
   const ctlAt = async (eps: string[], args: string[]): Promise<string> => {
-    const r = await exec(ns, ['etcdctl', '--endpoints', eps.join(','), '--command-timeout=3s', ...args],
+    const r = await exec(ns, ['etcdctl', '--endpoints', eps.join(','), '--command-timeout=3s', ...tlsArgs, ...args],
       { timeoutMs: ETCDCTL_TIMEOUT_MS, env: { ...process.env, ETCDCTL_API: '3' } });
     return r.stdout;
   };
@@ -196,9 +197,17 @@ export async function startEtcd(t: TapLike, o: EtcdOptions = {}): Promise<EtcdCl
   for (const m of members) launch(m);
   const cluster: EtcdCluster = {
     ns,
+    tlsArgs,
     members,
     endpoints,
     ctl: (...args) => ctlAt(endpoints, args),
+    async ctlAs(client, ...args) {
+      if (o.tls === undefined) throw new Error('ctlAs needs an etcd started with tls');
+      const r = await exec(ns, ['etcdctl', '--endpoints', endpoints.join(','), '--command-timeout=3s',
+        '--cacert', o.tls.ca, '--cert', client.cert, '--key', client.key, ...args],
+      { allowFail: true, timeoutMs: ETCDCTL_TIMEOUT_MS, env: { ...process.env, ETCDCTL_API: '3' } });
+      return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+    },
     ctlMember: (i, ...args) => ctlAt([members[i].clientUrl], args),
     waitHealthy,
     stop: (i) => stopWith(i, 'stop'),
@@ -298,7 +307,7 @@ export async function putVteps(etcd: EtcdCluster, o: { prefix?: string; vni: num
 }
 
 async function txn(etcd: EtcdCluster, script: string): Promise<void> {
-  const r = await exec(etcd.ns, ['etcdctl', '--endpoints', etcd.endpoints.join(','), '--command-timeout=5s', 'txn'],
+  const r = await exec(etcd.ns, ['etcdctl', '--endpoints', etcd.endpoints.join(','), '--command-timeout=5s', ...etcd.tlsArgs, 'txn'],
     { timeoutMs: ETCDCTL_TIMEOUT_MS, input: script, env: { ...process.env, ETCDCTL_API: '3' } });
   if (!/^SUCCESS/m.test(r.stdout)) throw new Error(`etcdctl txn did not succeed: ${r.stdout.slice(0, 500)} ${r.stderr.slice(0, 500)}`);
 }

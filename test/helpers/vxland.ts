@@ -7,6 +7,7 @@ import path from 'node:path';
 import { nativeEngineSupported } from '../../src/io/engine-support';
 import { eventually } from './eventually';
 import { exec, execJson, spawnDaemon, vxlandArgv, type Host, type LineProcess, type TapLike } from './netns';
+import type { PeerRow } from '../../src/control/protocol';
 
 export const TEST_VNI = 42;
 /** How long a daemon (or a monitor) may take to answer after its start. */
@@ -60,6 +61,8 @@ export interface VxlandHandle {
   dev: string;
   /** Runs `vxland <args> --socket S --json` in the host namespace and parses the output. */
   json<T = any>(...args: string[]): Promise<T>;
+  /** The flood list's IPs from `vxland peer list <args> --json` (kinds dropped). */
+  peers(...args: string[]): Promise<string[]>;
   /** Runs `vxland <args> --socket S` and returns exit code, stdout and stderr. */
   cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
@@ -91,6 +94,7 @@ export async function startVxland(t: TapLike, host: Host, o: VxlandOptions): Pro
     stateDir,
     dev,
     json: (...a) => execJson(host.ns, [...command, ...a, '--socket', socket, '--json'], { timeoutMs: 10_000 }),
+    peers: async (...a) => (await execJson<PeerRow[]>(host.ns, [...command, 'peer', 'list', ...a, '--socket', socket, '--json'], { timeoutMs: 10_000 })).map((p) => p.ip),
     cli: async (...a) => {
       const r = await exec(host.ns, [...command, ...a, '--socket', socket], { allowFail: true, timeoutMs: 10_000 });
       return { code: r.code, stdout: r.stdout, stderr: r.stderr };
