@@ -80,6 +80,7 @@ function dgramRig(t: TapLike): Rig {
     {
       bind: net.bind(LOCAL),
       core: openPacketCore({ family: 4, dstPort: 4789 }),
+      srcPorts: [],
       openDevice: (o) => {
         const d = new FakeDevice(o.dev, o.mac, o.mtu);
         devices.set(o.vni, d);
@@ -136,6 +137,7 @@ async function nativeRig(t: TapLike): Promise<Rig> {
   const plane = new NativePlane(
     {
       engine,
+      srcPorts: [],
       openTap: (o) => {
         const tap = new StandInTap();
         const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd, name: o.dev });

@@ -26,6 +26,8 @@ export interface HostPlaneOptions {
   family: 'udp4' | 'udp6';
   /** Also the destination port of sent datagrams. */
   port: number;
+  /** Outer UDP source ports per flow from this range (the daemon resolves the default). */
+  srcPorts: { min: number; max: number };
   /** Host-level drops + foreign-VNI senders. */
   hostStats: Stats;
   log: Logger;
@@ -75,6 +77,8 @@ export interface DataPlane {
   removeNetwork(vni: number): Promise<void>;
   /** The offloads in effect now (StatusResult.offloads), host-wide. */
   offloads(): string[];
+  /** The source ports sends leave from (bound over HostPlaneOptions.srcPorts). */
+  readonly srcPorts: readonly number[];
   /** Stops everything, closes every TAP and the socket. Idempotent. */
   stop(): Promise<void>;
 }
@@ -137,6 +141,8 @@ export interface DgramPlaneIo {
   core: PacketClassifier;
   /** Opens and configures a network's TAP (src/io/tap.ts TapDevice.open). */
   openDevice(o: NetworkPlaneOptions): FrameDevice;
+  /** The source ports bind sends from. */
+  srcPorts: readonly number[];
 }
 
 export class DgramPlane implements DataPlane {
@@ -173,6 +179,10 @@ export class DgramPlane implements DataPlane {
     return [];
   }
 
+  get srcPorts(): readonly number[] {
+    return this.io.srcPorts;
+  }
+
   async stop(): Promise<void> {
     this.networks.stopped = true;
     await this.dp.stop();
@@ -187,6 +197,8 @@ export interface NativePlaneIo {
    *  (NativeEngine.openNetwork): its slot and the TAP's MAC. Throws
    *  VxlandError, leaving nothing open. */
   openTap(o: NetworkPlaneOptions): { slot: number; mac: Buffer; dev: string };
+  /** The source ports the engine sends from. */
+  srcPorts: readonly number[];
 }
 
 export class NativePlane implements DataPlane {
@@ -221,6 +233,10 @@ export class NativePlane implements DataPlane {
 
   offloads(): string[] {
     return this.dp.offloads();
+  }
+
+  get srcPorts(): readonly number[] {
+    return this.io.srcPorts;
   }
 
   async stop(): Promise<void> {
