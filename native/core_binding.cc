@@ -247,7 +247,7 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
     Napi::Env env = info.Env();
     if (info.Length() < 7 || !info[0].IsNumber() || !info[1].IsBuffer() || !IsArrayOf(info[2], napi_uint32_array) ||
         !IsArrayOf(info[3], napi_uint32_array) || !info[4].IsNumber() || !IsArrayOf(info[5], napi_int32_array) ||
-        !info[6].IsNumber() || (info.Length() > 7 && !info[7].IsNumber())) {
+        !info[6].IsNumber() || (info.Length() > 7 && !info[7].IsNumber() && !info[7].IsUndefined())) {
       throw Napi::TypeError::New(env, "classifyTx(vni, buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs, capacity?)");
     }
     const uint32_t vni = info[0].As<Napi::Number>().Uint32Value();
@@ -260,7 +260,7 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
       throw Napi::RangeError::New(env, "classifyTx: count exceeds an array");
     }
     const int64_t nowMs = info[6].As<Napi::Number>().Int64Value();
-    const size_t capacity = info.Length() > 7 ? info[7].As<Napi::Number>().Uint32Value() : 0;
+    const size_t capacity = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0;
     uint32_t* flowSlots = nullptr;
     if (info.Length() > 8 && !info[8].IsUndefined()) {
       if (!IsArrayOf(info[8], napi_uint32_array) || info[8].As<Napi::Uint32Array>().ElementLength() < count) {
