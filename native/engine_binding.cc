@@ -114,6 +114,8 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
         if (*open >= 0) ::close(*open);
         *open = -1;
       }
+      for (UdpSocket& s : sendSockets_) ::close(s.fd);
+      sendSockets_.clear();
       ThrowSysError(env, err, "eventfd", "");
     }
   }

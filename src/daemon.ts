@@ -107,7 +107,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   const newStats = (): Stats => new Stats(vtepBudget);
   const hostStats = new Stats(new VtepBudget());
   // The kernel vxlan's default too: the namespace's ephemeral range.
-  const srcPorts = config.srcPorts ?? hostFacts.localPortRange() ?? FALLBACK_SRC_PORTS;
+  const srcPorts = config.srcport ?? hostFacts.localPortRange() ?? FALLBACK_SRC_PORTS;
   const plane: DataPlane = await startOrUndo(() =>
     openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, srcPorts, hostStats, log }));
   cleanups.push(() => plane.stop());

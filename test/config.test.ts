@@ -50,7 +50,7 @@ function refuses(t: tap.Test, flags: ConfigFlags, message: string, code = 'VXLAN
 t.test('defaults with only a vni: one host, one network', async (t) => {
   const config = load({ vni: '42' });
   t.same(config, {
-    local: null, family: 'udp4', port: 4789, srcPorts: null, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
+    local: null, family: 'udp4', port: 4789, srcport: null, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
     logLevel: 'info', metrics: null, controlGroup: null, etcd: null,
     networks: [{
       vni: 42, dev: 'vxl0', mtu: 1450, addresses: [], peers: [], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096,
@@ -97,12 +97,12 @@ t.test('hardening and metrics settings', async (t) => {
 });
 
 t.test('the outer source port range: --srcport MIN-MAX, "srcport" as text or {min, max}; null = the ephemeral range', async (t) => {
-  t.same(one({ vni: '1', srcport: '40000-40999' }).srcPorts, { min: 40000, max: 40999 });
-  t.same(one({ vni: '1', srcport: '4789-4789' }).srcPorts, { min: 4789, max: 4789 }, 'one port is a range');
-  t.same(one({ config: writeConfig(t, { vni: 1, srcport: '1-65535' }) }).srcPorts, { min: 1, max: 65535 });
-  t.same(one({ config: writeConfig(t, { vni: 1, srcport: { min: 50000, max: 50100 } }) }).srcPorts, { min: 50000, max: 50100 });
-  t.equal(one({ config: writeConfig(t, { vni: 1, srcport: null }) }).srcPorts, null, 'null: the default');
-  t.same(one({ config: writeConfig(t, { vni: 1, srcport: '1-2' }), srcport: '3-4' }).srcPorts, { min: 3, max: 4 }, 'the flag wins');
+  t.same(one({ vni: '1', srcport: '40000-40999' }).srcport, { min: 40000, max: 40999 });
+  t.same(one({ vni: '1', srcport: '4789-4789' }).srcport, { min: 4789, max: 4789 }, 'one port is a range');
+  t.same(one({ config: writeConfig(t, { vni: 1, srcport: '1-65535' }) }).srcport, { min: 1, max: 65535 });
+  t.same(one({ config: writeConfig(t, { vni: 1, srcport: { min: 50000, max: 50100 } }) }).srcport, { min: 50000, max: 50100 });
+  t.equal(one({ config: writeConfig(t, { vni: 1, srcport: null }) }).srcport, null, 'null: the default');
+  t.same(one({ config: writeConfig(t, { vni: 1, srcport: '1-2' }), srcport: '3-4' }).srcport, { min: 3, max: 4 }, 'the flag wins');
   const problem = 'srcport must be MIN-MAX with ports 1..65535 and MIN <= MAX, e.g. 40000-40999';
   for (const bad of ['40000', '0-100', '100-65536', '2000-1000', '40000-', ' 1-2', '1-2-3', '0x10-0x20']) refuses(t, { vni: '1', srcport: bad }, `${problem} (got ${JSON.stringify(bad)})`);
   for (const bad of [{ min: 1 }, { min: 1, max: 2, step: 1 }, { min: 1.5, max: 2 }, { min: '1', max: '2' }, [1, 2], 40000]) {

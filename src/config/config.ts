@@ -148,7 +148,7 @@ export interface HostConfig {
   readonly port: number;
   /** Outer UDP source ports, per flow from this range (RFC 7348 §5);
    *  null = the host's ephemeral port range, read when the daemon starts. */
-  readonly srcPorts: SrcPortRange | null;
+  readonly srcport: SrcPortRange | null;
   /** As requested; resolveDatapath() decides what runs. */
   readonly datapath: DatapathChoice;
   readonly stateDir: string;
@@ -293,7 +293,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   const family = localFamily === 6 ? 'udp6' : 'udp4';
 
   const port = optionalIntegerIn(source('port', '--port', flags.port), 'port', 1, 65_535, VXLAN_IANA_PORT);
-  const srcPorts = srcPortRange(source('srcport', '--srcport', flags.srcport));
+  const srcport = srcPortRange(source('srcport', '--srcport', flags.srcport));
   const datapath = oneOf(source('datapath', '--datapath', flags.datapath), 'datapath', DATAPATH_CHOICES, 'auto');
   const logLevel = oneOf(source('logLevel', '--log-level', flags.logLevel), 'log-level', LOG_LEVELS, 'info');
   const stateDir = optionalPath(source('stateDir', '--state-dir', flags.stateDir), 'state-dir', dir) ?? DEFAULT_STATE_DIR;
@@ -321,7 +321,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV)];
   }
 
-  return deepFreeze({ local, family, port, srcPorts, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
+  return deepFreeze({ local, family, port, srcport, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
