@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core_srcport.h"
 #include "core_suppress.h"
 #include "core_tx.h"
 #include "drop_reasons.h"
@@ -156,7 +157,9 @@ constexpr size_t kMaxAddressChars = 64;
  *  MAC), -2 flood, or (suppression on) -3 / -4: the frame is now the ARP
  *  reply / neighbour advertisement to write back to the TAP, lengths[i] its
  *  length. capacity (optional, default lengths[i]): bytes each frame may
- *  grow to in place.
+ *  grow to in place. flowSlots (optional Uint32Array): for a frame to send,
+ *  flowSlots[i] = its send socket slot, core::FlowSlot(FlowHash(frame)).
+ *  flowSlot(frame): the same for one frame.
  *  rxTapWriteDrop(errno): the drop reason of a frame the TAP write refused
  *  with errno (RxTapWriteDrop, as the engine counts it).
  *  Nothing is allocated per call. */
@@ -167,7 +170,8 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
                                                           InstanceMethod<&PacketCore::ClassifyTx>("classifyTx"),
                                                           InstanceMethod<&PacketCore::AddNetwork>("addNetwork"),
                                                           InstanceMethod<&PacketCore::RemoveNetwork>("removeNetwork"),
-                                                          InstanceMethod<&PacketCore::RxTapWriteDropOf>("rxTapWriteDrop")};
+                                                          InstanceMethod<&PacketCore::RxTapWriteDropOf>("rxTapWriteDrop"),
+                                                          InstanceMethod<&PacketCore::FlowSlotOf>("flowSlot")};
     AddMethods(&props);
     return DefineClass(env, "PacketCore", props);
   }
@@ -222,6 +226,13 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
     return Napi::Number::New(env, r.learn ? kCodeDeliverLearn : kCodeDeliver);
   }
 
+  Napi::Value FlowSlotOf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(env, "flowSlot(frame)");
+    auto f = info[0].As<Napi::Buffer<uint8_t>>();
+    return Napi::Number::New(env, FlowSlot(FlowHash(f.Data(), f.Length())));
+  }
+
   Napi::Value RxTapWriteDropOf(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "rxTapWriteDrop(errno)");
@@ -236,7 +247,7 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
     Napi::Env env = info.Env();
     if (info.Length() < 7 || !info[0].IsNumber() || !info[1].IsBuffer() || !IsArrayOf(info[2], napi_uint32_array) ||
         !IsArrayOf(info[3], napi_uint32_array) || !info[4].IsNumber() || !IsArrayOf(info[5], napi_int32_array) ||
-        !info[6].IsNumber() || (info.Length() > 7 && !info[7].IsNumber())) {
+        !info[6].IsNumber() || (info.Length() > 7 && !info[7].IsNumber() && !info[7].IsUndefined())) {
       throw Napi::TypeError::New(env, "classifyTx(vni, buffer, offsets: Uint32Array, lengths: Uint32Array, count, codes: Int32Array, nowMs, capacity?)");
     }
     const uint32_t vni = info[0].As<Napi::Number>().Uint32Value();
@@ -249,7 +260,14 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
       throw Napi::RangeError::New(env, "classifyTx: count exceeds an array");
     }
     const int64_t nowMs = info[6].As<Napi::Number>().Int64Value();
-    const size_t capacity = info.Length() > 7 ? info[7].As<Napi::Number>().Uint32Value() : 0;
+    const size_t capacity = info.Length() > 7 && info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0;
+    uint32_t* flowSlots = nullptr;
+    if (info.Length() > 8 && !info[8].IsUndefined()) {
+      if (!IsArrayOf(info[8], napi_uint32_array) || info[8].As<Napi::Uint32Array>().ElementLength() < count) {
+        throw Napi::TypeError::New(env, "classifyTx: flowSlots must be a Uint32Array of count entries at least");
+      }
+      flowSlots = info[8].As<Napi::Uint32Array>().Data();
+    }
     reader_.BeginBatch();
     const Network* net = reader_.Table().Find(vni);
     if (net == nullptr) throw Napi::RangeError::New(env, "classifyTx: no network has vni " + std::to_string(vni));
@@ -276,6 +294,7 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
         TxDests to;
         TxDestinations(*ctx_, net->vni, frame, nowMs, 0, nullptr, &to);
         code = to.count == 0 ? kTxNoDestination : to.flooded ? kCodeFlood : kCodeUnicast;
+        if (flowSlots != nullptr) flowSlots[i] = FlowSlot(FlowHash(frame, len));
       }
       codes[i] = code;
     }
@@ -292,7 +311,23 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
 
 }  // namespace
 
-void InitCore(Napi::Env env, Napi::Object exports) { exports.Set("PacketCore", PacketCore::Define(env)); }
+/** srcPortCandidate(minPort, maxPort, slot, attempt): core::SrcPortCandidate. */
+static Napi::Value SrcPortCandidateOf(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  for (size_t i = 0; i < 4; i++) {
+    if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(env, "srcPortCandidate(minPort, maxPort, slot, attempt)");
+  }
+  const uint32_t minPort = info[0].As<Napi::Number>().Uint32Value();
+  const uint32_t maxPort = info[1].As<Napi::Number>().Uint32Value();
+  if (minPort < 1 || maxPort > 65535 || minPort > maxPort) throw Napi::RangeError::New(env, "srcPortCandidate: ports must be 1..65535, min <= max");
+  return Napi::Number::New(env, SrcPortCandidate(static_cast<uint16_t>(minPort), static_cast<uint16_t>(maxPort),
+                                                 info[2].As<Napi::Number>().Uint32Value(), info[3].As<Napi::Number>().Uint32Value()));
+}
+
+void InitCore(Napi::Env env, Napi::Object exports) {
+  exports.Set("PacketCore", PacketCore::Define(env));
+  exports.Set("srcPortCandidate", Napi::Function::New(env, SrcPortCandidateOf, "srcPortCandidate"));
+}
 
 }  // namespace core
 }  // namespace vxland

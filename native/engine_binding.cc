@@ -1,6 +1,7 @@
 // The engine's N-API binding: the NativeEngine class's options, lifecycle,
 // counters, info and events (the JS surface engine_core.h lists), and the
 // constants the addon exports with it.
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_tun.h>
 #include <sys/eventfd.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 
 #include "addon.h"
+#include "core_srcport.h"
 #include "engine_core.h"
 #include "engine_rx.h"
 #include "engine_tx.h"
@@ -80,6 +82,16 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   int err = OpenUdpSocket(localAddr, bufferBytes, &udp_, &syscall);
   if (err != 0) ThrowSysError(env, err, syscall, localIp + " port " + std::to_string(port));
   if (dstPort_ == 0) dstPort_ = static_cast<uint16_t>(udp_.port);
+  if (o.Get("srcPortMin").IsNumber() || o.Get("srcPortMax").IsNumber()) {
+    const int64_t srcMin = num("srcPortMin");
+    const int64_t srcMax = num("srcPortMax");
+    if (srcMin < 1 || srcMax > 65535 || srcMin > srcMax) {
+      ::close(udp_.fd);
+      udp_.fd = -1;
+      throw Napi::RangeError::New(env, "NativeEngine: srcPortMin..srcPortMax must be within 1..65535, min <= max");
+    }
+    OpenSendSockets(env, localAddr, bufferBytes, static_cast<uint16_t>(srcMin), static_cast<uint16_t>(srcMax));
+  }
   if (!flag("gro")) {
     int zero = 0;
     (void)setsockopt(udp_.fd, IPPROTO_UDP, 104 /* UDP_GRO */, &zero, sizeof(zero));
@@ -92,6 +104,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   } else if (!udp_.gso) {
     startupFallbacks_.push_back({"gso", ENOPROTOOPT, "UDP_SEGMENT unavailable: sending with plain sendmmsg"});
   }
+  for (const UdpSocket& s : sendSockets_) udp_.gso = udp_.gso && s.gso;
   gsoActive_.store(udp_.gso);
   for (int* fd : {&wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
     *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -101,11 +114,59 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
         if (*open >= 0) ::close(*open);
         *open = -1;
       }
+      for (UdpSocket& s : sendSockets_) ::close(s.fd);
+      sendSockets_.clear();
       ThrowSysError(env, err, "eventfd", "");
     }
   }
   onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
   for (auto& c : counters_) c.store(0, std::memory_order_relaxed);
+}
+
+std::vector<int> Engine::SendFds() const {
+  if (sendSockets_.empty()) return {udp_.fd};
+  std::vector<int> fds;
+  for (const UdpSocket& s : sendSockets_) fds.push_back(s.fd);
+  return fds;
+}
+
+void Engine::OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, uint16_t minPort, uint16_t maxPort) {
+  const uint32_t span = static_cast<uint32_t>(maxPort - minPort) + 1;
+  const uint32_t wanted = std::min<uint32_t>(static_cast<uint32_t>(kSrcPortSockets), span);
+  int lastErr = 0;
+  std::string lastSyscall;
+  for (uint32_t slot = 0; slot < wanted; slot++) {
+    for (uint32_t attempt = 0; attempt < static_cast<uint32_t>(kSrcPortBindAttempts) && attempt < span; attempt++) {
+      const uint16_t port = core::SrcPortCandidate(minPort, maxPort, slot, attempt);
+      bool mine = port == udp_.port;
+      for (const UdpSocket& s : sendSockets_) mine = mine || s.port == port;
+      if (mine) continue;
+      Vtep at = local;
+      if (at.addr.sa.sa_family == AF_INET) at.addr.in4.sin_port = htons(port);
+      else at.addr.in6.sin6_port = htons(port);
+      UdpSocket s;
+      std::string syscall;
+      const int err = OpenUdpSocket(at, bufferBytes, &s, &syscall);
+      if (err == 0) {
+        sendSockets_.push_back(s);
+        break;
+      }
+      lastErr = err;
+      lastSyscall = syscall;
+    }
+  }
+  const std::string range = std::to_string(minPort) + "-" + std::to_string(maxPort);
+  if (sendSockets_.empty()) {
+    ::close(udp_.fd);
+    udp_.fd = -1;
+    ThrowSysError(env, lastErr, lastSyscall, "no send socket could bind a source port in " + range);
+  }
+  if (sendSockets_.size() < wanted) {
+    startupFallbacks_.push_back({"srcport", lastErr,
+                                 std::to_string(sendSockets_.size()) + " of " + std::to_string(wanted) +
+                                     " send sockets bound in " + range + " (" + lastSyscall +
+                                     " failed for the rest): their flows share the others"});
+  }
 }
 
 Engine::~Engine() {
@@ -290,6 +351,9 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   o.Set("coalesce", coalesce_);
   o.Set("rcvbufBytes", udp_.rcvbufBytes);
   o.Set("sndbufBytes", udp_.sndbufBytes);
+  Napi::Array ports = Napi::Array::New(env, sendSockets_.size());
+  for (size_t i = 0; i < sendSockets_.size(); i++) ports.Set(static_cast<uint32_t>(i), sendSockets_[i].port);
+  o.Set("srcPorts", ports);
   o.Set("state", state_ == State::kIdle ? "idle" : state_ == State::kRunning ? "running" : "stopped");
   return o;
 }
@@ -318,6 +382,10 @@ void Engine::CloseFds() {
   for (int* fd : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
+  }
+  for (UdpSocket& s : sendSockets_) {
+    if (s.fd >= 0) ::close(s.fd);
+    s.fd = -1;
   }
 }
 

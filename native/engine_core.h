@@ -247,7 +247,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   struct Fallback {
     const char* feature;
     int err;
-    const char* message;
+    std::string message;
   };
   enum class State { kIdle, kRunning, kStopped };
 
@@ -360,6 +360,14 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   std::atomic<bool> postTapClosed_{false};
   bool coalesce_ = true;
   UdpSocket udp_;
+  /** The send sockets, one per outer source port over the --srcport range
+   *  (core_srcport.h); empty = send from udp_ (no range given). */
+  std::vector<UdpSocket> sendSockets_;
+  /** The fds the tx worker sends from: sendSockets_', else udp_'s. */
+  std::vector<int> SendFds() const;
+  /** Binds up to kSrcPortSockets send sockets over [minPort, maxPort]; throws
+   *  a system error when none binds. */
+  void OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, uint16_t minPort, uint16_t maxPort);
   std::vector<Fallback> startupFallbacks_;
   /** The networks (each with its TAP, source policy, VLAN option) and the FDB mirror the workers apply. */
   std::unique_ptr<core::Context> ctx_;

@@ -155,7 +155,10 @@ static_assert(VtepTally::kMaxVteps * 2 <= 65536, "slot indices fit order_'s uint
 // ---- UdpSender ----
 
 UdpSender::UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, VtepTally* tally, std::function<void(int)> onGsoLost)
-    : fd_(fd),
+    : UdpSender(std::vector<int>{fd}, gso, wakeFd, ctr, tally, std::move(onGsoLost)) {}
+
+UdpSender::UdpSender(std::vector<int> fds, bool gso, int wakeFd, LocalCounters* ctr, VtepTally* tally, std::function<void(int)> onGsoLost)
+    : fds_(std::move(fds)),
       gso_(gso),
       wakeFd_(wakeFd),
       ctr_(ctr),
@@ -203,14 +206,14 @@ void UdpSender::Add(const Vtep& dest, const uint8_t* head, size_t headBytes, con
     // run on into this datagram's.
     Msg& last = msgs_.back();
     if (last.total == last.segs * last.segBytes && bytes <= last.segBytes && last.segs < kMaxGsoSegments &&
-        last.total + bytes <= kMaxGsoBytes && last.net == net_ && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
+        last.total + bytes <= kMaxGsoBytes && last.net == net_ && last.sock == sock_ && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
         last.dest.len == dest.len) {
       last.total += bytes;
       last.segs++;
       return;
     }
   }
-  msgs_.push_back(Msg{dest, net_, index, bytes, bytes, 1});
+  msgs_.push_back(Msg{dest, net_, sock_, index, bytes, bytes, 1});
 }
 
 void UdpSender::Expand(size_t from) {
@@ -219,20 +222,36 @@ void UdpSender::Expand(size_t from) {
     const Msg& m = msgs_[i];
     for (uint32_t s = 0; s < m.segs; s++) {
       const uint32_t len = segs_[m.segFirst + s].bytes;
-      scratch_.push_back(Msg{m.dest, m.net, m.segFirst + s, len, len, 1});
+      scratch_.push_back(Msg{m.dest, m.net, m.sock, m.segFirst + s, len, len, 1});
     }
   }
   msgs_.resize(from);
   msgs_.insert(msgs_.end(), scratch_.begin(), scratch_.end());
 }
 
-bool UdpSender::WaitWritable() {
-  struct pollfd p[2] = {{fd_, POLLOUT, 0}, {wakeFd_, POLLIN, 0}};
+bool UdpSender::WaitWritable(int fd) {
+  struct pollfd p[2] = {{fd, POLLOUT, 0}, {wakeFd_, POLLIN, 0}};
   int r = ::poll(p, 2, kSendWaitMs);
   return r > 0 && (p[1].revents & POLLIN) == 0;
 }
 
+void UdpSender::GroupBySocket() {
+  // One sendmmsg call sends from one socket: messages are put in runs of one
+  // socket, keeping their order within each (so within each flow).
+  bool mixed = false;
+  for (size_t k = 1; k < msgs_.size() && !mixed; k++) mixed = msgs_[k].sock != msgs_[0].sock;
+  if (!mixed) return;
+  scratch_.clear();
+  for (uint32_t s = 0; s < fds_.size(); s++) {
+    for (const Msg& m : msgs_) {
+      if (m.sock == s) scratch_.push_back(m);
+    }
+  }
+  msgs_.swap(scratch_);
+}
+
 void UdpSender::Flush() {
+  GroupBySocket();
   size_t i = 0;
   int waits = 0;
   bool built = false;
@@ -264,10 +283,12 @@ void UdpSender::Flush() {
       }
       built = true;
     }
-    size_t batch = total - i;
-    if (batch > kMaxMsgsPerCall) batch = kMaxMsgsPerCall;
+    const uint32_t sock = msgs_[i].sock;
+    size_t batch = 1;
+    while (i + batch < total && batch < kMaxMsgsPerCall && msgs_[i + batch].sock == sock) batch++;
     ctr_->v[kTxSendCalls]++;
-    int r = ::sendmmsg(fd_, &mm_[i], static_cast<unsigned>(batch), MSG_DONTWAIT);
+    const int fd = fds_[sock];
+    int r = ::sendmmsg(fd, &mm_[i], static_cast<unsigned>(batch), MSG_DONTWAIT);
     if (r > 0) {
       for (int k = 0; k < r; k++) {
         const Msg& m = msgs_[i + k];
@@ -293,12 +314,18 @@ void UdpSender::Flush() {
     const int err = r < 0 ? errno : EAGAIN;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == ENOBUFS) {
-      if (waits++ < kSendWaitRounds && WaitWritable()) continue;
-      for (size_t k = i; k < total; k++) {
+      if (waits++ < kSendWaitRounds && WaitWritable(fd)) continue;
+      // This socket stays full: the rest of its run is dropped; the other
+      // sockets' runs still go.
+      size_t k = i;
+      for (; k < total && msgs_[k].sock == sock; k++) {
         ctr_->NetDrop(msgs_[k].net, kTxQueueFull, msgs_[k].segs);
         if (tally_ != nullptr) tally_->At(msgs_[k].dest, msgs_[k].net + 1)->drops += msgs_[k].segs;
       }
-      break;
+      i = k;
+      waits = 0;
+      retried = false;
+      continue;
     }
     if (err == EIO && msgs_[i].segs > 1 && gso_) {
       // A device on the route cannot do UDP segmentation (or checksum offload
@@ -372,7 +399,7 @@ size_t UdpReceiver::SegBytes(int i) const {
   return Len(i);
 }
 
-int UdpReceiver::ReceiveErrors(Vtep* dests, int max) {
+int UdpReceiver::ReceiveSendErrors(int fd, Vtep* dests, int max) {
   int n = 0;
   // Bounded: EINTR and entries that are no send error also use up attempts.
   for (int attempt = 0; attempt < 2 * max && n < max; attempt++) {
@@ -388,7 +415,7 @@ int UdpReceiver::ReceiveErrors(Vtep* dests, int max) {
     h.msg_iovlen = 1;
     h.msg_control = control;
     h.msg_controllen = sizeof(control);
-    if (::recvmsg(fd_, &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+    if (::recvmsg(fd, &h, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
       if (errno == EINTR) continue;
       break;  // EAGAIN: the queue is empty
     }

@@ -215,6 +215,8 @@ class UdpSender {
    *  stop() is never delayed by more than one wait. tally (may be null) gets
    *  per-destination tx counts. */
   UdpSender(int fd, bool gso, int wakeFd, LocalCounters* ctr, VtepTally* tally, std::function<void(int err)> onGsoLost);
+  /** Sends from fds (one per outer source port, SetSocket picks); at least one. */
+  UdpSender(std::vector<int> fds, bool gso, int wakeFd, LocalCounters* ctr, VtepTally* tally, std::function<void(int err)> onGsoLost);
 
   /** Room for `bytes` and `datagrams` more datagrams at the arena's end,
    *  flushing first if needed; nullptr if bytes exceeds the arena. */
@@ -223,6 +225,9 @@ class UdpSender {
   void Commit(const uint8_t* end);
   /** The network slot the datagrams Add()ed from now on are counted in. */
   void SetNet(uint32_t slot) { net_ = slot; }
+  /** The send socket (core::FlowSlot of the frame, taken modulo the
+   *  sockets there are) the datagrams Add()ed from now on leave from. */
+  void SetSocket(uint32_t slot) { sock_ = static_cast<uint32_t>(slot % fds_.size()); }
   /** Queues one datagram of head[0, headBytes) + body[0, bodyBytes) for
    *  dest (body may be null). Joins the previous message into one
    *  UDP_SEGMENT run when possible. */
@@ -240,6 +245,7 @@ class UdpSender {
   struct Msg {
     Vtep dest;
     uint32_t net;       // network slot
+    uint32_t sock;      // index into fds_
     uint32_t segFirst;  // index into segs_
     uint32_t total;     // bytes of all segments
     uint32_t segBytes;  // bytes of each segment but the last
@@ -251,9 +257,10 @@ class UdpSender {
     uint32_t bytes;
   };
   void Expand(size_t from);
-  bool WaitWritable();
+  bool WaitWritable(int fd);
+  void GroupBySocket();
 
-  int fd_;
+  std::vector<int> fds_;
   bool gso_;
   int wakeFd_;
   LocalCounters* ctr_;
@@ -270,6 +277,7 @@ class UdpSender {
   std::unique_ptr<uint8_t[]> cmsg_;
   size_t datagrams_ = 0;
   uint32_t net_ = 0;
+  uint32_t sock_ = 0;
 };
 
 /** recvmmsg into fixed buffers big enough for a UDP_GRO super-datagram. */
@@ -289,7 +297,9 @@ class UdpReceiver {
    *  IPV6_RECVERR: ICMP errors and local send errors about datagrams already
    *  sent): dests[i] gets the destination each one was about. Returns how
    *  many (0 when the queue is empty). Poll reports POLLERR until drained. */
-  int ReceiveErrors(Vtep* dests, int max);
+  int ReceiveErrors(Vtep* dests, int max) { return ReceiveSendErrors(fd_, dests, max); }
+  /** The same for any UDP socket with IP_RECVERR / IPV6_RECVERR (the send sockets). */
+  static int ReceiveSendErrors(int fd, Vtep* dests, int max);
 
   static constexpr size_t kBufBytes = 65536;
   static constexpr int kMsgs = 32;

@@ -99,7 +99,11 @@ void Engine::RxWorker::FlushReports(int64_t nowMs, bool final) {
 
 void Engine::RxWorker::DrainErrors(int64_t nowMs) {
   lastErrorDrainMs_ = nowMs;
-  const int ne = rx_.ReceiveErrors(errorDests_.data(), kErrorsPerDrain);
+  int ne = rx_.ReceiveErrors(errorDests_.data(), kErrorsPerDrain);
+  // Sends leave from the send sockets: their errors queue there.
+  for (const UdpSocket& s : e_->sendSockets_) {
+    ne += UdpReceiver::ReceiveSendErrors(s.fd, errorDests_.data() + ne, kErrorsPerDrain - ne);
+  }
   if (ne == 0) return;
   for (int i = 0; i < ne; i++) tally_.At(errorDests_[i], kHostNet)->drops++;
   c_.Drop(kTxSendError, static_cast<uint64_t>(ne));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core_srcport.h"
 #include "core_suppress.h"
 #include "core_tx.h"
 
@@ -15,7 +16,7 @@ namespace engine {
 Engine::TxWorker::TxWorker(Engine* e)
     : e_(e),
       view_(e->ctx_.get()),
-      sender_(e->udp_.fd, e->udp_.gso, e->wakeFd_, &c_, &tally_,
+      sender_(e->SendFds(), e->udp_.gso, e->wakeFd_, &c_, &tally_,
               [e](int err) {
                 e->gsoActive_.store(false);
                 e->Announce("gso", err, "UDP GSO send failed with EIO: sending with plain sendmmsg from now on");
@@ -199,6 +200,7 @@ void Engine::Forward(UdpSender& sender, const core::Network& net, const struct v
   core::TxDestinations(*ctx_, net.vni, frame, nowMs, kUsedReportIntervalMs, used.size() < kMaxUsedPerReport ? &usedDue : nullptr,
                        &to);
   if (usedDue) used.push_back(UsedKey{net.vni, to.flooded ? 0 : MacAt(frame)});
+  sender.SetSocket(core::FlowSlot(core::FlowHash(frame, flen)));
   const Vtep* dests = to.dests;
   const size_t ndest = to.count;
   if (ndest == 0) return c.NetDrop(net.slot, kTxNoDestination, static_cast<uint64_t>(segs));

@@ -21,6 +21,12 @@
 // over IDLE_SECONDS with no traffic, after the start-up announcements). Its
 // section of BENCHMARKS.md (between the networks markers) is rewritten alone.
 //
+// Then outer source ports (BENCH_ONLY=srcport runs only this): a kernel
+// vxlan with `srcport`, then vxland native and dgram with --srcport, each
+// sending 8 parallel TCP flows (iperf3 -P 8) to a kernel peer; tcpdump on the
+// sender's veth counts the distinct outer UDP source ports (RFC 7348 §5). Its
+// section of BENCHMARKS.md (between the srcport markers) is rewritten alone.
+//
 // Then membership from etcd (BENCH_ONLY=etcd runs only this; scripts/
 // bench-etcd.ts): 500 simulated VTEPs in a real etcd, how long one vxland
 // takes to have them all, its RSS, how long until 100 removed are gone. It
@@ -61,6 +67,16 @@ const ONLY = process.env.BENCH_ONLY?.split(',');
 const PAIRINGS = ONLY === undefined ? ALL_PAIRINGS : ALL_PAIRINGS.filter((p) => ONLY.includes(p.a) && ONLY.includes(p.b));
 const RUN_NETWORKS = ONLY === undefined || ONLY.includes('networks');
 const RUN_ETCD = ONLY === undefined || ONLY.includes('etcd');
+const RUN_SRCPORT = ONLY === undefined || ONLY.includes('srcport');
+/** The srcport benchmark: its range (vxland's --srcport; the kernel's `srcport MIN MAX` excludes MAX). */
+const SRCPORT_RANGE = { min: 40000, max: 40999 };
+const SRCPORT_FLOWS = 8;
+const SRCPORT_SECONDS = 2;
+/** Per flow, so that the capture stays small. */
+const SRCPORT_RATE = '8M';
+const SRCPORT_CAPTURE_MAX_PACKETS = 100_000;
+const SRCPORT_BEGIN = '<!-- srcport benchmark: written by scripts/bench.ts -->';
+const SRCPORT_END = '<!-- end of srcport benchmark -->';
 const NETWORK_COUNTS = [1, 64];
 const NETWORK_DATAPATHS = ['native', 'dgram'] as const;
 /** The first network's VNI; network i has FIRST_VNI + i. */
@@ -143,10 +159,13 @@ async function waitFor(check: () => boolean, timeoutMs: number, what: string): P
   }
 }
 
-async function startSide(side: Side, ns: string, dev: string, local: string, peer: string, overlay: string, tmp: string): Promise<ChildProcess | null> {
+interface PortRange { min: number; max: number }
+
+async function startSide(side: Side, ns: string, dev: string, local: string, peer: string, overlay: string, tmp: string, srcport?: PortRange): Promise<ChildProcess | null> {
   if (side === 'kernel') {
     if (peer === '') return null;
-    run(['ip', '-n', ns, 'link', 'add', 'vxk0', 'type', 'vxlan', 'id', String(VNI), 'dstport', '4789', 'local', local, 'dev', dev]);
+    const ports = srcport === undefined ? [] : ['srcport', String(srcport.min), String(srcport.max + 1)];
+    run(['ip', '-n', ns, 'link', 'add', 'vxk0', 'type', 'vxlan', 'id', String(VNI), 'dstport', '4789', 'local', local, 'dev', dev, ...ports]);
     run(['bridge', '-n', ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vxk0', 'dst', peer]);
     run(['ip', '-n', ns, 'link', 'set', 'vxk0', 'mtu', String(INNER_MTU_BYTES)]);
     run(['ip', '-n', ns, 'addr', 'add', `${overlay}/24`, 'dev', 'vxk0']);
@@ -154,7 +173,8 @@ async function startSide(side: Side, ns: string, dev: string, local: string, pee
     return null;
   }
   const argv = [process.execPath, CLI, 'run', '--dev', 'vxl0', '--vni', String(VNI), '--local', local, '--peer', peer, '--address', `${overlay}/24`,
-    '--state-dir', path.join(tmp, ns), '--socket', path.join(tmp, `${ns}.sock`), '--datapath', side, '--log-level', 'warn'];
+    '--state-dir', path.join(tmp, ns), '--socket', path.join(tmp, `${ns}.sock`), '--datapath', side, '--log-level', 'warn',
+    ...(srcport === undefined ? [] : ['--srcport', `${srcport.min}-${srcport.max}`])];
   const child = startProcess(ns, argv);
   await waitFor(() => {
     if (child.exitCode !== null) throw new Error(`${side} VTEP in ${ns} exited ${child.exitCode}: ${outputTails.get(child)?.()}`);
@@ -185,7 +205,8 @@ function underlay(tag: string): Underlay {
   return { nsA, nsB, dev, ipA, ipB };
 }
 
-async function setUp(p: Pairing, tag: string, tmp: string): Promise<Env> {
+/** srcport: the range A sends from. */
+async function setUp(p: Pairing, tag: string, tmp: string, srcport?: PortRange): Promise<Env> {
   const { nsA, nsB, dev, ipA, ipB } = underlay(tag);
   // A kernel VTEP facing vxland: over veth the kernel leaves inner checksums
   // for a NIC that never computes them, so its stack must finish them.
@@ -194,8 +215,8 @@ async function setUp(p: Pairing, tag: string, tmp: string): Promise<Env> {
     if (p.b === 'kernel') inNs(nsB, ['ethtool', '-K', dev, 'tx', 'off']);
   }
   const daemons: ChildProcess[] = [];
-  for (const [side, ns, local, peer, overlay] of [[p.a, nsA, ipA, ipB, '10.42.0.1'], [p.b, nsB, ipB, ipA, '10.42.0.2']] as const) {
-    const d = await startSide(side, ns, dev, local, peer, overlay, tmp);
+  for (const [side, ns, local, peer, overlay, range] of [[p.a, nsA, ipA, ipB, '10.42.0.1', srcport], [p.b, nsB, ipB, ipA, '10.42.0.2', undefined]] as const) {
+    const d = await startSide(side, ns, dev, local, peer, overlay, tmp, range);
     if (d !== null) daemons.push(d);
   }
   // Warm up ARP and FDB learning.
@@ -246,6 +267,48 @@ async function measure(env: Env): Promise<Result> {
     rttMs: rtt ? Number(rtt[1]) : NaN,
     cpuSPerGB: pids.length === 0 ? null : (cpu1 - cpu0) / (tcpBytes / 1e9),
   };
+}
+
+interface SrcportResult { sender: Side; ports: number; inRange: boolean }
+
+/** Distinct outer source ports of what A sends to the kernel peer B during 8 parallel flows. */
+async function measureSrcport(sender: Side, tmp: string): Promise<SrcportResult> {
+  const tag = process.pid.toString(36).slice(-4) + randomBytes(2).toString('hex');
+  const env = await setUp({ label: `${sender} -> kernel`, a: sender, b: 'kernel' }, tag, tmp, SRCPORT_RANGE);
+  const file = path.join(tmp, `srcport-${tag}.pcap`);
+  try {
+    const capture = startProcess(env.nsA, ['tcpdump', '-i', env.dev, '-n', '-p', '-U', '-s', '96', '-c', String(SRCPORT_CAPTURE_MAX_PACKETS), '-w', file,
+      `udp and src host ${env.ipA} and dst port 4789`]);
+    await waitFor(() => /listening on/.test(outputTails.get(capture)?.() ?? ''), 10_000, 'tcpdump listening');
+    await iperf(env, ['-P', String(SRCPORT_FLOWS), '-b', SRCPORT_RATE], SRCPORT_SECONDS);
+    await stopProcess(capture);
+    const ports = new Set<number>();
+    // One line per captured packet: up to SRCPORT_CAPTURE_MAX_PACKETS of them.
+    const text = execFileSync('tcpdump', ['-n', '-r', file], { timeout: 60_000, maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    for (const m of text.matchAll(/IP [\d.]+\.(\d+) > [\d.]+\.4789:/g)) ports.add(Number(m[1]));
+    return { sender, ports: ports.size, inRange: [...ports].every((p) => p >= SRCPORT_RANGE.min && p <= SRCPORT_RANGE.max) };
+  } finally {
+    await tearDown(env);
+  }
+}
+
+function srcportSection(results: SrcportResult[], machine: string): string {
+  const rows = results.map((r) => `| ${r.sender} | ${r.ports} | ${r.inRange ? 'yes' : 'no'} |`);
+  return `${SRCPORT_BEGIN}
+## Outer source ports (${SRCPORT_FLOWS} TCP flows)
+
+Produced by \`npm run bench\` (or \`BENCH_ONLY=srcport\`) on ${new Date().toISOString()}; ${machine}.
+The sender (a kernel vxlan with \`srcport ${SRCPORT_RANGE.min} ${SRCPORT_RANGE.max + 1}\`, or vxland with
+\`--srcport ${SRCPORT_RANGE.min}-${SRCPORT_RANGE.max}\`) sends \`iperf3 -P ${SRCPORT_FLOWS} -b ${SRCPORT_RATE} -t ${SRCPORT_SECONDS}\` to a kernel
+peer; tcpdump on its veth counts the distinct outer UDP source ports (any
+control connection included). Equal-cost paths and NIC queues can only spread
+what arrives on distinct ports.
+
+| sender | distinct outer source ports | all in the range |
+|---|---|---|
+${rows.join('\n')}
+${SRCPORT_END}
+`;
 }
 
 interface NetworksResult { datapath: string; networks: number; rssMiB: number; threads: number; idleCpuPct: number }
@@ -341,6 +404,7 @@ ${NETWORKS_END}
 interface Markers { begin: string; end: string }
 const NETWORKS: Markers = { begin: NETWORKS_BEGIN, end: NETWORKS_END };
 const ETCD: Markers = { begin: ETCD_BEGIN, end: ETCD_END };
+const SRCPORT: Markers = { begin: SRCPORT_BEGIN, end: SRCPORT_END };
 
 /** text with its m section replaced by section (appended when absent). */
 function withSection(text: string, m: Markers, section: string): string {
@@ -407,6 +471,16 @@ async function main(): Promise<void> {
   }
   const networks = RUN_NETWORKS ? await networksBench(tmp) : null;
   const machine = machineLine();
+  let srcport: string | null = null;
+  if (RUN_SRCPORT) {
+    const sr: SrcportResult[] = [];
+    for (const sender of ['kernel', 'native', 'dgram'] as const) {
+      const r = await measureSrcport(sender, tmp);
+      process.stderr.write(`srcport: ${sender} -> kernel, ${SRCPORT_FLOWS} flows: ${r.ports} distinct outer source ports${r.inRange ? '' : ' (some outside the range)'}\n`);
+      sr.push(r);
+    }
+    srcport = srcportSection(sr, machine);
+  }
   const etcd = RUN_ETCD ? await etcdBenchSection(machine) : null;
   if (ONLY !== undefined) {
     const base = results.get(PAIRINGS[0]?.label ?? '');
@@ -414,7 +488,7 @@ async function main(): Promise<void> {
       const r = results.get(p.label)!;
       process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base!.tcpGbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
     }
-    for (const [section, m, name] of [[networks && networksSection(networks, machine), NETWORKS, 'networks'], [etcd, ETCD, 'etcd']] as const) {
+    for (const [section, m, name] of [[networks && networksSection(networks, machine), NETWORKS, 'networks'], [etcd, ETCD, 'etcd'], [srcport, SRCPORT, 'srcport']] as const) {
       if (section === null) continue;
       writeFileSync(BENCHMARKS_PATH, withSection(readFileSync(BENCHMARKS_PATH, 'utf8'), m, section));
       process.stdout.write(`${section}\nwritten to BENCHMARKS.md (its ${name} section)\n`);
@@ -455,6 +529,7 @@ ${table}
   const sections = [
     networks === null ? existingSection(NETWORKS) : networksSection(networks, machine),
     etcd ?? existingSection(ETCD),
+    srcport ?? existingSection(SRCPORT),
   ].filter((x): x is string => x !== null);
   writeFileSync(BENCHMARKS_PATH, [doc, ...sections].join('\n'));
   process.stdout.write(`${machine}\n\n${table}\n\nwritten to BENCHMARKS.md\n`);

@@ -95,6 +95,7 @@ export function buildProgram(): Command {
     .option('--vni <n>', 'VXLAN network identifier 0..16777215 (required without a config file)')
     .option('--local <ip>', 'local IPv4/IPv6 address to bind and send from; its family picks IPv4 or IPv6 (default: IPv4, any address)')
     .option('--port <n>', `VXLAN UDP port (default ${VXLAN_IANA_PORT}; use 8472 to talk to old Linux kernels)`)
+    .option('--srcport <min-max>', 'outer UDP source ports, one per flow from this range (RFC 7348 §5: ECMP and NIC queues spread flows by it; default the ephemeral range, ip_local_port_range)')
     .option('--mtu <n>', `TAP device MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
     .option('--address <cidr>', 'address to put on the TAP device, e.g. 10.0.0.1/24 (repeatable; replaces the file\'s list)', collect)
     .option('--peer <ip>', 'remote VTEP to flood to (repeatable; replaces the file\'s list)', collect)
@@ -348,11 +349,12 @@ function formatMonitorEvent(e: MonitorEvent): string {
 }
 
 function formatDoctor(r: DoctorReport): string {
-  if (r.ok) return `no problems found (checked: ${r.checks.join(', ')})`;
+  const head = r.srcport === undefined ? '' : `outer source ports ${r.srcport}\n`;
+  if (r.ok) return `${head}no problems found (checked: ${r.checks.join(', ')})`;
   const networks = new Set(r.findings.map((f) => f.vni).filter((vni) => vni !== undefined));
   const where = (vni: number | undefined): string => (networks.size > 1 && vni !== undefined ? ` (vni ${vni})` : '');
   const lines = r.findings.map((f) => `✖ ${f.check}${where(f.vni)}: ${f.problem}\n  fix: ${f.fix}`);
-  return `${lines.join('\n')}\n${plural(r.findings.length, 'problem', 'problems')} found`;
+  return `${head}${lines.join('\n')}\n${plural(r.findings.length, 'problem', 'problems')} found`;
 }
 
 interface ClientCommandOptions {
@@ -474,11 +476,17 @@ function formatStatus(s: StatusResult): string {
     ['datapath', s.offloads.length === 0 ? s.datapath : `${s.datapath} (${s.offloads.join(', ')})`],
     ['local', s.local === null ? 'any' : s.local],
     ['port', String(s.port)],
+    ...(s.srcport === undefined ? [] : [['srcport', formatSrcport(s.srcport)] as [string, string]]),
     ['networks', String(s.networks.length)],
     ...(s.etcd === null || s.etcd === undefined ? [] : [['etcd', formatEtcd(s.etcd)] as [string, string]]),
     ['host drops', hostDrops.length === 0 ? 'none' : hostDrops.map(([reason, count]) => `${reason} ${count}`).join(', ')],
   ], '');
   return [host, ...s.networks.map((n) => `\nnetwork vni ${n.vni} (${n.dev}):\n${formatNetwork(n)}`)].join('\n');
+}
+
+/** "40000-40999 (16 ports)": the range and how many source ports are bound in it. */
+function formatSrcport(r: NonNullable<StatusResult['srcport']>): string {
+  return `${r.min}-${r.max} (${plural(r.ports.length, 'port', 'ports')})`;
 }
 
 /** "connected, revision 12, lease 14 s left, 3 remote VTEPs (http://…)". */

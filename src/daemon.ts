@@ -56,6 +56,8 @@ export const FDB_SWEEP_INTERVAL_MS = 1_000;
 export const ETCD_STARTUP_WAIT_MS = 3_000;
 /** The daemon's lock in the state dir: one daemon per state dir. */
 export const DAEMON_LOCK_NAME = 'vxland';
+/** Linux's default ip_local_port_range: the source ports when the namespace's cannot be read. */
+export const FALLBACK_SRC_PORTS = { min: 32768, max: 60999 };
 
 /** How the daemon runs, besides its config. */
 export interface DaemonOptions {
@@ -105,8 +107,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   const vtepBudget = new VtepBudget();
   const newStats = (): Stats => new Stats(vtepBudget);
   const hostStats = new Stats(new VtepBudget());
+  // The kernel vxlan's default too: the namespace's ephemeral range.
+  const srcPorts = config.srcport ?? hostFacts.localPortRange() ?? FALLBACK_SRC_PORTS;
   const plane: DataPlane = await startOrUndo(() =>
-    openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
+    openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, srcPorts, hostStats, log }));
   cleanups.push(() => plane.stop());
 
   const networks = new Networks();
@@ -400,8 +404,8 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   };
 
   const handler = new DaemonControl({
-    host: { port: config.port, local: config.local, family: config.family },
-    datapath: { kind: datapathKind, offloads: () => plane.offloads() },
+    host: { port: config.port, local: config.local, family: config.family, srcPorts },
+    datapath: { kind: datapathKind, offloads: () => plane.offloads(), srcPorts: plane.srcPorts },
     networks, lifecycle, hostStats, hostFacts, log, startedMs, membership, reload: reloadInTurn,
     hostConfig: () => current,
   });
@@ -453,7 +457,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
 
   log.info(
     {
-      port: config.port, local: config.local, datapath: datapathKind, socket: control.path,
+      port: config.port, srcport: `${srcPorts.min}-${srcPorts.max}`, local: config.local, datapath: datapathKind, socket: control.path,
       networks: networks.all().map((n) => ({ vni: n.config.vni, dev: n.config.dev, origin: n.origin })),
     },
     'vxland started',

@@ -6,6 +6,7 @@
 import type { ForeignVniSender, StatsSnapshot } from './ports/counters';
 import type { MembershipStatus } from './ports/membership';
 import type { TapCondition } from './ports/tap-condition';
+import { SRC_PORT_SOCKETS } from './tables/limits.generated';
 import { VXLAN_OVERHEAD_IPV4_BYTES, VXLAN_OVERHEAD_IPV6_BYTES } from './wire/vxlan';
 
 /** A peer silent for this long after start is reported. */
@@ -15,6 +16,8 @@ export const DOCTOR_PEER_GRACE_MS = 10_000;
  *  share and the namespace. */
 export interface HostObservations {
   port: number;
+  /** The outer source port range and how many send sockets bound in it. */
+  srcPorts?: { min: number; max: number; bound: number };
   /** The networks served, to name them in the VNI finding. */
   served: ReadonlyArray<{ vni: number; dev: string }>;
   /** Senders of datagrams whose VNI no network has. */
@@ -51,7 +54,7 @@ export interface NetworkObservations {
 }
 
 export interface Finding {
-  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum' | 'tap' | 'etcd';
+  check: 'mtu' | 'vni' | 'peer' | 'source' | 'drops' | 'checksum' | 'tap' | 'etcd' | 'srcport';
   /** The network it concerns; absent for a host-level finding. */
   vni?: number;
   problem: string;
@@ -60,18 +63,37 @@ export interface Finding {
 
 export interface DoctorReport {
   ok: boolean;
+  /** "40000-40999 (16 ports)": the outer source port range and the ports bound in it; absent when unknown. */
+  srcport?: string;
   checks: string[];
   findings: Finding[];
 }
 
 /** The host-level checks once, then each network's. */
 export function diagnose(host: HostObservations, networks: readonly NetworkObservations[]): DoctorReport {
-  const findings = [...checkVni(host), ...checkAdvisedDrops(host.stats), ...checkChecksums(host), ...checkEtcd(host)];
+  const findings = [...checkVni(host), ...checkAdvisedDrops(host.stats), ...checkChecksums(host), ...checkEtcd(host), ...checkSrcPorts(host)];
   for (const o of networks) {
     const own = [...checkMtu(o), ...checkPeers(o), ...checkSources(o), ...checkDrops(o), ...checkTap(o)];
     findings.push(...own.map((f) => ({ ...f, vni: o.vni })));
   }
-  return { ok: findings.length === 0, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap', 'etcd'], findings };
+  const checks = ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap', 'etcd', 'srcport'];
+  const s = host.srcPorts;
+  const srcport = s === undefined ? {} : { srcport: `${s.min}-${s.max} (${s.bound} ${s.bound === 1 ? 'port' : 'ports'})` };
+  return { ok: findings.length === 0, ...srcport, checks, findings };
+}
+
+/** Fewer send sockets than the range allows: flows share source ports, so
+ *  the underlay spreads them over fewer paths and queues. */
+function checkSrcPorts(h: HostObservations): Finding[] {
+  const s = h.srcPorts;
+  if (s === undefined) return [];
+  const wanted = Math.min(SRC_PORT_SOCKETS, s.max - s.min + 1);
+  if (s.bound >= wanted) return [];
+  return [{
+    check: 'srcport',
+    problem: `only ${s.bound} of ${wanted} outer source ports could be bound in ${s.min}-${s.max} (the rest are taken): flows share them, so the underlay spreads them over fewer paths and NIC queues`,
+    fix: `free ports in that range or choose another with --srcport MIN-MAX ("ss -uanp" shows who holds them)`,
+  }];
 }
 
 function checkEtcd(h: HostObservations): Finding[] {

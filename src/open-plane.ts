@@ -17,7 +17,7 @@ export type { DataPlane, HostPlaneOptions, NetworkPlane, NetworkPlaneOptions } f
  *  when it rejects. */
 export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
   if (o.kind === 'native') {
-    const engine = NativeEngine.open({ local: o.local ?? (o.family === 'udp6' ? '::' : '0.0.0.0'), port: o.port });
+    const engine = NativeEngine.open({ local: o.local ?? (o.family === 'udp6' ? '::' : '0.0.0.0'), port: o.port, srcPorts: o.srcPorts });
     return new NativePlane(
       {
         engine,
@@ -25,11 +25,13 @@ export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
           const tap = engine.openNetwork({ vni: n.vni, name: n.dev, mtu: n.mtu, addresses: n.addresses, mac: n.mac, token });
           return { slot: tap.slot, mac: tap.mac, dev: tap.name };
         },
+        srcPorts: engine.info().srcPorts,
       },
       o,
     );
   }
-  const bind = await UdpBind.open({ port: o.port, address: o.local ?? undefined, family: o.family });
+  const bind = await UdpBind.open({ port: o.port, address: o.local ?? undefined, family: o.family, srcPorts: o.srcPorts });
+  if (bind.srcPortProblem !== null) o.log.warn({ srcport: `${o.srcPorts.min}-${o.srcPorts.max}` }, bind.srcPortProblem);
   let core: PacketClassifier;
   try {
     core = openPacketCore({ family: o.family === 'udp6' ? 6 : 4, dstPort: o.port });
@@ -38,7 +40,7 @@ export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
     throw err;
   }
   return new DgramPlane(
-    { bind, core, openDevice: (n) => TapDevice.open({ name: n.dev, mtu: n.mtu, addresses: [...n.addresses], mac: n.mac }) },
+    { bind, core, srcPorts: bind.srcPorts, openDevice: (n) => TapDevice.open({ name: n.dev, mtu: n.mtu, addresses: [...n.addresses], mac: n.mac }) },
     o,
   );
 }

@@ -52,7 +52,7 @@ function refuses(t: tap.Test, flags: ConfigFlags, message: string, code = 'VXLAN
 t.test('defaults with only a vni: one host, one network', async (t) => {
   const config = load({ vni: '42' });
   t.same(config, {
-    local: null, family: 'udp4', port: 4789, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
+    local: null, family: 'udp4', port: 4789, srcport: null, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
     logLevel: 'info', metrics: null, controlGroup: null, etcd: null,
     networks: [{
       vni: 42, dev: 'vxl0', mtu: 1450, addresses: [], peers: [], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096,
@@ -96,6 +96,20 @@ t.test('hardening and metrics settings', async (t) => {
     [{ controlGroup: 'a b' }, 'control-group must be a group name (got "a b")'],
   ];
   for (const [flags, message] of bad) t.throws(() => load({ vni: '1', ...flags }), { code: 'VXLAND_CONFIG_INVALID', message }, message);
+});
+
+t.test('the outer source port range: --srcport MIN-MAX, "srcport" as text or {min, max}; null = the ephemeral range', async (t) => {
+  t.same(one({ vni: '1', srcport: '40000-40999' }).srcport, { min: 40000, max: 40999 });
+  t.same(one({ vni: '1', srcport: '4789-4789' }).srcport, { min: 4789, max: 4789 }, 'one port is a range');
+  t.same(one({ config: writeConfig(t, { vni: 1, srcport: '1-65535' }) }).srcport, { min: 1, max: 65535 });
+  t.same(one({ config: writeConfig(t, { vni: 1, srcport: { min: 50000, max: 50100 } }) }).srcport, { min: 50000, max: 50100 });
+  t.equal(one({ config: writeConfig(t, { vni: 1, srcport: null }) }).srcport, null, 'null: the default');
+  t.same(one({ config: writeConfig(t, { vni: 1, srcport: '1-2' }), srcport: '3-4' }).srcport, { min: 3, max: 4 }, 'the flag wins');
+  const problem = 'srcport must be MIN-MAX with ports 1..65535 and MIN <= MAX, e.g. 40000-40999';
+  for (const bad of ['40000', '0-100', '100-65536', '2000-1000', '40000-', ' 1-2', '1-2-3', '0x10-0x20']) refuses(t, { vni: '1', srcport: bad }, `${problem} (got ${JSON.stringify(bad)})`);
+  for (const bad of [{ min: 1 }, { min: 1, max: 2, step: 1 }, { min: 1.5, max: 2 }, { min: '1', max: '2' }, [1, 2], 40000]) {
+    refuses(t, { config: writeConfig(t, { vni: 1, srcport: bad }) }, problem);
+  }
 });
 
 t.test('one control socket per daemon, whatever the device', async (t) => {
@@ -396,7 +410,7 @@ t.test('a host file: network keys at the top level and per-network flags are ref
   const file = writeConfig(t, HOST_FILE);
   refuses(t, { config: writeConfig(t, { vni: 42, networks: [] }) },
     '"vni" is a network setting; with "networks" in the file it belongs in each networks[] entry');
-  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks)');
+  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, srcport, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks)');
   for (const [flags, flag] of [[{ peer: ['192.0.2.9'] }, '--peer'], [{ vni: '44' }, '--vni'], [{ bridge: 'br0' }, '--bridge'], [{ allowVlan: true }, '--allow-vlan']] as Array<[ConfigFlags, string]>) {
     refuses(t, { config: file, ...flags }, `${flag} describes one network, but config file ${file} lists "networks"`);
   }

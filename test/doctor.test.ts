@@ -1,5 +1,6 @@
 import t from 'tap';
 import { diagnose, DOCTOR_PEER_GRACE_MS, type DoctorReport, type Finding, type HostObservations, type NetworkObservations } from '../src/doctor';
+import { SRC_PORT_SOCKETS } from '../src/tables/limits.generated';
 import { addKernelVxlan, createTopology, exec, skipUnlessRoot } from './helpers/netns';
 import { awaitFinding } from './helpers/operator';
 import { datapathsUnderTest, startVxland, TEST_VNI } from './helpers/vxland';
@@ -39,7 +40,19 @@ function check(o: Observations): DoctorReport {
 }
 
 t.test('a healthy daemon has no findings', async (t) => {
-  t.same(check(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap', 'etcd'], findings: [] });
+  t.same(check(healthy()), { ok: true, checks: ['mtu', 'vni', 'peer', 'source', 'drops', 'checksum', 'tap', 'etcd', 'srcport'], findings: [] });
+});
+
+t.test('srcport: the range and its ports are reported; fewer ports bound than it allows is a finding', async (t) => {
+  const o = healthy();
+  const host = (srcPorts: HostObservations['srcPorts']): HostObservations => ({ port: o.port, srcPorts, served: [{ vni: o.vni, dev: o.dev }], foreignVnis: [], tcpInCsumErrors: 0, stats: NO_COUNTS });
+  const full = diagnose(host({ min: 40000, max: 40999, bound: SRC_PORT_SOCKETS }), [networkPart(o)]);
+  t.same([full.ok, full.srcport, full.findings], [true, `40000-40999 (${SRC_PORT_SOCKETS} ports)`, []], 'all bound: reported, no finding');
+  t.same(diagnose(host({ min: 4000, max: 4001, bound: 2 }), [networkPart(o)]).findings, [], 'a range of 2 ports holds 2 sockets');
+  const [finding] = diagnose(host({ min: 40000, max: 40999, bound: 10 }), [networkPart(o)]).findings;
+  t.equal(finding?.check, 'srcport');
+  t.match(finding?.problem, `only 10 of ${SRC_PORT_SOCKETS} outer source ports could be bound in 40000-40999`);
+  t.match(finding?.fix, '--srcport MIN-MAX');
 });
 
 t.test('etcd: out of reach is a finding naming the endpoints, the revision kept and the lease time left; connected is none', async (t) => {

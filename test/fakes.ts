@@ -230,7 +230,7 @@ export class FakeEngine implements PacketEngine {
   }
 
   info(): NativeEngineInfo {
-    return { port: 4789, offload: false, gso: false, gro: false, coalesce: false, rcvbufBytes: 0, sndbufBytes: 0, state: this.onEvent === null ? 'idle' : 'running' };
+    return { port: 4789, offload: false, gso: false, gro: false, coalesce: false, rcvbufBytes: 0, sndbufBytes: 0, srcPorts: [], state: this.onEvent === null ? 'idle' : 'running' };
   }
 
   fdbSet(): void {}

@@ -1,11 +1,13 @@
 // UdpBind on loopback: delivery both ways, send completion, bind errors,
-// literal-only addressing, close semantics.
+// literal-only addressing, close semantics, per-flow source ports.
 import * as dgram from 'node:dgram';
 import * as os from 'node:os';
 import t from 'tap';
 
 import { VxlandError } from '../src/errors';
+import { loadAddon } from '../src/io/addon';
 import { UdpBind } from '../src/io/udp';
+import { SRC_PORT_SOCKETS } from '../src/tables/limits.generated';
 import { eventually } from './helpers/eventually';
 
 const RECEIVE_TIMEOUT_MS = 3000;
@@ -190,4 +192,57 @@ t.test('sends go through a connected socket per destination, and ICMP errors rea
   t.match(peerErrors[0], { address: '127.0.0.2', code: 'ECONNREFUSED' });
   t.equal(await sendP(a, Buffer.from('still'), 5, '127.0.0.1', b.port), null, 'the bind keeps working');
   t.equal((await rx.next(sent + 1))[sent].msg.toString(), 'still');
+});
+
+t.test('with a source port range: one port per flow slot, inside the range, taken ports skipped', async (t) => {
+  // A range of our own pid's choosing on loopback; ports someone else holds are walked past.
+  const min = 42000 + (process.pid % 50) * 100;
+  const range = { min, max: min + 99 };
+  const squatter = dgram.createSocket('udp4');
+  const taken = loadAddon().srcPortCandidate(range.min, range.max, 1, 0);
+  await new Promise<void>((resolve, reject) => {
+    squatter.once('error', reject);
+    squatter.bind(taken, '127.0.0.1', () => resolve());
+  });
+  t.teardown(() => new Promise<void>((r) => squatter.close(() => r())));
+  const a = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4', srcPorts: range });
+  const b = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4' });
+  t.teardown(async () => { await a.close(); await b.close(); });
+  t.equal(a.srcPorts.length, SRC_PORT_SOCKETS, `${SRC_PORT_SOCKETS} source ports bound`);
+  t.ok(a.srcPorts.every((p) => p >= range.min && p <= range.max), 'all inside the range');
+  t.notOk(a.srcPorts.includes(taken), `the taken port ${taken} was walked past`);
+  t.equal(a.srcPortProblem, null, 'and every slot still found one');
+
+  const peerErrors: string[] = [];
+  a.start(() => undefined, () => undefined, (_address, err) => peerErrors.push(String((err as NodeJS.ErrnoException).code)));
+  const rx = collect(b);
+  let sent = 0;
+  const sendFrom = async (flowSlot: number): Promise<Received> => {
+    const msg = Buffer.from(`s${flowSlot}-${sent++}`);
+    const err = await new Promise<Error | null>((resolve) => a.send(msg, msg.length, '127.0.0.1', b.port, resolve, flowSlot));
+    if (err !== null) throw err;
+    return (await rx.next(sent))[sent - 1];
+  };
+  for (const slot of [0, 5, SRC_PORT_SOCKETS - 1, SRC_PORT_SOCKETS + 5]) {
+    // Unconnected first (the slot's port too), then through its connected socket: the port never changes.
+    const seen = new Set<number>();
+    for (let i = 0; i < 4; i++) seen.add((await sendFrom(slot)).port);
+    t.same([...seen], [a.srcPorts[slot % SRC_PORT_SOCKETS]], `flow slot ${slot} always leaves from port ${a.srcPorts[slot % SRC_PORT_SOCKETS]}`);
+  }
+
+  const closed = dgram.createSocket('udp4');
+  await new Promise<void>((r) => closed.bind(0, '127.0.0.2', () => r()));
+  const deadPort = closed.address().port;
+  await new Promise<void>((r) => closed.close(() => r()));
+  await eventually(async () => {
+    await new Promise<Error | null>((resolve) => a.send(Buffer.from('x'), 1, '127.0.0.2', deadPort, resolve, 3));
+    return peerErrors.length;
+  }, { until: (n) => n > 0, timeoutMs: 3_000, intervalMs: 50, what: 'an ICMP error for a send from a range port' });
+  t.equal(peerErrors[0], 'ECONNREFUSED', 'ICMP errors for sends from the range ports still reach onPeerError');
+
+  const none = UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4', srcPorts: { min: taken, max: taken } });
+  await t.rejects(none, { code: 'VXLAND_SOCKET', message: new RegExp(`no send socket could bind a source port in ${taken}-${taken}`) }, 'a range with no free port is refused');
+  const narrow = await UdpBind.open({ port: 0, address: '127.0.0.1', family: 'udp4', srcPorts: { min: range.max - 1, max: range.max } });
+  t.teardown(() => narrow.close());
+  t.same([...narrow.srcPorts].sort(), [range.max - 1, range.max], 'a range narrower than the slots binds each of its ports once');
 });

@@ -25,6 +25,7 @@ import {
   EBADFD, LOOPBACK_WAIT_MS, LOOP_A, LOOP_B, LOOP_C, LOOP_STRANGER, LoopbackPeer, STAND_IN_MAC_A, STAND_IN_MAC_B, StandInTap, frame, mac, vxlanDatagram,
 } from './fakes';
 import { macKeyOf } from '../src/wire/mac';
+import { SRC_PORT_SOCKETS } from '../src/tables/limits.generated';
 
 const VNI = 42;
 const TRANSFER_BYTES = 50 * 1024 * 1024;
@@ -33,7 +34,7 @@ const DEV = 'vxl0';
 interface Snapshot {
   stats: { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; drops: Record<string, number>; dropsTotal: number };
   detail: Record<string, number>;
-  info: { offload: boolean; gso: boolean; gro: boolean };
+  info: { offload: boolean; gso: boolean; gro: boolean; srcPorts: number[] };
   fdb: Array<{ vni: number; mac: string; vtep: string; kind: string; usedAgoMs: number }>;
 }
 
@@ -71,7 +72,8 @@ t.test('native <-> native: ping, 50 MB verified TCP both ways, counters agree', 
   if (skipUnlessRoot(t)) return;
   const topo = await createTopology(t, { hosts: 2 });
   const [ha, hb] = topo.hosts;
-  const a = await startNative(t, ha, hb.ip, '10.42.0.1');
+  // A sends from per-flow source ports (its send sockets), B from its VXLAN port.
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1', ['--srcport', '40000-40999']);
   const b = await startNative(t, hb, ha.ip, '10.42.0.2');
 
   const ab = await ping(ha.ns, b.overlay, { count: 5, intervalS: 0.05 });
@@ -109,6 +111,9 @@ t.test('native <-> native: ping, 50 MB verified TCP both ways, counters agree', 
   const sb = b1;
   t.ok(sa.info.offload && sb.info.offload, 'TAP offloads (TSO) are on');
   t.ok(sa.detail.txTsoFrames > 0, 'A split TSO super-frames');
+  t.equal(sa.info.srcPorts.length, SRC_PORT_SOCKETS, 'A sends from its send sockets');
+  t.ok(sa.detail.txGsoMessages > 0, 'and still sends the segments of a super-frame as one GSO message');
+  t.ok(sa.detail.txGsoMessages * 2 <= sa.detail.txDatagrams, `most datagrams go in GSO runs (${sa.detail.txGsoMessages} messages, ${sa.detail.txDatagrams} datagrams)`);
   t.ok(sb.detail.rxCoalescedWrites > 0, 'B coalesced received segments into TSO writes');
   t.ok(sb.stats.rxBytes >= TRANSFER_BYTES && sa.stats.rxBytes >= TRANSFER_BYTES, 'each side received at least the transfer');
   t.equal(sa.stats.dropsTotal, 0, `A dropped nothing ${JSON.stringify(sa.stats.drops)}`);

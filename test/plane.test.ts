@@ -73,6 +73,7 @@ function dgramRig(t: TapLike): Rig {
     {
       bind: net.bind(LOOP_A),
       core: openPacketCore({ family: 4, dstPort: 4789 }),
+      srcPorts: [],
       openDevice: (o) => {
         const d = new FakeDevice(o.dev, o.mac, o.mtu);
         devices.set(o.vni, d);
@@ -129,6 +130,7 @@ async function nativeRig(t: TapLike): Promise<Rig> {
   const plane = new NativePlane(
     {
       engine,
+      srcPorts: [],
       openTap: (o, token) => {
         const tap = new StandInTap();
         const slot = engine.addStandIn({ vni: o.vni, mtu: o.mtu, mac: o.mac, tapFd: tap.engineFd, name: o.dev, token });
@@ -402,6 +404,7 @@ t.test('native: a TAP failure the engine reports for a removed network never rea
   const tokens: number[] = [];
   const plane = new NativePlane({
     engine,
+    srcPorts: [],
     openTap: (o, token) => {
       tokens.push(token);
       const slot = engine.addNetwork({ vni: o.vni, mtu: o.mtu, ownMac: o.mac, tapFd: 100 + tokens.length, name: o.dev, token });

@@ -7,7 +7,7 @@
 // every message a user sees about a bad setting comes from this file.
 //
 // Host file (every key optional; each network needs a vni):
-//   { "local": "192.0.2.1", "port": 4789, "datapath": "auto", "socket": "/run/vxland/vxland.sock",
+//   { "local": "192.0.2.1", "port": 4789, "srcport": "32768-60999", "datapath": "auto", "socket": "/run/vxland/vxland.sock",
 //     "stateDir": "/var/lib/vxland", "logLevel": "info", "metrics": "127.0.0.1:9470", "controlGroup": null,
 //     "etcd": { "endpoints": ["http://127.0.0.1:2379"], "prefix": "/vxland", "leaseTtlS": 15,
 //       "tls": { "ca": "ca.pem", "cert": "host.pem", "key": "host-key.pem" } },
@@ -15,7 +15,9 @@
 //       "peers": ["192.0.2.2"], "fdb": [], "ageingS": 300, "maxFdb": 16384, "maxFdbPerVtep": 4096,
 //       "learnRatePerS": 500, "accept": "peers", "allowVlan": false, "mac": null, "bridge": null,
 //       "suppress": null, "neigh": [{ "ip": "10.42.0.2", "mac": "02:00:00:00:00:02" }] } ] }
-// ("suppress": null or absent = on when the host has "etcd", else off.)
+// ("suppress": null or absent = on when the host has "etcd", else off.
+// "srcport": "MIN-MAX" or {"min": MIN, "max": MAX}; null or absent = the
+// host's ephemeral range, /proc/sys/net/ipv4/ip_local_port_range, at start.)
 // A file without "networks" (the single-network format: vni and the other
 // network keys at the top level) is one network; so are the flags of
 // `vxland run` without a file. Per-network flags are refused with a file
@@ -167,6 +169,9 @@ export interface HostConfig {
   /** udp6 when local is IPv6, otherwise udp4. All peers of all networks share it. */
   readonly family: 'udp4' | 'udp6';
   readonly port: number;
+  /** Outer UDP source ports, per flow from this range (RFC 7348 §5);
+   *  null = the host's ephemeral port range, read when the daemon starts. */
+  readonly srcport: SrcPortRange | null;
   /** As requested; resolveDatapath() decides what runs. */
   readonly datapath: DatapathChoice;
   readonly stateDir: string;
@@ -180,6 +185,12 @@ export interface HostConfig {
   readonly etcd: EtcdConfig | null;
   /** VNIs and devs are unique among them. May be empty (networks added at run time). */
   readonly networks: readonly NetworkConfig[];
+}
+
+/** An inclusive UDP port range. */
+export interface SrcPortRange {
+  readonly min: number;
+  readonly max: number;
 }
 
 export const ETCD_PREFIX_DEFAULT = '/vxland';
@@ -222,6 +233,8 @@ export interface ConfigFlags extends NetworkFlags {
   config?: string;
   local?: string;
   port?: string | number;
+  /** --srcport MIN-MAX. */
+  srcport?: string;
   datapath?: string;
   stateDir?: string;
   socket?: string;
@@ -237,7 +250,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
 /** The key that names a file's JSON Schema ("$schema"): accepted at the top level and ignored. */
 export const SCHEMA_KEY = '$schema';
-const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
+const HOST_KEYS = ['local', 'port', 'srcport', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
 const ETCD_KEYS = ['endpoints', 'prefix', 'leaseTtlS', 'tls'] as const;
 const ETCD_TLS_KEYS = ['ca', 'cert', 'key'] as const;
 const STATIC_FDB_KEYS = ['mac', 'vtep'] as const;
@@ -326,6 +339,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   const family = localFamily === 6 ? 'udp6' : 'udp4';
 
   const port = setting(source('port', '--port', flags.port), (s) => optionalIntegerIn(s, 'port', 1, 65_535, VXLAN_IANA_PORT), VXLAN_IANA_PORT);
+  const srcport = setting(source('srcport', '--srcport', flags.srcport), srcPortRange, null);
   const datapath = setting(source('datapath', '--datapath', flags.datapath), (s) => oneOf(s, 'datapath', DATAPATH_CHOICES, 'auto'), 'auto');
   const logLevel = setting(source('logLevel', '--log-level', flags.logLevel), (s) => oneOf(s, 'log-level', LOG_LEVELS, 'info'), 'info');
   const stateDir = setting(source('stateDir', '--state-dir', flags.stateDir), (s) => optionalPath(s, 'state-dir', dir), null) ?? DEFAULT_STATE_DIR;
@@ -358,7 +372,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   }
 
   problems.throwIfAny('', '', file?.locate);
-  return deepFreeze({ local: local ?? null, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
+  return deepFreeze({ local: local ?? null, family, port, srcport, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
@@ -755,6 +769,25 @@ function metricsEndpoint(source: Source): HostConfig['metrics'] {
     invalid(`metrics must be HOST:PORT with an IP address, e.g. 127.0.0.1:9798 (got ${show(text)})`);
   }
   return { host, port };
+}
+
+/** "MIN-MAX" (flag or file) or {"min", "max"} (file), 1..65535, MIN <= MAX. */
+function srcPortRange(source: Source): SrcPortRange | null {
+  if (source.value === undefined || source.value === null) return null;
+  const problem = `srcport must be MIN-MAX with ports 1..65535 and MIN <= MAX, e.g. 40000-40999 (got ${show(source.value)})`;
+  let min: number | null = null;
+  let max: number | null = null;
+  if (typeof source.value === 'string') {
+    const m = /^([0-9]+)-([0-9]+)$/.exec(source.value);
+    if (m !== null) [min, max] = [parseDecimal(m[1]), parseDecimal(m[2])];
+  } else if (!source.fromFlag && typeof source.value === 'object' && !Array.isArray(source.value)) {
+    const o = source.value as Record<string, unknown>;
+    if (Object.keys(o).every((k) => k === 'min' || k === 'max') && Number.isInteger(o.min) && Number.isInteger(o.max)) {
+      [min, max] = [o.min as number, o.max as number];
+    }
+  }
+  if (min === null || max === null || min < 1 || max > 65_535 || min > max) invalid(problem);
+  return { min, max };
 }
 
 function deepFreeze<T>(value: T): T {

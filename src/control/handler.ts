@@ -46,6 +46,8 @@ export interface DatapathInfo {
   kind: DatapathKind;
   /** The offloads in effect now (they can drop out at run time). */
   offloads(): string[];
+  /** The outer source ports sends leave from. */
+  srcPorts: readonly number[];
 }
 
 /** The host's settings every network shares. */
@@ -53,6 +55,8 @@ export interface HostInfo {
   port: number;
   local: string | null;
   family: 'udp4' | 'udp6';
+  /** The outer source port range (RFC 7348 §5), as configured or defaulted. */
+  srcPorts: { min: number; max: number };
 }
 
 /** What doctor asks the host about the underlay (src/io/host.ts answers);
@@ -143,6 +147,7 @@ export class DaemonControl implements ControlHandler {
     return diagnose(
       {
         port: this.o.host.port,
+        srcPorts: { ...this.o.host.srcPorts, bound: this.o.datapath.srcPorts.length },
         served: all.map((n) => ({ vni: n.config.vni, dev: n.config.dev })),
         foreignVnis: foreign,
         stats: this.o.hostStats.snapshot(),
@@ -185,6 +190,7 @@ export class DaemonControl implements ControlHandler {
       datapath: datapath.kind,
       offloads: datapath.offloads(),
       port: host.port,
+      srcport: { ...host.srcPorts, ports: [...datapath.srcPorts] },
       local: host.local,
       host: { drops: hostSnapshot.drops, dropsTotal: hostSnapshot.dropsTotal },
       etcd: this.o.membership?.status() ?? null,

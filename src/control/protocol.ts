@@ -78,6 +78,9 @@ export interface StatusResult extends Partial<NetworkStatus> {
    *  offload), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
   offloads: string[];
   port: number;
+  /** Outer UDP source ports: the range and the ports bound in it (a flow's
+   *  hash picks one); absent from an older daemon. */
+  srcport?: { min: number; max: number; ports: number[] };
   /** null = bound to any address. */
   local: string | null;
   /** Drops before a network is known: rx_truncated, rx_no_i_flag, rx_wrong_vni. */

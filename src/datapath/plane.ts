@@ -28,6 +28,8 @@ export interface HostPlaneOptions {
   family: 'udp4' | 'udp6';
   /** Also the destination port of sent datagrams. */
   port: number;
+  /** Outer UDP source ports per flow from this range (the daemon resolves the default). */
+  srcPorts: { min: number; max: number };
   /** Host-level drops + foreign-VNI senders. */
   hostStats: Stats;
   log: Logger;
@@ -77,6 +79,8 @@ export interface DataPlane {
   removeNetwork(vni: number): Promise<void>;
   /** The offloads in effect now (StatusResult.offloads), host-wide. */
   offloads(): string[];
+  /** The source ports sends leave from (bound over HostPlaneOptions.srcPorts). */
+  readonly srcPorts: readonly number[];
   /** Stops everything, closes every TAP and the socket. Idempotent. */
   stop(): Promise<void>;
 }
@@ -153,6 +157,7 @@ interface PlanePath {
  *  their io: how a port is opened and handed over. */
 abstract class SharedPlane<Port extends OpenedPort> implements DataPlane {
   abstract readonly kind: DatapathKind;
+  abstract readonly srcPorts: readonly number[];
   private readonly networks = new Networks();
 
   protected constructor(private readonly path: PlanePath) {}
@@ -196,6 +201,8 @@ export interface DgramPlaneIo {
   core: PacketClassifier;
   /** Opens and configures a network's TAP (src/io/tap.ts TapDevice.open). */
   openDevice(o: NetworkPlaneOptions): FrameDevice;
+  /** The source ports bind sends from. */
+  srcPorts: readonly number[];
 }
 
 type DevicePort = OpenedPort & { device: FrameDevice };
@@ -222,6 +229,10 @@ export class DgramPlane extends SharedPlane<DevicePort> {
   offloads(): string[] {
     return [];
   }
+
+  get srcPorts(): readonly number[] {
+    return this.io.srcPorts;
+  }
 }
 
 /** What the native plane needs of src/io/. */
@@ -233,6 +244,8 @@ export interface NativePlaneIo {
    *  'tapFailed'): its slot and the TAP's MAC. Throws VxlandError, leaving
    *  nothing open. */
   openTap(o: NetworkPlaneOptions, token: number): { slot: number; mac: Buffer; dev: string };
+  /** The source ports the engine sends from. */
+  srcPorts: readonly number[];
 }
 
 type SlotPort = OpenedPort & { slot: number; token: number };
@@ -262,5 +275,9 @@ export class NativePlane extends SharedPlane<SlotPort> {
 
   offloads(): string[] {
     return this.dp.offloads();
+  }
+
+  get srcPorts(): readonly number[] {
+    return this.io.srcPorts;
   }
 }

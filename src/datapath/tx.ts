@@ -36,8 +36,9 @@ export interface TxOptions {
 
 export class TxPath {
   private readonly pool: SendPool;
-  /** classifyTx's verdicts, one per frame of a batch. */
+  /** classifyTx's verdicts and flow slots (the source port), one per frame of a batch. */
   private codes = new Int32Array(0);
+  private flowSlots = new Uint32Array(0);
 
   constructor(private readonly o: TxOptions) {
     const slots = o.sendPoolSlots ?? SEND_POOL_SLOTS;
@@ -61,15 +62,20 @@ export class TxPath {
 
   onFrames(batch: FrameBatch): void {
     const nowMs = this.o.now();
-    if (this.codes.length < batch.count) this.codes = new Int32Array(batch.offsets.length);
-    const codes = this.codes;
+    if (this.codes.length < batch.count) {
+      this.codes = new Int32Array(batch.offsets.length);
+      this.flowSlots = new Uint32Array(batch.offsets.length);
+    }
+    const { codes, flowSlots } = this;
     // A batch slot holds the largest tagged frame (FrameBatch): room for an NA answering a short NS.
-    this.o.core.classifyTx(this.o.vni, batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs, maxFrameBytes(this.o.mtu, true));
-    for (let i = 0; i < batch.count; i++) this.forward(batch.buffer, batch.offsets[i], batch.lengths[i], codes[i], nowMs);
+    this.o.core.classifyTx(
+      this.o.vni, batch.buffer, batch.offsets, batch.lengths, batch.count, codes, nowMs, maxFrameBytes(this.o.mtu, true), flowSlots,
+    );
+    for (let i = 0; i < batch.count; i++) this.forward(batch.buffer, batch.offsets[i], batch.lengths[i], codes[i], flowSlots[i], nowMs);
   }
 
   /** Acts on the core's verdict for the frame at buf[offset, offset + length). */
-  private forward(buf: Buffer, offset: number, length: number, verdict: number, nowMs: number): void {
+  private forward(buf: Buffer, offset: number, length: number, verdict: number, flowSlot: number, nowMs: number): void {
     const { o } = this;
     if (verdict >= 0) return o.stats.drop(verdict as DropReason);
     if (verdict === TX_ARP_REPLY || verdict === TX_ND_REPLY) {
@@ -93,14 +99,14 @@ export class TxPath {
     buf.copy(datagram, VXLAN_HEADER_BYTES, offset, offset + length);
     this.pool.frameBytes[slot] = length;
     const datagramBytes = VXLAN_HEADER_BYTES + length;
-    if (unicast !== undefined) return this.send(slot, datagramBytes, unicast);
-    for (let i = 0; i < flood!.length; i++) this.send(slot, datagramBytes, flood![i]);
+    if (unicast !== undefined) return this.send(slot, datagramBytes, unicast, flowSlot);
+    for (let i = 0; i < flood!.length; i++) this.send(slot, datagramBytes, flood![i], flowSlot);
   }
 
-  private send(slot: number, datagramBytes: number, vtep: string): void {
+  private send(slot: number, datagramBytes: number, vtep: string, flowSlot: number): void {
     const counters = this.o.stats.vtep(vtep);
     counters.txPackets++;
     counters.txBytes += this.pool.frameBytes[slot];
-    this.o.bind.send(this.pool.buffers[slot], datagramBytes, vtep, this.o.dstPort, this.pool.done[slot]);
+    this.o.bind.send(this.pool.buffers[slot], datagramBytes, vtep, this.o.dstPort, this.pool.done[slot], flowSlot);
   }
 }

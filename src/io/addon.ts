@@ -62,6 +62,11 @@ export interface NativeEngineOptions {
   coalesce?: boolean;
   /** SO_RCVBUF/SO_SNDBUF request (forced when privileged); default 8 MiB. */
   socketBufferBytes?: number;
+  /** Outer source port range (both or neither): sends leave from up to
+   *  SRC_PORT_SOCKETS sockets bound over it, one per flow slot; without
+   *  it, from the bound port. */
+  srcPortMin?: number;
+  srcPortMax?: number;
 }
 
 /** native/engine_core.h: a network's TAP for NativeEngine addNetwork(). */
@@ -118,6 +123,9 @@ export interface NativePacketCoreOptions {
 
 /** The addon's exports. Functions throw NativeSysError unless noted. */
 export interface NativeAddon {
+  /** native/core_srcport.h SrcPortCandidate: the port a send socket slot
+   *  tries at attempt (0, 1, ...) in [minPort, maxPort]. */
+  srcPortCandidate(minPort: number, maxPort: number, slot: number, attempt: number): number;
   /** vnetHdr: IFF_VNET_HDR (for the native engine only). */
   tapOpen(name: string, options?: { vnetHdr?: boolean }): { fd: number; name: string };
   tapSetMtu(ifname: string, mtuBytes: number): void;

@@ -38,6 +38,8 @@ export interface NativeEngineOpenOptions {
   coalesce?: boolean;
   /** Socket buffer request in bytes (forced past rmem_max/wmem_max when root). */
   socketBufferBytes?: number;
+  /** Outer source ports per flow from this range (NativeEngineOptions.srcPortMin). */
+  srcPorts?: { min: number; max: number };
 }
 
 /** A network's TAP for NativeEngine.openNetwork(). */
@@ -127,6 +129,8 @@ export class NativeEngine implements PacketEngine {
         gro: o.gro,
         coalesce: o.coalesce,
         socketBufferBytes: o.socketBufferBytes,
+        srcPortMin: o.srcPorts?.min,
+        srcPortMax: o.srcPorts?.max,
       },
       (event) => this.onEvent(event),
     );

@@ -40,6 +40,17 @@ export function interfaceMtu(name: string): number | null {
   }
 }
 
+/** The namespace's ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range,
+ *  which IPv6 shares), the kernel vxlan's default `srcport`; null when unreadable. */
+export function localPortRange(): { min: number; max: number } | null {
+  try {
+    const [min, max] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(min) && Number.isInteger(max) && min >= 1 && min <= max && max <= 65_535 ? { min, max } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Tcp InCsumErrors of this network namespace (/proc/net/snmp), or null. */
 export function tcpInCsumErrors(): number | null {
   try {

@@ -1,9 +1,13 @@
 // The UDP side on node:dgram. One socket bound to the VXLAN port receives
 // everything. Sends go through a socket connected to each destination (up to
-// MAX_CONNECTED_PEERS, from an ephemeral source port, as the kernel's vxlan
-// also uses a source port other than 4789): a connected socket skips the
-// address handling of every send, and it is the only kind on which Linux
-// reports ICMP errors (port or host unreachable) back to the sender.
+// MAX_CONNECTED_SOCKETS): a connected socket skips the address handling of
+// every send, and it is the only kind on which Linux reports ICMP errors
+// (port or host unreachable) back to the sender. With a source port range
+// (srcPorts, RFC 7348 §5) there are SRC_PORT_SOCKETS source ports bound over
+// the range (native/core_srcport.h picks them, as for the native engine) and
+// a frame's flow slot picks one: one connected socket per (destination,
+// source port), all bound with SO_REUSEADDR to share the port. Without a
+// range, one connected socket per destination from an ephemeral port.
 // Addresses are IP literals only; nothing here ever does a DNS lookup.
 
 import * as dgram from 'node:dgram';
@@ -11,14 +15,22 @@ import { isIP } from 'node:net';
 
 import { DatagramBind, SendDone } from '../ports/io';
 import { ERROR_CODES, VxlandError } from '../errors';
-import { DGRAM_SOCKET_BUFFER_BYTES } from '../tables/limits.generated';
+import { DGRAM_SOCKET_BUFFER_BYTES, SRC_PORT_BIND_ATTEMPTS, SRC_PORT_SOCKETS } from '../tables/limits.generated';
+import { loadAddon } from './addon';
 
 /** Requested SO_RCVBUF / SO_SNDBUF (native/limits.h); the kernel may clamp
  *  it (rmem_max / wmem_max) and failures are ignored. */
 export const UDP_SOCKET_BUFFER_BYTES = DGRAM_SOCKET_BUFFER_BYTES;
 
-/** Destinations that get a connected send socket; others use the bound one. */
-export const MAX_CONNECTED_PEERS = 256;
+/** Connected send sockets at most (one per destination, or per destination
+ *  and source port); other sends use an unconnected socket of their port. */
+export const MAX_CONNECTED_SOCKETS = 1024;
+
+/** An outer UDP source port range, inclusive. */
+export interface SrcPortRange {
+  min: number;
+  max: number;
+}
 
 export type UdpFamily = 'udp4' | 'udp6';
 
@@ -33,6 +45,8 @@ export interface UdpOpenOptions {
   ipv6Only?: boolean;
   /** Send through per-destination connected sockets (default true). */
   connectPeers?: boolean;
+  /** Source ports of sends: per flow from this range (see the top). */
+  srcPorts?: SrcPortRange;
 }
 
 /** A destination's connected socket; until `ready`, sends use the bound socket. */
@@ -81,6 +95,12 @@ export class UdpBind implements DatagramBind {
   readonly family: UdpFamily;
   private readonly socket: dgram.Socket;
   private readonly peers = new Map<string, PeerSocket>();
+  /** The unconnected send sockets, one per source port of the range. */
+  private readonly portSockets: dgram.Socket[];
+  /** Their ports, in slot order (empty without a range). */
+  readonly srcPorts: readonly number[];
+  /** Why some slots of the range got no port of their own (logged by the caller), else null. */
+  readonly srcPortProblem: string | null;
   private readonly connectPeers: boolean;
   private readonly bindAddress: string | undefined;
   private onPeerError: (address: string, err: Error) => void = () => undefined;
@@ -88,8 +108,11 @@ export class UdpBind implements DatagramBind {
   private fatal = false;
   private closing: Promise<void> | null = null;
 
-  private constructor(socket: dgram.Socket, family: UdpFamily, options: UdpOpenOptions) {
+  private constructor(socket: dgram.Socket, family: UdpFamily, options: UdpOpenOptions, send: SendSockets) {
     this.socket = socket;
+    this.portSockets = send.sockets;
+    this.srcPorts = send.ports;
+    this.srcPortProblem = send.problem;
     this.family = family;
     this.connectPeers = options.connectPeers ?? true;
     this.bindAddress = options.address;
@@ -135,7 +158,15 @@ export class UdpBind implements DatagramBind {
             // Kernel limits apply; a smaller buffer still works.
           }
         }
-        resolve(new UdpBind(socket, family, options));
+        const range = options.srcPorts;
+        if (range === undefined) return resolve(new UdpBind(socket, family, options, { sockets: [], ports: [], problem: null }));
+        bindSendSockets(family, address, range, socket.address().port).then(
+          (send) => resolve(new UdpBind(socket, family, options, send)),
+          (err: unknown) => {
+            socket.close();
+            reject(err);
+          },
+        );
       });
     });
   }
@@ -162,33 +193,37 @@ export class UdpBind implements DatagramBind {
    *  family, otherwise done gets an EINVAL error. done also receives send
    *  errors (EAGAIN, ECONNREFUSED, ...) and ERR_SOCKET_DGRAM_NOT_RUNNING
    *  after close(). */
-  send(buffer: Buffer, length: number, address: string, port: number, done: SendDone): void {
-    const peer = this.peers.get(address) ?? this.connect(address, port);
+  send(buffer: Buffer, length: number, address: string, port: number, done: SendDone, flowSlot = 0): void {
+    const sock = this.portSockets.length === 0 ? -1 : flowSlot % this.portSockets.length;
+    const key = sock < 0 ? address : `${address}#${sock}`;
+    const peer = this.peers.get(key) ?? this.connect(key, address, port, sock);
     try {
       if (peer !== undefined && peer.ready && peer.port === port) peer.socket.send(buffer, 0, length, done);
-      else this.socket.send(buffer, 0, length, port, address, done);
+      else (sock < 0 ? this.socket : this.portSockets[sock]).send(buffer, 0, length, port, address, done);
     } catch (err) {
       process.nextTick(done, err instanceof Error ? err : new Error(String(err)));
     }
   }
 
-  /** Starts connecting a send socket to address:port; undefined when the
-   *  table is full, the bind is closing, or connected sends are off. */
-  private connect(address: string, port: number): PeerSocket | undefined {
-    if (!this.connectPeers || this.closing !== null || this.peers.size >= MAX_CONNECTED_PEERS) return undefined;
+  /** Starts connecting a send socket (from source port slot sock, or -1:
+   *  an ephemeral one) to address:port; undefined when the table is full,
+   *  the bind is closing, or connected sends are off. */
+  private connect(key: string, address: string, port: number, sock: number): PeerSocket | undefined {
+    if (!this.connectPeers || this.closing !== null || this.peers.size >= MAX_CONNECTED_SOCKETS) return undefined;
     if (isIP(address) !== familyNumber(this.family)) return undefined;
     const socket = dgram.createSocket({
       type: this.family,
       ipv6Only: this.family === 'udp6',
+      reuseAddr: sock >= 0,
       lookup: literalLookup(familyNumber(this.family)) as unknown as dgram.SocketOptions['lookup'],
     });
     const peer: PeerSocket = { socket, port, ready: false };
-    this.peers.set(address, peer);
+    this.peers.set(key, peer);
     // A connected socket reports ICMP errors for earlier sends as errors on
     // its next receive or send; neither is fatal for the bind.
     socket.on('error', (err) => this.onPeerError(address, err));
     socket.on('message', () => undefined);
-    socket.bind({ port: 0, address: this.bindAddress }, () => {
+    socket.bind({ port: sock < 0 ? 0 : this.srcPorts[sock], address: this.bindAddress }, () => {
       socket.connect(port, address, () => {
         peer.ready = true;
         try {
@@ -210,12 +245,67 @@ export class UdpBind implements DatagramBind {
   /** See DatagramBind.close. */
   close(): Promise<void> {
     if (this.closing === null) {
-      const sockets = [this.socket, ...[...this.peers.values()].map((p) => p.socket)];
+      const sockets = [this.socket, ...this.portSockets, ...[...this.peers.values()].map((p) => p.socket)];
       this.peers.clear();
       this.closing = Promise.all(sockets.map(closeSocket)).then(() => undefined);
     }
     return this.closing;
   }
+}
+
+interface SendSockets {
+  sockets: dgram.Socket[];
+  ports: number[];
+  problem: string | null;
+}
+
+/** Binds one unconnected send socket per slot over range (SO_REUSEADDR, so
+ *  the connected ones can share its port), walking on past ports taken;
+ *  rejects with VXLAND_SOCKET only when none binds. */
+async function bindSendSockets(family: UdpFamily, address: string | undefined, range: SrcPortRange, ownPort: number): Promise<SendSockets> {
+  const candidate = loadAddon().srcPortCandidate;
+  const span = range.max - range.min + 1;
+  const wanted = Math.min(SRC_PORT_SOCKETS, span);
+  const out: SendSockets = { sockets: [], ports: [], problem: null };
+  let lastError: unknown = null;
+  for (let slot = 0; slot < wanted; slot++) {
+    for (let attempt = 0; attempt < Math.min(SRC_PORT_BIND_ATTEMPTS, span); attempt++) {
+      const port = candidate(range.min, range.max, slot, attempt);
+      if (port === ownPort || out.ports.includes(port)) continue;
+      try {
+        out.sockets.push(await bindReusable(family, address, port));
+        out.ports.push(port);
+        break;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+  }
+  const text = `${range.min}-${range.max}`;
+  if (out.sockets.length === 0) throw socketError(`no send socket could bind a source port in ${text}`, lastError);
+  if (out.sockets.length < wanted) {
+    const why = lastError instanceof Error ? lastError.message : String(lastError);
+    out.problem = `${out.sockets.length} of ${wanted} send sockets bound in ${text} (${why}): their flows share the others`;
+  }
+  return out;
+}
+
+function bindReusable(family: UdpFamily, address: string | undefined, port: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket({ type: family, ipv6Only: family === 'udp6', reuseAddr: true });
+  return new Promise<dgram.Socket>((resolve, reject) => {
+    socket.once('error', (err) => {
+      socket.close();
+      reject(err);
+    });
+    socket.bind({ port, address }, () => {
+      socket.removeAllListeners('error');
+      // ICMP errors are not reported on an unconnected socket; its errors
+      // come through the send callbacks.
+      socket.on('error', () => undefined);
+      socket.on('message', () => undefined);
+      resolve(socket);
+    });
+  });
 }
 
 function closeSocket(socket: dgram.Socket): Promise<void> {

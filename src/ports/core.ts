@@ -80,8 +80,15 @@ export interface PacketClassifier extends CoreMirror {
    *  (the answer is written in place, its length into lengths[i]).
    *  capacity: bytes each frame may grow to in place (default: its length;
    *  an answer longer than that is not given and the request floods).
+   *  flowSlots: for a frame to send (TX_UNICAST, TX_FLOOD), its flow slot
+   *  (flowSlot()), which picks the datagram's source port (DatagramBind.send).
    *  Throws for a vni no network has. */
-  classifyTx(vni: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number, capacity?: number): void;
+  classifyTx(
+    vni: number, buffer: Buffer, offsets: Uint32Array, lengths: Uint32Array, count: number, codes: Int32Array, nowMs: number,
+    capacity?: number, flowSlots?: Uint32Array,
+  ): void;
+  /** A frame's flow slot (native/core_srcport.h FlowSlot(FlowHash)): the same for every frame of a flow. */
+  flowSlot(frame: Buffer): number;
   /** The DropReason of a frame classifyRx() delivered that the TAP write
    *  refused with this errno (the native engine counts its own by the same rule). */
   rxTapWriteDrop(errno: number): number;

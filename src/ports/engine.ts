@@ -65,6 +65,8 @@ export interface NativeEngineInfo {
   coalesce: boolean;
   rcvbufBytes: number;
   sndbufBytes: number;
+  /** The send sockets' source ports (empty: sends leave from `port`). */
+  srcPorts: number[];
   state: 'idle' | 'running' | 'stopped';
 }
 

@@ -59,8 +59,10 @@ export interface DatagramBind {
     onPeerError?: (address: string, err: Error) => void,
   ): void;
   /** Queues buffer[0, length) to address:port. The bind owns buffer until done
-   *  runs; the caller must not touch it before. Never throws per datagram. */
-  send(buffer: Buffer, length: number, address: string, port: number, done: SendDone): void;
+   *  runs; the caller must not touch it before. Never throws per datagram.
+   *  flowSlot (default 0): the frame's flow slot (PacketClassifier.classifyTx
+   *  flowSlots): a bind with a source port range sends it from that slot's port. */
+  send(buffer: Buffer, length: number, address: string, port: number, done: SendDone, flowSlot?: number): void;
   /** Closes the socket. Idempotent. */
   close(): Promise<void>;
 }
