@@ -18,7 +18,9 @@
   X(MaxForeignVniSenders, 64, "Most (sender, VNI) pairs remembered for foreign-VNI diagnosis.") \
   X(MaxRefusedSenders, 64, "Most senders refused by the source policy that are remembered.") \
   X(LearnReportIntervalMs, 1000, "A source MAC not in the table is offered for learning (and counted under learn refused when refused) at most this often.") \
-  X(LearnReportMaxMacs, 65536, "Most source MACs whose last offer is remembered for LearnReportIntervalMs; past it the memory starts over.")
+  X(LearnReportMaxMacs, 65536, "Most source MACs whose last offer is remembered for LearnReportIntervalMs; past it the memory starts over.") \
+  X(IcmpTooBigPerS, 10, "ICMP fragmentation-needed / packet-too-big replies a network writes into its TAP per second at most (a token bucket, native/core_pmtu.h); oversize frames past it are only counted.") \
+  X(IcmpTooBigBurst, 10, "Replies the token bucket of IcmpTooBigPerS holds when full.")
 
 namespace vxland {
 

@@ -5,11 +5,14 @@
 // address handling of every send, and it is the only kind on which Linux
 // reports ICMP errors (port or host unreachable) back to the sender.
 // Addresses are IP literals only; nothing here ever does a DNS lookup.
+// An IPv6 bind accepts datagrams with a zero UDP checksum (UDP_NO_CHECK6_RX,
+// as the kernel vxlan's udp6zerocsumrx) and sends with checksums.
 
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
 
 import { DatagramBind, SendDone } from '../ports/io';
+import { loadAddon } from './addon';
 import { ERROR_CODES, VxlandError } from '../errors';
 import { DGRAM_SOCKET_BUFFER_BYTES } from '../tables/limits.generated';
 
@@ -135,6 +138,12 @@ export class UdpBind implements DatagramBind {
             // Kernel limits apply; a smaller buffer still works.
           }
         }
+        const refused = family === 'udp6' ? acceptZeroChecksums(socket) : null;
+        if (refused !== null) {
+          socket.close();
+          reject(socketError(`bind [${address ?? '::'}]:${port}`, refused));
+          return;
+        }
         resolve(new UdpBind(socket, family, options));
       });
     });
@@ -216,6 +225,27 @@ export class UdpBind implements DatagramBind {
     }
     return this.closing;
   }
+}
+
+/** The fd of a bound dgram socket. node:dgram has no API for it (nor for
+ *  socket options beyond its own); Socket.prototype._handle is deprecated
+ *  (DEP0112, a warning on first use), so this reads the same handle from the
+ *  socket's internal state (lib/internal/dgram.js kStateSymbol, Node 12+).
+ *  undefined when that is not there (another Node). */
+function socketFd(socket: dgram.Socket): number | undefined {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = state === undefined ? undefined : (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle;
+  return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : undefined;
+}
+
+/** UDP_NO_CHECK6_RX on socket through the addon (native/engine_io.h):
+ *  null when set, else the error to refuse the bind with. */
+function acceptZeroChecksums(socket: dgram.Socket): Error | null {
+  const fd = socketFd(socket);
+  if (fd === undefined) return new Error('setsockopt(UDP_NO_CHECK6_RX): this Node.js does not expose the socket fd');
+  const errno = loadAddon().udp6AcceptZeroChecksums(fd);
+  if (errno === 0) return null;
+  return Object.assign(new Error(`setsockopt(UDP_NO_CHECK6_RX) failed with errno ${errno}`), { errno, syscall: 'setsockopt' });
 }
 
 function closeSocket(socket: dgram.Socket): Promise<void> {

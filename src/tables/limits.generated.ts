@@ -21,6 +21,10 @@ export const MAX_REFUSED_SENDERS = 64;
 export const LEARN_REPORT_INTERVAL_MS = 1000;
 /** Most source MACs whose last offer is remembered for LearnReportIntervalMs; past it the memory starts over. */
 export const LEARN_REPORT_MAX_MACS = 65536;
+/** ICMP fragmentation-needed / packet-too-big replies a network writes into its TAP per second at most (a token bucket, native/core_pmtu.h); oversize frames past it are only counted. */
+export const ICMP_TOO_BIG_PER_S = 10;
+/** Replies the token bucket of IcmpTooBigPerS holds when full. */
+export const ICMP_TOO_BIG_BURST = 10;
 
 /** Every limit by its native name (kName without the k), to compare with the addon's. */
 export const LIMITS: Readonly<Record<string, number>> = Object.freeze({
@@ -34,4 +38,6 @@ export const LIMITS: Readonly<Record<string, number>> = Object.freeze({
   MaxRefusedSenders: MAX_REFUSED_SENDERS,
   LearnReportIntervalMs: LEARN_REPORT_INTERVAL_MS,
   LearnReportMaxMacs: LEARN_REPORT_MAX_MACS,
+  IcmpTooBigPerS: ICMP_TOO_BIG_PER_S,
+  IcmpTooBigBurst: ICMP_TOO_BIG_BURST,
 });
