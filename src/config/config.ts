@@ -38,6 +38,7 @@ import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
 import { readConfigText } from './file.js';
 import { JsonError, parseStrictJson } from './json.js';
+import { underlayDevice, underlayMtuLimit } from './underlay.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type Cidr, type IpFamily } from './validate.js';
 
 /** IANA VXLAN port. Linux (`ip link add ... type vxlan` without dstport)
@@ -45,8 +46,10 @@ import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX,
 export const VXLAN_IANA_PORT = VXLAN_DEFAULT_PORT;
 export const DEFAULT_DEV = 'vxl0';
 /** 1500-byte underlay minus 50 bytes of outer Ethernet, IPv4, UDP and VXLAN
- *  headers. Use 1430 over an IPv6 underlay. */
+ *  headers: the default over IPv4. */
 export const DEFAULT_MTU = 1450;
+/** The same with 70 bytes of headers: the default over an IPv6 underlay (local IPv6). */
+export const DEFAULT_MTU_IPV6 = 1430;
 /** The TAP MTU range of both data paths (native/limits.h says why). */
 export { MTU_MAX, MTU_MIN };
 export const DEFAULT_AGEING_S = FDB_AGEING_DEFAULT_MS / 1000;
@@ -290,6 +293,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
   const etcd = etcdConfig(raw.etcd, flags.etcd, dir, local);
+  const mtuLimit = underlayMtuLimit(localFamily, underlayDevice(local));
 
   let networks: NetworkConfig[];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
@@ -297,35 +301,38 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     if (given) {
       invalid(`${given.flag} describes one network, but config file ${named} lists "networks"; set it in the file's networks[] entry, or use "vxland network add"`);
     }
-    networks = networksOf(raw.networks, localFamily);
+    networks = networksOf(raw.networks, localFamily, mtuLimit);
   } else {
     const networkSource = (key: NetworkKey): Source => {
       const f = NETWORK_FLAG[key];
       return f === null ? { name: key, value: raw[key], fromFlag: false } : source(key, f.flag, flags[f.name]);
     };
     if (networkSource('vni').value === undefined) invalid('vni is required (--vni N or "vni" in the config file)');
-    networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV)];
+    networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV, mtuLimit)];
   }
 
   return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
- *  request), validated as a network of a config file is; dev defaults to
- *  vxl<VNI>. Throws VXLAND_CONFIG_INVALID naming the flag. */
-export function networkFromFlags(flags: NetworkFlags, family: 'udp4' | 'udp6'): NetworkConfig {
+ *  request), validated as a network of a config file is (local: the host's,
+ *  for the MTU limit of src/config/underlay.ts); dev defaults to vxl<VNI>.
+ *  Throws VXLAND_CONFIG_INVALID naming the flag. */
+export function networkFromFlags(flags: NetworkFlags, family: 'udp4' | 'udp6', local: string | null = null): NetworkConfig {
   const source = (key: NetworkKey): Source => {
     const f = NETWORK_FLAG[key];
     return { name: f?.flag ?? key, value: f === null ? undefined : flags[f.name], fromFlag: true };
   };
   if (flags.vni === undefined) invalid('vni is required (--vni N)');
-  return deepFreeze(parseNetwork(source, family === 'udp6' ? 6 : 4, null));
+  const localFamily = family === 'udp6' ? 6 : 4;
+  return deepFreeze(parseNetwork(source, localFamily, null, underlayMtuLimit(localFamily, underlayDevice(local))));
 }
 
-/** One entry of a "networks" list (a host file's, or the host state file's
- *  networks added at run time); `where` prefixes every message. */
+/** One entry of the host state file's networks added at run time; `where`
+ *  prefixes every message. Its MTU was held to the underlay when it was
+ *  added: not again (the underlay may have changed; doctor says so). */
 export function networkFromFile(value: unknown, family: 'udp4' | 'udp6', where: string): NetworkConfig {
-  return deepFreeze(fileNetwork(value, family === 'udp6' ? 6 : 4, where));
+  return deepFreeze(fileNetwork(value, family === 'udp6' ? 6 : 4, where, null));
 }
 
 /** A network as a "networks" entry of a config file: what networkFromFile reads back. */
@@ -347,14 +354,14 @@ export function networkLabel(n: { vni: number; dev: string }): string {
   return `vni ${n.vni} (${n.dev})`;
 }
 
-function networksOf(value: unknown, localFamily: IpFamily): NetworkConfig[] {
+function networksOf(value: unknown, localFamily: IpFamily, limit: MtuLimit): NetworkConfig[] {
   if (!Array.isArray(value)) invalid(`networks must be a list of network objects (got ${show(value)})`);
   const networks: NetworkConfig[] = [];
   const byVni = new Map<number, number>();
   const byDev = new Map<string, number>();
   value.forEach((item: unknown, index) => {
     const where = networkWhere(item, index);
-    const n = fileNetwork(item, localFamily, where);
+    const n = fileNetwork(item, localFamily, where, limit);
     const vniAt = byVni.get(n.vni);
     if (vniAt !== undefined) invalid(`${where}: vni ${n.vni} is already used by networks[${vniAt}]`);
     const devAt = byDev.get(n.dev);
@@ -372,7 +379,7 @@ function networkWhere(item: unknown, index: number): string {
   return Number.isInteger(vni) ? `networks[${index}] (vni ${vni as number})` : `networks[${index}]`;
 }
 
-function fileNetwork(item: unknown, localFamily: IpFamily, where: string): NetworkConfig {
+function fileNetwork(item: unknown, localFamily: IpFamily, where: string, limit: MtuLimit): NetworkConfig {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be a JSON object`);
   const values = item as Record<string, unknown>;
   for (const key of Object.keys(values)) {
@@ -380,7 +387,7 @@ function fileNetwork(item: unknown, localFamily: IpFamily, where: string): Netwo
   }
   return naming(where, () => {
     if (values.vni === undefined) invalid('vni is required');
-    return parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null);
+    return parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null, limit);
   });
 }
 
@@ -394,16 +401,22 @@ function naming<T>(where: string, parse: () => T): T {
   }
 }
 
+/** The underlay's MTU limit (src/config/underlay.ts); null: MTU_MAX only. */
+type MtuLimit = ReturnType<typeof underlayMtuLimit>;
+
 /** The one validation of a network's settings, wherever they come from.
  *  defaultDev null = vxl<VNI>. */
-function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily, defaultDev: string | null): NetworkConfig {
+function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily, defaultDev: string | null, limit: MtuLimit): NetworkConfig {
   const vni = integerIn(source('vni'), 'vni', 0, VNI_MAX);
   const devSource = source('dev');
   const dev = devSource.value === undefined || devSource.value === null ? defaultDev ?? defaultDevFor(vni) : requireString(devSource);
   const devProblem = ifnameProblem(dev);
   if (devProblem !== null) invalid(`dev must be a Linux interface name: "${dev}" ${devProblem}`);
 
-  const mtu = optionalIntegerIn(source('mtu'), 'mtu', MTU_MIN, MTU_MAX, DEFAULT_MTU);
+  const mtu = optionalIntegerIn(source('mtu'), 'mtu', MTU_MIN, MTU_MAX, localFamily === 6 ? DEFAULT_MTU_IPV6 : DEFAULT_MTU);
+  if (limit !== null && mtu > limit.maxMtu) {
+    invalid(`mtu ${mtu} does not fit the underlay: at most ${limit.maxMtu} (${limit.why}); the outer packets would be fragmented`);
+  }
   const addresses = stringList(source('addresses'), 'addresses').map((text) => {
     if (parseCidr(text) === null) invalid(`address must be a CIDR like 10.0.0.1/24 or fd00::1/64 (got ${show(text)})`);
     return text;
