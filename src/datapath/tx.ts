@@ -46,7 +46,13 @@ export class TxPath {
         o.stats.txPackets++;
         o.stats.txBytes += this.pool.frameBytes[slot];
       } else {
+        // Not sent (no route, queue full, ...): not counted as sent to its VTEP either.
         const { address } = err as Error & { address?: string };
+        if (address !== undefined) {
+          const counters = o.stats.vtep(address);
+          counters.txPackets--;
+          counters.txBytes -= this.pool.frameBytes[slot];
+        }
         this.onPeerError(address, err);
       }
     });

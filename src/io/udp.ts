@@ -38,11 +38,17 @@ export interface UdpOpenOptions {
   connectPeers?: boolean;
 }
 
+/** After a connect that failed (no route), how long sends to that
+ *  destination use the bound socket before connecting is tried again. */
+export const PEER_RECONNECT_MS = 1000;
+
 /** A destination's connected socket; until `ready`, sends use the bound socket. */
 interface PeerSocket {
   socket: dgram.Socket;
   port: number;
   ready: boolean;
+  /** When its connect failed (Date.now()); null while connecting or connected. */
+  failedAtMs: number | null;
 }
 
 function familyNumber(family: UdpFamily): 4 | 6 {
@@ -169,15 +175,23 @@ export class UdpBind implements DatagramBind {
 
   /** See DatagramBind.send. address must be an IP literal of this bind's
    *  family, otherwise done gets an EINVAL error. done also receives send
-   *  errors (EAGAIN, ECONNREFUSED, ...) and ERR_SOCKET_DGRAM_NOT_RUNNING
-   *  after close(). */
+   *  errors (EAGAIN, ENETUNREACH, ECONNREFUSED, ...) and
+   *  ERR_SOCKET_DGRAM_NOT_RUNNING after close(); every error it gets carries
+   *  `address` (the destination). */
   send(buffer: Buffer, length: number, address: string, port: number, done: SendDone): void {
-    const peer = this.peers.get(address) ?? this.connect(address, port);
+    let peer = this.peers.get(address);
+    if (peer !== undefined && peer.failedAtMs !== null && Date.now() - peer.failedAtMs >= PEER_RECONNECT_MS) {
+      this.peers.delete(address);
+      peer = undefined;
+    }
+    peer ??= this.connect(address, port);
+    // A connected socket's errors name no destination: add this one.
+    const reported = (err: Error | null): void => done(err === null ? null : withAddress(err, address));
     try {
-      if (peer !== undefined && peer.ready && peer.port === port) peer.socket.send(buffer, 0, length, done);
-      else this.socket.send(buffer, 0, length, port, address, done);
+      if (peer !== undefined && peer.ready && peer.port === port) peer.socket.send(buffer, 0, length, reported);
+      else this.socket.send(buffer, 0, length, port, address, reported);
     } catch (err) {
-      process.nextTick(done, err instanceof Error ? err : new Error(String(err)));
+      process.nextTick(reported, err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -191,14 +205,21 @@ export class UdpBind implements DatagramBind {
       ipv6Only: this.family === 'udp6',
       lookup: literalLookup(familyNumber(this.family)) as unknown as dgram.SocketOptions['lookup'],
     });
-    const peer: PeerSocket = { socket, port, ready: false };
+    const peer: PeerSocket = { socket, port, ready: false, failedAtMs: null };
     this.peers.set(address, peer);
     // A connected socket reports ICMP errors for earlier sends as errors on
     // its next receive or send; neither is fatal for the bind.
     socket.on('error', (err) => this.onPeerError(address, err));
     socket.on('message', () => undefined);
     socket.bind({ port: 0, address: this.bindAddress }, () => {
-      socket.connect(port, address, () => {
+      socket.connect(port, address, (err?: Error) => {
+        if (err !== undefined && err !== null) {
+          // No route (ENETUNREACH, ...): sends go on through the bound
+          // socket, whose errors count each datagram, until a retry.
+          peer.failedAtMs = Date.now();
+          void closeSocket(socket);
+          return;
+        }
         peer.ready = true;
         try {
           socket.setSendBufferSize(UDP_SOCKET_BUFFER_BYTES);
@@ -246,6 +267,12 @@ function acceptZeroChecksums(socket: dgram.Socket): Error | null {
   const errno = loadAddon().udp6AcceptZeroChecksums(fd);
   if (errno === 0) return null;
   return Object.assign(new Error(`setsockopt(UDP_NO_CHECK6_RX) failed with errno ${errno}`), { errno, syscall: 'setsockopt' });
+}
+
+function withAddress(err: Error, address: string): Error {
+  const e = err as Error & { address?: string };
+  if (e.address === undefined) e.address = address;
+  return err;
 }
 
 function closeSocket(socket: dgram.Socket): Promise<void> {
