@@ -22,6 +22,7 @@ const B_IP6 = 'fd42::2';
 const TUNNEL_MTU = 1450;
 /** Attempts at raising the TAP's MTU and sending before the watcher puts it back. */
 const RACE_ATTEMPTS = 8;
+const METRICS_PORT = 9900 + (process.pid % 90);
 const ADDON = path.resolve(__dirname, '..', '..', 'build', 'Release', 'vxland.node');
 
 /** `ip route get dst` in ns: the kernel's route, with "mtu N" once a PMTU is cached. */
@@ -55,7 +56,9 @@ for (const datapath of datapathsUnderTest()) {
     if (skipUnlessRoot(t)) return;
     const topo = await createTopology(t, { hosts: 2, disableIpv6: false });
     const [a, b] = topo.hosts;
-    const va = await startVxland(t, a, { peers: [b.ip], address: `${A_IP}/24`, datapath, extraArgs: ['--address', `${A_IP6}/64`] });
+    const va = await startVxland(t, a, {
+      peers: [b.ip], address: `${A_IP}/24`, datapath, extraArgs: ['--address', `${A_IP6}/64`, '--metrics', `127.0.0.1:${METRICS_PORT}`],
+    });
     await startVxland(t, b, { peers: [a.ip], address: `${B_IP}/24`, datapath, extraArgs: ['--address', `${B_IP6}/64`] });
     t.equal((await ping(a.ns, B_IP)).received, 3, 'A reaches B at the normal size');
     await eventually(async () => (await exec(a.ns, ['ping', '-6', '-n', '-c', '1', '-W', '1', B_IP6], { allowFail: true })).code === 0,
@@ -72,6 +75,9 @@ for (const datapath of datapathsUnderTest()) {
     const c = counts(status);
     t.ok(c.icmp >= 2, `status counts the replies as icmp_too_big_sent (${c.icmp})`);
     t.ok(c.oversize >= c.icmp, `each answered frame is still dropped as tx_oversize (${c.oversize})`);
+    const metrics = (await exec(a.ns, ['curl', '-sf', `http://127.0.0.1:${METRICS_PORT}/metrics`])).stdout;
+    t.match(metrics, new RegExp(`vxland_icmp_too_big_sent_total\\{vni="42"\\} ${c.icmp}\\b`), '/metrics counts them');
+    t.notMatch(metrics, /vxland_suppressed_total\{[^}]*kind="icmp/, 'and not as a suppression');
 
     // The sender is told: locally once its kernel has the PMTU ("message too long, mtu=1450"), or by vxland's answer.
     await exec(a.ns, ['ip', 'link', 'set', va.dev, 'mtu', '1500'], { allowFail: true });
