@@ -1,9 +1,11 @@
 // tx: TAP → UDP on the dgram path. The packet core (native/core_tx.h, the
 // rules the native engine runs too) judges each batch of frames: dropped
 // (runt, VLAN tag, oversize, no destination), unicast or flooded, or answered
-// in place (ARP/ND suppression; ICMP too-big for an oversize frame with DF). This acts on the verdicts: takes the
-// destination from the Fdb (which marks the entry used), and sends each frame
-// behind a VXLAN header; an answer goes back to the TAP.
+// in place (ARP/ND suppression; ICMP too-big for an oversize frame with DF).
+// This acts on the verdicts: takes the destination from the Fdb (which marks
+// the entry used), and sends each frame behind a VXLAN header; an answer goes
+// back to the TAP. A datagram counts as sent to its VTEP once the socket took
+// it: one it refused is a tx_send_error instead.
 
 import type { Fdb } from '../fdb/fdb';
 import { maxFrameBytes } from '../wire/ethernet';
