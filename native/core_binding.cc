@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core_pmtu.h"
 #include "core_srcport.h"
 #include "core_suppress.h"
 #include "core_tx.h"
@@ -140,6 +141,7 @@ constexpr int kCodeUnicast = -1;
 constexpr int kCodeFlood = -2;
 constexpr int kCodeArpReply = -3;
 constexpr int kCodeNdReply = -4;
+constexpr int kCodeIcmpReply = -5;
 /** Longest IP literal of a sender (IPv6 with zone). */
 constexpr size_t kMaxAddressChars = 64;
 
@@ -156,7 +158,8 @@ constexpr size_t kMaxAddressChars = 64;
  *  codes[i] = a drop reason, -1 unicast (the mirror knows its destination
  *  MAC), -2 flood, or (suppression on) -3 / -4: the frame is now the ARP
  *  reply / neighbour advertisement to write back to the TAP, lengths[i] its
- *  length. capacity (optional, default lengths[i]): bytes each frame may
+ *  length, or -5: the frame was oversize (count tx_oversize) and is now the
+ *  ICMP too-big reply (core_pmtu.h) to write back to the TAP. capacity (optional, default lengths[i]): bytes each frame may
  *  grow to in place. flowSlots (optional Uint32Array): for a frame to send,
  *  flowSlots[i] = its send socket slot, core::FlowSlot(FlowHash(frame)).
  *  flowSlot(frame): the same for one frame.
@@ -280,9 +283,14 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
       if (off > buf.Length() || len > buf.Length() - off) throw Napi::RangeError::New(env, "classifyTx: frame outside the buffer");
       uint8_t* frame = buf.Data() + off;
       int code = TxFrameDrop(none, frame, len, maxUntagged, allowVlan);
+      size_t replyBytes = 0;
+      if (code == kTxOversize && PmtuReply(*net->icmpBudget, net->mtuBytes, frame, len, nowMs, &replyBytes) == kPmtuReplied) {
+        lengths[i] = static_cast<uint32_t>(replyBytes);
+        codes[i] = kCodeIcmpReply;
+        continue;
+      }
       if (code < 0 && net->suppress) {
         const size_t room = std::min(std::min(std::max(capacity, len), buf.Length() - off), maxUntagged);
-        size_t replyBytes = 0;
         const SuppressVerdict v = SuppressReply(ctx_->neighbours, net->vni, frame, len, room, &replyBytes);
         if (v != kNotSuppressed) {
           lengths[i] = static_cast<uint32_t>(replyBytes);

@@ -62,6 +62,7 @@ bool Context::AddNetwork(Network n, uint32_t* slot) {
     nextSlot_ = (s + 1) % kMaxNetworks;
     n.slot = s;
     if (n.policy == nullptr) n.policy = std::make_shared<const SourcePolicy>();
+    if (n.icmpBudget == nullptr) n.icmpBudget = std::make_shared<IcmpBudget>();
     auto t = std::make_shared<NetworkTable>(*table_);
     auto at = std::lower_bound(t->nets.begin(), t->nets.end(), n.vni, [](const Network& x, uint32_t v) { return x.vni < v; });
     t->nets.insert(at, std::move(n));

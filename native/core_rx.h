@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core_pmtu.h"
 #include "core_policy.h"
 #include "core_suppress.h"
 #include "drop_reasons.h"
@@ -38,6 +39,8 @@ struct Network {
   /** Answer ARP requests and neighbour solicitations for addresses in the
    *  neighbour mirror on the TAP (core_suppress.h) instead of flooding them. */
   bool suppress = false;
+  /** The budget of its ICMP too-big replies (core_pmtu.h); set by Context::AddNetwork, shared by its snapshots. */
+  std::shared_ptr<IcmpBudget> icmpBudget;
   /** Who may send datagrams of this network; never null (default: named-only, nobody named). */
   std::shared_ptr<const SourcePolicy> policy;
   uint32_t slot = 0;  // set by Context::AddNetwork: 0 .. kMaxNetworks-1 (engine_fdb.h)

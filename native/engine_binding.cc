@@ -490,6 +490,12 @@ void InitEngine(Napi::Env env, Napi::Object exports) {
   VXLAND_LIMITS(VXLAND_X)
 #undef VXLAND_X
   exports.Set("engineLimits", limits);
+  // udp6AcceptZeroChecksums(fd): 0 or the errno (engine_io.h AcceptZeroUdp6Checksums),
+  // for the dgram path's receive socket, which node:dgram cannot configure.
+  exports.Set("udp6AcceptZeroChecksums", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "udp6AcceptZeroChecksums(fd: number)");
+    return Napi::Number::New(info.Env(), AcceptZeroUdp6Checksums(info[0].As<Napi::Number>().Int32Value()));
+  }, "udp6AcceptZeroChecksums"));
 }
 
 }  // namespace vxland

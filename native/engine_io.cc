@@ -58,6 +58,11 @@ void SetBuffer(int fd, int forceOpt, int opt, int bytes) {
 
 }  // namespace
 
+int AcceptZeroUdp6Checksums(int fd) {
+  int one = 1;
+  return setsockopt(fd, SOL_UDP, UDP_NO_CHECK6_RX, &one, sizeof(one)) == 0 ? 0 : errno;
+}
+
 int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::string* syscall) {
   const int family = local.addr.sa.sa_family;
   int fd = ::socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -93,6 +98,7 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
   if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &one, sizeof(one)) < 0) {
     return fail("setsockopt(IPV6_RECVERR)");
   }
+  if (family == AF_INET6 && AcceptZeroUdp6Checksums(fd) != 0) return fail("setsockopt(UDP_NO_CHECK6_RX)");
   SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, bufferBytes);
   SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bufferBytes);
   if (::bind(fd, &local.addr.sa, local.len) < 0) return fail("bind");

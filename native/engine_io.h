@@ -199,6 +199,12 @@ struct UdpSocket {
   uint16_t port = 0;      // bound port
 };
 
+/** UDP_NO_CHECK6_RX on an IPv6 UDP socket: datagrams with a zero UDP
+ *  checksum are accepted (RFC 6935/6936; the kernel vxlan's udp6zerocsumrx),
+ *  where the host's UDP layer would otherwise drop them (Udp6InCsumErrors).
+ *  Datagrams with a checksum are still verified. 0 or the errno. */
+int AcceptZeroUdp6Checksums(int fd);
+
 /** Opens, configures and binds the socket. On failure returns the errno and
  *  sets *syscall; nothing is left open. */
 int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::string* syscall);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "core_pmtu.h"
 #include "core_srcport.h"
 #include "core_suppress.h"
 #include "core_tx.h"
@@ -172,7 +173,15 @@ void Engine::Forward(UdpSender& sender, const core::Network& net, const struct v
   // before the lookup: a frame that is not sent must not mark a
   // forwarding entry used.
   const int drop = core::TxFrameDrop(hdr, frame, flen, maxUntagged, net.allowVlan);
-  if (drop >= 0) return c.NetDrop(net.slot, drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
+  if (drop >= 0) {
+    c.NetDrop(net.slot, drop, drop == kTxVlanTagged ? FramesIn(hdr, flen) : 1);
+    size_t replyBytes = 0;
+    if (drop == kTxOversize && hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE &&
+        core::PmtuReply(*net.icmpBudget, net.mtuBytes, frame, flen, nowMs, &replyBytes) == core::kPmtuReplied) {
+      WriteReply(net, frame, replyBytes, kIcmpTooBigSent, c);
+    }
+    return;
+  }
   if (net.suppress && hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
     size_t replyBytes = 0;
     const core::SuppressVerdict v = core::SuppressReply(ctx_->neighbours, net.vni, frame, flen, maxUntagged, &replyBytes);

@@ -20,7 +20,9 @@
   X(LearnReportIntervalMs, 1000, "A source MAC not in the table is offered for learning (and counted under learn refused when refused) at most this often.") \
   X(LearnReportMaxMacs, 65536, "Most source MACs whose last offer is remembered for LearnReportIntervalMs; past it the memory starts over.") \
   X(SrcPortSockets, 64, "Send sockets (outer UDP source ports) each data path binds over the --srcport range; a flow's hash picks one (native/core_srcport.h). 64: 8 flows land on 6 or more distinct ports but 0.35 % of the time (16: 15 %).") \
-  X(SrcPortBindAttempts, 64, "Ports a send socket tries, walking on through the --srcport range, before its slot shares another socket.")
+  X(SrcPortBindAttempts, 64, "Ports a send socket tries, walking on through the --srcport range, before its slot shares another socket.") \
+  X(IcmpTooBigPerS, 10, "ICMP fragmentation-needed / packet-too-big replies a network writes into its TAP per second at most (a token bucket, native/core_pmtu.h); oversize frames past it are only counted.") \
+  X(IcmpTooBigBurst, 10, "Replies the token bucket of IcmpTooBigPerS holds when full.")
 
 namespace vxland {
 

@@ -9,7 +9,8 @@
 
 #define VXLAND_NET_EVENTS(X) \
   X(ArpSuppressed, "arp_suppressed", "ARP request for an address the neighbour table knows, answered on the TAP and not flooded.") \
-  X(NdSuppressed, "nd_suppressed", "IPv6 neighbour solicitation for an address the neighbour table knows, answered on the TAP and not flooded.")
+  X(NdSuppressed, "nd_suppressed", "IPv6 neighbour solicitation for an address the neighbour table knows, answered on the TAP and not flooded.") \
+  X(IcmpTooBigSent, "icmp_too_big_sent", "Frame too big for the tunnel that no router may fragment (IPv4 with DF, IPv6), answered on the TAP with ICMP fragmentation needed / packet too big carrying the MTU; the frame is still counted as tx_oversize.")
 
 namespace vxland {
 

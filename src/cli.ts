@@ -11,7 +11,7 @@ import type { MembershipStatus } from './ports/membership.js';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import {
-  ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT,
+  ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_MTU_IPV6, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT,
   loadConfig, networkLabel, type ConfigFlags, type ConfigProblem,
 } from './config/config.js';
 import { ifnameProblem, normalizeIp, parseDecimal, VNI_MAX } from './config/validate.js';
@@ -96,7 +96,7 @@ export function buildProgram(): Command {
     .option('--local <ip>', 'local IPv4/IPv6 address to bind and send from; its family picks IPv4 or IPv6 (default: IPv4, any address)')
     .option('--port <n>', `VXLAN UDP port (default ${VXLAN_IANA_PORT}; use 8472 to talk to old Linux kernels)`)
     .option('--srcport <min-max>', 'outer UDP source ports, one per flow from this range (RFC 7348 §5: ECMP and NIC queues spread flows by it; default the ephemeral range, ip_local_port_range)')
-    .option('--mtu <n>', `TAP device MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
+    .option('--mtu <n>', `TAP device MTU ${MTU_MIN}..${MTU_MAX}, at most the underlay's less the headers (default ${DEFAULT_MTU}, ${DEFAULT_MTU_IPV6} over IPv6)`)
     .option('--address <cidr>', 'address to put on the TAP device, e.g. 10.0.0.1/24 (repeatable; replaces the file\'s list)', collect)
     .option('--peer <ip>', 'remote VTEP to flood to (repeatable; replaces the file\'s list)', collect)
     .option('--ageing <seconds>', 'forget a learned MAC after this long without a frame from it; 0 = never (default 300)')
@@ -221,7 +221,7 @@ export function buildProgram(): Command {
       print(opts, result, () => `added network vni ${result.vni} (${result.dev})`);
     },
     { options: (cmd) => cmd
-      .option('--mtu <n>', `TAP MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU})`)
+      .option('--mtu <n>', `TAP MTU ${MTU_MIN}..${MTU_MAX} (default ${DEFAULT_MTU}, ${DEFAULT_MTU_IPV6} over IPv6)`)
       .option('--address <cidr>', 'address for the TAP device (repeatable)', collect)
       .option('--peer <ip>', 'remote VTEP to flood to (repeatable)', collect)
       .option('--bridge <name>', 'existing Linux bridge to put the TAP device into')

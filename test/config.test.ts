@@ -591,3 +591,22 @@ t.test('hostToFile writes a host file that loadConfig reads back to the same con
   const again = load({ config: writeConfig(t, hostToFile(c)) });
   t.same(again, c);
 });
+
+t.test('the MTU defaults from the underlay family and must fit the underlay', async (t) => {
+  // 2001:db8::/32 is documentation space: on no interface of this host.
+  t.equal(one({ vni: '1', local: '2001:db8::1' }).mtu, 1430, 'over IPv6: 1500 - 70');
+  t.equal(one({ vni: '1' }).mtu, 1450, 'over IPv4: 1500 - 50');
+  t.equal(one({ vni: '1', local: '2001:db8::1', mtu: '1430' }).mtu, 1430);
+  refuses(t, { vni: '1', local: '2001:db8::1', mtu: '1450' },
+    'mtu 1450 does not fit the underlay: at most 1430 (a 1500-byte underlay (local is on no interface of this host) less 70 bytes of IPv6 VXLAN headers)');
+  // ::1 and 127.0.0.1 are on lo, whose MTU is the limit.
+  const lo = Number(fs.readFileSync('/sys/class/net/lo/mtu', 'utf8'));
+  t.equal(one({ vni: '1', local: '::1', mtu: '1450' }).mtu, 1450, 'the device holding local decides, not the assumption');
+  if (lo - 70 < 65481) {
+    refuses(t, { vni: '1', local: '::1', mtu: String(lo - 69) }, `mtu ${lo - 69} does not fit the underlay: at most ${lo - 70} (lo (which holds local) has MTU ${lo}, less 70 bytes of IPv6 VXLAN headers)`);
+  }
+  t.equal(one({ vni: '1', mtu: '9000' }).mtu, 9000, 'IPv4 without local: any interface may carry it, doctor checks the routes');
+  t.throws(() => networkFromFlags({ vni: '5', mtu: '1450' }, 'udp6', '2001:db8::1'), { code: 'VXLAND_CONFIG_INVALID', message: /mtu 1450 does not fit the underlay: at most 1430/ },
+    'network add is held to the same limit');
+  t.equal(networkFromFlags({ vni: '5' }, 'udp6', '2001:db8::1').mtu, 1430, 'and defaults the same way');
+});

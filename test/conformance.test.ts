@@ -306,6 +306,7 @@ async function run(t: Test, path: PathName, c: ConformanceCase): Promise<Outcome
     refused: host.stats.refusedSenders(),
     learnRefused: after.learnRefused,
     suppressed: { arp: counted.events?.arp_suppressed ?? 0, nd: counted.events?.nd_suppressed ?? 0 },
+    icmpTooBig: counted.events?.icmp_too_big_sent ?? 0,
     ...(secondOutcome !== undefined ? { second: secondOutcome } : {}),
   };
 }
@@ -327,6 +328,7 @@ function expected(c: ConformanceCase): Outcome {
     refused: [],
     learnRefused: { fdbFull: 0, vtepFull: 0, rate: 0 },
     suppressed: { arp: 0, nd: 0 },
+    icmpTooBig: 0,
     ...rest,
     ...(c.expect.sent ? { sent: byDestination(c.expect.sent) } : {}),
     ...(c.expect.used ? { used: [...c.expect.used].sort() } : {}),

@@ -40,6 +40,7 @@ import { VXLAN_DEFAULT_PORT } from '../wire/vxlan.js';
 import { isLearnableMacKey, macKeyOf } from '../wire/mac.js';
 import { readConfigText } from './file.js';
 import { JsonError, lineAndColumn, parseStrictJson } from './json.js';
+import { underlayDevice, underlayMtuLimit } from './underlay.js';
 import { ifnameProblem, ipFamily, normalizeIp, parseCidr, parseDecimal, VNI_MAX, type Cidr, type IpFamily } from './validate.js';
 
 /** One thing wrong with a configuration. */
@@ -70,8 +71,10 @@ export class ConfigInvalidError extends VxlandError {
 export const VXLAN_IANA_PORT = VXLAN_DEFAULT_PORT;
 export const DEFAULT_DEV = 'vxl0';
 /** 1500-byte underlay minus 50 bytes of outer Ethernet, IPv4, UDP and VXLAN
- *  headers. Use 1430 over an IPv6 underlay. */
+ *  headers: the default over IPv4. */
 export const DEFAULT_MTU = 1450;
+/** The same with 70 bytes of headers: the default over an IPv6 underlay (local IPv6). */
+export const DEFAULT_MTU_IPV6 = 1430;
 /** The TAP MTU range of both data paths (native/limits.h says why). */
 export { MTU_MAX, MTU_MIN };
 export const DEFAULT_AGEING_S = FDB_AGEING_DEFAULT_MS / 1000;
@@ -353,6 +356,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   }, null);
 
   const etcd = problems.at('', () => etcdConfig(raw.etcd, flags.etcd, dir, localGiven), null);
+  const mtuLimit = localFamily === null ? null : underlayMtuLimit(localFamily, underlayDevice(local ?? null));
 
   let networks: NetworkConfig[] = [];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
@@ -360,7 +364,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
       if (f === null || flags[f.name] === undefined) continue;
       problems.at(f.flag, () => invalid(`${f.flag} describes one network, but config file ${named} lists "networks"; set it in the file's networks[] entry, or use "vxland network add"`), null);
     }
-    networks = networksOf(raw.networks, localFamily, problems);
+    networks = networksOf(raw.networks, localFamily, problems, mtuLimit);
   } else {
     const networkSource = (key: NetworkKey): Source => {
       const f = NETWORK_FLAG[key];
@@ -368,7 +372,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     };
     const vni = networkSource('vni');
     if (vni.value === undefined) problems.at(file === null ? '--vni' : 'vni', () => invalid('vni is required (--vni N or "vni" in the config file)'), null);
-    else problems.at('', () => networks.push(parseNetwork(networkSource, localFamily, DEFAULT_DEV)), null);
+    else problems.at('', () => networks.push(parseNetwork(networkSource, localFamily, DEFAULT_DEV, mtuLimit)), null);
   }
 
   problems.throwIfAny('', '', file?.locate);
@@ -376,21 +380,24 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
- *  request), validated as a network of a config file is; dev defaults to
- *  vxl<VNI>. Throws VXLAND_CONFIG_INVALID naming the flag. */
-export function networkFromFlags(flags: NetworkFlags, family: 'udp4' | 'udp6'): NetworkConfig {
+ *  request), validated as a network of a config file is (local: the host's,
+ *  for the MTU limit of src/config/underlay.ts); dev defaults to vxl<VNI>.
+ *  Throws VXLAND_CONFIG_INVALID naming the flag. */
+export function networkFromFlags(flags: NetworkFlags, family: 'udp4' | 'udp6', local: string | null = null): NetworkConfig {
   const source = (key: NetworkKey): Source => {
     const f = NETWORK_FLAG[key];
     return { name: f?.flag ?? key, value: f === null ? undefined : flags[f.name], fromFlag: true };
   };
   if (flags.vni === undefined) invalid('vni is required (--vni N)');
-  return deepFreeze(parseNetwork(source, family === 'udp6' ? 6 : 4, null));
+  const localFamily = family === 'udp6' ? 6 : 4;
+  return deepFreeze(parseNetwork(source, localFamily, null, underlayMtuLimit(localFamily, underlayDevice(local))));
 }
 
-/** One entry of a "networks" list (a host file's, or the host state file's
- *  networks added at run time); `where` prefixes every message. */
+/** One entry of the host state file's networks added at run time; `where`
+ *  prefixes every message. Its MTU was held to the underlay when it was
+ *  added: not again (the underlay may have changed; doctor says so). */
 export function networkFromFile(value: unknown, family: 'udp4' | 'udp6', where: string): NetworkConfig {
-  return deepFreeze(fileNetwork(value, family === 'udp6' ? 6 : 4, where));
+  return deepFreeze(fileNetwork(value, family === 'udp6' ? 6 : 4, where, null));
 }
 
 /** A network as a "networks" entry of a config file: what networkFromFile reads back. */
@@ -427,14 +434,14 @@ export function networkLabel(n: { vni: number; dev: string }): string {
   return `vni ${n.vni} (${n.dev})`;
 }
 
-function networksOf(value: unknown, localFamily: IpFamily | null, problems: Problems): NetworkConfig[] {
+function networksOf(value: unknown, localFamily: IpFamily | null, problems: Problems, limit: MtuLimit): NetworkConfig[] {
   if (!Array.isArray(value)) return problems.at('networks', () => invalid(`networks must be a list of network objects (got ${show(value)})`), []);
   const networks: NetworkConfig[] = [];
   const byVni = new Map<number, number>();
   const byDev = new Map<string, number>();
   value.forEach((item: unknown, index) => {
     const where = networkWhere(item, index);
-    const n = problems.at(`networks[${index}]`, () => fileNetwork(item, localFamily, where), null);
+    const n = problems.at(`networks[${index}]`, () => fileNetwork(item, localFamily, where, limit), null);
     // A network with problems of its own is not compared with the others.
     if (n === null) return;
     const vniAt = byVni.get(n.vni);
@@ -457,7 +464,7 @@ function networkWhere(item: unknown, index: number): string {
 }
 
 /** `where` prefixes every message ("networks[1] (vni 43): ..."), `at` every key path ("networks[1].mtu"). */
-function fileNetwork(item: unknown, localFamily: IpFamily | null, where: string, at = ''): NetworkConfig {
+function fileNetwork(item: unknown, localFamily: IpFamily | null, where: string, limit: MtuLimit, at = ''): NetworkConfig {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) invalid(`${where} must be a JSON object`);
   const values = item as Record<string, unknown>;
   const problems = new Problems();
@@ -466,7 +473,7 @@ function fileNetwork(item: unknown, localFamily: IpFamily | null, where: string,
   }
   const network = values.vni === undefined
     ? problems.at('vni', () => invalid('vni is required'), null)
-    : problems.at('', () => parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null), null);
+    : problems.at('', () => parseNetwork((key) => ({ name: key, value: values[key], fromFlag: false }), localFamily, null, limit), null);
   problems.throwIfAny(where, at);
   return network!;
 }
@@ -506,9 +513,12 @@ function joinPath(outer: string, inner: string): string {
   return inner.startsWith('[') ? `${outer}${inner}` : `${outer}.${inner}`;
 }
 
+/** The underlay's MTU limit (src/config/underlay.ts); null: MTU_MAX only. */
+type MtuLimit = ReturnType<typeof underlayMtuLimit>;
+
 /** The one validation of a network's settings, wherever they come from.
  *  defaultDev null = vxl<VNI>. */
-function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily | null, defaultDev: string | null): NetworkConfig {
+function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily | null, defaultDev: string | null, limit: MtuLimit): NetworkConfig {
   const problems = new Problems();
   const key = <T>(k: NetworkKey, parse: (s: Source) => T, fallback: T): T => {
     const s = source(k);
@@ -521,7 +531,14 @@ function parseNetwork(source: (key: NetworkKey) => Source, localFamily: IpFamily
     if (devProblem !== null) invalid(`dev must be a Linux interface name: "${name}" ${devProblem}`);
     return name;
   }, '');
-  const mtu = key('mtu', (s) => optionalIntegerIn(s, 'mtu', MTU_MIN, MTU_MAX, DEFAULT_MTU), DEFAULT_MTU);
+  const defaultMtu = localFamily === 6 ? DEFAULT_MTU_IPV6 : DEFAULT_MTU;
+  const mtu = key('mtu', (s) => {
+    const value = optionalIntegerIn(s, 'mtu', MTU_MIN, MTU_MAX, defaultMtu);
+    if (limit !== null && value > limit.maxMtu) {
+      invalid(`mtu ${value} does not fit the underlay: at most ${limit.maxMtu} (${limit.why}); the outer packets would be fragmented`);
+    }
+    return value;
+  }, defaultMtu);
   const addresses = key('addresses', (s) => stringList(s, 'addresses').map((text) => {
     if (parseCidr(text) === null) invalid(`address must be a CIDR like 10.0.0.1/24 or fd00::1/64 (got ${show(text)})`);
     return text;

@@ -268,7 +268,7 @@ export class DaemonControl implements ControlHandler {
   }
 
   async networkAdd(flags: Record<string, unknown>): Promise<NetworkChangeResult> {
-    const config = networkFromFlags(flags as NetworkFlags, this.o.host.family);
+    const config = networkFromFlags(flags as NetworkFlags, this.o.host.family, this.o.host.local);
     const clash = this.o.networks.clash(config);
     if (clash !== undefined) throw exists(config, clash.config);
     const n = await this.o.lifecycle.add(config);

@@ -85,8 +85,18 @@ export function buildRegistry(s: MetricsSources): client.Registry {
       this.reset();
       each((n, vni) => {
         const events = n.stats.snapshot().events ?? {};
-        for (const name of NET_EVENT_NAMES) this.inc({ vni, kind: name.replace(/_suppressed$/, '') }, events[name] ?? 0);
+        for (const name of NET_EVENT_NAMES) {
+          if (name.endsWith('_suppressed')) this.inc({ vni, kind: name.replace(/_suppressed$/, '') }, events[name] ?? 0);
+        }
       });
+    },
+  });
+  new client.Counter({
+    name: 'vxland_icmp_too_big_sent_total', help: 'Oversize frames with DF (or IPv6) answered on the TAP with ICMP fragmentation needed / packet too big carrying the MTU',
+    labelNames: ['vni'], registers,
+    collect() {
+      this.reset();
+      each((n, vni) => this.inc({ vni }, n.stats.snapshot().events?.icmp_too_big_sent ?? 0));
     },
   });
   new client.Counter({

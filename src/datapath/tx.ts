@@ -1,15 +1,17 @@
 // tx: TAP → UDP on the dgram path. The packet core (native/core_tx.h, the
 // rules the native engine runs too) judges each batch of frames: dropped
-// (runt, VLAN tag, oversize, no destination), unicast or flooded, or (ARP/ND
-// suppression) answered in place. This acts on the verdicts: takes the
-// destination from the Fdb (which marks the entry used), and sends each frame
-// behind a VXLAN header; an answer goes back to the TAP.
+// (runt, VLAN tag, oversize, no destination), unicast or flooded, or answered
+// in place (ARP/ND suppression; ICMP too-big for an oversize frame with DF).
+// This acts on the verdicts: takes the destination from the Fdb (which marks
+// the entry used), and sends each frame behind a VXLAN header; an answer goes
+// back to the TAP. A datagram counts as sent to its VTEP once the socket took
+// it: one it refused is a tx_send_error instead.
 
 import type { Fdb } from '../fdb/fdb';
 import { maxFrameBytes } from '../wire/ethernet';
 import { macKeyAt } from '../wire/mac';
 import { encodeVxlan, VXLAN_HEADER_BYTES } from '../wire/vxlan';
-import { TX_ARP_REPLY, TX_FLOOD, TX_ND_REPLY, TX_UNICAST, type PacketClassifier } from '../ports/core';
+import { TX_ARP_REPLY, TX_FLOOD, TX_ICMP_REPLY, TX_ND_REPLY, TX_UNICAST, type PacketClassifier } from '../ports/core';
 import { NetEvent } from '../tables/net-events.generated';
 import { DropReason } from '../ports/drops';
 import type { DatagramBind, FrameBatch, FrameDevice } from '../ports/io';
@@ -47,7 +49,13 @@ export class TxPath {
         o.stats.txPackets++;
         o.stats.txBytes += this.pool.frameBytes[slot];
       } else {
+        // Not sent (no route, queue full, ...): not counted as sent to its VTEP either.
         const { address } = err as Error & { address?: string };
+        if (address !== undefined) {
+          const counters = o.stats.vtep(address);
+          counters.txPackets--;
+          counters.txBytes -= this.pool.frameBytes[slot];
+        }
         this.onPeerError(address, err);
       }
     });
@@ -78,10 +86,12 @@ export class TxPath {
   private forward(buf: Buffer, offset: number, length: number, verdict: number, flowSlot: number, nowMs: number): void {
     const { o } = this;
     if (verdict >= 0) return o.stats.drop(verdict as DropReason);
+    if (verdict === TX_ICMP_REPLY) {
+      o.stats.drop(DropReason.TxOversize);
+      return this.reply(buf, offset, length, NetEvent.IcmpTooBigSent);
+    }
     if (verdict === TX_ARP_REPLY || verdict === TX_ND_REPLY) {
-      const errno = o.device.write(buf, offset, length);
-      if (errno !== 0) return o.stats.drop(o.core.rxTapWriteDrop(errno) as DropReason);
-      return o.stats.addEvents(verdict === TX_ARP_REPLY ? NetEvent.ArpSuppressed : NetEvent.NdSuppressed);
+      return this.reply(buf, offset, length, verdict === TX_ARP_REPLY ? NetEvent.ArpSuppressed : NetEvent.NdSuppressed);
     }
     let unicast: string | undefined;
     let flood: readonly string[] | undefined;
@@ -101,6 +111,13 @@ export class TxPath {
     const datagramBytes = VXLAN_HEADER_BYTES + length;
     if (unicast !== undefined) return this.send(slot, datagramBytes, unicast, flowSlot);
     for (let i = 0; i < flood!.length; i++) this.send(slot, datagramBytes, flood![i], flowSlot);
+  }
+
+  /** Writes an answer the core made in place back to the TAP, counted as event. */
+  private reply(buf: Buffer, offset: number, length: number, event: NetEvent): void {
+    const errno = this.o.device.write(buf, offset, length);
+    if (errno !== 0) return this.o.stats.drop(this.o.core.rxTapWriteDrop(errno) as DropReason);
+    this.o.stats.addEvents(event);
   }
 
   private send(slot: number, datagramBytes: number, vtep: string, flowSlot: number): void {

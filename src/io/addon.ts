@@ -139,6 +139,8 @@ export interface NativeAddon {
   /** 0 or positive errno; never throws. */
   tapWrite(fd: number, buffer: Buffer, offset: number, length: number): number;
   tapClose(fd: number): void;
+  /** UDP_NO_CHECK6_RX on an IPv6 UDP socket (native/engine_io.h): 0 or the errno; never throws for a bad fd. */
+  udp6AcceptZeroChecksums(fd: number): number;
   TapPoller: NativeTapPollerConstructor;
   sdNotify(socketPath: string, message: string): void;
   /** native/lock.h: flock(LOCK_EX|LOCK_NB); false when another open file holds it. */

@@ -9,14 +9,16 @@
 // source port), all bound with SO_REUSEADDR to share the port. Without a
 // range, one connected socket per destination from an ephemeral port.
 // Addresses are IP literals only; nothing here ever does a DNS lookup.
+// An IPv6 bind accepts datagrams with a zero UDP checksum (UDP_NO_CHECK6_RX,
+// as the kernel vxlan's udp6zerocsumrx) and sends with checksums.
 
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
 
 import { DatagramBind, SendDone } from '../ports/io';
+import { loadAddon } from './addon';
 import { ERROR_CODES, VxlandError } from '../errors';
 import { DGRAM_SOCKET_BUFFER_BYTES, SRC_PORT_BIND_ATTEMPTS, SRC_PORT_SOCKETS } from '../tables/limits.generated';
-import { loadAddon } from './addon';
 
 /** Requested SO_RCVBUF / SO_SNDBUF (native/limits.h); the kernel may clamp
  *  it (rmem_max / wmem_max) and failures are ignored. */
@@ -49,11 +51,17 @@ export interface UdpOpenOptions {
   srcPorts?: SrcPortRange;
 }
 
+/** After a connect that failed (no route), how long sends to that
+ *  destination use the bound socket before connecting is tried again. */
+export const PEER_RECONNECT_MS = 1000;
+
 /** A destination's connected socket; until `ready`, sends use the bound socket. */
 interface PeerSocket {
   socket: dgram.Socket;
   port: number;
   ready: boolean;
+  /** When its connect failed (Date.now()); null while connecting or connected. */
+  failedAtMs: number | null;
 }
 
 function familyNumber(family: UdpFamily): 4 | 6 {
@@ -158,6 +166,12 @@ export class UdpBind implements DatagramBind {
             // Kernel limits apply; a smaller buffer still works.
           }
         }
+        const refused = family === 'udp6' ? acceptZeroChecksums(socket) : null;
+        if (refused !== null) {
+          socket.close();
+          reject(socketError(`bind [${address ?? '::'}]:${port}`, refused));
+          return;
+        }
         const range = options.srcPorts;
         if (range === undefined) return resolve(new UdpBind(socket, family, options, { sockets: [], ports: [], problem: null }));
         bindSendSockets(family, address, range, socket.address().port).then(
@@ -191,17 +205,25 @@ export class UdpBind implements DatagramBind {
 
   /** See DatagramBind.send. address must be an IP literal of this bind's
    *  family, otherwise done gets an EINVAL error. done also receives send
-   *  errors (EAGAIN, ECONNREFUSED, ...) and ERR_SOCKET_DGRAM_NOT_RUNNING
-   *  after close(). */
+   *  errors (EAGAIN, ENETUNREACH, ECONNREFUSED, ...) and
+   *  ERR_SOCKET_DGRAM_NOT_RUNNING after close(); every error it gets carries
+   *  `address` (the destination). */
   send(buffer: Buffer, length: number, address: string, port: number, done: SendDone, flowSlot = 0): void {
     const sock = this.portSockets.length === 0 ? -1 : flowSlot % this.portSockets.length;
     const key = sock < 0 ? address : `${address}#${sock}`;
-    const peer = this.peers.get(key) ?? this.connect(key, address, port, sock);
+    let peer = this.peers.get(key);
+    if (peer !== undefined && peer.failedAtMs !== null && Date.now() - peer.failedAtMs >= PEER_RECONNECT_MS) {
+      this.peers.delete(key);
+      peer = undefined;
+    }
+    peer ??= this.connect(key, address, port, sock);
+    // A connected socket's errors name no destination: add this one.
+    const reported = (err: Error | null): void => done(err === null ? null : withAddress(err, address));
     try {
-      if (peer !== undefined && peer.ready && peer.port === port) peer.socket.send(buffer, 0, length, done);
-      else (sock < 0 ? this.socket : this.portSockets[sock]).send(buffer, 0, length, port, address, done);
+      if (peer !== undefined && peer.ready && peer.port === port) peer.socket.send(buffer, 0, length, reported);
+      else (sock < 0 ? this.socket : this.portSockets[sock]).send(buffer, 0, length, port, address, reported);
     } catch (err) {
-      process.nextTick(done, err instanceof Error ? err : new Error(String(err)));
+      process.nextTick(reported, err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -217,14 +239,21 @@ export class UdpBind implements DatagramBind {
       reuseAddr: sock >= 0,
       lookup: literalLookup(familyNumber(this.family)) as unknown as dgram.SocketOptions['lookup'],
     });
-    const peer: PeerSocket = { socket, port, ready: false };
+    const peer: PeerSocket = { socket, port, ready: false, failedAtMs: null };
     this.peers.set(key, peer);
     // A connected socket reports ICMP errors for earlier sends as errors on
     // its next receive or send; neither is fatal for the bind.
     socket.on('error', (err) => this.onPeerError(address, err));
     socket.on('message', () => undefined);
     socket.bind({ port: sock < 0 ? 0 : this.srcPorts[sock], address: this.bindAddress }, () => {
-      socket.connect(port, address, () => {
+      socket.connect(port, address, (err?: Error) => {
+        if (err !== undefined && err !== null) {
+          // No route (ENETUNREACH, ...): sends go on through the bound
+          // socket, whose errors count each datagram, until a retry.
+          peer.failedAtMs = Date.now();
+          void closeSocket(socket);
+          return;
+        }
         peer.ready = true;
         try {
           socket.setSendBufferSize(UDP_SOCKET_BUFFER_BYTES);
@@ -306,6 +335,33 @@ function bindReusable(family: UdpFamily, address: string | undefined, port: numb
       resolve(socket);
     });
   });
+}
+
+/** The fd of a bound dgram socket. node:dgram has no API for it (nor for
+ *  socket options beyond its own); Socket.prototype._handle is deprecated
+ *  (DEP0112, a warning on first use), so this reads the same handle from the
+ *  socket's internal state (lib/internal/dgram.js kStateSymbol, Node 12+).
+ *  undefined when that is not there (another Node). */
+function socketFd(socket: dgram.Socket): number | undefined {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = state === undefined ? undefined : (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle;
+  return typeof handle?.fd === 'number' && handle.fd >= 0 ? handle.fd : undefined;
+}
+
+/** UDP_NO_CHECK6_RX on socket through the addon (native/engine_io.h):
+ *  null when set, else the error to refuse the bind with. */
+function acceptZeroChecksums(socket: dgram.Socket): Error | null {
+  const fd = socketFd(socket);
+  if (fd === undefined) return new Error('setsockopt(UDP_NO_CHECK6_RX): this Node.js does not expose the socket fd');
+  const errno = loadAddon().udp6AcceptZeroChecksums(fd);
+  if (errno === 0) return null;
+  return Object.assign(new Error(`setsockopt(UDP_NO_CHECK6_RX) failed with errno ${errno}`), { errno, syscall: 'setsockopt' });
+}
+
+function withAddress(err: Error, address: string): Error {
+  const e = err as Error & { address?: string };
+  if (e.address === undefined) e.address = address;
+  return err;
 }
 
 function closeSocket(socket: dgram.Socket): Promise<void> {

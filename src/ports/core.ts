@@ -58,6 +58,12 @@ export const TX_ARP_REPLY = -3;
  *  now the neighbour advertisement, lengths[i] long: as TX_ARP_REPLY, counted
  *  as NetEvent.NdSuppressed. */
 export const TX_ND_REPLY = -4;
+/** PacketClassifier.classifyTx(): the frame was too big for the tunnel
+ *  (count DropReason.TxOversize) and no router may fragment it: it is now the
+ *  ICMP fragmentation-needed / packet-too-big reply carrying the MTU,
+ *  lengths[i] long (native/core_pmtu.h; within the network's budget): write
+ *  it to the TAP and count NetEvent.IcmpTooBigSent; send nothing. */
+export const TX_ICMP_REPLY = -5;
 
 /** The rx and tx rules as the dgram path calls them: one datagram, or one
  *  batch of frames read from the TAP, at a time. */
@@ -76,8 +82,8 @@ export interface PacketClassifier extends CoreMirror {
   classifyRx(datagram: Buffer, fromAddress: string, nowMs: number): number;
   /** For each frame buffer[offsets[i], offsets[i] + lengths[i]) of the
    *  first count, read from network vni's TAP, codes[i] = a DropReason,
-   *  TX_UNICAST, TX_FLOOD, or with suppression on TX_ARP_REPLY / TX_ND_REPLY
-   *  (the answer is written in place, its length into lengths[i]).
+   *  TX_UNICAST, TX_FLOOD, TX_ICMP_REPLY, or with suppression on TX_ARP_REPLY /
+   *  TX_ND_REPLY (the answer is written in place, its length into lengths[i]).
    *  capacity: bytes each frame may grow to in place (default: its length;
    *  an answer longer than that is not given and the request floods).
    *  flowSlots: for a frame to send (TX_UNICAST, TX_FLOOD), its flow slot

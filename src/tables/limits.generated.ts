@@ -25,6 +25,10 @@ export const LEARN_REPORT_MAX_MACS = 65536;
 export const SRC_PORT_SOCKETS = 64;
 /** Ports a send socket tries, walking on through the --srcport range, before its slot shares another socket. */
 export const SRC_PORT_BIND_ATTEMPTS = 64;
+/** ICMP fragmentation-needed / packet-too-big replies a network writes into its TAP per second at most (a token bucket, native/core_pmtu.h); oversize frames past it are only counted. */
+export const ICMP_TOO_BIG_PER_S = 10;
+/** Replies the token bucket of IcmpTooBigPerS holds when full. */
+export const ICMP_TOO_BIG_BURST = 10;
 
 /** Every limit by its native name (kName without the k), to compare with the addon's. */
 export const LIMITS: Readonly<Record<string, number>> = Object.freeze({
@@ -40,4 +44,6 @@ export const LIMITS: Readonly<Record<string, number>> = Object.freeze({
   LearnReportMaxMacs: LEARN_REPORT_MAX_MACS,
   SrcPortSockets: SRC_PORT_SOCKETS,
   SrcPortBindAttempts: SRC_PORT_BIND_ATTEMPTS,
+  IcmpTooBigPerS: ICMP_TOO_BIG_PER_S,
+  IcmpTooBigBurst: ICMP_TOO_BIG_BURST,
 });

@@ -6,12 +6,15 @@ export enum NetEvent {
   ArpSuppressed = 0,
   /** IPv6 neighbour solicitation for an address the neighbour table knows, answered on the TAP and not flooded. */
   NdSuppressed = 1,
+  /** Frame too big for the tunnel that no router may fragment (IPv4 with DF, IPv6), answered on the TAP with ICMP fragmentation needed / packet too big carrying the MTU; the frame is still counted as tx_oversize. */
+  IcmpTooBigSent = 2,
 }
 
-export const NET_EVENT_COUNT = 2;
+export const NET_EVENT_COUNT = 3;
 
 /** Stable snake_case names used in status output and metrics, in NetEvent order. */
 export const NET_EVENT_NAMES: readonly string[] = Object.freeze([
   'arp_suppressed',
   'nd_suppressed',
+  'icmp_too_big_sent',
 ]);

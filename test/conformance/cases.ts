@@ -80,6 +80,8 @@ export interface Outcome {
   learnRefused: { fdbFull: number; vtepFull: number; rate: number };
   /** ARP/ND suppression (Stats events): answers given on the TAP. */
   suppressed: { arp: number; nd: number };
+  /** ICMP too-big replies written to the TAP (Stats event icmp_too_big_sent). */
+  icmpTooBig: number;
   /** The second network's side, when the case has one (fields left out: empty). */
   second?: SecondOutcome;
 }
@@ -157,6 +159,83 @@ const ns = (src: string, target: string, slla: boolean, hopLimit = 255) =>
 const naReply = icmp6(OWN_MAC, KNOWN_MAC, KNOWN_IP6, OUR_IP6, 136, 0x60, KNOWN_IP6, lla(2, KNOWN_MAC));
 const SUPPRESSING: CaseConfig = { peers: [PEER_B], suppress: true, neigh: [{ ip: KNOWN_IP, mac: KNOWN_MAC }, { ip: KNOWN_IP6, mac: KNOWN_MAC }] };
 const floods = (f: Buffer) => ({ sent: [sentTo(PEER_B, f)], txPackets: 1, used: ['flood'] });
+
+// ---- PMTU: oversize frames no router may fragment, and the ICMP error a
+// router would send back (built here, independently of the core) ----
+const HOST_IP = '10.9.0.1';
+const FAR_IP = '10.9.0.9';
+const HOST_IP6 = 'fd00::1';
+const FAR_IP6 = 'fd00::9';
+/** The Internet checksum of b (RFC 1071). */
+function inetChecksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  if (b.length % 2 === 1) sum += b[b.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return ~sum & 0xffff;
+}
+/** An IPv4 packet of totalBytes (payload 0xab) from src to dst. */
+function ipv4Packet(src: string, dst: string, totalBytes: number, fragWord: number, proto = 17, firstPayloadByte = 0xab): Buffer {
+  const p = Buffer.alloc(totalBytes, 0xab);
+  p[0] = 0x45;
+  p.writeUInt16BE(totalBytes, 2);
+  p.writeUInt16BE(0x1234, 4);
+  p.writeUInt16BE(fragWord, 6);
+  p[8] = 61;
+  p[9] = proto;
+  p.writeUInt16BE(0, 10);
+  ipv4(src).copy(p, 12);
+  ipv4(dst).copy(p, 16);
+  p.writeUInt16BE(inetChecksum(p.subarray(0, 20)), 10);
+  p[20] = firstPayloadByte;
+  return p;
+}
+/** An IPv6 packet of totalBytes (payload 0xab) from src to dst. */
+function ipv6Packet(src: string, dst: string, totalBytes: number, nextHeader = 17, firstPayloadByte = 0xab): Buffer {
+  const p = Buffer.alloc(totalBytes, 0xab);
+  p[0] = 0x60;
+  p.writeUInt16BE(totalBytes - 40, 4);
+  p[6] = nextHeader;
+  p[7] = 61;
+  ipv6Bytes(src).copy(p, 8);
+  ipv6Bytes(dst).copy(p, 24);
+  p[40] = firstPayloadByte;
+  return p;
+}
+const DF = 0x4000;
+const bigV4 = (frag = DF, proto = 17, first = 0xab) => fromUs(MAC_X, ipv4Packet(HOST_IP, FAR_IP, MTU + 1, frag, proto, first));
+const bigV6 = (dst = FAR_IP6, next = 17, first = 0xab) => fromUs(MAC_X, ipv6Packet(HOST_IP6, dst, MTU + 1, next, first), 0x86dd);
+/** What a router answers bigV4() with (RFC 1191, RFC 1812 §4.3.2.3: 576 bytes in all). */
+function fragNeeded(original: Buffer): Buffer {
+  const quote = original.subarray(14, 14 + 576 - 28);
+  const icmp = Buffer.concat([Buffer.from([3, 4, 0, 0, 0, 0, MTU >> 8, MTU & 0xff]), quote]);
+  icmp.writeUInt16BE(inetChecksum(icmp), 2);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + icmp.length, 2);
+  ip.writeUInt16BE(DF, 6);
+  ip[8] = 61;  // the original's TTL, as the kernel's tunnel
+  ip[9] = 1;
+  ipv4(FAR_IP).copy(ip, 12);
+  ipv4(HOST_IP).copy(ip, 16);
+  ip.writeUInt16BE(inetChecksum(ip), 10);
+  return frame(OWN_MAC, MAC_X, Buffer.concat([ip, icmp]));
+}
+/** What a router answers bigV6() with (RFC 4443 §3.2: 1280 bytes in all). */
+function packetTooBig(original: Buffer): Buffer {
+  const quote = original.subarray(14, 14 + 1280 - 48);
+  const ip = Buffer.alloc(40);
+  ip[0] = 0x60;
+  ip.writeUInt16BE(8 + quote.length, 4);
+  ip[6] = 58;
+  ip[7] = 61;
+  ipv6Bytes(FAR_IP6).copy(ip, 8);
+  ipv6Bytes(HOST_IP6).copy(ip, 24);
+  const f = frame(OWN_MAC, MAC_X, Buffer.concat([ip, Buffer.from([2, 0, 0, 0, 0, 0, MTU >> 8, MTU & 0xff]), quote]), 0x86dd);
+  f.writeUInt16BE(icmpv6Checksum(f, 14), 14 + 40 + 2);
+  return f;
+}
+const oversizeOnly = { drops: { tx_oversize: 1 } };
 
 export const CASES: readonly ConformanceCase[] = [
   // ---- rx: UDP -> TAP ----
@@ -504,5 +583,60 @@ export const CASES: readonly ConformanceCase[] = [
     config: SUPPRESSING,
     inputs: [tx(ns(OUR_IP6, KNOWN_IP6, true, 64))],
     expect: floods(ns(OUR_IP6, KNOWN_IP6, true, 64)),
+  },
+  // ---- PMTU: ICMP too-big for oversize frames ----
+  {
+    name: 'pmtu: an oversize IPv4 frame with DF is dropped and answered with fragmentation needed carrying the MTU',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV4())],
+    expect: { drops: { tx_oversize: 1 }, delivered: [fragNeeded(bigV4())], icmpTooBig: 1 },
+  },
+  {
+    name: 'pmtu: an oversize IPv6 frame is dropped and answered with packet too big carrying the MTU',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV6())],
+    expect: { drops: { tx_oversize: 1 }, delivered: [packetTooBig(bigV6())], icmpTooBig: 1 },
+  },
+  {
+    name: 'pmtu: an oversize IPv4 frame without DF is only dropped (a router would fragment it; we never do)',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV4(0))],
+    expect: oversizeOnly,
+  },
+  {
+    name: 'pmtu: an oversize IPv4 fragment with DF is only dropped',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV4(DF | 0x2000))],
+    expect: oversizeOnly,
+  },
+  {
+    name: 'pmtu: an oversize ICMP error is never answered with one',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV4(DF, 1, 3)), tx(bigV6(FAR_IP6, 58, 1))],
+    expect: { drops: { tx_oversize: 2 } },
+  },
+  {
+    name: 'pmtu: an oversize ICMP echo with DF is answered',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV4(DF, 1, 8))],
+    expect: { drops: { tx_oversize: 1 }, delivered: [fragNeeded(bigV4(DF, 1, 8))], icmpTooBig: 1 },
+  },
+  {
+    name: 'pmtu: an oversize IPv6 frame to a multicast group is only dropped',
+    config: { peers: [PEER_B] },
+    inputs: [tx(bigV6('ff02::1'))],
+    expect: oversizeOnly,
+  },
+  {
+    name: 'pmtu: a frame of exactly the MTU with DF is sent, not answered',
+    config: { peers: [PEER_B] },
+    inputs: [tx(fromUs(MAC_X, ipv4Packet(HOST_IP, FAR_IP, MTU, DF)))],
+    expect: floods(fromUs(MAC_X, ipv4Packet(HOST_IP, FAR_IP, MTU, DF))),
+  },
+  {
+    name: 'pmtu: below 576 bytes of MTU nothing is answered (as the kernel)',
+    config: { peers: [PEER_B], mtu: 500 },
+    inputs: [tx(fromUs(MAC_X, ipv4Packet(HOST_IP, FAR_IP, 501, DF)))],
+    expect: oversizeOnly,
   },
 ];
