@@ -13,7 +13,7 @@ _vxland() {
   )
   local -A options=(
     ["vxland"]="--help -V --version"
-    ["vxland run"]="--help --config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --allow-vlan --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
+    ["vxland run"]="--help --config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --ttl --tos --df --state-dir --socket --log-level --metrics --accept --allow-vlan --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
     ["vxland peer"]="--help"
     ["vxland peer add"]="--help --socket --vni --dev --json"
     ["vxland peer del"]="--help --socket --vni --dev --json"
@@ -40,7 +40,7 @@ _vxland() {
     ["vxland reload"]="--help --socket --vni --dev --json"
   )
   local -A valued=(
-    ["vxland run"]="--config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
+    ["vxland run"]="--config --dev --vni --local --port --mtu --address --peer --ageing --max-fdb --datapath --ttl --tos --df --state-dir --socket --log-level --metrics --accept --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
     ["vxland peer add"]="--socket --vni --dev"
     ["vxland peer del"]="--socket --vni --dev"
     ["vxland peer list"]="--socket --vni --dev"

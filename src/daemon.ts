@@ -14,7 +14,7 @@
 // control/handler.ts.
 
 import type { Logger } from 'pino';
-import { effectiveSuppress, networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
+import { checkEnvelopeFor, describeEnvelope, effectiveSuppress, networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
 import { appliedConfig, planReload, type NetworkReloadPlan } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
 import { DaemonControl, saveNetworkState, type NetworkLifecycle } from './control/handler.js';
@@ -74,6 +74,7 @@ export interface RunningDaemon {
  *  error. */
 export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig, options: DaemonOptions = {}): Promise<RunningDaemon> {
   const datapathKind = resolveDatapath(config.datapath, nativeEngineSupported);
+  checkEnvelopeFor(config, datapathKind);
   const log = createLogger({ level: config.logLevel, format: options.logFormat });
   const startedMs = Date.now();
 
@@ -105,7 +106,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   const newStats = (): Stats => new Stats(vtepBudget);
   const hostStats = new Stats(new VtepBudget());
   const plane: DataPlane = await startOrUndo(() =>
-    openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log }));
+    openDataPlane({
+      kind: datapathKind, local: config.local, family: config.family, port: config.port, hostStats, log,
+      envelope: { ttl: config.ttl, tos: config.tos, df: config.df },
+    }));
   cleanups.push(() => plane.stop());
 
   const networks = new Networks();
@@ -400,7 +404,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
 
   const handler = new DaemonControl({
     host: { port: config.port, local: config.local, family: config.family },
-    datapath: { kind: datapathKind, offloads: () => plane.offloads() },
+    datapath: { kind: datapathKind, offloads: () => plane.offloads(), envelope: describeEnvelope(config, datapathKind) },
     networks, lifecycle, hostStats, hostFacts, log, startedMs, membership, reload: reloadInTurn,
   });
   const control = await startOrUndo(() => ControlServer.listen(config.socket, handler, log, controlAccess(config.controlGroup)));

@@ -43,7 +43,7 @@ function setup(t: tap.Test, vnis: number[], reload?: DaemonControlOptions['reloa
   };
   const hostStats = new Stats();
   const handler = new DaemonControl({
-    host: { port: 4789, local: '192.0.2.1', family: 'udp4' }, datapath: { kind: 'dgram', offloads: () => [] },
+    host: { port: 4789, local: '192.0.2.1', family: 'udp4' }, datapath: { kind: 'dgram', offloads: () => [], envelope: 'ttl 64, tos 0x00, df unset; no ECN (outer not-ECT, inner never marked CE)' },
     networks, lifecycle, hostStats, log: pino({ level: 'silent' }), startedMs: Date.now(),
     hostFacts: { interfaceWithAddress: () => null, interfaceTowards: () => null, interfaceMtu: () => null, tcpInCsumErrors: () => 0 },
     ...(reload === undefined ? {} : { reload }),

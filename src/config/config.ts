@@ -9,6 +9,7 @@
 // Host file (every key optional; each network needs a vni):
 //   { "local": "192.0.2.1", "port": 4789, "datapath": "auto", "socket": "/run/vxland/vxland.sock",
 //     "stateDir": "/var/lib/vxland", "logLevel": "info", "metrics": "127.0.0.1:9470", "controlGroup": null,
+//     "ttl": 64, "tos": 0, "df": "unset",
 //     "etcd": { "endpoints": ["http://127.0.0.1:2379"], "prefix": "/vxland", "leaseTtlS": 15,
 //       "tls": { "ca": "ca.pem", "cert": "host.pem", "key": "host-key.pem" } },
 //     "networks": [ { "vni": 42, "dev": "vxl42", "mtu": 1450, "addresses": ["10.42.0.1/24"],
@@ -61,6 +62,33 @@ export const DATAPATH_CHOICES = ['auto', 'native', 'dgram'] as const;
 export type DatapathChoice = (typeof DATAPATH_CHOICES)[number];
 /** What actually runs; see resolveDatapath(). */
 export type DatapathKind = 'native' | 'dgram';
+
+/** The kernel vxlan's defaults (`ip link add ... type vxlan`: tos 0, df
+ *  unset; ttl 0 there means the route's hop limit, 64 on Linux). */
+export const DEFAULT_TTL = 64;
+export const DEFAULT_TOS = 0;
+export const DF_CHOICES = ['unset', 'set'] as const;
+export type DfChoice = (typeof DF_CHOICES)[number];
+
+/** The outer header's settings, as the data paths take them. */
+export type Envelope = Pick<HostConfig, 'ttl' | 'tos' | 'df'>;
+
+/** The outer header as the running data path writes it, for status: what
+ *  the configuration asks, and what the path can do of it. The dgram path
+ *  sets the TOS once per socket (node:dgram has no per-datagram ancillary
+ *  data and hands over no received TOS): no ECN either way. */
+export function describeEnvelope(c: Envelope, kind: DatapathKind): string {
+  const tos = c.tos === 'inherit' ? 'tos inherit' : `tos 0x${c.tos.toString(16).padStart(2, '0')}`;
+  const ecn = kind === 'native' ? 'ECN per RFC 6040 (encap and decap)' : 'no ECN (outer not-ECT, inner never marked CE)';
+  return `ttl ${c.ttl}, ${tos}, df ${c.df}; ${ecn}`;
+}
+
+/** Refuses settings the resolved data path cannot honour (VXLAND_CONFIG_INVALID). */
+export function checkEnvelopeFor(c: Pick<HostConfig, 'tos'>, kind: DatapathKind): void {
+  if (kind === 'dgram' && c.tos === 'inherit') {
+    invalid('tos inherit needs the native data path: node:dgram cannot set a TOS per datagram; use --datapath native or a fixed --tos');
+  }
+}
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -155,6 +183,13 @@ export interface HostConfig {
   readonly controlGroup: string | null;
   /** Membership through etcd (README "Joining through etcd"); null = none. */
   readonly etcd: EtcdConfig | null;
+  /** Outer IP TTL / IPv6 hop limit of every datagram sent, 1..255. */
+  readonly ttl: number;
+  /** Outer TOS / traffic class: a fixed byte (its DSCP; the ECN bits come
+   *  from the inner packet, RFC 6040) or 'inherit' (the inner packet's). */
+  readonly tos: number | 'inherit';
+  /** Outer IPv4 DF: 'unset' (the kernel's default) or 'set'. */
+  readonly df: DfChoice;
   /** VNIs and devs are unique among them. May be empty (networks added at run time). */
   readonly networks: readonly NetworkConfig[];
 }
@@ -205,6 +240,9 @@ export interface ConfigFlags extends NetworkFlags {
   logLevel?: string;
   metrics?: string;
   controlGroup?: string;
+  ttl?: string | number;
+  tos?: string | number;
+  df?: string;
   /** --etcd URL[,URL…]: replaces the file's etcd.endpoints. */
   etcd?: string;
 }
@@ -212,7 +250,7 @@ export interface ConfigFlags extends NetworkFlags {
 /** VXLAND_CONFIG names a config file used when --config is not given. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
-const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
+const HOST_KEYS = ['local', 'port', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd', 'ttl', 'tos', 'df'] as const;
 const NETWORK_KEYS = [
   'vni', 'dev', 'mtu', 'addresses', 'peers', 'fdb', 'ageingS', 'maxFdb', 'maxFdbPerVtep', 'learnRatePerS',
   'accept', 'allowVlan', 'mac', 'bridge', 'suppress', 'neigh',
@@ -290,6 +328,13 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   if (controlGroup !== null && !/^[a-z_][a-z0-9_-]*\$?$/i.test(controlGroup)) invalid(`control-group must be a group name (got ${show(controlGroup)})`);
 
   const etcd = etcdConfig(raw.etcd, flags.etcd, dir, local);
+  const ttl = optionalIntegerIn(source('ttl', '--ttl', flags.ttl), 'ttl', 1, 255, DEFAULT_TTL);
+  const tos = tosSetting(source('tos', '--tos', flags.tos));
+  const dfSource = source('df', '--df', flags.df);
+  if (dfSource.value === 'inherit') {
+    invalid('df inherit is not supported: a Linux UDP socket cannot set DF per datagram; use set or unset');
+  }
+  const df = oneOf(dfSource, 'df', DF_CHOICES, 'unset');
 
   let networks: NetworkConfig[];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
@@ -307,7 +352,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
     networks = [parseNetwork(networkSource, localFamily, DEFAULT_DEV)];
   }
 
-  return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
+  return deepFreeze({ local, family, port, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, ttl, tos, df, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
@@ -488,6 +533,16 @@ function integerIn(source: Source, label: string, min: number, max: number, unit
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
     invalid(`${label} must be an integer ${range}${unit ? ' ' + unit : ''} (got ${show(source.value)})`);
   }
+  return value;
+}
+
+/** --tos / "tos": 0..255 (decimal or 0x hex, as `ping -Q` takes it) or "inherit". */
+function tosSetting(source: Source): number | 'inherit' {
+  if (source.value === undefined) return DEFAULT_TOS;
+  if (source.value === 'inherit') return 'inherit';
+  const text = typeof source.value === 'number' ? String(source.value) : source.value;
+  const value = typeof text === 'string' && /^(0x[0-9a-f]{1,2}|\d{1,3})$/i.test(text) ? Number(text) : NaN;
+  if (!(value >= 0 && value <= 255)) invalid(`tos must be 0..255 (decimal or 0x hex) or inherit (got ${show(source.value)})`);
   return value;
 }
 

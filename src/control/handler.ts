@@ -41,6 +41,8 @@ export interface DatapathInfo {
   kind: DatapathKind;
   /** The offloads in effect now (they can drop out at run time). */
   offloads(): string[];
+  /** The outer header it writes (config/config.ts describeEnvelope). */
+  envelope: string;
 }
 
 /** The host's settings every network shares. */
@@ -176,6 +178,7 @@ export class DaemonControl implements ControlHandler {
       uptimeS: Math.floor((Date.now() - startedMs) / 1000),
       datapath: datapath.kind,
       offloads: datapath.offloads(),
+      envelope: datapath.envelope,
       port: host.port,
       local: host.local,
       host: { drops: hostSnapshot.drops, dropsTotal: hostSnapshot.dropsTotal },

@@ -6,7 +6,7 @@
 // PacketCore and a FrameDevice per network; NativePlane over one engine.
 
 import type { Logger } from 'pino';
-import type { DatapathKind } from '../config/config';
+import type { DatapathKind, Envelope } from '../config/config';
 import { VxlandError } from '../errors';
 import type { Fdb } from '../fdb/fdb';
 import type { Neighbours } from '../fdb/neighbours';
@@ -26,6 +26,9 @@ export interface HostPlaneOptions {
   family: 'udp4' | 'udp6';
   /** Also the destination port of sent datagrams. */
   port: number;
+  /** The outer header's settings (config/config.ts HostConfig); what each
+   *  path does with them: describeEnvelope. Default: ttl 64, tos 0, df unset. */
+  envelope?: Envelope;
   /** Host-level drops + foreign-VNI senders. */
   hostStats: Stats;
   log: Logger;

@@ -38,6 +38,10 @@ export interface NativeEngineOpenOptions {
   coalesce?: boolean;
   /** Socket buffer request in bytes (forced past rmem_max/wmem_max when root). */
   socketBufferBytes?: number;
+  /** The outer header, as NativeEngineOptions (src/io/addon.ts): tos -1 = inherit. */
+  ttl?: number;
+  tos?: number;
+  df?: boolean;
 }
 
 /** A network's TAP for NativeEngine.openNetwork(). */
@@ -123,6 +127,9 @@ export class NativeEngine implements PacketEngine {
         gro: o.gro,
         coalesce: o.coalesce,
         socketBufferBytes: o.socketBufferBytes,
+        ttl: o.ttl,
+        tos: o.tos,
+        df: o.df,
       },
       (event) => this.onEvent(event),
     );

@@ -5,6 +5,9 @@
 // address handling of every send, and it is the only kind on which Linux
 // reports ICMP errors (port or host unreachable) back to the sender.
 // Addresses are IP literals only; nothing here ever does a DNS lookup.
+// Every socket gets the outer header's settings (TTL, a fixed TOS, DF clear
+// unless asked) through the addon's setsockopt on its fd: node:dgram has no
+// API for TOS or DF, and none for per-datagram ancillary data at all.
 
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
@@ -12,6 +15,7 @@ import { isIP } from 'node:net';
 import { DatagramBind, SendDone } from '../ports/io';
 import { ERROR_CODES, VxlandError } from '../errors';
 import { DGRAM_SOCKET_BUFFER_BYTES } from '../tables/limits.generated';
+import { loadAddon } from './addon';
 
 /** Requested SO_RCVBUF / SO_SNDBUF (native/limits.h); the kernel may clamp
  *  it (rmem_max / wmem_max) and failures are ignored. */
@@ -33,6 +37,40 @@ export interface UdpOpenOptions {
   ipv6Only?: boolean;
   /** Send through per-destination connected sockets (default true). */
   connectPeers?: boolean;
+  /** Outer TTL / hop limit, TOS byte and IPv4 DF of every socket (default
+   *  64, 0, false: the kernel vxlan's). */
+  envelope?: UdpEnvelope;
+}
+
+export interface UdpEnvelope {
+  ttl: number;
+  tos: number;
+  df: boolean;
+}
+
+const DEFAULT_ENVELOPE: UdpEnvelope = { ttl: 64, tos: 0, df: false };
+
+/** A bound dgram socket's file descriptor. Node keeps its handle under an
+ *  internal symbol (the public-looking _handle getter is deprecated, DEP0112):
+ *  the least-bad way to reach the fd, checked at every use. */
+function socketFd(socket: dgram.Socket): number {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const handle = state === undefined ? undefined : (socket as unknown as Record<symbol, { handle?: { fd?: unknown } }>)[state]?.handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new VxlandError('VXLAND_SOCKET', `${ERROR_CODES.VXLAND_SOCKET}: cannot reach the dgram socket's file descriptor to set TTL/TOS/DF (node ${process.version})`);
+  }
+  return fd;
+}
+
+/** Applies the envelope to a bound socket; throws VxlandError('VXLAND_SOCKET'). */
+function setEnvelope(socket: dgram.Socket, family: UdpFamily, e: UdpEnvelope): void {
+  const fd = socketFd(socket);
+  try {
+    loadAddon().udpSetEnvelope(fd, familyNumber(family), e.ttl, e.tos, e.df);
+  } catch (err) {
+    throw socketError('setting TTL/TOS/DF', err);
+  }
 }
 
 /** A destination's connected socket; until `ready`, sends use the bound socket. */
@@ -83,6 +121,7 @@ export class UdpBind implements DatagramBind {
   private readonly peers = new Map<string, PeerSocket>();
   private readonly connectPeers: boolean;
   private readonly bindAddress: string | undefined;
+  private readonly envelope: UdpEnvelope;
   private onPeerError: (address: string, err: Error) => void = () => undefined;
   private started = false;
   private fatal = false;
@@ -93,6 +132,7 @@ export class UdpBind implements DatagramBind {
     this.family = family;
     this.connectPeers = options.connectPeers ?? true;
     this.bindAddress = options.address;
+    this.envelope = options.envelope ?? DEFAULT_ENVELOPE;
     const local = socket.address();
     this.port = local.port;
     this.address = local.address;
@@ -128,6 +168,13 @@ export class UdpBind implements DatagramBind {
       socket.once('error', onError);
       socket.bind({ port, address, exclusive: true }, () => {
         socket.removeListener('error', onError);
+        try {
+          setEnvelope(socket, family, options.envelope ?? DEFAULT_ENVELOPE);
+        } catch (err) {
+          socket.close();
+          reject(err);
+          return;
+        }
         for (const set of [socket.setRecvBufferSize, socket.setSendBufferSize]) {
           try {
             set.call(socket, UDP_SOCKET_BUFFER_BYTES);
@@ -189,6 +236,13 @@ export class UdpBind implements DatagramBind {
     socket.on('error', (err) => this.onPeerError(address, err));
     socket.on('message', () => undefined);
     socket.bind({ port: 0, address: this.bindAddress }, () => {
+      try {
+        setEnvelope(socket, this.family, this.envelope);
+      } catch (err) {
+        // Sends stay on the bound socket, which has the envelope.
+        this.onPeerError(address, err as Error);
+        return;
+      }
       socket.connect(port, address, () => {
         peer.ready = true;
         try {

@@ -130,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         reader.BeginBatch();  // as a new batch would see the mirror change
       }
       core::RxResult rr;
-      reader.Classify(d, dl, sender, 0, &rr);
+      reader.Classify(d, dl, sender, 0, -1, &rr);
       if (rr.drop >= 0) {
         FUZZ_CHECK(Breaks(rr.drop, d, dl, cfg), "datagram refused (reason %d) for a rule it meets", rr.drop);
         continue;
