@@ -35,21 +35,40 @@ interface OuterPacket {
   inner: Buffer;
 }
 
-/** The IPv4 packets of a pcap file (Ethernet link type). */
-function pcapIpv4(file: string): Buffer[] {
+/** The IP packets (IPv4, or IPv6 with v6) of a pcap file (Ethernet link type). */
+function pcapIp(file: string, v6 = false): Buffer[] {
   const data = readFileSync(file);
   const out: Buffer[] = [];
   for (let at = 24; at + 16 <= data.length;) {
     const caplen = data.readUInt32LE(at + 8);
     const frame = data.subarray(at + 16, at + 16 + caplen);
     at += 16 + caplen;
-    if (frame.length >= 34 && frame.readUInt16BE(12) === 0x0800) out.push(frame.subarray(14));
+    if (frame.length >= (v6 ? 54 : 34) && frame.readUInt16BE(12) === (v6 ? 0x86dd : 0x0800)) out.push(frame.subarray(14));
   }
   return out;
 }
+const pcapIpv4 = (file: string): Buffer[] => pcapIp(file);
 
-/** VXLAN datagrams from `from` in a capture. */
+/** The 16 bytes of an IPv6 literal (full or with one ::). */
+function ipv6Bytes(text: string): Buffer {
+  const [head, tail] = text.split('::');
+  const groups = (s: string | undefined): string[] => (s === undefined || s === '' ? [] : s.split(':'));
+  const h = groups(head);
+  const tl = groups(tail);
+  const all = [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl];
+  const b = Buffer.alloc(16);
+  all.forEach((g, i) => b.writeUInt16BE(parseInt(g, 16), i * 2));
+  return b;
+}
+
+/** VXLAN datagrams from `from` (IPv4, or IPv6) in a capture. */
 function outerPackets(file: string, from: string): OuterPacket[] {
+  if (from.includes(':')) {
+    const src = ipv6Bytes(from);
+    return pcapIp(file, true)
+      .filter((ip) => ip[6] === 17 && ip.subarray(8, 24).equals(src))
+      .map((ip) => ({ tos: (ip.readUInt32BE(0) >>> 20) & 0xff, ttl: ip[7], df: false, inner: ip.subarray(40 + 8 + 8) }));
+  }
   return pcapIpv4(file)
     .filter((ip) => ip[9] === 17 && ip.subarray(12, 16).join('.') === from)
     .map((ip) => {
@@ -105,10 +124,20 @@ interface Pair {
   dir: string;
 }
 
-async function pair(t: TapLike, datapath: string, extraArgs: string[]): Promise<Pair> {
-  const topo = await createTopology(t, { hosts: 2 });
-  const [a, b] = topo.hosts;
-  await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: `${KERNEL_IP}/24` });
+/** Underlay addresses of the IPv6 variant (ULA, this test's own prefix). */
+const UNDERLAY6 = ['fd00:e2::1', 'fd00:e2::2'];
+
+async function pair(t: TapLike, datapath: string, extraArgs: string[], underlay: 4 | 6 = 4): Promise<Pair> {
+  const topo = await createTopology(t, { hosts: 2, disableIpv6: underlay === 4 });
+  let [a, b] = topo.hosts;
+  if (underlay === 6) {
+    for (const [h, addr] of [[a, UNDERLAY6[0]], [b, UNDERLAY6[1]]] as const) {
+      await exec(h.ns, ['ip', 'addr', 'add', `${addr}/64`, 'dev', h.dev, 'nodad']);
+    }
+    a = { ...a, ip: UNDERLAY6[0], cidr: `${UNDERLAY6[0]}/64` };
+    b = { ...b, ip: UNDERLAY6[1], cidr: `${UNDERLAY6[1]}/64` };
+  }
+  await addKernelVxlan(b, { vni: TEST_VNI, remotes: [a.ip], address: `${KERNEL_IP}/24`, mtu: underlay === 6 ? 1430 : 1450 });
   const v = await startVxland(t, a, { peers: [b.ip], address: `${VXLAND_IP}/24`, datapath, extraArgs });
   return { t, vxland: a, kernel: b, v, dir: tempDir(t, 'w2-envelope') };
 }
@@ -155,10 +184,11 @@ function craftedDatagram(dstMac: string, innerTos: number, id: number): Buffer {
 /** Sends datagrams from ns to ip:port with the outer TOS byte as given
  *  (a UDP socket keeps the ECN bits of IP_TOS). */
 async function sendWithOuterTos(ns: string, to: string, outerTos: number, datagrams: Buffer[]): Promise<void> {
+  const v6 = to.includes(':');
   const script = [
     'import socket, sys',
-    's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
-    `s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, ${outerTos})`,
+    v6 ? 's = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' : 's = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+    v6 ? `s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, ${outerTos})` : `s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, ${outerTos})`,
     ...datagrams.map((d) => `s.sendto(bytes.fromhex('${d.toString('hex')}'), ('${to}', ${VXLAN_PORT}))`),
   ].join('\n');
   await exec(ns, ['/usr/bin/python3', '-c', script], { timeoutMs: 10_000 });
@@ -194,6 +224,13 @@ for (const datapath of datapathsUnderTest()) {
     t.equal(big.received, 1, 'a full-size inner packet gets through');
   });
 
+  t.test(`${datapath}: --df set sets DF`, async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const p = await pair(t, datapath, ['--df', 'set']);
+    const got = await encapsulated(p, 'df-set', undefined);
+    t.same(got.map((o) => o.df), got.map(() => true), 'outer DF set');
+  });
+
   if (!native) {
     t.test('dgram: tos inherit is refused at start', async (t) => {
       if (skipUnlessRoot(t)) return;
@@ -203,6 +240,12 @@ for (const datapath of datapathsUnderTest()) {
         '--state-dir', dir, '--socket', path.join(dir, 's.sock'), '--datapath', 'dgram', '--tos', 'inherit')], { allowFail: true, timeoutMs: 15_000 });
       t.not(r.code, 0, 'exits with an error');
       t.match(r.stderr, /tos inherit needs the native data path/, 'and says why');
+    });
+    t.test('dgram: IPv6 underlay: hop limit = --ttl, traffic class the fixed DSCP', async (t) => {
+      if (skipUnlessRoot(t)) return;
+      const p = await pair(t, datapath, ['--ttl', '33', '--tos', '0x20', '--mtu', '1430'], 6);
+      const got = await encapsulated(p, 'dgram-v6', ECT0);
+      t.same(got.map((o) => [o.ttl, o.tos]), got.map(() => [33, 0x20]), 'hop limit 33, traffic class 0x20 (ECN not-ECT)');
     });
     t.test('dgram: outer CE is not looked at (no received TOS)', async (t) => {
       if (skipUnlessRoot(t)) return;
@@ -229,6 +272,22 @@ for (const datapath of datapathsUnderTest()) {
       const got = await encapsulated(p, `inherit-${inner}`, inner);
       t.same(got.map((o) => o.tos), got.map(() => outer), label);
     }
+  });
+
+  t.test('native: IPv6 underlay: hop limit = --ttl, traffic class inherited with ECN, ECN decapsulated', async (t) => {
+    if (skipUnlessRoot(t)) return;
+    const p = await pair(t, datapath, ['--ttl', '33', '--tos', 'inherit', '--mtu', '1430'], 6);
+    for (const [inner, outer] of [[0x14, 0x14], [0x20 | CE, 0x20 | ECT0]]) {
+      const got = await encapsulated(p, `v6-${inner}`, inner);
+      t.same(got.map((o) => [o.ttl, o.tos]), got.map(() => [33, outer]), `inner 0x${inner.toString(16)}: hop limit 33, traffic class 0x${outer.toString(16)}`);
+    }
+    const mac = (await p.v.json<{ mac: string }>('status')).mac;
+    const tapFile = await startCapture(t, p.dir, p.vxland.ns, p.v.dev, 'v6-tap', 'icmp');
+    await sendWithOuterTos(p.kernel.ns, p.vxland.ip, CE, [craftedDatagram(mac, ECT1, 21)]);
+    let seen: Buffer | undefined;
+    await eventually(() => (seen = pcapIpv4(tapFile).find((ip) => ip[9] === 1 && ip.readUInt16BE(4) === 21)) !== undefined,
+      { timeoutMs: CAPTURE_TIMEOUT_MS, what: 'frame 21 on the TAP' });
+    t.equal(seen![1], CE, 'outer traffic class CE over inner ECT(1): inner CE');
   });
 
   t.test('native: RFC 6040 ECN decapsulation', async (t) => {
