@@ -206,6 +206,12 @@ async function drops(v: VxlandHandle, reason: string): Promise<number> {
   return s.stats.drops[reason] ?? 0;
 }
 
+/** tx_send_error, the network's and the host's (an ICMP error comes back as a host-level one). */
+async function sendErrors(v: VxlandHandle): Promise<number> {
+  const s = await v.json<{ stats: { drops: Record<string, number> }; host: { drops: Record<string, number> } }>('status');
+  return (s.stats.drops.tx_send_error ?? 0) + (s.host.drops.tx_send_error ?? 0);
+}
+
 for (const datapath of datapathsUnderTest()) {
   const native = datapath === 'native';
 
@@ -227,8 +233,11 @@ for (const datapath of datapathsUnderTest()) {
     const p = await pair(t, datapath, []);
     const got = await encapsulated(p, 'default', 0x14);
     t.same(got.map((o) => [o.ttl, o.tos, o.df]), got.map(() => [64, 0, false]), 'ttl 64, tos 0 (ECN not-ECT: inner 0x14 is not-ECT), DF clear');
-    const big = await ping(p.vxland.ns, KERNEL_IP, { count: 1, size: 1400, timeoutS: 2 });
-    t.equal(big.received, 1, 'a full-size inner packet gets through');
+    // An underlay hop smaller than the datagrams: with DF clear they are
+    // fragmented on the way, not lost.
+    for (const h of [p.vxland, p.kernel]) await exec(h.ns, ['ip', 'link', 'set', 'dev', h.dev, 'mtu', '1400']);
+    const big = await ping(p.vxland.ns, KERNEL_IP, { count: 2, size: 1400, intervalS: 0.2, timeoutS: 2 });
+    t.equal(big.received, 2, 'full-size inner packets cross a 1400-byte underlay hop (outer datagrams fragmented)');
   });
 
   t.test(`${datapath}: --df set sets DF`, async (t) => {
@@ -236,6 +245,12 @@ for (const datapath of datapathsUnderTest()) {
     const p = await pair(t, datapath, ['--df', 'set']);
     const got = await encapsulated(p, 'df-set', undefined);
     t.same(got.map((o) => o.df), got.map(() => true), 'outer DF set');
+    for (const h of [p.vxland, p.kernel]) await exec(h.ns, ['ip', 'link', 'set', 'dev', h.dev, 'mtu', '1400']);
+    const before = await sendErrors(p.v);
+    const big = await ping(p.vxland.ns, KERNEL_IP, { count: 2, size: 1400, intervalS: 0.2, timeoutS: 1 });
+    t.equal(big.received, 0, 'a datagram over the underlay MTU with DF is not sent');
+    await eventually(async () => (await sendErrors(p.v)) - before, { until: (n) => n >= 2, timeoutMs: CAPTURE_TIMEOUT_MS, what: 'tx_send_error counted' });
+    t.pass('and counted as tx_send_error');
   });
 
   if (!native) {
