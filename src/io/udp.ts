@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 
 import { DatagramBind, SendDone } from '../ports/io';
 import { ERROR_CODES, VxlandError } from '../errors';
+import { DEFAULT_TOS, DEFAULT_TTL } from '../config/config';
 import { DGRAM_SOCKET_BUFFER_BYTES } from '../tables/limits.generated';
 import { loadAddon } from './addon';
 
@@ -38,7 +39,7 @@ export interface UdpOpenOptions {
   /** Send through per-destination connected sockets (default true). */
   connectPeers?: boolean;
   /** Outer TTL / hop limit, TOS byte and IPv4 DF of every socket (default
-   *  64, 0, false: the kernel vxlan's). */
+   *  the kernel vxlan's: 64, 0, DF clear). */
   envelope?: UdpEnvelope;
 }
 
@@ -48,7 +49,7 @@ export interface UdpEnvelope {
   df: boolean;
 }
 
-const DEFAULT_ENVELOPE: UdpEnvelope = { ttl: 64, tos: 0, df: false };
+const DEFAULT_ENVELOPE: UdpEnvelope = { ttl: DEFAULT_TTL, tos: DEFAULT_TOS, df: false };
 
 /** A bound dgram socket's file descriptor. Node keeps its handle under an
  *  internal symbol (the public-looking _handle getter is deprecated, DEP0112):
