@@ -5,7 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/bridge.cc",
-        "native/core_binding.cc", "native/core_policy.cc", "native/core_rx.cc", "native/core_srcport.cc", "native/core_suppress.cc",
+        "native/core_binding.cc", "native/core_ecn.cc", "native/core_policy.cc", "native/core_rx.cc", "native/core_srcport.cc", "native/core_suppress.cc",
         "native/core_pmtu.cc", "native/core_tx.cc",
         "native/engine_binding.cc", "native/engine_fdb.cc", "native/engine_io.cc", "native/engine_offload.cc",
         "native/engine_rx.cc", "native/engine_sched.cc", "native/engine_tx.cc",
@@ -33,7 +33,7 @@
       "target_name": "vxland_test",
       "sources": [
         "native/test_bindings.cc", "native/errors.cc",
-        "native/core_policy.cc", "native/core_rx.cc", "native/core_srcport.cc", "native/core_suppress.cc", "native/core_pmtu.cc", "native/core_tx.cc", "native/engine_fdb.cc", "native/engine_offload.cc"
+        "native/core_ecn.cc", "native/core_policy.cc", "native/core_rx.cc", "native/core_srcport.cc", "native/core_suppress.cc", "native/core_pmtu.cc", "native/core_tx.cc", "native/engine_fdb.cc", "native/engine_offload.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

@@ -14,7 +14,7 @@ _vxland() {
   )
   local -A options=(
     ["vxland"]="--help -V --version -j --json -p --pretty"
-    ["vxland run"]="--help -j --json -p --pretty --config --dev --vni --local --port --srcport --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --allow-vlan --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
+    ["vxland run"]="--help -j --json -p --pretty --config --dev --vni --local --port --srcport --mtu --address --peer --ageing --max-fdb --datapath --ttl --tos --df --state-dir --socket --log-level --metrics --accept --allow-vlan --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
     ["vxland peer"]="--help -j --json -p --pretty"
     ["vxland peer add"]="--help -j --json -p --pretty --socket --vni --dev"
     ["vxland peer del"]="--help -j --json -p --pretty --socket --vni --dev"
@@ -45,7 +45,7 @@ _vxland() {
     ["vxland reload"]="--help -j --json -p --pretty --socket --vni --dev"
   )
   local -A valued=(
-    ["vxland run"]="--config --dev --vni --local --port --srcport --mtu --address --peer --ageing --max-fdb --datapath --state-dir --socket --log-level --metrics --accept --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
+    ["vxland run"]="--config --dev --vni --local --port --srcport --mtu --address --peer --ageing --max-fdb --datapath --ttl --tos --df --state-dir --socket --log-level --metrics --accept --max-fdb-per-vtep --learn-rate --control-group --etcd --mac --bridge --log-format"
     ["vxland peer add"]="--socket --vni --dev"
     ["vxland peer del"]="--socket --vni --dev"
     ["vxland peer list"]="--socket --vni --dev"

@@ -222,7 +222,8 @@ class PacketCore : public Napi::ObjectWrap<PacketCore>, public CoreSetters<Packe
     if (!ParseVtep(ip, family_, port_, &from)) throw Napi::TypeError::New(env, std::string("not an IP literal: ") + ip);
     reader_.BeginBatch();
     RxResult r;
-    reader_.Classify(d.Data(), d.Length(), from, info[2].As<Napi::Number>().Int64Value(), &r);
+    // node:dgram hands over no outer TOS: no ECN decapsulation on this path.
+    reader_.Classify(d.Data(), d.Length(), from, info[2].As<Napi::Number>().Int64Value(), -1, &r);
     outData_[0] = r.vni;
     if (r.drop >= 0) return Napi::Number::New(env, r.drop);
     outData_[1] = static_cast<double>(r.srcMac);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core_ecn.h"
 #include "drop_reasons.h"
 #include "engine_offload.h"
 #include "limits.h"
@@ -149,7 +150,7 @@ bool RxReader::Offer(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs
   return true;
 }
 
-void RxReader::Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, RxResult* out) {
+void RxReader::Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, int outerTos, RxResult* out) {
   out->learn = false;
   out->vni = 0;
   out->net = nullptr;
@@ -185,6 +186,11 @@ void RxReader::Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, 
   const offload::RxVerdict verdict = offload::DecapVxlan(d, dl, cfg, &rf);
   if (verdict != offload::RxVerdict::kOk) {
     out->drop = DropOf(verdict);
+    return;
+  }
+  const int ecnDrop = DecapEcn(outerTos, rf.frame, rf.frameBytes);
+  if (ecnDrop >= 0) {
+    out->drop = ecnDrop;
     return;
   }
   out->srcMac = rf.srcMac;

@@ -4,7 +4,7 @@
 // node:dgram hands over. Per datagram, in the order the drop reasons are
 // counted: truncated, I flag, VNI -> network (the drops so far are
 // host-level: no network is known yet), the network's source policy, inner frame
-// (VLAN tag, MTU, own / bad source MAC: offload::DecapVxlan), static-MAC
+// (VLAN tag, MTU, own / bad source MAC: offload::DecapVxlan), ECN (core_ecn.h), static-MAC
 // conflict (FDB mirror), and whether to offer the source MAC for learning.
 // The FDB's authority (learning decisions, caps, rate, ageing) stays in
 // src/fdb/; the core only reads its mirror. No N-API, no syscalls: the
@@ -161,8 +161,10 @@ class RxReader {
    *  once per kLearnReportIntervalMs per sending VTEP while that lasts: a
    *  MAC that moves is offered from its new VTEP at once), and once a second
    *  while it stays at the same VTEP (so the table's entry does not age out
-   *  while traffic flows). */
-  void Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, RxResult* out);
+   *  while traffic flows). outerTos is the outer IP header's TOS / traffic
+   *  class for the ECN rule (core_ecn.h), -1 when the data path cannot see
+   *  it (no ECN decapsulation then). */
+  void Classify(uint8_t* d, size_t dl, const Vtep& from, int64_t nowMs, int outerTos, RxResult* out);
 
  private:
   bool Offer(uint32_t vni, uint64_t mac, const Vtep& from, int64_t nowMs);

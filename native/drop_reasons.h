@@ -26,7 +26,8 @@
   X(RxSourceNotAllowed, "rx_source_not_allowed", "rx: the sender is outside the accepted set (--accept).") \
   X(RxVlanTagged, "rx_vlan_tagged", "rx: VLAN-tagged inner frame without --allow-vlan (RFC 7348 §6.1).") \
   X(TxVlanTagged, "tx_vlan_tagged", "tx: VLAN-tagged frame from the TAP without --allow-vlan (RFC 7348 §6.1).") \
-  X(TxBadOffload, "tx_bad_offload", "tx: the TAP's offload header (virtio_net_hdr) points outside the frame: checksum start or offset beyond it.")
+  X(TxBadOffload, "tx_bad_offload", "tx: the TAP's offload header (virtio_net_hdr) points outside the frame: checksum start or offset beyond it.") \
+  X(RxEcnNotEctCe, "rx_ecn_not_ect_ce", "rx: the outer header is marked CE (congestion) but the inner packet is not ECN-capable: dropped, as RFC 6040 and the kernel do.")
 
 namespace vxland {
 

@@ -77,10 +77,21 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   if (o.Get("socketBufferBytes").IsNumber()) bufferBytes = static_cast<int>(num("socketBufferBytes"));
 
   offload_ = flag("offload");
+  const int64_t ttl = o.Get("ttl").IsUndefined() ? 64 : num("ttl");
+  const int64_t tos = o.Get("tos").IsUndefined() ? 0 : num("tos");
+  if (ttl < 1 || ttl > 255 || tos < -1 || tos > 255) throw Napi::RangeError::New(env, "NativeEngine: ttl or tos out of range");
+  envelopeTos_ = static_cast<int>(tos);
+  const bool df = o.Get("df").IsUndefined() ? false : o.Get("df").ToBoolean().Value();
 
   std::string syscall;
   int err = OpenUdpSocket(localAddr, bufferBytes, &udp_, &syscall);
   if (err != 0) ThrowSysError(env, err, syscall, localIp + " port " + std::to_string(port));
+  err = SetEnvelope(udp_.fd, family_, static_cast<int>(ttl), 0, df, &syscall);
+  if (err != 0) {
+    ::close(udp_.fd);
+    udp_.fd = -1;
+    ThrowSysError(env, err, syscall, localIp + " port " + std::to_string(port));
+  }
   if (dstPort_ == 0) dstPort_ = static_cast<uint16_t>(udp_.port);
   if (o.Get("srcPortMin").IsNumber() || o.Get("srcPortMax").IsNumber()) {
     const int64_t srcMin = num("srcPortMin");
@@ -90,7 +101,7 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
       udp_.fd = -1;
       throw Napi::RangeError::New(env, "NativeEngine: srcPortMin..srcPortMax must be within 1..65535, min <= max");
     }
-    OpenSendSockets(env, localAddr, bufferBytes, static_cast<uint16_t>(srcMin), static_cast<uint16_t>(srcMax));
+    OpenSendSockets(env, localAddr, bufferBytes, static_cast<uint16_t>(srcMin), static_cast<uint16_t>(srcMax), static_cast<int>(ttl), df);
   }
   if (!flag("gro")) {
     int zero = 0;
@@ -130,7 +141,7 @@ std::vector<int> Engine::SendFds() const {
   return fds;
 }
 
-void Engine::OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, uint16_t minPort, uint16_t maxPort) {
+void Engine::OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, uint16_t minPort, uint16_t maxPort, int ttl, bool df) {
   const uint32_t span = static_cast<uint32_t>(maxPort - minPort) + 1;
   const uint32_t wanted = std::min<uint32_t>(static_cast<uint32_t>(kSrcPortSockets), span);
   int lastErr = 0;
@@ -146,11 +157,14 @@ void Engine::OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, 
       else at.addr.in6.sin6_port = htons(port);
       UdpSocket s;
       std::string syscall;
-      const int err = OpenUdpSocket(at, bufferBytes, &s, &syscall);
+      int err = OpenUdpSocket(at, bufferBytes, &s, &syscall);
+      // The envelope (TTL, DF) of every datagram, whichever socket sends it.
+      if (err == 0) err = SetEnvelope(s.fd, family_, ttl, 0, df, &syscall);
       if (err == 0) {
         sendSockets_.push_back(s);
         break;
       }
+      if (s.fd >= 0) ::close(s.fd);
       lastErr = err;
       lastSyscall = syscall;
     }
@@ -475,10 +489,29 @@ Napi::Value Engine::ToJs(Napi::Env env, const EngineEvent& e) {
   return o;
 }
 
+/** udpSetEnvelope(fd, family: 4 | 6, ttl, tos, df): SetEnvelope on a
+ *  node:dgram socket's fd (the dgram path's sockets: node:dgram has no API
+ *  for the TOS or DF). Throws an Error with code/errno/syscall. */
+Napi::Value UdpSetEnvelope(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber() || !info[3].IsNumber()) {
+    throw Napi::TypeError::New(env, "udpSetEnvelope(fd, family, ttl, tos, df)");
+  }
+  const int ttl = info[2].As<Napi::Number>().Int32Value();
+  const int tos = info[3].As<Napi::Number>().Int32Value();
+  if (ttl < 1 || ttl > 255 || tos < 0 || tos > 255) throw Napi::RangeError::New(env, "udpSetEnvelope: ttl or tos out of range");
+  std::string syscall;
+  const int family = info[1].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  const int err = SetEnvelope(info[0].As<Napi::Number>().Int32Value(), family, ttl, tos, info[4].ToBoolean().Value(), &syscall);
+  if (err != 0) ThrowSysError(env, err, syscall, "dgram socket");
+  return env.Undefined();
+}
+
 }  // namespace engine
 
 void InitEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", engine::Engine::Define(env));
+  exports.Set("udpSetEnvelope", Napi::Function::New(env, engine::UdpSetEnvelope, "udpSetEnvelope"));
   Napi::Array names = Napi::Array::New(env, kDropReasonCount);
   for (uint32_t i = 0; i < kDropReasonCount; i++) names.Set(i, Napi::String::New(env, kDropReasonNames[i]));
   exports.Set("engineDropReasonNames", names);

@@ -14,7 +14,9 @@
 // JS surface added by InitEngine (src/io/engine.ts wraps it):
 //   new NativeEngine(options, onEvent)
 //     options: { local, port, dstPort, offload?, gso?, gro?, coalesce?
-//                (default true), socketBufferBytes? }
+//                (default true), socketBufferBytes?, ttl? (1..255, default
+//                64), tos? (0..255 or -1 = inherit, default 0), df? (bool,
+//                IPv4 only, default false) }
 //     The UDP socket is opened and bound to local:port here; dstPort 0 =
 //     the port bound. Throws an Error with code/errno/syscall (errors.h).
 //   addNetwork({ vni, mtu, ownMac: Buffer(6), tapFd, standIn?, name? }) -> slot
@@ -359,6 +361,8 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   /** Tap::~Tap posts 'tapClosed' while this is set (running, not stopping). */
   std::atomic<bool> postTapClosed_{false};
   bool coalesce_ = true;
+  /** The outer TOS setting: 0..255 or core::kTosInherit (core_ecn.h). */
+  int envelopeTos_ = 0;
   UdpSocket udp_;
   /** The send sockets, one per outer source port over the --srcport range
    *  (core_srcport.h); empty = send from udp_ (no range given). */
@@ -367,7 +371,7 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   std::vector<int> SendFds() const;
   /** Binds up to kSrcPortSockets send sockets over [minPort, maxPort]; throws
    *  a system error when none binds. */
-  void OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, uint16_t minPort, uint16_t maxPort);
+  void OpenSendSockets(Napi::Env env, const Vtep& local, int bufferBytes, uint16_t minPort, uint16_t maxPort, int ttl, bool df);
   std::vector<Fallback> startupFallbacks_;
   /** The networks (each with its TAP, source policy, VLAN option) and the FDB mirror the workers apply. */
   std::unique_ptr<core::Context> ctx_;

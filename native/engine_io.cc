@@ -43,8 +43,8 @@ constexpr uint32_t kMaxGsoBytes = 65507;
 constexpr size_t kMaxMsgsPerCall = 1024;
 constexpr int kSendWaitMs = 10;
 constexpr int kSendWaitRounds = 10;
-constexpr size_t kCmsgBytes = CMSG_SPACE(sizeof(uint16_t));
-constexpr size_t kRxCmsgBytes = CMSG_SPACE(sizeof(int));
+constexpr size_t kCmsgBytes = CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(int));  // UDP_SEGMENT, IP_TOS
+constexpr size_t kRxCmsgBytes = 2 * CMSG_SPACE(sizeof(int));                          // UDP_GRO, IP_TOS
 /** Control room for one error-queue entry: the extended error and the
  *  offender's address (SO_EE_OFFENDER), IPv6 at most. */
 constexpr size_t kErrCmsgBytes = CMSG_SPACE(sizeof(struct sock_extended_err) + sizeof(struct sockaddr_in6));
@@ -99,6 +99,11 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
     return fail("setsockopt(IPV6_RECVERR)");
   }
   if (family == AF_INET6 && AcceptZeroUdp6Checksums(fd) != 0) return fail("setsockopt(UDP_NO_CHECK6_RX)");
+  // The outer TOS of each datagram (its ECN field) for RFC 6040 decapsulation.
+  if (family == AF_INET && setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one)) < 0) return fail("setsockopt(IP_RECVTOS)");
+  if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof(one)) < 0) {
+    return fail("setsockopt(IPV6_RECVTCLASS)");
+  }
   SetBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, bufferBytes);
   SetBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, bufferBytes);
   if (::bind(fd, &local.addr.sa, local.len) < 0) return fail("bind");
@@ -115,6 +120,34 @@ int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::strin
   if (getsockname(fd, &bound.addr.sa, &bound.len) < 0) return fail("getsockname");
   out->port = ntohs(family == AF_INET ? bound.addr.in4.sin_port : bound.addr.in6.sin6_port);
   out->fd = fd;
+  return 0;
+}
+
+int SetEnvelope(int fd, int family, int ttl, int tos, bool df, std::string* syscall) {
+  if (family == AF_INET) {
+    if (setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) < 0) {
+      *syscall = "setsockopt(IP_TTL)";
+      return errno;
+    }
+    if (setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)) < 0) {
+      *syscall = "setsockopt(IP_TOS)";
+      return errno;
+    }
+    int pmtu = df ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT;
+    if (setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu)) < 0) {
+      *syscall = "setsockopt(IP_MTU_DISCOVER)";
+      return errno;
+    }
+    return 0;
+  }
+  if (setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof(ttl)) < 0) {
+    *syscall = "setsockopt(IPV6_UNICAST_HOPS)";
+    return errno;
+  }
+  if (setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &tos, sizeof(tos)) < 0) {
+    *syscall = "setsockopt(IPV6_TCLASS)";
+    return errno;
+  }
   return 0;
 }
 
@@ -212,14 +245,14 @@ void UdpSender::Add(const Vtep& dest, const uint8_t* head, size_t headBytes, con
     // run on into this datagram's.
     Msg& last = msgs_.back();
     if (last.total == last.segs * last.segBytes && bytes <= last.segBytes && last.segs < kMaxGsoSegments &&
-        last.total + bytes <= kMaxGsoBytes && last.net == net_ && last.sock == sock_ && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
+        last.total + bytes <= kMaxGsoBytes && last.net == net_ && last.sock == sock_ && last.tos == tos_ && memcmp(&last.dest.addr, &dest.addr, dest.len) == 0 &&
         last.dest.len == dest.len) {
       last.total += bytes;
       last.segs++;
       return;
     }
   }
-  msgs_.push_back(Msg{dest, net_, sock_, index, bytes, bytes, 1});
+  msgs_.push_back(Msg{dest, net_, sock_, tos_, index, bytes, bytes, 1});
 }
 
 void UdpSender::Expand(size_t from) {
@@ -228,7 +261,7 @@ void UdpSender::Expand(size_t from) {
     const Msg& m = msgs_[i];
     for (uint32_t s = 0; s < m.segs; s++) {
       const uint32_t len = segs_[m.segFirst + s].bytes;
-      scratch_.push_back(Msg{m.dest, m.net, m.sock, m.segFirst + s, len, len, 1});
+      scratch_.push_back(Msg{m.dest, m.net, m.sock, m.tos, m.segFirst + s, len, len, 1});
     }
   }
   msgs_.resize(from);
@@ -275,16 +308,31 @@ void UdpSender::Flush() {
         h.msg_namelen = m.dest.len;
         h.msg_iov = &iov_[first.iovFirst];
         h.msg_iovlen = last.iovFirst + last.iovCount - first.iovFirst;
-        if (m.segs > 1) {
+        if (m.segs > 1 || m.tos != 0) {
           uint8_t* c = cmsg_.get() + k * kCmsgBytes;
           h.msg_control = c;
           h.msg_controllen = kCmsgBytes;
           struct cmsghdr* cm = CMSG_FIRSTHDR(&h);
-          cm->cmsg_level = SOL_UDP;
-          cm->cmsg_type = UDP_SEGMENT;
-          cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-          uint16_t seg = static_cast<uint16_t>(m.segBytes);
-          memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+          size_t used = 0;
+          if (m.segs > 1) {
+            cm->cmsg_level = SOL_UDP;
+            cm->cmsg_type = UDP_SEGMENT;
+            cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = static_cast<uint16_t>(m.segBytes);
+            memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+            used += CMSG_SPACE(sizeof(uint16_t));
+            cm = reinterpret_cast<struct cmsghdr*>(c + used);
+          }
+          if (m.tos != 0) {
+            const bool v4 = m.dest.addr.sa.sa_family == AF_INET;
+            cm->cmsg_level = v4 ? IPPROTO_IP : IPPROTO_IPV6;
+            cm->cmsg_type = v4 ? IP_TOS : IPV6_TCLASS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            const int tos = m.tos;
+            memcpy(CMSG_DATA(cm), &tos, sizeof(tos));
+            used += CMSG_SPACE(sizeof(int));
+          }
+          h.msg_controllen = used;
         }
       }
       built = true;
@@ -443,6 +491,21 @@ int UdpReceiver::ReceiveSendErrors(int fd, Vtep* dests, int max) {
     memcpy(&v.addr, &name, v.len);
   }
   return n;
+}
+
+int UdpReceiver::Tos(int i) const {
+  const struct msghdr& h = mm_[i].msg_hdr;
+  for (struct cmsghdr* cm = CMSG_FIRSTHDR(const_cast<struct msghdr*>(&h)); cm != nullptr;
+       cm = CMSG_NXTHDR(const_cast<struct msghdr*>(&h), cm)) {
+    // IPv4 hands over one byte, IPv6 an int.
+    if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS) return *CMSG_DATA(cm);
+    if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS) {
+      int tclass;
+      memcpy(&tclass, CMSG_DATA(cm), sizeof(tclass));
+      return tclass & 0xff;
+    }
+  }
+  return -1;
 }
 
 void UdpReceiver::From(int i, Vtep* out) const {

@@ -209,6 +209,12 @@ int AcceptZeroUdp6Checksums(int fd);
  *  sets *syscall; nothing is left open. */
 int OpenUdpSocket(const Vtep& local, int bufferBytes, UdpSocket* out, std::string* syscall);
 
+/** The outer header's fixed fields on UDP socket fd: TTL / hop limit, the
+ *  socket's TOS / traffic class (the native engine passes 0: it sets the TOS
+ *  per datagram, UdpSender::SetTos), and (IPv4) DF set or clear (the
+ *  kernel's vxlan clears it). Returns 0 or the errno, *syscall set. */
+int SetEnvelope(int fd, int family, int ttl, int tos, bool df, std::string* syscall);
+
 /** Collects datagrams and sends them with sendmmsg. A datagram is one or
  *  two pieces of memory (VXLAN + inner headers, then a payload slice) that
  *  must stay valid until Flush(): TSO segments point into the TAP read they
@@ -234,6 +240,9 @@ class UdpSender {
   /** The send socket (core::FlowSlot of the frame, taken modulo the
    *  sockets there are) the datagrams Add()ed from now on leave from. */
   void SetSocket(uint32_t slot) { sock_ = static_cast<uint32_t>(slot % fds_.size()); }
+  /** The outer TOS / traffic class of the datagrams Add()ed from now on
+   *  (core::OuterTos); a UDP_SEGMENT run never mixes two. */
+  void SetTos(uint8_t tos) { tos_ = tos; }
   /** Queues one datagram of head[0, headBytes) + body[0, bodyBytes) for
    *  dest (body may be null). Joins the previous message into one
    *  UDP_SEGMENT run when possible. */
@@ -252,6 +261,7 @@ class UdpSender {
     Vtep dest;
     uint32_t net;       // network slot
     uint32_t sock;      // index into fds_
+    uint8_t tos;        // outer TOS; 0 goes without a cmsg (the socket's default)
     uint32_t segFirst;  // index into segs_
     uint32_t total;     // bytes of all segments
     uint32_t segBytes;  // bytes of each segment but the last
@@ -284,6 +294,7 @@ class UdpSender {
   size_t datagrams_ = 0;
   uint32_t net_ = 0;
   uint32_t sock_ = 0;
+  uint8_t tos_ = 0;
 };
 
 /** recvmmsg into fixed buffers big enough for a UDP_GRO super-datagram. */
@@ -299,6 +310,9 @@ class UdpReceiver {
   /** Bytes of each datagram in message i (the UDP_GRO segment size), or Len(i). */
   size_t SegBytes(int i) const;
   void From(int i, Vtep* out) const;
+  /** The outer TOS / traffic class of message i (IP_RECVTOS /
+   *  IPV6_RECVTCLASS), -1 when the kernel gave none. */
+  int Tos(int i) const;
   /** Drains up to max entries of the socket's error queue (IP_RECVERR /
    *  IPV6_RECVERR: ICMP errors and local send errors about datagrams already
    *  sent): dests[i] gets the destination each one was about. Returns how

@@ -129,11 +129,12 @@ void Engine::RxWorker::Handle(int n) {
     rx_.From(m, &from);
     uint8_t* data = rx_.Data(m);
     const offload::RxDatagrams dgrams = offload::SplitRxMessage(rx_.Len(m), rx_.SegBytes(m));
+    const int tos = rx_.Tos(m);  // UDP_GRO only merges datagrams of one outer TOS
     if (dgrams.count > 1) c.v[kRxGroDatagrams]++;
     c.v[kRxDatagrams] += dgrams.count;
     for (size_t i = 0; i < dgrams.count; i++) {
       core::RxResult r;
-      reader_.Classify(data + dgrams.Offset(i), dgrams.Bytes(i), from, nowMs, &r);
+      reader_.Classify(data + dgrams.Offset(i), dgrams.Bytes(i), from, nowMs, tos, &r);
       // Every datagram of a UDP_GRO message comes from the same sender
       // (the tally caches the last lookup).
       VtepCounts* vc = tally_.At(from, r.net == nullptr ? kHostNet : r.net->slot + 1);

@@ -8,6 +8,7 @@
 
 #include "core_pmtu.h"
 #include "core_srcport.h"
+#include "core_ecn.h"
 #include "core_suppress.h"
 #include "core_tx.h"
 
@@ -213,6 +214,7 @@ void Engine::Forward(UdpSender& sender, const core::Network& net, const struct v
   const Vtep* dests = to.dests;
   const size_t ndest = to.count;
   if (ndest == 0) return c.NetDrop(net.slot, kTxNoDestination, static_cast<uint64_t>(segs));
+  sender.SetTos(core::OuterTos(envelopeTos_, frame, flen));  // a super-frame's segments share the inner header
   if (gso) {
     const size_t stride = kVxlanHeaderBytes + layout.hdrLen;
     for (int s = 0; s < segs; s++) WriteVxlanHeader(out + s * stride, net.vni);

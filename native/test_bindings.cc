@@ -17,6 +17,9 @@
 //       the engine's GRO plan (engine_offload.h) as its rx worker runs it
 //   engineTxDropForTest(vnetHdrAndFrame, mtu, allowVlan) -> drop reason name | null
 //       the packet core's frame checks (core_tx.h TxFrameDrop)
+//   coreOuterTosForTest(tosSetting (-1 = inherit), frame) -> outer TOS byte
+//   coreDecapEcnForTest(outerTos, frame) -> drop reason name | null; frame
+//       changed in place as delivered (core_ecn.h)
 
 #include <napi.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "core_ecn.h"
 #include "core_tx.h"
 #include "drop_reasons.h"
 #include "engine_core.h"
@@ -157,6 +161,21 @@ Napi::Value ShutdownRead(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+Napi::Value OuterTosForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "coreOuterTosForTest(tos, frame)");
+  auto frame = info[1].As<Napi::Buffer<uint8_t>>();
+  return Napi::Number::New(env, vxland::core::OuterTos(info[0].As<Napi::Number>().Int32Value(), frame.Data(), frame.Length()));
+}
+
+Napi::Value DecapEcnForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "coreDecapEcnForTest(outerTos, frame)");
+  auto frame = info[1].As<Napi::Buffer<uint8_t>>();
+  const int drop = vxland::core::DecapEcn(info[0].As<Napi::Number>().Int32Value(), frame.Data(), frame.Length());
+  return drop < 0 ? env.Null() : Napi::String::New(env, vxland::kDropReasonNames[drop]);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   using namespace vxland::engine;
   exports.Set("seqpacketPair", Napi::Function::New(env, SeqpacketPair, "seqpacketPair"));
@@ -164,6 +183,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("engineSegmentForTest", Napi::Function::New(env, SegmentForTest, "engineSegmentForTest"));
   exports.Set("engineCoalesceForTest", Napi::Function::New(env, CoalesceForTest, "engineCoalesceForTest"));
   exports.Set("engineTxDropForTest", Napi::Function::New(env, TxDropForTest, "engineTxDropForTest"));
+  exports.Set("coreOuterTosForTest", Napi::Function::New(env, OuterTosForTest, "coreOuterTosForTest"));
+  exports.Set("coreDecapEcnForTest", Napi::Function::New(env, DecapEcnForTest, "coreDecapEcnForTest"));
   return exports;
 }
 

@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 N=$ROOT/native
 TMP=$(mktemp -d /tmp/vxland-core-bench-XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
-SRC=("$ROOT/scripts/core-bench/core_bench_lib.cc" "$N/core_rx.cc" "$N/core_policy.cc" "$N/core_tx.cc" "$N/core_suppress.cc" "$N/engine_fdb.cc" "$N/engine_offload.cc")
+SRC=("$ROOT/scripts/core-bench/core_bench_lib.cc" "$N/core_ecn.cc" "$N/core_rx.cc" "$N/core_policy.cc" "$N/core_tx.cc" "$N/core_suppress.cc" "$N/engine_fdb.cc" "$N/engine_offload.cc")
 build() {  # name flags...
   local name=$1; shift
   g++ -std=c++17 -O3 -fPIC -shared -I"$N" "$@" -o "$TMP/lib$name.so" "${SRC[@]}"

@@ -102,10 +102,10 @@ CXXFLAGS=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -
           -Wall -Wextra -Inative -DFUZZ_STRICT="$STRICT")
 # Only pure sources: the harnesses link the offload functions and the packet
 # core (no N-API, no syscalls) and nothing else.
-PURE_SOURCES=(native/engine_offload.cc native/core_rx.cc native/core_suppress.cc native/core_tx.cc native/core_policy.cc native/engine_fdb.cc)
+PURE_SOURCES=(native/engine_offload.cc native/core_ecn.cc native/core_rx.cc native/core_suppress.cc native/core_tx.cc native/core_policy.cc native/engine_fdb.cc)
 for t in "${targets[@]}"; do
   bin="$BIN/$t"
-  deps=("$SRC/$t.cc" "$SRC/fuzz_common.h" native/engine_offload.h native/core_rx.h native/core_tx.h native/core_suppress.h native/core_policy.h native/engine_fdb.h "${PURE_SOURCES[@]}" "$0")
+  deps=("$SRC/$t.cc" "$SRC/fuzz_common.h" native/engine_offload.h native/core_ecn.h native/core_rx.h native/core_tx.h native/core_suppress.h native/core_policy.h native/engine_fdb.h "${PURE_SOURCES[@]}" "$0")
   stale=0
   if [ ! -x "$bin" ]; then stale=1; else
     for d in "${deps[@]}"; do [ "$d" -nt "$bin" ] && stale=1; done

@@ -11,8 +11,8 @@ import type { MembershipStatus } from './ports/membership.js';
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import {
-  ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_MTU_IPV6, DEFAULT_SOCKET, LOG_LEVELS, MTU_MAX, MTU_MIN, VXLAN_IANA_PORT,
-  loadConfig, networkLabel, type ConfigFlags, type ConfigProblem,
+  ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_CONFIG_FILE, DEFAULT_DEV, DEFAULT_MTU, DEFAULT_MTU_IPV6, DEFAULT_SOCKET, DEFAULT_TOS, DEFAULT_TTL, DF_CHOICES, LOG_LEVELS,
+  MTU_MAX, MTU_MIN, VXLAN_IANA_PORT, loadConfig, networkLabel, type ConfigFlags, type ConfigProblem,
 } from './config/config.js';
 import { ifnameProblem, normalizeIp, parseDecimal, VNI_MAX } from './config/validate.js';
 import { request, stream } from './control/client.js';
@@ -102,6 +102,9 @@ export function buildProgram(): Command {
     .option('--ageing <seconds>', 'forget a learned MAC after this long without a frame from it; 0 = never (default 300)')
     .option('--max-fdb <n>', 'most learned MACs kept (default 16384)')
     .option('--datapath <kind>', `data path: ${DATAPATH_CHOICES.join(', ')} (default auto)`)
+    .option('--ttl <n>', `outer IP TTL / IPv6 hop limit 1..255 (default ${DEFAULT_TTL})`)
+    .option('--tos <n|inherit>', `outer TOS / traffic class 0..255 or inherit (the inner packet's; native data path only); ECN per RFC 6040 on the native path (default ${DEFAULT_TOS})`)
+    .option('--df <mode>', `outer IPv4 don't-fragment bit: ${DF_CHOICES.join(', ')} (default unset, as the kernel's vxlan)`)
     .option('--state-dir <dir>', 'where runtime peer/fdb changes are saved (default /var/lib/vxland)')
     .option('--socket <path>', `control socket (default ${DEFAULT_SOCKET})`)
     .option('--log-level <level>', `${LOG_LEVELS.join(', ')} (default info)`)
@@ -474,6 +477,7 @@ function formatStatus(s: StatusResult): string {
     ['pid', String(s.pid)],
     ['uptime', formatDuration(s.uptimeS)],
     ['datapath', s.offloads.length === 0 ? s.datapath : `${s.datapath} (${s.offloads.join(', ')})`],
+    ...(s.envelope === undefined ? [] : [['envelope', s.envelope] as [string, string]]),
     ['local', s.local === null ? 'any' : s.local],
     ['port', String(s.port)],
     ...(s.srcport === undefined ? [] : [['srcport', formatSrcport(s.srcport)] as [string, string]]),

@@ -14,7 +14,7 @@
 // control/handler.ts.
 
 import type { Logger } from 'pino';
-import { effectiveSuppress, networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
+import { checkEnvelopeFor, describeEnvelope, effectiveSuppress, networkLabel, resolveDatapath, type HostConfig, type NetworkConfig } from './config/config.js';
 import { appliedConfig, planReload, type NetworkReloadPlan } from './config/reload.js';
 import { ipFamily, parseCidr } from './config/validate.js';
 import { DaemonControl, saveNetworkState, type NetworkLifecycle } from './control/handler.js';
@@ -77,6 +77,7 @@ export interface RunningDaemon {
  *  error. */
 export async function runDaemon(config: HostConfig, reloadConfig?: () => HostConfig, options: DaemonOptions = {}): Promise<RunningDaemon> {
   const datapathKind = resolveDatapath(config.datapath, nativeEngineSupported);
+  checkEnvelopeFor(config, datapathKind);
   const log = createLogger({ level: config.logLevel, format: options.logFormat });
   const startedMs = Date.now();
 
@@ -110,7 +111,10 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
   // The kernel vxlan's default too: the namespace's ephemeral range.
   const srcPorts = config.srcport ?? hostFacts.localPortRange() ?? FALLBACK_SRC_PORTS;
   const plane: DataPlane = await startOrUndo(() =>
-    openDataPlane({ kind: datapathKind, local: config.local, family: config.family, port: config.port, srcPorts, hostStats, log }));
+    openDataPlane({
+      kind: datapathKind, local: config.local, family: config.family, port: config.port, srcPorts, hostStats, log,
+      envelope: { ttl: config.ttl, tos: config.tos, df: config.df },
+    }));
   cleanups.push(() => plane.stop());
 
   const networks = new Networks();
@@ -405,7 +409,7 @@ export async function runDaemon(config: HostConfig, reloadConfig?: () => HostCon
 
   const handler = new DaemonControl({
     host: { port: config.port, local: config.local, family: config.family, srcPorts },
-    datapath: { kind: datapathKind, offloads: () => plane.offloads(), srcPorts: plane.srcPorts },
+    datapath: { kind: datapathKind, offloads: () => plane.offloads(), srcPorts: plane.srcPorts, envelope: describeEnvelope(config, datapathKind) },
     networks, lifecycle, hostStats, hostFacts, log, startedMs, membership, reload: reloadInTurn,
     hostConfig: () => current,
   });

@@ -10,6 +10,9 @@ import { TapDevice } from './io/tap.js';
 import { UdpBind } from './io/udp.js';
 import type { PacketClassifier } from './ports/core.js';
 
+/** The ECN field of an IP TOS byte (RFC 3168). */
+const ECN_MASK = 0x03;
+
 export type { DataPlane, HostPlaneOptions, NetworkPlane, NetworkPlaneOptions } from './datapath/plane.js';
 
 /** Binds the UDP socket (EADDRINUSE etc. -> VxlandError VXLAND_SOCKET with
@@ -17,7 +20,10 @@ export type { DataPlane, HostPlaneOptions, NetworkPlane, NetworkPlaneOptions } f
  *  when it rejects. */
 export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
   if (o.kind === 'native') {
-    const engine = NativeEngine.open({ local: o.local ?? (o.family === 'udp6' ? '::' : '0.0.0.0'), port: o.port, srcPorts: o.srcPorts });
+    const engine = NativeEngine.open({
+      local: o.local ?? (o.family === 'udp6' ? '::' : '0.0.0.0'), port: o.port, srcPorts: o.srcPorts,
+      ...(o.envelope === undefined ? {} : { ttl: o.envelope.ttl, tos: o.envelope.tos === 'inherit' ? -1 : o.envelope.tos, df: o.envelope.df === 'set' }),
+    });
     return new NativePlane(
       {
         engine,
@@ -30,7 +36,12 @@ export async function openDataPlane(o: HostPlaneOptions): Promise<DataPlane> {
       o,
     );
   }
-  const bind = await UdpBind.open({ port: o.port, address: o.local ?? undefined, family: o.family, srcPorts: o.srcPorts });
+  // config checkEnvelopeFor refused tos inherit on this path. The socket's
+  // TOS goes on every datagram: its DSCP only, ECN not-ECT (a fixed ECN
+  // codepoint would claim, or mark, congestion for every inner packet).
+  const envelope = o.envelope === undefined || o.envelope.tos === 'inherit' ? undefined
+    : { ttl: o.envelope.ttl, tos: o.envelope.tos & ~ECN_MASK, df: o.envelope.df === 'set' };
+  const bind = await UdpBind.open({ port: o.port, address: o.local ?? undefined, family: o.family, srcPorts: o.srcPorts, envelope });
   if (bind.srcPortProblem !== null) o.log.warn({ srcport: `${o.srcPorts.min}-${o.srcPorts.max}` }, bind.srcPortProblem);
   let core: PacketClassifier;
   try {

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CONFIG_FILE_KEYS, ConfigInvalidError, DATAPATH_CHOICES, ETCD_LEASE_TTL_MAX_S, LOG_LEVELS, MTU_MAX, MTU_MIN, effectiveSuppress, hostToFile, loadConfig, networkFromFile,
+  CONFIG_FILE_KEYS, ConfigInvalidError, DATAPATH_CHOICES, checkEnvelopeFor, describeEnvelope, ETCD_LEASE_TTL_MAX_S, LOG_LEVELS, MTU_MAX, MTU_MIN, effectiveSuppress, hostToFile, loadConfig, networkFromFile,
   networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type ConfigProblem, type HostConfig,
 } from '../src/config/config.js';
 import { VNI_MAX } from '../src/config/validate.js';
@@ -53,12 +53,25 @@ t.test('defaults with only a vni: one host, one network', async (t) => {
   const config = load({ vni: '42' });
   t.same(config, {
     local: null, family: 'udp4', port: 4789, srcport: null, datapath: 'auto', stateDir: '/var/lib/vxland', socket: '/run/vxland/vxland.sock',
-    logLevel: 'info', metrics: null, controlGroup: null, etcd: null,
+    logLevel: 'info', metrics: null, controlGroup: null, etcd: null, ttl: 64, tos: 0, df: 'unset',
     networks: [{
       vni: 42, dev: 'vxl0', mtu: 1450, addresses: [], peers: [], fdb: [], ageingS: 300, maxFdb: 16384, maxFdbPerVtep: 4096,
       learnRatePerS: 500, accept: { kind: 'peers' }, allowVlan: false, mac: null, bridge: null, suppress: null, neigh: [],
     }],
   });
+});
+
+t.test('the outer header: --ttl, --tos (decimal, hex or inherit), --df; the file keys the same', async (t) => {
+  t.match(load({ vni: '1', ttl: '1', tos: '0x14', df: 'set' }), { ttl: 1, tos: 0x14, df: 'set' });
+  t.match(load({ vni: '1', ttl: '255', tos: '184' }), { ttl: 255, tos: 184, df: 'unset' });
+  t.match(load({ vni: '1', tos: 'inherit' }), { tos: 'inherit' });
+  t.match(load({ config: writeConfig(t, { vni: 1, ttl: 8, tos: 32, df: 'set' }) }), { ttl: 8, tos: 32, df: 'set' });
+  t.match(load({ config: writeConfig(t, { vni: 1, tos: 'inherit' }), tos: '0' }), { tos: 0 }, 'a flag overrides the file');
+  t.equal(describeEnvelope({ ttl: 64, tos: 'inherit', df: 'unset' }, 'native'), 'ttl 64, tos inherit, df unset; ECN per RFC 6040 (encap and decap)');
+  t.equal(describeEnvelope({ ttl: 9, tos: 0xb8, df: 'set' }, 'dgram'), 'ttl 9, tos 0xb8, df set; no ECN (outer not-ECT, inner never marked CE)');
+  t.doesNotThrow(() => checkEnvelopeFor({ tos: 'inherit' }, 'native'));
+  t.doesNotThrow(() => checkEnvelopeFor({ tos: 0x20 }, 'dgram'));
+  t.throws(() => checkEnvelopeFor({ tos: 'inherit' }, 'dgram'), { code: 'VXLAND_CONFIG_INVALID', message: /tos inherit needs the native data path/ });
 });
 
 t.test('the bridge: --bridge or "bridge", an interface name; null by default', async (t) => {
@@ -198,6 +211,12 @@ t.test('every validation message', async (t) => {
   refuses(t, { vni: '1', maxFdb: '0' }, 'max-fdb must be an integer >= 1');
   refuses(t, { vni: '1', datapath: 'fast' }, 'datapath must be one of auto, native, dgram (got "fast")');
   refuses(t, { vni: '1', logLevel: 'loud' }, 'log-level must be one of fatal, error, warn, info, debug, trace, silent');
+  refuses(t, { vni: '1', ttl: '0' }, 'ttl must be an integer 1..255');
+  refuses(t, { vni: '1', ttl: '256' }, 'ttl must be an integer 1..255');
+  refuses(t, { vni: '1', tos: '256' }, 'tos must be 0..255 (decimal or 0x hex) or inherit (got "256")');
+  refuses(t, { vni: '1', tos: '0x1g' }, 'tos must be 0..255');
+  refuses(t, { vni: '1', df: 'maybe' }, 'df must be one of unset, set (got "maybe")');
+  refuses(t, { vni: '1', df: 'inherit' }, 'df inherit is not supported: a Linux UDP socket cannot set DF per datagram; use set or unset');
 });
 
 t.test('suppression: "suppress" (null = on with etcd) and "neigh", normalised', async (t) => {
@@ -410,7 +429,7 @@ t.test('a host file: network keys at the top level and per-network flags are ref
   const file = writeConfig(t, HOST_FILE);
   refuses(t, { config: writeConfig(t, { vni: 42, networks: [] }) },
     '"vni" is a network setting; with "networks" in the file it belongs in each networks[] entry');
-  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, srcport, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks)');
+  refuses(t, { config: writeConfig(t, { networks: [], colour: 'red' }) }, 'unknown key "colour" (known keys: local, port, srcport, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, ttl, tos, df, networks)');
   for (const [flags, flag] of [[{ peer: ['192.0.2.9'] }, '--peer'], [{ vni: '44' }, '--vni'], [{ bridge: 'br0' }, '--bridge'], [{ allowVlan: true }, '--allow-vlan']] as Array<[ConfigFlags, string]>) {
     refuses(t, { config: file, ...flags }, `${flag} describes one network, but config file ${file} lists "networks"`);
   }

@@ -270,6 +270,10 @@ export interface TestAddon {
   engineTxDropForTest(vnetHdrAndFrame: Buffer, mtu: number, allowVlan: boolean): string | null;
   /** The TAP writes the rx coalescer plans for these inner frames. */
   engineCoalesceForTest(frames: Buffer[]): CoalescedWrite[];
+  /** The outer TOS the packet core gives a frame (native/core_ecn.h OuterTos); tos -1 = inherit. */
+  coreOuterTosForTest(tos: number, frame: Buffer): number;
+  /** RFC 6040 decapsulation of frame under outer TOS (changes frame in place): a drop reason's name, or null = deliver. */
+  coreDecapEcnForTest(outerTos: number, frame: Buffer): string | null;
 }
 
 let testAddon: TestAddon | undefined;

@@ -45,7 +45,7 @@ function setup(t: tap.Test, vnis: number[], reload?: DaemonControlOptions['reloa
   const host = loadConfig({ local: '192.0.2.1', stateDir: dir, socket: path.join(dir, 'vxland.sock'), metrics: '[::1]:9798', vni: '42' }, {}, '');
   const handler = new DaemonControl({
     host: { port: 4789, local: '192.0.2.1', family: 'udp4', srcPorts: { min: 40000, max: 40001 } },
-    datapath: { kind: 'dgram', offloads: () => [], srcPorts: [40000, 40001] },
+    datapath: { kind: 'dgram', offloads: () => [], srcPorts: [40000, 40001], envelope: 'ttl 64, tos 0x00, df unset; no ECN (outer not-ECT, inner never marked CE)' },
     networks, lifecycle, hostStats, log: pino({ level: 'silent' }), startedMs: Date.now(),
     hostFacts: { interfaceWithAddress: () => null, interfaceTowards: () => null, interfaceMtu: () => null, tcpInCsumErrors: () => 0 },
     ...(reload === undefined ? {} : { reload }),

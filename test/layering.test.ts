@@ -103,7 +103,7 @@ t.test('test-only bindings are in the test addon, never in the production one', 
   t.ok(production.includes('NativeEngine') && production.includes('PacketCore'), `read the production addon's ${production.length} exports`);
   t.same(production.filter((name) => name.includes('ForTest')), [], 'no *ForTest export in build/Release/vxland.node');
   const testOnly = Object.keys(loadTestAddon()).filter((name) => name.includes('ForTest')).sort();
-  t.same(testOnly, ['engineCoalesceForTest', 'engineSegmentForTest', 'engineTxDropForTest'], 'they are in build/Release/vxland_test.node');
+  t.same(testOnly, ['coreDecapEcnForTest', 'coreOuterTosForTest', 'engineCoalesceForTest', 'engineSegmentForTest', 'engineTxDropForTest'], 'they are in build/Release/vxland_test.node');
 });
 
 interface LoadTrace { modules: string[]; dlopened: string[] }

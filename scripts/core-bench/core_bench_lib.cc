@@ -26,7 +26,7 @@ extern "C" __attribute__((visibility("default"))) uint64_t RunRx(int iters) {
     reader.BeginBatch();
     for (int k = 0; k < 64; k++) {
       core::RxResult r;
-      reader.Classify(d.data(), d.size(), from, 1000 + i / 1000, &r);
+      reader.Classify(d.data(), d.size(), from, 1000 + i / 1000, -1, &r);
       acc += r.frameBytes + r.drop;
     }
   }

@@ -9,6 +9,7 @@
 // Host file (every key optional; each network needs a vni):
 //   { "local": "192.0.2.1", "port": 4789, "srcport": "32768-60999", "datapath": "auto", "socket": "/run/vxland/vxland.sock",
 //     "stateDir": "/var/lib/vxland", "logLevel": "info", "metrics": "127.0.0.1:9470", "controlGroup": null,
+//     "ttl": 64, "tos": 0, "df": "unset",
 //     "etcd": { "endpoints": ["http://127.0.0.1:2379"], "prefix": "/vxland", "leaseTtlS": 15,
 //       "tls": { "ca": "ca.pem", "cert": "host.pem", "key": "host-key.pem" } },
 //     "networks": [ { "vni": 42, "dev": "vxl42", "mtu": 1450, "addresses": ["10.42.0.1/24"],
@@ -89,6 +90,33 @@ export const DATAPATH_CHOICES = ['auto', 'native', 'dgram'] as const;
 export type DatapathChoice = (typeof DATAPATH_CHOICES)[number];
 /** What actually runs; see resolveDatapath(). */
 export type DatapathKind = 'native' | 'dgram';
+
+/** The kernel vxlan's defaults (`ip link add ... type vxlan`: tos 0, df
+ *  unset; ttl 0 there means the route's hop limit, 64 on Linux). */
+export const DEFAULT_TTL = 64;
+export const DEFAULT_TOS = 0;
+export const DF_CHOICES = ['unset', 'set'] as const;
+export type DfChoice = (typeof DF_CHOICES)[number];
+
+/** The outer header's settings, as the data paths take them. */
+export type Envelope = Pick<HostConfig, 'ttl' | 'tos' | 'df'>;
+
+/** The outer header as the running data path writes it, for status: what
+ *  the configuration asks, and what the path can do of it. The dgram path
+ *  sets the TOS once per socket (node:dgram has no per-datagram ancillary
+ *  data and hands over no received TOS): no ECN either way. */
+export function describeEnvelope(c: Envelope, kind: DatapathKind): string {
+  const tos = c.tos === 'inherit' ? 'tos inherit' : `tos 0x${c.tos.toString(16).padStart(2, '0')}`;
+  const ecn = kind === 'native' ? 'ECN per RFC 6040 (encap and decap)' : 'no ECN (outer not-ECT, inner never marked CE)';
+  return `ttl ${c.ttl}, ${tos}, df ${c.df}; ${ecn}`;
+}
+
+/** Refuses settings the resolved data path cannot honour (VXLAND_CONFIG_INVALID). */
+export function checkEnvelopeFor(c: Pick<HostConfig, 'tos'>, kind: DatapathKind): void {
+  if (kind === 'dgram' && c.tos === 'inherit') {
+    invalid('tos inherit needs the native data path: node:dgram cannot set a TOS per datagram; use --datapath native or a fixed --tos');
+  }
+}
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -186,6 +214,13 @@ export interface HostConfig {
   readonly controlGroup: string | null;
   /** Membership through etcd (README "Joining through etcd"); null = none. */
   readonly etcd: EtcdConfig | null;
+  /** Outer IP TTL / IPv6 hop limit of every datagram sent, 1..255. */
+  readonly ttl: number;
+  /** Outer TOS / traffic class: a fixed byte (its DSCP; the ECN bits come
+   *  from the inner packet, RFC 6040) or 'inherit' (the inner packet's). */
+  readonly tos: number | 'inherit';
+  /** Outer IPv4 DF: 'unset' (the kernel's default) or 'set'. */
+  readonly df: DfChoice;
   /** VNIs and devs are unique among them. May be empty (networks added at run time). */
   readonly networks: readonly NetworkConfig[];
 }
@@ -244,6 +279,9 @@ export interface ConfigFlags extends NetworkFlags {
   logLevel?: string;
   metrics?: string;
   controlGroup?: string;
+  ttl?: string | number;
+  tos?: string | number;
+  df?: string;
   /** --etcd URL[,URL…]: replaces the file's etcd.endpoints. */
   etcd?: string;
 }
@@ -253,7 +291,7 @@ export type ConfigEnv = Readonly<Record<string, string | undefined>>;
 
 /** The key that names a file's JSON Schema ("$schema"): accepted at the top level and ignored. */
 export const SCHEMA_KEY = '$schema';
-const HOST_KEYS = ['local', 'port', 'srcport', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd'] as const;
+const HOST_KEYS = ['local', 'port', 'srcport', 'datapath', 'socket', 'stateDir', 'logLevel', 'metrics', 'controlGroup', 'etcd', 'ttl', 'tos', 'df'] as const;
 const ETCD_KEYS = ['endpoints', 'prefix', 'leaseTtlS', 'tls'] as const;
 const ETCD_TLS_KEYS = ['ca', 'cert', 'key'] as const;
 const STATIC_FDB_KEYS = ['mac', 'vtep'] as const;
@@ -357,6 +395,12 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
 
   const etcd = problems.at('', () => etcdConfig(raw.etcd, flags.etcd, dir, localGiven), null);
   const mtuLimit = localFamily === null ? null : underlayMtuLimit(localFamily, underlayDevice(local ?? null));
+  const ttl = setting(source('ttl', '--ttl', flags.ttl), (s) => optionalIntegerIn(s, 'ttl', 1, 255, DEFAULT_TTL), DEFAULT_TTL);
+  const tos = setting(source('tos', '--tos', flags.tos), tosSetting, DEFAULT_TOS);
+  const df = setting(source('df', '--df', flags.df), (s) => {
+    if (s.value === 'inherit') invalid('df inherit is not supported: a Linux UDP socket cannot set DF per datagram; use set or unset');
+    return oneOf(s, 'df', DF_CHOICES, 'unset');
+  }, 'unset');
 
   let networks: NetworkConfig[] = [];
   if (file !== null && Object.hasOwn(raw, 'networks')) {
@@ -376,7 +420,7 @@ export function loadConfig(flags: ConfigFlags, env: ConfigEnv = {}, defaultFile:
   }
 
   problems.throwIfAny('', '', file?.locate);
-  return deepFreeze({ local: local ?? null, family, port, srcport, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, networks } satisfies HostConfig);
+  return deepFreeze({ local: local ?? null, family, port, srcport, datapath, stateDir, socket, logLevel, metrics, controlGroup, etcd, ttl, tos, df, networks } satisfies HostConfig);
 }
 
 /** One network from `vxland network add`'s flags (or the equivalent control
@@ -418,8 +462,9 @@ export function hostToFile(h: HostConfig): Record<string, unknown> & { networks:
     ...(h.etcd.tls === null ? {} : { tls: { ca: h.etcd.tls.ca, ...(h.etcd.tls.cert === null ? {} : { cert: h.etcd.tls.cert, key: h.etcd.tls.key }) } }),
   };
   return {
-    local: h.local, port: h.port, datapath: h.datapath, socket: h.socket, stateDir: h.stateDir, logLevel: h.logLevel,
-    metrics: h.metrics === null ? null : `${metricsHost}:${h.metrics.port}`, controlGroup: h.controlGroup, etcd,
+    local: h.local, port: h.port, srcport: h.srcport === null ? null : `${h.srcport.min}-${h.srcport.max}`, datapath: h.datapath,
+    socket: h.socket, stateDir: h.stateDir, logLevel: h.logLevel,
+    metrics: h.metrics === null ? null : `${metricsHost}:${h.metrics.port}`, controlGroup: h.controlGroup, etcd, ttl: h.ttl, tos: h.tos, df: h.df,
     networks: h.networks.map(networkToFile),
   };
 }
@@ -653,6 +698,16 @@ function integerIn(source: Source, label: string, min: number, max: number, unit
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
     invalid(`${label} must be an integer ${range}${unit ? ' ' + unit : ''} (got ${show(source.value)})`);
   }
+  return value;
+}
+
+/** --tos / "tos": 0..255 (decimal or 0x hex, as `ping -Q` takes it) or "inherit". */
+function tosSetting(source: Source): number | 'inherit' {
+  if (source.value === undefined) return DEFAULT_TOS;
+  if (source.value === 'inherit') return 'inherit';
+  const text = typeof source.value === 'number' ? String(source.value) : source.value;
+  const value = typeof text === 'string' && /^(0x[0-9a-f]{1,2}|\d{1,3})$/i.test(text) ? Number(text) : NaN;
+  if (!(value >= 0 && value <= 255)) invalid(`tos must be 0..255 (decimal or 0x hex) or inherit (got ${show(source.value)})`);
   return value;
 }
 

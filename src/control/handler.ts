@@ -48,6 +48,8 @@ export interface DatapathInfo {
   offloads(): string[];
   /** The outer source ports sends leave from. */
   srcPorts: readonly number[];
+  /** The outer header it writes (config/config.ts describeEnvelope). */
+  envelope: string;
 }
 
 /** The host's settings every network shares. */
@@ -189,6 +191,7 @@ export class DaemonControl implements ControlHandler {
       uptimeS: Math.floor((Date.now() - startedMs) / 1000),
       datapath: datapath.kind,
       offloads: datapath.offloads(),
+      envelope: datapath.envelope,
       port: host.port,
       srcport: { ...host.srcPorts, ports: [...datapath.srcPorts] },
       local: host.local,

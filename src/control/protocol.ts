@@ -77,6 +77,8 @@ export interface StatusResult extends Partial<NetworkStatus> {
   /** Offloads in effect on the data path: "tso" (TAP TSO and checksum
    *  offload), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
   offloads: string[];
+  /** The outer header: TTL, TOS, DF and what the path does about ECN (absent from older daemons). */
+  envelope?: string;
   port: number;
   /** Outer UDP source ports: the range and the ports bound in it (a flow's
    *  hash picks one); absent from an older daemon. */

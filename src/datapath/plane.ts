@@ -8,7 +8,7 @@
 // port is opened and handed to their data path.
 
 import type { Logger } from 'pino';
-import type { DatapathKind } from '../config/config';
+import type { DatapathKind, Envelope } from '../config/config';
 import { VxlandError } from '../errors';
 import type { Fdb } from '../fdb/fdb';
 import type { Neighbours } from '../fdb/neighbours';
@@ -30,6 +30,9 @@ export interface HostPlaneOptions {
   port: number;
   /** Outer UDP source ports per flow from this range (the daemon resolves the default). */
   srcPorts: { min: number; max: number };
+  /** The outer header's settings (config/config.ts HostConfig); what each
+   *  path does with them: describeEnvelope. Default: ttl 64, tos 0, df unset. */
+  envelope?: Envelope;
   /** Host-level drops + foreign-VNI senders. */
   hostStats: Stats;
   log: Logger;

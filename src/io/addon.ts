@@ -67,6 +67,11 @@ export interface NativeEngineOptions {
    *  it, from the bound port. */
   srcPortMin?: number;
   srcPortMax?: number;
+  /** Outer TTL / hop limit 1..255 (default 64), TOS 0..255 or -1 = inherit
+   *  (default 0, ECN per RFC 6040 either way), IPv4 DF (default false). */
+  ttl?: number;
+  tos?: number;
+  df?: boolean;
 }
 
 /** native/engine_core.h: a network's TAP for NativeEngine addNetwork(). */
@@ -149,6 +154,8 @@ export interface NativeAddon {
   packetSend(ifname: string, frame: Buffer): void;
   /** native/bridge.h: SIOCBRADDIF, dev into bridge (both must exist). */
   bridgeAddPort(bridge: string, dev: string): void;
+  /** TTL, socket TOS and IPv4 DF on a UDP socket's fd (native/engine_io.h SetEnvelope). */
+  udpSetEnvelope(fd: number, family: 4 | 6, ttl: number, tos: number, df: boolean): void;
   NativeEngine: NativeEngineConstructor;
   /** The object it returns has `result` set to the array passed in. */
   PacketCore: new (options: NativePacketCoreOptions, result: Float64Array) => PacketClassifier;

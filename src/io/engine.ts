@@ -40,6 +40,10 @@ export interface NativeEngineOpenOptions {
   socketBufferBytes?: number;
   /** Outer source ports per flow from this range (NativeEngineOptions.srcPortMin). */
   srcPorts?: { min: number; max: number };
+  /** The outer header, as NativeEngineOptions (src/io/addon.ts): tos -1 = inherit. */
+  ttl?: number;
+  tos?: number;
+  df?: boolean;
 }
 
 /** A network's TAP for NativeEngine.openNetwork(). */
@@ -131,6 +135,9 @@ export class NativeEngine implements PacketEngine {
         socketBufferBytes: o.socketBufferBytes,
         srcPortMin: o.srcPorts?.min,
         srcPortMax: o.srcPorts?.max,
+        ttl: o.ttl,
+        tos: o.tos,
+        df: o.df,
       },
       (event) => this.onEvent(event),
     );

@@ -11,6 +11,9 @@
 // Addresses are IP literals only; nothing here ever does a DNS lookup.
 // An IPv6 bind accepts datagrams with a zero UDP checksum (UDP_NO_CHECK6_RX,
 // as the kernel vxlan's udp6zerocsumrx) and sends with checksums.
+// Every socket gets the outer header's settings (TTL, a fixed TOS, DF clear
+// unless asked) through the addon's setsockopt on its fd: node:dgram has no
+// API for TOS or DF, and none for per-datagram ancillary data at all.
 
 import * as dgram from 'node:dgram';
 import { isIP } from 'node:net';
@@ -18,6 +21,7 @@ import { isIP } from 'node:net';
 import { DatagramBind, SendDone } from '../ports/io';
 import { loadAddon } from './addon';
 import { ERROR_CODES, VxlandError } from '../errors';
+import { DEFAULT_TOS, DEFAULT_TTL } from '../config/config';
 import { DGRAM_SOCKET_BUFFER_BYTES, SRC_PORT_BIND_ATTEMPTS, SRC_PORT_SOCKETS } from '../tables/limits.generated';
 
 /** Requested SO_RCVBUF / SO_SNDBUF (native/limits.h); the kernel may clamp
@@ -49,6 +53,30 @@ export interface UdpOpenOptions {
   connectPeers?: boolean;
   /** Source ports of sends: per flow from this range (see the top). */
   srcPorts?: SrcPortRange;
+  /** Outer TTL / hop limit, TOS byte and IPv4 DF of every socket (default
+   *  the kernel vxlan's: 64, 0, DF clear). */
+  envelope?: UdpEnvelope;
+}
+
+export interface UdpEnvelope {
+  ttl: number;
+  tos: number;
+  df: boolean;
+}
+
+const DEFAULT_ENVELOPE: UdpEnvelope = { ttl: DEFAULT_TTL, tos: DEFAULT_TOS, df: false };
+
+/** Applies the envelope to a bound socket; throws VxlandError('VXLAND_SOCKET'). */
+function setEnvelope(socket: dgram.Socket, family: UdpFamily, e: UdpEnvelope): void {
+  const fd = socketFd(socket);
+  if (fd === undefined) {
+    throw new VxlandError('VXLAND_SOCKET', `${ERROR_CODES.VXLAND_SOCKET}: cannot reach the dgram socket's file descriptor to set TTL/TOS/DF (node ${process.version})`);
+  }
+  try {
+    loadAddon().udpSetEnvelope(fd, familyNumber(family), e.ttl, e.tos, e.df);
+  } catch (err) {
+    throw socketError('setting TTL/TOS/DF', err);
+  }
 }
 
 /** After a connect that failed (no route), how long sends to that
@@ -111,6 +139,7 @@ export class UdpBind implements DatagramBind {
   readonly srcPortProblem: string | null;
   private readonly connectPeers: boolean;
   private readonly bindAddress: string | undefined;
+  private readonly envelope: UdpEnvelope;
   private onPeerError: (address: string, err: Error) => void = () => undefined;
   private started = false;
   private fatal = false;
@@ -124,6 +153,7 @@ export class UdpBind implements DatagramBind {
     this.family = family;
     this.connectPeers = options.connectPeers ?? true;
     this.bindAddress = options.address;
+    this.envelope = options.envelope ?? DEFAULT_ENVELOPE;
     const local = socket.address();
     this.port = local.port;
     this.address = local.address;
@@ -159,6 +189,13 @@ export class UdpBind implements DatagramBind {
       socket.once('error', onError);
       socket.bind({ port, address, exclusive: true }, () => {
         socket.removeListener('error', onError);
+        try {
+          setEnvelope(socket, family, options.envelope ?? DEFAULT_ENVELOPE);
+        } catch (err) {
+          socket.close();
+          reject(err);
+          return;
+        }
         for (const set of [socket.setRecvBufferSize, socket.setSendBufferSize]) {
           try {
             set.call(socket, UDP_SOCKET_BUFFER_BYTES);
@@ -174,7 +211,7 @@ export class UdpBind implements DatagramBind {
         }
         const range = options.srcPorts;
         if (range === undefined) return resolve(new UdpBind(socket, family, options, { sockets: [], ports: [], problem: null }));
-        bindSendSockets(family, address, range, socket.address().port).then(
+        bindSendSockets(family, address, range, socket.address().port, options.envelope ?? DEFAULT_ENVELOPE).then(
           (send) => resolve(new UdpBind(socket, family, options, send)),
           (err: unknown) => {
             socket.close();
@@ -246,6 +283,13 @@ export class UdpBind implements DatagramBind {
     socket.on('error', (err) => this.onPeerError(address, err));
     socket.on('message', () => undefined);
     socket.bind({ port: sock < 0 ? 0 : this.srcPorts[sock], address: this.bindAddress }, () => {
+      try {
+        setEnvelope(socket, this.family, this.envelope);
+      } catch (err) {
+        // Sends stay on the bound socket, which has the envelope.
+        this.onPeerError(address, err as Error);
+        return;
+      }
       socket.connect(port, address, (err?: Error) => {
         if (err !== undefined && err !== null) {
           // No route (ENETUNREACH, ...): sends go on through the bound
@@ -291,7 +335,7 @@ interface SendSockets {
 /** Binds one unconnected send socket per slot over range (SO_REUSEADDR, so
  *  the connected ones can share its port), walking on past ports taken;
  *  rejects with VXLAND_SOCKET only when none binds. */
-async function bindSendSockets(family: UdpFamily, address: string | undefined, range: SrcPortRange, ownPort: number): Promise<SendSockets> {
+async function bindSendSockets(family: UdpFamily, address: string | undefined, range: SrcPortRange, ownPort: number, envelope: UdpEnvelope): Promise<SendSockets> {
   const candidate = loadAddon().srcPortCandidate;
   const span = range.max - range.min + 1;
   const wanted = Math.min(SRC_PORT_SOCKETS, span);
@@ -302,7 +346,14 @@ async function bindSendSockets(family: UdpFamily, address: string | undefined, r
       const port = candidate(range.min, range.max, slot, attempt);
       if (port === ownPort || out.ports.includes(port)) continue;
       try {
-        out.sockets.push(await bindReusable(family, address, port));
+        const socket = await bindReusable(family, address, port);
+        try {
+          setEnvelope(socket, family, envelope);
+        } catch (err) {
+          socket.close();
+          throw err;
+        }
+        out.sockets.push(socket);
         out.ports.push(port);
         break;
       } catch (err) {

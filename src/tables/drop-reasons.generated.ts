@@ -38,9 +38,11 @@ export enum DropReason {
   TxVlanTagged = 16,
   /** tx: the TAP's offload header (virtio_net_hdr) points outside the frame: checksum start or offset beyond it. */
   TxBadOffload = 17,
+  /** rx: the outer header is marked CE (congestion) but the inner packet is not ECN-capable: dropped, as RFC 6040 and the kernel do. */
+  RxEcnNotEctCe = 18,
 }
 
-export const DROP_REASON_COUNT = 18;
+export const DROP_REASON_COUNT = 19;
 
 /** Stable snake_case names used in status output, logs and metrics, in DropReason order. */
 export const DROP_REASON_NAMES: readonly string[] = Object.freeze([
@@ -62,4 +64,5 @@ export const DROP_REASON_NAMES: readonly string[] = Object.freeze([
   'rx_vlan_tagged',
   'tx_vlan_tagged',
   'tx_bad_offload',
+  'rx_ecn_not_ect_ce',
 ]);

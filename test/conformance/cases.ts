@@ -111,6 +111,10 @@ const valid = toUs(MAC_X);
 const fullMtu = toUs(MAC_X, MTU);
 const oversize = toUs(MAC_X, MTU + 1);
 const tagged = toUs(MAC_X, TAG_THEN_IPV4, 0x8100);
+/** An IPv4 header (checksum left zero: the data path never checks it) with this TOS byte, then padding. */
+const ipv4WithTos = (tos: number): Buffer => { const b = Buffer.alloc(46); b[0] = 0x45; b[1] = tos; b.writeUInt16BE(46, 2); b[8] = 64; b[9] = 17; return b; };
+const innerCe = toUs(MAC_X, ipv4WithTos(0x03));
+const innerNotEct = fromUs(MAC_Y, ipv4WithTos(0x00));
 const taggedFullMtu = frame(OWN_MAC, MAC_X, Buffer.concat([TAG_THEN_IPV4, Buffer.alloc(MTU - 4)]), 0x8100);
 
 // ---- ARP/ND suppression: requests as the TAP's kernel sends them, and the
@@ -250,6 +254,21 @@ export const CASES: readonly ConformanceCase[] = [
     config: { peers: [PEER_B] },
     inputs: [rx(PEER_B, fullMtu)],
     expect: { delivered: [fullMtu], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
+    // native/core_ecn.h: only an outer CE changes or drops the inner packet;
+    // the loopback peers send not-ECT (and the dgram path sees no outer TOS).
+    name: 'rx: ECN: an inner CE packet under an outer not-ECT header is delivered unchanged',
+    config: { peers: [PEER_B] },
+    inputs: [rx(PEER_B, innerCe)],
+    expect: { delivered: [innerCe], rxPackets: 1, learned: [{ type: 'learned', mac: MAC_X, vtep: PEER_B }] },
+  },
+  {
+    // The outer TOS is not part of the datagram's bytes: the payload is the frame as read.
+    name: 'tx: ECN: an inner IPv4 packet goes out as read, whatever its TOS',
+    config: { peers: [PEER_B] },
+    inputs: [tx(innerNotEct)],
+    expect: { sent: [sentTo(PEER_B, innerNotEct)], txPackets: 1, used: ['flood'] },
   },
   {
     name: 'rx: shorter than a VXLAN header is truncated',

@@ -11,15 +11,18 @@
 // Input layout (missing bytes read as 0):
 //   [u24 VNI][u16 LE MTU][6 bytes own MAC][u8 options: bit 0 no coalescing,
 //   bit 1 allow VLAN-tagged frames, bit 2 the source policy refuses the
-//   sender, bit 3 every source MAC is pinned (static) at another VTEP]
+//   sender, bit 3 every source MAC is pinned (static) at another VTEP, bit 4
+//   every message arrived with an outer ECN CE (else: outer TOS unknown)]
 //   then up to 32 messages (one recvmmsg): [u16 LE length][u16 LE UDP_GRO
 //   segment size, 0 = none][length bytes: VXLAN header + frame, repeated]
 //
 // Checked beyond ASan/UBSan: the datagrams of a message tile it exactly; a
 // datagram the core delivers satisfies every rx rule (sender accepted,
 // length, I flag, VNI, tag policy, MTU, source MAC neither ours nor group nor
-// zero nor pinned elsewhere) and its frame is the datagram past the VXLAN
-// header; a refused one is refused for a rule it breaks; a source MAC is
+// zero nor pinned elsewhere, not a not-ECT IP packet under an outer CE) and
+// its frame is the datagram past the VXLAN header, an ECN-capable inner IP
+// packet under an outer CE marked CE with a valid IPv4 header checksum kept
+// valid (core_ecn.h); a refused one is refused for a rule it breaks; a source MAC is
 // offered for learning exactly once (the mirror stays empty, the clock
 // stands still). Every accepted frame is written exactly once; iovecs add up
 // to the write's bytes with no underflow; coalesced writes are consistent TSO
@@ -27,6 +30,7 @@
 #include <set>
 #include <utility>
 
+#include "../../native/core_ecn.h"
 #include "../../native/core_rx.h"
 #include "../../native/drop_reasons.h"
 #include "fuzz_common.h"
@@ -47,7 +51,30 @@ struct Rules {
   bool allowVlan;
   bool refuseSender;
   bool pinElsewhere;
+  bool outerCe;
 };
+
+/** The inner IP header's offset in frame f and its ECN field, or -1 when f
+ *  carries no IPv4/IPv6 header (written here from the frame layout, apart
+ *  from the core's parser). */
+int InnerEcn(const uint8_t* f, size_t fl, size_t* at) {
+  if (fl < 14) return -1;
+  size_t off = 12;
+  if (Get16(f + 12) == 0x8100 || Get16(f + 12) == 0x88a8) off = 16;
+  if (fl < off + 2) return -1;
+  const uint16_t type = Get16(f + off);
+  *at = off + 2;
+  if (type == 0x0800 && fl >= *at + 20 && (f[*at] >> 4) == 4) return f[*at + 1] & 3;
+  if (type == 0x86dd && fl >= *at + 40 && (f[*at] >> 4) == 6) return (f[*at + 1] >> 4) & 3;
+  return -1;
+}
+
+bool Ipv4HeaderValid(const uint8_t* ip) {
+  uint32_t s = 0;
+  for (int i = 0; i < 20; i += 2) s += Get16(ip + i);
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return s == 0xffff;
+}
 
 /** The rules a datagram must meet, as properties (which one is checked first
  *  is the core's business; the harness checks the reason is one it breaks). */
@@ -64,6 +91,10 @@ bool Breaks(int reason, const uint8_t* d, size_t dl, const Rules& cfg) {
     case vxland::kRxOwnSourceMac: return MacAt(f + 6) == cfg.ownMac;
     case vxland::kRxBadSourceMac: return MacAt(f + 6) == 0 || (f[6] & 1) != 0;
     case vxland::kRxStaticMacConflict: return cfg.pinElsewhere;
+    case vxland::kRxEcnNotEctCe: {
+      size_t at = 0;
+      return cfg.outerCe && dl >= kVxlanHeaderBytes && InnerEcn(f, dl - kVxlanHeaderBytes, &at) == 0;
+    }
     default: return false;
   }
 }
@@ -83,6 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   cfg.allowVlan = (opts & 2) != 0;
   cfg.refuseSender = (opts & 4) != 0;
   cfg.pinElsewhere = (opts & 8) != 0;
+  cfg.outerCe = (opts & 16) != 0;
 
   core::Context ctx;
   core::Network net;
@@ -129,20 +161,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ctx.mirror.Set(cfg.vni, MacAt(d + kVxlanHeaderBytes + 6), elsewhere, true);
         reader.BeginBatch();  // as a new batch would see the mirror change
       }
+      size_t ipAt = 0;
+      const int ecnBefore = dl >= kVxlanHeaderBytes ? InnerEcn(d + kVxlanHeaderBytes, dl - kVxlanHeaderBytes, &ipAt) : -1;
+      const bool v4 = ecnBefore >= 0 && (d[kVxlanHeaderBytes + ipAt] >> 4) == 4;
+      const bool sumValid = v4 && Ipv4HeaderValid(d + kVxlanHeaderBytes + ipAt);
       core::RxResult rr;
-      reader.Classify(d, dl, sender, 0, &rr);
+      reader.Classify(d, dl, sender, 0, cfg.outerCe ? 0x03 : -1, &rr);
       if (rr.drop >= 0) {
         FUZZ_CHECK(Breaks(rr.drop, d, dl, cfg), "datagram refused (reason %d) for a rule it meets", rr.drop);
         continue;
       }
       for (int rule : {vxland::kRxSourceNotAllowed, vxland::kRxTruncated, vxland::kRxNoIFlag, vxland::kRxWrongVni,
                        vxland::kRxVlanTagged, vxland::kRxOversize, vxland::kRxOwnSourceMac, vxland::kRxBadSourceMac,
-                       vxland::kRxStaticMacConflict}) {
+                       vxland::kRxStaticMacConflict, vxland::kRxEcnNotEctCe}) {
         FUZZ_CHECK(!Breaks(rule, d, dl, cfg), "datagram delivered but breaks rule %d", rule);
       }
       FUZZ_CHECK(rr.frame == d + kVxlanHeaderBytes && rr.frameBytes == dl - kVxlanHeaderBytes && rr.vni == cfg.vni &&
                      rr.srcMac == MacAt(rr.frame + 6),
                  "delivered frame is not the datagram past its VXLAN header");
+      if (ecnBefore > 0) {
+        size_t at = 0;
+        const int ecnAfter = InnerEcn(rr.frame, rr.frameBytes, &at);
+        FUZZ_CHECK(ecnAfter == (cfg.outerCe ? 3 : ecnBefore), "inner ECN %d under outer %s became %d", ecnBefore,
+                   cfg.outerCe ? "CE" : "unknown", ecnAfter);
+        FUZZ_CHECK(!sumValid || Ipv4HeaderValid(rr.frame + at), "a valid inner IPv4 checksum became invalid");
+      }
       const bool first = offered.insert({rr.vni, rr.srcMac}).second;
       FUZZ_CHECK(rr.learn == first, "source MAC %012llx offered %s", static_cast<unsigned long long>(rr.srcMac),
                  first ? "not at its first frame" : "again");

@@ -458,7 +458,11 @@ export async function linkStats(ns: string, dev: string): Promise<LinkStats> {
 
 // ---------------------------------------------------------------------------
 // Ping.
-export interface PingOptions { count?: number; intervalS?: number; timeoutS?: number; size?: number; dontFragment?: boolean }
+export interface PingOptions {
+  count?: number; intervalS?: number; timeoutS?: number; size?: number; dontFragment?: boolean;
+  /** IPv4 TOS byte of the echoes (ping -Q), ECN bits included. */
+  tos?: number;
+}
 export interface PingResult { transmitted: number; received: number; output: string }
 
 /** Sends exactly `count` (default 3, max 1000) ICMP echoes from ns to ip,
@@ -475,6 +479,7 @@ export async function ping(ns: string, dst: string, o: PingOptions = {}): Promis
   const argv = ['ping', '-n', '-q', '-c', String(count), '-i', String(intervalS), '-W', String(Math.max(1, Math.min(timeoutS, 5)))];
   if (o.size !== undefined) argv.push('-s', String(o.size));
   if (o.dontFragment) argv.push('-M', 'do');
+  if (o.tos !== undefined) argv.push('-Q', String(o.tos));
   argv.push(dst);
   const r = await exec(ns, argv, { allowFail: true, timeoutMs: (count * intervalS + timeoutS + 5) * 1000 });
   const m = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(r.stdout);
