@@ -148,7 +148,7 @@ for (const datapath of datapathsUnderTest()) {
 
     writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, '192.0.2.77'] }));
     t.same(await v.cli('reload'), { code: 0, stdout: `reloaded: changed vni ${TEST_VNI}\n`, stderr: '' }, 'a good file: exit 0, what changed');
-    t.same(await v.json('peer', 'list'), [b.ip, '192.0.2.77'], 'applied before the command returned');
+    t.same(await v.peers(), [b.ip, '192.0.2.77'], 'applied before the command returned');
 
     for (const [label, content, reason] of [
       ['broken JSON', '{ not json', /not valid JSON/],
@@ -160,7 +160,7 @@ for (const datapath of datapathsUnderTest()) {
       t.equal(r.stdout, '', `${label}: nothing on stdout`);
       t.match(r.stderr, reason, `${label}: the reason`);
       t.equal(r.stderr.split('\n').length, 2, `${label}: in one line`);
-      t.same(await v.json('peer', 'list'), [b.ip, '192.0.2.77'], `${label}: nothing changed`);
+      t.same(await v.peers(), [b.ip, '192.0.2.77'], `${label}: nothing changed`);
     }
     t.ok(v.proc.running, 'the daemon runs on');
   });
