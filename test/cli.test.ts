@@ -549,7 +549,7 @@ t.test('config check FILE: exit 0 when valid, 2 with every problem when not; no 
   const human = await vxland('config', 'check', invalid);
   t.same([human.code, human.stdout], [2, '']);
   t.same(human.stderr.split('\n'), [
-    `vxland: config file ${invalid}: unknown key "colour" (known keys: local, port, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, networks) (line 3, column 3)`,
+    `vxland: config file ${invalid}: unknown key "colour" (known keys: local, port, srcport, datapath, socket, stateDir, logLevel, metrics, controlGroup, etcd, ttl, tos, df, networks) (line 3, column 3)`,
     'vxland: port must be an integer 1..65535 (got 0) (line 2, column 3)',
     'vxland: networks[0] (vni 42): mtu must be an integer 68..65481 (got 9) (line 5, column 18)',
     'vxland: networks[0] (vni 42): peer must be an IPv4 or IPv6 address (got "x") (line 5, column 28)',

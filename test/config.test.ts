@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CONFIG_FILE_KEYS, ConfigInvalidError, DATAPATH_CHOICES, checkEnvelopeFor, describeEnvelope, ETCD_LEASE_TTL_MAX_S, LOG_LEVELS, MTU_MAX, MTU_MIN, effectiveSuppress, hostToFile, loadConfig, networkFromFile,
+  CONFIG_FILE_KEYS, ConfigInvalidError, DATAPATH_CHOICES, DEFAULT_TTL, DF_CHOICES, checkEnvelopeFor, describeEnvelope, ETCD_LEASE_TTL_MAX_S, LOG_LEVELS, MTU_MAX, MTU_MIN, effectiveSuppress, hostToFile, loadConfig, networkFromFile,
   networkFromFlags, networkToFile, resolveDatapath, type ConfigEnv, type ConfigFlags, type ConfigProblem, type HostConfig,
 } from '../src/config/config.js';
 import { VNI_MAX } from '../src/config/validate.js';
@@ -592,6 +592,8 @@ t.test('the JSON Schema knows exactly the keys the validator accepts, with its c
   t.same(defs.network.required, ['vni']);
   t.same(SCHEMA.properties.datapath.enum, [...DATAPATH_CHOICES]);
   t.same(SCHEMA.properties.logLevel.enum, [...LOG_LEVELS]);
+  t.same(SCHEMA.properties.df.enum, [...DF_CHOICES]);
+  t.same([SCHEMA.properties.ttl.minimum, SCHEMA.properties.ttl.maximum, SCHEMA.properties.ttl.default], [1, 255, DEFAULT_TTL]);
   t.same([networkProps.mtu.minimum, networkProps.mtu.maximum, networkProps.vni.maximum, defs.etcd.properties.leaseTtlS.maximum], [MTU_MIN, MTU_MAX, VNI_MAX, ETCD_LEASE_TTL_MAX_S]);
   // And each key the schema names is one the validator reads: a bad value under it is refused by name.
   for (const key of Object.keys(networkProps)) {
