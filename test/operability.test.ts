@@ -205,7 +205,7 @@ t.test('config show prints a file that config check accepts and a daemon started
   ]) t.equal((await v.cli(...args)).code, 0, `vxland ${args.join(' ')}`);
   const view = async (d: typeof v) => ({
     networks: (await d.json<any[]>('network', 'list')).map((n) => [n.vni, n.dev, n.mac, n.mtu]),
-    peers: [await d.json('peer', 'list', '--vni', '42'), await d.json('peer', 'list', '--vni', '43')],
+    peers: [await d.peers('--vni', '42'), await d.peers('--vni', '43')],
     statics: (await d.json<any[]>('fdb', 'show', '--vni', '42', '--type', 'static')).map((e) => [e.mac, e.vtep]),
     accept: (await d.json<any>('network', 'show', '--vni', '43')).accept,
   });
