@@ -11,19 +11,19 @@ constexpr uint8_t kEcnMask = 0x03;
 constexpr uint8_t kEcnNotEct = 0x00;
 constexpr uint8_t kEcnEct0 = 0x02;
 constexpr uint8_t kEcnCe = 0x03;
-constexpr size_t kIpv4HeaderBytes = 20;
-constexpr size_t kIpv6HeaderBytes = 40;
+using offload::kEtherTypeIpv4;
+using offload::kEtherTypeIpv6;
+using offload::kIpv4MinHeaderBytes;
+using offload::kIpv6HeaderBytes;
 
 /** The inner IP header: its offset in the frame and version (4 or 6), or 0. */
 int InnerIp(const uint8_t* frame, size_t flen, size_t* at) {
   if (flen < offload::kEthHeaderBytes) return 0;
-  size_t off = 12;
-  if (offload::IsTagged(frame)) off += offload::kVlanTagBytes;
-  if (flen < off + 2) return 0;
-  const uint16_t type = static_cast<uint16_t>(frame[off] << 8 | frame[off + 1]);
-  *at = off + 2;
-  if (type == 0x0800 && flen >= *at + kIpv4HeaderBytes && (frame[*at] >> 4) == 4) return 4;
-  if (type == 0x86dd && flen >= *at + kIpv6HeaderBytes && (frame[*at] >> 4) == 6) return 6;
+  const offload::L3Start l3 = offload::FindL3(frame, flen, 1);
+  const uint16_t type = l3.etherType;
+  *at = l3.offset;
+  if (type == kEtherTypeIpv4 && flen >= *at + kIpv4MinHeaderBytes && (frame[*at] >> 4) == 4) return 4;
+  if (type == kEtherTypeIpv6 && flen >= *at + kIpv6HeaderBytes && (frame[*at] >> 4) == 6) return 6;
   return 0;
 }
 

@@ -16,10 +16,10 @@ using offload::kEthHeaderBytes;
 using offload::Put16;
 using offload::Sum;
 
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr size_t kIpv4HeaderBytes = 20;
-constexpr size_t kIpv6HeaderBytes = 40;
+using offload::kEtherTypeIpv4;
+using offload::kEtherTypeIpv6;
+using offload::kIpv4MinHeaderBytes;
+using offload::kIpv6HeaderBytes;
 constexpr size_t kIcmpHeaderBytes = 8;
 constexpr uint16_t kIpv4FlagDf = 0x4000;
 constexpr uint8_t kIpProtoIcmp = 1;
@@ -63,17 +63,17 @@ void MakeRoom(uint8_t* f, size_t headroom, size_t quote) {
 
 bool Ipv4Qualifies(size_t mtu, const uint8_t* f, size_t flen) {
   const uint8_t* ip = f + kEthHeaderBytes;
-  if (mtu < kIpv4ErrorMaxBytes || flen < kEthHeaderBytes + kIpv4HeaderBytes) return false;
+  if (mtu < kIpv4ErrorMaxBytes || flen < kEthHeaderBytes + kIpv4MinHeaderBytes) return false;
   const size_t ihl = (ip[0] & 0x0f) * 4u;
   // DF and nothing else: not a fragment (the kernel's frag_off == DF).
-  if ((ip[0] >> 4) != 4 || ihl < kIpv4HeaderBytes || Get16(ip + 6) != kIpv4FlagDf) return false;
+  if ((ip[0] >> 4) != 4 || ihl < kIpv4MinHeaderBytes || Get16(ip + 6) != kIpv4FlagDf) return false;
   if (IsGroupV4Destination(ip + 16) || IsGroupOrSpecialV4Source(ip + 12)) return false;
   return ip[9] != kIpProtoIcmp || (flen > kEthHeaderBytes + ihl && !IsIcmpError(ip[ihl]));
 }
 
 size_t Ipv4Build(size_t mtu, uint8_t* f, size_t flen) {
   const uint8_t* ip = f + kEthHeaderBytes;
-  const size_t headroom = kIpv4HeaderBytes + kIcmpHeaderBytes;
+  const size_t headroom = kIpv4MinHeaderBytes + kIcmpHeaderBytes;
   const size_t quote = std::min(flen - kEthHeaderBytes, kIpv4ErrorMaxBytes - headroom);
   uint8_t src[4], dst[4];
   const uint8_t ttl = ip[8];
@@ -85,7 +85,7 @@ size_t Ipv4Build(size_t mtu, uint8_t* f, size_t flen) {
   const size_t icmpBytes = kIcmpHeaderBytes + quote;
   h[0] = 0x45;
   h[1] = 0;
-  Put16(h + 2, static_cast<uint16_t>(kIpv4HeaderBytes + icmpBytes));
+  Put16(h + 2, static_cast<uint16_t>(kIpv4MinHeaderBytes + icmpBytes));
   Put16(h + 4, 0);
   Put16(h + 6, kIpv4FlagDf);
   h[8] = ttl;
@@ -93,16 +93,16 @@ size_t Ipv4Build(size_t mtu, uint8_t* f, size_t flen) {
   h[10] = h[11] = 0;
   memcpy(h + 12, dst, 4);
   memcpy(h + 16, src, 4);
-  const uint16_t ipSum = static_cast<uint16_t>(~Fold(Sum(h, kIpv4HeaderBytes, 0)));
+  const uint16_t ipSum = static_cast<uint16_t>(~Fold(Sum(h, kIpv4MinHeaderBytes, 0)));
   memcpy(h + 10, &ipSum, 2);
-  uint8_t* m = h + kIpv4HeaderBytes;
+  uint8_t* m = h + kIpv4MinHeaderBytes;
   m[0] = kIcmpDestUnreachable;
   m[1] = kIcmpFragNeeded;
   m[2] = m[3] = m[4] = m[5] = 0;
   Put16(m + 6, static_cast<uint16_t>(mtu));
   const uint16_t sum = static_cast<uint16_t>(~Fold(Sum(m, icmpBytes, 0)));
   memcpy(m + 2, &sum, 2);
-  return kEthHeaderBytes + kIpv4HeaderBytes + icmpBytes;
+  return kEthHeaderBytes + kIpv4MinHeaderBytes + icmpBytes;
 }
 
 bool Ipv6Qualifies(size_t mtu, const uint8_t* f, size_t flen) {
@@ -167,7 +167,7 @@ bool IcmpBudget::Take(int64_t nowMs) {
 PmtuVerdict PmtuReply(IcmpBudget& budget, size_t mtuBytes, uint8_t* frame, size_t flen, int64_t nowMs, size_t* replyBytes) {
   // A group or unset source MAC has nobody to answer; a group destination MAC would become the reply's source.
   if (flen <= kEthHeaderBytes + mtuBytes || (frame[0] & 0x01) != 0 || (frame[6] & 0x01) != 0) return kNoPmtuReply;
-  const uint16_t type = Get16(frame + 12);  // a tagged frame's is 0x8100/0x88a8: never answered
+  const uint16_t type = offload::FindL3(frame, flen, 0).etherType;  // a tagged frame's is Vlan/QinQ: never answered
   const bool v4 = type == kEtherTypeIpv4 && Ipv4Qualifies(mtuBytes, frame, flen);
   const bool v6 = !v4 && type == kEtherTypeIpv6 && Ipv6Qualifies(mtuBytes, frame, flen);
   if ((!v4 && !v6) || !budget.Take(nowMs)) return kNoPmtuReply;

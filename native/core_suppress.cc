@@ -14,9 +14,10 @@ using offload::kEthHeaderBytes;
 using offload::Put16;
 using offload::Sum;
 
-constexpr uint16_t kEtherTypeArp = 0x0806;
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+using offload::kEtherTypeArp;
+using offload::kEtherTypeIpv4;
+using offload::kEtherTypeIpv6;
+using offload::kIpv6HeaderBytes;
 constexpr uint16_t kArpHrdEther = 1;
 constexpr uint16_t kArpHrdIeee802 = 6;
 constexpr uint16_t kArpOpRequest = 1;
@@ -28,7 +29,6 @@ constexpr size_t kArpSpa = kArpSha + 6;
 constexpr size_t kArpTha = kArpSpa + 4;
 constexpr size_t kArpTpa = kArpTha + 6;
 
-constexpr size_t kIpv6HeaderBytes = 40;
 constexpr uint8_t kIpProtoIcmpv6 = 58;
 constexpr uint8_t kNdHopLimit = 255;
 constexpr uint8_t kIcmpv6NeighbourSolicitation = 135;
@@ -197,7 +197,7 @@ size_t NeighbourTable::Size() const {
 SuppressVerdict SuppressReply(const NeighbourTable& table, uint32_t vni, uint8_t* frame, size_t flen, size_t capacity,
                               size_t* replyBytes) {
   if (flen < kEthHeaderBytes || capacity < flen) return kNotSuppressed;
-  const uint16_t type = Get16(frame + 12);  // a tagged frame's is 0x8100/0x88a8: never answered
+  const uint16_t type = offload::FindL3(frame, flen, 0).etherType;  // a tagged frame's is Vlan/QinQ: never answered
   if (type == kEtherTypeArp) return ArpReply(table, vni, frame, flen, replyBytes);
   if (type == kEtherTypeIpv6) return NdReply(table, vni, frame, flen, capacity, replyBytes);
   return kNotSuppressed;

@@ -9,12 +9,6 @@ namespace {
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio_net_hdr and checksums assume a little-endian host");
 
 constexpr uint8_t kIpProtoTcp = 6;
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
-constexpr uint16_t kEtherTypeVlan = 0x8100;
-constexpr uint16_t kEtherTypeQinq = 0x88a8;
-constexpr size_t kIpv4MinHeaderBytes = 20;
-constexpr size_t kIpv6HeaderBytes = 40;
 constexpr size_t kTcpMinHeaderBytes = 20;
 constexpr size_t kTcpSeqOffset = 4;
 constexpr size_t kTcpAckOffset = 8;
@@ -42,13 +36,9 @@ void Ipv4HeaderChecksum(uint8_t* ip, size_t ihl) {
 /** Ethernet with at most one tag: the inner ethertype and where L3 starts. */
 bool ParseL2(const uint8_t* f, size_t len, uint16_t* type, size_t* l3) {
   if (len < kEthHeaderBytes) return false;
-  *type = Get16(f + 12);
-  *l3 = kEthHeaderBytes;
-  if (*type == kEtherTypeVlan || *type == kEtherTypeQinq) {
-    if (len < kEthHeaderBytes + kVlanTagBytes) return false;
-    *type = Get16(f + 16);
-    *l3 += kVlanTagBytes;
-  }
+  const L3Start at = FindL3(f, len, 1);
+  *type = at.etherType;
+  *l3 = at.offset;
   return true;
 }
 
@@ -446,7 +436,17 @@ uint64_t MacAt(const uint8_t* p) {
 
 bool IsTagged(const uint8_t* p) {
   const uint16_t type = Get16(p + 12);
-  return type == kEtherTypeVlan || type == kEtherTypeQinq;
+  return type == kEtherTypeVlan || type == kEtherTypeQinQ;
+}
+
+L3Start FindL3(const uint8_t* frame, size_t len, int maxTags) {
+  size_t off = kEthHeaderBytes - 2;
+  uint16_t type = Get16(frame + off);
+  for (int tags = 0; tags < maxTags && (type == kEtherTypeVlan || type == kEtherTypeQinQ) && off + kVlanTagBytes + 2 <= len; tags++) {
+    off += kVlanTagBytes;
+    type = Get16(frame + off);
+  }
+  return L3Start{type, off + 2};
 }
 
 RxDatagrams SplitRxMessage(size_t len, size_t groSegBytes) {

@@ -55,6 +55,24 @@ inline void Put32(uint8_t* p, uint32_t v) {
 constexpr size_t kVnetHdrBytes = sizeof(struct virtio_net_hdr);  // 10
 constexpr size_t kEthHeaderBytes = 14;
 constexpr size_t kVlanTagBytes = 4;
+constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+constexpr uint16_t kEtherTypeArp = 0x0806;
+constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+constexpr uint16_t kEtherTypeVlan = 0x8100;
+constexpr uint16_t kEtherTypeQinQ = 0x88a8;
+constexpr size_t kIpv4MinHeaderBytes = 20;
+constexpr size_t kIpv6HeaderBytes = 40;
+
+/** Where an Ethernet frame's L3 header starts and its EtherType. */
+struct L3Start {
+  uint16_t etherType;
+  size_t offset;  // first byte after the EtherType field
+};
+/** Reads frame[0, len) (len >= kEthHeaderBytes) through up to maxTags
+ *  802.1Q/802.1ad tags. A tag the frame is too short to read through stops
+ *  the walk: its EtherType (kEtherTypeVlan/QinQ) is returned, so a caller
+ *  that wants IP refuses the frame. maxTags 0: the outer EtherType. */
+L3Start FindL3(const uint8_t* frame, size_t len, int maxTags);
 /** Largest IPv4 total length / IPv6 payload length: a coalesced frame never exceeds it. */
 constexpr size_t kMaxIpLengthBytes = 65535;
 

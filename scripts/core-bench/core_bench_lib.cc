@@ -12,8 +12,8 @@
 using namespace vxland;
 extern "C" __attribute__((visibility("default"))) uint64_t RunRx(int iters) {
   core::Network net{42, 1450, 0x020000000001ull};
-  core::Context ctx(net);
-  auto pol = std::make_shared<core::SourcePolicy>(); pol->mode = core::SourcePolicy::kAny; ctx.SetPolicy(pol);
+  core::Context ctx; uint32_t slot; ctx.AddNetwork(net, &slot);
+  auto pol = std::make_shared<core::SourcePolicy>(); pol->mode = core::SourcePolicy::kAny; ctx.SetPolicy(42, pol);
   core::RxReader reader(&ctx);
   Vtep from; ParseVtep("198.18.0.2", AF_INET, 4789, &from);
   ctx.mirror.Set(42, 0x0200000000aaull, from, false);
@@ -34,7 +34,7 @@ extern "C" __attribute__((visibility("default"))) uint64_t RunRx(int iters) {
 }
 extern "C" __attribute__((visibility("default"))) uint64_t RunTx(int iters) {
   core::Network net{42, 1450, 0x020000000001ull};
-  core::Context ctx(net);
+  core::Context ctx; uint32_t slot; ctx.AddNetwork(net, &slot);
   Vtep to; ParseVtep("198.18.0.2", AF_INET, 4789, &to);
   ctx.mirror.Set(42, 0x0200000000aaull, to, false);
   std::vector<uint8_t> f(14 + 64);
