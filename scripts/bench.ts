@@ -6,6 +6,7 @@
 // in `finally` and on SIGINT/SIGTERM; all traffic stays inside them) and
 // measures, RUNS times each, reporting the median:
 //   - single-stream TCP throughput (iperf3 -t 5 -J),
+//   - 4 parallel TCP streams (iperf3 -P 4 -t 5 -J; the sum received),
 //   - packet rate with 64-byte UDP payloads (iperf3 -u -l 64 -b 0; received),
 //   - ping RTT (ping -c 20 -i 0.05, average, after a 1 s pause),
 //   - CPU seconds per GB moved by the vxland processes during the TCP test
@@ -43,6 +44,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const TCP_SECONDS = 5;
+const TCP_PARALLEL_STREAMS = 4;
 const UDP_SECONDS = 5;
 const PING_COUNT = 20;
 const PING_SETTLE_MS = 1000;
@@ -89,7 +91,7 @@ const BENCHMARKS_PATH = path.join(ROOT, 'BENCHMARKS.md');
 const NETWORKS_BEGIN = '<!-- networks benchmark: written by scripts/bench.ts -->';
 const NETWORKS_END = '<!-- end of networks benchmark -->';
 
-interface Result { tcpGbps: number; udpKpps: number; rttMs: number; cpuSPerGB: number | null; note?: string }
+interface Result { tcpGbps: number; tcp4Gbps: number; udpKpps: number; rttMs: number; cpuSPerGB: number | null; note?: string }
 
 const liveNamespaces = new Set<string>();
 const liveChildren = new Set<ChildProcess>();
@@ -253,6 +255,7 @@ async function measure(env: Env): Promise<Result> {
   const tcp = await iperf(env, [], TCP_SECONDS);
   const cpu1 = pids.reduce((s, pid) => s + cpuSeconds(pid), 0);
   const tcpBytes = tcp.end.sum_received.bytes as number;
+  const tcp4 = await iperf(env, ['-P', String(TCP_PARALLEL_STREAMS)], TCP_SECONDS);
   const udp = await iperf(env, ['-u', '-l', '64', '-b', '0'], UDP_SECONDS);
   const sum = udp.end.sum;
   const received = (sum.packets as number) - (sum.lost_packets as number);
@@ -263,6 +266,7 @@ async function measure(env: Env): Promise<Result> {
   const rtt = /= [\d.]+\/([\d.]+)\//.exec(pingOut);
   return {
     tcpGbps: (tcp.end.sum_received.bits_per_second as number) / 1e9,
+    tcp4Gbps: (tcp4.end.sum_received.bits_per_second as number) / 1e9,
     udpKpps: received / (sum.seconds as number) / 1e3,
     rttMs: rtt ? Number(rtt[1]) : NaN,
     cpuSPerGB: pids.length === 0 ? null : (cpu1 - cpu0) / (tcpBytes / 1e9),
@@ -456,7 +460,7 @@ async function main(): Promise<void> {
       try {
         const r = await measure(env);
         runs.push(r);
-        process.stderr.write(`${p.label} run ${i + 1}: ${r.tcpGbps.toFixed(2)} Gbit/s, ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms, ${fmt(r.cpuSPerGB, 2)} CPU s/GB\n`);
+        process.stderr.write(`${p.label} run ${i + 1}: ${r.tcpGbps.toFixed(2)} Gbit/s, ${r.tcp4Gbps.toFixed(2)} Gbit/s x${TCP_PARALLEL_STREAMS}, ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms, ${fmt(r.cpuSPerGB, 2)} CPU s/GB\n`);
       } finally {
         await tearDown(env);
       }
@@ -464,6 +468,7 @@ async function main(): Promise<void> {
     const cpu = runs.map((r) => r.cpuSPerGB).filter((x): x is number => x !== null);
     results.set(p.label, {
       tcpGbps: median(runs.map((r) => r.tcpGbps)),
+      tcp4Gbps: median(runs.map((r) => r.tcp4Gbps)),
       udpKpps: median(runs.map((r) => r.udpKpps)),
       rttMs: median(runs.map((r) => r.rttMs)),
       cpuSPerGB: cpu.length ? median(cpu) : null,
@@ -486,7 +491,7 @@ async function main(): Promise<void> {
     const base = results.get(PAIRINGS[0]?.label ?? '');
     for (const p of base === undefined ? [] : PAIRINGS) {
       const r = results.get(p.label)!;
-      process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base!.tcpGbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
+      process.stdout.write(`${p.label}: ${r.tcpGbps.toFixed(2)} Gbit/s (${(r.tcpGbps / base!.tcpGbps).toFixed(2)}×), ${r.tcp4Gbps.toFixed(2)} Gbit/s x${TCP_PARALLEL_STREAMS} (${(r.tcp4Gbps / base!.tcp4Gbps).toFixed(2)}×), ${r.udpKpps.toFixed(0)} kpps, ${r.rttMs.toFixed(3)} ms\n`);
     }
     for (const [section, m, name] of [[networks && networksSection(networks, machine), NETWORKS, 'networks'], [etcd, ETCD, 'etcd'], [srcport, SRCPORT, 'srcport']] as const) {
       if (section === null) continue;
@@ -499,11 +504,11 @@ async function main(): Promise<void> {
   const ratio = (x: number, b: number) => `${(x / b).toFixed(2)}×`;
   const rows = PAIRINGS.map((p) => {
     const r = results.get(p.label)!;
-    return `| ${p.label} | ${r.tcpGbps.toFixed(2)} (${ratio(r.tcpGbps, base.tcpGbps)}) | ${r.udpKpps.toFixed(0)} (${ratio(r.udpKpps, base.udpKpps)}) | ${r.rttMs.toFixed(3)} (${ratio(r.rttMs, base.rttMs)}) | ${fmt(r.cpuSPerGB, 2)} |`;
+    return `| ${p.label} | ${r.tcpGbps.toFixed(2)} (${ratio(r.tcpGbps, base.tcpGbps)}) | ${r.tcp4Gbps.toFixed(2)} (${ratio(r.tcp4Gbps, base.tcp4Gbps)}) | ${r.udpKpps.toFixed(0)} (${ratio(r.udpKpps, base.udpKpps)}) | ${r.rttMs.toFixed(3)} (${ratio(r.rttMs, base.rttMs)}) | ${fmt(r.cpuSPerGB, 2)} |`;
   });
   const table = [
-    '| pairing | TCP single stream, Gbit/s (× kernel) | UDP 64 B payload, kpps received (× kernel) | ping RTT, ms (× kernel) | vxland CPU s per GB (TCP) |',
-    '|---|---|---|---|---|',
+    `| pairing | TCP single stream, Gbit/s (× kernel) | TCP ${TCP_PARALLEL_STREAMS} streams, Gbit/s (× kernel) | UDP 64 B payload, kpps received (× kernel) | ping RTT, ms (× kernel) | vxland CPU s per GB (TCP) |`,
+    '|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
   const doc = `# Benchmarks
@@ -514,7 +519,8 @@ Machine: ${machine}.
 
 Two network namespaces joined by a veth pair (underlay MTU 1500), VNI ${VNI},
 inner MTU ${INNER_MTU_BYTES}, one pairing at a time, fresh namespaces per run;
-median of ${RUNS} runs. TCP: \`iperf3 -t ${TCP_SECONDS}\` (one stream, A → B);
+median of ${RUNS} runs. TCP: \`iperf3 -t ${TCP_SECONDS}\` (one stream, A → B), then
+\`iperf3 -P ${TCP_PARALLEL_STREAMS} -t ${TCP_SECONDS}\` (the sum received);
 UDP: \`iperf3 -u -l 64 -b 0 -t ${UDP_SECONDS}\` (datagrams received per second);
 RTT: \`ping -c ${PING_COUNT} -i 0.05\` average, ${PING_SETTLE_MS / 1000} s after the UDP test.
 The vxland CPU column is user +
