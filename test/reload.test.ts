@@ -7,7 +7,7 @@ import path from 'node:path';
 import t from 'tap';
 import { loadConfig, networkFromFlags, type HostConfig } from '../src/config/config';
 import { appliedConfig, planReload } from '../src/config/reload';
-import { addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, vxlandArgv } from './helpers/netns';
+import { addKernelVxlan, createTopology, exec, ping, skipUnlessRoot, vxlandArgv, type LineProcess } from './helpers/netns';
 import { datapathsUnderTest, startVxland, tempDir, TEST_VNI } from './helpers/vxland';
 
 const base = loadConfig({ vni: '42', peer: [], dev: 'vxl0' }, {}, path.join(os.tmpdir(), 'vxland-reload-test-no-default.json'));
@@ -87,8 +87,18 @@ t.test('a full-size flood list is planned in linear time', async (t) => {
   t.same(removed.networks[0].removePeers, [peers[0]], 'and one removed');
 });
 
-/** What the issue asks of a hostile config path: a clear error in under a second. */
+/** What the issue asks of a hostile config path: a clear error in under a
+ *  second. Measured against the same operation on an ordinary input in the
+ *  same test (a node start, a reload: a loaded machine makes those slow), so
+ *  the bound is what the hostile path itself costs; a blocking read of a
+ *  FIFO never answers at all. */
 const REFUSAL_MAX_MS = 1_000;
+
+/** The first JSON log line of proc matching pred that it had not logged before this call. */
+function nextLog(proc: LineProcess, pred: (l: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>> {
+  const seen = new Set(proc.logs);
+  return proc.waitForJson((l) => !seen.has(l) && pred(l), timeoutMs);
+}
 
 for (const datapath of datapathsUnderTest()) {
   t.test(`a config file replaced by a FIFO or /dev/zero: SIGHUP logs an error at once and traffic keeps flowing (${datapath})`, async (t) => {
@@ -106,13 +116,25 @@ for (const datapath of datapathsUnderTest()) {
       ['a symlink to /dev/zero', () => symlinkSync('/dev/zero', configFile), /it is a character device, not a regular file/],
     ];
     for (const [label, replace, reason] of hostile) {
+      // Baseline: a normal reload of the same (regular, unchanged) file, right before.
+      rmSync(configFile);
+      writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip] }));
+      const normalSentMs = Date.now();
+      const normalReloaded = nextLog(v.proc, (l) => l.msg === 'config reloaded', 10_000);
+      v.proc.proc.kill('SIGHUP');
+      const baselineMs = ((await normalReloaded).time as number) - normalSentMs;
+
       rmSync(configFile);
       replace();
       const during = ping(a.ns, '10.42.0.2', { count: 20, intervalS: 0.05, timeoutS: 2 });
       const sentMs = Date.now();
+      const failing = nextLog(v.proc, (l) => l.msg === 'config reload failed; keeping the running configuration' && reason.test(String(l.err)), 10_000);
       v.proc.proc.kill('SIGHUP');
-      const failed = await v.proc.waitForJson((l) => l.msg === 'config reload failed; keeping the running configuration' && reason.test(String(l.err)), 5000);
-      t.ok((failed.time as number) - sentMs < REFUSAL_MAX_MS, `${label}: logged ${(failed.time as number) - sentMs} ms after SIGHUP: ${failed.err}`);
+      const failed = await failing;
+      const refusalMs = (failed.time as number) - sentMs;
+      t.comment(`${label}: refused ${refusalMs} ms after SIGHUP; a normal reload just before: ${baselineMs} ms`);
+      t.ok(refusalMs <= baselineMs + REFUSAL_MAX_MS,
+        `${label}: logged ${refusalMs} ms after SIGHUP, within ${REFUSAL_MAX_MS} ms of a normal reload (${baselineMs} ms): ${failed.err}`);
       const pinged = await during;
       t.equal(pinged.received, pinged.transmitted, `${label}: no ping lost across the reload (${pinged.received}/${pinged.transmitted})`);
       t.equal((await v.json<any>('status')).networks[0].dev, v.dev, `${label}: status answers`);
@@ -123,8 +145,9 @@ for (const datapath of datapathsUnderTest()) {
     rmSync(configFile);
     const spare = '198.51.100.7';
     writeFileSync(configFile, JSON.stringify({ vni: TEST_VNI, peers: [b.ip, spare] }));
+    const reloading = nextLog(v.proc, (l) => l.msg === 'config reloaded', 10_000);
     v.proc.proc.kill('SIGHUP');
-    const reloaded = await v.proc.waitForJson((l) => l.msg === 'config reloaded', 5000);
+    const reloaded = await reloading;
     t.same((reloaded.networks as Array<{ addPeers: string[] }>)[0].addPeers, [spare], 'a regular file in its place reloads again');
     t.same(await v.peers(), [b.ip, spare]);
   });
@@ -136,15 +159,26 @@ for (const datapath of datapathsUnderTest()) {
     const dir = tempDir(t, 'config');
     const fifo = path.join(dir, 'fifo.json');
     execFileSync('mkfifo', [fifo]);
-    for (const [file, reason] of [[fifo, 'it is a FIFO, not a regular file'], ['/dev/zero', 'it is a character device, not a regular file']]) {
+    const missing = path.join(dir, 'missing.json');
+    /** `vxland run --config file`, timed from spawn to exit (a node start included). */
+    const run = async (file: string) => {
       const startMs = Date.now();
       const r = await exec(a.ns, vxlandArgv('run', '--config', file, '--vni', String(TEST_VNI), '--datapath', datapath,
         '--state-dir', dir, '--socket', path.join(dir, 'vxl0.sock')), { allowFail: true, timeoutMs: 10_000 });
-      const elapsedMs = Date.now() - startMs;
+      return { ...r, elapsedMs: Date.now() - startMs };
+    };
+    for (const [file, reason] of [[fifo, 'it is a FIFO, not a regular file'], ['/dev/zero', 'it is a character device, not a regular file']]) {
+      // Baseline: the same start refused for an ordinary reason (no such file), right before.
+      const baseline = await run(missing);
+      t.not(baseline.code, 0, `${missing}: exits non-zero (${baseline.code})`);
+      t.match(baseline.stderr.trim(), `vxland: cannot read config file ${missing}`, 'a missing file is refused (the baseline)');
+      const r = await run(file);
       t.notOk(r.timedOut, `${file}: vxland run returned`);
       t.not(r.code, 0, `${file}: exits non-zero (${r.code})`);
       t.equal(r.stderr.trim(), `vxland: cannot read config file ${file}: ${reason}`, `${file}: names the problem`);
-      t.ok(elapsedMs < REFUSAL_MAX_MS, `${file}: in ${elapsedMs} ms`);
+      t.comment(`${file}: refused in ${r.elapsedMs} ms; a missing file just before: ${baseline.elapsedMs} ms`);
+      t.ok(r.elapsedMs <= baseline.elapsedMs + REFUSAL_MAX_MS,
+        `${file}: in ${r.elapsedMs} ms, within ${REFUSAL_MAX_MS} ms of refusing a missing file (${baseline.elapsedMs} ms)`);
     }
   });
 
