@@ -9,6 +9,9 @@
 # namespace's stack (nstat), vxland's drops (status --json), whether the outer
 # UDP checksums on the wire are zero (tcpdump -vv), and, for native, whether
 # its receives carry UDP_GRO super-datagrams (recvmmsg msg_len > 1500, strace).
+# Knobs: CSUM_DATAPATHS (default "native dgram"), CSUM_PEER_TX (the peer veth's tx
+# offload, default "on off"), CSUM_VXLAND_GRO / CSUM_PEER_GRO (on|off: GRO on
+# that side's veth; default as created, off), CSUM_SECONDS.
 # Needs root; run under the bench lock:
 #   flock /tmp/vxland-bench.lock scripts/csum-check.sh
 # Everything it creates is removed on exit.
@@ -45,7 +48,7 @@ printf '| vxland | kernel peer | peer veth tx offload | vxland → kernel Gbit/s
 printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for dp in ${CSUM_DATAPATHS:-native dgram}; do
   for csum in noudpcsum udpcsum; do
-    for tx in on off; do
+    for tx in ${CSUM_PEER_TX:-on off}; do
       ip netns add "$NA"; ip netns add "$NB"
       for ns in "$NA" "$NB"; do ip -n "$ns" link set lo up; nsx "$ns" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1; done
       ip link add "$DEV" netns "$NA" type veth peer name "$DEV" netns "$NB"
@@ -54,6 +57,8 @@ for dp in ${CSUM_DATAPATHS:-native dgram}; do
       nsx "$NB" ethtool -K "$DEV" tx "$tx" >/dev/null
       # CSUM_VXLAND_GRO=on: GRO on vxland's veth (veth NAPI), so the host can
       # hand vxland's UDP_GRO socket super-datagrams.
+      # CSUM_PEER_GRO=on: GRO on the kernel peer's veth.
+      [ -n "${CSUM_PEER_GRO:-}" ] && nsx "$NB" ethtool -K "$DEV" gro "$CSUM_PEER_GRO" >/dev/null
       [ -n "${CSUM_VXLAND_GRO:-}" ] && nsx "$NA" ethtool -K "$DEV" gro "$CSUM_VXLAND_GRO" >/dev/null
       ip -n "$NB" link add vxk0 type vxlan id 42 dstport 4789 local 198.18.78.2 dev "$DEV" "$csum"
       bridge -n "$NB" fdb append 00:00:00:00:00:00 dev vxk0 dst 198.18.78.1
