@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/if_tun.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -117,17 +118,25 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   }
   for (const UdpSocket& s : sendSockets_) udp_.gso = udp_.gso && s.gso;
   gsoActive_.store(udp_.gso);
+  const auto fail = [&](int e, const char* syscall) {
+    for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_, &sendErrorsFd_}) {
+      if (*open >= 0) ::close(*open);
+      *open = -1;
+    }
+    for (UdpSocket& s : sendSockets_) ::close(s.fd);
+    sendSockets_.clear();
+    ThrowSysError(env, e, syscall, "");
+  };
   for (int* fd : {&wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
     *fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (*fd < 0) {
-      err = errno;
-      for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
-        if (*open >= 0) ::close(*open);
-        *open = -1;
-      }
-      for (UdpSocket& s : sendSockets_) ::close(s.fd);
-      sendSockets_.clear();
-      ThrowSysError(env, err, "eventfd", "");
+    if (*fd < 0) fail(errno, "eventfd");
+  }
+  if (!sendSockets_.empty()) {
+    sendErrorsFd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (sendErrorsFd_ < 0) fail(errno, "epoll_create1");
+    for (const UdpSocket& s : sendSockets_) {
+      struct epoll_event ev = {};  // EPOLLERR is always reported
+      if (epoll_ctl(sendErrorsFd_, EPOLL_CTL_ADD, s.fd, &ev) < 0) fail(errno, "epoll_ctl");
     }
   }
   onEvent_ = Napi::Persistent(info[1].As<Napi::Function>());
@@ -393,7 +402,7 @@ void Engine::CloseFds() {
   rxWorker_.reset();
   txWorker_.reset();
   if (ctx_ != nullptr) ctx_->Clear();
-  for (int* fd : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_}) {
+  for (int* fd : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_, &sendErrorsFd_}) {
     if (*fd >= 0) ::close(*fd);
     *fd = -1;
   }

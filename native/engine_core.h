@@ -367,6 +367,11 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   /** The send sockets, one per outer source port over the --srcport range
    *  (core_srcport.h); empty = send from udp_ (no range given). */
   std::vector<UdpSocket> sendSockets_;
+  /** An epoll set of the send sockets (-1 without them): readable while one
+   *  has a queued error. The rx thread polls this one fd instead of every
+   *  send socket: kSrcPortSockets more fds in each of its poll() calls cost
+   *  about 8 % of its CPU and 0.1 ms of ping RTT (BENCHMARKS.md). */
+  int sendErrorsFd_ = -1;
   /** The fds the tx worker sends from: sendSockets_', else udp_'s. */
   std::vector<int> SendFds() const;
   /** Binds up to kSrcPortSockets send sockets over [minPort, maxPort]; throws

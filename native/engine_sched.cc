@@ -61,8 +61,8 @@ void Engine::RxThread() {
     p[1] = {wakeFd_, POLLIN, 0};
     p[2] = {handToRxFd_, POLLIN, 0};
     p[3] = {reconfigRxFd_, POLLIN, 0};
-    // The send sockets only for their errors (POLLERR needs no request).
-    for (const UdpSocket& s : sendSockets_) p.push_back({s.fd, 0, 0});
+    // The send sockets' errors, through their epoll set.
+    if (sendErrorsFd_ >= 0) p.push_back({sendErrorsFd_, POLLIN, 0});
     if (txHere) {
       timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
       for (int fd : tx->fds()) p.push_back({fd, POLLIN, 0});
@@ -71,8 +71,7 @@ void Engine::RxThread() {
     if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
     sleptNs += MonotonicNs() - nowNs;
     if (p[1].revents & POLLIN) return;
-    bool sendError = false;
-    for (size_t i = 0; i < sendSockets_.size(); i++) sendError = sendError || (p[kFixed + i].revents & POLLERR) != 0;
+    const bool sendError = sendErrorsFd_ >= 0 && (p[kFixed].revents & POLLIN) != 0;
     if ((p[0].revents & POLLERR) || sendError) rx->OnPollError();
     if (p[2].revents & POLLIN) Drain(handToRxFd_);
     if (p[3].revents & POLLIN) {
