@@ -28,7 +28,8 @@ class Engine::RxWorker {
   /** Picks up a changed network table (letting go of removed TAPs). */
   void Refresh() { reader_.BeginBatch(); }
 
-  /** poll() saw POLLERR: the error queue holds ICMP errors. */
+  /** poll() saw ICMP errors queued: POLLERR on the receive socket, or the
+   *  send sockets' epoll set readable. Drains both. */
   void OnPollError() { DrainErrors(NowMs()); }
 
   /** The threads are gone: everything counted goes out. */
