@@ -118,12 +118,9 @@ Engine::Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) 
   }
   for (const UdpSocket& s : sendSockets_) udp_.gso = udp_.gso && s.gso;
   gsoActive_.store(udp_.gso);
+  // CloseFds holds the one list of what an engine opens.
   const auto fail = [&](int e, const char* syscall) {
-    for (int* open : {&udp_.fd, &wakeFd_, &handToTxFd_, &handToRxFd_, &reconfigRxFd_, &reconfigTxFd_, &sendErrorsFd_}) {
-      if (*open >= 0) ::close(*open);
-      *open = -1;
-    }
-    for (UdpSocket& s : sendSockets_) ::close(s.fd);
+    CloseFds();
     sendSockets_.clear();
     ThrowSysError(env, e, syscall, "");
   };

@@ -12,8 +12,8 @@
 # Knobs: CSUM_DATAPATHS (default "native dgram"), CSUM_PEER_TX (the peer veth's tx
 # offload, default "on off"), CSUM_VXLAND_GRO / CSUM_PEER_GRO (on|off: GRO on
 # that side's veth; default as created, off), CSUM_SECONDS.
-# Needs root; run under the bench lock:
-#   flock /tmp/vxland-bench.lock scripts/csum-check.sh
+# Needs root; run under the bench lock (-o: vxland must not inherit it):
+#   flock -o /tmp/vxland-bench.lock scripts/csum-check.sh
 # Everything it creates is removed on exit.
 # Not -e: one failing case (no connectivity) is a result to print, not a reason to stop.
 set -uo pipefail
@@ -55,10 +55,10 @@ for dp in ${CSUM_DATAPATHS:-native dgram}; do
       ip -n "$NA" addr add 198.18.78.1/24 dev "$DEV"; ip -n "$NB" addr add 198.18.78.2/24 dev "$DEV"
       ip -n "$NA" link set "$DEV" up; ip -n "$NB" link set "$DEV" up
       nsx "$NB" ethtool -K "$DEV" tx "$tx" >/dev/null
-      # CSUM_VXLAND_GRO=on: GRO on vxland's veth (veth NAPI), so the host can
-      # hand vxland's UDP_GRO socket super-datagrams.
       # CSUM_PEER_GRO=on: GRO on the kernel peer's veth.
       [ -n "${CSUM_PEER_GRO:-}" ] && nsx "$NB" ethtool -K "$DEV" gro "$CSUM_PEER_GRO" >/dev/null
+      # CSUM_VXLAND_GRO=on: GRO on vxland's veth (veth NAPI), so the host can
+      # hand vxland's UDP_GRO socket super-datagrams.
       [ -n "${CSUM_VXLAND_GRO:-}" ] && nsx "$NA" ethtool -K "$DEV" gro "$CSUM_VXLAND_GRO" >/dev/null
       ip -n "$NB" link add vxk0 type vxlan id 42 dstport 4789 local 198.18.78.2 dev "$DEV" "$csum"
       bridge -n "$NB" fdb append 00:00:00:00:00:00 dev vxk0 dst 198.18.78.1
