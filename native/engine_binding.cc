@@ -11,6 +11,14 @@
 
 #include <algorithm>
 
+// Linux 6.2's <linux/if_tun.h>; older headers lack them.
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
 #include "addon.h"
 #include "core_srcport.h"
 #include "engine_core.h"
@@ -233,25 +241,37 @@ Napi::Value Engine::AddNetwork(const Napi::CallbackInfo& info) {
   const std::string context = "fd " + std::to_string(fd);
   int hdrSize = static_cast<int>(kVnetHdrBytes);
   const unsigned offloads = offload_ ? (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) : 0;
+  // UDP segmentation both ways (Linux 6.2+): coalesced UDP writes, and UDP
+  // super-frames read from senders using UDP_SEGMENT. Older kernels refuse
+  // the whole set, so it is asked for first and dropped alone.
+  const unsigned udpOffloads = offload_ ? (TUN_F_USO4 | TUN_F_USO6) : 0;
+  bool uso = false;
   if (!standIn.IsUndefined() && standIn.ToBoolean().Value()) {
     // A SOCK_SEQPACKET stand-in speaks the TAP's framing (virtio header,
     // one frame per message) and has no kernel that could refuse offloads:
-    // whoever holds its other end plays the kernel.
+    // whoever holds its other end plays the kernel, one that predates USO.
+    tapUsoRefused_.store(true);
   } else if (ioctl(fd, TUNSETVNETHDRSZ, &hdrSize) < 0) {
     ThrowSysError(env, errno, "ioctl(TUNSETVNETHDRSZ)", context);
-  } else if (ioctl(fd, TUNSETOFFLOAD, offloads) != 0) {
-    const int err = errno;
-    (void)ioctl(fd, TUNSETOFFLOAD, 0u);
-    if (offloads != 0 && !tapOffloadRefused_.exchange(true)) {
-      const char* message = "TUNSETOFFLOAD refused: reading frames one by one without TSO";
-      if (state_ == State::kRunning) Announce("tso", err, message);
-      else startupFallbacks_.push_back({"tso", err, message});
+  } else {
+    uso = udpOffloads != 0 && ioctl(fd, TUNSETOFFLOAD, offloads | udpOffloads) == 0;
+    const int usoErr = errno;
+    if (uso) {
+      // Both sets taken.
+    } else if (ioctl(fd, TUNSETOFFLOAD, offloads) != 0) {
+      const int err = errno;
+      (void)ioctl(fd, TUNSETOFFLOAD, 0u);
+      if (offloads != 0 && !tapOffloadRefused_.exchange(true)) {
+        AnnounceFallback("tso", err, "TUNSETOFFLOAD refused: reading frames one by one without TSO");
+      }
+    } else if (udpOffloads != 0 && !tapUsoRefused_.exchange(true)) {
+      AnnounceFallback("uso", usoErr, "TUNSETOFFLOAD refused USO (Linux before 6.2): UDP datagrams are read and written one by one");
     }
   }
   Napi::Value name = o.Get("name");
   Napi::Value token = o.Get("token");
   n.io = std::shared_ptr<Tap>(new Tap{this, fd, n.vni, name.IsString() ? name.As<Napi::String>().Utf8Value() : std::string(),
-                                      token.IsNumber() ? token.As<Napi::Number>().DoubleValue() : 0});
+                                      token.IsNumber() ? token.As<Napi::Number>().DoubleValue() : 0, uso});
   uint32_t slot = 0;
   if (!ctx_->AddNetwork(n, &slot)) {
     // Every slot taken: the fd stays the caller's.
@@ -366,6 +386,7 @@ Napi::Value Engine::Info(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("port", udp_.port);
   o.Set("offload", offload_ && !tapOffloadRefused_.load());
+  o.Set("uso", offload_ && !tapOffloadRefused_.load() && !tapUsoRefused_.load());
   o.Set("gso", gsoActive_.load());
   o.Set("gro", udp_.gro);
   o.Set("coalesce", coalesce_);
@@ -416,6 +437,11 @@ void Engine::Post(EngineEvent* ev) {
     cb.Call({ToJs(env, *e)});
   });
   if (s != napi_ok) delete ev;
+}
+
+void Engine::AnnounceFallback(const char* feature, int err, const std::string& message) {
+  if (state_ == State::kRunning) Announce(feature, err, message);
+  else startupFallbacks_.push_back({feature, err, message});
 }
 
 void Engine::Announce(const std::string& feature, int err, const std::string& message) {

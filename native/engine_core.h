@@ -221,10 +221,13 @@ struct Tap {
   std::string name;
   /** addNetwork's token, echoed in 'tapFailed'. */
   double token;
+  /** The TAP took TUN_F_USO4/6: UDP datagrams may be coalesced into its writes. */
+  bool uso;
   ~Tap();
 };
 
 inline int TapFd(const core::Network& n) { return static_cast<const Tap*>(n.io.get())->fd; }
+inline bool TapTakesUso(const core::Network& n) { return static_cast<const Tap*>(n.io.get())->uso; }
 
 class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine> {
  public:
@@ -288,6 +291,8 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   void Post(EngineEvent* ev);
 
   void Announce(const std::string& feature, int err, const std::string& message);
+  /** Announce now when running, else when the engine starts (JS thread only). */
+  void AnnounceFallback(const char* feature, int err, const std::string& message);
 
   void Fatal(int err, const char* syscall);
 
@@ -358,6 +363,8 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
   uint16_t dstPort_ = 0;
   bool offload_ = false;  // TAP offloads asked for
   std::atomic<bool> tapOffloadRefused_{false};
+  /** A TAP took TSO but not USO (a kernel before 6.2). */
+  std::atomic<bool> tapUsoRefused_{false};
   /** Tap::~Tap posts 'tapClosed' while this is set (running, not stopping). */
   std::atomic<bool> postTapClosed_{false};
   bool coalesce_ = true;

@@ -31,6 +31,7 @@ static_assert(sizeof(struct virtio_net_hdr) == 10, "virtio_net_hdr is 10 bytes")
 #define VIRTIO_NET_HDR_GSO_TCPV4 1
 #define VIRTIO_NET_HDR_GSO_UDP 3
 #define VIRTIO_NET_HDR_GSO_TCPV6 4
+#define VIRTIO_NET_HDR_GSO_UDP_L4 5
 #define VIRTIO_NET_HDR_GSO_ECN 0x80
 
 namespace vxland {
@@ -97,8 +98,8 @@ struct L4Info {
  *  headers) / TCP; false when the frame is anything else or malformed. */
 bool ParseTcp(const uint8_t* frame, size_t len, L4Info* out);
 
-/** The pseudo-header sum (not folded) for a TCP segment of tcpLen bytes. */
-uint64_t PseudoSum(const uint8_t* frame, const L4Info& info, size_t tcpLen);
+/** The pseudo-header sum (not folded) for an info.proto segment of l4Len bytes. */
+uint64_t PseudoSum(const uint8_t* frame, const L4Info& info, size_t l4Len);
 
 /** Completes a VIRTIO_NET_HDR_F_NEEDS_CSUM checksum of a non-GSO frame: sums
  *  frame[csumStart, len) (the field holds the pseudo-header sum, as the kernel
@@ -114,7 +115,10 @@ constexpr int kSplitNoRoom = -3;      // out/maxSegs too small
 /** Splits a GSO TCP super-frame (hdr.gso_type TCPV4/TCPV6) into MSS-sized
  *  frames with their own IPv4/IPv6 + TCP headers and full checksums (the
  *  kernel's tcp_gso_segment rules: consecutive sequence numbers and IPv4 IDs,
- *  FIN/PSH only on the last segment, CWR only on the first).
+ *  FIN/PSH only on the last segment, CWR only on the first), or a UDP one
+ *  (UDP_L4, from a sender using UDP_SEGMENT) into gso_size-payload datagrams
+ *  with their own lengths, checksums and consecutive IPv4 IDs
+ *  (__udp_gso_segment's rules).
  *  Segment i is written at out + i * (prefixBytes + hdrLen + gso_size) +
  *  prefixBytes, so the segments are contiguous and each has prefixBytes of
  *  room in front (for the VXLAN header); segLens[i] receives its length.
@@ -137,10 +141,11 @@ int TsoSplitHeaders(const uint8_t* frame, size_t len, const struct virtio_net_hd
                     uint8_t* hdrOut, size_t hdrCap, size_t prefixBytes, uint32_t* segLens, int maxSegs,
                     TsoLayout* layout);
 
-/** True when the TCP checksum of a parsed frame verifies. */
-bool TcpChecksumValid(const uint8_t* frame, const L4Info& info);
+/** True when the TCP or UDP checksum of a parsed frame verifies (a UDP
+ *  checksum of zero, "none", does not). */
+bool L4ChecksumValid(const uint8_t* frame, const L4Info& info);
 
-// ---- GRO: coalescing received TCP segments into one TSO write ----
+// ---- GRO: coalescing received TCP segments (UDP datagrams) into one TSO (USO) write ----
 
 /** One write the coalescer planned: frames first, next[first], ... (count of
  *  them) as one frame. count == 1: write frame `first` as is (hdr all zero).
@@ -166,9 +171,13 @@ struct GroFrame {
  *  frames within every flow. Coalesces consecutive, in-order, same-size TCP
  *  segments (ACK only, PSH allowed on the last; identical options, ack and
  *  window; incrementing IPv4 IDs; verified checksums) of one flow, up to
- *  maxSegs per write and kMaxIpLengthBytes. next must hold n entries; writes
- *  must hold n entries. Returns the number of writes. */
-uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes, uint32_t maxSegs);
+ *  maxSegs per write and kMaxIpLengthBytes. With udp (the TAP accepts
+ *  TUN_F_USO4/6) also consecutive same-size UDP datagrams of one flow (the
+ *  last may be shorter; checksummed and verified; same IP envelope,
+ *  incrementing IPv4 IDs), up to 64 per write: the kernel segments them again
+ *  byte for byte, or hands them to a socket with UDP_GRO as one. next must
+ *  hold n entries; writes must hold n entries. Returns the number of writes. */
+uint32_t GroPlan(GroFrame* frames, uint32_t n, uint32_t* next, GroWrite* writes, uint32_t maxSegs, bool udp);
 
 /** The single writes GroPlan's caller uses when coalescing is off: frame i
  *  alone, header all zero. writes must hold n entries; returns n. */

@@ -173,7 +173,7 @@ void Engine::WriteTap(const core::Network& net, offload::GroFrame* frames, VtepC
                       uint32_t* next, offload::GroWrite* writes, struct iovec* iov, LocalCounters& c) {
   const int fd = TapFd(net);
   uint64_t* nc = c.Net(net.slot);
-  const uint32_t nw = coalesce_ ? offload::GroPlan(frames, nf, next, writes, kMaxSegs) : offload::PlanSingles(frames, nf, writes);
+  const uint32_t nw = coalesce_ ? offload::GroPlan(frames, nf, next, writes, kMaxSegs, TapTakesUso(net)) : offload::PlanSingles(frames, nf, writes);
   for (uint32_t w = 0; w < nw; w++) {
     const offload::GroWrite& wr = writes[w];
     iov[0].iov_base = const_cast<struct virtio_net_hdr*>(&wr.hdr);

@@ -13,8 +13,9 @@
 //       then fail with EPIPE (a TAP refusing frames), its reads still work.
 //   engineSegmentForTest(vnetHdrAndFrame: Buffer, mtu) -> Buffer[] | number (kSplit* error)
 //       the engine's TSO split (engine_offload.h) as its tx worker runs it
-//   engineCoalesceForTest(frames: Buffer[]) -> [{ hdr: {...}, frame: Buffer, count, first }]
+//   engineCoalesceForTest(frames: Buffer[], udp?) -> [{ hdr: {...}, frame: Buffer, count, first }]
 //       the engine's GRO plan (engine_offload.h) as its rx worker runs it
+//       (udp: for a TAP that took TUN_F_USO4/6)
 //   engineTxDropForTest(vnetHdrAndFrame, mtu, allowVlan) -> drop reason name | null
 //       the packet core's frame checks (core_tx.h TxFrameDrop)
 //   coreOuterTosForTest(tosSetting (-1 = inherit), frame) -> outer TOS byte
@@ -95,7 +96,8 @@ Napi::Value TxDropForTest(const Napi::CallbackInfo& info) {
 
 Napi::Value CoalesceForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "engineCoalesceForTest(frames[])");
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "engineCoalesceForTest(frames[], udp?)");
+  const bool udp = info.Length() > 1 && info[1].ToBoolean().Value();
   Napi::Array in = info[0].As<Napi::Array>();
   const uint32_t n = in.Length();
   std::vector<std::vector<uint8_t>> store(n);
@@ -109,7 +111,7 @@ Napi::Value CoalesceForTest(const Napi::CallbackInfo& info) {
   }
   std::vector<uint32_t> next(n);
   std::vector<offload::GroWrite> writes(n);
-  const uint32_t nw = offload::GroPlan(frames.data(), n, next.data(), writes.data(), kMaxSegs);
+  const uint32_t nw = offload::GroPlan(frames.data(), n, next.data(), writes.data(), kMaxSegs, udp);
   Napi::Array out = Napi::Array::New(env, nw);
   for (uint32_t w = 0; w < nw; w++) {
     const offload::GroWrite& wr = writes[w];

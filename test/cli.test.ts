@@ -24,7 +24,7 @@ const NET43: NetworkStatus = {
   fdb: { size: 0, learned: 0, peers: 0 },
 };
 const HOST_PART = {
-  port: 4789, local: '192.0.2.1', datapath: 'native', offloads: ['tso', 'udp-gso', 'udp-gro', 'tcp-coalesce'], uptimeS: 3723, pid: 4321,
+  port: 4789, local: '192.0.2.1', datapath: 'native', offloads: ['tso', 'uso', 'udp-gso', 'udp-gro', 'tcp-coalesce'], uptimeS: 3723, pid: 4321,
   envelope: 'ttl 64, tos inherit, df unset; ECN per RFC 6040 (encap and decap)',
   host: { drops: { rx_no_i_flag: 2 }, dropsTotal: 2 },
 };
@@ -236,7 +236,7 @@ t.test('status, human output: the host, then one block per network', async (t) =
     [
       'pid:        4321',
       'uptime:     1h 2m 3s',
-      'datapath:   native (tso, udp-gso, udp-gro, tcp-coalesce)',
+      'datapath:   native (tso, uso, udp-gso, udp-gro, tcp-coalesce)',
       'envelope:   ttl 64, tos inherit, df unset; ECN per RFC 6040 (encap and decap)',
       'local:      192.0.2.1',
       'port:       4789',

@@ -301,6 +301,151 @@ t.test('a frame of a held flow that cannot be merged does not overtake it', asyn
     'a fragment closes every held flow between its hosts (its ports may be unreadable)');
 });
 
+// ---- UDP: USO super-frames from the TAP, coalesced UDP writes to it ----
+
+const GSO_UDP_L4 = 5;
+const UDP_HDR_BYTES = 8;
+
+interface UdpParsed { v6: boolean; l3: number; l4: number; udpLen: number }
+
+function parseUdp(f: Buffer): UdpParsed {
+  const v6 = f.readUInt16BE(12) === 0x86dd;
+  const l3 = 14;
+  const l4 = v6 ? l3 + 40 : l3 + (f[l3] & 0x0f) * 4;
+  const ipEnd = v6 ? l4 + f.readUInt16BE(l3 + 4) : l3 + f.readUInt16BE(l3 + 2);
+  return { v6, l3, l4, udpLen: ipEnd - l4 };
+}
+
+function udpPseudo(f: Buffer, p: UdpParsed, udpLen = p.udpLen): number {
+  const addrs = p.v6 ? f.subarray(p.l3 + 8, p.l3 + 40) : f.subarray(p.l3 + 12, p.l3 + 20);
+  return sum16(addrs, 17 + udpLen);
+}
+
+function udpChecksumOk(f: Buffer): boolean {
+  const p = parseUdp(f);
+  return f.readUInt16BE(p.l4 + 6) !== 0 && sum16(f.subarray(p.l4, p.l4 + p.udpLen), udpPseudo(f, p)) === 0xffff;
+}
+
+/** An Ethernet/IPv4-or-IPv6/UDP frame; its checksum full, the pseudo-header
+ *  sum a sender with offloads leaves (partial), or none (zero, IPv4 only). */
+function udpFrame(o: { v6?: boolean; payload: Buffer; id?: number; ttl?: number; srcPort?: number; csum: 'full' | 'partial' | 'zero' }): Buffer {
+  const v6 = o.v6 ?? false;
+  const eth = Buffer.from('02000000000b02000000000a' + (v6 ? '86dd' : '0800'), 'hex');
+  const udpLen = UDP_HDR_BYTES + o.payload.length;
+  const udp = Buffer.alloc(UDP_HDR_BYTES);
+  udp.writeUInt16BE(o.srcPort ?? 40000, 0);
+  udp.writeUInt16BE(5300, 2);
+  udp.writeUInt16BE(udpLen & 0xffff, 4);
+  let ip: Buffer;
+  if (v6) {
+    ip = Buffer.alloc(40);
+    ip.writeUInt32BE(0x60000000, 0);
+    ip.writeUInt16BE(udpLen & 0xffff, 4);
+    ip[6] = 17;
+    ip[7] = o.ttl ?? 64;
+    Buffer.from('fd000000000000000000000000000001fd000000000000000000000000000002', 'hex').copy(ip, 8);
+  } else {
+    ip = Buffer.alloc(20);
+    ip[0] = 0x45;
+    ip.writeUInt16BE((20 + udpLen) & 0xffff, 2);
+    ip.writeUInt16BE(o.id ?? 100, 4);
+    ip.writeUInt16BE(0x4000, 6);
+    ip[8] = o.ttl ?? 64;
+    ip[9] = 17;
+    Buffer.from('0a2a00010a2a0002', 'hex').copy(ip, 12);
+    ip.writeUInt16BE(~sum16(ip) & 0xffff, 10);
+  }
+  const f = Buffer.concat([eth, ip, udp, o.payload]);
+  const p = parseUdp(f);
+  if (o.csum === 'partial') f.writeUInt16BE(udpPseudo(f, p, udpLen), p.l4 + 6);
+  else if (o.csum === 'full') f.writeUInt16BE((~sum16(f.subarray(p.l4), udpPseudo(f, p, udpLen)) & 0xffff) || 0xffff, p.l4 + 6);
+  return f;
+}
+
+function splitUdp(superFrame: Buffer, gsoSize: number, mtu = MTU): Buffer[] | number {
+  const p = parseUdp(superFrame);
+  const hdr = vnetHdr({ flags: VNET_F_NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: p.l4 + UDP_HDR_BYTES, gsoSize, csumStart: p.l4, csumOffset: 6 });
+  return addon.engineSegmentForTest(Buffer.concat([hdr, superFrame]), mtu);
+}
+
+/** Datagrams of one flow as a sender's stack would put them on the TAP:
+ *  consecutive IPv4 IDs, full checksums. */
+function datagramsOf(sizes: number[], o: { v6?: boolean; id?: number; srcPort?: number } = {}): Buffer[] {
+  return sizes.map((n, i) => udpFrame({ v6: o.v6, payload: payloadOf(n, 100 + i + (o.srcPort ?? 0)), id: (o.id ?? 1) + i, srcPort: o.srcPort, csum: 'full' }));
+}
+
+for (const v6 of [false, true]) {
+  t.test(`USO split of an IPv${v6 ? 6 : 4} UDP super-frame (a UDP_SEGMENT sender's)`, async (t) => {
+    const gsoSize = 1000;
+    const payload = payloadOf(7 * gsoSize + 333);
+    const segs = splitUdp(udpFrame({ v6, payload, id: 65534, csum: 'partial' }), gsoSize);
+    if (typeof segs === 'number') throw new Error(`split failed: ${segs}`);
+    t.equal(segs.length, 8, 'one datagram per gso_size, the last shorter');
+    segs.forEach((s, i) => {
+      const p = parseUdp(s);
+      const want = i < 7 ? gsoSize : 333;
+      t.equal(p.l4 + p.udpLen, s.length, `datagram ${i}: IP length field matches`);
+      t.equal(s.readUInt16BE(p.l4 + 4), UDP_HDR_BYTES + want, `datagram ${i}: its own UDP length`);
+      t.ok(udpChecksumOk(s), `datagram ${i}: UDP checksum valid and not zero`);
+      if (!v6) {
+        t.ok(ipv4ChecksumOk(s), `datagram ${i}: IPv4 header checksum valid`);
+        t.equal(s.readUInt16BE(18), (65534 + i) & 0xffff, `datagram ${i}: IPv4 ID increments (wrapping)`);
+      }
+    });
+    t.ok(Buffer.concat(segs.map((s) => s.subarray(parseUdp(s).l4 + UDP_HDR_BYTES))).equals(payload), 'payload preserved in order');
+    t.equal(splitUdp(udpFrame({ v6, payload, csum: 'partial' }), MTU), -2, 'gso_size too large for the MTU: kSplitTooBig');
+  });
+}
+
+t.test('coalescing consecutive datagrams of one UDP flow into one USO write, only for a TAP that takes USO', async (t) => {
+  for (const v6 of [false, true]) {
+    const sizes = [1200, 1200, 1200, 1200, 700];
+    const dgs = datagramsOf(sizes, { v6 });
+    const writes = addon.engineCoalesceForTest(dgs, true);
+    t.equal(writes.length, 1, `IPv${v6 ? 6 : 4}: one write`);
+    const w = writes[0];
+    const l4 = v6 ? 54 : 34;
+    t.same(w.hdr, { flags: VNET_F_NEEDS_CSUM, gsoType: GSO_UDP_L4, hdrLen: l4 + 8, gsoSize: 1200, csumStart: l4, csumOffset: 6 }, 'virtio_net_hdr for USO');
+    const p = parseUdp(w.frame);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    t.equal(p.udpLen, UDP_HDR_BYTES + total, 'IP length covers every datagram');
+    t.equal(w.frame.readUInt16BE(l4 + 4), UDP_HDR_BYTES + total, 'UDP length too (the kernel derives each datagram\'s from it)');
+    if (!v6) t.ok(ipv4ChecksumOk(w.frame), 'IPv4 header checksum valid');
+    t.equal(w.frame.readUInt16BE(l4 + 6), udpPseudo(w.frame, p), 'UDP checksum field holds the pseudo-header sum (CHECKSUM_PARTIAL)');
+    const back = addon.engineSegmentForTest(Buffer.concat([vnetHdr(w.hdr), w.frame]), MTU);
+    if (typeof back === 'number') throw new Error(`split failed: ${back}`);
+    t.same(back.map((b) => b.toString('hex')), dgs.map((d) => d.toString('hex')), 'segmenting the write gives back every datagram byte for byte');
+    t.same(addon.engineCoalesceForTest(datagramsOf(sizes, { v6 })).map((x) => x.count), [1, 1, 1, 1, 1], 'a TAP without USO: written one by one');
+  }
+});
+
+t.test('UDP coalescing refuses what the kernel would not give back unchanged', async (t) => {
+  const counts = (frames: Buffer[]): number[] => addon.engineCoalesceForTest(frames, true).map((w) => w.count);
+  t.same(counts(datagramsOf([500, 500, 900, 500])), [2, 2], 'a longer datagram ends the run and starts one of its own size');
+  t.same(counts(datagramsOf([500, 300, 500])), [2, 1], 'a shorter one is the last of its run');
+  const zero = datagramsOf([500, 500, 500]).map((d, i) => (i === 1 ? udpFrame({ payload: d.subarray(42), id: 2, csum: 'zero' }) : d));
+  t.same(counts(zero), [1, 1, 1], 'a datagram without checksum (IPv4 zero) is written alone, and splits the run');
+  const bad = datagramsOf([500, 500, 500]);
+  bad[1] = Buffer.from(bad[1]);
+  bad[1][bad[1].length - 1] ^= 0x5a;
+  const badWrites = addon.engineCoalesceForTest(bad, true);
+  t.same(badWrites.map((w) => [w.first, w.count, w.hdr.flags]), [[0, 1, 0], [1, 1, 0], [2, 1, 0]], 'a corrupt datagram is written alone with a zero header: the kernel counts it');
+  const ttl = datagramsOf([500, 500, 500]);
+  ttl[2] = udpFrame({ payload: ttl[2].subarray(42), id: 3, ttl: 63, csum: 'full' });
+  t.same(counts(ttl), [2, 1], 'another TTL ends the run');
+  const ids = datagramsOf([500, 500, 500]);
+  ids[1] = udpFrame({ payload: ids[1].subarray(42), id: 9, csum: 'full' });
+  t.same(counts(ids), [1, 1, 1], 'IPv4 IDs that do not count up are not merged');
+  t.same(counts(datagramsOf(new Array<number>(100).fill(64))), [64, 36], 'at most 64 datagrams in one write');
+  const a = datagramsOf([400, 400, 400], { srcPort: 40001 });
+  const b = datagramsOf([400, 400, 400], { srcPort: 40002, id: 500 });
+  const mixed = addon.engineCoalesceForTest([a[0], b[0], a[1], b[1], a[2], b[2]], true);
+  t.same(mixed.map((w) => [w.first, w.count]), [[0, 3], [1, 3]], 'two interleaved flows, each coalesced in its order');
+  const tcp = segmentsOf(3000);
+  const tcpAndUdp = addon.engineCoalesceForTest([...tcp, ...datagramsOf([400, 400])], true);
+  t.same(tcpAndUdp.map((w) => [w.hdr.gsoType, w.count]), [[GSO_TCPV4, tcp.length], [GSO_UDP_L4, 2]], 'TCP and UDP flows side by side');
+});
+
 // The same functions in the engine's own loops, without root: A reads a TSO
 // super-frame from its stand-in TAP (virtio header and all, as the kernel
 // would hand it over with TUNSETOFFLOAD), cuts it, sends it over loopback

@@ -230,7 +230,7 @@ export class FakeEngine implements PacketEngine {
   }
 
   info(): NativeEngineInfo {
-    return { port: 4789, offload: false, gso: false, gro: false, coalesce: false, rcvbufBytes: 0, sndbufBytes: 0, srcPorts: [], state: this.onEvent === null ? 'idle' : 'running' };
+    return { port: 4789, offload: false, gso: false, gro: false, coalesce: false, uso: false, rcvbufBytes: 0, sndbufBytes: 0, srcPorts: [], state: this.onEvent === null ? 'idle' : 'running' };
   }
 
   fdbSet(): void {}
@@ -269,7 +269,8 @@ export interface TestAddon {
   /** The drop reason's name for a frame read from the TAP (vnet hdr + frame), checked before any lookup; null = it may be sent. */
   engineTxDropForTest(vnetHdrAndFrame: Buffer, mtu: number, allowVlan: boolean): string | null;
   /** The TAP writes the rx coalescer plans for these inner frames. */
-  engineCoalesceForTest(frames: Buffer[]): CoalescedWrite[];
+  /** udp: plan for a TAP that took TUN_F_USO4/6 (UDP datagrams coalesce too). */
+  engineCoalesceForTest(frames: Buffer[], udp?: boolean): CoalescedWrite[];
   /** The outer TOS the packet core gives a frame (native/core_ecn.h OuterTos); tos -1 = inherit. */
   coreOuterTosForTest(tos: number, frame: Buffer): number;
   /** RFC 6040 decapsulation of frame under outer TOS (changes frame in place): a drop reason's name, or null = deliver. */

@@ -183,8 +183,8 @@ for (const datapath of datapathsUnderTest()) {
     const v = await startVxland(t, a, { peers: [b.ip], datapath });
     const status = await v.json<any>('status');
     t.equal(status.datapath, datapath);
-    // This kernel has TUNSETOFFLOAD, UDP_SEGMENT and UDP_GRO; node:dgram has none of them.
-    const expected = datapath === 'native' ? ['tso', 'udp-gso', 'udp-gro', 'tcp-coalesce'] : [];
+    // This kernel has TUNSETOFFLOAD (with USO), UDP_SEGMENT and UDP_GRO; node:dgram has none of them.
+    const expected = datapath === 'native' ? ['tso', 'uso', 'udp-gso', 'udp-gro', 'tcp-coalesce'] : [];
     t.same(status.offloads, expected, `offloads: ${JSON.stringify(status.offloads)}`);
     const human = (await v.cli('status')).stdout;
     t.match(human, new RegExp(`^datapath: +${datapath}${expected.length > 0 ? ` \\(${expected.join(', ')}\\)` : ''}$`, 'm'), 'the human status shows them on the datapath line');

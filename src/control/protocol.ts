@@ -75,7 +75,7 @@ export interface StatusResult extends Partial<NetworkStatus> {
   uptimeS: number;
   datapath: string;
   /** Offloads in effect on the data path: "tso" (TAP TSO and checksum
-   *  offload), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
+   *  offload), "uso" (UDP segmentation offload on the TAPs), "udp-gso", "udp-gro", "tcp-coalesce"; none on dgram. */
   offloads: string[];
   /** The outer header: TTL, TOS, DF and what the path does about ECN (absent from older daemons). */
   envelope?: string;

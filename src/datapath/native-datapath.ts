@@ -165,7 +165,7 @@ export class NativeDatapath {
    *  drop out at run time (EIO from a send). */
   offloads(): string[] {
     const info = this.o.engine.info();
-    const on: Array<[boolean, string]> = [[info.offload, 'tso'], [info.gso, 'udp-gso'], [info.gro, 'udp-gro'], [info.coalesce, 'tcp-coalesce']];
+    const on: Array<[boolean, string]> = [[info.offload, 'tso'], [info.uso, 'uso'], [info.gso, 'udp-gso'], [info.gro, 'udp-gro'], [info.coalesce, 'tcp-coalesce']];
     return on.filter(([enabled]) => enabled).map(([, name]) => name);
   }
 

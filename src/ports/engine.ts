@@ -54,7 +54,7 @@ export type NativeEngineEvent =
    *  error's message names the device (addNetwork's name); token is
    *  addNetwork's for that TAP (0 if none given). */
   | { type: 'tapFailed'; vni: number; token: number; error: NativeSysError }
-  | { type: 'fallback'; feature: 'tso' | 'gso' | 'gro'; errno: number; message: string }
+  | { type: 'fallback'; feature: 'tso' | 'uso' | 'gso' | 'gro' | 'srcport'; errno: number; message: string }
   | { type: 'fatal'; error: NativeSysError };
 
 export interface NativeEngineInfo {
@@ -63,6 +63,10 @@ export interface NativeEngineInfo {
   gso: boolean;
   gro: boolean;
   coalesce: boolean;
+  /** Every TAP took UDP segmentation offload (TUN_F_USO4/6, Linux 6.2+): a
+   *  UDP_SEGMENT sender's super-frames are read whole, and with coalesce
+   *  received datagrams of one UDP flow go into one write. */
+  uso: boolean;
   rcvbufBytes: number;
   sndbufBytes: number;
   /** The send sockets' source ports (empty: sends leave from `port`). */

@@ -86,7 +86,7 @@ void Run(std::vector<std::vector<uint8_t>>& in, uint32_t maxSegs) {
   }
   std::vector<uint32_t> next(n, 0xdeadbeef);
   std::vector<GroWrite> writes(n ? n : 1);
-  const uint32_t nw = GroPlan(frames.data(), n, next.data(), writes.data(), maxSegs);
+  const uint32_t nw = GroPlan(frames.data(), n, next.data(), writes.data(), maxSegs, false);
   FUZZ_CHECK(nw <= n, "%u writes for %u frames", nw, n);
 
   std::vector<int> writeOf(n, -1);

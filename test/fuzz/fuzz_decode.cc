@@ -201,7 +201,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint32_t nf = static_cast<uint32_t>(frames.size());
   std::vector<uint32_t> next(nf);
   std::vector<GroWrite> writes(nf ? nf : 1);
-  const uint32_t nw = coalesce ? GroPlan(frames.data(), nf, next.data(), writes.data(), kMaxSegs)
+  const uint32_t nw = coalesce ? GroPlan(frames.data(), nf, next.data(), writes.data(), kMaxSegs, true)
                                : PlanSingles(frames.data(), nf, writes.data());
   FUZZ_CHECK(nw <= nf, "%u writes for %u frames", nw, nf);
   std::vector<int> writeOf(nf, -1);
