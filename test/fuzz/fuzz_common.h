@@ -1,8 +1,8 @@
 // Shared helpers of the libFuzzer harnesses (scripts/fuzz.sh builds them):
 // a byte reader that derives structured inputs from the fuzzer's bytes, an
 // independent RFC 1071 checksum (big-endian, byte by byte: deliberately not
-// the engine's Sum/Fold), a minimal frame parser used only to fix up and to
-// check, and the invariant check macro.
+// the engine's Sum/Fold), a minimal Ethernet/IP/TCP|UDP frame parser used
+// only to fix up and to check, and the invariant check macro.
 //
 // Harnesses copy every frame into its own exact-size heap allocation so that
 // AddressSanitizer sees any read or write past a frame's end.
@@ -74,14 +74,20 @@ inline uint32_t Sum16(const uint8_t* p, size_t n, uint32_t initial = 0) {
   return static_cast<uint32_t>(s);
 }
 
-/** Where the headers of an Ethernet(+1 tag)/IPv4|IPv6/TCP frame are,
- *  computed independently of the engine (loose: no length checks beyond
- *  what is needed to stay in bounds). */
+/** Where the headers of an Ethernet(+1 tag)/IPv4|IPv6/TCP or UDP frame
+ *  are, computed independently of the engine (loose: no length checks beyond
+ *  what is needed to stay in bounds; IP options, fragments and any version
+ *  nibble are accepted). hdrLen: l4 + the TCP header length, or l4 + 8. */
 struct Hdrs {
   bool ok = false;
   bool v6 = false;
+  bool udp = false;  // proto 17 (else TCP, proto 6)
   size_t l3 = 0, l4 = 0, hdrLen = 0, ipEnd = 0;
 };
+
+constexpr uint8_t kProtoTcp = 6;
+constexpr uint8_t kProtoUdp = 17;
+constexpr size_t kUdpHdrBytes = 8;
 
 inline Hdrs ParseLoose(const uint8_t* f, size_t len) {
   Hdrs h;
@@ -94,17 +100,28 @@ inline Hdrs ParseLoose(const uint8_t* f, size_t len) {
     l3 = 18;
   }
   h.l3 = l3;
+  uint8_t proto;
   if (type == 0x0800) {
     if (len < l3 + 20) return h;
     h.l4 = l3 + (f[l3] & 0x0f) * 4u;
-    if (h.l4 < l3 + 20 || f[l3 + 9] != 6) return h;
+    proto = f[l3 + 9];
+    if (h.l4 < l3 + 20 || (proto != kProtoTcp && proto != kProtoUdp)) return h;
     h.ipEnd = l3 + Get16(f + l3 + 2);
   } else if (type == 0x86dd) {
-    if (len < l3 + 40 || f[l3 + 6] != 6) return h;
+    if (len < l3 + 40) return h;
+    proto = f[l3 + 6];
+    if (proto != kProtoTcp && proto != kProtoUdp) return h;
     h.v6 = true;
     h.l4 = l3 + 40;
     h.ipEnd = h.l4 + Get16(f + l3 + 4);
   } else {
+    return h;
+  }
+  h.udp = proto == kProtoUdp;
+  if (h.udp) {
+    if (len < h.l4 + kUdpHdrBytes) return h;
+    h.hdrLen = h.l4 + kUdpHdrBytes;
+    h.ok = true;
     return h;
   }
   if (len < h.l4 + 20) return h;
@@ -114,22 +131,30 @@ inline Hdrs ParseLoose(const uint8_t* f, size_t len) {
   return h;
 }
 
-/** TCP pseudo-header sum for tcpLen bytes. */
-inline uint32_t Pseudo(const uint8_t* f, const Hdrs& h, size_t tcpLen) {
-  uint32_t s = Sum16(h.v6 ? f + h.l3 + 8 : f + h.l3 + 12, h.v6 ? 32 : 8, 6 + static_cast<uint32_t>(tcpLen & 0xffff));
-  return s + static_cast<uint32_t>(tcpLen >> 16);
+/** Offset of the L4 checksum field within the L4 header: TCP 16, UDP 6. */
+inline size_t CsumOffset(const Hdrs& h) { return h.udp ? 6 : 16; }
+
+/** TCP or UDP (h.udp) pseudo-header sum for l4Len bytes. */
+inline uint32_t Pseudo(const uint8_t* f, const Hdrs& h, size_t l4Len) {
+  const uint32_t proto = h.udp ? kProtoUdp : kProtoTcp;
+  uint32_t s = Sum16(h.v6 ? f + h.l3 + 8 : f + h.l3 + 12, h.v6 ? 32 : 8, proto + static_cast<uint32_t>(l4Len & 0xffff));
+  return s + static_cast<uint32_t>(l4Len >> 16);
 }
 
-inline bool TcpCsumOk(const uint8_t* f, const Hdrs& h, size_t tcpEnd) {
-  const size_t tcpLen = tcpEnd - h.l4;
-  return Sum16(f + h.l4, tcpLen, Pseudo(f, h, tcpLen)) == 0xffff;
+/** The TCP or UDP checksum over f[l4, l4End) verifies; a UDP checksum field
+ *  of zero ("none") never does. */
+inline bool L4CsumOk(const uint8_t* f, const Hdrs& h, size_t l4End) {
+  const size_t l4Len = l4End - h.l4;
+  if (h.udp && Get16(f + h.l4 + 6) == 0) return false;
+  return Sum16(f + h.l4, l4Len, Pseudo(f, h, l4Len)) == 0xffff;
 }
 
 inline bool Ipv4CsumOk(const uint8_t* f, const Hdrs& h) { return Sum16(f + h.l3, h.l4 - h.l3) == 0xffff; }
 
-/** Makes a frame's length fields, IPv4 header checksum and TCP checksum
- *  consistent (what a real sender produces), so that the fuzzer gets past
- *  the coalescer's checksum verification. Leaves unparsable frames alone. */
+/** Makes a frame's length fields (IP, and UDP's), IPv4 header checksum and
+ *  TCP or UDP checksum consistent (what a real sender produces; a computed
+ *  UDP checksum of 0 is sent as 0xffff), so that the fuzzer gets past the
+ *  coalescer's checksum verification. Leaves unparsable frames alone. */
 inline void FixUp(uint8_t* f, size_t len) {
   Hdrs h = ParseLoose(f, len);
   if (!h.ok) return;
@@ -143,9 +168,13 @@ inline void FixUp(uint8_t* f, size_t len) {
     Put16(f + h.l3 + 10, static_cast<uint16_t>(~Sum16(f + h.l3, h.l4 - h.l3)));
   }
   h.ipEnd = len;
-  f[h.l4 + 16] = f[h.l4 + 17] = 0;
-  const size_t tcpLen = len - h.l4;
-  Put16(f + h.l4 + 16, static_cast<uint16_t>(~Sum16(f + h.l4, tcpLen, Pseudo(f, h, tcpLen))));
+  const size_t l4Len = len - h.l4;
+  if (h.udp) Put16(f + h.l4 + 4, static_cast<uint16_t>(l4Len));
+  uint8_t* field = f + h.l4 + CsumOffset(h);
+  field[0] = field[1] = 0;
+  uint16_t c = static_cast<uint16_t>(~Sum16(f + h.l4, l4Len, Pseudo(f, h, l4Len)));
+  if (h.udp && c == 0) c = 0xffff;
+  Put16(field, c);
 }
 
 /** A frame in its own exact-size allocation (ASan catches any overrun). */

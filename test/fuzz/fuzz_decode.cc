@@ -25,8 +25,10 @@
 // valid (core_ecn.h); a refused one is refused for a rule it breaks; a source MAC is
 // offered for learning exactly once (the mirror stays empty, the clock
 // stands still). Every accepted frame is written exactly once; iovecs add up
-// to the write's bytes with no underflow; coalesced writes are consistent TSO
-// frames whose segments fit the MTU; single writes are unmodified.
+// to the write's bytes with no underflow; coalesced writes (GroPlan with
+// udp=true: a TAP that took TUN_F_USO4/6) are consistent TSO frames, or USO
+// ones (GSO_UDP_L4, IP and UDP length fields, at most 64 datagrams), whose
+// segments fit the MTU; single writes are unmodified.
 #include <set>
 #include <utility>
 
@@ -239,10 +241,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(fuzz::Eq(frames[wr.first].data, copies[wr.first].data(), copies[wr.first].size()),
                  "frame %u written alone but modified", wr.first);
     } else {
-      // The kernel accepts a TSO write only if its headers are consistent.
-      L4Info li;
+      // The kernel accepts a TSO/USO write only if its headers are consistent.
       const uint8_t* f = tap.data() + kVnetHdrBytes;
-      FUZZ_CHECK(ParseTcp(f, wr.bytes, &li) && li.ipEnd == wr.bytes, "write %u: inconsistent TSO frame", w);
+      const fuzz::Hdrs h = fuzz::ParseLoose(f, wr.bytes);
+      FUZZ_CHECK(h.ok && h.hdrLen == wr.hdrLen && wr.hdr.hdr_len == wr.hdrLen && wr.hdr.csum_start == h.l4,
+                 "write %u: coalesced frame's headers (hdrLen %u)", w, wr.hdrLen);
+      if (h.udp) {
+        // The TAP took TUN_F_USO4/6 (GroPlan's udp): a USO write.
+        FUZZ_CHECK(wr.hdr.gso_type == VIRTIO_NET_HDR_GSO_UDP_L4 && wr.hdr.csum_offset == 6 && wr.count <= 64,
+                   "write %u: UDP write gso_type %u csum_offset %u count %u", w, wr.hdr.gso_type, wr.hdr.csum_offset,
+                   wr.count);
+        FUZZ_CHECK(Get16(f + h.l3 + (h.v6 ? 4 : 2)) == wr.bytes - (h.v6 ? h.l4 : h.l3) &&
+                       Get16(f + h.l4 + 4) == wr.bytes - h.l4,
+                   "write %u: inconsistent USO frame (IP or UDP length field)", w);
+      } else {
+        L4Info li;
+        FUZZ_CHECK(ParseTcp(f, wr.bytes, &li) && li.ipEnd == wr.bytes, "write %u: inconsistent TSO frame", w);
+        FUZZ_CHECK(wr.hdr.gso_type == (h.v6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4),
+                   "write %u: TCP write gso_type %u", w, wr.hdr.gso_type);
+      }
       // Segments must fit what the receiver's TAP MTU allows.
       FUZZ_CHECK(wr.hdrLen + wr.hdr.gso_size <= 14 + cfg.mtuBytes + (IsTagged(f) ? kVlanTagBytes : 0),
                  "write %u: segment of %u bytes exceeds the MTU", w, wr.hdrLen + wr.hdr.gso_size);

@@ -1,9 +1,10 @@
 // libFuzzer harness: the tx path's offload work on one TAP read, as
 // Engine::Forward (native/engine_tx.cc) does it: a virtio_net_hdr and a
-// frame; GSO frames go through offload::TsoSplitHeaders (what the engine
-// calls: headers per segment, payload left in the frame) and
-// offload::TsoSplit (the copying variant), each checked on its own; others
-// with NEEDS_CSUM through offload::CompleteChecksum.
+// frame; GSO frames (TCPV4/TCPV6 TSO, UDP_L4 USO from a sender using
+// UDP_SEGMENT) go through offload::TsoSplitHeaders (what the engine calls:
+// headers per segment, payload left in the frame) and offload::TsoSplit (the
+// copying variant), each checked on its own; others with NEEDS_CSUM through
+// offload::CompleteChecksum.
 //
 // Input layout (every field optional: missing bytes read as 0):
 //   [0..10)  struct virtio_net_hdr (little-endian, as the TAP gives it)
@@ -16,7 +17,7 @@
 //            bit 7: inflate: the frame is repeated to the length in the
 //                   next u16 + 1 (large super-frames from small inputs)
 //   [..]     u16 fields named by options, in the order above
-//   rest     the frame (Ethernet, no FCS)
+//   rest     the frame (Ethernet, no FCS; TCP or UDP)
 //
 // Checked beyond ASan/UBSan: segment count and layout (TsoSplit's segment s
 // at s * (8 + segLens[0]); TsoSplitHeaders' headers at s * (8 + hdrLen), its
@@ -25,7 +26,10 @@
 // parses with consistent IP lengths, has valid TCP and IPv4 header
 // checksums, consecutive sequence numbers and IPv4 IDs, the flag rules, the
 // payload in order, the header otherwise unchanged, the VXLAN prefix room
-// untouched; CompleteChecksum's result and the checksum it stores. First,
+// untouched; for UDP_L4 (IPv4 or IPv6, the only gso_type a UDP frame may be
+// split under, and one a TCP frame may not): each datagram's own IP and UDP
+// length fields, a valid nonzero UDP checksum, consecutive IPv4 IDs, the
+// ports unchanged, the payloads reassembling to the original; CompleteChecksum's result and the checksum it stores. First,
 // the packet core's frame checks (core::TxFrameDrop, what Engine::Forward and
 // the dgram path's PacketCore call before anything else), with VLAN tags
 // allowed and refused: runt, tag, oversize and bad offload exactly when the
@@ -105,11 +109,15 @@ void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& 
   if (segs > 1) FUZZ_CHECK(segLens[0] == h.hdrLen + mss, "segLens[0] %u != hdrLen %zu + mss %zu", segLens[0], h.hdrLen, mss);
   std::vector<uint8_t> joined;  // headers-only: one segment as Engine::Forward sends it (head + payload slice)
   const uint8_t gsoType = hdr.gso_type & 0x7f;
-  FUZZ_CHECK(h.v6 == (gsoType == VIRTIO_NET_HDR_GSO_TCPV6), "gso_type %u accepted for a %s frame", hdr.gso_type,
-             h.v6 ? "IPv6" : "IPv4");
-  const uint32_t seq0 = Get32(frame.data() + h.l4 + 4);
+  if (h.udp) {
+    FUZZ_CHECK(gsoType == VIRTIO_NET_HDR_GSO_UDP_L4, "gso_type %u accepted for a UDP frame", hdr.gso_type);
+  } else {
+    FUZZ_CHECK(h.v6 == (gsoType == VIRTIO_NET_HDR_GSO_TCPV6) && gsoType != VIRTIO_NET_HDR_GSO_UDP_L4,
+               "gso_type %u accepted for a TCP/%s frame", hdr.gso_type, h.v6 ? "IPv6" : "IPv4");
+  }
+  const uint32_t seq0 = h.udp ? 0 : Get32(frame.data() + h.l4 + 4);
   const uint16_t id0 = h.v6 ? 0 : Get16(frame.data() + h.l3 + 4);
-  const uint8_t flags0 = frame[h.l4 + 13];
+  const uint8_t flags0 = h.udp ? 0 : frame[h.l4 + 13];
   size_t off = 0;
   for (int i = 0; i < segs; i++) {
     const uint8_t* base = out + static_cast<size_t>(i) * stride;
@@ -128,22 +136,36 @@ void CheckSplit(const std::vector<uint8_t>& frame, const struct virtio_net_hdr& 
     const size_t chunk = sl - h.hdrLen;
     FUZZ_CHECK(chunk <= mss && (i + 1 == segs || chunk == mss), "segment %d: payload %zu (mss %zu)", i, chunk, mss);
     FUZZ_CHECK(fuzz::Eq(s + h.hdrLen, frame.data() + h.hdrLen + off, chunk), "segment %d: payload differs", i);
-    L4Info li;
-    FUZZ_CHECK(ParseTcp(s, sl, &li), "segment %d does not parse (IP length fields)", i);
-    FUZZ_CHECK(li.ipEnd == sl && li.hdrLen == h.hdrLen, "segment %d: ipEnd %zu len %zu", i, li.ipEnd, sl);
-    FUZZ_CHECK(fuzz::TcpCsumOk(s, h, sl), "segment %d: TCP checksum invalid", i);
+    // IP length fields (independently of the engine's parser for UDP).
+    FUZZ_CHECK(Get16(s + h.l3 + (h.v6 ? 4 : 2)) == sl - (h.v6 ? h.l4 : h.l3), "segment %d: IP length field %u, %zu bytes",
+               i, Get16(s + h.l3 + (h.v6 ? 4 : 2)), sl);
+    if (h.udp) {
+      FUZZ_CHECK(Get16(s + h.l4 + 4) == sl - h.l4, "segment %d: UDP length field %u, datagram %zu bytes", i,
+                 Get16(s + h.l4 + 4), sl - h.l4);
+      FUZZ_CHECK(fuzz::L4CsumOk(s, h, sl), "segment %d: UDP checksum 0x%04x invalid or zero", i, Get16(s + h.l4 + 6));
+    } else {
+      L4Info li;
+      FUZZ_CHECK(ParseTcp(s, sl, &li), "segment %d does not parse (IP length fields)", i);
+      FUZZ_CHECK(li.ipEnd == sl && li.hdrLen == h.hdrLen, "segment %d: ipEnd %zu len %zu", i, li.ipEnd, sl);
+      FUZZ_CHECK(fuzz::L4CsumOk(s, h, sl), "segment %d: TCP checksum invalid", i);
+    }
     if (!h.v6) {
       FUZZ_CHECK(fuzz::Ipv4CsumOk(s, h), "segment %d: IPv4 header checksum invalid", i);
       FUZZ_CHECK(Get16(s + h.l3 + 4) == static_cast<uint16_t>(id0 + i), "segment %d: IPv4 ID", i);
     }
-    FUZZ_CHECK(Get32(s + h.l4 + 4) == seq0 + static_cast<uint32_t>(off), "segment %d: sequence number", i);
-    uint8_t fl = flags0;
-    if (i + 1 != segs) fl &= static_cast<uint8_t>(~0x09);
-    if (i != 0) fl &= static_cast<uint8_t>(~0x80);
-    FUZZ_CHECK(s[h.l4 + 13] == fl, "segment %d: flags 0x%02x, expected 0x%02x", i, s[h.l4 + 13], fl);
-    // Every other header byte is copied unchanged.
+    if (!h.udp) {
+      FUZZ_CHECK(Get32(s + h.l4 + 4) == seq0 + static_cast<uint32_t>(off), "segment %d: sequence number", i);
+      uint8_t fl = flags0;
+      if (i + 1 != segs) fl &= static_cast<uint8_t>(~0x09);
+      if (i != 0) fl &= static_cast<uint8_t>(~0x80);
+      FUZZ_CHECK(s[h.l4 + 13] == fl, "segment %d: flags 0x%02x, expected 0x%02x", i, s[h.l4 + 13], fl);
+    }
+    // Every other header byte is copied unchanged (UDP: the ports; TCP: all
+    // but sequence number, flags and checksum).
     for (size_t k = 0; k < h.hdrLen; k++) {
-      const bool varies = (k >= h.l4 + 4 && k < h.l4 + 8) || k == h.l4 + 13 || k == h.l4 + 16 || k == h.l4 + 17 ||
+      const bool l4Varies = h.udp ? k >= h.l4 + 4 && k < h.l4 + 8
+                                  : (k >= h.l4 + 4 && k < h.l4 + 8) || k == h.l4 + 13 || k == h.l4 + 16 || k == h.l4 + 17;
+      const bool varies = l4Varies ||
                           (h.v6 ? (k == h.l3 + 4 || k == h.l3 + 5) : (k >= h.l3 + 2 && k < h.l3 + 6) || k == h.l3 + 10 || k == h.l3 + 11);
       if (!varies) FUZZ_CHECK(s[k] == frame[k], "segment %d: header byte %zu changed", i, k);
     }

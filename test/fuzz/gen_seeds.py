@@ -63,14 +63,45 @@ def tcp_frame(v6=False, data=b'', seq=1000, ip_id=100, flags=0x10, vlan=None, op
     return eth + ip + bytes(seg)
 
 
-def udp_frame(data=b'hello'):
-    eth = MAC_DST + MAC_SRC + b'\x08\x00'
+def udp_frame(data=b'hello', v6=False, ip_id=1, sport=5353, dport=5353, csum_mode='partial', vlan=None,
+              ip_opts=b'', frag=0x4000):
+    """Ethernet [+802.1Q] / IPv4|IPv6 / UDP. csum_mode: partial (the
+    pseudo-header sum, as the kernel leaves it with NEEDS_CSUM) | full (0
+    sent as 0xffff) | zero (no checksum)."""
+    eth = MAC_DST + MAC_SRC
+    if vlan is not None:
+        eth += struct.pack('!HH', 0x8100, vlan)
+    eth += struct.pack('!H', 0x86dd if v6 else 0x0800)
     udp_len = 8 + len(data)
-    ip = bytearray(struct.pack('!BBHHHBBH', 0x45, 0, 20 + udp_len, 1, 0x4000, 64, 17, 0)) + bytes.fromhex('0a2a00010a2a0002')
-    struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
-    pseudo = csum(bytes(ip[12:20]), 17 + udp_len)
-    udp = struct.pack('!HHHH', 5353, 5353, udp_len, pseudo) + data
-    return eth + bytes(ip) + udp
+    if v6:
+        src = bytes.fromhex('fd000000000000000000000000000001')
+        dst = bytes.fromhex('fd000000000000000000000000000002')
+        ip = struct.pack('!IHBB', 0x60000000, udp_len, 17, 64) + src + dst
+        pseudo = csum(src + dst, 17 + udp_len)
+    else:
+        ihl = 20 + len(ip_opts)
+        ip = bytearray(struct.pack('!BBHHHBBH', 0x40 | ihl // 4, 0, ihl + udp_len, ip_id & 0xffff, frag, 64, 17, 0))
+        ip += bytes.fromhex('0a2a00010a2a0002') + ip_opts
+        struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
+        ip = bytes(ip)
+        pseudo = csum(ip[12:20], 17 + udp_len)
+    udp = bytearray(struct.pack('!HHHH', sport, dport, udp_len, 0) + data)
+    if csum_mode == 'partial':
+        struct.pack_into('!H', udp, 6, pseudo)
+    elif csum_mode == 'full':
+        struct.pack_into('!H', udp, 6, (~csum(bytes(udp), pseudo) & 0xffff) or 0xffff)
+    return eth + ip + bytes(udp)
+
+
+def udp_csum_wraps(data, **kw):
+    """An IPv4 UDP datagram (untagged, no IP options) of data + 2 bytes whose
+    computed checksum is 0, so that it is sent as 0xffff: the last payload
+    word makes the sum of everything else 0xffff."""
+    f0 = udp_frame(data + b'\0\0', csum_mode='zero', **kw)
+    rest = csum(f0[34:], csum(f0[26:34], 17 + len(f0) - 34))
+    f = udp_frame(data + struct.pack('!H', 0xffff - rest), csum_mode='full', **kw)
+    assert f[40:42] == b'\xff\xff'
+    return f
 
 
 def vnet(flags=0, gso_type=0, hdr_len=0, gso_size=0, csum_start=0, csum_offset=0):
@@ -117,6 +148,30 @@ def segment_seeds():
     f = tcp_frame(False, payload(3000), csum_mode='partial')
     write('fuzz_segment', 'tso-toobig', vnet(1, 1, 66, 1448, 34, 16) + struct.pack('<HB', 1000, opts) + f)
     write('fuzz_segment', 'gso-udp', vnet(1, 3, 42, 500, 34, 6) + struct.pack('<HB', 1450, opts) + u)
+    # UDP_L4 (USO) super-frames, as a sender using UDP_SEGMENT hands them over
+    # (NEEDS_CSUM, the pseudo-header sum in the field, loose lengths)
+    for v6 in (False, True):
+        tag = '6' if v6 else '4'
+        l4 = 14 + (40 if v6 else 20)
+        mss = 1450 - (l4 - 14) - 8
+        h = vnet(1, 5, l4 + 8, mss, l4, 6)
+        f = udp_frame(payload(3 * mss + 333), v6=v6, ip_id=65534, sport=4433, dport=443)
+        write('fuzz_segment', f'uso-v{tag}', h + struct.pack('<HB', 1450, opts) + f)
+        small = udp_frame(payload(500), v6=v6, sport=4433, dport=443)
+        write('fuzz_segment', f'uso-v{tag}-64k', h + struct.pack('<HBH', 1450, opts | 0x80, 65535) + small)
+        # exactly gso_size: one datagram; ECN bit in gso_type; tight buffer
+        one = udp_frame(payload(mss), v6=v6)
+        write('fuzz_segment', f'uso-v{tag}-one', vnet(1, 5 | 0x80, l4 + 8, mss, l4, 6) +
+              struct.pack('<HBH', 1450, 1 | 0x40, 300) + one)
+    # the second datagram's computed checksum is 0: it must be sent as 0xffff
+    wrap = udp_csum_wraps(payload(398, 5), ip_id=2, sport=4433, dport=443)[42:]
+    f = udp_frame(payload(400, 4) + wrap, ip_id=1, sport=4433, dport=443)
+    write('fuzz_segment', 'uso-v4-csum-ffff', vnet(1, 5, 42, 400, 34, 6) + struct.pack('<HB', 1450, opts) + f)
+    # UDP_L4 on a TCP frame and TCPV4 on a UDP one: both malformed
+    t = tcp_frame(False, payload(3000), csum_mode='partial')
+    write('fuzz_segment', 'uso-on-tcp', vnet(1, 5, 66, 1000, 34, 16) + struct.pack('<HB', 1450, opts) + t)
+    u = udp_frame(payload(3000))
+    write('fuzz_segment', 'tso-on-udp', vnet(1, 1, 42, 1000, 34, 6) + struct.pack('<HB', 1450, opts) + u)
 
 
 def rec(frame, fix=0):
@@ -153,6 +208,42 @@ def coalesce_seeds():
     # hitting the 64 KiB IP length limit: 60 segments of 1448
     t = tcp_frame(False, payload(1448))
     write('fuzz_coalesce', 'template-65535', bytes([63 | 0x40, 59]) + struct.pack('<HB', 1448, 0) + t)
+    udp_coalesce_seeds()
+
+
+def udp_coalesce_seeds():
+    """UDP flows: coalesced only in the harness's udp=true runs (GSO_UDP_L4)."""
+    for v6 in (False, True):
+        tag = '6' if v6 else '4'
+        # ten datagrams of 1200, the last one shorter, then another flow's
+        dg = [udp_frame(payload(1200 if i < 9 else 700, seed=i), v6=v6, ip_id=300 + i, sport=4433, dport=443,
+                        csum_mode='full') for i in range(10)]
+        dg.append(udp_frame(payload(1200, seed=99), v6=v6, ip_id=310, sport=4434, dport=443, csum_mode='full'))
+        write('fuzz_coalesce', f'udp-stream-v{tag}', bytes([63]) + b''.join(rec(d) for d in dg))
+        # template: 100 datagrams of 200 (more than the 64 a UDP write may
+        # hold), the last truncated by 50 bytes and fixed up (shorter last)
+        t = udp_frame(payload(200), v6=v6, ip_id=0xffe0, sport=4433, dport=443, csum_mode='full')
+        hl = 14 + (40 if v6 else 20) + 8
+        tw = struct.pack('<BHBB', 99, hl + 150, 0, 3)
+        write('fuzz_coalesce', f'udp-template-v{tag}', bytes([63 | 0x40, 99]) + struct.pack('<HB', 200, 1) + tw + t)
+    # zero checksums (never coalesced), a checksum of 0xffff (a computed 0),
+    # a UDP length field that disagrees with the IP one, IP options, a first
+    # fragment, interleaved with a TCP flow between the same hosts
+    z = [udp_frame(payload(400, i), ip_id=i, csum_mode='zero') for i in range(3)]
+    ok = [udp_frame(payload(400, i), ip_id=3 + i, csum_mode='full') for i in range(4)]
+    tcp = [tcp_frame(False, payload(400, i), seq=i * 400, ip_id=50 + i) for i in range(3)]
+    badlen = bytearray(udp_frame(payload(400, 7), ip_id=7, csum_mode='full'))
+    struct.pack_into('!H', badlen, 38, 300)
+    opts = udp_frame(payload(400, 8), ip_id=8, csum_mode='full', ip_opts=b'\x01\x01\x01\x00')
+    frag = udp_frame(payload(400, 9), ip_id=9, csum_mode='full', frag=0x2000)
+    ffff = udp_csum_wraps(payload(398, 10), ip_id=10)
+    # the same, but sent with 0 (sums right, yet means "no checksum")
+    zero = bytearray(udp_csum_wraps(payload(398, 12), ip_id=12))
+    zero[40:42] = b'\0\0'
+    frames = z + [ok[0], tcp[0], ok[1], tcp[1], ok[2], ok[3], bytes(badlen), tcp[2], opts, frag]
+    frames += [udp_frame(payload(400, 1000), ip_id=9, csum_mode='full'), ffff,
+               udp_frame(payload(400, 1001), ip_id=11, csum_mode='full'), bytes(zero)]
+    write('fuzz_coalesce', 'udp-mixed', bytes([63]) + b''.join(rec(f) for f in frames))
 
 
 def finding_inputs():
@@ -193,6 +284,14 @@ def decode_seeds():
         # separate messages, one with the wrong VNI, one without the I flag
         msgs = [segs[0], segs[1], vxlan(7, segs[2][8:]), vxlan(vni, segs[3][8:], flags=0), segs[4]]
         write('fuzz_decode', f'msgs-v{tag}', head + b''.join(struct.pack('<HH', len(m), 0) + m for m in msgs))
+    # UDP_GRO messages whose inner frames are UDP datagrams (USO writes)
+    for v6 in (False, True):
+        tag = '6' if v6 else '4'
+        pl = 1450 - (40 if v6 else 20) - 8
+        dgs = [vxlan(vni, udp_frame(payload(pl, i), v6=v6, ip_id=i, sport=4433, dport=443, csum_mode='full'))
+               for i in range(8)]
+        msg = b''.join(dgs)
+        write('fuzz_decode', f'gro-udp-v{tag}', head + struct.pack('<HH', len(msg), len(dgs[0])) + msg)
     # short datagram, own MAC, multicast source, oversize
     own = bytearray(tcp_frame(False, b'x'))
     own[6:12] = bytes.fromhex('020000000001')
