@@ -32,35 +32,37 @@ def payload(n, seed=7):
     return bytes(out)
 
 
-def tcp_frame(v6=False, data=b'', seq=1000, ip_id=100, flags=0x10, vlan=None, opts=TS_OPT,
-              sport=40000, csum_mode='full', ip_opts=b''):
-    """Ethernet [+802.1Q] / IPv4|IPv6 / TCP. csum_mode: full | partial | none."""
+def l2_l3(v6, proto, l4_len, ip_id, vlan, ip_opts=b'', frag=0x4000):
+    """Ethernet [+802.1Q] and IPv4|IPv6 headers for an L4 segment of l4_len
+    bytes, and its pseudo-header sum."""
     eth = MAC_DST + MAC_SRC
     if vlan is not None:
         eth += struct.pack('!HH', 0x8100, vlan)
     eth += struct.pack('!H', 0x86dd if v6 else 0x0800)
-    thl = 20 + len(opts)
-    tcp = bytearray(struct.pack('!HHIIBBHHH', sport, 5201, seq & 0xffffffff, 777, (thl // 4) << 4, flags, 502, 0, 0))
-    tcp += opts
-    tcp_len = thl + len(data)
     if v6:
         src = bytes.fromhex('fd000000000000000000000000000001')
         dst = bytes.fromhex('fd000000000000000000000000000002')
-        ip = struct.pack('!IHBB', 0x60000000, tcp_len, 6, 64) + src + dst
-        pseudo = csum(src + dst, 6 + tcp_len)
-    else:
-        ihl = 20 + len(ip_opts)
-        ip = bytearray(struct.pack('!BBHHHBBH', 0x40 | ihl // 4, 0, ihl + tcp_len, ip_id & 0xffff, 0x4000, 64, 6, 0))
-        ip += bytes.fromhex('0a2a00010a2a0002') + ip_opts
-        struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
-        ip = bytes(ip)
-        pseudo = csum(ip[12:20], 6 + tcp_len)
+        return eth + struct.pack('!IHBB', 0x60000000, l4_len, proto, 64) + src + dst, csum(src + dst, proto + l4_len)
+    ihl = 20 + len(ip_opts)
+    ip = bytearray(struct.pack('!BBHHHBBH', 0x40 | ihl // 4, 0, ihl + l4_len, ip_id & 0xffff, frag, 64, proto, 0))
+    ip += bytes.fromhex('0a2a00010a2a0002') + ip_opts
+    struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
+    return eth + bytes(ip), csum(bytes(ip[12:20]), proto + l4_len)
+
+
+def tcp_frame(v6=False, data=b'', seq=1000, ip_id=100, flags=0x10, vlan=None, opts=TS_OPT,
+              sport=40000, csum_mode='full', ip_opts=b''):
+    """Ethernet [+802.1Q] / IPv4|IPv6 / TCP. csum_mode: full | partial | none."""
+    thl = 20 + len(opts)
+    tcp = bytearray(struct.pack('!HHIIBBHHH', sport, 5201, seq & 0xffffffff, 777, (thl // 4) << 4, flags, 502, 0, 0))
+    tcp += opts
+    headers, pseudo = l2_l3(v6, 6, thl + len(data), ip_id, vlan, ip_opts)
     seg = bytearray(bytes(tcp) + data)
     if csum_mode == 'partial':
         struct.pack_into('!H', seg, 16, pseudo)
     elif csum_mode == 'full':
         struct.pack_into('!H', seg, 16, ~csum(bytes(seg), pseudo) & 0xffff)
-    return eth + ip + bytes(seg)
+    return headers + bytes(seg)
 
 
 def udp_frame(data=b'hello', v6=False, ip_id=1, sport=5353, dport=5353, csum_mode='partial', vlan=None,
@@ -68,29 +70,14 @@ def udp_frame(data=b'hello', v6=False, ip_id=1, sport=5353, dport=5353, csum_mod
     """Ethernet [+802.1Q] / IPv4|IPv6 / UDP. csum_mode: partial (the
     pseudo-header sum, as the kernel leaves it with NEEDS_CSUM) | full (0
     sent as 0xffff) | zero (no checksum)."""
-    eth = MAC_DST + MAC_SRC
-    if vlan is not None:
-        eth += struct.pack('!HH', 0x8100, vlan)
-    eth += struct.pack('!H', 0x86dd if v6 else 0x0800)
     udp_len = 8 + len(data)
-    if v6:
-        src = bytes.fromhex('fd000000000000000000000000000001')
-        dst = bytes.fromhex('fd000000000000000000000000000002')
-        ip = struct.pack('!IHBB', 0x60000000, udp_len, 17, 64) + src + dst
-        pseudo = csum(src + dst, 17 + udp_len)
-    else:
-        ihl = 20 + len(ip_opts)
-        ip = bytearray(struct.pack('!BBHHHBBH', 0x40 | ihl // 4, 0, ihl + udp_len, ip_id & 0xffff, frag, 64, 17, 0))
-        ip += bytes.fromhex('0a2a00010a2a0002') + ip_opts
-        struct.pack_into('!H', ip, 10, ~csum(bytes(ip)) & 0xffff)
-        ip = bytes(ip)
-        pseudo = csum(ip[12:20], 17 + udp_len)
+    headers, pseudo = l2_l3(v6, 17, udp_len, ip_id, vlan, ip_opts, frag)
     udp = bytearray(struct.pack('!HHHH', sport, dport, udp_len, 0) + data)
     if csum_mode == 'partial':
         struct.pack_into('!H', udp, 6, pseudo)
     elif csum_mode == 'full':
         struct.pack_into('!H', udp, 6, (~csum(bytes(udp), pseudo) & 0xffff) or 0xffff)
-    return eth + ip + bytes(udp)
+    return headers + bytes(udp)
 
 
 def udp_csum_wraps(data, **kw):
