@@ -32,7 +32,7 @@ enum EngineCounter : int {
   kRxRecvCalls,                   // recvmmsg calls that returned data
   kRxGroDatagrams,                // receives that carried more than one datagram (UDP_GRO)
   kRxTapWrites,                   // writes to the TAP
-  kRxCoalescedWrites,             // TAP writes carrying several TCP segments (TSO)
+  kRxCoalescedWrites,             // TAP writes carrying several TCP segments (TSO) or UDP datagrams (USO)
   kTxTapReads,                    // frames read from the TAP
   kTxTsoFrames,                   // TAP super-frames split into segments
   kTxSendCalls,                   // sendmmsg calls

@@ -1,6 +1,7 @@
-// Offload arithmetic for the native engine: virtio_net_hdr handling, TSO
-// splitting of TCP super-frames read from the TAP, completion of partial
-// checksums, and GRO-style coalescing of TCP segments written to the TAP.
+// Offload arithmetic for the native engine: virtio_net_hdr handling, TSO/USO
+// splitting of TCP and UDP super-frames read from the TAP, completion of
+// partial checksums, and GRO-style coalescing of TCP segments (and, for a TAP
+// with USO, UDP datagrams) written to the TAP.
 // Pure functions on caller-owned memory: no syscalls, no allocation, no
 // globals, so they can be unit-tested and fuzzed in isolation.
 //
