@@ -5,6 +5,17 @@
 # `perf record -g` samples both vxland processes. Prints `perf report`'s top
 # symbols. Everything it creates (namespaces, processes, temp dir) is removed
 # on exit, also on failure. Needs root, iperf3 and perf (linux-perf).
+# PROFILE_PING=1: no iperf3; PROFILE_PINGS pings (default 100) every
+# PROFILE_PING_INTERVAL seconds (default 0.05, the bench's)
+# A -> B under `perf sched record`, then the scheduler's view of the round
+# trip: per thread, how often it was switched in and its wake-up delays
+# (wake-up to running), the cost a user-space VTEP pays per hop.
+# PROFILE_PAIR=kernel: kernel vxlan devices in both namespaces instead, for
+# the same measurements of the path vxland is compared with (PROFILE_STAT
+# and PROFILE_PING; there is no vxland process to sample); mixed: vxland in
+# A, a kernel vxlan in B (tx checksum offload off on B's veth, as in the
+# bench).
+# PROFILE_STAT=1 also prints how busy the whole machine was (/proc/stat).
 #   scripts/profile.sh [TREE]   TREE: a built checkout (default: this one)
 set -euo pipefail
 
@@ -37,7 +48,15 @@ ip -n "$NS_B" addr add 198.18.78.2/24 dev "$DEV"
 ip -n "$NS_A" link set "$DEV" up
 ip -n "$NS_B" link set "$DEV" up
 
+PAIR=${PROFILE_PAIR:-native}
 start() {  # ns local peer overlay
+  if [ "$PAIR" = kernel ] || { [ "$PAIR" = mixed ] && [ "$1" = "$NS_B" ]; }; then
+    [ "$PAIR" = mixed ] && ip netns exec "$1" ethtool -K "$DEV" tx off >/dev/null
+    ip -n "$1" link add vxl0 type vxlan id 42 local "$2" remote "$3" dstport 4789 dev "$DEV"
+    ip -n "$1" addr add "$4/24" dev vxl0
+    ip -n "$1" link set vxl0 up
+    return
+  fi
   ip netns exec "$1" node "$TREE/dist/src/cli.js" run --dev vxl0 --vni 42 --local "$2" --peer "$3" \
     --address "$4/24" --state-dir "$TMP/$1" --socket "$TMP/$1.sock" --datapath native --log-level warn \
     >"$TMP/$1.log" 2>&1 &
@@ -51,6 +70,17 @@ for _ in $(seq 150); do
 done
 ip netns exec "$NS_A" ping -c 3 -i 0.1 -W 1 10.42.0.2 >/dev/null
 
+if [ "${PROFILE_PING:-0}" = 1 ]; then
+  PINGS=${PROFILE_PINGS:-100}
+  sleep 1  # the engines go idle, as before the bench's ping
+  perf sched record -q -o "$TMP/sched.data" -- \
+    ip netns exec "$NS_A" ping -q -c "$PINGS" -i "${PROFILE_PING_INTERVAL:-0.05}" -W 1 10.42.0.2 >"$TMP/ping.txt" 2>/dev/null
+  grep -E 'packets|rtt' "$TMP/ping.txt"
+  perf sched latency -i "$TMP/sched.data" --sort switch 2>/dev/null |
+    grep -E 'Task|node|vxland|ping|libuv|engine' | head -n "$TOP" | sed "s/ *$//"
+  exit 0
+fi
+
 ip netns exec "$NS_B" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do ip netns exec "$NS_B" ss -ltn | grep -q ':5201' && break; sleep 0.1; done
@@ -60,23 +90,46 @@ ip netns exec "$NS_A" iperf3 -c 10.42.0.2 -p 5201 -t $((SECONDS_RUN + 1)) "${UDP
 IPERF=$!
 PIDS+=($IPERF)
 sleep 1  # past the slow start; perf samples a steady stream
-VX=$(pgrep -f "$TMP/$NS_A.sock" | tr '\n' ',' | sed 's/,$//'),$(pgrep -f "$TMP/$NS_B.sock" | tr '\n' ',' | sed 's/,$//')
+VX=
+if [ "$PAIR" != kernel ]; then
+  VX=$(pgrep -f "$TMP/$NS_A.sock" | tr '\n' ',' | sed 's/,$//')
+  if [ "$PAIR" != mixed ]; then VX=$VX,$(pgrep -f "$TMP/$NS_B.sock" | tr '\n' ',' | sed 's/,$//'); fi
+fi
 if [ "${PROFILE_STAT:-0}" = 1 ]; then
   # Counts rather than samples: CPU time per byte moved depends less on what
   # else the machine runs than the throughput does.
-  perf stat -x, -e task-clock,context-switches -p "$VX" -- sleep "$SECONDS_RUN" 2>"$TMP/stat.txt"
+  read -r -a cpu0 < <(grep '^cpu ' /proc/stat)
+  if [ "$PAIR" = kernel ]; then
+    sleep "$SECONDS_RUN"
+    printf '%s\n' '0,msec,task-clock' '0,,context-switches' >"$TMP/stat.txt"
+  else
+    perf stat -x, -e task-clock,context-switches -p "$VX" -- sleep "$SECONDS_RUN" 2>"$TMP/stat.txt"
+  fi
+  read -r -a cpu1 < <(grep '^cpu ' /proc/stat)
+  total=0
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + cpu1[i] - cpu0[i])); done
+  idle=$((cpu1[4] + cpu1[5] - cpu0[4] - cpu0[5]))
   wait "$IPERF" || true
-  awk -F, -v s="$SECONDS_RUN" '
-    FNR == NR && /receiver/ { for (i = 1; i <= NF; i++) ; n = split($0, w, " +"); for (i = 1; i <= n; i++) if (w[i] ~ /bits\/sec/) { r = w[i - 1]; u = w[i] } next }
+  busy=$(awk -v t="$total" -v i="$idle" -v n="$(nproc)" 'BEGIN { printf "%.3f", (t - i) / t * n }')
+  awk -F, -v s="$SECONDS_RUN" -v udp="${PROFILE_UDP:-0}" -v pair="$PAIR" -v busy="$busy" -v n="$(nproc)" '
+    FNR == NR && /receiver/ { k = split($0, w, " +"); for (i = 1; i <= k; i++) if (w[i] ~ /bits\/sec/) { r = w[i - 1]; u = w[i] } next }
     $3 == "task-clock" { ms = $1 } $3 == "context-switches" { cs = $1 }
     END {
       g = (u ~ /^G/ ? r : u ~ /^M/ ? r / 1e3 : r / 1e6); gb = g / 8 * s
-      if (udp) { kp = g * 1e6 / 512; printf "%.0f kpps, vxland %.2f CPU ms per 1000 packets, %.0f context switches per 1000 packets\n", kp, ms / (kp * s), cs / (kp * s) }
-      else printf "%.2f Gbit/s, vxland %.0f CPU ms per GB, %.0f context switches per GB\n", g, ms / gb, cs / gb
+      if (udp) {
+        kp = g * 1e6 / 512
+        printf "%.0f kpps; machine %.2f of %d CPUs busy, %.2f CPU us per packet", kp, busy, n, busy * 1e3 / kp
+        if (pair != "kernel") printf "; vxland %.2f CPU ms per 1000 packets, %.0f context switches per 1000 packets", ms / (kp * s), cs / (kp * s)
+      } else {
+        printf "%.2f Gbit/s; machine %.2f of %d CPUs busy, %.2f CPU s per GB", g, busy, n, busy * s / gb
+        if (pair != "kernel") printf "; vxland %.0f CPU ms per GB, %.0f context switches per GB", ms / gb, cs / gb
+      }
+      printf "\n"
     }
-  ' udp="${PROFILE_UDP:-0}" "$TMP/iperf.txt" "$TMP/stat.txt"
+  ' "$TMP/iperf.txt" "$TMP/stat.txt"
   exit 0
 fi
+if [ "$PAIR" = kernel ]; then echo "profile: PROFILE_PAIR=kernel has no vxland to sample (use PROFILE_STAT=1 or PROFILE_PING=1)" >&2; exit 2; fi
 perf record -q -g -F 999 -o "$TMP/perf.data" -p "$VX" -- sleep "$SECONDS_RUN" 2>/dev/null
 wait "$IPERF" || true
 grep -E 'sender|receiver' "$TMP/iperf.txt" || true

@@ -2,6 +2,7 @@
 // (test/fixtures/native-vtep.ts, one process per namespace) and a native VTEP
 // against a Linux kernel vxlan device (skipped unless root); then the same
 // engine without root, on stand-in TAPs and loopback UDP.
+import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 
@@ -46,6 +47,12 @@ async function startNative(t: TapLike, host: Host, peer: string, overlay: string
   const ready = await proc.waitForJson((j) => j.event === 'ready' || j.event === 'fatal', 10_000);
   if (ready.event !== 'ready') throw new Error(`native VTEP failed: ${JSON.stringify(ready)}`);
   return { proc, host, mac: String(ready.mac).replace(/(..)(?!$)/g, '$1:'), overlay };
+}
+
+/** The names `top -H` shows for the daemon's threads. */
+function threadNames(v: Vtep): string[] {
+  const task = `/proc/${v.proc.proc.pid}/task`;
+  return fs.readdirSync(task).map((tid) => fs.readFileSync(path.join(task, tid, 'comm'), 'utf8').trim());
 }
 
 /** Asks the fixture for its counters (SIGUSR2) and waits for the answer. */
@@ -159,6 +166,7 @@ t.test('load moves tx work to a second thread and back; a transfer across the ha
   const a = await startNative(t, ha, hb.ip, '10.42.0.1');
   const b = await startNative(t, hb, ha.ip, '10.42.0.2');
   t.equal((await ping(ha.ns, b.overlay, { count: 3, intervalS: 0.05 })).received, 3, 'A pings B');
+  t.same(threadNames(a).filter((n) => n.startsWith('vxland-')).sort(), ['vxland-rx', 'vxland-tx'], 'top -H names the engine threads');
   // A busy moment of a noisy machine may hand tx over even now; with
   // traffic this light it comes back within the join window (50 ms).
   const oneThread = (s: Snapshot) => s.detail.txWorkerJoins === s.detail.txWorkerSplits;
