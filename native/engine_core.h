@@ -75,6 +75,7 @@
 #pragma once
 
 #include <napi.h>
+#include <poll.h>
 #include <time.h>
 
 #include <atomic>
@@ -336,6 +337,9 @@ class Engine : public Napi::ObjectWrap<Engine>, public core::CoreSetters<Engine>
 
   static void Signal(int fd);
   static void Drain(int fd);
+  /** poll() without sleeping, the CPU yielded between tries, until an fd
+   *  is ready (poll's result) or untilNs (MonotonicNs) has passed (0). */
+  static int BusyPoll(struct pollfd* fds, size_t n, int64_t untilNs);
 
   void RxThread();
 

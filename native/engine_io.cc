@@ -27,6 +27,7 @@ const char* const kCounterNames[kCounterCount] = {
 #undef VXLAND_X
     "rxDatagrams", "txDatagrams", "rxRecvCalls", "rxGroDatagrams", "rxTapWrites", "rxCoalescedWrites",
     "txTapReads", "txTsoFrames", "txSendCalls", "txGsoMessages", "txWorkerSplits", "txWorkerJoins",
+    "rxBusyPolls", "rxBusyPollHits",
 };
 
 namespace {

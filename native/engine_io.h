@@ -39,6 +39,8 @@ enum EngineCounter : int {
   kTxGsoMessages,                 // messages sent with UDP_SEGMENT
   kTxWorkerSplits,                // tx worker handed to its own thread (load)
   kTxWorkerJoins,                 // tx worker handed back to the rx thread
+  kRxBusyPolls,                   // busy polls after an isolated packet (engine_sched.h)
+  kRxBusyPollHits,                // those that saw an fd ready before their end
   kCounterCount,
 };
 /** Names in index order, exported to JS; a drop counter is "drop:" and

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,14 @@ void Engine::Drain(int fd) {
   (void)!::read(fd, &n, sizeof(n));
 }
 
+int Engine::BusyPoll(struct pollfd* fds, size_t n, int64_t untilNs) {
+  for (;;) {
+    const int pr = ::poll(fds, n, 0);
+    if (pr != 0 || MonotonicNs() >= untilNs) return pr;
+    sched_yield();
+  }
+}
+
 // Named so that `top -H`, `ps -L` and perf tell the engine's threads from
 // Node's own (the name is at most 15 characters).
 void Engine::RxThread() {
@@ -36,6 +45,8 @@ void Engine::RxThread() {
   p.reserve(kFixed + kMaxNetworks);
   int64_t windowStartNs = MonotonicNs();
   int64_t sleptNs = 0;
+  int64_t lastWakeNs = 0;       // when poll() last returned with an fd ready
+  int64_t lastSleepNs = 0;      // how long that poll() had waited
   while (!stopping_.load(std::memory_order_relaxed)) {
     bool txHere = txOwner_.load(std::memory_order_acquire) == kTxOnRxThread;
     int r = rx->Step();
@@ -71,9 +82,20 @@ void Engine::RxThread() {
       timeout = std::min(timeout, tx->Idle(nowNs / 1000000));
       for (int fd : tx->fds()) p.push_back({fd, POLLIN, 0});
     }
-    const int pr = ::poll(p.data(), p.size(), timeout);
+    int pr = 0;
+    if (txHere && lastSleepNs >= kBusyPollAfterSleepNs && nowNs < lastWakeNs + kBusyPollNs) {
+      counters_[kRxBusyPolls].fetch_add(1, std::memory_order_relaxed);
+      pr = BusyPoll(p.data(), p.size(), lastWakeNs + kBusyPollNs);
+      if (pr > 0) counters_[kRxBusyPollHits].fetch_add(1, std::memory_order_relaxed);
+    }
+    if (pr == 0) pr = ::poll(p.data(), p.size(), timeout);
     if (pr < 0 && errno != EINTR) return Fatal(errno, "poll");
-    sleptNs += MonotonicNs() - nowNs;
+    const int64_t wokeNs = MonotonicNs();
+    sleptNs += wokeNs - nowNs;
+    if (pr > 0) {
+      lastSleepNs = wokeNs - nowNs;
+      lastWakeNs = wokeNs;
+    }
     if (p[1].revents & POLLIN) return;
     const bool sendError = sendErrorsFd_ >= 0 && (p[kFixed].revents & POLLIN) != 0;
     if ((p[0].revents & POLLERR) || sendError) rx->OnPollError();

@@ -4,7 +4,7 @@
 // engine without root, on stand-in TAPs and loopback UDP.
 import fs from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import {
   FIXTURES_DIR,
@@ -47,6 +47,17 @@ async function startNative(t: TapLike, host: Host, peer: string, overlay: string
   const ready = await proc.waitForJson((j) => j.event === 'ready' || j.event === 'fatal', 10_000);
   if (ready.event !== 'ready') throw new Error(`native VTEP failed: ${JSON.stringify(ready)}`);
   return { proc, host, mac: String(ready.mac).replace(/(..)(?!$)/g, '$1:'), overlay };
+}
+
+/** Two native VTEPs in namespaces of their own (A 10.42.0.1, B 10.42.0.2),
+ *  after A's first pings to B. */
+async function nativePair(t: Test): Promise<{ ha: Host; hb: Host; a: Vtep; b: Vtep }> {
+  const topo = await createTopology(t, { hosts: 2 });
+  const [ha, hb] = topo.hosts;
+  const a = await startNative(t, ha, hb.ip, '10.42.0.1');
+  const b = await startNative(t, hb, ha.ip, '10.42.0.2');
+  t.equal((await ping(ha.ns, b.overlay, { count: 3, intervalS: 0.05 })).received, 3, 'A pings B');
+  return { ha, hb, a, b };
 }
 
 /** The names `top -H` shows for the daemon's threads. */
@@ -161,11 +172,7 @@ t.test('native <-> native: ping, 50 MB verified TCP both ways, counters agree', 
 // the hand-overs.
 t.test('load moves tx work to a second thread and back; a transfer across the hand-overs stays intact', async (t) => {
   if (skipUnlessRoot(t)) return;
-  const topo = await createTopology(t, { hosts: 2 });
-  const [ha, hb] = topo.hosts;
-  const a = await startNative(t, ha, hb.ip, '10.42.0.1');
-  const b = await startNative(t, hb, ha.ip, '10.42.0.2');
-  t.equal((await ping(ha.ns, b.overlay, { count: 3, intervalS: 0.05 })).received, 3, 'A pings B');
+  const { ha, hb, a, b } = await nativePair(t);
   t.same(threadNames(a).filter((n) => n.startsWith('vxland-')).sort(), ['vxland-rx', 'vxland-tx'], 'top -H names the engine threads');
   // A busy moment of a noisy machine may hand tx over even now; with
   // traffic this light it comes back within the join window (50 ms).
@@ -192,6 +199,32 @@ t.test('load moves tx work to a second thread and back; a transfer across the ha
   t.equal((await ping(ha.ns, b.overlay, { count: 3, intervalS: 0.05 })).received, 3, 'and A still pings B');
   const after = await verifiedTcpTransfer({ serverNs: hb.ns, serverIp: b.overlay, clientNs: ha.ns, bytes: TRANSFER_BYTES, timeoutMs: 60_000, seed: 8 });
   t.equal(after.received.sha256, after.expectedSha256, 'a transfer after the hand-back arrives intact');
+});
+
+// An isolated packet (it ended a long sleep) makes the rx thread poll on
+// for a moment instead of sleeping: the answer to a ping then arrives while
+// it polls, and costs no wake-up. A stream's packets come closer together
+// than that sleep, so a bulk transfer does not busy-poll between them.
+t.test('busy polling: the reply to an isolated ping is caught without a wake-up; a stream does not busy-poll', async (t) => {
+  if (skipUnlessRoot(t)) return;
+  const { ha, hb, a, b } = await nativePair(t);
+  // Each probe is one ping after a pause: a reply slower than the poll
+  // window (a busy moment of the machine) is only a miss, so the probe
+  // repeats until one is caught.
+  const caught = await eventually(async () => {
+    await ping(ha.ns, b.overlay, { count: 1 });
+    return snapshot(a);
+  }, { until: (s) => s.detail.rxBusyPollHits > 0, timeoutMs: 30_000, intervalMs: 50, what: "a reply caught by A's busy poll", describe: (s) => JSON.stringify(s.detail) });
+  t.ok(caught.detail.rxBusyPolls >= caught.detail.rxBusyPollHits,
+    `A caught ${caught.detail.rxBusyPollHits} of ${caught.detail.rxBusyPolls} replies while busy polling`);
+
+  const before = await snapshot(b);
+  const r = await verifiedTcpTransfer({ serverNs: hb.ns, serverIp: b.overlay, clientNs: ha.ns, bytes: TRANSFER_BYTES, timeoutMs: 60_000, seed: 9 });
+  t.equal(r.received.sha256, r.expectedSha256, 'a transfer arrives intact');
+  const after = await snapshot(b);
+  const datagrams = after.detail.rxDatagrams - before.detail.rxDatagrams;
+  const polls = after.detail.rxBusyPolls - before.detail.rxBusyPolls;
+  t.ok(polls * 100 < datagrams, `B busy-polled ${polls} times while receiving ${datagrams} datagrams`);
 });
 
 t.test('native <-> kernel vxlan: ping, 50 MB verified TCP both ways, kernel sees valid checksums', async (t) => {

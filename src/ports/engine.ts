@@ -99,7 +99,9 @@ export interface NativeEngineCounters {
    *  rxGroDatagrams, rxTapWrites, rxCoalescedWrites, txTapReads,
    *  txTsoFrames, txSendCalls, txGsoMessages, txWorkerSplits (the tx
    *  worker moved to a thread of its own under load), txWorkerJoins (and
-   *  back to the rx thread). */
+   *  back to the rx thread), rxBusyPolls (busy polls after an isolated
+   *  packet, native/engine_sched.h), rxBusyPollHits (those that saw a
+   *  packet, so its answer cost no wake-up). */
   detail: Record<string, number>;
 }
 
