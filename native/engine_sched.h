@@ -31,14 +31,14 @@ constexpr int64_t kJoinAboveIdlePercent = 95;
 /** After a wake-up that ended a sleep of at least kBusyPollAfterSleepNs
  *  (an isolated packet: a request, or the answer to one), the rx thread,
  *  while it runs both workers, polls without sleeping for kBusyPollNs,
- *  yielding its CPU to any runnable task between polls. The answer to what
- *  it just sent usually comes back within that time and then costs no
- *  wake-up: on a VM an idle vCPU halts, and waking a thread on one took
- *  30-70 us on the bench machine, several times the work of a packet
- *  (BENCHMARKS.md, "Busy polling"). Bounded: at most kBusyPollNs per
- *  kBusyPollAfterSleepNs slept (under a sixth of a CPU), never between the
- *  packets of a stream (their gaps are shorter), and counted as sleep by
- *  the load windows above. */
+ *  yielding its CPU to any runnable task between polls. The answer to
+ *  what it just sent usually comes back within that time and then costs
+ *  no wake-up: on a VM an idle vCPU halts, and waking a thread on one
+ *  took 30-70 us on the bench machine, several times the work of a packet
+ *  (BENCHMARKS.md, "Busy polling after an isolated packet"). Bounded: at
+ *  most kBusyPollNs per kBusyPollAfterSleepNs slept (under a sixth of a
+ *  CPU), never between the packets of a stream (their gaps are shorter),
+ *  and counted as sleep by the load windows above. */
 constexpr int64_t kBusyPollNs = 200 * 1000;
 constexpr int64_t kBusyPollAfterSleepNs = 1000 * 1000;
 enum TxOwner : int { kTxOnRxThread = 0, kTxOnTxThread = 1 };
