@@ -9,7 +9,8 @@
 # PROFILE_PING_INTERVAL seconds (default 0.05, the bench's)
 # A -> B under `perf sched record`, then the scheduler's view of the round
 # trip: per thread, how often it was switched in and its wake-up delays
-# (wake-up to running), the cost a user-space VTEP pays per hop.
+# (wake-up to running), the cost a user-space VTEP pays per hop, and the
+# CPU the vxland processes used per round trip (perf's own share included).
 # PROFILE_PAIR=kernel: kernel vxlan devices in both namespaces instead, for
 # the same measurements of the path vxland is compared with (PROFILE_STAT
 # and PROFILE_PING; there is no vxland process to sample); mixed: vxland in
@@ -70,12 +71,29 @@ for _ in $(seq 150); do
 done
 ip netns exec "$NS_A" ping -c 3 -i 0.1 -W 1 10.42.0.2 >/dev/null
 
+# CPU ticks (user + system, all threads) of the vxland processes so far.
+vxland_ticks() {
+  local sum=0 pid
+  for pid in $(pgrep -f "$TMP/vxlp-" || true); do
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$sum"
+}
+
 if [ "${PROFILE_PING:-0}" = 1 ]; then
   PINGS=${PROFILE_PINGS:-100}
   sleep 1  # the engines go idle, as before the bench's ping
+  ticks0=$(vxland_ticks)
+  start_ns=$(date +%s%N)
   perf sched record -q -o "$TMP/sched.data" -- \
     ip netns exec "$NS_A" ping -q -c "$PINGS" -i "${PROFILE_PING_INTERVAL:-0.05}" -W 1 10.42.0.2 >"$TMP/ping.txt" 2>/dev/null
+  ticks1=$(vxland_ticks)
+  elapsed_ns=$(($(date +%s%N) - start_ns))
   grep -E 'packets|rtt' "$TMP/ping.txt"
+  if [ "$PAIR" != kernel ]; then
+    awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" -v ns="$elapsed_ns" -v n="$PINGS" \
+      'BEGIN { printf "vxland: %.1f %% of a CPU, %.0f us of CPU per round trip\n", t / hz * 1e11 / ns, t / hz * 1e6 / n }'
+  fi
   perf sched latency -i "$TMP/sched.data" --sort switch 2>/dev/null |
     grep -E 'Task|node|vxland|ping|libuv|engine' | head -n "$TOP" | sed "s/ *$//"
   exit 0
