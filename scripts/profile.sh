@@ -71,10 +71,14 @@ for _ in $(seq 150); do
 done
 ip netns exec "$NS_A" ping -c 3 -i 0.1 -W 1 10.42.0.2 >/dev/null
 
+# The vxland processes (none with PROFILE_PAIR=kernel, A's alone with mixed),
+# comma-separated as perf -p takes them.
+VX=$(pgrep -d, -f "$TMP/vxlp-" || true)
+
 # CPU ticks (user + system, all threads) of the vxland processes so far.
 vxland_ticks() {
   local sum=0 pid
-  for pid in $(pgrep -f "$TMP/vxlp-" || true); do
+  for pid in ${VX//,/ }; do
     sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
   echo "$sum"
@@ -108,18 +112,13 @@ ip netns exec "$NS_A" iperf3 -c 10.42.0.2 -p 5201 -t $((SECONDS_RUN + 1)) "${UDP
 IPERF=$!
 PIDS+=($IPERF)
 sleep 1  # past the slow start; perf samples a steady stream
-VX=
-if [ "$PAIR" != kernel ]; then
-  VX=$(pgrep -f "$TMP/$NS_A.sock" | tr '\n' ',' | sed 's/,$//')
-  if [ "$PAIR" != mixed ]; then VX=$VX,$(pgrep -f "$TMP/$NS_B.sock" | tr '\n' ',' | sed 's/,$//'); fi
-fi
 if [ "${PROFILE_STAT:-0}" = 1 ]; then
   # Counts rather than samples: CPU time per byte moved depends less on what
   # else the machine runs than the throughput does.
   read -r -a cpu0 < <(grep '^cpu ' /proc/stat)
   if [ "$PAIR" = kernel ]; then
     sleep "$SECONDS_RUN"
-    printf '%s\n' '0,msec,task-clock' '0,,context-switches' >"$TMP/stat.txt"
+    : >"$TMP/stat.txt"
   else
     perf stat -x, -e task-clock,context-switches -p "$VX" -- sleep "$SECONDS_RUN" 2>"$TMP/stat.txt"
   fi
